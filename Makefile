@@ -1,0 +1,116 @@
+# raasbench build. `make` builds build/raasbench; `make test` builds and runs every test.
+#   SAN=address,undefined   build with sanitizers (the test suite must pass under it)
+#   CUDA=0|1                build the CUDA kernels (default: 1 when nvcc is found)
+#   BUILD=dir               build directory (default: build, or build-san with SAN)
+#   ARCH=...                -march value (default x86-64-v3: AVX2+FMA)
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+comma := ,
+
+SAN ?=
+ifeq ($(filter $(SAN),address undefined address$(comma)undefined undefined$(comma)address),)
+ifneq ($(SAN),)
+$(error SAN must be empty, address, undefined or address,undefined; got '$(SAN)')
+endif
+endif
+ifeq ($(SAN),)
+BUILD ?= build
+else
+BUILD ?= build-san
+endif
+
+NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+ifeq ($(origin CUDA),undefined)
+CUDA := $(if $(NVCC),1,0)
+endif
+ifneq ($(filter-out 0 1,$(CUDA)),)
+$(error CUDA must be 0 or 1; got '$(CUDA)')
+endif
+ifeq ($(CUDA),1)
+ifeq ($(NVCC),)
+$(error CUDA=1 but nvcc was not found)
+endif
+endif
+
+ARCH ?= x86-64-v3
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+VERSION := 0.1.0
+
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+
+CC ?= cc
+CFLAGS := -std=c11 -O2 -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
+          -Iharness -Ipolicies -Ikernels $(HDF5_CFLAGS) $(BLAS_CFLAGS) \
+          -DRB_VERSION='"$(VERSION)"' -DRB_GIT_COMMIT='"$(GIT_COMMIT)"' -MMD -MP
+LDLIBS := $(HDF5_LIBS) $(BLAS_LIBS) -lcjson -lpthread -lm
+ifneq ($(SAN),)
+CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SAN)
+endif
+
+LIB_SRC := $(filter-out harness/main.c kernels/bench_%.c,$(wildcard harness/*.c policies/*.c kernels/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard kernels/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:kernels/%.c=$(BUILD)/%)
+
+CUDA_SRC := $(wildcard kernels/cuda/*.cu)
+ifeq ($(CUDA),1)
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+CUDA_LIBDIR := $(dir $(NVCC))../lib64
+CFLAGS += -DRB_HAVE_CUDA=1
+LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart
+NVCCFLAGS := -O3 -std=c++17 -arch=sm_90 -Iharness -Ikernels -Xcompiler -Wall,-Werror
+endif
+
+all: deps-check banner $(BUILD)/raasbench $(BENCH_BIN)
+
+# Install missing Debian packages (as root) or say what to install.
+deps-check:
+	@tools/install-deps.sh --check-or-install
+
+banner:
+	@echo "✓ building into $(BUILD)/ (SAN=$(if $(SAN),$(SAN),none), ARCH=$(ARCH))"
+	@if [ "$(CUDA)" = 1 ]; then echo "✓ nvcc found ($(NVCC)): building CUDA kernels"; \
+	 else echo "✗ CUDA off (no nvcc, or CUDA=0): CPU kernels only"; fi
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo "✓ GPU present"; \
+	 else echo "✗ no GPU: GPU tests will skip"; fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(BUILD)/libraasbench.a: $(LIB_OBJ) $(CUDA_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/raasbench: $(BUILD)/harness/main.o $(BUILD)/libraasbench.a
+	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libraasbench.a
+	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bench_%: $(BUILD)/kernels/bench_%.o $(BUILD)/libraasbench.a
+	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
+
+test: all $(TEST_BIN)
+	@BUILD=$(BUILD) tests/run_tests.sh
+
+model:
+	@tools/get-model.sh
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all deps-check banner test model clean
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/tests/%.o $(BUILD)/kernels/%.o
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

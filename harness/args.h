@@ -1,0 +1,58 @@
+/* args.h: declarative command-line parsing shared by every subcommand.
+ *
+ * A subcommand lists its options as arg_spec rows and calls args_parse. Options are
+ * `--name value` or `--name=value`; flags take no value. Values are checked strictly
+ * (an integer option refuses "12x"), unknown options and missing values are refused with
+ * `raasbench: <cmd>: <why>` and status RB_EINPUT. `--help` prints the usage and the option
+ * table on stdout and sets *help. */
+#ifndef ARGS_H
+#define ARGS_H
+
+#include "rb.h"
+
+typedef enum {
+    ARG_FLAG,   /* int *dst set to 1 */
+    ARG_STR,    /* const char **dst */
+    ARG_INT,    /* int *dst */
+    ARG_I64,    /* int64_t *dst */
+    ARG_FLOAT,  /* double *dst */
+    ARG_MULTI,  /* arg_multi *dst: repeatable, every value kept in order */
+} arg_kind;
+
+typedef struct arg_multi {
+    int n;
+    const char *v[64];
+} arg_multi;
+
+typedef struct arg_spec {
+    const char *name; /* without the leading dashes */
+    arg_kind kind;
+    void *dst;
+    const char *metavar; /* shown in help, NULL for flags */
+    const char *help;
+} arg_spec;
+
+/* Parse argv[0..argc) (argv[0] is the first argument after the subcommand name).
+ * Positional arguments are collected into pos[0..max_pos); more than max_pos is an error.
+ * `specs` ends with a row whose name is NULL. */
+rb_status args_parse(const char *cmd, const char *usage, const arg_spec *specs, int argc,
+                     char **argv, const char **pos, int max_pos, int *n_pos, int *help,
+                     rb_err *e);
+
+/* Print usage and the option table (used by args_parse for --help). */
+void args_print_help(FILE *f, const char *cmd, const char *usage, const arg_spec *specs);
+
+/* Split a comma-separated list of integers ("128,256") into out[0..max); strict. */
+rb_status args_int_list(const char *what, const char *s, int *out, int max, int *n, rb_err *e);
+
+/* Split a comma-separated list of names in place into out[0..max) (modifies a copy it
+ * allocates; *storage must be freed by the caller). */
+rb_status args_name_list(const char *what, const char *s, char **storage, const char **out,
+                         int max, int *n, rb_err *e);
+
+/* Strict numeric parsing of a whole string. */
+rb_status args_to_int(const char *what, const char *s, int *out, rb_err *e);
+rb_status args_to_i64(const char *what, const char *s, int64_t *out, rb_err *e);
+rb_status args_to_double(const char *what, const char *s, double *out, rb_err *e);
+
+#endif

@@ -1,0 +1,17 @@
+/* commands.h: the subcommands of the raasbench binary. Each takes the arguments after its
+ * name and returns the process exit code (0 ok, 1 internal failure, 2 bad input). Each
+ * lives in harness/cmd_<name>.c and answers --help. */
+#ifndef COMMANDS_H
+#define COMMANDS_H
+
+int cmd_synth(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
+int cmd_lifecycle(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_policies(int argc, char **argv);
+
+#endif

@@ -1,0 +1,72 @@
+/* gguf.h: read-only GGUF v3 files through mmap (header, metadata, tensor table, data).
+ *
+ * gguf_open validates the whole structure before returning: magic, version 3, every
+ * length and offset inside the mapping, alignment, tensor types known, tensor data inside
+ * the file. A truncated or inconsistent file is refused with RB_EINPUT; nothing is ever
+ * read past the mapping. */
+#ifndef GGUF_H
+#define GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rb.h"
+
+/* Metadata value types (GGUF spec). */
+typedef enum {
+    GGUF_VT_UINT8 = 0, GGUF_VT_INT8 = 1, GGUF_VT_UINT16 = 2, GGUF_VT_INT16 = 3,
+    GGUF_VT_UINT32 = 4, GGUF_VT_INT32 = 5, GGUF_VT_FLOAT32 = 6, GGUF_VT_BOOL = 7,
+    GGUF_VT_STRING = 8, GGUF_VT_ARRAY = 9, GGUF_VT_UINT64 = 10, GGUF_VT_INT64 = 11,
+    GGUF_VT_FLOAT64 = 12,
+} gguf_value_type;
+
+/* Tensor element types (ggml numbering). */
+typedef enum {
+    GGML_T_F32 = 0, GGML_T_F16 = 1, GGML_T_Q4_0 = 2, GGML_T_Q4_1 = 3, GGML_T_Q5_0 = 6,
+    GGML_T_Q5_1 = 7, GGML_T_Q8_0 = 8, GGML_T_Q8_1 = 9, GGML_T_Q2_K = 10, GGML_T_Q3_K = 11,
+    GGML_T_Q4_K = 12, GGML_T_Q5_K = 13, GGML_T_Q6_K = 14, GGML_T_Q8_K = 15, GGML_T_BF16 = 30,
+} ggml_type;
+
+typedef struct gguf_str {
+    const char *s; /* not NUL-terminated: points into the mapping */
+    uint64_t n;
+} gguf_str;
+
+typedef struct gguf_tensor {
+    char name[128];
+    int n_dims;
+    int64_t ne[4];      /* ne[0] is the contiguous (row) dimension, as in ggml */
+    ggml_type type;
+    const void *data;   /* inside the mapping */
+    size_t nbytes;
+} gguf_tensor;
+
+typedef struct gguf_file gguf_file;
+
+rb_status gguf_open(const char *path, gguf_file **out, rb_err *e);
+void gguf_close(gguf_file *g); /* NULL is a no-op */
+
+/* Metadata. Each getter fails with RB_EINPUT naming the key when it is missing or of
+ * another type; integer getters accept any integer type whose value fits. */
+int gguf_has_key(const gguf_file *g, const char *key);
+rb_status gguf_get_int(const gguf_file *g, const char *key, int64_t *out, rb_err *e);
+rb_status gguf_get_float(const gguf_file *g, const char *key, double *out, rb_err *e);
+rb_status gguf_get_bool(const gguf_file *g, const char *key, int *out, rb_err *e);
+rb_status gguf_get_str(const gguf_file *g, const char *key, gguf_str *out, rb_err *e);
+/* Arrays: element type and length; then elements by index. */
+rb_status gguf_get_array(const gguf_file *g, const char *key, gguf_value_type *elem_type,
+                         uint64_t *n, rb_err *e);
+gguf_str gguf_array_str(const gguf_file *g, const char *key, uint64_t i);
+double gguf_array_num(const gguf_file *g, const char *key, uint64_t i);
+
+/* Tensors. */
+int gguf_n_tensors(const gguf_file *g);
+const gguf_tensor *gguf_tensor_at(const gguf_file *g, int i);
+const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name); /* NULL if absent */
+
+const char *ggml_type_name(ggml_type t);
+/* Elements per block and bytes per block of a type; 0 for an unknown type. */
+int ggml_block_elems(ggml_type t);
+size_t ggml_block_bytes(ggml_type t);
+
+#endif
