@@ -33,7 +33,7 @@ if [ ${#missing_deb[@]} -gt 0 ]; then
 fi
 
 missing_py=()
-for mod in numpy h5py; do
+for mod in numpy h5py gguf; do
   python3 -c "import $mod" 2>/dev/null || missing_py+=("$mod")
 done
 if [ ${#missing_py[@]} -gt 0 ]; then
