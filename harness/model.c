@@ -1,0 +1,601 @@
+/* model.c: the transformer forward of gemma3, qwen2 and llama GGUF models, one token at a
+ * time, written after llama.cpp's graphs (llama-model.cpp) so that its logits are the
+ * reference: weights stay in the mmap'd file and go through quant_matvec; the attention of
+ * every layer goes through a stepper, so the KV cache is whatever the layer's policy keeps. */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "stepper.h"
+
+typedef struct layer_weights {
+    const gguf_tensor *wq, *wk, *wv, *wo;    /* [n_q_heads*d, n_embd] ... [n_embd, n_q_heads*d] */
+    const gguf_tensor *gate, *up, *down;      /* [n_ff, n_embd], [n_ff, n_embd], [n_embd, n_ff] */
+    float *attn_norm, *ffn_norm;              /* [n_embd] */
+    float *post_attn_norm, *post_ffw_norm;    /* [n_embd], gemma3 only */
+    float *q_norm, *k_norm;                   /* [head_dim], gemma3 only */
+    float *bq, *bk, *bv;                      /* [n_q_heads*d], [n_kv_heads*d] x2, or NULL */
+} layer_weights;
+
+struct model {
+    gguf_file *g;
+    model_hparams hp;
+    layer_weights *layers;       /* [n_layers] */
+    const gguf_tensor *tok_embd; /* [n_vocab, n_embd] */
+    const gguf_tensor *output;   /* [n_vocab, n_embd]; tok_embd when tied */
+    float *output_norm;          /* [n_embd] */
+    float *rope_freq_factors;    /* [head_dim/2] or NULL (llama 3 rope_freqs.weight) */
+    float rope_pos_scale;        /* linear RoPE scaling: positions times this (1 = none) */
+    quant_pool *pool;
+};
+
+/* ---- loading ---- */
+
+static rb_status meta_int(const gguf_file *g, const char *arch, const char *suffix, int64_t def,
+                          int required, int64_t *out, rb_err *e) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (!gguf_has_key(g, key)) {
+        if (required) return rb_fail(e, RB_EINPUT, key, "missing from the GGUF metadata");
+        *out = def;
+        return RB_OK;
+    }
+    return gguf_get_int(g, key, out, e);
+}
+
+static rb_status meta_float(const gguf_file *g, const char *arch, const char *suffix,
+                            double def, int required, double *out, rb_err *e) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (!gguf_has_key(g, key)) {
+        if (required) return rb_fail(e, RB_EINPUT, key, "missing from the GGUF metadata");
+        *out = def;
+        return RB_OK;
+    }
+    return gguf_get_float(g, key, out, e);
+}
+
+/* A weight matrix y = W x with W [rows, cols]: ggml ne[0] = cols, ne[1] = rows. */
+static rb_status get_matrix(const gguf_file *g, const char *name, int64_t rows, int64_t cols,
+                            int required, const gguf_tensor **out, rb_err *e) {
+    const gguf_tensor *t = gguf_find_tensor(g, name);
+    *out = NULL;
+    if (!t) return required ? rb_fail(e, RB_EINPUT, name, "tensor missing from the model") : RB_OK;
+    if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != rows)
+        return rb_fail(e, RB_EINPUT, name, "shape [%lld, %lld] (ne0, ne1), expected [%lld, %lld]",
+                       (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1),
+                       (long long)cols, (long long)rows);
+    if (!quant_supported(t->type))
+        return rb_fail(e, RB_EINPUT, name, "tensor type %s is not supported",
+                       ggml_type_name(t->type));
+    if (cols % ggml_block_elems(t->type) != 0 ||
+        t->nbytes < (size_t)rows * quant_row_bytes(t->type, cols))
+        return rb_fail(e, RB_EINPUT, name, "data size does not match its shape and type");
+    *out = t;
+    return RB_OK;
+}
+
+/* A vector (norm weight, bias), converted to float32 once at load. */
+static rb_status get_vector(const gguf_file *g, const char *name, int64_t n, int required,
+                            float **out, rb_err *e) {
+    const gguf_tensor *t = gguf_find_tensor(g, name);
+    *out = NULL;
+    if (!t) return required ? rb_fail(e, RB_EINPUT, name, "tensor missing from the model") : RB_OK;
+    int64_t count = 1;
+    for (int i = 0; i < t->n_dims; i++) count *= t->ne[i];
+    if (t->ne[0] != n || count != n)
+        return rb_fail(e, RB_EINPUT, name, "has %lld elements, expected a vector of %lld",
+                       (long long)count, (long long)n);
+    if (!quant_supported(t->type) || n % ggml_block_elems(t->type) != 0 ||
+        t->nbytes < quant_row_bytes(t->type, n))
+        return rb_fail(e, RB_EINPUT, name, "tensor type %s is not usable for a vector",
+                       ggml_type_name(t->type));
+    *out = rb_malloc((size_t)n * sizeof(float));
+    quant_dequant_row_ref(t->type, t->data, *out, n);
+    return RB_OK;
+}
+
+static rb_status find_token(const gguf_file *g, const char *text, int *id, rb_err *e) {
+    gguf_value_type vt;
+    uint64_t n;
+    *id = -1;
+    if (!gguf_has_key(g, "tokenizer.ggml.tokens")) return RB_OK;
+    rb_status st = gguf_get_array(g, "tokenizer.ggml.tokens", &vt, &n, e);
+    if (st) return st;
+    if (vt != GGUF_VT_STRING) return RB_OK;
+    size_t len = strlen(text);
+    for (uint64_t i = 0; i < n; i++) {
+        gguf_str s = gguf_array_str(g, "tokenizer.ggml.tokens", i);
+        if (s.n == len && memcmp(s.s, text, len) == 0) {
+            *id = (int)i;
+            return RB_OK;
+        }
+    }
+    return RB_OK;
+}
+
+static void add_stop(model_hparams *hp, int id) {
+    if (id < 0 || id >= hp->n_vocab) return;
+    for (int i = 0; i < hp->n_stop; i++)
+        if (hp->stop_ids[i] == id) return;
+    if (hp->n_stop < 4) hp->stop_ids[hp->n_stop++] = id;
+}
+
+static rb_status load_hparams(model *m, const char *path, rb_err *e) {
+    const gguf_file *g = m->g;
+    model_hparams *hp = &m->hp;
+    gguf_str s;
+    rb_status st = gguf_get_str(g, "general.architecture", &s, e);
+    if (st) return st;
+    if (s.n >= sizeof hp->arch_name) s.n = sizeof hp->arch_name - 1;
+    memcpy(hp->arch_name, s.s, s.n);
+    hp->arch_name[s.n] = 0;
+    if (!strcmp(hp->arch_name, "gemma3")) hp->arch = MODEL_ARCH_GEMMA3;
+    else if (!strcmp(hp->arch_name, "qwen2")) hp->arch = MODEL_ARCH_QWEN2;
+    else if (!strcmp(hp->arch_name, "llama")) hp->arch = MODEL_ARCH_LLAMA;
+    else
+        return rb_fail(e, RB_EINPUT, path, "architecture '%s' is not supported (gemma3, qwen2, llama)",
+                       hp->arch_name);
+    const char *a = hp->arch_name;
+
+    if (gguf_has_key(g, "general.name") && gguf_get_str(g, "general.name", &s, NULL) == RB_OK) {
+        size_t n = s.n < sizeof hp->name - 1 ? s.n : sizeof hp->name - 1;
+        memcpy(hp->name, s.s, n);
+        hp->name[n] = 0;
+    } else {
+        const char *b = strrchr(path, '/');
+        snprintf(hp->name, sizeof hp->name, "%s", b ? b + 1 : path);
+    }
+
+    int64_t n_layers, n_embd, n_ff, n_head, n_head_kv, key_len, val_len, n_ctx, swa;
+    if ((st = meta_int(g, a, "block_count", 0, 1, &n_layers, e)) ||
+        (st = meta_int(g, a, "embedding_length", 0, 1, &n_embd, e)) ||
+        (st = meta_int(g, a, "feed_forward_length", 0, 1, &n_ff, e)) ||
+        (st = meta_int(g, a, "attention.head_count", 0, 1, &n_head, e)))
+        return st;
+    if (n_layers < 1 || n_layers > MODEL_MAX_LAYERS || n_embd < 1 || n_embd > (1 << 20) ||
+        n_ff < 1 || n_ff > (1 << 22) || n_head < 1 || n_head > 4096)
+        return rb_fail(e, RB_EINPUT, path,
+                       "hyperparameters out of range (layers %lld, embd %lld, ff %lld, heads %lld)",
+                       (long long)n_layers, (long long)n_embd, (long long)n_ff, (long long)n_head);
+    if ((st = meta_int(g, a, "attention.head_count_kv", n_head, 0, &n_head_kv, e)) ||
+        (st = meta_int(g, a, "attention.key_length", n_embd / n_head, 0, &key_len, e)) ||
+        (st = meta_int(g, a, "attention.value_length", key_len, 0, &val_len, e)) ||
+        (st = meta_int(g, a, "context_length", 4096, 0, &n_ctx, e)) ||
+        (st = meta_int(g, a, "attention.sliding_window", 0, hp->arch == MODEL_ARCH_GEMMA3, &swa, e)))
+        return st;
+    if (n_head_kv < 1 || n_head % n_head_kv != 0)
+        return rb_fail(e, RB_EINPUT, path, "head_count %lld is not a multiple of head_count_kv %lld",
+                       (long long)n_head, (long long)n_head_kv);
+    if (key_len != val_len || key_len < 2 || key_len % 2 != 0 || key_len > 4096)
+        return rb_fail(e, RB_EINPUT, path, "key_length %lld / value_length %lld not supported "
+                       "(must be equal and even)", (long long)key_len, (long long)val_len);
+    if (swa < 0) return rb_fail(e, RB_EINPUT, path, "negative sliding_window");
+    hp->n_layers = (int)n_layers;
+    hp->n_embd = (int)n_embd;
+    hp->n_ff = (int)n_ff;
+    hp->n_q_heads = (int)n_head;
+    hp->n_kv_heads = (int)n_head_kv;
+    hp->head_dim = (int)key_len;
+    hp->n_ctx_train = (int)n_ctx;
+
+    double eps, base, base_swa, scale, softcap;
+    if ((st = meta_float(g, a, "attention.layer_norm_rms_epsilon", 0, 1, &eps, e)) ||
+        (st = meta_float(g, a, "rope.freq_base", 10000.0, 0, &base, e)) ||
+        /* llama.cpp gemma3: local layers use base 10000 unless the file says otherwise */
+        (st = meta_float(g, a, "rope.freq_base_swa", 10000.0, 0, &base_swa, e)) ||
+        (st = meta_float(g, a, "attention.scale", 0.0, 0, &scale, e)) ||
+        (st = meta_float(g, a, "final_logit_softcapping", 0.0, 0, &softcap, e)))
+        return st;
+    if (!(eps > 0) || !(base > 0) || !(base_swa > 0) || !(scale >= 0) || !(softcap >= 0))
+        return rb_fail(e, RB_EINPUT, path, "rms epsilon, rope base or scale out of range");
+    hp->rms_eps = (float)eps;
+    hp->attn_scale = scale > 0 ? (float)scale : (float)(1.0 / sqrt((double)key_len));
+    hp->final_softcap = (float)softcap;
+    hp->rope_neox = hp->arch != MODEL_ARCH_LLAMA;
+    for (int il = 0; il < hp->n_layers; il++) {
+        /* llama.cpp gemma3 (set_swa_pattern(6)): every 6th layer, il % 6 == 5, is global;
+         * the other five use the sliding window and the local RoPE base. */
+        int local = hp->arch == MODEL_ARCH_GEMMA3 && swa > 0 && il % 6 != 5;
+        hp->sliding_window[il] = local ? (int)swa : 0;
+        hp->rope_base[il] = (float)(local ? base_swa : base);
+    }
+
+    m->rope_pos_scale = 1.0f;
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    if (gguf_has_key(g, key) && gguf_get_str(g, key, &s, NULL) == RB_OK && s.n == 6 &&
+        !memcmp(s.s, "linear", 6)) {
+        double f;
+        if ((st = meta_float(g, a, "rope.scaling.factor", 1.0, 0, &f, e))) return st;
+        if (!(f > 0)) return rb_fail(e, RB_EINPUT, path, "rope.scaling.factor must be > 0");
+        m->rope_pos_scale = (float)(1.0 / f);
+    }
+
+    int64_t v;
+    hp->bos_id = -1;
+    hp->add_bos = 1;
+    if (gguf_has_key(g, "tokenizer.ggml.bos_token_id") &&
+        gguf_get_int(g, "tokenizer.ggml.bos_token_id", &v, NULL) == RB_OK)
+        hp->bos_id = (int)v;
+    int b;
+    if (gguf_has_key(g, "tokenizer.ggml.add_bos_token") &&
+        gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b, NULL) == RB_OK)
+        hp->add_bos = b;
+    return RB_OK;
+}
+
+static rb_status load_stop_ids(model *m, rb_err *e) {
+    model_hparams *hp = &m->hp;
+    int64_t v;
+    hp->n_stop = 0;
+    static const char *keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (gguf_has_key(m->g, keys[i]) && gguf_get_int(m->g, keys[i], &v, NULL) == RB_OK)
+            add_stop(hp, (int)v);
+    /* Chat end markers that older files do not name in metadata. */
+    static const char *markers[] = {"<end_of_turn>", "<|im_end|>", "<|eot_id|>"};
+    for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
+        int id;
+        rb_status st = find_token(m->g, markers[i], &id, e);
+        if (st) return st;
+        add_stop(hp, id);
+    }
+    if (hp->bos_id >= hp->n_vocab) hp->bos_id = -1;
+    return RB_OK;
+}
+
+static rb_status load_weights(model *m, rb_err *e) {
+    const gguf_file *g = m->g;
+    model_hparams *hp = &m->hp;
+    int64_t E = hp->n_embd, F = hp->n_ff, D = hp->head_dim;
+    int64_t QD = (int64_t)hp->n_q_heads * D, KD = (int64_t)hp->n_kv_heads * D;
+    int gemma = hp->arch == MODEL_ARCH_GEMMA3;
+    rb_status st;
+
+    const gguf_tensor *te = gguf_find_tensor(g, "token_embd.weight");
+    if (!te) return rb_fail(e, RB_EINPUT, "token_embd.weight", "tensor missing from the model");
+    if (te->n_dims != 2 || te->ne[1] < 1 || te->ne[1] > (1 << 24))
+        return rb_fail(e, RB_EINPUT, "token_embd.weight", "not a [n_vocab, n_embd] matrix");
+    hp->n_vocab = (int)te->ne[1];
+    if ((st = get_matrix(g, "token_embd.weight", hp->n_vocab, E, 1, &m->tok_embd, e))) return st;
+    if ((st = get_matrix(g, "output.weight", hp->n_vocab, E, 0, &m->output, e))) return st;
+    if (!m->output) m->output = m->tok_embd; /* tied output embedding */
+    if ((st = get_vector(g, "output_norm.weight", E, 1, &m->output_norm, e))) return st;
+    if ((st = get_vector(g, "rope_freqs.weight", D / 2, 0, &m->rope_freq_factors, e))) return st;
+
+    m->layers = rb_calloc((size_t)hp->n_layers, sizeof(layer_weights));
+    for (int il = 0; il < hp->n_layers; il++) {
+        layer_weights *L = &m->layers[il];
+        char n[128];
+#define MAT(field, nm, rows, cols)                                                             \
+    snprintf(n, sizeof n, "blk.%d." nm ".weight", il);                                         \
+    if ((st = get_matrix(g, n, rows, cols, 1, &L->field, e))) return st
+#define VEC(field, nm, len, req)                                                               \
+    snprintf(n, sizeof n, "blk.%d." nm, il);                                                   \
+    if ((st = get_vector(g, n, len, req, &L->field, e))) return st
+        MAT(wq, "attn_q", QD, E);
+        MAT(wk, "attn_k", KD, E);
+        MAT(wv, "attn_v", KD, E);
+        MAT(wo, "attn_output", E, QD);
+        MAT(gate, "ffn_gate", F, E);
+        MAT(up, "ffn_up", F, E);
+        MAT(down, "ffn_down", E, F);
+        VEC(attn_norm, "attn_norm.weight", E, 1);
+        VEC(ffn_norm, "ffn_norm.weight", E, 1);
+        VEC(bq, "attn_q.bias", QD, hp->arch == MODEL_ARCH_QWEN2);
+        VEC(bk, "attn_k.bias", KD, hp->arch == MODEL_ARCH_QWEN2);
+        VEC(bv, "attn_v.bias", KD, hp->arch == MODEL_ARCH_QWEN2);
+        if (gemma) {
+            VEC(post_attn_norm, "post_attention_norm.weight", E, 1);
+            VEC(post_ffw_norm, "post_ffw_norm.weight", E, 1);
+            VEC(q_norm, "attn_q_norm.weight", D, 1);
+            VEC(k_norm, "attn_k_norm.weight", D, 1);
+        }
+#undef MAT
+#undef VEC
+    }
+    return RB_OK;
+}
+
+rb_status model_load(const char *path, int n_threads, model **out, rb_err *e) {
+    *out = NULL;
+    model *m = rb_calloc(1, sizeof *m);
+    rb_status st = gguf_open(path, &m->g, e);
+    if (!st) st = load_hparams(m, path, e);
+    if (!st) st = load_weights(m, e);
+    if (!st) st = load_stop_ids(m, e);
+    if (st) {
+        model_destroy(m);
+        return st;
+    }
+    m->pool = quant_pool_create(n_threads);
+    *out = m;
+    return RB_OK;
+}
+
+void model_destroy(model *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (int il = 0; il < m->hp.n_layers; il++) {
+            layer_weights *L = &m->layers[il];
+            free(L->attn_norm), free(L->ffn_norm), free(L->post_attn_norm);
+            free(L->post_ffw_norm), free(L->q_norm), free(L->k_norm);
+            free(L->bq), free(L->bk), free(L->bv);
+        }
+        free(m->layers);
+    }
+    free(m->output_norm);
+    free(m->rope_freq_factors);
+    quant_pool_destroy(m->pool);
+    gguf_close(m->g);
+    free(m);
+}
+
+const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
+const gguf_file *model_gguf(const model *m) { return m->g; }
+int model_threads(const model *m) { return quant_pool_threads(m->pool); }
+
+/* ---- sessions ---- */
+
+struct model_session {
+    const model *m;
+    stepper **st;          /* [n_layers] */
+    policy_params window_params, dense_params;
+    int max_tokens;
+    float *x, *xn;         /* [n_embd] residual stream, normed copy */
+    float *q, *k, *v;      /* [n_layers, n_q_heads*d], [n_layers, n_kv_heads*d] x2 (post-RoPE) */
+    float *att;            /* [n_q_heads*d] attention output */
+    float *o;              /* [n_embd] */
+    float *gate, *up;      /* [n_ff] */
+    model_timing last;
+};
+
+rb_status model_session_create(const model *m, const model_cache_config *cc,
+                               model_session **out, rb_err *e) {
+    const model_hparams *hp = &m->hp;
+    *out = NULL;
+    if (cc->max_tokens < 1) return rb_fail(e, RB_EINPUT, "max tokens", "must be >= 1");
+    model_session *s = rb_calloc(1, sizeof *s);
+    s->m = m;
+    s->max_tokens = cc->max_tokens;
+    s->st = rb_calloc((size_t)hp->n_layers, sizeof(stepper *));
+    const policy_ops *window = NULL, *dense = NULL;
+    rb_status st = RB_OK;
+    for (int il = 0; il < hp->n_layers && !st; il++) {
+        policy_config cfg = {
+            .layer = il, .n_q_heads = hp->n_q_heads, .n_kv_heads = hp->n_kv_heads,
+            .head_dim = hp->head_dim, .budget = cc->budget, .page_size = cc->page_size,
+            .max_tokens = cc->max_tokens, .attn_scale = hp->attn_scale, .seed = cc->seed,
+            .params = cc->params, .pools = NULL,
+        };
+        const policy_ops *ops = cc->ops;
+        if (hp->sliding_window[il] > 0) {
+            if (!window) {
+                if (!(window = policy_find("window", e))) st = RB_EINPUT;
+                else st = policy_params_resolve(window, NULL, 0, &s->window_params, e);
+                if (st) break;
+            }
+            ops = window;
+            cfg.budget = hp->sliding_window[il];
+            cfg.params = &s->window_params;
+        } else if (il < cc->dense_layers || !strcmp(cc->ops->name, "dense")) {
+            if (!dense) {
+                if (!(dense = policy_find("dense", e))) st = RB_EINPUT;
+                else st = policy_params_resolve(dense, NULL, 0, &s->dense_params, e);
+                if (st) break;
+            }
+            ops = dense;
+            cfg.budget = cc->max_tokens;
+            cfg.params = &s->dense_params;
+        }
+        st = stepper_create(ops, &cfg, 2, &s->st[il], e);
+    }
+    if (st) {
+        model_session_destroy(s);
+        return st;
+    }
+    size_t QD = (size_t)hp->n_q_heads * hp->head_dim, KD = (size_t)hp->n_kv_heads * hp->head_dim;
+    s->x = rb_malloc((size_t)hp->n_embd * sizeof(float));
+    s->xn = rb_malloc((size_t)hp->n_embd * sizeof(float));
+    s->o = rb_malloc((size_t)hp->n_embd * sizeof(float));
+    s->q = rb_malloc((size_t)hp->n_layers * QD * sizeof(float));
+    s->k = rb_malloc((size_t)hp->n_layers * KD * sizeof(float));
+    s->v = rb_malloc((size_t)hp->n_layers * KD * sizeof(float));
+    s->att = rb_malloc(QD * sizeof(float));
+    s->gate = rb_malloc((size_t)hp->n_ff * sizeof(float));
+    s->up = rb_malloc((size_t)hp->n_ff * sizeof(float));
+    *out = s;
+    return RB_OK;
+}
+
+void model_session_destroy(model_session *s) {
+    if (!s) return;
+    if (s->st)
+        for (int il = 0; il < s->m->hp.n_layers; il++) stepper_destroy(s->st[il]);
+    free(s->st);
+    free(s->x), free(s->xn), free(s->o), free(s->q), free(s->k), free(s->v);
+    free(s->att), free(s->gate), free(s->up);
+    free(s);
+}
+
+/* y = x / rms(x) * w over n elements, accumulated in double (llama.cpp sums in float; the
+ * difference is far below the quantization error of the weights). */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+}
+
+/* Rotate one head vector x [d] at position pos. NEOX pairs (i, i+d/2); NORM pairs (2i, 2i+1).
+ * theta_i = pos * base^(-2i/d) (divided by the llama 3 frequency factor where present). */
+static void rope_apply(float *x, int d, double pos, double base, const float *factors, int neox) {
+    for (int i = 0; i < d / 2; i++) {
+        double theta = pos * pow(base, -2.0 * i / d);
+        if (factors) theta /= factors[i];
+        float c = (float)cos(theta), sn = (float)sin(theta);
+        int a = neox ? i : 2 * i, b = neox ? i + d / 2 : 2 * i + 1;
+        float x0 = x[a], x1 = x[b];
+        x[a] = x0 * c - x1 * sn;
+        x[b] = x0 * sn + x1 * c;
+    }
+}
+
+static float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+static void matvec(model_session *s, const gguf_tensor *t, const float *x, float *y) {
+    int64_t t0 = rb_now_ns();
+    quant_matvec(s->m->pool, t->type, t->data, t->ne[1], t->ne[0], x, y);
+    s->last.matvec_ns += rb_now_ns() - t0;
+}
+
+void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits) {
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    RB_CHECK(token >= 0 && token < hp->n_vocab);
+    RB_CHECK(pos >= 0 && pos < s->max_tokens);
+    int64_t t_start = rb_now_ns();
+    s->last = (model_timing){0};
+    const int E = hp->n_embd, D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads;
+    const int QD = Hq * D, KD = Hkv * D, gemma = hp->arch == MODEL_ARCH_GEMMA3;
+
+    const gguf_tensor *te = m->tok_embd;
+    quant_dequant_row(te->type, (const char *)te->data + (size_t)token * quant_row_bytes(te->type, E),
+                      s->x, E);
+    if (gemma) {
+        /* llama.cpp scales by sqrtf(n_embd) in float */
+        float sc = sqrtf((float)E);
+        for (int i = 0; i < E; i++) s->x[i] *= sc;
+    }
+
+    for (int il = 0; il < hp->n_layers; il++) {
+        const layer_weights *L = &m->layers[il];
+        float *q = s->q + (size_t)il * QD, *k = s->k + (size_t)il * KD, *v = s->v + (size_t)il * KD;
+        rmsnorm(s->xn, s->x, L->attn_norm, E, hp->rms_eps);
+        matvec(s, L->wq, s->xn, q);
+        matvec(s, L->wk, s->xn, k);
+        matvec(s, L->wv, s->xn, v);
+        if (L->bq)
+            for (int i = 0; i < QD; i++) q[i] += L->bq[i];
+        if (L->bk)
+            for (int i = 0; i < KD; i++) k[i] += L->bk[i];
+        if (L->bv)
+            for (int i = 0; i < KD; i++) v[i] += L->bv[i];
+        double rpos = (double)pos * (hp->sliding_window[il] ? 1.0 : m->rope_pos_scale);
+        for (int h = 0; h < Hq; h++) {
+            if (L->q_norm) rmsnorm(q + h * D, q + h * D, L->q_norm, D, hp->rms_eps);
+            rope_apply(q + h * D, D, rpos, hp->rope_base[il], m->rope_freq_factors, hp->rope_neox);
+        }
+        for (int h = 0; h < Hkv; h++) {
+            if (L->k_norm) rmsnorm(k + h * D, k + h * D, L->k_norm, D, hp->rms_eps);
+            rope_apply(k + h * D, D, rpos, hp->rope_base[il], m->rope_freq_factors, hp->rope_neox);
+        }
+
+        int64_t ta = rb_now_ns();
+        if (prefill) stepper_prefill_token(s->st[il], pos, q, k, v, s->att);
+        else stepper_step(s->st[il], pos, q, k, v, NULL, NULL, 0, s->att);
+        s->last.attn_ns += rb_now_ns() - ta;
+
+        matvec(s, L->wo, s->att, s->o);
+        if (gemma) rmsnorm(s->o, s->o, L->post_attn_norm, E, hp->rms_eps);
+        for (int i = 0; i < E; i++) s->x[i] += s->o[i];
+
+        rmsnorm(s->xn, s->x, L->ffn_norm, E, hp->rms_eps);
+        matvec(s, L->gate, s->xn, s->gate);
+        matvec(s, L->up, s->xn, s->up);
+        for (int i = 0; i < hp->n_ff; i++)
+            s->gate[i] = (gemma ? gelu_tanh(s->gate[i]) : silu(s->gate[i])) * s->up[i];
+        matvec(s, L->down, s->gate, s->o);
+        if (gemma) rmsnorm(s->o, s->o, L->post_ffw_norm, E, hp->rms_eps);
+        for (int i = 0; i < E; i++) s->x[i] += s->o[i];
+    }
+
+    if (logits) {
+        rmsnorm(s->xn, s->x, m->output_norm, E, hp->rms_eps);
+        matvec(s, m->output, s->xn, logits);
+        if (hp->final_softcap > 0)
+            for (int i = 0; i < hp->n_vocab; i++)
+                logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
+    }
+    s->last.total_ns = rb_now_ns() - t_start;
+    s->last.other_ns = s->last.total_ns - s->last.matvec_ns - s->last.attn_ns;
+}
+
+void model_session_qkv(const model_session *s, int il, const float **q, const float **k,
+                       const float **v) {
+    const model_hparams *hp = &s->m->hp;
+    RB_CHECK(il >= 0 && il < hp->n_layers);
+    size_t QD = (size_t)hp->n_q_heads * hp->head_dim, KD = (size_t)hp->n_kv_heads * hp->head_dim;
+    *q = s->q + il * QD;
+    *k = s->k + il * KD;
+    *v = s->v + il * KD;
+}
+
+model_timing model_session_last_timing(const model_session *s) { return s->last; }
+
+int64_t model_session_kv_bytes(const model_session *s) {
+    int64_t b = 0;
+    for (int il = 0; il < s->m->hp.n_layers; il++) b += stepper_kv_bytes(s->st[il]);
+    return b;
+}
+
+int64_t model_session_meta_bytes(const model_session *s) {
+    int64_t b = 0;
+    for (int il = 0; il < s->m->hp.n_layers; il++) b += stepper_meta_bytes(s->st[il]);
+    return b;
+}
+
+float model_session_attended(const model_session *s, int il) {
+    const policy_selection *sel = stepper_selection(s->st[il]);
+    if (!sel || sel->n_q_heads < 1 || !sel->n) return 0;
+    double sum = 0;
+    for (int h = 0; h < sel->n_q_heads; h++) {
+        int src = sel->shared_by_group ? h - h % sel->group_size : h;
+        sum += sel->n[src];
+    }
+    return (float)(sum / sel->n_q_heads);
+}
+
+/* ---- sampling ---- */
+
+int model_argmax(const float *logits, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    return best;
+}
+
+int model_sample(const float *logits, int n, double temperature, double u) {
+    if (!(temperature > 0)) return model_argmax(logits, n);
+    float mx = logits[model_argmax(logits, n)];
+    double z = 0;
+    for (int i = 0; i < n; i++) z += exp((logits[i] - mx) / temperature);
+    double target = u * z, c = 0;
+    for (int i = 0; i < n; i++) {
+        c += exp((logits[i] - mx) / temperature);
+        if (c > target) return i;
+    }
+    return model_argmax(logits, n); /* u rounding at the very top */
+}
+
+double model_kl(const float *a, const float *b, int n) {
+    double ma = a[model_argmax(a, n)], mb = b[model_argmax(b, n)];
+    double za = 0, zb = 0;
+    for (int i = 0; i < n; i++) {
+        za += exp(a[i] - ma);
+        zb += exp(b[i] - mb);
+    }
+    double lza = log(za) + ma, lzb = log(zb) + mb, kl = 0;
+    for (int i = 0; i < n; i++) {
+        double la = a[i] - lza, lb = b[i] - lzb;
+        kl += exp(la) * (la - lb);
+    }
+    return kl > 0 ? kl : 0; /* rounding can give -1e-17 for equal inputs */
+}

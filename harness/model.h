@@ -1,0 +1,112 @@
+/* model.h: live decoding of GGUF transformer models (gemma3, qwen2, llama) on the CPU, one
+ * token at a time, with every layer's KV cache managed by a policy through a stepper.
+ *
+ * A model (weights, mmap'd, and hyperparameters from the GGUF metadata) is shared by any
+ * number of sessions; a session is one sequence being decoded: its own per-layer steppers
+ * (its own KV cache), its own scratch. Teacher-forced comparisons run several sessions of
+ * one model side by side, fed the same tokens. */
+#ifndef MODEL_H
+#define MODEL_H
+
+#include <stdint.h>
+
+#include "gguf.h"
+#include "policy.h"
+#include "quant.h"
+#include "rb.h"
+
+#define MODEL_MAX_LAYERS 256
+
+typedef enum { MODEL_ARCH_GEMMA3 = 0, MODEL_ARCH_QWEN2 = 1, MODEL_ARCH_LLAMA = 2 } model_arch;
+
+typedef struct model_hparams {
+    model_arch arch;
+    char arch_name[32];
+    char name[128];       /* general.name, or the file's base name */
+    int n_layers, n_embd, n_ff, n_vocab;
+    int n_q_heads, n_kv_heads, head_dim; /* head_dim = key_length = value_length */
+    int n_ctx_train;
+    float rms_eps;
+    float attn_scale;     /* <arch>.attention.scale if present, else 1/sqrt(head_dim) */
+    float final_softcap;  /* 0 = none */
+    int rope_neox;        /* 1: pairs (i, i + d/2) (gemma3, qwen2); 0: pairs (2i, 2i+1) */
+    float rope_base[MODEL_MAX_LAYERS];   /* per layer: gemma3 local layers use 10000 */
+    int sliding_window[MODEL_MAX_LAYERS]; /* per layer, 0 = global */
+    int bos_id;           /* -1 when absent */
+    int add_bos;          /* tokenizer.ggml.add_bos_token (default 1) */
+    int n_stop;
+    int stop_ids[4];      /* eos, end_of_turn / eot / im_end as the vocabulary has them */
+} model_hparams;
+
+typedef struct model model;
+
+/* Open a GGUF file and check it: architecture supported, hyperparameters present and
+ * coherent (heads divide, n_layers <= MODEL_MAX_LAYERS), every tensor the forward needs
+ * present with the expected shape and a supported type. Bad files fail with RB_EINPUT naming
+ * the key or tensor. n_threads: matrix-vector threads (<= 0: all cores). */
+rb_status model_load(const char *path, int n_threads, model **out, rb_err *e);
+void model_destroy(model *m); /* NULL is a no-op */
+const model_hparams *model_get_hparams(const model *m);
+const gguf_file *model_gguf(const model *m);
+int model_threads(const model *m);
+
+/* ---- sessions ---- */
+
+/* How one session manages its caches: layers with a sliding window use the `window` policy
+ * with L = the window; the first dense_layers layers use `dense`; every other layer uses
+ * `ops` with `budget` and `params`. max_tokens bounds every position (prompt + generated). */
+typedef struct model_cache_config {
+    const policy_ops *ops;
+    const policy_params *params; /* resolved for ops */
+    int budget, page_size, dense_layers, max_tokens;
+    uint64_t seed;
+} model_cache_config;
+
+typedef struct model_session model_session;
+
+/* Fails (RB_EINPUT) as the policy's create fails (impossible budget), or when a policy the
+ * layers need (window, dense) is not registered. */
+rb_status model_session_create(const model *m, const model_cache_config *cc,
+                               model_session **out, rb_err *e);
+void model_session_destroy(model_session *s); /* NULL is a no-op */
+
+/* Run one token at position pos (0, 1, ... with no gaps). prefill=1: a prompt token,
+ * attended densely (stepper_prefill_token); prefill=0: a decode step (stepper_step); every
+ * prefill token must come before the first decode step. logits [n_vocab] (may be NULL to
+ * skip the output projection) receives the next-token logits. Requires 0 <= token <
+ * n_vocab and pos < max_tokens (checked: RB_CHECK). */
+void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits);
+
+/* After a forward: the post-RoPE query [n_q_heads, head_dim], key and value
+ * [n_kv_heads, head_dim] of layer il for the token just run (for trace recording). */
+void model_session_qkv(const model_session *s, int il, const float **q, const float **k,
+                       const float **v);
+
+/* Timing of the last forward (ns): matrix-vector products, attention plus policy (the
+ * steppers), everything else (norms, RoPE, activations, embedding). */
+typedef struct model_timing {
+    int64_t total_ns, matvec_ns, attn_ns, other_ns;
+} model_timing;
+model_timing model_session_last_timing(const model_session *s);
+
+/* Resident KV bytes (fp16 elements) and policy bookkeeping bytes over all layers. */
+int64_t model_session_kv_bytes(const model_session *s);
+int64_t model_session_meta_bytes(const model_session *s);
+/* Mean |S_h| over query heads of layer il at the last decode step (0 before any). */
+float model_session_attended(const model_session *s, int il);
+
+/* ---- sampling ---- */
+
+/* Greedy: the lowest index of the maximum. */
+int model_argmax(const float *logits, int n);
+/* Temperature sampling from softmax(logits / temperature) with a uniform u in [0, 1). */
+int model_sample(const float *logits, int n, double temperature, double u);
+/* KL(p || q) of the softmax distributions of logits a (p) and b (q), in nats (double
+ * accumulation); 0 when a == b. */
+double model_kl(const float *a, const float *b, int n);
+
+/* `raasbench bench decode`: tokens/s at 1 and 2 threads beside llama-cpp-python's and the
+ * time split. Returns the exit code. */
+int bench_decode_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""ref_llamacpp.py: reference logits, greedy tokens and decode speed from llama.cpp
+(llama-cpp-python), the independent implementation the C forward is checked against.
+
+usage:
+  ref_llamacpp.py tokenize --model M --prompt TEXT               prompt ids (with BOS)
+  ref_llamacpp.py logits --model M --tokens 1,2,3 --out F.f32     logits [n, vocab] float32
+  ref_llamacpp.py greedy --model M --tokens 1,2,3 --n N           N greedy ids (comma list)
+  ref_llamacpp.py bench --model M --prompt TEXT --n N --threads 1,2
+                                                   one line per thread count:
+                                                   `llama.cpp threads=T tokens_per_s=X`
+  ref_llamacpp.py compare --ours A.f32 --ref B.f32 --vocab V      max relative logit error
+
+Exits 77 (skip) with the reason as the last line when llama_cpp is not installed.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def load(path, n_ctx, threads=1):
+    try:
+        import llama_cpp
+    except ImportError:
+        print("llama_cpp (llama-cpp-python) is not installed")
+        sys.exit(77)
+    return llama_cpp.Llama(model_path=path, logits_all=True, n_ctx=n_ctx, n_threads=threads,
+                           n_threads_batch=threads, verbose=False, seed=0)
+
+
+def ids(s):
+    return [int(t) for t in s.split(",") if t != ""]
+
+
+def greedy(m, toks, n):
+    """Greedy continuation by explicit argmax over the logits (no sampler in the way)."""
+    m.reset()
+    m.eval(toks)
+    gen = []
+    for _ in range(n):
+        nxt = int(np.argmax(m.scores[m.n_tokens - 1]))
+        gen.append(nxt)
+        m.eval([nxt])
+    return gen
+
+
+def rel_err(ours, ref):
+    """Per position: max_i |ours_i - ref_i| / max_i |ref_i|; the maximum over positions.
+    Dividing by the row's largest logit (not element-wise) keeps near-zero logits from
+    blowing the ratio up while still bounding every logit's error."""
+    num = np.abs(ours - ref).max(axis=1)
+    den = np.maximum(np.abs(ref).max(axis=1), 1e-30)
+    return float((num / den).max())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["tokenize", "logits", "greedy", "bench", "compare"])
+    ap.add_argument("--model")
+    ap.add_argument("--prompt")
+    ap.add_argument("--tokens")
+    ap.add_argument("--out")
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--n-ctx", type=int, default=1024)
+    ap.add_argument("--ours")
+    ap.add_argument("--ref")
+    ap.add_argument("--vocab", type=int)
+    a = ap.parse_args()
+
+    if a.mode == "compare":
+        o = np.fromfile(a.ours, dtype=np.float32).reshape(-1, a.vocab)
+        r = np.fromfile(a.ref, dtype=np.float32).reshape(-1, a.vocab)
+        if o.shape != r.shape:
+            print("shape mismatch %s vs %s" % (o.shape, r.shape))
+            return 1
+        am = int((o.argmax(axis=1) == r.argmax(axis=1)).sum())
+        print("max_rel_err %.6g argmax_agree %d/%d" % (rel_err(o, r), am, o.shape[0]))
+        return 0
+
+    if not a.model or not os.path.exists(a.model):
+        print("model file %s not found" % a.model)
+        return 77
+    if a.mode == "tokenize":
+        m = load(a.model, a.n_ctx)
+        print(",".join(str(t) for t in m.tokenize(a.prompt.encode(), add_bos=True)))
+    elif a.mode == "logits":
+        m = load(a.model, a.n_ctx)
+        toks = ids(a.tokens)
+        m.eval(toks)
+        lg = np.array(m.scores[: len(toks)], dtype=np.float32)
+        lg.tofile(a.out)
+        print("%d %d" % lg.shape)
+    elif a.mode == "greedy":
+        m = load(a.model, a.n_ctx)
+        print(",".join(str(t) for t in greedy(m, ids(a.tokens), a.n)))
+    elif a.mode == "bench":
+        for th in ids(a.threads):
+            m = load(a.model, a.n_ctx, th)
+            toks = m.tokenize(a.prompt.encode(), add_bos=True)
+            m.eval(toks)
+            nxt = int(np.argmax(m.scores[m.n_tokens - 1]))
+            t0 = time.perf_counter()
+            for _ in range(a.n):
+                m.eval([nxt])
+                nxt = int(np.argmax(m.scores[m.n_tokens - 1]))
+            dt = time.perf_counter() - t0
+            print("llama.cpp threads=%d tokens_per_s=%.2f" % (th, a.n / dt))
+            sys.stdout.flush()
+            del m
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
