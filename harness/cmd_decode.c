@@ -71,50 +71,6 @@ static rb_status read_file(const char *path, char **out, rb_err *e) {
     return RB_OK;
 }
 
-/* Parameters for one policy: "name.key=value" applies to the policy called name;
- * "key=value" to every policy that declares key. A key no selected policy declares is an
- * error (caught by check_params). */
-static rb_status resolve_params(const policy_ops *ops, const arg_multi *kv, policy_params *out,
-                                rb_err *e) {
-    const char *mine[64];
-    int n = 0;
-    size_t ln = strlen(ops->name);
-    for (int i = 0; i < kv->n; i++) {
-        const char *s = kv->v[i], *eq = strchr(s, '='), *dot = strchr(s, '.');
-        if (dot && eq && dot < eq) {
-            if ((size_t)(dot - s) == ln && !strncmp(s, ops->name, ln)) mine[n++] = dot + 1;
-            continue;
-        }
-        if (!eq) return rb_fail(e, RB_EINPUT, "--param", "'%s' is not key=value", s);
-        for (const policy_param_spec *p = ops->params; p && p->key; p++)
-            if (strlen(p->key) == (size_t)(eq - s) && !strncmp(p->key, s, eq - s)) mine[n++] = s;
-    }
-    return policy_params_resolve(ops, mine, n, out, e);
-}
-
-/* Every --param must be taken by at least one selected policy. */
-static rb_status check_params(const arg_multi *kv, const policy_ops *const *ops, int n_ops,
-                              rb_err *e) {
-    for (int i = 0; i < kv->n; i++) {
-        const char *s = kv->v[i], *eq = strchr(s, '='), *dot = strchr(s, '.');
-        if (!eq) return rb_fail(e, RB_EINPUT, "--param", "'%s' is not key=value", s);
-        int taken = 0;
-        for (int j = 0; j < n_ops && !taken; j++) {
-            size_t ln = strlen(ops[j]->name);
-            if (dot && dot < eq) {
-                taken = (size_t)(dot - s) == ln && !strncmp(s, ops[j]->name, ln);
-                continue;
-            }
-            for (const policy_param_spec *p = ops[j]->params; p && p->key; p++)
-                if (strlen(p->key) == (size_t)(eq - s) && !strncmp(p->key, s, eq - s)) taken = 1;
-        }
-        if (!taken)
-            return rb_fail(e, RB_EINPUT, "--param", "'%s' names no parameter of the selected "
-                           "policies", s);
-    }
-    return RB_OK;
-}
-
 /* ---- trace recording: buffered appends of every layer's q, k, v ---- */
 
 typedef struct recorder {
@@ -373,12 +329,9 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
     } else {
         sel_ops[n_sel++] = main_ops;
     }
-    if ((st = check_params(&o->params, sel_ops, n_sel, e))) goto done;
-
+    /* policy_params_for checks every entry, also those naming other policies */
     policy_params main_params;
-    if ((st = resolve_params(main_ops, o->teacher_forced ? &(arg_multi){0} : &o->params,
-                             &main_params, e)))
-        goto done;
+    if ((st = policy_params_for(main_ops, o->params.v, o->params.n, &main_params, e))) goto done;
     model_cache_config cc = {.ops = main_ops, .params = &main_params, .budget = o->budget,
                              .page_size = o->page_size, .dense_layers = o->dense_layers,
                              .max_tokens = max_pos, .seed = (uint64_t)o->seed};
@@ -390,7 +343,8 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
                 memset(c, 0, sizeof *c);
                 c->ops = sel_ops[i];
                 c->budget = budgets[b];
-                if ((st = resolve_params(c->ops, &o->params, &c->params, e))) goto done;
+                if ((st = policy_params_for(c->ops, o->params.v, o->params.n, &c->params, e)))
+                    goto done;
                 model_cache_config ccc = cc;
                 ccc.ops = c->ops, ccc.params = &c->params, ccc.budget = c->budget;
                 n_cells++;
@@ -534,7 +488,7 @@ int cmd_decode(int argc, char **argv) {
         {"seed", ARG_I64, &o.seed, "S", "sampling and policy seed (default 0)"},
         {"policy", ARG_STR, &o.policy, "P", "KV-cache policy (default dense)"},
         {"budget", ARG_INT, &o.budget, "L", "cache budget in tokens per KV head"},
-        {"param", ARG_MULTI, &o.params, "k=v", "policy parameter ([policy.]key=value), repeatable"},
+        {"param", ARG_MULTI, &o.params, "k=v", "policy parameter (policy.key=value), repeatable"},
         {"page-size", ARG_INT, &o.page_size, "P", "page size (default 16)"},
         {"dense-layers", ARG_INT, &o.dense_layers, "N", "leading layers kept dense (default 2)"},
         {"threads", ARG_INT, &o.threads, "N", "matrix-vector threads (default 1; 0 = all cores)"},

@@ -1,0 +1,199 @@
+/* model_bench.c: `raasbench bench decode`: decode speed of a GGUF model at several thread
+ * counts, where the time goes (matrix-vector, attention plus policy, other), and llama.cpp's
+ * speed (llama-cpp-python, through tools/ref_llamacpp.py) measured in the same run. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "model.h"
+#include "tokenizer.h"
+
+#define MAX_THREAD_COUNTS 8
+
+typedef struct bench_result {
+    double tokens_per_s;
+    int64_t matvec_ns, attn_ns, other_ns, total_ns;
+} bench_result;
+
+static rb_status bench_one(const char *path, int threads, const int32_t *ids, int n_prompt,
+                           int n_decode, const policy_ops *ops, const policy_params *params,
+                           int budget, bench_result *r, rb_err *e) {
+    model *m = NULL;
+    model_session *s = NULL;
+    rb_status st = model_load(path, threads, &m, e);
+    if (st) return st;
+    const model_hparams *hp = model_get_hparams(m);
+    model_cache_config cc = {.ops = ops, .params = params, .budget = budget, .page_size = 16,
+                             .dense_layers = 2, .max_tokens = n_prompt + n_decode, .seed = 1};
+    if ((st = model_session_create(m, &cc, &s, e))) {
+        model_destroy(m);
+        return st;
+    }
+    float *logits = rb_malloc((size_t)hp->n_vocab * sizeof(float));
+    for (int i = 0; i < n_prompt; i++)
+        model_session_forward(s, ids[i], i, 1, i == n_prompt - 1 ? logits : NULL);
+    memset(r, 0, sizeof *r);
+    int64_t t0 = rb_now_ns();
+    for (int t = 0; t < n_decode; t++) {
+        int next = model_argmax(logits, hp->n_vocab);
+        model_session_forward(s, next, n_prompt + t, 0, logits);
+        model_timing tm = model_session_last_timing(s);
+        r->matvec_ns += tm.matvec_ns, r->attn_ns += tm.attn_ns, r->other_ns += tm.other_ns;
+    }
+    r->total_ns = rb_now_ns() - t0;
+    r->tokens_per_s = n_decode / (r->total_ns * 1e-9);
+    free(logits);
+    model_session_destroy(s);
+    model_destroy(m);
+    return RB_OK;
+}
+
+/* llama.cpp's tokens/s per thread count from the helper script; 0 where it gave none. */
+static void bench_llamacpp(const char *path, const char *prompt, int n, const int *threads,
+                           int n_threads, double *tps, char *note, size_t note_cap) {
+    for (int i = 0; i < n_threads; i++) tps[i] = 0;
+    note[0] = 0;
+    const char *script = "tools/ref_llamacpp.py";
+    FILE *f = fopen(script, "r");
+    if (!f) {
+        snprintf(note, note_cap, "%s not found (run from the repository root)", script);
+        return;
+    }
+    fclose(f);
+    /* single-quote the arguments for the shell */
+    char cmd[4096], q_path[1024], q_prompt[1024];
+    const char *srcs[2] = {path, prompt};
+    char *dsts[2] = {q_path, q_prompt};
+    for (int a = 0; a < 2; a++) {
+        size_t o = 0;
+        dsts[a][o++] = '\'';
+        for (const char *c = srcs[a]; *c && o + 5 < 1024; c++) {
+            if (*c == '\'') {
+                memcpy(dsts[a] + o, "'\\''", 4);
+                o += 4;
+            } else {
+                dsts[a][o++] = *c;
+            }
+        }
+        dsts[a][o++] = '\'';
+        dsts[a][o] = 0;
+    }
+    char tl[128] = "";
+    for (int i = 0; i < n_threads; i++)
+        snprintf(tl + strlen(tl), sizeof tl - strlen(tl), "%s%d", i ? "," : "", threads[i]);
+    snprintf(cmd, sizeof cmd, "python3 %s bench --model %s --prompt %s --n %d --threads %s 2>/dev/null",
+             script, q_path, q_prompt, n, tl);
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        snprintf(note, note_cap, "could not run python3");
+        return;
+    }
+    char line[512], last[512] = "";
+    while (fgets(line, sizeof line, p)) {
+        int th;
+        double x;
+        if (sscanf(line, "llama.cpp threads=%d tokens_per_s=%lf", &th, &x) == 2) {
+            for (int i = 0; i < n_threads; i++)
+                if (threads[i] == th) tps[i] = x;
+        } else {
+            snprintf(last, sizeof last, "%s", line);
+        }
+    }
+    int rc = pclose(p);
+    if (rc != 0) {
+        last[strcspn(last, "\n")] = 0;
+        snprintf(note, note_cap, "llama.cpp reference unavailable (%s)", last[0] ? last : "python3 failed");
+    }
+}
+
+static const char usage[] =
+    "raasbench bench decode [--model M.gguf] [--prompt TEXT] [--tokens N] [--threads 1,2]\n"
+    "                       [--policy P --budget L] [--no-ref]\n"
+    "Decode speed (tokens/s) of the C forward at each thread count beside llama.cpp's\n"
+    "(llama-cpp-python, same machine, same run), and where the time goes.";
+
+int bench_decode_main(int argc, char **argv) {
+    const char *path = "models/gemma-3-270m-q4_k_m.gguf", *prompt = "The capital of France is";
+    const char *threads_s = "1,2", *policy = "dense";
+    int n_decode = 64, budget = 0, no_ref = 0, help = 0, n_pos = 0;
+    arg_spec specs[] = {
+        {"model", ARG_STR, &path, "M.gguf", "model (default models/gemma-3-270m-q4_k_m.gguf)"},
+        {"prompt", ARG_STR, &prompt, "TEXT", "prompt (default \"The capital of France is\")"},
+        {"tokens", ARG_INT, &n_decode, "N", "decode steps timed (default 64)"},
+        {"threads", ARG_STR, &threads_s, "T1,T2", "thread counts (default 1,2)"},
+        {"policy", ARG_STR, &policy, "P", "KV-cache policy of the global layers (default dense)"},
+        {"budget", ARG_INT, &budget, "L", "budget for --policy"},
+        {"no-ref", ARG_FLAG, &no_ref, NULL, "skip llama.cpp"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    rb_err e = {0};
+    if (args_parse("bench decode", usage, specs, argc, argv, NULL, 0, &n_pos, &help, &e))
+        return rb_err_print(&e);
+    if (help) return 0;
+    int threads[MAX_THREAD_COUNTS], n_threads = 0;
+    if (args_int_list("--threads", threads_s, threads, MAX_THREAD_COUNTS, &n_threads, &e))
+        return rb_err_print(&e);
+    for (int i = 0; i < n_threads; i++)
+        if (threads[i] < 1 || threads[i] > 256) {
+            rb_fail(&e, RB_EINPUT, "--threads", "thread counts must be in [1, 256]");
+            return rb_err_print(&e);
+        }
+    if (n_decode < 1) {
+        rb_fail(&e, RB_EINPUT, "--tokens", "must be >= 1");
+        return rb_err_print(&e);
+    }
+    const policy_ops *ops = policy_find(policy, &e);
+    if (!ops) return rb_err_print(&e);
+    policy_params params;
+    if (policy_params_resolve(ops, NULL, 0, &params, &e)) return rb_err_print(&e);
+    if (strcmp(policy, "dense") && budget < 1) {
+        rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", policy);
+        return rb_err_print(&e);
+    }
+
+    /* tokenize once with a model handle of its own */
+    model *m = NULL;
+    tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    int n_prompt = 0;
+    char name[128];
+    if (model_load(path, 1, &m, &e) || tokenizer_load(model_gguf(m), &tok, &e) ||
+        tokenizer_encode(tok, prompt, model_get_hparams(m)->add_bos, &ids, &n_prompt, &e)) {
+        tokenizer_destroy(tok);
+        model_destroy(m);
+        return rb_err_print(&e);
+    }
+    snprintf(name, sizeof name, "%s", model_get_hparams(m)->name);
+    tokenizer_destroy(tok);
+    model_destroy(m);
+
+    printf("# bench decode: %s, prompt %d tokens, %d decode steps, policy %s%s\n", name,
+           n_prompt, n_decode, policy, strcmp(policy, "dense") ? "" : " (attention only)");
+    bench_result res[MAX_THREAD_COUNTS];
+    for (int i = 0; i < n_threads; i++) {
+        if (bench_one(path, threads[i], ids, n_prompt, n_decode, ops, &params, budget, &res[i], &e)) {
+            free(ids);
+            return rb_err_print(&e);
+        }
+        double tot = (double)res[i].total_ns;
+        printf("raasbench threads=%d tokens_per_s=%.2f  matvec %.1f%%  attention+policy %.1f%%  "
+               "other %.1f%%\n", threads[i], res[i].tokens_per_s, 100.0 * res[i].matvec_ns / tot,
+               100.0 * res[i].attn_ns / tot,
+               100.0 * (tot - res[i].matvec_ns - res[i].attn_ns) / tot);
+        fflush(stdout);
+    }
+    free(ids);
+    if (no_ref) return 0;
+    double ref[MAX_THREAD_COUNTS];
+    char note[600];
+    bench_llamacpp(path, prompt, n_decode, threads, n_threads, ref, note, sizeof note);
+    for (int i = 0; i < n_threads; i++) {
+        if (ref[i] > 0)
+            printf("llama.cpp threads=%d tokens_per_s=%.2f  ratio raasbench/llama.cpp %.2f\n",
+                   threads[i], ref[i], res[i].tokens_per_s / ref[i]);
+        else
+            printf("llama.cpp threads=%d: %s\n", threads[i], note[0] ? note : "no figure");
+    }
+    return 0;
+}
