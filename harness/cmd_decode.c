@@ -259,7 +259,7 @@ static rb_status prompt_ids(const decode_opts *o, const model *m, const tokenize
         } else {
             text = rb_strdup(o->prompt);
         }
-        st = tokenizer_encode(tok, text, hp->add_bos, ids, n, e);
+        st = tokenizer_encode(tok, text, tokenizer_add_bos(tok), ids, n, e);
         free(text);
         if (st) return st;
     }
@@ -269,12 +269,6 @@ static rb_status prompt_ids(const decode_opts *o, const model *m, const tokenize
             return rb_fail(e, RB_EINPUT, "prompt", "token id %d out of range [0, %d)", (*ids)[i],
                            hp->n_vocab);
     return RB_OK;
-}
-
-static int is_stop(const model_hparams *hp, int id) {
-    for (int i = 0; i < hp->n_stop; i++)
-        if (hp->stop_ids[i] == id) return 1;
-    return 0;
 }
 
 static rb_status run_decode(const decode_opts *o, rb_err *e) {
@@ -394,10 +388,10 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
         int pos = n_prompt + n_gen;
         ids[pos] = next;
         n_gen++;
-        if (!o->quiet && !is_stop(hp, next)) {
-            char piece[256];
-            int len = tokenizer_decode_token(tok, next, piece, sizeof piece);
-            if (len > 0) fwrite(piece, 1, (size_t)len, stdout);
+        if (!o->quiet && !tokenizer_is_eog(tok, next)) {
+            size_t len = 0;
+            const char *piece = tokenizer_decode_token(tok, next, &len);
+            if (piece && len) fwrite(piece, 1, len, stdout);
             fflush(stdout);
         }
         model_session_forward(main_s, next, pos, 0, logits);
@@ -416,7 +410,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
             ce->run.token_match[t] = model_argmax(ce->logits, hp->n_vocab) == dense_top;
             ce->run.kl[t] = (float)model_kl(logits, ce->logits, hp->n_vocab);
         }
-        if (is_stop(hp, next)) break;
+        if (tokenizer_is_eog(tok, next)) break;
     }
     if (!o->quiet) {
         fputc('\n', stdout);
@@ -425,9 +419,11 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
 
     if (rec.w) {
         char *text = NULL;
+        int skip_bos = ids[0] == tokenizer_bos(tok) && n_prompt > 0;
         if ((st = recorder_flush(&rec, e)) ||
             (st = trace_writer_set_tokens(rec.w, ids, n_prompt + n_gen, e)) ||
-            (st = tokenizer_decode(tok, ids, n_prompt + n_gen, &text, e)) ||
+            /* the text without a leading BOS, which would decode to its control text */
+            (st = tokenizer_decode(tok, ids + skip_bos, n_prompt + n_gen - skip_bos, &text, NULL, e)) ||
             (st = trace_writer_set_text(rec.w, text, e))) {
             free(text);
             goto done;

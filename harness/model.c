@@ -96,32 +96,6 @@ static rb_status get_vector(const gguf_file *g, const char *name, int64_t n, int
     return RB_OK;
 }
 
-static rb_status find_token(const gguf_file *g, const char *text, int *id, rb_err *e) {
-    gguf_value_type vt;
-    uint64_t n;
-    *id = -1;
-    if (!gguf_has_key(g, "tokenizer.ggml.tokens")) return RB_OK;
-    rb_status st = gguf_get_array(g, "tokenizer.ggml.tokens", &vt, &n, e);
-    if (st) return st;
-    if (vt != GGUF_VT_STRING) return RB_OK;
-    size_t len = strlen(text);
-    for (uint64_t i = 0; i < n; i++) {
-        gguf_str s = gguf_array_str(g, "tokenizer.ggml.tokens", i);
-        if (s.n == len && memcmp(s.s, text, len) == 0) {
-            *id = (int)i;
-            return RB_OK;
-        }
-    }
-    return RB_OK;
-}
-
-static void add_stop(model_hparams *hp, int id) {
-    if (id < 0 || id >= hp->n_vocab) return;
-    for (int i = 0; i < hp->n_stop; i++)
-        if (hp->stop_ids[i] == id) return;
-    if (hp->n_stop < 4) hp->stop_ids[hp->n_stop++] = id;
-}
-
 static rb_status load_hparams(model *m, const char *path, rb_err *e) {
     const gguf_file *g = m->g;
     model_hparams *hp = &m->hp;
@@ -213,36 +187,6 @@ static rb_status load_hparams(model *m, const char *path, rb_err *e) {
         m->rope_pos_scale = (float)(1.0 / f);
     }
 
-    int64_t v;
-    hp->bos_id = -1;
-    hp->add_bos = 1;
-    if (gguf_has_key(g, "tokenizer.ggml.bos_token_id") &&
-        gguf_get_int(g, "tokenizer.ggml.bos_token_id", &v, NULL) == RB_OK)
-        hp->bos_id = (int)v;
-    int b;
-    if (gguf_has_key(g, "tokenizer.ggml.add_bos_token") &&
-        gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b, NULL) == RB_OK)
-        hp->add_bos = b;
-    return RB_OK;
-}
-
-static rb_status load_stop_ids(model *m, rb_err *e) {
-    model_hparams *hp = &m->hp;
-    int64_t v;
-    hp->n_stop = 0;
-    static const char *keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (gguf_has_key(m->g, keys[i]) && gguf_get_int(m->g, keys[i], &v, NULL) == RB_OK)
-            add_stop(hp, (int)v);
-    /* Chat end markers that older files do not name in metadata. */
-    static const char *markers[] = {"<end_of_turn>", "<|im_end|>", "<|eot_id|>"};
-    for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
-        int id;
-        rb_status st = find_token(m->g, markers[i], &id, e);
-        if (st) return st;
-        add_stop(hp, id);
-    }
-    if (hp->bos_id >= hp->n_vocab) hp->bos_id = -1;
     return RB_OK;
 }
 
@@ -305,7 +249,6 @@ rb_status model_load(const char *path, int n_threads, model **out, rb_err *e) {
     rb_status st = gguf_open(path, &m->g, e);
     if (!st) st = load_hparams(m, path, e);
     if (!st) st = load_weights(m, e);
-    if (!st) st = load_stop_ids(m, e);
     if (st) {
         model_destroy(m);
         return st;

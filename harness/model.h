@@ -32,10 +32,6 @@ typedef struct model_hparams {
     int rope_neox;        /* 1: pairs (i, i + d/2) (gemma3, qwen2); 0: pairs (2i, 2i+1) */
     float rope_base[MODEL_MAX_LAYERS];   /* per layer: gemma3 local layers use 10000 */
     int sliding_window[MODEL_MAX_LAYERS]; /* per layer, 0 = global */
-    int bos_id;           /* -1 when absent */
-    int add_bos;          /* tokenizer.ggml.add_bos_token (default 1) */
-    int n_stop;
-    int stop_ids[4];      /* eos, end_of_turn / eot / im_end as the vocabulary has them */
 } model_hparams;
 
 typedef struct model model;

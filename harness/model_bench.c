@@ -159,7 +159,7 @@ int bench_decode_main(int argc, char **argv) {
     int n_prompt = 0;
     char name[128];
     if (model_load(path, 1, &m, &e) || tokenizer_load(model_gguf(m), &tok, &e) ||
-        tokenizer_encode(tok, prompt, model_get_hparams(m)->add_bos, &ids, &n_prompt, &e)) {
+        tokenizer_encode(tok, prompt, tokenizer_add_bos(tok), &ids, &n_prompt, &e)) {
         tokenizer_destroy(tok);
         model_destroy(m);
         return rb_err_print(&e);
