@@ -21,7 +21,7 @@
 typedef struct decode_opts {
     const char *model, *prompt, *prompt_file, *prompt_tokens, *policy, *record, *record_dtype;
     const char *out, *policies, *budgets, *logits_out;
-    int max_tokens, budget, page_size, dense_layers, threads, teacher_forced, quiet;
+    int max_tokens, budget, page_size, dense_layers, threads, teacher_forced, quiet, exact;
     double temperature;
     int64_t seed;
     arg_multi params;
@@ -287,6 +287,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
     rb_status st = model_load(o->model, o->threads, &m, e);
     if (st) return st;
     const model_hparams *hp = model_get_hparams(m);
+    model_set_exact(m, o->exact);
 
     if ((st = tokenizer_load(model_gguf(m), &tok, e))) goto done;
     if ((st = prompt_ids(o, m, tok, &ids, &n_prompt, e))) goto done;
@@ -497,6 +498,8 @@ int cmd_decode(int argc, char **argv) {
         {"budgets", ARG_STR, &o.budgets, "L1,L2", "teacher-forced cells: budgets"},
         {"logits-out", ARG_STR, &o.logits_out, "F", "raw float32 logits of every position [n, vocab]"},
         {"quiet", ARG_FLAG, &o.quiet, NULL, "do not print the generated text"},
+        {"exact", ARG_FLAG, &o.exact, NULL,
+         "reference matrix-vector products (dequantized weights, double sums): slow, for checks"},
         {NULL, 0, NULL, NULL, NULL},
     };
     rb_err e = {0};

@@ -28,6 +28,7 @@ struct model {
     float *rope_freq_factors;    /* [head_dim/2] or NULL (llama 3 rope_freqs.weight) */
     float rope_pos_scale;        /* linear RoPE scaling: positions times this (1 = none) */
     quant_pool *pool;
+    int exact;                   /* matvec through quant_matvec_ref */
 };
 
 /* ---- loading ---- */
@@ -277,6 +278,7 @@ void model_destroy(model *m) {
 }
 
 const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
+void model_set_exact(model *m, int exact) { m->exact = exact; }
 const gguf_file *model_gguf(const model *m) { return m->g; }
 int model_threads(const model *m) { return quant_pool_threads(m->pool); }
 
@@ -395,7 +397,8 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 
 static void matvec(model_session *s, const gguf_tensor *t, const float *x, float *y) {
     int64_t t0 = rb_now_ns();
-    quant_matvec(s->m->pool, t->type, t->data, t->ne[1], t->ne[0], x, y);
+    if (s->m->exact) quant_matvec_ref(t->type, t->data, t->ne[1], t->ne[0], x, y);
+    else quant_matvec(s->m->pool, t->type, t->data, t->ne[1], t->ne[0], x, y);
     s->last.matvec_ns += rb_now_ns() - t0;
 }
 
@@ -441,8 +444,12 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
             rope_apply(k + h * D, D, rpos, hp->rope_base[il], m->rope_freq_factors, hp->rope_neox);
         }
 
+        /* A windowed layer attends only its window, prompt included: once a prompt token
+         * is past the window, that layer treats it as a decode step (the window policy
+         * keeps the last L tokens), as llama.cpp's SWA mask does. */
+        int win = hp->sliding_window[il];
         int64_t ta = rb_now_ns();
-        if (prefill) stepper_prefill_token(s->st[il], pos, q, k, v, s->att);
+        if (prefill && (win == 0 || pos < win)) stepper_prefill_token(s->st[il], pos, q, k, v, s->att);
         else stepper_step(s->st[il], pos, q, k, v, NULL, NULL, 0, s->att);
         s->last.attn_ns += rb_now_ns() - ta;
 

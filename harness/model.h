@@ -43,6 +43,10 @@ typedef struct model model;
 rb_status model_load(const char *path, int n_threads, model **out, rb_err *e);
 void model_destroy(model *m); /* NULL is a no-op */
 const model_hparams *model_get_hparams(const model *m);
+/* exact=1: every matrix-vector product through quant_matvec_ref (dequantized weights, double
+ * accumulation, activations unquantized): slow, for checking the forward against an exact
+ * float64 reference without the quantized-activation noise of the fast path. */
+void model_set_exact(model *m, int exact);
 const gguf_file *model_gguf(const model *m);
 int model_threads(const model *m);
 
@@ -67,8 +71,9 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
 void model_session_destroy(model_session *s); /* NULL is a no-op */
 
 /* Run one token at position pos (0, 1, ... with no gaps). prefill=1: a prompt token,
- * attended densely (stepper_prefill_token); prefill=0: a decode step (stepper_step); every
- * prefill token must come before the first decode step. logits [n_vocab] (may be NULL to
+ * attended densely (stepper_prefill_token), except in sliding-window layers once pos >=
+ * the window, where it is a step of the window policy; prefill=0: a decode step
+ * (stepper_step); every prefill token must come before the first decode step. logits [n_vocab] (may be NULL to
  * skip the output projection) receives the next-token logits. Requires 0 <= token <
  * n_vocab and pos < max_tokens (checked: RB_CHECK). */
 void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits);

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """make_tiny_models.py: random-weight tiny GGUF models (qwen2, llama) for the forward checks.
 
-Writes <outdir>/tiny-qwen2.gguf and <outdir>/tiny-llama.gguf with the `gguf` PyPI package:
-a few layers, grouped-query attention, float (F32, F16, BF16) and quantized (Q8_0, Q4_0,
-Q4_1, Q5_0, Q5_1) weights, and a small byte-fallback SentencePiece vocabulary so that
-llama.cpp accepts the files. Deterministic for a given --seed.
+Writes <outdir>/tiny-qwen2.gguf, tiny-llama.gguf and tiny-gemma3.gguf with the `gguf` PyPI
+package: a few layers, grouped-query attention, float (F32, F16, BF16) and quantized (Q8_0,
+Q4_0, Q4_1, Q5_0, Q5_1) weights, and a small byte-fallback SentencePiece vocabulary so that
+llama.cpp accepts the files. The gemma3 model has six layers (five sliding-window layers with
+a window of 8 tokens, then one global layer, as Gemma 3 alternates them), key_length 32 with
+n_embd 64 and 4 query heads (so heads x key_length != n_embd, as in Gemma 3 270M), one KV
+head, QK norms, post-norms and a tied output. Deterministic for a given --seed.
 
 usage: make_tiny_models.py OUTDIR [--seed N]
 """
@@ -30,6 +33,9 @@ TYPES = {
     "qwen2": {"attn_q": QT.Q8_0, "attn_k": QT.F16, "attn_v": QT.Q4_0, "attn_output": QT.Q5_0,
               "ffn_gate": QT.Q4_1, "ffn_up": QT.Q5_1, "ffn_down": QT.BF16,
               "token_embd": QT.Q8_0, "output": QT.F32},
+    "gemma3": {"attn_q": QT.Q5_0, "attn_k": QT.Q8_0, "attn_v": QT.F16, "attn_output": QT.Q4_1,
+               "ffn_gate": QT.Q5_1, "ffn_up": QT.Q4_0, "ffn_down": QT.Q8_0,
+               "token_embd": QT.Q8_0, "output": None},
     "llama": {"attn_q": QT.F32, "attn_k": QT.Q5_1, "attn_v": QT.BF16, "attn_output": QT.Q4_0,
               "ffn_gate": QT.Q8_0, "ffn_up": QT.F16, "ffn_down": QT.Q5_0,
               "token_embd": QT.F16, "output": QT.Q4_1},
@@ -70,18 +76,26 @@ def add(w, rng, name, shape_rows_cols, qtype, scale):
 
 
 def make(arch, path, seed):
-    rng = np.random.default_rng(seed + (0 if arch == "qwen2" else 1))
+    rng = np.random.default_rng(seed + {"qwen2": 0, "llama": 1, "gemma3": 2}[arch])
     types = TYPES[arch]
+    gemma = arch == "gemma3"
+    n_layer = 6 if gemma else N_LAYER
+    n_head_kv = 1 if gemma else N_HEAD_KV
+    head_dim = 32 if gemma else HEAD_DIM
     w = gguf.GGUFWriter(path, arch)
     w.add_name("tiny-" + arch)
     w.add_context_length(N_CTX)
     w.add_embedding_length(N_EMBD)
-    w.add_block_count(N_LAYER)
+    w.add_block_count(n_layer)
     w.add_feed_forward_length(N_FF)
     w.add_head_count(N_HEAD)
-    w.add_head_count_kv(N_HEAD_KV)
-    w.add_layer_norm_rms_eps(1e-6 if arch == "qwen2" else 1e-5)
-    w.add_rope_freq_base(1000000.0 if arch == "qwen2" else 10000.0)
+    w.add_head_count_kv(n_head_kv)
+    w.add_layer_norm_rms_eps(1e-6 if arch != "llama" else 1e-5)
+    w.add_rope_freq_base(10000.0 if arch == "llama" else 1000000.0)
+    if gemma:
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+        w.add_sliding_window(8)
     w.add_file_type(1)
     toks, scores, ttypes = vocab()
     w.add_tokenizer_model("llama")
@@ -97,23 +111,32 @@ def make(arch, path, seed):
 
     s_in = 1.0 / np.sqrt(N_EMBD)
     add(w, rng, "token_embd.weight", (n_vocab, N_EMBD), types["token_embd"], 1.0)
-    for il in range(N_LAYER):
+    def norm(name, n):
+        w.add_tensor(name, (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32))
+
+    for il in range(n_layer):
         p = "blk.%d." % il
-        w.add_tensor(p + "attn_norm.weight", (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32))
-        add(w, rng, p + "attn_q.weight", (N_HEAD * HEAD_DIM, N_EMBD), types["attn_q"], s_in * 2)
-        add(w, rng, p + "attn_k.weight", (N_HEAD_KV * HEAD_DIM, N_EMBD), types["attn_k"], s_in * 2)
-        add(w, rng, p + "attn_v.weight", (N_HEAD_KV * HEAD_DIM, N_EMBD), types["attn_v"], s_in)
+        norm(p + "attn_norm.weight", N_EMBD)
+        add(w, rng, p + "attn_q.weight", (N_HEAD * head_dim, N_EMBD), types["attn_q"], s_in * 2)
+        add(w, rng, p + "attn_k.weight", (n_head_kv * head_dim, N_EMBD), types["attn_k"], s_in * 2)
+        add(w, rng, p + "attn_v.weight", (n_head_kv * head_dim, N_EMBD), types["attn_v"], s_in)
+        if gemma:
+            norm(p + "attn_q_norm.weight", head_dim)
+            norm(p + "attn_k_norm.weight", head_dim)
+            norm(p + "post_attention_norm.weight", N_EMBD)
+            norm(p + "post_ffw_norm.weight", N_EMBD)
         if arch == "qwen2":
             for nm, n in (("attn_q", N_HEAD * HEAD_DIM), ("attn_k", N_HEAD_KV * HEAD_DIM),
                           ("attn_v", N_HEAD_KV * HEAD_DIM)):
                 w.add_tensor(p + nm + ".bias", (0.2 * rng.standard_normal(n)).astype(np.float32))
-        add(w, rng, p + "attn_output.weight", (N_EMBD, N_HEAD * HEAD_DIM), types["attn_output"], s_in)
-        w.add_tensor(p + "ffn_norm.weight", (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32))
+        add(w, rng, p + "attn_output.weight", (N_EMBD, N_HEAD * head_dim), types["attn_output"], s_in)
+        norm(p + "ffn_norm.weight", N_EMBD)
         add(w, rng, p + "ffn_gate.weight", (N_FF, N_EMBD), types["ffn_gate"], s_in)
         add(w, rng, p + "ffn_up.weight", (N_FF, N_EMBD), types["ffn_up"], s_in)
         add(w, rng, p + "ffn_down.weight", (N_EMBD, N_FF), types["ffn_down"], 1.0 / np.sqrt(N_FF))
-    w.add_tensor("output_norm.weight", (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32))
-    add(w, rng, "output.weight", (n_vocab, N_EMBD), types["output"], s_in * 4)
+    norm("output_norm.weight", N_EMBD)
+    if types["output"] is not None:  # gemma3: tied to token_embd
+        add(w, rng, "output.weight", (n_vocab, N_EMBD), types["output"], s_in * 4)
 
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -127,7 +150,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args()
     os.makedirs(a.outdir, exist_ok=True)
-    for arch in ("qwen2", "llama"):
+    for arch in ("qwen2", "llama", "gemma3"):
         path = os.path.join(a.outdir, "tiny-%s.gguf" % arch)
         make(arch, path, a.seed)
         print(path)
