@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# e2e_decode_tiny.sh: the C forward of qwen2 and llama (random-weight tiny GGUF files from
-# tools/make_tiny_models.py) against an independent numpy forward (and llama.cpp when
+# e2e_decode_tiny.sh: the C forward of qwen2, llama and gemma3 (random-weight tiny GGUF files
+# from tools/make_tiny_models.py) against an independent numpy forward (and llama.cpp when
 # llama-cpp-python is installed); determinism across thread counts; teacher-forced dense
 # cells give token_match 1 and kl 0; a recorded trace replays; bad input exits 2.
 set -u
@@ -12,18 +12,24 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 python3 tools/make_tiny_models.py "$T" >/dev/null || fail "make_tiny_models.py"
+# 15 prompt tokens: longer than tiny-gemma3's window of 8, so the prompt already slides.
 PROMPT=1,272,87,280,273,272,102,275,115,108,274,33,201,7,90
 N=24
-# Tolerance on max relative logit error (per position: max |ours - ref| / max |ref|):
-# measured 0.026 (qwen2) and 0.031 (llama) against numpy, 0.017 / 0.039 against llama.cpp,
-# while llama.cpp itself is 0.024 / 0.053 away from numpy. The gap is the Q8 quantization
-# of activations in quantized dot products (numpy keeps them exact). 0.08 leaves a margin
-# of ~1.5x over the largest of these; a wrong RoPE pairing gives 1.4, a missing bias ~0.3.
+# Two checks per architecture, each against an independent numpy float64 forward of the
+# same GGUF (weights dequantized by the gguf package) and against llama.cpp when installed.
+# Relative logit error: per position ||ours - ref||_2 / ||ref||_2, maximum over positions.
+#  --exact (dequantized weights, double dot products, activations unquantized) vs numpy:
+#     measured 1.5e-7 .. 5e-7 (float32 activations between layers); bound 1e-5. A wrong
+#     RoPE pairing gives 1.4, a sliding window off by one 0.17, no window 0.25.
+#  fast path vs numpy and llama.cpp: measured at most 0.04; the gap is the 8-bit
+#     quantization of activations in the quantized dot products (llama.cpp itself is 0.01 ..
+#     0.05 from numpy); bound 0.08.
+TOL_EXACT=1e-5
 TOL=0.08
 have_llama=0
 python3 -c "import llama_cpp" 2>/dev/null && have_llama=1
 
-for arch in qwen2 llama; do
+for arch in qwen2 llama gemma3; do
   M=$T/tiny-$arch.gguf
   "$RB" decode --model "$M" --prompt-tokens $PROMPT --max-tokens $N --threads 1 --quiet \
       --logits-out "$T/$arch.1.f32" || fail "$arch: decode failed"
@@ -37,13 +43,19 @@ for arch in qwen2 llama; do
       || fail "$arch: numpy forward"
   out=$(python3 tools/ref_llamacpp.py compare --ours "$T/$arch.1.f32" --ref "$T/$arch.np.f32" --vocab 320 --tol $TOL) \
       || fail "$arch vs numpy: $out"
-  echo "# $arch vs numpy: $out" | tr '\n' ' '; echo
+  echo "# $arch fast vs numpy: $(echo "$out" | head -1)"
+  # the exact path on the same sequence: its logits for the first len(SEQ) positions
+  "$RB" decode --model "$M" --prompt-tokens "$SEQ" --max-tokens 1 --exact --quiet \
+      --logits-out "$T/$arch.ex.f32" || fail "$arch: decode --exact failed"
+  out=$(python3 tools/ref_llamacpp.py compare --ours "$T/$arch.ex.f32" --ref "$T/$arch.np.f32" --vocab 320 \
+      --rows $((15 + N)) --tol $TOL_EXACT) || fail "$arch exact vs numpy: $out"
+  echo "# $arch exact vs numpy: $(echo "$out" | head -1)"
   if [ $have_llama = 1 ]; then
     python3 tools/ref_llamacpp.py logits --model "$M" --tokens "$SEQ" --out "$T/$arch.ll.f32" --n-ctx 512 >/dev/null 2>&1 \
         || fail "$arch: llama.cpp logits"
     out=$(python3 tools/ref_llamacpp.py compare --ours "$T/$arch.1.f32" --ref "$T/$arch.ll.f32" --vocab 320 --tol $TOL) \
         || fail "$arch vs llama.cpp: $out"
-    echo "# $arch vs llama.cpp: $out" | tr '\n' ' '; echo
+    echo "# $arch fast vs llama.cpp: $(echo "$out" | head -1)"
   fi
 done
 
@@ -129,5 +141,5 @@ EOF
 expect2 "unsupported architecture" decode --model "$T/gpt2.gguf" --prompt-tokens 1,2 --max-tokens 1
 grep -q "gpt2" "$T/e" || fail "architecture message does not name gpt2: $(cat "$T/e")"
 expect2 "missing tensor" decode --model "$T/holed.gguf" --prompt-tokens 1,2 --max-tokens 1
-echo "# tiny qwen2/llama forward, determinism, teacher-forced, record/replay and bad input ok"
+echo "# tiny qwen2/llama/gemma3 forward, determinism, teacher-forced, record/replay and bad input ok"
 exit 0
