@@ -535,17 +535,19 @@ rb_status tokenizer_load(const gguf_file *g, tokenizer **out, rb_err *e) {
         if (gguf_has_key(g, "tokenizer.ggml.pre") &&
             (st = gguf_get_str(g, "tokenizer.ggml.pre", &pre, e)))
             goto fail;
-        if (str_is(pre, "gpt2") || str_is(pre, "gpt-2")) {
+        /* The names llama.cpp maps to these expressions (llama-vocab.cpp). */
+        if (str_is(pre, "gpt-2") || str_is(pre, "phi-2")) {
             t->pre = PRE_GPT2;
         } else if (str_is(pre, "llama-bpe") || str_is(pre, "llama3") || str_is(pre, "llama-v3")) {
             t->pre = PRE_LLAMA3;
             t->ignore_merges = 1;
-        } else if (str_is(pre, "qwen2")) {
+        } else if (str_is(pre, "qwen2") || str_is(pre, "deepseek-r1-qwen")) {
             t->pre = PRE_QWEN2;
         } else {
             st = rb_fail(e, RB_EINPUT, path,
-                         "tokenizer.ggml.pre '%.*s' is not supported (supported: gpt2, "
-                         "llama-bpe, qwen2); refusing to tokenize approximately",
+                         "tokenizer.ggml.pre '%.*s' is not supported (supported: gpt-2, phi-2, "
+                         "llama-bpe, llama3, llama-v3, qwen2, deepseek-r1-qwen); refusing to "
+                         "tokenize approximately",
                          (int)(pre.n > 60 ? 60 : pre.n), pre.s);
             goto fail;
         }

@@ -9,8 +9,9 @@
  *   "gpt2"   byte-level BPE (Qwen 2, Llama 3, GPT-2): a pre-tokenizer splits the text into
  *            words, each word's bytes map to GPT-2's printable characters, and merges
  *            apply by rank (tokenizer.ggml.merges). Pre-tokenizers implemented by hand
- *            (tokenizer.ggml.pre): "gpt2", "llama-bpe"/"llama3" (llama.cpp's LLAMA3 type)
- *            and "qwen2"; any other is refused with RB_EINPUT naming tokenizer.ggml.pre
+ *            (tokenizer.ggml.pre, llama.cpp's names): "gpt-2"/"phi-2" (GPT2 type),
+ *            "llama-bpe"/"llama3"/"llama-v3" (LLAMA3) and "qwen2"/"deepseek-r1-qwen"
+ *            (QWEN2); any other, or none, is refused with RB_EINPUT naming tokenizer.ggml.pre
  *            rather than tokenized approximately. Unicode letter/number classes come from
  *            Unicode 14 tables (llama.cpp's may be newer: rare scripts can differ).
  *

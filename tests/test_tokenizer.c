@@ -271,7 +271,7 @@ static void expect_refused(const char *file, const char *key, const char *new_va
 }
 
 static void test_refusals(void) {
-    expect_refused("bpe.gguf", "tokenizer.ggml.pre", "gpt3", "tokenizer.ggml.pre");
+    expect_refused("bpe.gguf", "tokenizer.ggml.pre", "gpt-3", "tokenizer.ggml.pre");
     expect_refused("spm.gguf", "tokenizer.ggml.model", "llamb", "tokenizer.ggml.model");
     char path[128];
     snprintf(path, sizeof path, "%s/basic.gguf", dir); /* no tokenizer at all */
