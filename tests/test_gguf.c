@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ggml_types_tmp.h"
 #include "gguf.h"
 #include "rb.h"
 

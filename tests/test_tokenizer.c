@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ggml_types_tmp.h"
 #include "gguf.h"
 #include "rb.h"
 #include "tokenizer.h"
