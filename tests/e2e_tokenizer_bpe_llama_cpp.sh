@@ -41,6 +41,15 @@ texts = [
     "...!!!???",
 ]
 blobs = [t.encode() for t in texts] + [b"bad \xff\xfe utf-8 \xe6\x97 here\xc3"]
+# Plus seeded random strings from pieces that stress merges, specials and whitespace.
+import random
+rng = random.Random(7)
+pieces = [" ", "  ", "\n", "\n\n", "\t", "\r\n", "a", "the", "The", " of", "hello", "World",
+          "1", "23", "456", "'s", "'LL", "!", "...", "(", ")", "<start_of_turn>", "<end_of_turn>",
+          "<start_of", "_turn>", "<|endoftext|>", "<|im_start|>", "<|im_", "\u00e9", "\u65e5\u672c",
+          "\U0001F600", "\u00a0", "\u3000", "\u0416", "\u2167", "\u00bd"]
+for _ in range(150):
+    blobs.append("".join(rng.choice(pieces) for _ in range(rng.randrange(0, 20))).encode())
 fails = n = 0
 for name in ("gpt2", "llama3", "qwen2"):
     model = f"{d}/bpe_trained_{name}.gguf"

@@ -96,6 +96,45 @@ static const char *const samples[] = {
 };
 enum { N_SAMPLES = sizeof samples / sizeof samples[0] };
 
+/* Random strings built from pieces that stress the tokenizer (special-token fragments,
+ * spaces, newlines, multibyte characters, digits, invalid bytes): encoding never fails
+ * and, for valid UTF-8, decoding gives the input back. Seeded. */
+static void random_round_trips(const tokenizer *t, int n_strings, const char *label) {
+    static const char *const parts[] = {
+        " ", "  ", "\n", "\n\n", "\t", "a", "b", "c", "ab", "hello", "He", "l", "o", "world",
+        "1", "23", "456", "'s", "'LL", "!", "...", "<start_of_turn>", "<end_of_turn>",
+        "<start_of", "_turn>", "<|endoftext|>", "<|im_", "\xc3\xa9", "\xe6\x97\xa5",
+        "\xe6\x9c\xac", "\xf0\x9f\x98\x80", "\xc2\xa0", "\xe3\x80\x80", "\r\n",
+        "\xff", "\xe6\x97", "\x80",
+    };
+    enum { N_PARTS = sizeof parts / sizeof parts[0], N_VALID = N_PARTS - 3 };
+    uint64_t rng = 12345;
+    char s[512];
+    int n_ok = 0;
+    for (int it = 0; it < n_strings; it++) {
+        s[0] = 0;
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        int valid = (rng >> 40) % 4 != 0, k = (int)((rng >> 20) % 24);
+        for (int j = 0; j < k; j++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            strcat(s, parts[(rng >> 33) % (valid ? N_VALID : N_PARTS)]);
+        }
+        if (valid) {
+            n_ok += round_trip(t, s, NULL);
+        } else {
+            int32_t *ids;
+            int n;
+            rb_err e;
+            EXPECT(tokenizer_encode(t, s, 1, &ids, &n, &e) == RB_OK);
+            char *back;
+            EXPECT(tokenizer_decode(t, ids, n, &back, NULL, &e) == RB_OK);
+            free(back);
+            free(ids);
+        }
+    }
+    printf("# %s: %d random valid-UTF-8 strings round-tripped\n", label, n_ok);
+}
+
 static gguf_file *open_or_die(const char *path) {
     gguf_file *g;
     rb_err e;
@@ -179,6 +218,7 @@ static void test_spm(void) {
     char *text;
     EXPECT(tokenizer_decode(t, IDS(261, 999), &text, &len, &e) == RB_EINPUT);
     for (int i = 0; i < N_SAMPLES; i++) round_trip(t, samples[i], NULL);
+    random_round_trips(t, 400, "spm fixture");
     tokenizer_destroy(t);
 }
 
@@ -238,6 +278,7 @@ static void test_bpe(void) {
     EXPECT(len == 1 && p[0] == '\n');
     EXPECT(tokenizer_is_eog(t, 267));
     for (int i = 0; i < N_SAMPLES; i++) round_trip(t, samples[i], NULL);
+    random_round_trips(t, 400, "bpe fixture");
     tokenizer_destroy(t);
 }
 
@@ -269,7 +310,41 @@ static void expect_refused(const char *file, const char *key, const char *new_va
     gguf_close(g);
 }
 
+/* Patch the u32 value of `key` and expect tokenizer_load to refuse naming the key. */
+static void expect_refused_u32(const char *file, const char *key, uint32_t v) {
+    char path[128], out[128];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    snprintf(out, sizeof out, "%s/patched.gguf", dir);
+    static unsigned char buf[1 << 16];
+    FILE *f = fopen(path, "rb");
+    RB_CHECK(f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    unsigned char *k = memmem(buf, n, key, strlen(key));
+    RB_CHECK(k);
+    memcpy(k + strlen(key) + 4, &v, 4);
+    f = fopen(out, "wb");
+    RB_CHECK(f && fwrite(buf, 1, n, f) == n);
+    fclose(f);
+    gguf_file *g = open_or_die(out);
+    tokenizer *t = NULL;
+    rb_err e = {0};
+    EXPECT(tokenizer_load(g, &t, &e) == RB_EINPUT && t == NULL && strstr(e.why, key));
+    gguf_close(g);
+}
+
 static void test_refusals(void) {
+    expect_refused_u32("spm.gguf", "tokenizer.ggml.bos_token_id", 286);
+    expect_refused_u32("bpe.gguf", "tokenizer.ggml.eos_token_id", 1u << 31);
+    {
+        char path[128];
+        snprintf(path, sizeof path, "%s/spm_bad_scores.gguf", dir);
+        gguf_file *g = open_or_die(path);
+        tokenizer *t = NULL;
+        rb_err e;
+        EXPECT(tokenizer_load(g, &t, &e) == RB_EINPUT && strstr(e.why, "tokenizer.ggml.scores"));
+        gguf_close(g);
+    }
     expect_refused("bpe.gguf", "tokenizer.ggml.pre", "gpt-3", "tokenizer.ggml.pre");
     expect_refused("spm.gguf", "tokenizer.ggml.model", "llamb", "tokenizer.ggml.model");
     char path[128];
@@ -337,6 +412,7 @@ static void test_gemma(void) {
     double enc_ms = (double)(rb_now_ns() - t0) / 1e6;
     free(ids);
     round_trip(t, para, NULL);
+    random_round_trips(t, 400, "gemma");
     /* Budgets are generous (shared machine, sanitizers): the point is no quadratic blowup. */
     EXPECT(load_ms < 3000);
     EXPECT(enc_ms < 500);

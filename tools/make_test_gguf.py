@@ -5,6 +5,7 @@ directory given as the only argument (tests call it into a mktemp directory):
   basic.gguf  metadata of every value type (nested arrays included) and tensors of several
               ggml types whose bytes follow a formula the test recomputes
   spm.gguf    a tiny SentencePiece ("llama") vocabulary with hand-computable merges
+  spm_bad_scores.gguf  the same with one score missing (must be refused)
   bpe.gguf    a tiny byte-level BPE ("gpt2") vocabulary with hand-computable merges
   bpe_trained_{gpt2,llama3,qwen2}.gguf
               a byte-level BPE of ~600 merges trained here on a small multilingual text, with
@@ -80,8 +81,9 @@ def byte_token(b):
     return "<0x%02X>" % b
 
 
-def spm(path):
-    """Ids: 0 <pad>, 1 <eos>, 2 <bos>, 3 <unk>, 4..259 byte tokens <0x00>..<0xFF>, then the
+def spm(path, n_scores=None):
+    """n_scores: write only this many scores (a malformed file the loader must refuse).
+    Ids: 0 <pad>, 1 <eos>, 2 <bos>, 3 <unk>, 4..259 byte tokens <0x00>..<0xFF>, then the
     pieces below in order (260 = "\u2581" ...)."""
     w = GGUFWriter(path, "llama")
     tokens = ["<pad>", "<eos>", "<bos>", "<unk>"] + [byte_token(b) for b in range(256)]
@@ -122,7 +124,7 @@ def spm(path):
     w.add_string("tokenizer.ggml.model", "llama")
     w.add_string("tokenizer.ggml.pre", "default")
     w.add_token_list(tokens)
-    w.add_token_scores(scores)
+    w.add_token_scores(scores[:n_scores] if n_scores is not None else scores)
     w.add_token_types(types)
     w.add_bos_token_id(2)
     w.add_eos_token_id(1)
@@ -249,6 +251,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     basic(os.path.join(out, "basic.gguf"))
     spm(os.path.join(out, "spm.gguf"))
+    spm(os.path.join(out, "spm_bad_scores.gguf"), n_scores=285)
     bpe(os.path.join(out, "bpe.gguf"))
     for name, pre in (("gpt2", "gpt-2"), ("llama3", "llama-bpe"), ("qwen2", "qwen2")):
         bpe_trained(os.path.join(out, "bpe_trained_%s.gguf" % name), pre)
