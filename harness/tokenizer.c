@@ -1123,12 +1123,14 @@ static void partition(const tokenizer *t, const char *text, size_t n, int parse_
             size_t len = (size_t)t->special_lens[k];
             if (len > n - pos) continue;
             int32_t id = map_find(t, text + pos, len);
-            if (id < 0 || !matchable(t, id, parse_special)) continue;
-            int dup = 0;
-            for (int j = 0; j < found.n && !dup; j++) dup = found.v[j] == id;
-            if (!dup) ibuf_push(&found, id);
+            if (id >= 0 && matchable(t, id, parse_special)) ibuf_push(&found, id);
         }
+    /* Sorted, then duplicates (the same token found at several places) dropped. */
     sort_specials(t, found.v, found.n);
+    int n_found = 0;
+    for (int i = 0; i < found.n; i++)
+        if (!n_found || found.v[n_found - 1] != found.v[i]) found.v[n_found++] = found.v[i];
+    found.n = n_found;
     int cap = 1, m = 1;
     fragment *fr = rb_malloc(sizeof *fr);
     fr[0] = (fragment){-1, 0, n};

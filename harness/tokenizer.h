@@ -45,8 +45,10 @@ typedef enum {
 } token_type;
 
 /* Build a tokenizer from the tokenizer.ggml.* keys. Refuses (RB_EINPUT, naming the key)
- * an unknown model or pre-tokenizer, arrays of the wrong type or length, special ids out
- * of range, merges that do not split into two tokens. */
+ * an unknown model or pre-tokenizer, arrays of the wrong type or length, token types
+ * outside 1..6, special ids out of range, a merge without a space. A merge whose two parts
+ * are not both tokens can never apply and is skipped. scores and token_type are optional
+ * (0 and NORMAL). Load copies the vocabulary: ~0.1-0.2 s for Gemma's 262k tokens. */
 rb_status tokenizer_load(const gguf_file *g, tokenizer **out, rb_err *e);
 void tokenizer_destroy(tokenizer *t); /* NULL is a no-op */
 
