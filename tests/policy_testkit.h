@@ -51,6 +51,8 @@ typedef struct tk {
     float *out;        /* [n_q, d] sparse output */
     float *dlogits;    /* [n_q, N] dense logits of the step (stride N) */
     float *dlse;       /* [n_q] */
+    double *dlog64;    /* [n_q, N] the same logits in double, for the metrics */
+    double *dlse64;    /* [n_q] */
     float *dout;       /* [n_q, d] */
     double *recall;    /* [n_q] */
     double *out_err;   /* [n_q] */
@@ -134,6 +136,8 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
     t->out = rb_malloc(sizeof(float) * (size_t)c->n_q * c->d);
     t->dlogits = rb_malloc(sizeof(float) * N * c->n_q);
     t->dlse = rb_malloc(sizeof(float) * (size_t)c->n_q);
+    t->dlog64 = rb_malloc(sizeof(double) * N * c->n_q);
+    t->dlse64 = rb_malloc(sizeof(double) * (size_t)c->n_q);
     t->dout = rb_malloc(sizeof(float) * (size_t)c->n_q * c->d);
     t->recall = rb_calloc((size_t)c->n_q, sizeof(double));
     t->out_err = rb_calloc((size_t)c->n_q, sizeof(double));
@@ -151,7 +155,7 @@ static inline void tk_destroy(tk *t) {
     free(t->pools);
     free(t->q); free(t->k); free(t->v);
     free(t->sel.n); free(t->sel.pos); free(t->sel.k); free(t->sel.v);
-    free(t->probs); free(t->out); free(t->dlogits); free(t->dlse); free(t->dout);
+    free(t->probs); free(t->out); free(t->dlogits); free(t->dlse); free(t->dlog64); free(t->dlse64); free(t->dout);
     free(t->recall); free(t->out_err);
 }
 
@@ -187,13 +191,19 @@ static inline void tk_step(tk *t, int pos) {
         attn_dense_ref(qt + (size_t)g * G * d, G, t->k + (size_t)g * d, t->v + (size_t)g * d,
                        pos + 1, d, nkv * d, t->cfg.attn_scale, NULL, t->dlse + g * G,
                        t->dout + (size_t)g * G * d);
-    for (int h = 0; h < nq; h++)
+    for (int h = 0; h < nq; h++) {
+        double m = -INFINITY, z = 0;
         for (int j = 0; j <= pos; j++) {
             double dot = 0;
             const float *kj = t->k + ((size_t)j * nkv + h / G) * d;
             for (int c = 0; c < d; c++) dot += (double)qt[(size_t)h * d + c] * kj[c];
+            t->dlog64[(size_t)h * t->N + j] = dot * t->cfg.attn_scale;
             t->dlogits[(size_t)h * t->N + j] = (float)(dot * t->cfg.attn_scale);
+            if (dot * t->cfg.attn_scale > m) m = dot * t->cfg.attn_scale;
         }
+        for (int j = 0; j <= pos; j++) z += exp(t->dlog64[(size_t)h * t->N + j] - m);
+        t->dlse64[h] = m + log(z);
+    }
     policy_step step = {.pos = pos, .q = qt, .score_stride = t->N};
     if (t->ops->flags & POLICY_NEEDS_DENSE) {
         step.dense_logits = t->dlogits;
@@ -237,7 +247,7 @@ static inline void tk_step(tk *t, int pos) {
         double rec = 0, num = 0, den = 0;
         for (int j = 0; j < t->sel.n[r]; j++) {
             int p = t->sel.pos[(size_t)r * cap + j];
-            rec += exp((double)t->dlogits[(size_t)h * t->N + p] - t->dlse[h]);
+            rec += exp(t->dlog64[(size_t)h * t->N + p] - t->dlse64[h]);
         }
         for (int c = 0; c < d; c++) {
             double a = t->out[(size_t)h * d + c], b = t->dout[(size_t)h * d + c];
