@@ -266,4 +266,80 @@ static inline double tk_mean_recall(const tk *t) {
     return s / t->c.n_q;
 }
 
+/* ---- a direct driver for hand-worked examples: one KV head, one query head, head_dim 2,
+ * attention probabilities given by hand (by position) instead of computed. Key row i is
+ * (i, 1), so a selection's rows can be checked against their positions. ---- */
+typedef struct drv {
+    const policy_ops *ops;
+    policy_params prm;
+    kv_pool *pool;
+    policy_state *st;
+    policy_selection sel;
+    float probs[64];
+    int n_pos[1];
+    int32_t pos[64];
+    const float *kr[64], *vr[64];
+    float k[64][2], v[64][2];
+} drv;
+
+/* param, param2: "policy.key=value" entries or NULL. */
+static inline void drv_create(drv *d, const char *policy, const char *param, const char *param2,
+                              int L, int P) {
+    memset(d, 0, sizeof *d);
+    rb_err e = {0};
+    d->ops = policy_find(policy, &e);
+    const char *kv[2];
+    int n_kv = 0;
+    if (param) kv[n_kv++] = param;
+    if (param2) kv[n_kv++] = param2;
+    RB_CHECK(policy_params_for(d->ops, kv, n_kv, &d->prm, &e) == RB_OK);
+    d->pool = kv_pool_create(2, P, 2);
+    policy_config cfg = {.n_q_heads = 1, .n_kv_heads = 1, .head_dim = 2, .budget = L,
+                         .page_size = P, .max_tokens = 64, .attn_scale = 1, .params = &d->prm,
+                         .pools = &d->pool};
+    RB_CHECK(d->ops->create(&cfg, &d->st, &e) == RB_OK);
+    d->sel = (policy_selection){.n_q_heads = 1, .group_size = 1, .cap = 64, .n = d->n_pos,
+                                .pos = d->pos, .k = d->kr, .v = d->vr};
+    for (int i = 0; i < 64; i++) {
+        d->k[i][0] = (float)i;
+        d->k[i][1] = 1;
+        d->v[i][0] = (float)-i;
+        d->v[i][1] = 2;
+    }
+}
+
+/* Prompt of n tokens with zero queries: every causal row is uniform, so key j's initial
+ * score is sum_{i=j}^{n-1} 1/(i+1). */
+static inline void drv_prefill(drv *d, int n) {
+    float q[64][2] = {{0}};
+    d->ops->prefill(d->st, n, &q[0][0], &d->k[0][0], &d->v[0][0]);
+}
+
+/* Append pos, select, compare with the expected set want[0..n_want), then observe with
+ * attention probs[p] for each position p of the set (p indexes a 64-entry table). */
+static inline void drv_step(drv *d, int pos, const int *want, int n_want, const double *prob_of) {
+    d->ops->append(d->st, pos, d->k[pos], d->v[pos]);
+    float q[2] = {0, 0};
+    policy_step step = {.pos = pos, .q = q};
+    d->ops->select(d->st, &step, &d->sel);
+    int n = d->sel.n[0];
+    TK_CHECK(n == n_want, "step %d: |S| = %d, want %d", pos, n, n_want);
+    for (int i = 0; i < n_want; i++) {
+        int found = 0;
+        for (int j = 0; j < n; j++) found |= d->sel.pos[j] == want[i];
+        TK_CHECK(found, "step %d: position %d should be kept", pos, want[i]);
+    }
+    for (int j = 0; j < n; j++) {
+        TK_CHECK(d->sel.k[j][0] == (float)d->sel.pos[j], "step %d: row of %d", pos, d->sel.pos[j]);
+        d->probs[j] = prob_of ? (float)prob_of[d->sel.pos[j]] : 0.0f;
+    }
+    if (d->ops->observe) d->ops->observe(d->st, &step, &d->sel, d->probs);
+}
+
+static inline void drv_destroy(drv *d) {
+    d->ops->destroy(d->st);
+    TK_CHECK(kv_pool_pages_held(d->pool) == 0, "pages given back");
+    kv_pool_destroy(d->pool);
+}
+
 #endif

@@ -4,81 +4,12 @@
  * once the cache is full. */
 #include "policy_testkit.h"
 
-/* ---- a direct driver: one KV head, one query head, hand-made attention ---- */
-typedef struct drv {
-    const policy_ops *ops;
-    policy_params prm;
-    kv_pool *pool;
-    policy_state *st;
-    policy_selection sel;
-    float probs[64];
-    int n_pos[1];
-    int32_t pos[64];
-    const float *kr[64], *vr[64];
-    float k[64][2], v[64][2];
-} drv;
-
-static void drv_create(drv *d, const char *policy, const char *param, int L, int P) {
-    memset(d, 0, sizeof *d);
-    rb_err e = {0};
-    d->ops = policy_find(policy, &e);
-    const char *kv[] = {param};
-    RB_CHECK(policy_params_for(d->ops, kv, param ? 1 : 0, &d->prm, &e) == RB_OK);
-    d->pool = kv_pool_create(2, P, 2);
-    policy_config cfg = {.n_q_heads = 1, .n_kv_heads = 1, .head_dim = 2, .budget = L,
-                         .page_size = P, .max_tokens = 64, .attn_scale = 1, .params = &d->prm,
-                         .pools = &d->pool};
-    RB_CHECK(d->ops->create(&cfg, &d->st, &e) == RB_OK);
-    d->sel = (policy_selection){.n_q_heads = 1, .group_size = 1, .cap = 64, .n = d->n_pos,
-                                .pos = d->pos, .k = d->kr, .v = d->vr};
-    for (int i = 0; i < 64; i++) {
-        d->k[i][0] = (float)i;
-        d->k[i][1] = 1;
-        d->v[i][0] = (float)-i;
-        d->v[i][1] = 2;
-    }
-}
-
-/* Prompt of n tokens with zero queries: every causal row is uniform, so key j's initial
- * score is sum_{i=j}^{n-1} 1/(i+1). */
-static void drv_prefill(drv *d, int n) {
-    float q[64][2] = {{0}};
-    d->ops->prefill(d->st, n, &q[0][0], &d->k[0][0], &d->v[0][0]);
-}
-
-/* Append pos, select, compare with the expected set want[0..n_want), then observe with
- * attention probs[p] for each position p of the set (p indexes a 64-entry table). */
-static void drv_step(drv *d, int pos, const int *want, int n_want, const double *prob_of) {
-    d->ops->append(d->st, pos, d->k[pos], d->v[pos]);
-    float q[2] = {0, 0};
-    policy_step step = {.pos = pos, .q = q};
-    d->ops->select(d->st, &step, &d->sel);
-    int n = d->sel.n[0];
-    TK_CHECK(n == n_want, "step %d: |S| = %d, want %d", pos, n, n_want);
-    for (int i = 0; i < n_want; i++) {
-        int found = 0;
-        for (int j = 0; j < n; j++) found |= d->sel.pos[j] == want[i];
-        TK_CHECK(found, "step %d: position %d should be kept", pos, want[i]);
-    }
-    for (int j = 0; j < n; j++) {
-        TK_CHECK(d->sel.k[j][0] == (float)d->sel.pos[j], "step %d: row of %d", pos, d->sel.pos[j]);
-        d->probs[j] = prob_of ? (float)prob_of[d->sel.pos[j]] : 0.0f;
-    }
-    if (d->ops->observe) d->ops->observe(d->st, &step, &d->sel, d->probs);
-}
-
-static void drv_destroy(drv *d) {
-    d->ops->destroy(d->st);
-    TK_CHECK(kv_pool_pages_held(d->pool) == 0, "pages given back");
-    kv_pool_destroy(d->pool);
-}
-
 static void hand_example(void) {
     /* L=4, recent=0.5: R=2 recent, H=2 heavy. Prompt of 2 zero-query tokens:
      * s0 = 1 + 1/2 = 1.5, s1 = 1/2. All the probabilities below are dyadic, so every score
      * is exact and the tie at t=5 is a real tie. */
     drv d;
-    drv_create(&d, "h2o", NULL, 4, 4);
+    drv_create(&d, "h2o", NULL, NULL, 4, 4);
     drv_prefill(&d, 2);
     double p[64] = {0};
     /* t=2: 2 resident < 4, nothing evicted. s0=1.75 s1=0.75 s2=0.5 */
@@ -109,13 +40,13 @@ static void hand_example(void) {
     /* A prompt longer than L: 6 zero-query tokens, L=4. Scores decrease with position
      * (s_j = sum_{i=j}^{5} 1/(i+1)), so the first decode step (t=6) evicts the least-scored
      * non-recent tokens (<= t-R = 4) until 3 remain: 4, then 3, then 2. */
-    drv_create(&d, "h2o", NULL, 4, 4);
+    drv_create(&d, "h2o", NULL, NULL, 4, 4);
     drv_prefill(&d, 6);
     drv_step(&d, 6, (int[]){0, 1, 5, 6}, 4, NULL);
     drv_destroy(&d);
 
     /* recent=0: no protection; L=3 with 3 zero-query tokens: s0 > s1 > s2, t=3 evicts 2. */
-    drv_create(&d, "h2o", "h2o.recent=0", 3, 4);
+    drv_create(&d, "h2o", "h2o.recent=0", NULL, 3, 4);
     drv_prefill(&d, 3);
     drv_step(&d, 3, (int[]){0, 1, 3}, 3, NULL);
     drv_destroy(&d);
