@@ -62,12 +62,14 @@ static void random_run(int L, const char *param, double recent, int n_prefill, u
     rb_err e = {0};
     RB_CHECK(tk_create(&t, &c, &e) == RB_OK);
     int R = (int)floor(L * recent), N = c.n_tokens, G = t.G;
-    /* The simulation: resident flags and scores by position, per KV head. */
+    /* The simulation: resident flags and scores by position, per KV head. Initial scores
+     * come from the same kernel h2o uses (tests/test_attn.c checks it against the
+     * reference), so near-ties break the same way. */
     uint8_t *res = rb_calloc((size_t)N * c.n_kv, 1);
     double *score = rb_calloc((size_t)N * c.n_kv, sizeof(double));
     float *out = rb_malloc(sizeof(float) * (size_t)n_prefill * c.n_q * c.d + 1);
     float *col = rb_malloc(sizeof(float) * (size_t)n_prefill * c.n_kv + 1);
-    if (n_prefill) attn_causal_ref(t.q, t.k, t.v, n_prefill, c.n_q, c.n_kv, c.d, t.cfg.attn_scale, out, col);
+    if (n_prefill) attn_causal(t.q, t.k, t.v, n_prefill, c.n_q, c.n_kv, c.d, t.cfg.attn_scale, out, col);
     for (int g = 0; g < c.n_kv; g++)
         for (int j = 0; j < n_prefill; j++) {
             res[g * N + j] = 1;
