@@ -177,6 +177,9 @@ static inline int64_t tk_kv_bytes(const tk *t) {
     for (int g = 0; g < t->c.n_kv; g++) b += kv_pool_resident_bytes(t->pools[g]);
     return b;
 }
+static inline int64_t tk_meta_bytes(const tk *t) {
+    return t->ops->meta_bytes ? t->ops->meta_bytes(t->st) : 0;
+}
 static inline int tk_pages_held(const tk *t, int g) { return kv_pool_pages_held(t->pools[g]); }
 
 /* Decode position pos: append, select, check the selection, attend, observe, then the

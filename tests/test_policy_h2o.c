@@ -121,6 +121,10 @@ static void random_run(int L, const char *param, double recent, int n_prefill, u
                 TK_CHECK(tk_kv_bytes(&t) <= flat, "step %d: bytes grew %lld -> %lld", pos,
                          (long long)flat, (long long)tk_kv_bytes(&t));
             flat = tk_kv_bytes(&t);
+            /* once full, exactly L entries of bookkeeping */
+            if (pos >= n_prefill + 1 || n_prefill <= L)
+                TK_CHECK(tk_meta_bytes(&t) == (int64_t)L * c.n_kv * 20, "step %d: meta %lld", pos,
+                         (long long)tk_meta_bytes(&t));
         }
     }
     /* A prompt shorter than L fills ceil(L/P) pages before the first eviction and slot

@@ -113,6 +113,9 @@ static void test_select(const char *gqa, int L, int n_prefill) {
                      h, tk_attended(&t, h), n_want);
             TK_CHECK(tk_attended(&t, h) <= L, "step %d: over budget", pos);
         }
+        /* min/max (2 x d floats) and a block-table entry (2 ints) per page: linear too */
+        TK_CHECK(tk_meta_bytes(&t) == (int64_t)(cur + 1) * (2 * c.d * 4 + 8) * c.n_kv,
+                 "step %d: meta %lld", pos, (long long)tk_meta_bytes(&t));
         int64_t lin = (int64_t)(cur + 1) * P * c.d * 2 * 2 * c.n_kv;
         TK_CHECK(tk_kv_bytes(&t) == lin, "step %d: bytes %lld, linear %lld", pos,
                  (long long)tk_kv_bytes(&t), (long long)lin);

@@ -118,6 +118,7 @@ static void random_run(int L, int P, int n_prefill, const char *score, const cha
     rb_err e = {0};
     RB_CHECK(tk_create(&t, &c, &e) == RB_OK);
     int N = c.n_tokens, G = t.G, d = c.d, cap = L / P, MP = (N + P - 1) / P;
+    RB_CHECK(MP <= 128);
     int exact = !strcmp(score, "exact"), thr = !strcmp(refresh, "threshold");
     int pinned = n_prefill ? (n_prefill - 1) / P + 1 : 0;
     int *st = rb_calloc((size_t)MP * c.n_kv, sizeof(int));
@@ -126,7 +127,7 @@ static void random_run(int L, int P, int n_prefill, const char *score, const cha
     for (int g = 0; g < c.n_kv; g++)
         for (int p = 0; p < pinned; p++) st[g * MP + p] = S_PIN;
     tk_prefill(&t);
-    int64_t flat = -1;
+    int64_t flat = -1, flat_meta = -1;
     for (int pos = n_prefill; pos < N; pos++) {
         int page = pos / P;
         for (int g = 0; g < c.n_kv; g++) {
@@ -165,12 +166,12 @@ static void random_run(int L, int P, int n_prefill, const char *score, const cha
                          tk_attended(&t, h), cnt);
             }
             /* refresh */
-            int ev[64], n_ev = 0;
+            int ev[128], n_ev = 0;
             for (int p = 0; p <= page; p++)
                 if (s[p] == S_EV) ev[n_ev++] = p;
             for (int i = 0; i < n_ev; i++) mass[ev[i]] = 0;
             for (int h = h0; h < h0 + G; h++) {
-                double m[64] = {0};
+                double m[128] = {0}; /* pages: at most 260/4 + 1 */
                 for (int j = 0; j < t.sel.n[h0]; j++) {
                     int pp = t.sel.pos[(size_t)h0 * t.sel.cap + j] / P;
                     m[pp] += t.probs[(size_t)h * t.sel.cap + j];
@@ -204,7 +205,7 @@ static void random_run(int L, int P, int n_prefill, const char *score, const cha
                 }
             }
             int k = (int)ceil(r * n_ev - 1e-9);
-            uint8_t taken[64] = {0};
+            uint8_t taken[128] = {0};
             for (int it = 0; it < k; it++) {
                 int b = -1;
                 for (int i = 0; i < n_ev; i++)
@@ -218,6 +219,10 @@ static void random_run(int L, int P, int n_prefill, const char *score, const cha
                 TK_CHECK(tk_kv_bytes(&t) == flat, "step %d: bytes %lld, flat at %lld", pos,
                          (long long)tk_kv_bytes(&t), (long long)flat);
             flat = tk_kv_bytes(&t);
+            if (flat_meta >= 0)
+                TK_CHECK(tk_meta_bytes(&t) == flat_meta, "step %d: meta bytes %lld, flat at %lld",
+                         pos, (long long)tk_meta_bytes(&t), (long long)flat_meta);
+            flat_meta = tk_meta_bytes(&t);
         }
     }
     free(st);
