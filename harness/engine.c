@@ -71,21 +71,22 @@ static void score(const shared_ctx *x, results_run *r, int slot, int ti, const s
     double sum_rec = 0, sum_err = 0, sum_att = 0;
     for (int h = 0; h < H; h++) {
         const float *lg = b->logits + (size_t)h * stride;
-        const int32_t *pos = sel->pos + (size_t)h * sel->cap;
+        int row = stepper_set_row(sel, h), n_sel = sel->n[row];
+        const int32_t *pos = sel->pos + (size_t)row * sel->cap;
         double rec = 0, lse = b->lse[h];
-        for (int i = 0; i < sel->n[h]; i++) rec += exp(lg[pos[i] - j0] - lse);
+        for (int i = 0; i < n_sel; i++) rec += exp(lg[pos[i] - j0] - lse);
         const float *o = out + (size_t)h * d, *os = b->ostar + (size_t)h * d;
         double num = 0, den = 0;
         for (int i = 0; i < d; i++) num += (o[i] - os[i]) * (o[i] - os[i]), den += os[i] * os[i];
         double err = den > 0 ? sqrt(num / den) : sqrt(num);
-        sum_rec += rec, sum_err += err, sum_att += sel->n[h];
+        sum_rec += rec, sum_err += err, sum_att += n_sel;
         if (r->recall_head) {
             size_t i = ((size_t)ti * r->n_layers + slot) * H + h;
             r->recall_head[i] = (float)rec, r->out_err_head[i] = (float)err;
         }
         if (r->selection) {
-            uint8_t *row = r->selection[slot] + ((size_t)ti * H + h) * m->n_tokens;
-            for (int i = 0; i < sel->n[h]; i++) row[pos[i]] = 1;
+            uint8_t *dump = r->selection[slot] + ((size_t)ti * H + h) * m->n_tokens;
+            for (int i = 0; i < n_sel; i++) dump[pos[i]] = 1;
         }
     }
     size_t i = (size_t)ti * r->n_layers + slot;

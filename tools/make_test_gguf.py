@@ -5,12 +5,18 @@ directory given as the only argument (tests call it into a mktemp directory):
   basic.gguf  metadata of every value type (nested arrays included) and tensors of several
               ggml types whose bytes follow a formula the test recomputes
   spm.gguf    a tiny SentencePiece ("llama") vocabulary with hand-computable merges
+  spm_bad_scores.gguf  the same with one score missing (must be refused)
   bpe.gguf    a tiny byte-level BPE ("gpt2") vocabulary with hand-computable merges
+  bpe_trained_{gpt2,llama3,qwen2}.gguf
+              a byte-level BPE of ~600 merges trained here on a small multilingual text, with
+              the pre-tokenizers "gpt-2", "llama-bpe" and "qwen2" (compared with llama.cpp by
+              tests/e2e_tokenizer_bpe_llama_cpp.sh)
 
 The values written here are restated in tests/test_gguf.c and tests/test_tokenizer.c:
 change one, change the other. Uses the `gguf` PyPI package's writer, an implementation
 independent of the C reader."""
 import os
+import re
 import sys
 
 import numpy as np
@@ -75,8 +81,9 @@ def byte_token(b):
     return "<0x%02X>" % b
 
 
-def spm(path):
-    """Ids: 0 <pad>, 1 <eos>, 2 <bos>, 3 <unk>, 4..259 byte tokens <0x00>..<0xFF>, then the
+def spm(path, n_scores=None):
+    """n_scores: write only this many scores (a malformed file the loader must refuse).
+    Ids: 0 <pad>, 1 <eos>, 2 <bos>, 3 <unk>, 4..259 byte tokens <0x00>..<0xFF>, then the
     pieces below in order (260 = "\u2581" ...)."""
     w = GGUFWriter(path, "llama")
     tokens = ["<pad>", "<eos>", "<bos>", "<unk>"] + [byte_token(b) for b in range(256)]
@@ -117,7 +124,7 @@ def spm(path):
     w.add_string("tokenizer.ggml.model", "llama")
     w.add_string("tokenizer.ggml.pre", "default")
     w.add_token_list(tokens)
-    w.add_token_scores(scores)
+    w.add_token_scores(scores[:n_scores] if n_scores is not None else scores)
     w.add_token_types(types)
     w.add_bos_token_id(2)
     w.add_eos_token_id(1)
@@ -154,12 +161,85 @@ def bpe(path):
     tokens.append("<|endoftext|>")
     types = [1] * (len(tokens) - 1) + [3]
     w.add_string("tokenizer.ggml.model", "gpt2")
-    w.add_string("tokenizer.ggml.pre", "gpt2")
+    w.add_string("tokenizer.ggml.pre", "gpt-2")
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
     w.add_bos_token_id(len(tokens) - 1)
     w.add_eos_token_id(len(tokens) - 1)
+    w.add_add_bos_token(False)
+    write(w)
+
+
+CORPUS = """The capital of France is Paris. It's a city we've all heard of; they'll say
+it's the city of light. Numbers: 1234567, 3.14159, 2024-11-30, 100% sure!
+Caf\u00e9 na\u00efve \u00e9l\u00e8ve \u00fcber Stra\u00dfe \u00c5ngstr\u00f6m.
+\u65e5\u672c\u8a9e\u306e\u6587\u7ae0\u3002\u4e2d\u6587\u5b57\u7b26\u3002
+\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440! \u03b3\u03b5\u03b9\u03ac \u03c3\u03bf\u03c5.
+def main(argv):\n    return sum(x ** 2 for x in argv)  # squares
+    if (a && b) { c = d[i] + 1; }\t// tabs and braces
+Reasoning: first, the cache grows; then, attention is sparse... Therefore the answer is 42.
+"""
+
+
+def train_bpe(text, n_merges):
+    """Plain byte-level BPE training on words from a rough GPT-2-like split plus bare digit
+    groups (the split only shapes which merges exist; the tokenizer under test pre-tokenizes
+    its own way), most frequent pair merged first, ties broken by the pair's text."""
+    b2u = bytes_to_unicode()
+    parts = re.findall(r"'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+", text)
+    parts += re.findall(r"\d{1,3}", text)
+    words = {}
+    for part in parts:
+        w = tuple(b2u[b] for b in part.encode())
+        words[w] = words.get(w, 0) + 1
+    merges = []
+    for _ in range(n_merges):
+        pairs = {}
+        for w, c in words.items():
+            for a, b in zip(w, w[1:]):
+                pairs[(a, b)] = pairs.get((a, b), 0) + c
+        if not pairs:
+            break
+        best = max(pairs.items(), key=lambda kv: (kv[1], "".join(kv[0])))[0]
+        if pairs[best] < 2:
+            break
+        merges.append(best)
+        new = {}
+        for w, c in words.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            new[tuple(out)] = new.get(tuple(out), 0) + c
+        words = new
+    return merges
+
+
+def bpe_trained(path, pre):
+    w = GGUFWriter(path, "gpt2")
+    b2u = bytes_to_unicode()
+    tokens = [b2u[b] for b in range(256)]
+    merges = train_bpe(CORPUS * 3, 600)
+    seen = set(tokens)
+    for a, b in merges:
+        if a + b not in seen:
+            tokens.append(a + b)
+            seen.add(a + b)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    types = [1] * len(tokens) + [3] * len(specials)
+    tokens += specials
+    w.add_string("tokenizer.ggml.model", "gpt2")
+    w.add_string("tokenizer.ggml.pre", pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges([a + " " + b for a, b in merges])
+    w.add_bos_token_id(len(tokens) - 3)
+    w.add_eos_token_id(len(tokens) - 3)
     w.add_add_bos_token(False)
     write(w)
 
@@ -171,7 +251,10 @@ def main():
     os.makedirs(out, exist_ok=True)
     basic(os.path.join(out, "basic.gguf"))
     spm(os.path.join(out, "spm.gguf"))
+    spm(os.path.join(out, "spm_bad_scores.gguf"), n_scores=285)
     bpe(os.path.join(out, "bpe.gguf"))
+    for name, pre in (("gpt2", "gpt-2"), ("llama3", "llama-bpe"), ("qwen2", "qwen2")):
+        bpe_trained(os.path.join(out, "bpe_trained_%s.gguf" % name), pre)
 
 
 if __name__ == "__main__":
