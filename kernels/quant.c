@@ -1,0 +1,682 @@
+/* quant.c: fast dequantization and matrix-vector products for the ggml formats (AVX2,
+ * F16C, FMA), and the persistent thread pool that spreads rows over cores. The plain
+ * references are in quant_ref.c; tests/test_quant.c holds these to them. */
+#define _POSIX_C_SOURCE 200809L
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "quant.h"
+#include "rb.h"
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+/* Blocks sit at any byte offset (34-byte Q8_0 blocks, say): scalars are read through
+ * memcpy, vectors with unaligned loads. F16C's conversion is exact, as is the reference. */
+static inline float f16_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline uint32_t u32_at(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 16 bytes of packed nibbles -> 32 bytes: low nibbles first (elements 0..15), then the
+ * high nibbles (elements 16..31), the layout of the 32-element formats. */
+static inline __m256i nibbles_split16(const uint8_t *p) {
+    __m128i b = _mm_loadu_si128((const __m128i *)p);
+    __m128i m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+/* The 32 bits of qh -> 32 bytes, byte j = 0x10 if bit j is set, else 0: the fifth bit of
+ * element j in Q5_0 / Q5_1. */
+static inline __m256i qh_bits_to_bytes(uint32_t qh) {
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                             0x0101010101010101LL, 0x0000000000000000LL);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* 32 bytes (signed) -> four vectors of 8 floats, in element order. */
+static inline void bytes_to_ps(__m256i q, __m256 out[4]) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    out[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    out[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    out[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    out[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+/* y[0..31] = d * q (+ m when add_m, - m when sub_m). Multiply and add are separate
+ * instructions, as in the reference: -std=c11 keeps GCC from contracting them into an FMA,
+ * and every product here is exact anyway, so only the add rounds, in both. */
+static inline void store_dq(float *y, __m256i q, float d) {
+    __m256 f[4];
+    bytes_to_ps(q, f);
+    __m256 dv = _mm256_set1_ps(d);
+    for (int i = 0; i < 4; i++) _mm256_storeu_ps(y + 8 * i, _mm256_mul_ps(f[i], dv));
+}
+
+static inline void store_dq_add(float *y, __m256i q, float d, float m) {
+    __m256 f[4];
+    bytes_to_ps(q, f);
+    __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
+    for (int i = 0; i < 4; i++) _mm256_storeu_ps(y + 8 * i, _mm256_add_ps(_mm256_mul_ps(dv, f[i]), mv));
+}
+
+static inline void store_dq_sub(float *y, __m256i q, float d, float m) {
+    __m256 f[4];
+    bytes_to_ps(q, f);
+    __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
+    for (int i = 0; i < 4; i++) _mm256_storeu_ps(y + 8 * i, _mm256_sub_ps(_mm256_mul_ps(dv, f[i]), mv));
+}
+
+/* Eight 6-bit scales and mins of Q4_K / Q5_K (layout in quant_ref.c). */
+static inline void k_scales_mins(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        m[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 0x0F) | ((s[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+    }
+}
+
+/* ---- fast dequantization ------------------------------------------------------------ */
+
+void quant_dequant_row(ggml_type t, const void *row, float *y, int64_t cols) {
+    RB_CHECK(quant_supported(t));
+    int be = ggml_block_elems(t);
+    RB_CHECK(cols >= 0 && cols % be == 0);
+    const uint8_t *b = row;
+    size_t bb = ggml_block_bytes(t);
+    int64_t nb = cols / be;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    switch (t) {
+    case GGML_T_F32:
+        memcpy(y, b, (size_t)cols * 4);
+        return;
+    case GGML_T_F16: {
+        int64_t c = 0;
+        for (; c + 8 <= cols; c += 8)
+            _mm256_storeu_ps(y + c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 2 * c))));
+        for (; c < cols; c++) y[c] = f16_at(b + 2 * c);
+        return;
+    }
+    case GGML_T_BF16: {
+        int64_t c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(b + 2 * c)));
+            _mm256_storeu_ps(y + c, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+        for (; c < cols; c++) y[c] = rb_bf16_to_float((uint16_t)(b[2 * c] | (b[2 * c + 1] << 8)));
+        return;
+    }
+    case GGML_T_Q8_0:
+        for (int64_t i = 0; i < nb; i++, b += bb) store_dq(y + 32 * i, load256(b + 2), f16_at(b));
+        return;
+    case GGML_T_Q4_0:
+        for (int64_t i = 0; i < nb; i++, b += bb) {
+            __m256i q = _mm256_sub_epi8(nibbles_split16(b + 2), _mm256_set1_epi8(8));
+            store_dq(y + 32 * i, q, f16_at(b));
+        }
+        return;
+    case GGML_T_Q4_1:
+        for (int64_t i = 0; i < nb; i++, b += bb)
+            store_dq_add(y + 32 * i, nibbles_split16(b + 4), f16_at(b), f16_at(b + 2));
+        return;
+    case GGML_T_Q5_0:
+        for (int64_t i = 0; i < nb; i++, b += bb) {
+            __m256i q = _mm256_or_si256(nibbles_split16(b + 6), qh_bits_to_bytes(u32_at(b + 2)));
+            store_dq(y + 32 * i, _mm256_sub_epi8(q, _mm256_set1_epi8(16)), f16_at(b));
+        }
+        return;
+    case GGML_T_Q5_1:
+        for (int64_t i = 0; i < nb; i++, b += bb) {
+            __m256i q = _mm256_or_si256(nibbles_split16(b + 8), qh_bits_to_bytes(u32_at(b + 4)));
+            store_dq_add(y + 32 * i, q, f16_at(b), f16_at(b + 2));
+        }
+        return;
+    case GGML_T_Q4_K:
+    case GGML_T_Q5_K:
+        for (int64_t i = 0; i < nb; i++, b += bb) {
+            float d = f16_at(b), dmin = f16_at(b + 2);
+            uint8_t sc[8], m[8];
+            k_scales_mins(b + 4, sc, m);
+            const uint8_t *qs = b + (t == GGML_T_Q4_K ? 16 : 48);
+            __m256i qh = t == GGML_T_Q5_K ? load256(b + 16) : _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) {
+                __m256i v = load256(qs + 32 * (j / 2));
+                __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+                if (t == GGML_T_Q5_K) {
+                    __m256i bit = _mm256_set1_epi8((char)(1 << j));
+                    __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+                    q = _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+                }
+                store_dq_sub(y + 256 * i + 32 * j, q, d * (float)sc[j], dmin * (float)m[j]);
+            }
+        }
+        return;
+    case GGML_T_Q6_K:
+        for (int64_t i = 0; i < nb; i++, b += bb) {
+            const uint8_t *ql = b, *qhp = b + 128;
+            const int8_t *sc = (const int8_t *)(b + 192);
+            float d = f16_at(b + 208);
+            const __m256i m30 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32);
+            for (int h = 0; h < 2; h++) {
+                __m256i l0 = load256(ql + 64 * h), l1 = load256(ql + 64 * h + 32);
+                __m256i qh = load256(qhp + 32 * h);
+                __m256i q[4] = {
+                    _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
+                    _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+                };
+                for (int k = 0; k < 4; k++) {
+                    __m256 f[4];
+                    bytes_to_ps(_mm256_sub_epi8(q[k], k32), f);
+                    float *yk = y + 256 * i + 128 * h + 32 * k;
+                    for (int s = 0; s < 4; s++) {
+                        // eight elements share one scale: scale index (128h + 32k + 8s) / 16
+                        __m256 dv = _mm256_set1_ps(d * (float)sc[8 * h + 2 * k + s / 2]);
+                        _mm256_storeu_ps(yk + 8 * s, _mm256_mul_ps(dv, f[s]));
+                    }
+                }
+            }
+        }
+        return;
+    default:
+        RB_CHECK(!"unreachable");
+    }
+}
+
+/* ---- x quantized once per call ---------------------------------------------------- */
+
+/* x in quantized form: xq[c] * d[block of c] approximates x[c]. For the 32-element formats
+ * the blocks are 32 long and s[b] is the sum of the block's quants (it carries the offsets
+ * -8, -16 and the mins). For the K formats the blocks are 256 long and s[16b + j] is the
+ * sum of quants j*16 .. j*16+15 of block b. */
+typedef struct xact {
+    const float *x;   // [cols] the float input (float weights use it directly)
+    const int8_t *q;  // [cols]
+    const float *d;   // [cols / 32] or [cols / 256]
+    const int32_t *s; // [cols / 32] or [cols / 16]
+} xact;
+
+/* Symmetric: d = amax / 127, q = round(x * 127 / amax) in [-127, 127], so |x - q d| is at
+ * most d / 2 (plus float rounding), and -128 never appears (the sign trick in the Q8_0
+ * product relies on that). */
+static float quantize_chunk(const float *x, int n, int8_t *q) {
+    __m256 amax = _mm256_setzero_ps();
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < n; i += 8) amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    float a = _mm_cvtss_f32(m);
+    float d = a / 127.0f;
+    __m256 id = _mm256_set1_ps(a > 0 ? 127.0f / a : 0.0f);
+    for (int i = 0; i < n; i += 32) {
+        __m256i v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), id),
+                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        // packs work within 128-bit lanes; the permute restores element order
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + i), p);
+    }
+    return d;
+}
+
+static int32_t sum_bytes16(const int8_t *q) {
+    __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)q));
+    return hsum_epi32(_mm256_madd_epi16(v, _mm256_set1_epi16(1)));
+}
+
+static void quantize_x_32(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s) {
+    for (int64_t b = 0; b < cols / 32; b++) {
+        d[b] = quantize_chunk(x + 32 * b, 32, q + 32 * b);
+        s[b] = sum_bytes16(q + 32 * b) + sum_bytes16(q + 32 * b + 16);
+    }
+}
+
+static void quantize_x_256(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s) {
+    for (int64_t b = 0; b < cols / 256; b++) {
+        d[b] = quantize_chunk(x + 256 * b, 256, q + 256 * b);
+        for (int j = 0; j < 16; j++) s[16 * b + j] = sum_bytes16(q + 256 * b + 16 * j);
+    }
+}
+
+/* ---- dot products of one weight row with x ------------------------------------------ */
+
+typedef float (*dot_fn)(const uint8_t *w, const xact *xa, int64_t cols);
+
+/* Float weights: four independent accumulators keep the FMA pipeline full. */
+static float dot_f32(const uint8_t *w, const xact *xa, int64_t cols) {
+    const float *x = xa->x;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32)
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(w + 4 * (c + 8 * k))),
+                                     _mm256_loadu_ps(x + c + 8 * k), acc[k]);
+    for (; c + 8 <= cols; c += 8)
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(w + 4 * c)), _mm256_loadu_ps(x + c), acc[0]);
+    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; c < cols; c++) {
+        float v;
+        memcpy(&v, w + 4 * c, 4);
+        r += v * x[c];
+    }
+    return r;
+}
+
+static inline __m256 load_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+static inline __m256 load_bf16x8(const uint8_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static float dot_f16(const uint8_t *w, const xact *xa, int64_t cols) {
+    const float *x = xa->x;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32)
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(load_f16x8(w + 2 * (c + 8 * k)), _mm256_loadu_ps(x + c + 8 * k), acc[k]);
+    for (; c + 8 <= cols; c += 8) acc[0] = _mm256_fmadd_ps(load_f16x8(w + 2 * c), _mm256_loadu_ps(x + c), acc[0]);
+    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; c < cols; c++) r += f16_at(w + 2 * c) * x[c];
+    return r;
+}
+
+static float dot_bf16(const uint8_t *w, const xact *xa, int64_t cols) {
+    const float *x = xa->x;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32)
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(load_bf16x8(w + 2 * (c + 8 * k)), _mm256_loadu_ps(x + c + 8 * k), acc[k]);
+    for (; c + 8 <= cols; c += 8) acc[0] = _mm256_fmadd_ps(load_bf16x8(w + 2 * c), _mm256_loadu_ps(x + c), acc[0]);
+    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; c < cols; c++) r += rb_bf16_to_float((uint16_t)(w[2 * c] | (w[2 * c + 1] << 8))) * x[c];
+    return r;
+}
+
+/* Sum over a 32-block of unsigned weight quants (0..31) times signed x quants, as 8 int32
+ * lanes: maddubs pairs stay below 2 * 31 * 127 < 2^15, so nothing saturates. */
+static inline __m256i dot_u8_s8(__m256i wq, __m256i xq) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), _mm256_set1_epi16(1));
+}
+
+/* Q8_0: both sides signed; maddubs wants one unsigned operand, so take |w| and move w's
+ * sign onto x. |w| <= 128 and |x| <= 127 keep each pair below 2^15. */
+static float dot_q8_0(const uint8_t *w, const xact *xa, int64_t cols) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t nb = cols / 32, b = 0;
+    for (; b + 2 <= nb; b += 2, w += 68) {
+        __m256i w0 = load256(w + 2), w1 = load256(w + 36);
+        __m256i x0 = load256(xa->q + 32 * b), x1 = load256(xa->q + 32 * b + 32);
+        __m256i p0 = dot_u8_s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
+        __m256i p1 = dot_u8_s8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x1, w1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w + 34) * xa->d[b + 1]), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; b < nb; b++, w += 34) {
+        __m256i w0 = load256(w + 2), x0 = load256(xa->q + 32 * b);
+        __m256i p0 = dot_u8_s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* The 32-element formats with unsigned quants q and value d*q + off (off = -8d, -16d or m):
+ * sum = sum_b d_b dx_b sum(q x) + off_b dx_b sum(x). */
+static float dot_q4_0(const uint8_t *w, const xact *xa, int64_t cols) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    for (int64_t b = 0; b < cols / 32; b++, w += 18) {
+        float f = f16_at(w) * xa->d[b];
+        __m256i p = dot_u8_s8(nibbles_split16(w + 2), load256(xa->q + 32 * b));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(p), acc);
+        corr += f * (float)xa->s[b];
+    }
+    return hsum_ps(acc) - 8.0f * corr;
+}
+
+static float dot_q4_1(const uint8_t *w, const xact *xa, int64_t cols) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    for (int64_t b = 0; b < cols / 32; b++, w += 20) {
+        float dx = xa->d[b];
+        __m256i p = dot_u8_s8(nibbles_split16(w + 4), load256(xa->q + 32 * b));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * dx), _mm256_cvtepi32_ps(p), acc);
+        corr += f16_at(w + 2) * dx * (float)xa->s[b];
+    }
+    return hsum_ps(acc) + corr;
+}
+
+static float dot_q5_0(const uint8_t *w, const xact *xa, int64_t cols) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    for (int64_t b = 0; b < cols / 32; b++, w += 22) {
+        float f = f16_at(w) * xa->d[b];
+        __m256i q = _mm256_or_si256(nibbles_split16(w + 6), qh_bits_to_bytes(u32_at(w + 2)));
+        __m256i p = dot_u8_s8(q, load256(xa->q + 32 * b));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(p), acc);
+        corr += f * (float)xa->s[b];
+    }
+    return hsum_ps(acc) - 16.0f * corr;
+}
+
+static float dot_q5_1(const uint8_t *w, const xact *xa, int64_t cols) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    for (int64_t b = 0; b < cols / 32; b++, w += 24) {
+        float dx = xa->d[b];
+        __m256i q = _mm256_or_si256(nibbles_split16(w + 8), qh_bits_to_bytes(u32_at(w + 4)));
+        __m256i p = dot_u8_s8(q, load256(xa->q + 32 * b));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * dx), _mm256_cvtepi32_ps(p), acc);
+        corr += f16_at(w + 2) * dx * (float)xa->s[b];
+    }
+    return hsum_ps(acc) + corr;
+}
+
+/* Q4_K / Q5_K against 256-blocks of x: within a super-block everything is an integer
+ * (scale * q * x summed: at most 256 * 31 * 127 * 63 < 2^31), so one float multiply per
+ * super-block; the mins meet x through the sums of 16. */
+static inline float dot_k45(const uint8_t *w, const xact *xa, int64_t cols, int five) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), h5 = _mm256_set1_epi8(0x10);
+    size_t bb = five ? 176 : 144;
+    for (int64_t b = 0; b < cols / 256; b++, w += bb) {
+        float dx = xa->d[b];
+        uint8_t sc[8], m[8];
+        k_scales_mins(w + 4, sc, m);
+        const uint8_t *qs = w + (five ? 48 : 16);
+        const int8_t *xq = xa->q + 256 * b;
+        const int32_t *xs = xa->s + 16 * b;
+        __m256i qh = five ? load256(w + 16) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i v = load256(qs + 32 * c);
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (five) {
+                __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * c))), b1 = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), h5));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), h5));
+            }
+            __m256i plo = _mm256_maddubs_epi16(lo, load256(xq + 64 * c));
+            __m256i phi = _mm256_maddubs_epi16(hi, load256(xq + 64 * c + 32));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++) summ += (int32_t)m[j] * (xs[2 * j] + xs[2 * j + 1]);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * dx), _mm256_cvtepi32_ps(sumi), acc);
+        corr += f16_at(w + 2) * dx * (float)summ;
+    }
+    return hsum_ps(acc) - corr;
+}
+
+static float dot_q4_k(const uint8_t *w, const xact *xa, int64_t cols) { return dot_k45(w, xa, cols, 0); }
+static float dot_q5_k(const uint8_t *w, const xact *xa, int64_t cols) { return dot_k45(w, xa, cols, 1); }
+
+/* Q6_K: quants 0..63 unsigned against x, int8 scales per 16, the -32 offset through the
+ * sums of 16. Bounds: pairs 2 * 63 * 127 < 2^15; a super-block 256 * 63 * 127 * 128 < 2^31. */
+static float dot_q6_k(const uint8_t *w, const xact *xa, int64_t cols) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    for (int64_t b = 0; b < cols / 256; b++, w += 210) {
+        const uint8_t *ql = w, *qhp = w + 128;
+        const int8_t *sc = (const int8_t *)(w + 192);
+        const int8_t *xq = xa->q + 256 * b;
+        const int32_t *xs = xa->s + 16 * b;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = load256(ql + 64 * h), l1 = load256(ql + 64 * h + 32), qh = load256(qhp + 32 * h);
+            __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
+                _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+            };
+            for (int k = 0; k < 4; k++) {
+                __m256i p = _mm256_maddubs_epi16(q[k], load256(xq + 128 * h + 32 * k));
+                // the low 8 int16 lanes are elements 0..15 of the 32, the high 8 are 16..31
+                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+            }
+        }
+        int32_t bias = 0;
+        for (int j = 0; j < 16; j++) bias += (int32_t)sc[j] * xs[j];
+        float f = f16_at(w + 208) * xa->d[b];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(sumi), acc);
+        corr += f * (float)(32 * bias);
+    }
+    return hsum_ps(acc) - corr;
+}
+
+static dot_fn dot_for(ggml_type t) {
+    switch (t) {
+    case GGML_T_F32: return dot_f32;
+    case GGML_T_F16: return dot_f16;
+    case GGML_T_BF16: return dot_bf16;
+    case GGML_T_Q8_0: return dot_q8_0;
+    case GGML_T_Q4_0: return dot_q4_0;
+    case GGML_T_Q4_1: return dot_q4_1;
+    case GGML_T_Q5_0: return dot_q5_0;
+    case GGML_T_Q5_1: return dot_q5_1;
+    case GGML_T_Q4_K: return dot_q4_k;
+    case GGML_T_Q5_K: return dot_q5_k;
+    case GGML_T_Q6_K: return dot_q6_k;
+    default: return NULL;
+    }
+}
+
+/* ---- the thread pool ------------------------------------------------------------------ */
+
+typedef struct job {
+    dot_fn dot;
+    const uint8_t *w;
+    size_t row_bytes;
+    int64_t rows, cols, chunk;
+    xact xa;
+    float *y;
+    atomic_llong next; // first row of the next chunk to take
+} job;
+
+struct quant_pool {
+    int n_threads;
+    pthread_t *workers; // [n_threads - 1]
+    pthread_mutex_t mu;
+    pthread_cond_t cv_go, cv_done;
+    atomic_ullong gen;  // bumped once per call; workers run the job when it moves
+    atomic_int n_busy;  // workers still on the current job
+    atomic_int stop;
+    job job;
+    int8_t *xq;         // [cap_cols]
+    float *xd;          // [cap_cols / 32]
+    int32_t *xs;        // [cap_cols / 16]
+    int64_t cap_cols;
+};
+
+static void job_run(job *j) {
+    for (;;) {
+        int64_t r0 = atomic_fetch_add(&j->next, j->chunk);
+        if (r0 >= j->rows) return;
+        int64_t r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+        for (int64_t r = r0; r < r1; r++) j->y[r] = j->dot(j->w + (size_t)r * j->row_bytes, &j->xa, j->cols);
+    }
+}
+
+/* Back-to-back calls (a decode step is a few dozen of them) arrive within microseconds, so
+ * a worker spins briefly before sleeping: a wake-up through the condition variable costs
+ * tens of microseconds, as much as a whole small product. */
+#define SPIN_NS 50000
+
+static void *worker_main(void *arg) {
+    quant_pool *p = arg;
+    unsigned long long seen = 0;
+    for (;;) {
+        int64_t t0 = rb_now_ns();
+        for (int i = 0; atomic_load(&p->gen) == seen && !atomic_load(&p->stop); i++) {
+            _mm_pause();
+            if ((i & 63) == 63 && rb_now_ns() - t0 > SPIN_NS) break;
+        }
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv_go, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        if (atomic_load(&p->stop)) return NULL;
+        seen = atomic_load(&p->gen);
+        job_run(&p->job);
+        if (atomic_fetch_sub(&p->n_busy, 1) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+quant_pool *quant_pool_create(int n_threads) {
+    if (n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = n > 0 ? (int)n : 1;
+    }
+    quant_pool *p = rb_calloc(1, sizeof *p);
+    p->n_threads = n_threads;
+    RB_CHECK(pthread_mutex_init(&p->mu, NULL) == 0);
+    RB_CHECK(pthread_cond_init(&p->cv_go, NULL) == 0);
+    RB_CHECK(pthread_cond_init(&p->cv_done, NULL) == 0);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->n_busy, 0);
+    atomic_init(&p->stop, 0);
+    atomic_init(&p->job.next, 0);
+    p->workers = rb_calloc((size_t)n_threads, sizeof *p->workers);
+    for (int i = 0; i < n_threads - 1; i++) RB_CHECK(pthread_create(&p->workers[i], NULL, worker_main, p) == 0);
+    return p;
+}
+
+void quant_pool_destroy(quant_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->cv_go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_threads - 1; i++) RB_CHECK(pthread_join(p->workers[i], NULL) == 0);
+    pthread_cond_destroy(&p->cv_go);
+    pthread_cond_destroy(&p->cv_done);
+    pthread_mutex_destroy(&p->mu);
+    free(p->workers);
+    free(p->xq);
+    free(p->xd);
+    free(p->xs);
+    free(p);
+}
+
+int quant_pool_threads(const quant_pool *p) { return p ? p->n_threads : 1; }
+
+/* Below this many weights a product is done on the calling thread: waking the workers
+ * would cost more than it saves. */
+#define PARALLEL_MIN_ELEMS (64 * 1024)
+
+void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64_t cols,
+                  const float *x, float *y) {
+    RB_CHECK(quant_supported(t));
+    RB_CHECK(rows >= 0 && cols >= 0 && cols % ggml_block_elems(t) == 0);
+    if (rows == 0) return;
+    job *j = p ? &p->job : &(job){0};
+    j->dot = dot_for(t);
+    j->w = w;
+    j->row_bytes = quant_row_bytes(t, cols);
+    j->rows = rows;
+    j->cols = cols;
+    j->y = y;
+    j->xa = (xact){.x = x};
+
+    int8_t *tmp_q = NULL;
+    float *tmp_d = NULL;
+    int32_t *tmp_s = NULL;
+    if (t != GGML_T_F32 && t != GGML_T_F16 && t != GGML_T_BF16) {
+        int8_t *q;
+        float *d;
+        int32_t *s;
+        if (p) {
+            if (p->cap_cols < cols) {
+                free(p->xq);
+                free(p->xd);
+                free(p->xs);
+                p->xq = rb_malloc((size_t)cols);
+                p->xd = rb_malloc((size_t)(cols / 32 + 1) * sizeof *p->xd);
+                p->xs = rb_malloc((size_t)(cols / 16 + 1) * sizeof *p->xs);
+                p->cap_cols = cols;
+            }
+            q = p->xq, d = p->xd, s = p->xs;
+        } else {
+            q = tmp_q = rb_malloc((size_t)cols);
+            d = tmp_d = rb_malloc((size_t)(cols / 32 + 1) * sizeof *d);
+            s = tmp_s = rb_malloc((size_t)(cols / 16 + 1) * sizeof *s);
+        }
+        if (ggml_block_elems(t) == 256) quantize_x_256(x, cols, q, d, s);
+        else quantize_x_32(x, cols, q, d, s);
+        j->xa.q = q, j->xa.d = d, j->xa.s = s;
+    }
+
+    int n = p ? p->n_threads : 1;
+    if (n == 1 || rows < 2 || rows * cols < PARALLEL_MIN_ELEMS) {
+        j->chunk = rows;
+        atomic_store(&j->next, 0);
+        job_run(j);
+    } else {
+        // small chunks balance the load when another process takes a core now and then
+        int64_t chunk = rows / (n * 32);
+        j->chunk = chunk < 4 ? 4 : chunk;
+        atomic_store(&j->next, 0);
+        atomic_store(&p->n_busy, n - 1);
+        pthread_mutex_lock(&p->mu);
+        atomic_fetch_add(&p->gen, 1);
+        pthread_cond_broadcast(&p->cv_go);
+        pthread_mutex_unlock(&p->mu);
+        job_run(j);
+        int64_t t0 = rb_now_ns();
+        for (int i = 0; atomic_load(&p->n_busy) != 0; i++) {
+            _mm_pause();
+            if ((i & 63) == 63 && rb_now_ns() - t0 > SPIN_NS) break;
+        }
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->n_busy) != 0) pthread_cond_wait(&p->cv_done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
+    free(tmp_q);
+    free(tmp_d);
+    free(tmp_s);
+}
