@@ -217,14 +217,15 @@ void quant_dequant_row(ggml_type t, const void *row, float *y, int64_t cols) {
 /* ---- x quantized once per call ---------------------------------------------------- */
 
 /* x in quantized form: xq[c] * d[block of c] approximates x[c]. For the 32-element formats
- * the blocks are 32 long and s[b] is the sum of the block's quants (it carries the offsets
- * -8, -16 and the mins). For the K formats the blocks are 256 long and s[16b + j] is the
- * sum of quants j*16 .. j*16+15 of block b. */
+ * the blocks are 32 long and s32[b] is the sum of the block's quants (it carries the
+ * offsets -8, -16 and the mins). For the K formats the blocks are 256 long and
+ * s16[16b + j] is the sum of quants 16j .. 16j+15 of block b (|sum| <= 16 * 127 fits). */
 typedef struct xact {
-    const float *x;   // [cols] the float input (float weights use it directly)
-    const int8_t *q;  // [cols]
-    const float *d;   // [cols / 32] or [cols / 256]
-    const int32_t *s; // [cols / 32] or [cols / 16]
+    const float *x;     // [cols] the float input (float weights use it directly)
+    const int8_t *q;    // [cols]
+    const float *d;     // [cols / 32] or [cols / 256]
+    const int32_t *s32; // [cols / 32], 32-element formats
+    const int16_t *s16; // [cols / 16], K formats
 } xact;
 
 /* Symmetric: d = amax / 127, q = round(x * 127 / amax) in [-127, 127], so |x - q d| is at
@@ -265,10 +266,10 @@ static void quantize_x_32(const float *x, int64_t cols, int8_t *q, float *d, int
     }
 }
 
-static void quantize_x_256(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s) {
+static void quantize_x_256(const float *x, int64_t cols, int8_t *q, float *d, int16_t *s) {
     for (int64_t b = 0; b < cols / 256; b++) {
         d[b] = quantize_chunk(x + 256 * b, 256, q + 256 * b);
-        for (int j = 0; j < 16; j++) s[16 * b + j] = sum_bytes16(q + 256 * b + 16 * j);
+        for (int j = 0; j < 16; j++) s[16 * b + j] = (int16_t)sum_bytes16(q + 256 * b + 16 * j);
     }
 }
 
@@ -365,7 +366,7 @@ static float dot_q4_0(const uint8_t *w, const xact *xa, int64_t cols) {
         float f = f16_at(w) * xa->d[b];
         __m256i p = dot_u8_s8(nibbles_split16(w + 2), load256(xa->q + 32 * b));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(p), acc);
-        corr += f * (float)xa->s[b];
+        corr += f * (float)xa->s32[b];
     }
     return hsum_ps(acc) - 8.0f * corr;
 }
@@ -377,7 +378,7 @@ static float dot_q4_1(const uint8_t *w, const xact *xa, int64_t cols) {
         float dx = xa->d[b];
         __m256i p = dot_u8_s8(nibbles_split16(w + 4), load256(xa->q + 32 * b));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * dx), _mm256_cvtepi32_ps(p), acc);
-        corr += f16_at(w + 2) * dx * (float)xa->s[b];
+        corr += f16_at(w + 2) * dx * (float)xa->s32[b];
     }
     return hsum_ps(acc) + corr;
 }
@@ -390,7 +391,7 @@ static float dot_q5_0(const uint8_t *w, const xact *xa, int64_t cols) {
         __m256i q = _mm256_or_si256(nibbles_split16(w + 6), qh_bits_to_bytes(u32_at(w + 2)));
         __m256i p = dot_u8_s8(q, load256(xa->q + 32 * b));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(p), acc);
-        corr += f * (float)xa->s[b];
+        corr += f * (float)xa->s32[b];
     }
     return hsum_ps(acc) - 16.0f * corr;
 }
@@ -403,26 +404,45 @@ static float dot_q5_1(const uint8_t *w, const xact *xa, int64_t cols) {
         __m256i q = _mm256_or_si256(nibbles_split16(w + 8), qh_bits_to_bytes(u32_at(w + 4)));
         __m256i p = dot_u8_s8(q, load256(xa->q + 32 * b));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * dx), _mm256_cvtepi32_ps(p), acc);
-        corr += f16_at(w + 2) * dx * (float)xa->s[b];
+        corr += f16_at(w + 2) * dx * (float)xa->s32[b];
     }
     return hsum_ps(acc) + corr;
 }
 
+/* The 8 scales and 8 mins of a Q4_K / Q5_K super-block as two vectors of 8 int16, unpacked
+ * four at a time from 32-bit words (the same bit layout as k_scales_mins). */
+static inline void k_scales_mins_v(const uint8_t *s, __m128i *sc, __m128i *m) {
+    uint32_t s0 = u32_at(s), s1 = u32_at(s + 4), s2 = u32_at(s + 8);
+    uint32_t sc_lo = s0 & 0x3F3F3F3Fu, m_lo = s1 & 0x3F3F3F3Fu;
+    uint32_t sc_hi = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
+    uint32_t m_hi = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
+    *sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
+    *m = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
+}
+
+/* Shuffle controls that broadcast int16 number j of a 128-bit lane to the whole lane. */
+static const uint8_t k_bcast16[8][32] __attribute__((aligned(32))) = {
+#define B(j) {2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, \
+              2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1}
+    B(0), B(1), B(2), B(3), B(4), B(5), B(6), B(7)
+#undef B
+};
+
 /* Q4_K / Q5_K against 256-blocks of x: within a super-block everything is an integer
  * (scale * q * x summed: at most 256 * 31 * 127 * 63 < 2^31), so one float multiply per
- * super-block; the mins meet x through the sums of 16. */
+ * super-block; the mins meet x through the sums of 16 (paired into sums of 32). */
 static inline float dot_k45(const uint8_t *w, const xact *xa, int64_t cols, int five) {
     __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
+    __m128 accm = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F), h5 = _mm256_set1_epi8(0x10);
     size_t bb = five ? 176 : 144;
     for (int64_t b = 0; b < cols / 256; b++, w += bb) {
         float dx = xa->d[b];
-        uint8_t sc[8], m[8];
-        k_scales_mins(w + 4, sc, m);
+        __m128i sc8, m8;
+        k_scales_mins_v(w + 4, &sc8, &m8);
+        __m256i sc = _mm256_broadcastsi128_si256(sc8);
         const uint8_t *qs = w + (five ? 48 : 16);
         const int8_t *xq = xa->q + 256 * b;
-        const int32_t *xs = xa->s + 16 * b;
         __m256i qh = five ? load256(w + 16) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
@@ -435,34 +455,49 @@ static inline float dot_k45(const uint8_t *w, const xact *xa, int64_t cols, int 
             }
             __m256i plo = _mm256_maddubs_epi16(lo, load256(xq + 64 * c));
             __m256i phi = _mm256_maddubs_epi16(hi, load256(xq + 64 * c + 32));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+            __m256i slo = _mm256_shuffle_epi8(sc, load256(k_bcast16[2 * c]));
+            __m256i shi = _mm256_shuffle_epi8(sc, load256(k_bcast16[2 * c + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, slo));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, shi));
         }
-        int32_t summ = 0;
-        for (int j = 0; j < 8; j++) summ += (int32_t)m[j] * (xs[2 * j] + xs[2 * j + 1]);
+        // sums of 32 from the sums of 16, then against the mins: 4 int32 lanes
+        const __m128i *xs = (const __m128i *)(const void *)(xa->s16 + 16 * b);
+        __m128i s32 = _mm_hadd_epi16(_mm_loadu_si128(xs), _mm_loadu_si128(xs + 1));
+        __m128i mm = _mm_madd_epi16(m8, s32);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * dx), _mm256_cvtepi32_ps(sumi), acc);
-        corr += f16_at(w + 2) * dx * (float)summ;
+        accm = _mm_fmadd_ps(_mm_set1_ps(f16_at(w + 2) * dx), _mm_cvtepi32_ps(mm), accm);
     }
-    return hsum_ps(acc) - corr;
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    return hsum_ps(acc) - _mm_cvtss_f32(accm);
 }
 
 static float dot_q4_k(const uint8_t *w, const xact *xa, int64_t cols) { return dot_k45(w, xa, cols, 0); }
 static float dot_q5_k(const uint8_t *w, const xact *xa, int64_t cols) { return dot_k45(w, xa, cols, 1); }
 
+/* Shuffle controls for Q6_K: with a half's 8 scales as int16 in both lanes, control k puts
+ * scale 2k in the low lane (elements 0..15 of group k) and 2k + 1 in the high lane. */
+static const uint8_t k_q6_scale_pick[4][32] __attribute__((aligned(32))) = {
+#define P(a, b) {2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, \
+                 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1}
+    P(0, 1), P(2, 3), P(4, 5), P(6, 7)
+#undef P
+};
+
 /* Q6_K: quants 0..63 unsigned against x, int8 scales per 16, the -32 offset through the
  * sums of 16. Bounds: pairs 2 * 63 * 127 < 2^15; a super-block 256 * 63 * 127 * 128 < 2^31. */
 static float dot_q6_k(const uint8_t *w, const xact *xa, int64_t cols) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
+    __m256 acc = _mm256_setzero_ps(), accb = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     for (int64_t b = 0; b < cols / 256; b++, w += 210) {
         const uint8_t *ql = w, *qhp = w + 128;
-        const int8_t *sc = (const int8_t *)(w + 192);
         const int8_t *xq = xa->q + 256 * b;
-        const int32_t *xs = xa->s + 16 * b;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)(w + 192));
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc8); // [16] int16
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i l0 = load256(ql + 64 * h), l1 = load256(ql + 64 * h + 32), qh = load256(qhp + 32 * h);
+            __m256i sc = _mm256_broadcastsi128_si256(h ? _mm256_extracti128_si256(sc16, 1) : _mm256_castsi256_si128(sc16));
             __m256i q[4] = {
                 _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
                 _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
@@ -473,17 +508,17 @@ static float dot_q6_k(const uint8_t *w, const xact *xa, int64_t cols) {
             for (int k = 0; k < 4; k++) {
                 __m256i p = _mm256_maddubs_epi16(q[k], load256(xq + 128 * h + 32 * k));
                 // the low 8 int16 lanes are elements 0..15 of the 32, the high 8 are 16..31
-                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+                __m256i s = _mm256_shuffle_epi8(sc, load256(k_q6_scale_pick[k]));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
             }
         }
-        int32_t bias = 0;
-        for (int j = 0; j < 16; j++) bias += (int32_t)sc[j] * xs[j];
-        float f = f16_at(w + 208) * xa->d[b];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(sumi), acc);
-        corr += f * (float)(32 * bias);
+        // 32 * sum_j sc_j * (sum of x quants j): 8 int32 lanes
+        __m256i bias = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(const void *)(xa->s16 + 16 * b)));
+        __m256 f = _mm256_set1_ps(f16_at(w + 208) * xa->d[b]);
+        acc = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(sumi), acc);
+        accb = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(bias), accb);
     }
-    return hsum_ps(acc) - corr;
+    return hsum_ps(acc) - 32.0f * hsum_ps(accb);
 }
 
 static dot_fn dot_for(ggml_type t) {
@@ -526,7 +561,7 @@ struct quant_pool {
     job job;
     int8_t *xq;         // [cap_cols]
     float *xd;          // [cap_cols / 32]
-    int32_t *xs;        // [cap_cols / 16]
+    void *xs;           // [cap_cols / 8] bytes: int32 per 32 or int16 per 16
     int64_t cap_cols;
 };
 
@@ -625,11 +660,11 @@ void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64
 
     int8_t *tmp_q = NULL;
     float *tmp_d = NULL;
-    int32_t *tmp_s = NULL;
+    void *tmp_s = NULL;
     if (t != GGML_T_F32 && t != GGML_T_F16 && t != GGML_T_BF16) {
         int8_t *q;
         float *d;
-        int32_t *s;
+        void *s;
         if (p) {
             if (p->cap_cols < cols) {
                 free(p->xq);
@@ -637,18 +672,23 @@ void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64
                 free(p->xs);
                 p->xq = rb_malloc((size_t)cols);
                 p->xd = rb_malloc((size_t)(cols / 32 + 1) * sizeof *p->xd);
-                p->xs = rb_malloc((size_t)(cols / 16 + 1) * sizeof *p->xs);
+                p->xs = rb_malloc((size_t)(cols / 8 + 8));
                 p->cap_cols = cols;
             }
             q = p->xq, d = p->xd, s = p->xs;
         } else {
             q = tmp_q = rb_malloc((size_t)cols);
             d = tmp_d = rb_malloc((size_t)(cols / 32 + 1) * sizeof *d);
-            s = tmp_s = rb_malloc((size_t)(cols / 16 + 1) * sizeof *s);
+            s = tmp_s = rb_malloc((size_t)(cols / 8 + 8));
         }
-        if (ggml_block_elems(t) == 256) quantize_x_256(x, cols, q, d, s);
-        else quantize_x_32(x, cols, q, d, s);
-        j->xa.q = q, j->xa.d = d, j->xa.s = s;
+        j->xa.q = q, j->xa.d = d;
+        if (ggml_block_elems(t) == 256) {
+            quantize_x_256(x, cols, q, d, s);
+            j->xa.s16 = s;
+        } else {
+            quantize_x_32(x, cols, q, d, s);
+            j->xa.s32 = s;
+        }
     }
 
     int n = p ? p->n_threads : 1;
@@ -657,9 +697,10 @@ void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64
         atomic_store(&j->next, 0);
         job_run(j);
     } else {
-        // small chunks balance the load when another process takes a core now and then
-        int64_t chunk = rows / (n * 32);
-        j->chunk = chunk < 4 ? 4 : chunk;
+        // several chunks a thread balance the load when another process takes a core now
+        // and then; not so small that the shared counter's cache line becomes the bottleneck
+        int64_t chunk = rows / (n * 8);
+        j->chunk = chunk < 8 ? 8 : chunk;
         atomic_store(&j->next, 0);
         atomic_store(&p->n_busy, n - 1);
         pthread_mutex_lock(&p->mu);
