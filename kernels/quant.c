@@ -277,58 +277,42 @@ static void quantize_x_256(const float *x, int64_t cols, int8_t *q, float *d, in
 
 typedef float (*dot_fn)(const uint8_t *w, const xact *xa, int64_t cols);
 
-/* Float weights: four independent accumulators keep the FMA pipeline full. */
-static float dot_f32(const uint8_t *w, const xact *xa, int64_t cols) {
-    const float *x = xa->x;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    int64_t c = 0;
-    for (; c + 32 <= cols; c += 32)
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(w + 4 * (c + 8 * k))),
-                                     _mm256_loadu_ps(x + c + 8 * k), acc[k]);
-    for (; c + 8 <= cols; c += 8)
-        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(w + 4 * c)), _mm256_loadu_ps(x + c), acc[0]);
-    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; c < cols; c++) {
-        float v;
-        memcpy(&v, w + 4 * c, 4);
-        r += v * x[c];
-    }
-    return r;
-}
-
+static inline __m256 load_f32x8(const uint8_t *p) { return _mm256_loadu_ps((const float *)(const void *)p); }
 static inline __m256 load_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-
 static inline __m256 load_bf16x8(const uint8_t *p) {
     __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
-
-static float dot_f16(const uint8_t *w, const xact *xa, int64_t cols) {
-    const float *x = xa->x;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    int64_t c = 0;
-    for (; c + 32 <= cols; c += 32)
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(load_f16x8(w + 2 * (c + 8 * k)), _mm256_loadu_ps(x + c + 8 * k), acc[k]);
-    for (; c + 8 <= cols; c += 8) acc[0] = _mm256_fmadd_ps(load_f16x8(w + 2 * c), _mm256_loadu_ps(x + c), acc[0]);
-    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; c < cols; c++) r += f16_at(w + 2 * c) * x[c];
-    return r;
+static inline float f32_at(const uint8_t *p) {
+    float v;
+    memcpy(&v, p, 4);
+    return v;
 }
+static inline float bf16_at(const uint8_t *p) { return rb_bf16_to_float((uint16_t)(p[0] | (p[1] << 8))); }
 
-static float dot_bf16(const uint8_t *w, const xact *xa, int64_t cols) {
-    const float *x = xa->x;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    int64_t c = 0;
-    for (; c + 32 <= cols; c += 32)
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(load_bf16x8(w + 2 * (c + 8 * k)), _mm256_loadu_ps(x + c + 8 * k), acc[k]);
-    for (; c + 8 <= cols; c += 8) acc[0] = _mm256_fmadd_ps(load_bf16x8(w + 2 * c), _mm256_loadu_ps(x + c), acc[0]);
-    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; c < cols; c++) r += rb_bf16_to_float((uint16_t)(w[2 * c] | (w[2 * c + 1] << 8))) * x[c];
-    return r;
-}
+/* Float weights: four independent accumulators keep the FMA pipeline full. They are
+ * written out one by one: an array of accumulators with an inner loop is kept on the stack
+ * by GCC at -O2, which halves the speed. */
+#define FLOAT_DOT(name, LOAD8, AT, ESIZE)                                                     \
+    static float name(const uint8_t *w, const xact *xa, int64_t cols) {                       \
+        const float *x = xa->x;                                                               \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                           \
+        int64_t c = 0;                                                                        \
+        for (; c + 32 <= cols; c += 32) {                                                     \
+            a0 = _mm256_fmadd_ps(LOAD8(w + ESIZE * c), _mm256_loadu_ps(x + c), a0);           \
+            a1 = _mm256_fmadd_ps(LOAD8(w + ESIZE * (c + 8)), _mm256_loadu_ps(x + c + 8), a1); \
+            a2 = _mm256_fmadd_ps(LOAD8(w + ESIZE * (c + 16)), _mm256_loadu_ps(x + c + 16), a2); \
+            a3 = _mm256_fmadd_ps(LOAD8(w + ESIZE * (c + 24)), _mm256_loadu_ps(x + c + 24), a3); \
+        }                                                                                     \
+        for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(LOAD8(w + ESIZE * c), _mm256_loadu_ps(x + c), a0); \
+        float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));       \
+        for (; c < cols; c++) r += AT(w + ESIZE * c) * x[c];                                  \
+        return r;                                                                             \
+    }
+FLOAT_DOT(dot_f32, load_f32x8, f32_at, 4)
+FLOAT_DOT(dot_f16, load_f16x8, f16_at, 2)
+FLOAT_DOT(dot_bf16, load_bf16x8, bf16_at, 2)
+#undef FLOAT_DOT
 
 /* Sum over a 32-block of unsigned weight quants (0..31) times signed x quants, as 8 int32
  * lanes: maddubs pairs stay below 2 * 31 * 127 < 2^15, so nothing saturates. */
@@ -484,6 +468,13 @@ static const uint8_t k_q6_scale_pick[4][32] __attribute__((aligned(32))) = {
 #undef P
 };
 
+/* One group of 32 Q6_K quants against x, weighted by its two scales: 8 int32 lanes. The
+ * low 8 int16 lanes of maddubs are elements 0..15 of the 32, the high 8 are 16..31. */
+static inline __m256i q6_group(__m256i q, const int8_t *x, __m256i sc, int k) {
+    __m256i p = _mm256_maddubs_epi16(q, load256(x));
+    return _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, load256(k_q6_scale_pick[k])));
+}
+
 /* Q6_K: quants 0..63 unsigned against x, int8 scales per 16, the -32 offset through the
  * sums of 16. Bounds: pairs 2 * 63 * 127 < 2^15; a super-block 256 * 63 * 127 * 128 < 2^31. */
 static float dot_q6_k(const uint8_t *w, const xact *xa, int64_t cols) {
@@ -498,19 +489,16 @@ static float dot_q6_k(const uint8_t *w, const xact *xa, int64_t cols) {
         for (int h = 0; h < 2; h++) {
             __m256i l0 = load256(ql + 64 * h), l1 = load256(ql + 64 * h + 32), qh = load256(qhp + 32 * h);
             __m256i sc = _mm256_broadcastsi128_si256(h ? _mm256_extracti128_si256(sc16, 1) : _mm256_castsi256_si128(sc16));
-            __m256i q[4] = {
-                _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
-                _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
-            };
-            for (int k = 0; k < 4; k++) {
-                __m256i p = _mm256_maddubs_epi16(q[k], load256(xq + 128 * h + 32 * k));
-                // the low 8 int16 lanes are elements 0..15 of the 32, the high 8 are 16..31
-                __m256i s = _mm256_shuffle_epi8(sc, load256(k_q6_scale_pick[k]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
-            }
+            __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+            const int8_t *xh = xq + 128 * h;
+            sumi = _mm256_add_epi32(sumi, q6_group(q0, xh, sc, 0));
+            sumi = _mm256_add_epi32(sumi, q6_group(q1, xh + 32, sc, 1));
+            sumi = _mm256_add_epi32(sumi, q6_group(q2, xh + 64, sc, 2));
+            sumi = _mm256_add_epi32(sumi, q6_group(q3, xh + 96, sc, 3));
         }
         // 32 * sum_j sc_j * (sum of x quants j): 8 int32 lanes
         __m256i bias = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(const void *)(xa->s16 + 16 * b)));
