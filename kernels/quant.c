@@ -46,9 +46,11 @@ static inline int32_t hsum_epi32(__m256i v) {
 /* 16 bytes of packed nibbles -> 32 bytes: low nibbles first (elements 0..15), then the
  * high nibbles (elements 16..31), the layout of the 32-element formats. */
 static inline __m256i nibbles_split16(const uint8_t *p) {
-    __m128i b = _mm_loadu_si128((const __m128i *)p);
-    __m128i m = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+    // the 16 bytes in both lanes (a broadcast load), the high lane shifted: no lane-crossing
+    // shuffle, which would compete with the byte shuffles for one execution port
+    __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    __m256i v = _mm256_blend_epi32(b, _mm256_srli_epi16(b, 4), 0xF0);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
 }
 
 /* The 32 bits of qh -> 32 bytes, byte j = 0x10 if bit j is set, else 0: the fifth bit of
@@ -367,17 +369,36 @@ static float dot_q4_1(const uint8_t *w, const xact *xa, int64_t cols) {
     return hsum_ps(acc) + corr;
 }
 
+/* Q5_0 as signed quants: q - 16 = nibble - 16 (1 - bit), i.e. the nibble with 0xF0 or-ed in
+ * where the fifth bit is clear; then the Q8_0 product. Two blocks an iteration give the
+ * core two independent chains. */
+static inline __m256i q5_0_signed(const uint8_t *b) {
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                             0x0101010101010101LL, 0x0000000000000000LL);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u32_at(b + 2)), spread);
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_or_si256(nibbles_split16(b + 6), _mm256_andnot_si256(set, _mm256_set1_epi8((char)0xF0)));
+}
+
+static inline __m256i dot_s8_s8(__m256i w, __m256i x) {
+    return dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+}
+
 static float dot_q5_0(const uint8_t *w, const xact *xa, int64_t cols) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    for (int64_t b = 0; b < cols / 32; b++, w += 22) {
-        float f = f16_at(w) * xa->d[b];
-        __m256i q = _mm256_or_si256(nibbles_split16(w + 6), qh_bits_to_bytes(u32_at(w + 2)));
-        __m256i p = dot_u8_s8(q, load256(xa->q + 32 * b));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(p), acc);
-        corr += f * (float)xa->s32[b];
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t nb = cols / 32, b = 0;
+    for (; b + 2 <= nb; b += 2, w += 44) {
+        __m256i p0 = dot_s8_s8(q5_0_signed(w), load256(xa->q + 32 * b));
+        __m256i p1 = dot_s8_s8(q5_0_signed(w + 22), load256(xa->q + 32 * b + 32));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w + 22) * xa->d[b + 1]), _mm256_cvtepi32_ps(p1), acc1);
     }
-    return hsum_ps(acc) - 16.0f * corr;
+    for (; b < nb; b++, w += 22) {
+        __m256i p0 = dot_s8_s8(q5_0_signed(w), load256(xa->q + 32 * b));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 static float dot_q5_1(const uint8_t *w, const xact *xa, int64_t cols) {
