@@ -559,18 +559,29 @@ typedef struct job {
     atomic_llong next; // first row of the next chunk to take
 } job;
 
+/* One word says where the pool stands: the generation of the current call (bits 63..32),
+ * whether it still takes helpers (bit 31) and how many workers have joined it and not yet
+ * left (bits 30..0). Workers join a call only while it is open; the caller closes it once
+ * every chunk is taken and then waits only for the workers that joined. A worker the
+ * operating system was slow to wake (a descheduled virtual CPU, say) therefore never holds
+ * up a call it did not join; it finds the call closed and goes back to waiting. The job's
+ * fields are written only while no worker has joined, and read only by joined workers. */
+#define STATE_OPEN (1ull << 31)
+#define STATE_ACTIVE_MASK (STATE_OPEN - 1)
+static inline uint32_t state_gen(uint64_t s) { return (uint32_t)(s >> 32); }
+
 struct quant_pool {
     int n_threads;
-    pthread_t *workers; // [n_threads - 1]
-    pthread_mutex_t mu;
+    pthread_t *workers;    // [n_threads - 1]
+    pthread_mutex_t mu;    // only for sleeping and waking; the fast path is lock-free
     pthread_cond_t cv_go, cv_done;
-    atomic_ullong gen;  // bumped once per call; workers run the job when it moves
-    atomic_int n_busy;  // workers still on the current job
+    _Atomic uint64_t state; // see STATE_OPEN
     atomic_int stop;
+    char pad[64];          // keeps the chunk counter off the line the idle workers poll
     job job;
-    int8_t *xq;         // [cap_cols]
-    float *xd;          // [cap_cols / 32]
-    void *xs;           // [cap_cols / 8] bytes: int32 per 32 or int16 per 16
+    int8_t *xq;            // [cap_cols]
+    float *xd;             // [cap_cols / 32]
+    void *xs;              // [cap_cols / 8] bytes: int32 per 32 or int16 per 16
     int64_t cap_cols;
 };
 
@@ -585,25 +596,37 @@ static void job_run(job *j) {
 
 /* Back-to-back calls (a decode step is a few dozen of them) arrive within microseconds, so
  * a worker spins briefly before sleeping: a wake-up through the condition variable costs
- * tens of microseconds, as much as a whole small product. */
+ * tens of microseconds (more in a virtual machine), as much as a whole small product. */
 #define SPIN_NS 50000
 
 static void *worker_main(void *arg) {
     quant_pool *p = arg;
-    unsigned long long seen = 0;
+    uint32_t seen = 0;
     for (;;) {
         int64_t t0 = rb_now_ns();
-        for (int i = 0; atomic_load(&p->gen) == seen && !atomic_load(&p->stop); i++) {
+        for (int i = 0; state_gen(atomic_load(&p->state)) == seen && !atomic_load(&p->stop); i++) {
             _mm_pause();
             if ((i & 63) == 63 && rb_now_ns() - t0 > SPIN_NS) break;
         }
-        pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv_go, &p->mu);
-        pthread_mutex_unlock(&p->mu);
+        if (state_gen(atomic_load(&p->state)) == seen && !atomic_load(&p->stop)) {
+            pthread_mutex_lock(&p->mu);
+            while (state_gen(atomic_load(&p->state)) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cv_go, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
         if (atomic_load(&p->stop)) return NULL;
-        seen = atomic_load(&p->gen);
+        uint64_t s = atomic_load(&p->state);
+        seen = state_gen(s);
+        int joined = 0;
+        while (state_gen(s) == seen && (s & STATE_OPEN))
+            if (atomic_compare_exchange_weak(&p->state, &s, s + 1)) {
+                joined = 1;
+                break;
+            }
+        if (!joined) continue; // that call is over (or a newer one is up: the loop sees it)
         job_run(&p->job);
-        if (atomic_fetch_sub(&p->n_busy, 1) == 1) {
+        uint64_t after = atomic_fetch_sub(&p->state, 1) - 1;
+        if (!(after & STATE_OPEN) && (after & STATE_ACTIVE_MASK) == 0) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->cv_done);
             pthread_mutex_unlock(&p->mu);
@@ -621,8 +644,7 @@ quant_pool *quant_pool_create(int n_threads) {
     RB_CHECK(pthread_mutex_init(&p->mu, NULL) == 0);
     RB_CHECK(pthread_cond_init(&p->cv_go, NULL) == 0);
     RB_CHECK(pthread_cond_init(&p->cv_done, NULL) == 0);
-    atomic_init(&p->gen, 0);
-    atomic_init(&p->n_busy, 0);
+    atomic_init(&p->state, 0);
     atomic_init(&p->stop, 0);
     atomic_init(&p->job.next, 0);
     p->workers = rb_calloc((size_t)n_threads, sizeof *p->workers);
@@ -711,20 +733,24 @@ void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64
         int64_t chunk = rows / (n * 8);
         j->chunk = chunk < 8 ? 8 : chunk;
         atomic_store(&j->next, 0);
-        atomic_store(&p->n_busy, n - 1);
         pthread_mutex_lock(&p->mu);
-        atomic_fetch_add(&p->gen, 1);
+        uint32_t gen = state_gen(atomic_load(&p->state)) + 1; // wraps after 2^32 calls: harmless
+        atomic_store(&p->state, ((uint64_t)gen << 32) | STATE_OPEN);
         pthread_cond_broadcast(&p->cv_go);
         pthread_mutex_unlock(&p->mu);
         job_run(j);
-        int64_t t0 = rb_now_ns();
-        for (int i = 0; atomic_load(&p->n_busy) != 0; i++) {
-            _mm_pause();
-            if ((i & 63) == 63 && rb_now_ns() - t0 > SPIN_NS) break;
+        // every chunk is taken: close the call, then wait for those who joined it
+        uint64_t s = atomic_fetch_and(&p->state, ~(uint64_t)STATE_OPEN) & ~(uint64_t)STATE_OPEN;
+        if (s & STATE_ACTIVE_MASK) {
+            int64_t t0 = rb_now_ns();
+            for (int i = 0; atomic_load(&p->state) & STATE_ACTIVE_MASK; i++) {
+                _mm_pause();
+                if ((i & 63) == 63 && rb_now_ns() - t0 > SPIN_NS) break;
+            }
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load(&p->state) & STATE_ACTIVE_MASK) pthread_cond_wait(&p->cv_done, &p->mu);
+            pthread_mutex_unlock(&p->mu);
         }
-        pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->n_busy) != 0) pthread_cond_wait(&p->cv_done, &p->mu);
-        pthread_mutex_unlock(&p->mu);
     }
     free(tmp_q);
     free(tmp_d);
