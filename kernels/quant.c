@@ -426,7 +426,7 @@ static inline void k_scales_mins_v(const uint8_t *s, __m128i *sc, __m128i *m) {
 }
 
 /* Shuffle controls that broadcast int16 number j of a 128-bit lane to the whole lane. */
-static const uint8_t k_bcast16[8][32] __attribute__((aligned(32))) = {
+static _Alignas(32) const uint8_t k_bcast16[8][32] = {
 #define B(j) {2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, \
               2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1}
     B(0), B(1), B(2), B(3), B(4), B(5), B(6), B(7)
@@ -482,7 +482,7 @@ static float dot_q5_k(const uint8_t *w, const xact *xa, int64_t cols) { return d
 
 /* Shuffle controls for Q6_K: with a half's 8 scales as int16 in both lanes, control k puts
  * scale 2k in the low lane (elements 0..15 of group k) and 2k + 1 in the high lane. */
-static const uint8_t k_q6_scale_pick[4][32] __attribute__((aligned(32))) = {
+static _Alignas(32) const uint8_t k_q6_scale_pick[4][32] = {
 #define P(a, b) {2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, 2*a, 2*a+1, \
                  2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1, 2*b, 2*b+1}
     P(0, 1), P(2, 3), P(4, 5), P(6, 7)
