@@ -64,37 +64,38 @@ static inline __m256i qh_bits_to_bytes(uint32_t qh) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
-/* 32 bytes (signed) -> four vectors of 8 floats, in element order. */
-static inline void bytes_to_ps(__m256i q, __m256 out[4]) {
-    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-    out[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
-    out[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
-    out[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
-    out[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+/* Eight of 32 bytes (signed), number i = 0..3, as floats. */
+static inline __m256 bytes8_to_ps(__m256i q, int i) {
+    __m128i h = i < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(i % 2 ? _mm_srli_si128(h, 8) : h));
 }
 
-/* y[0..31] = d * q (+ m when add_m, - m when sub_m). Multiply and add are separate
- * instructions, as in the reference: -std=c11 keeps GCC from contracting them into an FMA,
- * and every product here is exact anyway, so only the add rounds, in both. */
+/* y[0..31] = d * q, or d * q + m, or d * q - m. Multiply and add are separate instructions,
+ * as in the reference: -std=c11 keeps GCC from contracting them into an FMA, and every
+ * product here is exact anyway, so only the add rounds, in both. (Four stores written out:
+ * with an array and a loop GCC keeps the vectors on the stack.) */
+#define STORE4(y, q, EXPR)                                                                     \
+    do {                                                                                      \
+        __m256 f_;                                                                            \
+        f_ = bytes8_to_ps(q, 0), _mm256_storeu_ps((y), EXPR);                                 \
+        f_ = bytes8_to_ps(q, 1), _mm256_storeu_ps((y) + 8, EXPR);                             \
+        f_ = bytes8_to_ps(q, 2), _mm256_storeu_ps((y) + 16, EXPR);                            \
+        f_ = bytes8_to_ps(q, 3), _mm256_storeu_ps((y) + 24, EXPR);                            \
+    } while (0)
+
 static inline void store_dq(float *y, __m256i q, float d) {
-    __m256 f[4];
-    bytes_to_ps(q, f);
     __m256 dv = _mm256_set1_ps(d);
-    for (int i = 0; i < 4; i++) _mm256_storeu_ps(y + 8 * i, _mm256_mul_ps(f[i], dv));
+    STORE4(y, q, _mm256_mul_ps(f_, dv));
 }
 
 static inline void store_dq_add(float *y, __m256i q, float d, float m) {
-    __m256 f[4];
-    bytes_to_ps(q, f);
     __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
-    for (int i = 0; i < 4; i++) _mm256_storeu_ps(y + 8 * i, _mm256_add_ps(_mm256_mul_ps(dv, f[i]), mv));
+    STORE4(y, q, _mm256_add_ps(_mm256_mul_ps(dv, f_), mv));
 }
 
 static inline void store_dq_sub(float *y, __m256i q, float d, float m) {
-    __m256 f[4];
-    bytes_to_ps(q, f);
     __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
-    for (int i = 0; i < 4; i++) _mm256_storeu_ps(y + 8 * i, _mm256_sub_ps(_mm256_mul_ps(dv, f[i]), mv));
+    STORE4(y, q, _mm256_sub_ps(_mm256_mul_ps(dv, f_), mv));
 }
 
 /* Eight 6-bit scales and mins of Q4_K / Q5_K (layout in quant_ref.c). */
@@ -199,13 +200,12 @@ void quant_dequant_row(ggml_type t, const void *row, float *y, int64_t cols) {
                                     _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
                 };
                 for (int k = 0; k < 4; k++) {
-                    __m256 f[4];
-                    bytes_to_ps(_mm256_sub_epi8(q[k], k32), f);
+                    __m256i qk = _mm256_sub_epi8(q[k], k32);
                     float *yk = y + 256 * i + 128 * h + 32 * k;
                     for (int s = 0; s < 4; s++) {
                         // eight elements share one scale: scale index (128h + 32k + 8s) / 16
                         __m256 dv = _mm256_set1_ps(d * (float)sc[8 * h + 2 * k + s / 2]);
-                        _mm256_storeu_ps(yk + 8 * s, _mm256_mul_ps(dv, f[s]));
+                        _mm256_storeu_ps(yk + 8 * s, _mm256_mul_ps(dv, bytes8_to_ps(qk, s)));
                     }
                 }
             }
