@@ -81,7 +81,7 @@ static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_
 }
 
 static int bench_replay(int argc, char **argv) {
-    const char *policies = "streamingllm,h2o,quest,raas,oracle", *budgets = "128,256,512,1024";
+    const char *policies = "dense,streamingllm,h2o,quest,raas", *budgets = "128,256,512,1024";
     const char *trace_path = NULL;
     int layers = 4, decode = 3000, prefill = 128, reps = 3, threads = 0;
     const arg_spec specs[] = {
@@ -89,7 +89,7 @@ static int bench_replay(int argc, char **argv) {
         {"layers", ARG_INT, &layers, "N", "layers of the synthetic trace (default 4)"},
         {"prefill", ARG_INT, &prefill, "N", "prompt length of the synthetic trace (default 128)"},
         {"decode", ARG_INT, &decode, "N", "decode steps of the synthetic trace (default 3000)"},
-        {"policies", ARG_STR, &policies, "a,b", "policies of the sweep (default streamingllm,h2o,quest,raas,oracle)"},
+        {"policies", ARG_STR, &policies, "a,b", "policies of the sweep (default: the paper's five, dense,streamingllm,h2o,quest,raas)"},
         {"budgets", ARG_STR, &budgets, "L1,L2", "budgets of the sweep (default 128,256,512,1024)"},
         {"reps", ARG_INT, &reps, "R", "repeats, median reported (default 3)"},
         {"threads", ARG_INT, &threads, "N", "engine threads (default: all cores)"},

@@ -43,7 +43,11 @@ void quant_matvec_ref(ggml_type t, const void *w, int64_t rows, int64_t cols, co
  * quant_matvec: same requirements as quant_matvec_ref; p may be NULL (runs on the calling
  * thread). A pool serves one call at a time (it is not reentrant: do not call quant_matvec
  * on the same pool from two threads at once). Rows are split among the threads in chunks
- * taken from a shared counter. x is finite.
+ * taken from a shared counter; products under 64K weights run on the calling thread alone.
+ * Workers that have not joined a call by the time the caller has taken every chunk skip
+ * it, so an oversubscribed machine costs at most the single-thread time, not a wake-up.
+ * After a call the workers spin for up to 50 us before sleeping (back-to-back calls of a
+ * decode step then start at once), then sleep until the next call. x is finite.
  * Float weights (F32, F16, BF16) use AVX2/FMA dot products in float. Quantized weights
  * quantize x once per call (blocks of 32 with a float scale for the 32-element formats,
  * blocks of 256 with sums of 16 for the K formats, symmetric, q in [-127, 127]) and use

@@ -100,7 +100,8 @@ void pu_sel_add_pages(policy_selection *sel, int h, const pu_pages *pg, const in
 /* ---- ranking ---- */
 
 /* The k best of score[0..n) (larger is better; ties: lower index), returned in out[0..k')
- * in ascending index order, k' = min(k, n). Returns k'. O(n log k). */
+ * in ascending index order, k' = min(k, n). Returns k'. O(n) expected (quickselect).
+ * Scores must not be NaN. */
 int pu_topk(const double *score, int n, int k, int *out);
 
 /* ---- checks ---- */
