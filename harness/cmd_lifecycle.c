@@ -9,7 +9,7 @@
 #include "trace.h"
 
 static const char usage[] =
-    "raasbench lifecycle TRACE --layer L [--head H | --kv-head G] --out F.h5 [thresholds]\n\n"
+    "TRACE --layer L [--head H | --kv-head G] --out F.h5 [thresholds]\n\n"
     "Importance of each token over the decode: p_t(j) = softmax(attn_scale q_t.K) of query\n"
     "head H, or the mean (--reduce max: the max) over the query heads of KV head G, or with\n"
     "neither, over every query head of the layer; analysed as the ratio to uniform p*(t+1).\n"
