@@ -44,7 +44,7 @@ BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CC ?= cc
 CFLAGS := -std=c11 -O2 -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
           -Iharness -Ipolicies -Ikernels $(HDF5_CFLAGS) $(BLAS_CFLAGS) \
-          -DRB_VERSION='"$(VERSION)"' -DRB_GIT_COMMIT='"$(GIT_COMMIT)"' -MMD -MP
+          -DRB_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS := $(HDF5_LIBS) $(BLAS_LIBS) -lcjson -lpthread -lm
 ifneq ($(SAN),)
 CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -79,6 +79,14 @@ banner:
 	 else echo "✗ CUDA off (no nvcc, or CUDA=0): CPU kernels only"; fi
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo "✓ GPU present"; \
 	 else echo "✗ no GPU: GPU tests will skip"; fi
+
+# The commit is baked into rb.o only, which is rebuilt whenever the commit changes.
+COMMIT_STAMP := $(BUILD)/.commit-$(GIT_COMMIT)
+$(COMMIT_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/.commit-* && touch $@
+$(BUILD)/harness/rb.o: harness/rb.c $(COMMIT_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DRB_GIT_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
