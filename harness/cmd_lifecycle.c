@@ -30,7 +30,7 @@ int cmd_lifecycle(int argc, char **argv) {
         {"layer", ARG_INT, &layer, "L", "model layer index (required; must be stored)"},
         {"head", ARG_INT, &head, "H", "one query head"},
         {"kv-head", ARG_INT, &kv_head, "G", "the query heads of one KV head"},
-        {"reduce", ARG_STR, &reduce, "mean|max", "combine several heads (default mean)"},
+        {"reduce", ARG_STR, &reduce, "mean|max|median", "combine several heads (default mean)"},
         {"out", ARG_STR, &out, "F.h5", "output file (required)"},
         {"k-sigma", ARG_FLOAT, &c.k_sigma, "K", "robust sigmas above the step median (4)"},
         {"min-ratio", ARG_FLOAT, &c.min_ratio, "R", "threshold floor, times uniform (4)"},
@@ -63,8 +63,9 @@ int cmd_lifecycle(int argc, char **argv) {
     lifecycle_reduce red;
     if (!strcmp(reduce, "mean")) red = LIFECYCLE_MEAN;
     else if (!strcmp(reduce, "max")) red = LIFECYCLE_MAX;
+    else if (!strcmp(reduce, "median")) red = LIFECYCLE_MEDIAN;
     else {
-        rb_fail(&e, RB_EINPUT, "--reduce", "must be mean or max, got '%s'", reduce);
+        rb_fail(&e, RB_EINPUT, "--reduce", "must be mean, max or median, got '%s'", reduce);
         return rb_err_print(&e);
     }
     if (heat) {

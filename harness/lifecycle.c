@@ -22,6 +22,7 @@ void lifecycle_config_default(lifecycle_config *c) {
         .dormant_steps = 128,
         .revive_min = 4,
         .recency = -1,
+        .smooth = 8,
         .heat_rows = 512,
         .heat_cols = 512,
         .hist_bins = 24,
@@ -46,6 +47,8 @@ rb_status lifecycle_config_check(const lifecycle_config *c, rb_err *e) {
         return rb_fail(e, RB_EINPUT, "--dormant",
                        "must exceed --max-gap (%d), or a pause inside one segment would count as "
                        "a dormancy; got %d", c->max_gap, c->dormant_steps);
+    if (c->smooth < 1 || c->smooth > 10000)
+        return rb_fail(e, RB_EINPUT, "--smooth", "must be in [1, 10000], got %d", c->smooth);
     if (c->revive_min < 1)
         return rb_fail(e, RB_EINPUT, "--revive-min", "must be >= 1, got %d", c->revive_min);
     if (c->recency < -1 || c->recency > 1000000)
@@ -96,65 +99,51 @@ static float median_of(float *a, int n) {
     return 0.5f * (lo + hi);
 }
 
-/* thr_t over ratios r[0..n); scratch [n]. */
-static double step_threshold(const lifecycle_config *c, const float *r, int n, float *scratch) {
-    /* log of a ratio: floor at 1e-30 so a zero probability (underflow) stays finite */
-    for (int j = 0; j < n; j++) scratch[j] = logf(r[j] > 1e-30f ? r[j] : 1e-30f);
+/* The step's activity threshold on smoothed log ratios e[0..n) (scratch [n]): the log of
+ * max(min_ratio, exp(median + k_sigma * 1.4826 * MAD)). */
+static double step_threshold(const lifecycle_config *c, const float *e, int n, float *scratch) {
+    memcpy(scratch, e, sizeof(float) * (size_t)n);
     float med = median_of(scratch, n);
-    for (int j = 0; j < n; j++) scratch[j] = fabsf(scratch[j] - med);
+    for (int j = 0; j < n; j++) scratch[j] = fabsf(e[j] - med);
     float mad = median_of(scratch, n);
-    double thr = exp((double)med + c->k_sigma * 1.4826 * (double)mad);
-    return thr > c->min_ratio ? thr : c->min_ratio;
+    double thr = (double)med + c->k_sigma * 1.4826 * (double)mad;
+    return thr > log(c->min_ratio) ? thr : log(c->min_ratio);
 }
 
 /* ---- streaming state ---- */
 
 typedef struct tok_state {
-    int32_t last;       /* last active step, -1 when never active in the decode */
-    int32_t seg_start;  /* current segment */
-    int32_t seg_active; /* active steps in it */
-    int32_t seg_post;   /* active steps in it at lag >= W */
+    float e;              /* smoothed log ratio to uniform */
+    int32_t last;         /* last active step, -1 when never active in the decode */
+    int32_t seg_start;    /* current segment */
+    int32_t seg_active;   /* active steps in it */
     int32_t dormant_from; /* >= 0: the current segment is a revival after this dormancy */
-    uint8_t milestone;  /* a milestone was recorded */
 } tok_state;
 
-typedef struct rows {
-    int32_t *v;
-    int n, cap;
-} rows;
-
-static void rows_push(rows *r, int32_t a, int32_t b, int32_t c) {
-    if (r->n == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 64;
-        r->v = rb_realloc(r->v, sizeof(int32_t) * 3 * (size_t)r->cap);
-    }
-    r->v[3 * r->n] = a;
-    r->v[3 * r->n + 1] = b;
-    r->v[3 * r->n + 2] = c;
-    r->n++;
-}
+/* A closed segment: token, first and last active step, active steps, dormancy before it
+ * (-1: none of at least dormant_steps). Classified once the recency width is known. */
+typedef struct segment {
+    int32_t pos, start, last, n_active, dormant_from;
+} segment;
 
 typedef struct detector {
     const lifecycle_config *c;
-    int n_prefill, W;
+    int n_prefill;
     tok_state *tok; /* [n_tokens] */
-    rows ms, ph;
+    segment *seg;
+    int n_seg, cap_seg;
+    int64_t *lag_pairs, *lag_active; /* [LAG_MAX] for the recency width */
 } detector;
 
-/* The current segment of token j ended at s->last: record what it was. */
+enum { LAG_MAX = 1024 };
+
 static void segment_close(detector *d, int j, tok_state *s) {
-    const lifecycle_config *c = d->c;
     if (s->last < 0) return;
-    if (j >= d->n_prefill && !s->milestone) {
-        int from = s->seg_start > j + d->W ? s->seg_start : j + d->W;
-        int span = s->last - from + 1;
-        if (span >= c->min_span && s->seg_post >= c->min_fill * span) {
-            rows_push(&d->ms, j, s->seg_start, s->last);
-            s->milestone = 1;
-        }
+    if (d->n_seg == d->cap_seg) {
+        d->cap_seg = d->cap_seg ? 2 * d->cap_seg : 256;
+        d->seg = rb_realloc(d->seg, sizeof(segment) * (size_t)d->cap_seg);
     }
-    if (s->dormant_from >= 0 && s->seg_active >= c->revive_min)
-        rows_push(&d->ph, j, s->dormant_from, s->seg_start);
+    d->seg[d->n_seg++] = (segment){j, s->seg_start, s->last, s->seg_active, s->dormant_from};
     s->dormant_from = -1;
 }
 
@@ -174,10 +163,8 @@ static void token_active(detector *d, int j, int t) {
         }
         s->seg_start = t;
         s->seg_active = 1;
-        s->seg_post = 0;
         s->dormant_from = dormant_from;
     }
-    if (t - j >= d->W) s->seg_post++;
     s->last = t;
 }
 
@@ -186,6 +173,12 @@ static int cmp_rows(const void *a, const void *b) {
     for (int i = 0; i < 3; i++)
         if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
     return 0;
+}
+
+static int cmp_segments(const void *a, const void *b) {
+    const segment *x = a, *y = b;
+    if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+    return x->start < y->start ? -1 : x->start > y->start;
 }
 
 static rb_status check_row(const float *imp, int n, int t, rb_err *e) {
@@ -197,35 +190,45 @@ static rb_status check_row(const float *imp, int n, int t, rb_err *e) {
     return RB_OK;
 }
 
-/* Recency width: the smallest lag at which fewer than half the sampled pairs are active. */
-static rb_status measure_recency(const lifecycle_config *c, int n_prefill, int n_tokens,
-                                 lifecycle_row_fn row, void *ctx, float *imp, float *scratch,
-                                 int *W, rb_err *e) {
-    int T = n_tokens - n_prefill, max_lag = T < 1024 ? T : 1024;
-    int n_samples = T < 64 ? T : 64;
-    int32_t *pairs = rb_calloc((size_t)max_lag, sizeof(int32_t));
-    int32_t *act = rb_calloc((size_t)max_lag, sizeof(int32_t));
-    rb_status st = RB_OK;
-    for (int s = 0; s < n_samples && st == RB_OK; s++) {
-        int t = n_prefill + (int)((int64_t)s * (T - 1) / (n_samples > 1 ? n_samples - 1 : 1));
-        int n = t + 1;
-        if ((st = row(ctx, t, imp, e)) != RB_OK || (st = check_row(imp, n, t, e)) != RB_OK) break;
-        for (int j = 0; j < n; j++) imp[j] *= (float)n;
-        double thr = step_threshold(c, imp, n, scratch);
-        for (int lag = 0; lag < max_lag && t - lag >= n_prefill; lag++) {
-            pairs[lag]++;
-            act[lag] += imp[t - lag] >= thr;
+/* Recency width: the smallest lag at which fewer than half the decode tokens are active. */
+static int recency_width(const detector *d) {
+    for (int lag = 0; lag < LAG_MAX; lag++)
+        if (d->lag_pairs[lag] > 0 && 2 * d->lag_active[lag] < d->lag_pairs[lag]) return lag;
+    return LAG_MAX;
+}
+
+/* Milestones and phoenix rows from the closed segments (sorted by token, then start). */
+static void classify(detector *d, int W, lifecycle_result *out) {
+    const lifecycle_config *c = d->c;
+    qsort(d->seg, (size_t)d->n_seg, sizeof(segment), cmp_segments);
+    int32_t *ms = rb_malloc(sizeof(int32_t) * 3 * (size_t)(d->n_seg + 1));
+    int32_t *ph = rb_malloc(sizeof(int32_t) * 3 * (size_t)(d->n_seg + 1));
+    int n_ms = 0, n_ph = 0, found = 0; /* found: a milestone recorded for this token */
+    for (int i = 0; i < d->n_seg; i++) {
+        const segment *g = &d->seg[i];
+        int j = g->pos;
+        int first_of_token = i == 0 || d->seg[i - 1].pos != j;
+        if (first_of_token) found = 0;
+        if (j >= d->n_prefill && !found) {
+            int from = g->start > j + W ? g->start : j + W;
+            int span = g->last - from + 1, len = g->last - g->start + 1;
+            if (span >= c->min_span && g->n_active >= c->min_fill * len) {
+                int32_t *r = ms + 3 * n_ms++;
+                r[0] = j, r[1] = g->start, r[2] = g->last;
+                found = 1;
+            }
+        }
+        if (g->dormant_from >= 0 && g->n_active >= c->revive_min) {
+            int32_t *r = ph + 3 * n_ph++;
+            r[0] = j, r[1] = g->dormant_from, r[2] = g->start;
         }
     }
-    *W = max_lag;
-    for (int lag = 0; lag < max_lag; lag++)
-        if (pairs[lag] > 0 && 2 * act[lag] < pairs[lag]) {
-            *W = lag;
-            break;
-        }
-    free(pairs);
-    free(act);
-    return st;
+    qsort(ms, (size_t)n_ms, 3 * sizeof(int32_t), cmp_rows);
+    qsort(ph, (size_t)n_ph, 3 * sizeof(int32_t), cmp_rows);
+    out->milestones = ms;
+    out->n_milestones = n_ms;
+    out->phoenix = ph;
+    out->n_phoenix = n_ph;
 }
 
 rb_status lifecycle_analyze(const lifecycle_config *c, int n_prefill, int n_tokens,
@@ -239,14 +242,13 @@ rb_status lifecycle_analyze(const lifecycle_config *c, int n_prefill, int n_toke
                        n_prefill, n_tokens);
     int T = n_tokens - n_prefill;
     float *imp = rb_malloc(sizeof(float) * (size_t)n_tokens);     // [t+1]
+    float *ev = rb_malloc(sizeof(float) * (size_t)n_tokens);      // [t+1] smoothed log ratios
     float *scratch = rb_malloc(sizeof(float) * (size_t)n_tokens); // [t+1]
-    detector d = {.c = c, .n_prefill = n_prefill, .W = c->recency};
-    if (d.W < 0) {
-        st = measure_recency(c, n_prefill, n_tokens, row, ctx, imp, scratch, &d.W, e);
-        if (st) goto done;
-    }
+    detector d = {.c = c, .n_prefill = n_prefill};
     d.tok = rb_malloc(sizeof(tok_state) * (size_t)n_tokens);
     for (int j = 0; j < n_tokens; j++) d.tok[j] = (tok_state){.last = -1, .dormant_from = -1};
+    d.lag_pairs = rb_calloc(LAG_MAX, sizeof(int64_t));
+    d.lag_active = rb_calloc(LAG_MAX, sizeof(int64_t));
 
     out->step_bin = (T + c->heat_rows - 1) / c->heat_rows;
     out->token_bin = (n_tokens + c->heat_cols - 1) / c->heat_cols;
@@ -256,38 +258,53 @@ rb_status lifecycle_analyze(const lifecycle_config *c, int n_prefill, int n_toke
     out->heatmap = rb_malloc(sizeof(float) * n_cells); // [heat_rows, heat_cols]
     for (size_t i = 0; i < n_cells; i++) out->heatmap[i] = NAN;
 
+    /* exponential smoothing over steps of the log ratio: one step's spike moves it by only
+     * 1/smooth of the jump, a sustained change is followed within ~smooth steps */
+    const float a = 1.0f / (float)c->smooth;
     double thr_sum = 0;
     for (int t = n_prefill; t < n_tokens; t++) {
         int n = t + 1;
         if ((st = row(ctx, t, imp, e)) != RB_OK || (st = check_row(imp, n, t, e)) != RB_OK)
             goto done;
-        for (int j = 0; j < n; j++) imp[j] *= (float)n;
-        double thr = step_threshold(c, imp, n, scratch);
-        thr_sum += thr;
         float *hrow = out->heatmap + (size_t)((t - n_prefill) / out->step_bin) * out->heat_cols;
         for (int j = 0; j < n; j++) {
+            float r = imp[j] * (float)n;
             float *cell = &hrow[j / out->token_bin];
-            if (isnan(*cell) || imp[j] > *cell) *cell = imp[j];
-            if (imp[j] >= thr) token_active(&d, j, t);
+            if (isnan(*cell) || r > *cell) *cell = r;
+            /* floor at 1e-30 so a zero probability (underflow) stays finite */
+            float lr = logf(r > 1e-30f ? r : 1e-30f);
+            /* a token enters the smoothing at its first decode step (prompt tokens) or at
+             * its creation (decode tokens) */
+            if (t == n_prefill || j == t) d.tok[j].e = lr;
+            else d.tok[j].e += a * (lr - d.tok[j].e);
+            ev[j] = d.tok[j].e;
+        }
+        double thr = step_threshold(c, ev, n, scratch);
+        thr_sum += exp(thr);
+        for (int j = 0; j < n; j++) {
+            int act = ev[j] >= thr;
+            if (act) token_active(&d, j, t);
+            int lag = t - j;
+            if (j >= n_prefill && lag < LAG_MAX) {
+                d.lag_pairs[lag]++;
+                d.lag_active[lag] += act;
+            }
         }
     }
     for (int j = 0; j < n_tokens; j++) segment_close(&d, j, &d.tok[j]);
-    qsort(d.ms.v, (size_t)d.ms.n, 3 * sizeof(int32_t), cmp_rows);
-    qsort(d.ph.v, (size_t)d.ph.n, 3 * sizeof(int32_t), cmp_rows);
+    int W = c->recency >= 0 ? c->recency : recency_width(&d);
+    classify(&d, W, out);
     out->n_prefill = n_prefill;
     out->n_tokens = n_tokens;
-    out->recency = d.W;
+    out->recency = W;
     out->mean_threshold = thr_sum / T;
-    out->milestones = d.ms.v;
-    out->n_milestones = d.ms.n;
-    out->phoenix = d.ph.v;
-    out->n_phoenix = d.ph.n;
-    d.ms.v = d.ph.v = NULL;
 done:
-    free(d.ms.v);
-    free(d.ph.v);
+    free(d.seg);
     free(d.tok);
+    free(d.lag_pairs);
+    free(d.lag_active);
     free(imp);
+    free(ev);
     free(scratch);
     if (st) lifecycle_result_free(out);
     return st;
@@ -303,6 +320,10 @@ void lifecycle_result_free(lifecycle_result *r) {
 
 /* ---- importance from a trace ---- */
 
+const char *lifecycle_reduce_name(lifecycle_reduce r) {
+    return r == LIFECYCLE_MAX ? "max" : r == LIFECYCLE_MEDIAN ? "median" : "mean";
+}
+
 struct lifecycle_trace_src {
     trace *tr;
     const trace_meta *m;
@@ -315,8 +336,8 @@ struct lifecycle_trace_src {
     float *q;                    // [Q_BLOCK, n_q_heads, head_dim] from position q_pos0
     int q_pos0, q_n;
     float *qg;                   // [group, head_dim] gathered rows of one KV head
-    float *logits;               // [group, n_tokens]
-    float *lse;                  // [group]
+    float *logits;               // [n_heads, n_tokens] selected heads' logits, then probs
+    float *lse;                  // [n_heads]
 };
 
 enum { Q_BLOCK = 64, K_BLOCK = 256 };
@@ -356,8 +377,8 @@ rb_status lifecycle_trace_src_create(trace *tr, int layer, int head, int kv_head
     s->q = rb_malloc(sizeof(float) * Q_BLOCK * (size_t)m->n_q_heads * d);
     s->q_pos0 = -1;
     s->qg = rb_malloc(sizeof(float) * (size_t)G * d);
-    s->logits = rb_malloc(sizeof(float) * (size_t)G * m->n_tokens);
-    s->lse = rb_malloc(sizeof(float) * (size_t)G);
+    s->logits = rb_malloc(sizeof(float) * (size_t)s->n_heads * m->n_tokens);
+    s->lse = rb_malloc(sizeof(float) * (size_t)s->n_heads);
     *out = s;
     return RB_OK;
 }
@@ -382,7 +403,7 @@ rb_status lifecycle_trace_row(void *src, int t, float *imp, rb_err *e) {
         s->q_n = cnt;
     }
     const float *qt = s->q + (size_t)(t - s->q_pos0) * m->n_q_heads * d; // [n_q_heads, d]
-    for (int j = 0; j < n; j++) imp[j] = 0;
+    int done = 0; /* heads computed so far: heads[] is ascending, so grouped by KV head */
     for (int g = 0; g < Hkv; g++) {
         int ng = 0;
         for (int i = 0; i < s->n_heads; i++)
@@ -391,16 +412,34 @@ rb_status lifecycle_trace_row(void *src, int t, float *imp, rb_err *e) {
         if (!ng) continue;
         const float *kg = s->k + (size_t)g * d;
         /* v is unused without `out`; k is passed as valid memory */
-        attn_dense_ref(s->qg, ng, kg, kg, n, d, Hkv * d, m->attn_scale, s->logits, s->lse,
-                       NULL);
-        for (int h = 0; h < ng; h++) {
-            const float *lg = s->logits + (size_t)h * n;
-            for (int j = 0; j < n; j++) {
-                float p = expf(lg[j] - s->lse[h]);
-                if (s->reduce == LIFECYCLE_MAX) imp[j] = p > imp[j] ? p : imp[j];
-                else imp[j] += p / s->n_heads;
-            }
+        attn_dense(s->qg, ng, kg, kg, n, d, Hkv * d, m->attn_scale,
+                   s->logits + (size_t)done * n, s->lse + done, NULL, NULL);
+        done += ng;
+    }
+    int H = s->n_heads;
+    for (int h = 0; h < H; h++) {
+        float *row = s->logits + (size_t)h * n;
+        for (int j = 0; j < n; j++) row[j] = expf(row[j] - s->lse[h]);
+    }
+    float v[TRACE_MAX_LAYERS];
+    for (int j = 0; j < n; j++) {
+        for (int h = 0; h < H; h++) v[h] = s->logits[(size_t)h * n + j];
+        double acc = 0;
+        if (s->reduce == LIFECYCLE_MEAN) {
+            for (int h = 0; h < H; h++) acc += v[h];
+            acc /= H;
+        } else if (s->reduce == LIFECYCLE_MAX) {
+            for (int h = 0; h < H; h++) acc = v[h] > acc ? v[h] : acc;
+        } else { /* median: insertion sort of a few values */
+            for (int a = 1; a < H; a++)
+                for (int b = a; b > 0 && v[b - 1] > v[b]; b--) {
+                    float x = v[b];
+                    v[b] = v[b - 1];
+                    v[b - 1] = x;
+                }
+            acc = H % 2 ? v[H / 2] : 0.5 * ((double)v[H / 2 - 1] + v[H / 2]);
         }
+        imp[j] = (float)acc;
     }
     return RB_OK;
 }
@@ -521,11 +560,11 @@ rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lif
     if (m->head >= 0) snprintf(sel, sizeof sel, "query head %d", m->head);
     else if (m->kv_head >= 0)
         snprintf(sel, sizeof sel, "%s over the query heads of KV head %d",
-                 m->reduce == LIFECYCLE_MAX ? "max" : "mean", m->kv_head);
+                 lifecycle_reduce_name(m->reduce), m->kv_head);
     else snprintf(sel, sizeof sel, "%s over every query head of the layer",
-                  m->reduce == LIFECYCLE_MAX ? "max" : "mean");
+                  lifecycle_reduce_name(m->reduce));
     attr_str(f, "selection", sel);
-    attr_str(f, "reduce", m->reduce == LIFECYCLE_MAX ? "max" : "mean");
+    attr_str(f, "reduce", lifecycle_reduce_name(m->reduce));
     attr_str(f, "importance", "ratio to uniform attention: p_t(j) * (t + 1)");
     attr_int(f, "n_prefill", r->n_prefill);
     attr_int(f, "n_tokens", r->n_tokens);
@@ -536,6 +575,7 @@ rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lif
     attr_dbl(f, "min_fill", c->min_fill);
     attr_int(f, "dormant_steps", c->dormant_steps);
     attr_int(f, "revive_min", c->revive_min);
+    attr_int(f, "smooth", c->smooth);
     attr_int(f, "recency", r->recency);
     attr_int(f, "recency_measured", c->recency < 0);
     attr_dbl(f, "mean_threshold", r->mean_threshold);

@@ -46,7 +46,8 @@
 #define LIFECYCLE_FORMAT "raasbench-lifecycle"
 #define LIFECYCLE_FORMAT_VERSION 1
 
-typedef enum { LIFECYCLE_MEAN = 0, LIFECYCLE_MAX = 1 } lifecycle_reduce;
+typedef enum { LIFECYCLE_MEAN = 0, LIFECYCLE_MAX = 1, LIFECYCLE_MEDIAN = 2 } lifecycle_reduce;
+const char *lifecycle_reduce_name(lifecycle_reduce r); /* "mean", "max", "median" */
 
 typedef struct lifecycle_config {
     double k_sigma;    /* robust sigmas above the step's median log ratio (default 4) */
@@ -57,6 +58,7 @@ typedef struct lifecycle_config {
     int dormant_steps; /* phoenix: G, inactive steps before a revival (default 128) */
     int revive_min;    /* phoenix: active steps of the revived segment (default 4) */
     int recency;       /* W in steps; -1 = measure it (default -1) */
+    int smooth;        /* smoothing time constant in steps; 1 = none (default 8) */
     int heat_rows;     /* heatmap size limits, max-pooled (default 512 x 512) */
     int heat_cols;
     int hist_bins;     /* lifespan histogram bins (default 24) */

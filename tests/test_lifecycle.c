@@ -57,6 +57,7 @@ static rb_status hb_row(void *ctx, int t, float *imp, rb_err *e) {
 static void test_hand_built(void) {
     lifecycle_config c;
     lifecycle_config_default(&c);
+    c.smooth = 1; /* exact answers first: no smoothing lag */
     lifecycle_result r;
     rb_err e = {0};
     TU_OK(lifecycle_analyze(&c, HB_PREFILL, HB_TOKENS, hb_row, NULL, &r, &e), e);
@@ -74,6 +75,29 @@ static void test_hand_built(void) {
     TU_ASSERT(fabs(r.mean_threshold - 4.0) < 1e-9, "threshold %g, want the floor 4",
               r.mean_threshold);
     lifecycle_result_free(&r);
+
+    /* default smoothing (time constant 8): same tokens; a span ends late by the steps the
+     * smoothed log ratio takes to fall from log 32 to log 4 over a background of log 0.4:
+     * e_n = log 0.4 + (log 32 - log 0.4) (7/8)^n >= log 4 while n <= 4, so at most 8; a
+     * revival is seen late by the steps it takes to rise from log 0.15 to log 4 towards
+     * log 24: (7/8)^n <= 0.45 from n = 6 on, so at most 8 too */
+    lifecycle_config_default(&c);
+    TU_OK(lifecycle_analyze(&c, HB_PREFILL, HB_TOKENS, hb_row, NULL, &r, &e), e);
+    TU_ASSERT(r.n_milestones == 2 && r.n_phoenix == 2, "smoothed: %d milestones, %d phoenix",
+              r.n_milestones, r.n_phoenix);
+    for (int i = 0; i < 2; i++) {
+        const int32_t *g = r.milestones + 3 * i, *w = want_ms + 3 * i;
+        TU_ASSERT(g[0] == w[0] && g[1] == w[1] && g[2] >= w[2] && g[2] <= w[2] + 8,
+                  "smoothed milestone (%d,%d,%d) vs planted (%d,%d,%d)", g[0], g[1], g[2], w[0],
+                  w[1], w[2]);
+        g = r.phoenix + 3 * i, w = want_ph + 3 * i;
+        TU_ASSERT(g[0] == w[0] && g[1] >= w[1] && g[1] <= w[1] + 8 && g[2] >= w[2] &&
+                      g[2] <= w[2] + 8,
+                  "smoothed phoenix (%d,%d,%d) vs planted (%d,%d,%d)", g[0], g[1], g[2], w[0],
+                  w[1], w[2]);
+    }
+    lifecycle_result_free(&r);
+    c.smooth = 1;
 
     /* a longer dormancy requirement turns the revivals off: 349 and 249 steps < 350 */
     c.dormant_steps = 350;
@@ -95,6 +119,7 @@ static void test_hand_built(void) {
 static void test_heatmap(void) {
     lifecycle_config c;
     lifecycle_config_default(&c);
+    c.smooth = 1;
     c.heat_rows = 7;
     c.heat_cols = 13;
     lifecycle_result r;
