@@ -11,34 +11,35 @@
 static const char usage[] =
     "TRACE --layer L [--head H | --kv-head G] --out F.h5 [thresholds]\n\n"
     "Importance of each token over the decode: p_t(j) = softmax(attn_scale q_t.K) of query\n"
-    "head H, or the mean (--reduce max: the max) over the query heads of KV head G, or with\n"
-    "neither, over every query head of the layer; analysed as the ratio to uniform p*(t+1).\n"
-    "A token is active at step t when its ratio is >= max(min-ratio, exp(median + k-sigma *\n"
-    "1.4826 * MAD)) of the step's log ratios. Milestones: decode tokens in use for at least\n"
-    "min-span steps beyond the recency band (measured: the lag where fewer than half the\n"
-    "tokens are still active), then fading. Phoenix: tokens inactive for >= dormant steps,\n"
-    "then active again for >= revive-min steps. With planted truth in the trace, prints\n"
-    "precision, recall and F1 (milestones: same position and overlapping spans; phoenix:\n"
-    "same position and revival within --phoenix-tol steps).";
+    "head H, or the lower median (--reduce mean|max) over the query heads of KV head G, or\n"
+    "with neither, over every query head of the layer; analysed as the ratio to uniform\n"
+    "p*(t+1), smoothed over --smooth steps in log space. A token is active at step t when\n"
+    "that is >= max(min-ratio, exp(median + k-sigma * 1.4826 * MAD)) of the step's values.\n"
+    "Milestones: decode tokens in use for at least min-span steps beyond the recency band\n"
+    "(measured: the lag where fewer than half the tokens are still active), then fading.\n"
+    "Phoenix: tokens inactive for >= dormant steps, then active again for >= revive-min\n"
+    "steps. With planted truth in the trace, prints precision, recall and F1 (milestones:\n"
+    "same position and overlapping spans; phoenix: ""same position and revival within --phoenix-tol steps).";
 
 int cmd_lifecycle(int argc, char **argv) {
     lifecycle_config c;
     lifecycle_config_default(&c);
     int layer = -1, head = -1, kv_head = -1, tol = 32, quiet = 0;
-    const char *out = NULL, *reduce = "mean", *heat = NULL;
+    const char *out = NULL, *reduce = "median", *heat = NULL;
     const arg_spec specs[] = {
         {"layer", ARG_INT, &layer, "L", "model layer index (required; must be stored)"},
         {"head", ARG_INT, &head, "H", "one query head"},
         {"kv-head", ARG_INT, &kv_head, "G", "the query heads of one KV head"},
-        {"reduce", ARG_STR, &reduce, "mean|max|median", "combine several heads (default mean)"},
+        {"reduce", ARG_STR, &reduce, "mean|max|median", "combine several heads (default median)"},
         {"out", ARG_STR, &out, "F.h5", "output file (required)"},
-        {"k-sigma", ARG_FLOAT, &c.k_sigma, "K", "robust sigmas above the step median (4)"},
+        {"k-sigma", ARG_FLOAT, &c.k_sigma, "K", "robust sigmas above the step median (3)"},
         {"min-ratio", ARG_FLOAT, &c.min_ratio, "R", "threshold floor, times uniform (4)"},
         {"max-gap", ARG_INT, &c.max_gap, "N", "inactive steps inside one segment (16)"},
         {"min-span", ARG_INT, &c.min_span, "N", "milestone: steps in use past recency (32)"},
         {"min-fill", ARG_FLOAT, &c.min_fill, "F", "milestone: fraction of them active (0.5)"},
         {"dormant", ARG_INT, &c.dormant_steps, "G", "phoenix: dormant steps (128)"},
-        {"revive-min", ARG_INT, &c.revive_min, "N", "phoenix: active steps after revival (4)"},
+        {"revive-min", ARG_INT, &c.revive_min, "N", "phoenix: active steps after revival (16)"},
+        {"smooth", ARG_INT, &c.smooth, "N", "smoothing time constant, steps; 1 = none (8)"},
         {"recency", ARG_INT, &c.recency, "W", "recency band in steps (-1 = measure)"},
         {"heat-size", ARG_STR, &heat, "RxC", "heatmap size limit (512x512)"},
         {"hist-bins", ARG_INT, &c.hist_bins, "N", "lifespan histogram bins (24)"},

@@ -14,13 +14,13 @@
 
 void lifecycle_config_default(lifecycle_config *c) {
     *c = (lifecycle_config){
-        .k_sigma = 4.0,
+        .k_sigma = 3.0,
         .min_ratio = 4.0,
         .max_gap = 16,
         .min_span = 32,
         .min_fill = 0.5,
         .dormant_steps = 128,
-        .revive_min = 4,
+        .revive_min = 16,
         .recency = -1,
         .smooth = 8,
         .heat_rows = 512,
@@ -430,14 +430,14 @@ rb_status lifecycle_trace_row(void *src, int t, float *imp, rb_err *e) {
             acc /= H;
         } else if (s->reduce == LIFECYCLE_MAX) {
             for (int h = 0; h < H; h++) acc = v[h] > acc ? v[h] : acc;
-        } else { /* median: insertion sort of a few values */
+        } else { /* lower median (at least half the heads give this much): insertion sort */
             for (int a = 1; a < H; a++)
                 for (int b = a; b > 0 && v[b - 1] > v[b]; b--) {
                     float x = v[b];
                     v[b] = v[b - 1];
                     v[b - 1] = x;
                 }
-            acc = H % 2 ? v[H / 2] : 0.5 * ((double)v[H / 2 - 1] + v[H / 2]);
+            acc = v[(H - 1) / 2];
         }
         imp[j] = (float)acc;
     }

@@ -3,21 +3,27 @@
  * Importance. At decode step t (position t) a token j <= t has importance
  *     imp_t(j) = reduce over the selected query heads of p_t,h(j),
  *     p_t,h = softmax(attn_scale * q_t,h . K[0..t]),
- * with reduce = mean (default) or max over the heads. The analysis works on the ratio to
- * uniform attention, r_t(j) = imp_t(j) * (t+1), so steps of every length are comparable.
+ * with reduce = the lower median (default: at least half the heads give the token this
+ * much, so one KV head's chance attention is not a layer's milestone), mean or max. The
+ * analysis works on the ratio to uniform attention, r_t(j) = imp_t(j) * (t+1), so steps of
+ * every length are comparable, smoothed over steps in log space:
+ *     e_t(j) = e_{t-1}(j) + (log r_t(j) - e_{t-1}(j)) / smooth,
+ * starting at the token's creation (decode tokens) or the first decode step (prompt
+ * tokens). A one-step spike moves e by 1/smooth of its height; a sustained change is
+ * followed within ~smooth steps (detected spans end up to ~smooth steps late).
  *
  * Activity. Token j is active at step t when
- *     r_t(j) >= thr_t = max(min_ratio, exp(median_t + k_sigma * 1.4826 * MAD_t)),
- * where median_t and MAD_t are the median and median absolute deviation of log r_t over all
- * tokens 0..t: a token is active when it stands k_sigma robust standard deviations above the
- * step's typical token (and at least min_ratio times uniform). Nothing is tuned to a trace:
- * the threshold follows each step's own distribution.
+ *     e_t(j) >= log thr_t,  thr_t = max(min_ratio, exp(median_t + k_sigma * 1.4826 * MAD_t)),
+ * where median_t and MAD_t are the median and median absolute deviation of e_t over all
+ * tokens 0..t: a token is active when it gets at least min_ratio times uniform attention
+ * and stands k_sigma robust standard deviations above the step's typical token. Nothing is
+ * tuned to a trace: the threshold follows each step's own distribution.
  *
  * Segments. A token's active steps are grouped into segments: consecutive active steps at
  * most max_gap apart belong to one segment. Recency: every new token is attended for a few
  * steps just because it is recent; the recency width W is the smallest lag d = t - j at
- * which fewer than half of the (step, token) pairs at that lag are active, measured on up to
- * 64 evenly spaced steps before the main pass (or given).
+ * which fewer than half of the decode tokens at that lag are active, counted over the whole
+ * decode for lags below 1024 (or given). Segments are classified once W is known.
  *
  * Milestone (a decode token that rises, stays in use, then fades): the first segment of a
  * decode token j whose part at lags >= W lasts at least min_span steps (last - max(start,
@@ -34,7 +40,8 @@
  * than once.
  *
  * Cost: O(n_steps * n_tokens) time (two order-statistic passes per step) and O(n_tokens +
- * heatmap) memory: steps are streamed, each token keeps a small running state. */
+ * heatmap + segments) memory: steps are streamed, each token keeps a small running state,
+ * and only closed segments (a few per token) are kept until the end. */
 #ifndef LIFECYCLE_H
 #define LIFECYCLE_H
 
@@ -50,13 +57,13 @@ typedef enum { LIFECYCLE_MEAN = 0, LIFECYCLE_MAX = 1, LIFECYCLE_MEDIAN = 2 } lif
 const char *lifecycle_reduce_name(lifecycle_reduce r); /* "mean", "max", "median" */
 
 typedef struct lifecycle_config {
-    double k_sigma;    /* robust sigmas above the step's median log ratio (default 4) */
+    double k_sigma;    /* robust sigmas above the step's median log ratio (default 3) */
     double min_ratio;  /* floor of the threshold, times uniform (default 4) */
     int max_gap;       /* steps of inactivity that still continue a segment (default 16) */
     int min_span;      /* milestone: steps in use beyond the recency band (default 32) */
     double min_fill;   /* milestone: fraction of those steps active (default 0.5) */
     int dormant_steps; /* phoenix: G, inactive steps before a revival (default 128) */
-    int revive_min;    /* phoenix: active steps of the revived segment (default 4) */
+    int revive_min;    /* phoenix: active steps of the revived segment (default 16) */
     int recency;       /* W in steps; -1 = measure it (default -1) */
     int smooth;        /* smoothing time constant in steps; 1 = none (default 8) */
     int heat_rows;     /* heatmap size limits, max-pooled (default 512 x 512) */
@@ -98,7 +105,7 @@ void lifecycle_result_free(lifecycle_result *r); /* NULL or zeroed is fine */
 
 /* Importance from a trace: stored layer with model index `layer`; heads are either one
  * query head (`head` >= 0), the query heads of one KV head (`kv_head` >= 0), or, both -1,
- * every query head of the layer. Dense attention through attn_dense. The source reads K
+ * every query head of the layer; `reduce` combines them (see the top of this file). Dense attention through attn_dense. The source reads K
  * of the layer incrementally (O(n_tokens * n_kv_heads * head_dim) floats) and q a block at
  * a time. */
 typedef struct lifecycle_trace_src lifecycle_trace_src;
