@@ -456,21 +456,26 @@ void lifecycle_trace_src_destroy(lifecycle_trace_src *s) {
 
 /* ---- histogram and scoring ---- */
 
-void lifecycle_hist(const int32_t *rows, int n, int max_lifespan, int nb, int32_t *edges,
-                    int32_t *counts) {
+int lifecycle_hist(const int32_t *rows, int n, int max_lifespan, int nb_max, int32_t *edges,
+                   int32_t *counts) {
     for (int i = 0; i < n; i++) {
         int len = rows[3 * i + 2] - rows[3 * i + 1] + 1;
         if (len > max_lifespan) max_lifespan = len;
     }
-    int width = (max_lifespan + nb) / nb; /* nb * width > max_lifespan: the last edge is open */
-    if (width < 1) width = 1;
+    /* a bin width a reader can use: the smallest 1, 2 or 5 times a power of ten that covers
+     * 0..max_lifespan in nb_max bins */
+    int need = (max_lifespan + nb_max) / nb_max, width = 1;
+    for (int64_t p = 1; width < need; p *= 10) {
+        if (p >= need) width = (int)p;
+        else if (2 * p >= need) width = (int)(2 * p);
+        else if (5 * p >= need) width = (int)(5 * p);
+    }
+    int nb = max_lifespan / width + 1;
+    RB_CHECK(nb <= nb_max);
     for (int b = 0; b <= nb; b++) edges[b] = b * width;
     for (int b = 0; b < nb; b++) counts[b] = 0;
-    for (int i = 0; i < n; i++) {
-        int len = rows[3 * i + 2] - rows[3 * i + 1] + 1;
-        int b = len / width;
-        counts[b < nb ? b : nb - 1]++;
-    }
+    for (int i = 0; i < n; i++) counts[(rows[3 * i + 2] - rows[3 * i + 1] + 1) / width]++;
+    return nb;
 }
 
 lifecycle_score lifecycle_match(int kind, const int32_t *det, int n_det, const int32_t *truth,
@@ -595,7 +600,7 @@ rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lif
         const int32_t *row = r->milestones + 3 * i;
         if (row[2] - row[1] + 1 > max_len) max_len = row[2] - row[1] + 1;
     }
-    lifecycle_hist(r->milestones, r->n_milestones, max_len, nb, edges, counts);
+    nb = lifecycle_hist(r->milestones, r->n_milestones, max_len, nb, edges, counts);
     hid_t g = H5Gcreate2(f, "lifespan_hist", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t de = (hsize_t)nb + 1, dc = (hsize_t)nb;
     H5Dclose(write_ds(g, "edges", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &de, edges));
@@ -618,7 +623,8 @@ rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lif
         write_rows(tg, "milestones", m->truth_milestones, m->n_truth_milestones);
         write_rows(tg, "phoenix", m->truth_phoenix, m->n_truth_phoenix);
         int32_t *tedges = rb_malloc(sizeof(int32_t) * (size_t)(nb + 1));
-        lifecycle_hist(m->truth_milestones, m->n_truth_milestones, max_len, nb, tedges, counts);
+        RB_CHECK(lifecycle_hist(m->truth_milestones, m->n_truth_milestones, max_len,
+                                c->hist_bins, tedges, counts) == nb);
         RB_CHECK(!memcmp(tedges, edges, sizeof(int32_t) * (size_t)(nb + 1)));
         hid_t hg = H5Gcreate2(tg, "lifespan_hist", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         H5Dclose(write_ds(hg, "counts", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &dc, counts));

@@ -115,10 +115,12 @@ rb_status lifecycle_trace_src_create(trace *tr, int layer, int head, int kv_head
 rb_status lifecycle_trace_row(void *src, int t, float *imp, rb_err *e); /* a lifecycle_row_fn */
 void lifecycle_trace_src_destroy(lifecycle_trace_src *s);             /* NULL is a no-op */
 
-/* Linear histogram of lifespans (last - first + 1 of each [n,3] row) into nb bins of equal
- * integer width from 0 to at least max_lifespan: edges [nb+1], counts [nb]. */
-void lifecycle_hist(const int32_t *rows, int n, int max_lifespan, int nb, int32_t *edges,
-                    int32_t *counts);
+/* Linear histogram of lifespans (last - first + 1 of each [n,3] row, rows with last >=
+ * first) over 0..max(max_lifespan, longest row): bins of one width, the smallest of 1, 2 or
+ * 5 times a power of ten that needs at most nb_max bins; bin b is [edges[b], edges[b+1]).
+ * edges [nb_max+1] and counts [nb_max] are filled for the nb bins used; returns nb. */
+int lifecycle_hist(const int32_t *rows, int n, int max_lifespan, int nb_max, int32_t *edges,
+                   int32_t *counts);
 
 /* Scoring against planted truth. Milestones match when the position is equal and the
  * active spans [first, last] overlap; phoenix rows match when the position is equal and

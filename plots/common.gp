@@ -3,7 +3,6 @@
 # policy so a policy looks the same in every figure.
 set terminal pngcairo size 1200,800 font "DejaVu Sans,14" enhanced
 set datafile separator "\t"
-set datafile missing "NaN"
 set grid back lc rgb "#d0d0d0" lw 1
 set border lw 1.2
 set key opaque box lc rgb "#a0a0a0"

@@ -173,13 +173,16 @@ static void test_match_and_hist(void) {
     TU_ASSERT(s.f1 == 1, "nothing found, nothing planted: perfect");
 
     const int32_t rows[] = {0, 0, 0, 0, 10, 19, 0, 5, 104, 0, 0, 99};
-    int32_t edges[5], counts[4];
-    lifecycle_hist(rows, 4, 1, 4, edges, counts);
-    /* lifespans 1, 10, 100, 100; max 100 -> width (100 + 4) / 4 = 26: edges 0..104 */
-    TU_ASSERT(edges[0] == 0 && edges[1] == 26 && edges[4] == 104, "edges %d %d %d", edges[0],
-              edges[1], edges[4]);
-    TU_ASSERT(counts[0] == 2 && counts[1] == 0 && counts[2] == 0 && counts[3] == 2,
-              "counts %d %d %d %d", counts[0], counts[1], counts[2], counts[3]);
+    int32_t edges[201], counts[200];
+    int nb = lifecycle_hist(rows, 4, 1, 4, edges, counts);
+    /* lifespans 1, 10, 100, 100: 0..100 in at most 4 bins needs width 26, rounded up to 50:
+     * bins [0,50) [50,100) [100,150) */
+    TU_ASSERT(nb == 3 && edges[0] == 0 && edges[1] == 50 && edges[3] == 150, "nb %d edges %d %d",
+              nb, edges[1], edges[3]);
+    TU_ASSERT(counts[0] == 2 && counts[1] == 0 && counts[2] == 2, "counts %d %d %d", counts[0],
+              counts[1], counts[2]);
+    nb = lifecycle_hist(rows, 4, 1, 200, edges, counts); /* width 1 */
+    TU_ASSERT(nb == 101 && counts[1] == 1 && counts[10] == 1 && counts[100] == 2, "width 1");
 }
 
 static void test_bad_input(void) {
