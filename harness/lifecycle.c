@@ -203,7 +203,7 @@ static void classify(detector *d, int W, lifecycle_result *out) {
     qsort(d->seg, (size_t)d->n_seg, sizeof(segment), cmp_segments);
     int32_t *ms = rb_malloc(sizeof(int32_t) * 3 * (size_t)(d->n_seg + 1));
     int32_t *ph = rb_malloc(sizeof(int32_t) * 3 * (size_t)(d->n_seg + 1));
-    int n_ms = 0, n_ph = 0, found = 0; /* found: a milestone recorded for this token */
+    int n_ms = 0, n_ph = 0, found = 0; /* 1: this token's milestone is alive, 2: ended */
     for (int i = 0; i < d->n_seg; i++) {
         const segment *g = &d->seg[i];
         int j = g->pos;
@@ -217,6 +217,11 @@ static void classify(detector *d, int W, lifecycle_result *out) {
                 r[0] = j, r[1] = g->start, r[2] = g->last;
                 found = 1;
             }
+        } else if (found == 1 && g->dormant_from < 0) {
+            /* a pause shorter than a dormancy does not end a milestone's life: it goes on */
+            ms[3 * (n_ms - 1) + 2] = g->last;
+        } else if (found) {
+            found = 2; /* revived after a dormancy: a phoenix from here on, not the same life */
         }
         if (g->dormant_from >= 0 && g->n_active >= c->revive_min) {
             int32_t *r = ph + 3 * n_ph++;

@@ -27,10 +27,11 @@
  *
  * Milestone (a decode token that rises, stays in use, then fades): the first segment of a
  * decode token j whose part at lags >= W lasts at least min_span steps (last - max(start,
- * j+W) + 1 >= min_span) and is active on at least min_fill of those steps. Reported as
- * (position j, first active step = segment start, last active step = segment end). "Fades
- * for good" is the segment's end (a gap longer than max_gap, or the end of the trace); a
- * later comeback after >= dormant_steps is reported as a phoenix revival.
+ * j+W) + 1 >= min_span) and is active on at least min_fill of its steps. Its life goes on
+ * through later segments that start after a pause shorter than dormant_steps; it ends
+ * ("fades for good") at the last of them, or at the end of the trace. Reported as
+ * (position j, first active step, last active step). A comeback after >= dormant_steps is
+ * a phoenix revival, not the same life.
  *
  * Phoenix (dormant for at least G = dormant_steps, then important again): a segment that
  * starts after at least G inactive steps, for a token that was important before (a prompt
