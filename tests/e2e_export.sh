@@ -101,6 +101,47 @@ command -v gnuplot >/dev/null && {
   || fail "--run quest_L64 should give a header and 5 rows"
 "$B" export "$D/res.h5" --table summary --run dense | grep -q "^dense	" || fail "summary --run"
 
+# a results file written by the replay engine itself, when it is built
+if "$B" synth --out "$D/t.h5" --layers 3 --decode 200 --prefill 64 --phoenix 0 --quiet 2>/dev/null &&
+   "$B" replay "$D/t.h5" --policies dense,quest,raas --budgets 64 --dense-layers 1 --threads 1 \
+     --quiet --out "$D/real.h5" 2>"$D/replay.err"; then
+  "$B" export "$D/real.h5" --table steps --out "$D/real_steps.tsv" || fail "steps of a replay file"
+  "$B" export "$D/real.h5" --table summary --out "$D/real_sum.tsv" || fail "summary of a replay file"
+  python3 - "$D" <<'PY' || fail "export of a replay results file"
+import sys, h5py, numpy as np
+d = sys.argv[1]
+f = h5py.File(f"{d}/real.h5", "r")
+text = open(f"{d}/real_steps.tsv").read()
+head, body = text.split("\n", 1)
+cols = head.split("\t")
+blocks = body.rstrip("\n").split("\n\n\n")
+ids = sorted(f["runs"])
+assert len(blocks) == len(ids) == 3, (len(blocks), ids)
+for blk, rid in zip(blocks, ids):
+    g = f["runs"][rid]
+    m = g.attrs["sparse_layers"].astype(bool)
+    assert m.any() and not m.all(), m  # dense_layers 1: layer 0 is excluded
+    rows = [dict(zip(cols, l.split("\t"))) for l in blk.split("\n")]
+    assert len(rows) == len(g["step"])
+    for t, r in enumerate(rows):
+        assert r["run_id"] == rid and int(r["step"]) == int(g["step"][t])
+        want = float(np.mean(g["recall"][t][m].astype(np.float64)))
+        assert abs(float(r["recall"]) - want) < 1e-6, (rid, t, r["recall"], want)
+        assert int(r["latency_ns"]) == int(g["latency_ns"][t])
+sl = open(f"{d}/real_sum.tsv").read().rstrip("\n").split("\n")
+h = sl[0].split("\t")
+s = f["summary"][:]
+assert len(sl) == 1 + len(s)
+for line, row in zip(sl[1:], s):
+    r = dict(zip(h, line.split("\t")))
+    rid = row["run_id"].decode() if isinstance(row["run_id"], bytes) else row["run_id"]
+    assert r["run_id"] == rid and abs(float(r["mean_recall"]) - row["mean_recall"]) <= 1e-9 * max(1, abs(row["mean_recall"]))
+PY
+  echo "# export of a replay-written results file checked"
+else
+  echo "# replay not available here: $(tail -1 "$D/replay.err" 2>/dev/null)"
+fi
+
 expect_err() {  # expect_err PATTERN ARGS...: exit 2, message on stderr, nothing half-written
   local pat=$1; shift
   "$B" export "$@" >"$D/out" 2>"$D/err"; local rc=$?
