@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "lifecycle.h"
+#include "progress.h"
 #include "trace.h"
 
 static const char usage[] =
@@ -20,6 +21,19 @@ static const char usage[] =
     "Phoenix: tokens inactive for >= dormant steps, then active again for >= revive-min\n"
     "steps. With planted truth in the trace, prints precision, recall and F1 (milestones:\n"
     "same position and overlapping spans; phoenix: ""same position and revival within --phoenix-tol steps).";
+
+/* The trace source with a progress bar (drawn only when stderr is a terminal). */
+typedef struct progress_src {
+    lifecycle_trace_src *src;
+    progress *bar;
+} progress_src;
+
+static rb_status row_with_progress(void *ctx, int t, float *imp, rb_err *e) {
+    progress_src *p = ctx;
+    rb_status st = lifecycle_trace_row(p->src, t, imp, e);
+    progress_add(p->bar, 1);
+    return st;
+}
 
 int cmd_lifecycle(int argc, char **argv) {
     lifecycle_config c;
@@ -96,9 +110,10 @@ int cmd_lifecycle(int argc, char **argv) {
     if ((st = trace_open(pos[0], &tr, &e))) goto done;
     const trace_meta *m = trace_get_meta(tr);
     if ((st = lifecycle_trace_src_create(tr, layer, head, kv_head, red, &src, &e))) goto done;
-    if ((st = lifecycle_analyze(&c, m->n_prefill, m->n_tokens, lifecycle_trace_row, src, &r,
-                                &e)))
-        goto done;
+    progress_src ps = {src, progress_create("lifecycle", m->n_tokens - m->n_prefill)};
+    st = lifecycle_analyze(&c, m->n_prefill, m->n_tokens, row_with_progress, &ps, &r, &e);
+    progress_destroy(ps.bar);
+    if (st) goto done;
     if ((st = trace_read_truth(tr, "milestones", &tm, &ntm, &e))) goto done;
     if ((st = trace_read_truth(tr, "phoenix", &tp, &ntp, &e))) goto done;
     lifecycle_meta meta = {
