@@ -59,7 +59,8 @@
 #define TWO_PI 6.283185307179586
 #define CROSS_MAX 1.0       /* largest content logit tolerated on an inactive planted token */
 #define ACTIVE_ROUNDS 4     /* re-solves that add offending planted tokens as zero targets */
-#define SPIKE_NORM 1.5      /* spike norm of a planted token, in units of sqrt(d_c) */
+#define PLANTED_DENSE 0.5   /* dense content noise of planted tokens, relative */
+#define SPIKE_NORM 2.5      /* spike norm of a planted token, in units of sqrt(d_c) */
 
 enum { TAG_TRUTH = 1, TAG_KEY, TAG_QUERY, TAG_VALUE };
 
@@ -126,13 +127,14 @@ void synth_config_default(synth_config *c) {
         .n_decode = 2048,
         .dtype = TRACE_F16,
         .n_sinks = 4,
-        .sink_logit = 7.0,
-        .recency_logit = 5.0,
+        .sink_logit = 8.0,
+        .recency_logit = 5.5,
         .milestone_rate = 1.0 / 32,
+        .phrase_max = 3,
         .life_min = 32,
         .life_max = 320,
         .delay_max = 4,
-        .milestone_logit = 7.0,
+        .milestone_logit = 8.0,
         .jitter = 0.15,
         .n_phoenix = 4,
         .phoenix_dormant = 256,
@@ -182,6 +184,7 @@ rb_status synth_config_check(const synth_config *c, rb_err *e) {
     if ((st = check_range("--sink-logit", c->sink_logit, 0, 20, e))) return st;
     if ((st = check_range("--recency-logit", c->recency_logit, 0, 20, e))) return st;
     if ((st = check_range("--milestone-rate", c->milestone_rate, 0, 0.5, e))) return st;
+    if ((st = check_range("--phrase-max", c->phrase_max, 1, 64, e))) return st;
     if ((st = check_range("--life-min", c->life_min, 1, SYNTH_MAX_TOKENS, e))) return st;
     if ((st = check_range("--life-max", c->life_max, c->life_min, SYNTH_MAX_TOKENS, e))) return st;
     if ((st = check_range("--delay-max", c->delay_max, 1, 1024, e))) return st;
@@ -212,7 +215,7 @@ void synth_truth_free(synth_truth *t) {
 
 /* A planted token and the spans of steps on which it is attended. */
 typedef struct planted {
-    int pos;
+    int pos, len;           /* tokens pos..pos+len-1 (a milestone phrase; 1 for a phoenix) */
     int is_phoenix;
     int span0[2], span1[2]; /* inclusive step ranges; empty when [0] > [1] */
     int last_use;           /* last step it is attended */
@@ -222,21 +225,28 @@ static int planted_active(const planted *p, int t) {
     return (t >= p->span0[0] && t <= p->span0[1]) || (t >= p->span1[0] && t <= p->span1[1]);
 }
 
-/* Phoenixes first (prompt positions), then milestones, each in position order. */
+/* Phoenixes first (prompt positions), then milestone phrases (runs of consecutive milestone
+ * tokens sharing one lifecycle), each in position order. */
 static planted *planted_list(const synth_config *c, const synth_truth *t, int *n) {
-    *n = t->n_phoenix + t->n_milestones;
-    planted *p = rb_calloc((size_t)(*n > 0 ? *n : 1), sizeof *p);
+    planted *p = rb_calloc((size_t)(t->n_phoenix + t->n_milestones + 1), sizeof *p);
     for (int i = 0; i < t->n_phoenix; i++) {
         const int32_t *r = t->phoenix + 3 * i;
-        p[i] = (planted){.pos = r[0], .is_phoenix = 1,
+        p[i] = (planted){.pos = r[0], .len = 1, .is_phoenix = 1,
                          .span0 = {r[0] + 1, c->n_prefill - 1},
                          .span1 = {r[2], t->phoenix_last[i]},
                          .last_use = t->phoenix_last[i]};
     }
+    *n = t->n_phoenix;
     for (int i = 0; i < t->n_milestones; i++) {
         const int32_t *r = t->milestones + 3 * i;
-        p[t->n_phoenix + i] = (planted){.pos = r[0], .span0 = {r[1], r[2]}, .span1 = {1, 0},
-                                        .last_use = r[2]};
+        planted *prev = *n > t->n_phoenix ? &p[*n - 1] : NULL;
+        if (prev && prev->pos + prev->len == r[0] && prev->span0[0] == r[1] &&
+            prev->span0[1] == r[2]) {
+            prev->len++;
+            continue;
+        }
+        p[(*n)++] = (planted){.pos = r[0], .len = 1, .span0 = {r[1], r[2]}, .span1 = {1, 0},
+                              .last_use = r[2]};
     }
     return p;
 }
@@ -288,17 +298,22 @@ rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e) {
     t->milestones = rb_malloc(sizeof(int32_t) * 3 * (size_t)cap);
     for (int p = c->n_prefill; p < n_tokens; p++) {
         if (rng_unif(&r) >= c->milestone_rate) continue;
-        int first = p + rng_int(&r, 1, c->delay_max);
+        int len = rng_int(&r, 1, c->phrase_max);
+        if (len > n_tokens - p) len = n_tokens - p;
+        int first = p + len - 1 + rng_int(&r, 1, c->delay_max);
         int life = rng_loguniform(&r, c->life_min, c->life_max);
-        if (first > n_tokens - 1) continue;
-        if (t->n_milestones == cap) {
-            cap *= 2;
-            t->milestones = rb_realloc(t->milestones, sizeof(int32_t) * 3 * (size_t)cap);
+        if (first > n_tokens - 1) break; /* no later phrase can be active either */
+        for (int j = 0; j < len; j++) {
+            if (t->n_milestones == cap) {
+                cap *= 2;
+                t->milestones = rb_realloc(t->milestones, sizeof(int32_t) * 3 * (size_t)cap);
+            }
+            int32_t *row = t->milestones + 3 * t->n_milestones++;
+            row[0] = p + j;
+            row[1] = first;
+            row[2] = first + life - 1 < n_tokens - 1 ? first + life - 1 : n_tokens - 1;
         }
-        int32_t *row = t->milestones + 3 * t->n_milestones++;
-        row[0] = p;
-        row[1] = first;
-        row[2] = first + life - 1 < n_tokens - 1 ? first + life - 1 : n_tokens - 1;
+        p += len - 1;
     }
 
     /* The query addresses active tokens through a linear system on their keys' content
@@ -368,7 +383,7 @@ static void layout_make(const synth_config *c, const planted *pl, int n_planted,
     free(rest);
 
     /* least-recently-used spike channels: tokens active together get disjoint channels
-     * while there are enough (synth_truth_make keeps concurrency <= d_c / 3) */
+     * while there are enough (synth_truth_make keeps concurrency <= d_c / 4) */
     double amp = SPIKE_NORM * sqrt((double)h->d_c) / sqrt((double)SIG_CHANNELS);
     int *free_after = rb_malloc(sizeof(int) * (size_t)h->d_c);
     double *tie = rb_malloc(sizeof(double) * (size_t)h->d_c);
@@ -429,7 +444,8 @@ static void keys_make(const synth_config *c, const head_layout *h, const planted
     /* which token carries which spike: planted tokens by index, decoys drawn here */
     int *owner = rb_malloc(sizeof(int) * (size_t)n_tokens);
     for (int j = 0; j < n_tokens; j++) owner[j] = -1;
-    for (int i = 0; i < n_planted; i++) owner[pl[i].pos] = i;
+    for (int i = 0; i < n_planted; i++)
+        for (int j = 0; j < pl[i].len; j++) owner[pl[i].pos + j] = i;
     double amp = SPIKE_NORM * sqrt((double)h->d_c) / sqrt((double)SIG_CHANNELS);
 
     for (int j = 0; j < n_tokens; j++) {
@@ -444,7 +460,11 @@ static void keys_make(const synth_config *c, const head_layout *h, const planted
             sink = j == 0 ? SINK_KEY : SINK_KEY * (c->sink_logit - 1.5) / fmax(c->sink_logit, 1e-9);
         kj[h->sink_ch] = (float)sink;
         for (int o = 0; o < 2; o++) kj[h->out_ch[o]] = (float)(out_off[o] + rng_normal(r));
-        for (int i = 0; i < h->d_c; i++) kj[h->content[i]] = (float)(sd[i] * rng_normal(r));
+        /* planted tokens get half the dense noise, so the tokens of a phrase, addressed
+         * together through their mean key, receive similar logits */
+        double dense = owner[j] >= 0 ? PLANTED_DENSE : 1.0;
+        for (int i = 0; i < h->d_c; i++)
+            kj[h->content[i]] = (float)(dense * sd[i] * rng_normal(r));
         if (owner[j] >= 0) {
             for (int s = 0; s < SIG_CHANNELS; s++)
                 kj[h->content[h->sig_ch[SIG_CHANNELS * owner[j] + s]]] +=
@@ -560,7 +580,9 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
          * ACTIVE_ROUNDS times. Constraining only the offenders keeps the system small and
          * well conditioned, so the query's norm, and its cross-talk onto ordinary keys, stay
          * close to those of the active tokens alone. */
-        int max_c = h.d_c - 4 > 1 ? h.d_c - 4 : 1;
+        /* at most half the content channels: a fuller system is ill-conditioned and its
+         * solution's norm (hence the noise it puts on every key) blows up */
+        int max_c = h.d_c / 2;
         int *cset = rb_malloc(sizeof(int) * (size_t)max_c);
         int *is_act = rb_malloc(sizeof(int) * (size_t)max_c);
         char *in_set = rb_calloc((size_t)(n_planted > 0 ? n_planted : 1), 1);
@@ -569,9 +591,19 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
         double *b = rb_malloc(sizeof(double) * (size_t)max_c);
         double *alpha = rb_malloc(sizeof(double) * (size_t)max_c);
         double *qc = rb_malloc(sizeof(double) * (size_t)h.d_c);
+        double *off_logit = rb_malloc(sizeof(double) * (size_t)(n_planted > 0 ? n_planted : 1));
+        int *off_idx = rb_malloc(sizeof(int) * (size_t)(n_planted > 0 ? n_planted : 1));
         double *pk = rb_malloc(sizeof(double) * (size_t)(n_planted > 0 ? n_planted : 1) * h.d_c);
-        for (int i = 0; i < n_planted; i++)
-            content_row(k, ldk, kvh, d, &h, bias, pl[i].pos, pk + (size_t)i * h.d_c);
+        /* a phrase is addressed through the mean of its tokens' keys: they share the spike,
+         * so one constraint gives every token of the phrase the target logit */
+        for (int i = 0; i < n_planted; i++) {
+            double *row = pk + (size_t)i * h.d_c;
+            for (int x = 0; x < h.d_c; x++) row[x] = 0;
+            for (int j = 0; j < pl[i].len; j++) {
+                content_row(k, ldk, kvh, d, &h, bias, pl[i].pos + j, qc);
+                for (int x = 0; x < h.d_c; x++) row[x] += qc[x] / pl[i].len;
+            }
+        }
 
         for (int tq = 0; tq < n_tokens; tq++) {
             int m = 0;
@@ -594,20 +626,32 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
                     for (int a = 0; a < m; a++) sum += alpha[a] * kc[(size_t)a * h.d_c + i];
                     qc[i] = sum;
                 }
-                int added = 0;
-                for (int i = 0; i < n_planted && m < max_c; i++) {
+                int n_off = 0;
+                for (int i = 0; i < n_planted; i++) {
                     if (in_set[i] || pl[i].pos >= tq) continue;
                     const double *kj = pk + (size_t)i * h.d_c;
                     double logit = 0;
                     for (int x = 0; x < h.d_c; x++) logit += qc[x] * kj[x];
                     if (logit <= CROSS_MAX) continue;
+                    off_logit[n_off] = logit;
+                    off_idx[n_off++] = i;
+                }
+                if (!n_off) break;
+                /* worst offenders first, while there is room */
+                for (int a = 0; a < n_off && m < max_c; a++) {
+                    int best = a;
+                    for (int x = a + 1; x < n_off; x++)
+                        if (off_logit[x] > off_logit[best]) best = x;
+                    double tl = off_logit[a];
+                    int ti = off_idx[a];
+                    off_logit[a] = off_logit[best], off_idx[a] = off_idx[best];
+                    off_logit[best] = tl, off_idx[best] = ti;
+                    int i = off_idx[a];
                     in_set[i] = 1;
                     is_act[m] = 0;
-                    memcpy(kc + (size_t)m * h.d_c, kj, sizeof(double) * (size_t)h.d_c);
+                    memcpy(kc + (size_t)m * h.d_c, pk + (size_t)i * h.d_c, sizeof(double) * (size_t)h.d_c);
                     cset[m++] = i;
-                    added++;
                 }
-                if (!added) break;
             }
 
             for (int g = 0; g < group; g++) {
@@ -638,6 +682,8 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
         free(in_set);
         free(qc);
         free(pk);
+        free(off_logit);
+        free(off_idx);
         free(bias);
         free(kc);
         free(gram);

@@ -43,7 +43,8 @@ typedef struct synth_config {
     int n_sinks;             /* 4: positions 0..n_sinks-1 are sinks */
     double sink_logit;       /* 7.0: logit of position 0; the other sinks get 1.5 less */
     double recency_logit;    /* 5.0: logit of the query's own position; decays over ~16 */
-    double milestone_rate;   /* 1/32: chance that a decode token is a milestone */
+    double milestone_rate;   /* 1/32: chance that a decode token starts a milestone phrase */
+    int phrase_max;          /* 3: a phrase is 1..phrase_max consecutive milestone tokens */
     int life_min, life_max;  /* 32, 320: active span in steps, log-uniform in [min, max] */
     int delay_max;           /* 4: a milestone at p is active from p + U{1..delay_max} */
     double milestone_logit;  /* 7.0: logit of an active milestone or revived phoenix */
@@ -57,7 +58,9 @@ typedef struct synth_config {
 /* The planted truth, identical for every layer and KV head. Rows are sorted by position.
  * milestones: [n_milestones, 3] position (a decode position), first active step (> position),
  *             last active step (>= first, < n_tokens); active means attended on every step
- *             first..last, and never after last.
+ *             first..last, and never after last. Milestones come in phrases: runs of
+ *             consecutive positions with the same first and last step (a reasoning step is a
+ *             few tokens, and page-based policies should see that).
  * phoenix:    [n_phoenix, 3] position (a prompt position, not a sink), dormant from (the
  *             first decode step, n_prefill), revived at (>= dormant from + phoenix_dormant).
  * phoenix_last: [n_phoenix] last step of the revived span (not stored in trace files). */
