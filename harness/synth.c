@@ -60,6 +60,7 @@
 #define CROSS_MAX 1.0       /* largest content logit tolerated on an inactive planted token */
 #define ACTIVE_ROUNDS 4     /* re-solves that add offending planted tokens as zero targets */
 #define PLANTED_DENSE 0.5   /* dense content noise of planted tokens, relative */
+#define SCAN_WINDOW 8192    /* planted tokens this close to the query are always checked */
 #define SPIKE_NORM 2.5      /* spike norm of a planted token, in units of sqrt(d_c) */
 
 enum { TAG_TRUTH = 1, TAG_KEY, TAG_QUERY, TAG_VALUE };
@@ -150,26 +151,31 @@ float synth_attn_scale(const synth_config *c) { return (float)(1.0 / sqrt((doubl
 static int rope_pairs(int head_dim) { return head_dim / 8; }
 static int content_dims(int head_dim) { return head_dim - 2 * rope_pairs(head_dim) - 3; }
 
-static rb_status check_range(const char *what, double v, double lo, double hi, rb_err *e) {
+static rb_status check_int(const char *what, int v, int lo, int hi, rb_err *e) {
+    if (v < lo || v > hi) return rb_fail(e, RB_EINPUT, what, "%d is outside [%d, %d]", v, lo, hi);
+    return RB_OK;
+}
+
+static rb_status check_real(const char *what, double v, double lo, double hi, rb_err *e) {
     if (!(v >= lo && v <= hi)) return rb_fail(e, RB_EINPUT, what, "%g is outside [%g, %g]", v, lo, hi);
     return RB_OK;
 }
 
 rb_status synth_config_check(const synth_config *c, rb_err *e) {
     rb_status st;
-    if ((st = check_range("--layers", c->n_layers, 1, TRACE_MAX_LAYERS, e))) return st;
-    if ((st = check_range("--kv-heads", c->n_kv_heads, 1, SYNTH_MAX_KV_HEADS, e))) return st;
-    if ((st = check_range("--q-heads", c->n_q_heads, 1, SYNTH_MAX_Q_HEADS, e))) return st;
+    if ((st = check_int("--layers", c->n_layers, 1, TRACE_MAX_LAYERS, e))) return st;
+    if ((st = check_int("--kv-heads", c->n_kv_heads, 1, SYNTH_MAX_KV_HEADS, e))) return st;
+    if ((st = check_int("--q-heads", c->n_q_heads, 1, SYNTH_MAX_Q_HEADS, e))) return st;
     if (c->n_q_heads % c->n_kv_heads)
         return rb_fail(e, RB_EINPUT, "--q-heads", "%d is not a multiple of --kv-heads %d",
                        c->n_q_heads, c->n_kv_heads);
-    if ((st = check_range("--head-dim", c->head_dim, SYNTH_MIN_HEAD_DIM, SYNTH_MAX_HEAD_DIM, e)))
+    if ((st = check_int("--head-dim", c->head_dim, SYNTH_MIN_HEAD_DIM, SYNTH_MAX_HEAD_DIM, e)))
         return st;
     if (c->head_dim % 2) return rb_fail(e, RB_EINPUT, "--head-dim", "%d is odd (RoPE needs pairs)", c->head_dim);
-    if ((st = check_range("--sinks", c->n_sinks, 0, 64, e))) return st;
-    if ((st = check_range("--prefill", c->n_prefill, c->n_sinks + 1, SYNTH_MAX_TOKENS, e)))
+    if ((st = check_int("--sinks", c->n_sinks, 0, 64, e))) return st;
+    if ((st = check_int("--prefill", c->n_prefill, c->n_sinks + 1, SYNTH_MAX_TOKENS, e)))
         return st;
-    if ((st = check_range("--decode", c->n_decode, 1, SYNTH_MAX_TOKENS, e))) return st;
+    if ((st = check_int("--decode", c->n_decode, 1, SYNTH_MAX_TOKENS, e))) return st;
     if (synth_n_tokens(c) > SYNTH_MAX_TOKENS)
         return rb_fail(e, RB_EINPUT, "--decode", "prefill + decode = %d positions; at most %d",
                        synth_n_tokens(c), SYNTH_MAX_TOKENS);
@@ -181,20 +187,20 @@ rb_status synth_config_check(const synth_config *c, rb_err *e) {
                        q_floats * 4 / (1 << 30));
     if (c->dtype != TRACE_F16 && c->dtype != TRACE_F32)
         return rb_fail(e, RB_EINPUT, "--dtype", "must be f16 or f32");
-    if ((st = check_range("--sink-logit", c->sink_logit, 0, 20, e))) return st;
-    if ((st = check_range("--recency-logit", c->recency_logit, 0, 20, e))) return st;
-    if ((st = check_range("--milestone-rate", c->milestone_rate, 0, 0.5, e))) return st;
-    if ((st = check_range("--phrase-max", c->phrase_max, 1, 64, e))) return st;
-    if ((st = check_range("--life-min", c->life_min, 1, SYNTH_MAX_TOKENS, e))) return st;
-    if ((st = check_range("--life-max", c->life_max, c->life_min, SYNTH_MAX_TOKENS, e))) return st;
-    if ((st = check_range("--delay-max", c->delay_max, 1, 1024, e))) return st;
-    if ((st = check_range("--milestone-logit", c->milestone_logit, 0.5, 30, e))) return st;
-    if ((st = check_range("--jitter", c->jitter, 0, 0.9, e))) return st;
-    if ((st = check_range("--phoenix", c->n_phoenix, 0, SYNTH_MAX_PHOENIX, e))) return st;
-    if ((st = check_range("--phoenix-dormant", c->phoenix_dormant, SYNTH_MIN_DORMANT, SYNTH_MAX_TOKENS, e)))
+    if ((st = check_real("--sink-logit", c->sink_logit, 0, 20, e))) return st;
+    if ((st = check_real("--recency-logit", c->recency_logit, 0, 20, e))) return st;
+    if ((st = check_real("--milestone-rate", c->milestone_rate, 0, 0.5, e))) return st;
+    if ((st = check_int("--phrase-max", c->phrase_max, 1, 64, e))) return st;
+    if ((st = check_int("--life-min", c->life_min, 1, SYNTH_MAX_TOKENS, e))) return st;
+    if ((st = check_int("--life-max", c->life_max, c->life_min, SYNTH_MAX_TOKENS, e))) return st;
+    if ((st = check_int("--delay-max", c->delay_max, 1, 1024, e))) return st;
+    if ((st = check_real("--milestone-logit", c->milestone_logit, 0.5, 30, e))) return st;
+    if ((st = check_real("--jitter", c->jitter, 0, 0.9, e))) return st;
+    if ((st = check_int("--phoenix", c->n_phoenix, 0, SYNTH_MAX_PHOENIX, e))) return st;
+    if ((st = check_int("--phoenix-dormant", c->phoenix_dormant, SYNTH_MIN_DORMANT, SYNTH_MAX_TOKENS, e)))
         return st;
-    if ((st = check_range("--decoy-rate", c->decoy_rate, 0, 0.5, e))) return st;
-    if ((st = check_range("--noise", c->noise, 0, 5, e))) return st;
+    if ((st = check_real("--decoy-rate", c->decoy_rate, 0, 0.5, e))) return st;
+    if ((st = check_real("--noise", c->noise, 0, 5, e))) return st;
     return RB_OK;
 }
 
@@ -341,8 +347,8 @@ rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e) {
     if (most > limit) {
         synth_truth_free(t);
         return rb_fail(e, RB_EINPUT, "synth",
-                       "%d planted tokens would be active at once (step %d); head_dim %d "
-                       "addresses at most %d cleanly: lower --milestone-rate or --life-max, "
+                       "%d milestone phrases and phoenixes would be active at once (step %d); "
+                       "head_dim %d addresses at most %d cleanly: lower --milestone-rate or --life-max, "
                        "or raise --head-dim",
                        most, at, c->head_dim, limit);
     }
@@ -518,6 +524,17 @@ static void content_row(const float *k, int ldk, int kvh, int d, const head_layo
     for (int i = 0; i < h->d_c; i++) dst[i] = kr[h->content[i]] - bias[h->content[i]];
 }
 
+/* Record planted token i as an offender when its content logit exceeds CROSS_MAX. */
+static void scan_off(const double *qc, const double *pk, int d_c, int i, double *off_logit,
+                     int *off_idx, int *n_off) {
+    const double *kj = pk + (size_t)i * d_c;
+    double logit = 0;
+    for (int x = 0; x < d_c; x++) logit += qc[x] * kj[x];
+    if (logit <= CROSS_MAX) return;
+    off_logit[*n_off] = logit;
+    off_idx[(*n_off)++] = i;
+}
+
 /* Cholesky factor of the Gram matrix of rows kc [m, d_c], with a tiny ridge. */
 static void gram_factor(const double *kc, int m, int d_c, double *gram) {
     double tr = 0;
@@ -591,6 +608,24 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
         double *b = rb_malloc(sizeof(double) * (size_t)max_c);
         double *alpha = rb_malloc(sizeof(double) * (size_t)max_c);
         double *qc = rb_malloc(sizeof(double) * (size_t)h.d_c);
+        /* users of each content channel, in planted (position) order: CSR layout */
+        int *user_start = rb_calloc((size_t)h.d_c + 1, sizeof(int));
+        int *users = rb_malloc(sizeof(int) * SIG_CHANNELS * (size_t)(n_planted > 0 ? n_planted : 1));
+        int *seen = rb_calloc((size_t)(n_planted > 0 ? n_planted : 1), sizeof(int));
+        int stamp = 0, recent = 0; /* recent: first planted token inside SCAN_WINDOW */
+        for (int i = 0; i < n_planted * SIG_CHANNELS; i++) user_start[h.sig_ch[i] + 1]++;
+        for (int ch = 0; ch < h.d_c; ch++) user_start[ch + 1] += user_start[ch];
+        {
+            int *fill = rb_malloc(sizeof(int) * (size_t)h.d_c);
+            memcpy(fill, user_start, sizeof(int) * (size_t)h.d_c);
+            for (int i = 0; i < n_planted; i++)
+                for (int sg = 0; sg < SIG_CHANNELS; sg++) {
+                    int ch = h.sig_ch[SIG_CHANNELS * i + sg];
+                    /* a token's two channels are distinct, so it is listed once per channel */
+                    users[fill[ch]++] = i;
+                }
+            free(fill);
+        }
         double *off_logit = rb_malloc(sizeof(double) * (size_t)(n_planted > 0 ? n_planted : 1));
         int *off_idx = rb_malloc(sizeof(int) * (size_t)(n_planted > 0 ? n_planted : 1));
         double *pk = rb_malloc(sizeof(double) * (size_t)(n_planted > 0 ? n_planted : 1) * h.d_c);
@@ -626,16 +661,28 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
                     for (int a = 0; a < m; a++) sum += alpha[a] * kc[(size_t)a * h.d_c + i];
                     qc[i] = sum;
                 }
+                /* Scan every planted token of the last SCAN_WINDOW positions; older ones only
+                 * when they spike on a channel of a token in the set (where the query is
+                 * large), which bounds the work on long traces. */
                 int n_off = 0;
-                for (int i = 0; i < n_planted; i++) {
-                    if (in_set[i] || pl[i].pos >= tq) continue;
-                    const double *kj = pk + (size_t)i * h.d_c;
-                    double logit = 0;
-                    for (int x = 0; x < h.d_c; x++) logit += qc[x] * kj[x];
-                    if (logit <= CROSS_MAX) continue;
-                    off_logit[n_off] = logit;
-                    off_idx[n_off++] = i;
+                stamp++;
+                while (recent < n_planted && pl[recent].pos < tq - SCAN_WINDOW) recent++;
+                for (int i = recent; i < n_planted && pl[i].pos < tq; i++) {
+                    if (in_set[i]) continue;
+                    seen[i] = stamp;
+                    scan_off(qc, pk, h.d_c, i, off_logit, off_idx, &n_off);
                 }
+                for (int a = 0; a < m; a++)
+                    for (int sg = 0; sg < SIG_CHANNELS; sg++) {
+                        int ch = h.sig_ch[SIG_CHANNELS * cset[a] + sg];
+                        for (int u = user_start[ch]; u < user_start[ch + 1]; u++) {
+                            int i = users[u];
+                            if (pl[i].pos >= tq) break; /* users are in position order */
+                            if (in_set[i] || seen[i] == stamp) continue;
+                            seen[i] = stamp;
+                            scan_off(qc, pk, h.d_c, i, off_logit, off_idx, &n_off);
+                        }
+                    }
                 if (!n_off) break;
                 /* worst offenders first, while there is room */
                 for (int a = 0; a < n_off && m < max_c; a++) {
@@ -683,6 +730,9 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
         free(qc);
         free(pk);
         free(off_logit);
+        free(user_start);
+        free(users);
+        free(seen);
         free(off_idx);
         free(bias);
         free(kc);
