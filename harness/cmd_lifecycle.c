@@ -53,7 +53,7 @@ int cmd_lifecycle(int argc, char **argv) {
         {"min-fill", ARG_FLOAT, &c.min_fill, "F", "milestone: fraction of them active (0.5)"},
         {"dormant", ARG_INT, &c.dormant_steps, "G", "phoenix: dormant steps (128)"},
         {"revive-min", ARG_INT, &c.revive_min, "N", "phoenix: active steps after revival (16)"},
-        {"smooth", ARG_INT, &c.smooth, "N", "smoothing time constant, steps; 1 = none (8)"},
+        {"smooth", ARG_INT, &c.smooth, "N", "smoothing time constant, steps; 1 = none (4)"},
         {"recency", ARG_INT, &c.recency, "W", "recency band in steps (-1 = measure)"},
         {"heat-size", ARG_STR, &heat, "RxC", "heatmap size limit (512x512)"},
         {"hist-bins", ARG_INT, &c.hist_bins, "N", "lifespan histogram bins (24)"},

@@ -22,7 +22,7 @@ void lifecycle_config_default(lifecycle_config *c) {
         .dormant_steps = 128,
         .revive_min = 16,
         .recency = -1,
-        .smooth = 8,
+        .smooth = 4,
         .heat_rows = 512,
         .heat_cols = 512,
         .hist_bins = 24,
@@ -101,9 +101,11 @@ static float median_of(float *a, int n) {
 
 /* The step's activity threshold on smoothed log ratios e[0..n) (scratch [n]): the log of
  * max(min_ratio, exp(median + k_sigma * 1.4826 * MAD)). */
-static double step_threshold(const lifecycle_config *c, const float *e, int n, float *scratch) {
+static double step_threshold(const lifecycle_config *c, const float *e, int n, float *scratch,
+                             float *median) {
     memcpy(scratch, e, sizeof(float) * (size_t)n);
     float med = median_of(scratch, n);
+    *median = med;
     for (int j = 0; j < n; j++) scratch[j] = fabsf(e[j] - med);
     float mad = median_of(scratch, n);
     double thr = (double)med + c->k_sigma * 1.4826 * (double)mad;
@@ -267,6 +269,10 @@ rb_status lifecycle_analyze(const lifecycle_config *c, int n_prefill, int n_toke
      * 1/smooth of the jump, a sustained change is followed within ~smooth steps */
     const float a = 1.0f / (float)c->smooth;
     double thr_sum = 0;
+    /* below-typical importance says nothing about activity: log ratios are floored at the
+     * previous step's median smoothed value, so a token waking from deep dormancy is seen
+     * within ~smooth steps however low it had sunk */
+    float floor_lr = -INFINITY;
     for (int t = n_prefill; t < n_tokens; t++) {
         int n = t + 1;
         if ((st = row(ctx, t, imp, e)) != RB_OK || (st = check_row(imp, n, t, e)) != RB_OK)
@@ -278,13 +284,14 @@ rb_status lifecycle_analyze(const lifecycle_config *c, int n_prefill, int n_toke
             if (isnan(*cell) || r > *cell) *cell = r;
             /* floor at 1e-30 so a zero probability (underflow) stays finite */
             float lr = logf(r > 1e-30f ? r : 1e-30f);
+            if (lr < floor_lr) lr = floor_lr;
             /* a token enters the smoothing at its first decode step (prompt tokens) or at
              * its creation (decode tokens) */
             if (t == n_prefill || j == t) d.tok[j].e = lr;
             else d.tok[j].e += a * (lr - d.tok[j].e);
             ev[j] = d.tok[j].e;
         }
-        double thr = step_threshold(c, ev, n, scratch);
+        double thr = step_threshold(c, ev, n, scratch, &floor_lr);
         thr_sum += exp(thr);
         for (int j = 0; j < n; j++) {
             int act = ev[j] >= thr;

@@ -9,8 +9,10 @@
  * every length are comparable, smoothed over steps in log space:
  *     e_t(j) = e_{t-1}(j) + (log r_t(j) - e_{t-1}(j)) / smooth,
  * starting at the token's creation (decode tokens) or the first decode step (prompt
- * tokens). A one-step spike moves e by 1/smooth of its height; a sustained change is
- * followed within ~smooth steps (detected spans end up to ~smooth steps late).
+ * tokens), with log r floored at the previous step's median of e (below-typical importance
+ * says nothing about activity, and a token waking from deep dormancy is then seen within a
+ * few time constants). A one-step spike moves e by 1/smooth of its height; a sustained
+ * change is followed within ~smooth steps (detected spans end up to ~2 smooth steps late).
  *
  * Activity. Token j is active at step t when
  *     e_t(j) >= log thr_t,  thr_t = max(min_ratio, exp(median_t + k_sigma * 1.4826 * MAD_t)),
@@ -66,7 +68,7 @@ typedef struct lifecycle_config {
     int dormant_steps; /* phoenix: G, inactive steps before a revival (default 128) */
     int revive_min;    /* phoenix: active steps of the revived segment (default 16) */
     int recency;       /* W in steps; -1 = measure it (default -1) */
-    int smooth;        /* smoothing time constant in steps; 1 = none (default 8) */
+    int smooth;        /* smoothing time constant in steps; 1 = none (default 4) */
     int heat_rows;     /* heatmap size limits, max-pooled (default 512 x 512) */
     int heat_cols;
     int hist_bins;     /* lifespan histogram bins (default 24) */
