@@ -2,46 +2,57 @@
  *
  * THE MODEL. Logits are designed in natural units, logit = q~.k, and the stored query is
  * q = q~ / attn_scale, so that softmax(attn_scale * q.k) is the designed distribution.
- * Each (layer, KV head) splits its head_dim channels into four groups:
+ * Each (layer, KV head) splits its head_dim channels into four groups (the non-RoPE ones
+ * shuffled per head, so the special channels land anywhere):
  *
- *   recency  head_dim/4 channels in RoPE pairs (2i, 2i+1). Every key and query carries a
- *            fixed vector in each pair, rotated by real RoPE at its position with
+ *   recency  3/16 of the channels (12 RoPE pairs at head_dim 64). Every key and query
+ *            carries a fixed vector in each pair, rotated by real RoPE at its position with
  *            frequencies geometric from 1 to 1/32 rad/token, so q_t.k_j =
  *            A * mean_i cos(theta_i (t - j)): A at j = t, ~0.5 A three tokens back, ~0.1 A
- *            past 16, then fluctuating around 0 with std ~0.25 A (the stripes RoPE gives
+ *            past 16, then fluctuating around 0 with std ~0.2 A (the stripes RoPE gives
  *            real attention maps). A = recency_logit, x U(0.8, 1.2) per query head.
+ *            Heavy keys (below) carry 0.3 of the recency vector.
  *   sink     one channel: 8 on position 0 (sink_logit), smaller on the other sinks (1.5
  *            logits less), N(0, 0.3) elsewhere; every query carries sink_logit / 8 there.
  *   outlier  two channels with a large per-channel offset (5 to 8, random sign) plus
  *            N(0, 1) per token, as the massive channels of real keys; queries are small there.
- *   content  the rest (d_c = head_dim - head_dim/4 - 3). Every key has dense N(0, s_c)
- *            noise (s_c in U(0.7, 1.3) per channel). Planted tokens (milestones and
- *            phoenixes) and decoys add a spike of norm 2 sqrt(d_c) spread over 3 channels
- *            with random signs: heavy channels, as important tokens have in real keys, which
- *            is what Quest's per-page min/max bounds see. Planted tokens get their channels
- *            least-recently-used first, so tokens active together do not share channels.
+ *   content  the rest: d_c = head_dim - 2 * (3 head_dim / 16) - 3, 37 at head_dim 64.
+ *            Ordinary keys have dense N(0, s_c) noise (s_c in U(0.7, 1.3) per channel).
+ *            Heavy keys (milestones, phoenixes, decoys) have 0.3 of that noise plus a spike
+ *            of norm 2.5 sqrt(d_c) over 4 channels with random signs (about 8 sigma per
+ *            channel): the heavy channels important tokens have in real keys, which is what
+ *            Quest's per-page min/max bounds see. The tokens of a milestone phrase share one
+ *            spike. Milestones and phoenixes take their channels least-recently-used first
+ *            (tokens active together do not share channels); decoys take random ones; no
+ *            two heavy keys share two channels (until every pair is taken).
  *
  * Every key channel also gets a per-channel offset N(0, 0.3), shared by all tokens (it
  * changes no softmax but moves every page's min/max, as the k_proj bias does).
  *
- * The content part of the query at step t is the minimum-norm vector whose logit is
- * milestone_logit (x 1 +- jitter per layer, query head and token) on every planted token
- * active at t, and 0 on every other planted token present that shares a channel with an
- * active one and on every phoenix token: q_c = K_C^T (K_C K_C^T + ridge)^-1 b. So active
- * tokens are attended, and faded milestones and dormant phoenixes look like any other key.
- * Then N(0, tau) noise is added to every content channel, tau chosen so that its logit on
- * an ordinary key has std `noise`. The dense key noise, the decoys' spikes and the RoPE
- * stripes add further, heavy-tailed background noise: a random token sometimes outscores a
- * weak milestone, as in real attention.
+ * The content part of the query at step t solves for the minimum-norm vector whose logit
+ * is milestone_logit (x 1 +- jitter per layer, query head and token) on each phrase and
+ * phoenix active at t (through the mean of the phrase's keys), and 0 on the heavy keys
+ * that would otherwise get more than CROSS_MAX (an active-set method: solve, find the
+ * offenders, add them, re-solve; at most d_c/2 rows, worst offenders first). Noise
+ * N(0, tau) projected off those keys is added (tau: std `noise` on an ordinary key). So
+ * active tokens are attended, and faded milestones, dormant phoenixes and decoys look like
+ * ordinary keys. The dense key noise, the RoPE stripes and the heavy keys the active set
+ * had no room for add heavy-tailed background noise.
  *
- * Schedule (the truth, shared by every layer and KV head): each decode token is a milestone
- * with probability milestone_rate; it becomes active 1..delay_max steps after its position
- * and stays active for a lifespan log-uniform in [life_min, life_max] (clipped at the end).
- * Phoenix tokens are prompt positions (after the sinks, at least 16 before the end of the
- * prompt) attended by every later prompt query, dormant from the first decode step for at
- * least phoenix_dormant steps, then revived for a log-uniform lifespan. Values are
- * N(mu_c, 1) with a per-channel mean mu_c ~ N(0, 0.5); sink values are scaled by 0.1 (real
- * sinks carry little value).
+ * Schedule (the truth, shared by every layer and KV head): each decode token starts a
+ * milestone phrase of 1..phrase_max tokens with probability milestone_rate; the phrase is
+ * active from 1..delay_max steps after its last token for a lifespan log-uniform in
+ * [life_min, life_max] (clipped at the end), unless that would make more than
+ * synth_max_active phrases active at once (then it is not planted: thinning). Phoenixes
+ * are prompt positions (after the sinks, at least 16 before the end of the prompt)
+ * attended by every later prompt query, dormant from the first decode step for at least
+ * phoenix_dormant steps, then revived for a log-uniform lifespan. Decoys are a decoy_rate
+ * share of the other positions. Values are N(mu_c, 1) with a per-channel mean
+ * mu_c ~ N(0, 0.5); sink values are scaled by 0.1 (real sinks carry little value).
+ *
+ * Capacity: the query addresses at most d_c/2 heavy keys exactly. At head_dim 64 on a
+ * 2048-step decode the set is full on a good share of late steps, and the heavy keys left
+ * out take cross-talk of a few logits at those steps; head_dim 128 leaves room.
  *
  * Random streams are keyed by (seed, purpose, layer, head), so a layer's bytes depend only on
  * the config and the layer index. */
@@ -149,7 +160,7 @@ int synth_n_tokens(const synth_config *c) { return c->n_prefill + c->n_decode; }
 
 float synth_attn_scale(const synth_config *c) { return (float)(1.0 / sqrt((double)c->head_dim)); }
 
-static int rope_pairs(int head_dim) { return head_dim / 8; }
+static int rope_pairs(int head_dim) { return head_dim * 3 / 16; }
 static int content_dims(int head_dim) { return head_dim - 2 * rope_pairs(head_dim) - 3; }
 
 int synth_max_active(const synth_config *c) { return content_dims(c->head_dim) / 6; }
@@ -202,8 +213,8 @@ rb_status synth_config_check(const synth_config *c, rb_err *e) {
     if ((st = check_int("--phoenix", c->n_phoenix, 0, SYNTH_MAX_PHOENIX, e))) return st;
     if (c->n_phoenix > synth_max_active(c))
         return rb_fail(e, RB_EINPUT, "--phoenix",
-                       "%d phoenixes can be active at once, but head_dim %d addresses at most %d "
-                       "planted tokens at once",
+                       "all %d phoenixes are attended together in the prompt, but head_dim %d "
+                       "addresses at most %d planted tokens at once",
                        c->n_phoenix, c->head_dim, synth_max_active(c));
     if ((st = check_int("--phoenix-dormant", c->phoenix_dormant, SYNTH_MIN_DORMANT, SYNTH_MAX_TOKENS, e)))
         return st;

@@ -41,17 +41,17 @@ typedef struct synth_config {
     trace_dtype dtype;       /* TRACE_F16 (what synth_write stores) */
     /* attention structure; logits are in natural units (added to scale*q.k) */
     int n_sinks;             /* 4: positions 0..n_sinks-1 are sinks */
-    double sink_logit;       /* 7.0: logit of position 0; the other sinks get 1.5 less */
-    double recency_logit;    /* 5.0: logit of the query's own position; decays over ~16 */
+    double sink_logit;       /* 7.5: logit of position 0; the other sinks get 1.5 less */
+    double recency_logit;    /* 7.0: logit of the query's own position; decays over ~16 */
     double milestone_rate;   /* 1/32: chance that a decode token starts a milestone phrase */
     int phrase_max;          /* 3: a phrase is 1..phrase_max consecutive milestone tokens */
     int life_min, life_max;  /* 32, 320: active span in steps, log-uniform in [min, max] */
-    int delay_max;           /* 4: a milestone at p is active from p + U{1..delay_max} */
-    double milestone_logit;  /* 7.0: logit of an active milestone or revived phoenix */
+    int delay_max;           /* 4: a phrase ending at p is active from p + U{1..delay_max} */
+    double milestone_logit;  /* 9.0: logit of an active milestone or revived phoenix */
     double jitter;           /* 0.1: strength factor per (layer, q head, token) in 1 +- jitter */
     int n_phoenix;           /* 4: prompt tokens attended in the prompt, dormant, revived */
     int phoenix_dormant;     /* 256: minimum dormant steps (>= SYNTH_MIN_DORMANT) */
-    double decoy_rate;       /* 0.03: tokens with heavy key channels that nobody attends */
+    double decoy_rate;       /* 0.02: tokens with heavy key channels that nobody attends */
     double noise;            /* 0.5: std of the query-noise logit on an ordinary key */
 } synth_config;
 
@@ -87,8 +87,10 @@ rb_status synth_config_check(const synth_config *c, rb_err *e);
 int synth_n_tokens(const synth_config *c);
 float synth_attn_scale(const synth_config *c);
 
-/* Most milestone phrases and phoenixes active at one step: (head_dim - head_dim/4 - 3) / 4,
- * 11 for head_dim 64. Beyond it the query's cross-talk would bury the structure. */
+/* Most milestone phrases and phoenixes active at one step: d_c / 6 with the content
+ * dimension d_c = head_dim - 2 * (3 head_dim / 16) - 3 (6 at head_dim 64, 13 at 128).
+ * Beyond it the query's cross-talk would bury the structure. n_phoenix may not exceed it
+ * (all phoenixes are active together in the prompt). */
 int synth_max_active(const synth_config *c);
 
 /* Draw the planted truth from c->seed. Requires a checked config. Phoenixes are planted only
