@@ -3,7 +3,8 @@
 # synthetic trace, a replay of four policies at two budgets, a lifecycle analysis, the
 # export tables, then each script. Checks: exit 0, no gnuplot warning (a warning means a
 # filter matched nothing or a column name is wrong), a PNG of the terminal's size, and a
-# clean refusal when a script is called without its inputs.
+# clean refusal when a script is called without its inputs. KEEP=1 keeps the temporary
+# directory (inputs and PNGs) for a look.
 set -u
 B=${RAASBENCH:-build/raasbench}
 command -v gnuplot >/dev/null || { echo "gnuplot not installed"; exit 77; }
