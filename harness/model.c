@@ -294,6 +294,9 @@ struct model_session {
     float *att;            /* [n_q_heads*d] attention output */
     float *o;              /* [n_embd] */
     float *gate, *up;      /* [n_ff] */
+    float *rope_cs;        /* [head_dim] cosines and sines of the current position */
+    double rope_cs_pos;    /* what rope_cs was computed for (pos x scale, base) */
+    double rope_cs_base;
     model_timing last;
 };
 
@@ -351,6 +354,8 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
     s->att = rb_malloc(QD * sizeof(float));
     s->gate = rb_malloc((size_t)hp->n_ff * sizeof(float));
     s->up = rb_malloc((size_t)hp->n_ff * sizeof(float));
+    s->rope_cs = rb_malloc((size_t)hp->head_dim * sizeof(float));
+    s->rope_cs_pos = -1;
     *out = s;
     return RB_OK;
 }
@@ -361,7 +366,7 @@ void model_session_destroy(model_session *s) {
         for (int il = 0; il < s->m->hp.n_layers; il++) stepper_destroy(s->st[il]);
     free(s->st);
     free(s->x), free(s->xn), free(s->o), free(s->q), free(s->k), free(s->v);
-    free(s->att), free(s->gate), free(s->up);
+    free(s->att), free(s->gate), free(s->up), free(s->rope_cs);
     free(s);
 }
 
@@ -374,13 +379,21 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) 
     for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
 }
 
-/* Rotate one head vector x [d] at position pos. NEOX pairs (i, i+d/2); NORM pairs (2i, 2i+1).
+/* The rotation angles of one position: cs [d/2] cosines then [d/2] sines of
  * theta_i = pos * base^(-2i/d) (divided by the llama 3 frequency factor where present). */
-static void rope_apply(float *x, int d, double pos, double base, const float *factors, int neox) {
+static void rope_table(float *cs, int d, double pos, double base, const float *factors) {
     for (int i = 0; i < d / 2; i++) {
         double theta = pos * pow(base, -2.0 * i / d);
         if (factors) theta /= factors[i];
-        float c = (float)cos(theta), sn = (float)sin(theta);
+        cs[i] = (float)cos(theta);
+        cs[d / 2 + i] = (float)sin(theta);
+    }
+}
+
+/* Rotate one head vector x [d]: NEOX pairs (i, i+d/2); NORM pairs (2i, 2i+1). */
+static void rope_apply(float *x, int d, const float *cs, int neox) {
+    for (int i = 0; i < d / 2; i++) {
+        float c = cs[i], sn = cs[d / 2 + i];
         int a = neox ? i : 2 * i, b = neox ? i + d / 2 : 2 * i + 1;
         float x0 = x[a], x1 = x[b];
         x[a] = x0 * c - x1 * sn;
@@ -434,14 +447,21 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
             for (int i = 0; i < KD; i++) k[i] += L->bk[i];
         if (L->bv)
             for (int i = 0; i < KD; i++) v[i] += L->bv[i];
+        /* the angles depend on the layer only through its base (local or global) and
+         * scaling: recompute when those change, not per head */
         double rpos = (double)pos * (hp->sliding_window[il] ? 1.0 : m->rope_pos_scale);
+        if (rpos != s->rope_cs_pos || hp->rope_base[il] != s->rope_cs_base) {
+            rope_table(s->rope_cs, D, rpos, hp->rope_base[il], m->rope_freq_factors);
+            s->rope_cs_pos = rpos;
+            s->rope_cs_base = hp->rope_base[il];
+        }
         for (int h = 0; h < Hq; h++) {
             if (L->q_norm) rmsnorm(q + h * D, q + h * D, L->q_norm, D, hp->rms_eps);
-            rope_apply(q + h * D, D, rpos, hp->rope_base[il], m->rope_freq_factors, hp->rope_neox);
+            rope_apply(q + h * D, D, s->rope_cs, hp->rope_neox);
         }
         for (int h = 0; h < Hkv; h++) {
             if (L->k_norm) rmsnorm(k + h * D, k + h * D, L->k_norm, D, hp->rms_eps);
-            rope_apply(k + h * D, D, rpos, hp->rope_base[il], m->rope_freq_factors, hp->rope_neox);
+            rope_apply(k + h * D, D, s->rope_cs, hp->rope_neox);
         }
 
         /* A windowed layer attends only its window, prompt included: once a prompt token
