@@ -149,8 +149,7 @@ static void run_init(results_run *r, const model_hparams *hp, const decode_opts 
     memset(r, 0, sizeof *r);
     results_run_alloc(r, o->max_tokens, hp->n_layers, hp->n_q_heads, 0);
     r->T = 0;
-    if (!strcmp(ops->name, "dense")) snprintf(r->run_id, sizeof r->run_id, "dense");
-    else snprintf(r->run_id, sizeof r->run_id, "%s-L%d", ops->name, budget);
+    snprintf(r->run_id, sizeof r->run_id, "%s_L%d", ops->name, budget); /* as replay names runs */
     snprintf(r->policy, sizeof r->policy, "%s", ops->name);
     snprintf(r->trace, sizeof r->trace, "%s", o->record ? o->record : o->model);
     r->budget = budget;
@@ -168,16 +167,14 @@ static void run_init(results_run *r, const model_hparams *hp, const decode_opts 
     }
 }
 
-/* Record one decode step of a session into its run (recall and out_err are not measured in
- * a live decode: the evicted keys are gone; they are NaN). */
+/* Record one decode step of a session into its run. */
 static void run_record(results_run *r, const model_session *s, const model_hparams *hp, int pos) {
     int t = r->T++;
     model_timing tm = model_session_last_timing(s);
     r->step[t] = pos;
     for (int il = 0; il < hp->n_layers; il++) {
         size_t i = (size_t)t * hp->n_layers + il;
-        r->recall[i] = NAN;
-        r->out_err[i] = NAN;
+        model_session_metrics(s, il, &r->recall[i], &r->out_err[i]);
         r->attended[i] = model_session_attended(s, il);
     }
     r->kv_bytes[t] = model_session_kv_bytes(s);
@@ -329,7 +326,9 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
     if ((st = policy_params_for(main_ops, o->params.v, o->params.n, &main_params, e))) goto done;
     model_cache_config cc = {.ops = main_ops, .params = &main_params, .budget = o->budget,
                              .page_size = o->page_size, .dense_layers = o->dense_layers,
-                             .max_tokens = max_pos, .seed = (uint64_t)o->seed};
+                             .max_tokens = max_pos, .seed = (uint64_t)o->seed,
+                             /* the free-running run's own metrics (teacher-forced: the cells') */
+                             .measure = o->out && !o->teacher_forced};
     if ((st = model_session_create(m, &cc, &main_s, e))) goto done;
     if (o->teacher_forced) {
         for (int i = 0; i < n_sel; i++)
@@ -342,6 +341,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
                     goto done;
                 model_cache_config ccc = cc;
                 ccc.ops = c->ops, ccc.params = &c->params, ccc.budget = c->budget;
+                ccc.measure = 1;
                 n_cells++;
                 if ((st = model_session_create(m, &ccc, &c->s, e))) goto done;
                 run_init(&c->run, hp, o, c->ops, &c->params, c->budget, 1);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "attn.h"
 #include "stepper.h"
 
 typedef struct layer_weights {
@@ -298,6 +299,12 @@ struct model_session {
     double rope_cs_pos;    /* what rope_cs was computed for (pos x scale, base) */
     double rope_cs_base;
     model_timing last;
+    /* measuring (cc->measure): full copies and the last step's metrics */
+    int measure;
+    float *k_all, *v_all;    /* [n_layers][max_tokens, n_kv_heads*d], global layers only */
+    float *m_logits, *m_lse; /* [G, max_tokens], [G] */
+    float *m_out;            /* [n_q_heads*d] dense attention output */
+    float *recall, *out_err; /* [n_layers] */
 };
 
 rb_status model_session_create(const model *m, const model_cache_config *cc,
@@ -356,6 +363,19 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
     s->up = rb_malloc((size_t)hp->n_ff * sizeof(float));
     s->rope_cs = rb_malloc((size_t)hp->head_dim * sizeof(float));
     s->rope_cs_pos = -1;
+    s->recall = rb_malloc((size_t)hp->n_layers * sizeof(float));
+    s->out_err = rb_malloc((size_t)hp->n_layers * sizeof(float));
+    for (int il = 0; il < hp->n_layers; il++) s->recall[il] = s->out_err[il] = NAN;
+    if (cc->measure) {
+        s->measure = 1;
+        size_t per = (size_t)cc->max_tokens * KD;
+        s->k_all = rb_calloc((size_t)hp->n_layers * per, sizeof(float));
+        s->v_all = rb_calloc((size_t)hp->n_layers * per, sizeof(float));
+        int G = hp->n_q_heads / hp->n_kv_heads;
+        s->m_logits = rb_malloc((size_t)G * cc->max_tokens * sizeof(float));
+        s->m_lse = rb_malloc((size_t)G * sizeof(float));
+        s->m_out = rb_malloc(QD * sizeof(float));
+    }
     *out = s;
     return RB_OK;
 }
@@ -367,6 +387,8 @@ void model_session_destroy(model_session *s) {
     free(s->st);
     free(s->x), free(s->xn), free(s->o), free(s->q), free(s->k), free(s->v);
     free(s->att), free(s->gate), free(s->up), free(s->rope_cs);
+    free(s->recall), free(s->out_err), free(s->k_all), free(s->v_all);
+    free(s->m_logits), free(s->m_lse), free(s->m_out);
     free(s);
 }
 
@@ -415,12 +437,48 @@ static void matvec(model_session *s, const gguf_tensor *t, const float *x, float
     s->last.matvec_ns += rb_now_ns() - t0;
 }
 
+/* recall and out_err of global layer il at decode position pos, from the full copies
+ * (k_all, v_all hold 0..pos) and the stepper's selection and output (s->att). */
+static void measure_layer(model_session *s, int il, int pos) {
+    const model_hparams *hp = &s->m->hp;
+    const int D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads, G = Hq / Hkv;
+    const int KD = Hkv * D, n = pos + 1, stride = s->max_tokens;
+    const float *q = s->q + (size_t)il * Hq * D;
+    const float *kb = s->k_all + (size_t)il * stride * KD, *vb = s->v_all + (size_t)il * stride * KD;
+    const policy_selection *sel = stepper_selection(s->st[il]);
+    double rsum = 0, esum = 0;
+    for (int g = 0; g < Hkv; g++) {
+        /* logits rows are n apart (attn_dense's layout) */
+        attn_dense(q + (size_t)g * G * D, G, kb + (size_t)g * D, vb + (size_t)g * D, n, D, KD,
+                   hp->attn_scale, s->m_logits, s->m_lse, s->m_out + (size_t)g * G * D, NULL);
+        for (int j = 0; j < G; j++) {
+            int h = g * G + j, src = sel->shared_by_group ? h - h % sel->group_size : h;
+            const float *lg = s->m_logits + (size_t)j * n;
+            double mass = 0;
+            for (int i = 0; i < sel->n[src]; i++) {
+                int p = sel->pos[(size_t)src * sel->cap + i];
+                if (p >= 0 && p < n) mass += exp((double)lg[p] - s->m_lse[j]);
+            }
+            const float *o = s->att + (size_t)h * D, *od = s->m_out + (size_t)h * D;
+            double num = 0, den = 0;
+            for (int i = 0; i < D; i++) {
+                num += ((double)o[i] - od[i]) * ((double)o[i] - od[i]);
+                den += (double)od[i] * od[i];
+            }
+            rsum += mass;
+            esum += den > 0 ? sqrt(num / den) : 0;
+        }
+    }
+    s->recall[il] = (float)(rsum / Hq);
+    s->out_err[il] = (float)(esum / Hq);
+}
+
 void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits) {
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
     RB_CHECK(token >= 0 && token < hp->n_vocab);
     RB_CHECK(pos >= 0 && pos < s->max_tokens);
-    int64_t t_start = rb_now_ns();
+    int64_t t_start = rb_now_ns(), t_measure = 0;
     s->last = (model_timing){0};
     const int E = hp->n_embd, D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads;
     const int QD = Hq * D, KD = Hkv * D, gemma = hp->arch == MODEL_ARCH_GEMMA3;
@@ -471,7 +529,18 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
         int64_t ta = rb_now_ns();
         if (prefill && (win == 0 || pos < win)) stepper_prefill_token(s->st[il], pos, q, k, v, s->att);
         else stepper_step(s->st[il], pos, q, k, v, NULL, NULL, 0, s->att);
-        s->last.attn_ns += rb_now_ns() - ta;
+        int64_t tb = rb_now_ns();
+        s->last.attn_ns += tb - ta;
+        if (s->measure && win == 0) {
+            size_t off = ((size_t)il * s->max_tokens + pos) * KD;
+            memcpy(s->k_all + off, k, (size_t)KD * sizeof(float));
+            memcpy(s->v_all + off, v, (size_t)KD * sizeof(float));
+            if (!prefill) measure_layer(s, il, pos);
+            t_measure += rb_now_ns() - tb;
+        } else if (s->measure && !prefill) {
+            s->recall[il] = 1.0f;
+            s->out_err[il] = 0.0f;
+        }
 
         matvec(s, L->wo, s->att, s->o);
         if (gemma) rmsnorm(s->o, s->o, L->post_attn_norm, E, hp->rms_eps);
@@ -494,7 +563,7 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
             for (int i = 0; i < hp->n_vocab; i++)
                 logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
     }
-    s->last.total_ns = rb_now_ns() - t_start;
+    s->last.total_ns = rb_now_ns() - t_start - t_measure;
     s->last.other_ns = s->last.total_ns - s->last.matvec_ns - s->last.attn_ns;
 }
 
@@ -531,6 +600,12 @@ float model_session_attended(const model_session *s, int il) {
         sum += sel->n[src];
     }
     return (float)(sum / sel->n_q_heads);
+}
+
+void model_session_metrics(const model_session *s, int il, float *recall, float *out_err) {
+    RB_CHECK(il >= 0 && il < s->m->hp.n_layers);
+    *recall = s->recall[il];
+    *out_err = s->out_err[il];
 }
 
 /* ---- sampling ---- */

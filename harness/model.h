@@ -60,6 +60,8 @@ typedef struct model_cache_config {
     const policy_params *params; /* resolved for ops */
     int budget, page_size, dense_layers, max_tokens;
     uint64_t seed;
+    int measure; /* 1: keep a full copy of every global layer's keys and values and measure
+                  * recall and out_err against dense attention at each decode step */
 } model_cache_config;
 
 typedef struct model_session model_session;
@@ -95,6 +97,12 @@ int64_t model_session_kv_bytes(const model_session *s);
 int64_t model_session_meta_bytes(const model_session *s);
 /* Mean |S_h| over query heads of layer il at the last decode step (0 before any). */
 float model_session_attended(const model_session *s, int il);
+/* With measure set, at the last decode step, means over the query heads of layer il
+ * (DESIGN §4): recall = attention mass of the dense softmax (this session's own q and
+ * keys) on the attended set, out_err = ||o_S - o*|| / ||o*||. Sliding-window layers attend
+ * their whole window, so 1 and 0. NaN without measure or before any decode step. The
+ * measuring is excluded from the timings. */
+void model_session_metrics(const model_session *s, int il, float *recall, float *out_err);
 
 /* ---- sampling ---- */
 

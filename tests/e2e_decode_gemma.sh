@@ -46,7 +46,7 @@ EOF
 python3 - "$T/tf.h5" <<'EOF' || fail "teacher-forced results"
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r")
-d, r = f["runs/dense"], f["runs/raas-L32"]
+d, r = f["runs/dense_L32"], f["runs/raas_L32"]
 assert d["token_match"].shape == (48,)
 assert (d["token_match"][:] == 1).all() and (d["kl"][:] == 0).all()
 assert (r["kl"][:] >= 0).all()

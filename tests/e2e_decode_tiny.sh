@@ -64,13 +64,17 @@ done
 M=$T/tiny-qwen2.gguf
 "$RB" decode --model "$M" --prompt-tokens $PROMPT --max-tokens $N --quiet --dense-layers 0 \
     --teacher-forced --policies dense,streamingllm --budgets 8 --param streamingllm.sinks=2 \
-    --out "$T/tf.h5" || fail "teacher-forced decode failed"
-python3 - "$T/tf.h5" $N <<'EOF' || fail "teacher-forced results"
+    --out "$T/tf.h5" --record "$T/tf_trace.h5" --record-dtype f32 || fail "teacher-forced decode failed"
+# the same cells replayed on the recorded dense trajectory: at the first decode step the
+# live cells' queries and keys are the dense ones, so recall and out_err must agree there
+"$RB" replay "$T/tf_trace.h5" --policies dense,streamingllm --budgets 8 --param streamingllm.sinks=2 \
+    --dense-layers 0 --out "$T/tf_replay.h5" --quiet || fail "replay of the teacher-forced trace"
+python3 - "$T/tf.h5" $N "$T/tf_replay.h5" <<'EOF' || fail "teacher-forced results"
 import sys, h5py, numpy as np
-f = h5py.File(sys.argv[1], "r"); N = int(sys.argv[2])
+f = h5py.File(sys.argv[1], "r"); N = int(sys.argv[2]); rp = h5py.File(sys.argv[3], "r")
 runs = sorted(f["runs"])
-assert runs == ["dense", "streamingllm-L8"], runs
-d, s = f["runs/dense"], f["runs/streamingllm-L8"]
+assert runs == ["dense_L8", "streamingllm_L8"], runs
+d, s = f["runs/dense_L8"], f["runs/streamingllm_L8"]
 for r in (d, s):
     for k in ("token_match", "kl", "token_latency_ns", "latency_ns", "kv_bytes", "step"):
         assert r[k].shape == (N,), (k, r[k].shape)
@@ -79,6 +83,18 @@ assert (d["step"][:] == np.arange(15, 15 + N)).all()
 assert (s["kl"][:] >= 0).all() and np.isfinite(s["kl"][:]).all()
 assert s["kv_bytes"][-1] < d["kv_bytes"][-1], (s["kv_bytes"][-1], d["kv_bytes"][-1])
 assert (s["attended"][-1, :] == 8).all(), s["attended"][-1, :]
+# recall and out_err: dense is exact (float sums in another order: 1e-5); streamingllm
+# with 8 of up to 39 tokens loses mass
+assert np.abs(d["recall"][:] - 1).max() < 1e-5 and d["out_err"][:].max() < 1e-5
+assert (s["recall"][:] <= 1 + 1e-6).all() and s["recall"][-1].mean() < 0.999
+# Layer 0 at the first decode step sees the dense trajectory's q and k in both (deeper
+# layers of a sparse cell already carry layer 0's sparse output); the dense cell matches in
+# every layer. Same keys, another summation order: float32, 1e-5.
+for run, layers in (("dense_L8", [0, 1]), ("streamingllm_L8", [0])):
+    live, rep = f["runs/" + run], rp["runs/" + run]
+    for k in ("recall", "out_err"):
+        a, b = live[k][0, layers], rep[k][0, layers]
+        assert np.abs(a - b).max() < 1e-5, (run, k, a, b)
 print("# teacher-forced: dense token_match 1 kl 0; streamingllm L=8 mean token_match %.2f mean kl %.3g"
       % (s["token_match"][:].mean(), s["kl"][:].mean()))
 EOF
