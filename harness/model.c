@@ -301,7 +301,7 @@ struct model_session {
     model_timing last;
     /* measuring (cc->measure): full copies and the last step's metrics */
     int measure;
-    float *k_all, *v_all;    /* [n_layers][max_tokens, n_kv_heads*d], global layers only */
+    float **k_all, **v_all;  /* [n_layers] -> [max_tokens, n_kv_heads*d]; NULL for windowed */
     float *m_logits, *m_lse; /* [G, max_tokens], [G] */
     float *m_out;            /* [n_q_heads*d] dense attention output */
     float *recall, *out_err; /* [n_layers] */
@@ -369,8 +369,13 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
     if (cc->measure) {
         s->measure = 1;
         size_t per = (size_t)cc->max_tokens * KD;
-        s->k_all = rb_calloc((size_t)hp->n_layers * per, sizeof(float));
-        s->v_all = rb_calloc((size_t)hp->n_layers * per, sizeof(float));
+        s->k_all = rb_calloc((size_t)hp->n_layers, sizeof(float *));
+        s->v_all = rb_calloc((size_t)hp->n_layers, sizeof(float *));
+        for (int il = 0; il < hp->n_layers; il++)
+            if (hp->sliding_window[il] == 0) {
+                s->k_all[il] = rb_malloc(per * sizeof(float));
+                s->v_all[il] = rb_malloc(per * sizeof(float));
+            }
         int G = hp->n_q_heads / hp->n_kv_heads;
         s->m_logits = rb_malloc((size_t)G * cc->max_tokens * sizeof(float));
         s->m_lse = rb_malloc((size_t)G * sizeof(float));
@@ -387,6 +392,8 @@ void model_session_destroy(model_session *s) {
     free(s->st);
     free(s->x), free(s->xn), free(s->o), free(s->q), free(s->k), free(s->v);
     free(s->att), free(s->gate), free(s->up), free(s->rope_cs);
+    if (s->k_all)
+        for (int il = 0; il < s->m->hp.n_layers; il++) free(s->k_all[il]), free(s->v_all[il]);
     free(s->recall), free(s->out_err), free(s->k_all), free(s->v_all);
     free(s->m_logits), free(s->m_lse), free(s->m_out);
     free(s);
@@ -442,9 +449,9 @@ static void matvec(model_session *s, const gguf_tensor *t, const float *x, float
 static void measure_layer(model_session *s, int il, int pos) {
     const model_hparams *hp = &s->m->hp;
     const int D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads, G = Hq / Hkv;
-    const int KD = Hkv * D, n = pos + 1, stride = s->max_tokens;
+    const int KD = Hkv * D, n = pos + 1;
     const float *q = s->q + (size_t)il * Hq * D;
-    const float *kb = s->k_all + (size_t)il * stride * KD, *vb = s->v_all + (size_t)il * stride * KD;
+    const float *kb = s->k_all[il], *vb = s->v_all[il];
     const policy_selection *sel = stepper_selection(s->st[il]);
     double rsum = 0, esum = 0;
     for (int g = 0; g < Hkv; g++) {
@@ -532,9 +539,9 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
         int64_t tb = rb_now_ns();
         s->last.attn_ns += tb - ta;
         if (s->measure && win == 0) {
-            size_t off = ((size_t)il * s->max_tokens + pos) * KD;
-            memcpy(s->k_all + off, k, (size_t)KD * sizeof(float));
-            memcpy(s->v_all + off, v, (size_t)KD * sizeof(float));
+            size_t off = (size_t)pos * KD;
+            memcpy(s->k_all[il] + off, k, (size_t)KD * sizeof(float));
+            memcpy(s->v_all[il] + off, v, (size_t)KD * sizeof(float));
             if (!prefill) measure_layer(s, il, pos);
             t_measure += rb_now_ns() - tb;
         } else if (s->measure && !prefill) {
