@@ -11,6 +11,7 @@
 #include "args.h"
 #include "commands.h"
 #include "model.h"
+#include "progress.h"
 #include "results.h"
 #include "tokenizer.h"
 #include "trace.h"
@@ -280,6 +281,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
     recorder rec;
     memset(&rec, 0, sizeof rec);
     char *policies_buf = NULL;
+    progress *bar = NULL;
     int n_prompt = 0, n_gen = 0;
     rb_status st = model_load(o->model, o->threads, &m, e);
     if (st) return st;
@@ -371,6 +373,8 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
 
     logits = rb_malloc((size_t)hp->n_vocab * sizeof(float));
     uint64_t rng = (uint64_t)o->seed;
+    /* the text is the progress when it is printed; a bar otherwise (terminal only) */
+    if (o->quiet) bar = progress_create("decode", n_prompt + o->max_tokens);
     for (int i = 0; i < n_prompt; i++) {
         int want = lf || i == n_prompt - 1;
         model_session_forward(main_s, ids[i], i, 1, want ? logits : NULL);
@@ -382,6 +386,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
         /* the prompt is dense in every cell: they need its keys, not its logits */
         for (int c = 0; c < n_cells; c++)
             if (cells[c].s) model_session_forward(cells[c].s, ids[i], i, 1, NULL);
+        progress_add(bar, 1);
     }
 
     for (n_gen = 0; n_gen < o->max_tokens;) {
@@ -411,8 +416,11 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
             ce->run.token_match[t] = model_argmax(ce->logits, hp->n_vocab) == dense_top;
             ce->run.kl[t] = (float)model_kl(logits, ce->logits, hp->n_vocab);
         }
+        progress_add(bar, 1);
         if (tokenizer_is_eog(tok, next)) break;
     }
+    progress_destroy(bar);
+    bar = NULL;
     if (!o->quiet) {
         fputc('\n', stdout);
         fflush(stdout);
@@ -445,6 +453,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
     if (o->out) st = write_results(o, hp, n_prompt, model_threads(m), cells, n_cells, e);
 
 done:
+    progress_destroy(bar);
     if (lf) fclose(lf);
     recorder_free(&rec);
     for (int c = 0; c < n_cells; c++) {
