@@ -1,0 +1,158 @@
+/* bench_attn.c: how fast the attention kernels run against this machine's memory.
+ *
+ * attn_dense (G = 4 query heads on one KV head, ld = d, logits written as replay asks) for
+ * N = 1k..32k and d = 64, 128: median time per call, bytes moved (K + V read, logits
+ * written), achieved GB/s, the copy bandwidth of this machine measured in the same run
+ * (memcpy of 256 MiB counting read + write bytes) and the ratio, and attn_dense_ref's time
+ * and the speedup. Then attn_gather over L = 256 and 1024 random pool rows, per-head and
+ * shared sets. Inputs rotate over an arena much larger than the last-level cache so every
+ * call streams from memory. Single-threaded, like the kernels. ~20 s. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn.h"
+#include "rb.h"
+
+enum { ARENA_MIB = 192, COPY_MIB = 256 };
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_ns(int64_t *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_i64);
+    return n % 2 ? (double)t[n / 2] : 0.5 * (double)(t[n / 2 - 1] + t[n / 2]);
+}
+
+static void fill(float *x, size_t n, uint32_t seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)((int32_t)seed >> 8) * 0x1p-23f;
+    }
+}
+
+/* Bytes per second of memcpy over a 256 MiB buffer, counting the read and the write. */
+static double copy_bandwidth(void) {
+    size_t bytes = (size_t)COPY_MIB << 20;
+    char *src = rb_malloc(bytes), *dst = rb_malloc(bytes);
+    memset(src, 1, bytes);
+    memset(dst, 2, bytes);
+    enum { REPS = 7 };
+    int64_t t[REPS];
+    for (int r = 0; r < REPS; r++) {
+        int64_t t0 = rb_now_ns();
+        memcpy(dst, src, bytes);
+        t[r] = rb_now_ns() - t0;
+        src[r] = dst[bytes - 1 - r]; /* keep the copies observable */
+    }
+    free(src);
+    free(dst);
+    return 2.0 * (double)bytes / (median_ns(t, REPS) * 1e-9);
+}
+
+int main(void) {
+    const int G = 4;
+    size_t arena_floats = ((size_t)ARENA_MIB << 20) / sizeof(float);
+    float *arena = rb_malloc(arena_floats * sizeof(float));
+    fill(arena, arena_floats, 12345u);
+    float *q = rb_malloc(sizeof(float) * G * 256), lse[8], *out = rb_malloc(sizeof(float) * 8 * 256);
+    fill(q, (size_t)G * 256, 777u);
+
+    double copy_bw = copy_bandwidth();
+    printf("copy bandwidth (memcpy of %d MiB, read + write bytes, median of 7): %.2f GB/s\n\n",
+           COPY_MIB, copy_bw * 1e-9);
+
+    printf("attn_dense: G=%d, one KV head group, ld=d, logits [G,N] written; inputs rotate over %d MiB\n",
+           G, ARENA_MIB);
+    printf("%4s %6s %10s %9s %8s %8s %11s %9s\n", "d", "N", "fast_us", "MB", "GB/s", "of_copy",
+           "ref_us", "speedup");
+    static const int Ns[] = {1024, 4096, 8192, 16384, 32768};
+    static const int ds[] = {64, 128};
+    double worst_big = 1e9;
+    for (size_t a = 0; a < sizeof ds / sizeof *ds; a++)
+        for (size_t b = 0; b < sizeof Ns / sizeof *Ns; b++) {
+            int d = ds[a], N = Ns[b];
+            size_t set_floats = 2 * (size_t)N * d + (size_t)G * N; /* K, V, logits */
+            int n_sets = (int)(arena_floats / set_floats);
+            RB_CHECK(n_sets >= 2);
+            double bytes = (2.0 * N * d + (double)G * N) * sizeof(float);
+            /* ~1.5 GB of traffic per configuration, at least 9 and at most 400 calls */
+            int reps = (int)(1.5e9 / bytes);
+            reps = reps < 9 ? 9 : reps > 400 ? 400 : reps;
+            int64_t *t = rb_malloc(sizeof(int64_t) * (size_t)reps);
+            float scale = 1.0f / 8;
+            for (int r = 0; r < reps; r++) {
+                float *base = arena + (size_t)(r % n_sets) * set_floats;
+                float *k = base, *v = base + (size_t)N * d, *lg = v + (size_t)N * d;
+                int64_t t0 = rb_now_ns();
+                attn_dense(q, G, k, v, N, d, d, scale, lg, lse, out, NULL);
+                t[r] = rb_now_ns() - t0;
+            }
+            double fast = median_ns(t, reps);
+            int ref_reps = N <= 4096 ? 3 : 1;
+            for (int r = 0; r < ref_reps; r++) {
+                float *base = arena + (size_t)((r + 1) % n_sets) * set_floats;
+                float *k = base, *v = base + (size_t)N * d, *lg = v + (size_t)N * d;
+                int64_t t0 = rb_now_ns();
+                attn_dense_ref(q, G, k, v, N, d, d, scale, lg, lse, out);
+                t[r] = rb_now_ns() - t0;
+            }
+            double ref = median_ns(t, ref_reps);
+            double bw = bytes / (fast * 1e-9);
+            if (N >= 8192 && bw / copy_bw < worst_big) worst_big = bw / copy_bw;
+            printf("%4d %6d %10.1f %9.3f %8.2f %8.2f %11.1f %8.1fx\n", d, N, fast * 1e-3, bytes * 1e-6,
+                   bw * 1e-9, bw / copy_bw, ref * 1e-3, ref / fast);
+            fflush(stdout);
+            free(t);
+        }
+    printf("acceptance (dense pass >= 50%% of copy bandwidth at N >= 8k): lowest ratio %.2f: %s\n\n",
+           worst_big, worst_big >= 0.5 ? "met" : "NOT met");
+
+    /* Gather: rows picked at random from the whole arena (pool rows scattered in memory). */
+    printf("attn_gather: G=%d, L random rows of the %d MiB arena (probs written)\n", G, ARENA_MIB);
+    printf("%4s %5s %7s %10s %9s %8s %11s %9s\n", "d", "L", "sets", "fast_us", "ns/row", "GB/s",
+           "ref_us", "speedup");
+    static const int Ls[] = {256, 1024};
+    for (size_t a = 0; a < sizeof ds / sizeof *ds; a++)
+        for (size_t b = 0; b < sizeof Ls / sizeof *Ls; b++)
+            for (int shared = 1; shared >= 0; shared--) {
+                int d = ds[a], L = Ls[b], stride = L;
+                size_t n_rows = arena_floats / (size_t)d;
+                const float **kr = rb_malloc(sizeof(*kr) * (size_t)G * stride);
+                const float **vr = rb_malloc(sizeof(*vr) * (size_t)G * stride);
+                float *probs = rb_malloc(sizeof(float) * (size_t)G * stride);
+                float *work = rb_malloc(sizeof(float) * (size_t)G * stride);
+                int n[8];
+                enum { REPS = 41 };
+                int64_t tf[REPS], tr[5];
+                uint64_t x = 88172645463325252ull;
+                for (int r = 0; r < REPS + 5; r++) {
+                    /* fresh random rows each call, so they come from memory, not cache */
+                    for (int i = 0; i < G * stride; i++) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        size_t row = (size_t)(x % n_rows);
+                        kr[i] = arena + row * d;
+                        vr[i] = arena + ((row * 7919 + 1) % n_rows) * d;
+                    }
+                    for (int g = 0; g < G; g++) n[g] = L;
+                    int64_t t0 = rb_now_ns();
+                    if (r < REPS)
+                        attn_gather(q, G, kr, vr, n, stride, shared, d, 0.125f, probs, out, work);
+                    else
+                        attn_gather_ref(q, G, kr, vr, n, stride, shared, d, 0.125f, probs, out);
+                    int64_t dt = rb_now_ns() - t0;
+                    if (r < REPS) tf[r] = dt;
+                    else tr[r - REPS] = dt;
+                }
+                double fast = median_ns(tf, REPS), ref = median_ns(tr, 5);
+                double rows = (double)L * (shared ? 1 : G), bytes = rows * 2 * d * sizeof(float);
+                printf("%4d %5d %7s %10.1f %9.1f %8.2f %11.1f %8.1fx\n", d, L, shared ? "shared" : "per-head",
+                       fast * 1e-3, fast / rows, bytes / fast, ref * 1e-3, ref / fast);
+                fflush(stdout);
+                free(kr), free(vr), free(probs), free(work);
+            }
+    free(arena), free(q), free(out);
+    return 0;
+}
