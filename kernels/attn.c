@@ -1,13 +1,19 @@
 /* attn.c: fast single-threaded CPU attention kernels (contract in attn.h), AVX2/FMA.
  *
- * One engine serves all three kernels: a set of query rows attends key/value rows, eight
- * keys at a time, with an online softmax (running max m, running sum l, output accumulator
- * rescaled when m grows). Per group of 8 keys every query row takes its 8 logits, then its
- * 8 weights are applied to the same 8 V rows, so K and V are each read from memory once per
- * call, in two interleaved fine-grained streams, whatever the number of query rows; nothing
- * of size n is written except the logits the caller asked for. The dense pass therefore
- * runs at memory speed. Rows come from a row source: strided (dense, causal) or pointers
- * (gather, rows prefetched a few groups ahead since the hardware cannot guess them).
+ * One engine serves all three kernels: a set of query rows attends key/value rows a small
+ * group of keys at a time (8, or 4 for d >= 128), with an online softmax (running max m,
+ * running sum l, output accumulator rescaled when m grows). Per group every query row takes
+ * its logits, then its weights are applied to the same V rows, so K and V are each read from
+ * memory once per call whatever the number of query rows, and nothing of size n is written
+ * except the logits the caller asked for.
+ *
+ * Memory speed comes from the order of the reads, measured on the 2-core EPYC dev VM
+ * (kernels/bench_attn.c): the hardware prefetcher keeps up best when K and V are fetched
+ * as two interleaved streams in bursts of ~2 KiB; at the start of each group its K and V
+ * rows are requested row by row, alternating (4 KiB bursts, i.e. groups of 8 at d = 128,
+ * ran at half the speed of groups of 4; software prefetch further ahead of strided rows
+ * made every variant slower, so there is none). Pointer rows (gather) are random: there
+ * the rows a few groups ahead are prefetched, since no hardware can guess them.
  *   attn_dense:  G query rows over n strided rows.
  *   attn_gather: one row per head over its own set, or G rows over one shared set; the
  *                logits go to `work` so the probabilities come out exactly normalised.
@@ -21,8 +27,7 @@
 #include "attn.h"
 #include "rb.h"
 
-/* Keys prefetched ahead of the group being computed (software prefetch; for pointer rows
- * only, where the hardware prefetcher cannot follow). */
+/* Pointer rows prefetched this many keys ahead of the group being computed. */
 enum { PF_AHEAD = 16 };
 
 /* e^x for 8 floats: Cephes expf (range reduction by ln2 in two parts, degree-6 polynomial,
@@ -115,12 +120,38 @@ static inline __m256 qk8(const float *q, const float *const *k, int nk, int d) {
     return dots;
 }
 
-/* acc[r] += sum_{i<8} p[r * 8 + i] * v_i for the RN rows of acc (row stride d). All 8 V rows
- * must be readable (weights of missing keys are 0). Columns are walked in chunks so the RN
- * accumulators stay in registers across the 8 keys. */
-static inline __attribute__((always_inline)) void pv8_rows(const float *p, int RN,
-                                                           const float *const *vr, int d,
-                                                           float *acc) {
+/* q . k_i for the nk <= 4 keys k[0..nk) in lanes 0..3; lanes >= nk are -inf. */
+static inline __m256 qk4(const float *q, const float *const *k, int nk, int d) {
+    if (nk < 4) return qk8(q, k, nk, d);
+    int d8 = d & ~7;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int c = 0; c < d8; c += 8) {
+        __m256 qv = _mm256_loadu_ps(q + c);
+        a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[0] + c), a0);
+        a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[1] + c), a1);
+        a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[2] + c), a2);
+        a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[3] + c), a3);
+    }
+    /* [a0..a3 low-half sums | a0..a3 high-half sums] */
+    __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    if (d8 < d) {
+        float r[4];
+        for (int i = 0; i < 4; i++) {
+            r[i] = 0;
+            for (int c = d8; c < d; c++) r[i] += q[c] * k[i][c];
+        }
+        s = _mm_add_ps(s, _mm_loadu_ps(r));
+    }
+    return _mm256_insertf128_ps(_mm256_set1_ps(-INFINITY), s, 0);
+}
+
+/* acc[r] += sum_{i<NK} p[r * 8 + i] * v_i for the RN rows of acc (row stride d). All NK V
+ * rows must be readable (weights of missing keys are 0). Columns are walked in chunks so the
+ * RN accumulators stay in registers across the group. */
+static inline __attribute__((always_inline)) void pv_rows(const float *p, int RN, int NK,
+                                                          const float *const *vr, int d,
+                                                          float *acc) {
     int c = 0;
     for (; c + 16 <= d; c += 16) {
         __m256 a0[4], a1[4];
@@ -128,7 +159,7 @@ static inline __attribute__((always_inline)) void pv8_rows(const float *p, int R
             a0[r] = _mm256_loadu_ps(acc + (size_t)r * d + c);
             a1[r] = _mm256_loadu_ps(acc + (size_t)r * d + c + 8);
         }
-        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < NK; j++) {
             __m256 v0 = _mm256_loadu_ps(vr[j] + c), v1 = _mm256_loadu_ps(vr[j] + c + 8);
             _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++) {
                 __m256 pr = _mm256_broadcast_ss(p + r * 8 + j);
@@ -144,7 +175,7 @@ static inline __attribute__((always_inline)) void pv8_rows(const float *p, int R
     for (; c + 8 <= d; c += 8) {
         __m256 a0[4];
         _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++) a0[r] = _mm256_loadu_ps(acc + (size_t)r * d + c);
-        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < NK; j++) {
             __m256 v0 = _mm256_loadu_ps(vr[j] + c);
             _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++)
                 a0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + r * 8 + j), v0, a0[r]);
@@ -154,23 +185,26 @@ static inline __attribute__((always_inline)) void pv8_rows(const float *p, int R
     for (; c < d; c++)
         for (int r = 0; r < RN; r++) {
             float t = acc[(size_t)r * d + c];
-            for (int j = 0; j < 8; j++) t += p[r * 8 + j] * vr[j][c];
+            for (int j = 0; j < NK; j++) t += p[r * 8 + j] * vr[j][c];
             acc[(size_t)r * d + c] = t;
         }
 }
 
-/* acc [nq, d] += p [nq, 8] . V [8 rows]; query rows four at a time (the constant RN lets
- * the compiler keep the accumulators in registers). */
-static void pv8(const float *p, int nq, const float *const *vr, int d, float *acc) {
-    int r = 0;
-    for (; r + 4 <= nq; r += 4) pv8_rows(p + r * 8, 4, vr, d, acc + (size_t)r * d);
-    switch (nq - r) {
-    case 3: pv8_rows(p + r * 8, 3, vr, d, acc + (size_t)r * d); break;
-    case 2: pv8_rows(p + r * 8, 2, vr, d, acc + (size_t)r * d); break;
-    case 1: pv8_rows(p + r * 8, 1, vr, d, acc + (size_t)r * d); break;
-    default: break;
-    }
-}
+/* acc [nq, d] += p [nq, 8] . V [NK rows]; query rows four at a time (the constants RN, NK
+ * let the compiler unroll fully and keep the accumulators in registers). */
+#define PV_ALL(NK)                                                                             \
+    do {                                                                                       \
+        int r = 0;                                                                             \
+        for (; r + 4 <= nq; r += 4) pv_rows(p + r * 8, 4, NK, vr, d, acc + (size_t)r * d);   \
+        switch (nq - r) {                                                                      \
+        case 3: pv_rows(p + r * 8, 3, NK, vr, d, acc + (size_t)r * d); break;                 \
+        case 2: pv_rows(p + r * 8, 2, NK, vr, d, acc + (size_t)r * d); break;                 \
+        case 1: pv_rows(p + r * 8, 1, NK, vr, d, acc + (size_t)r * d); break;                 \
+        default: break;                                                                        \
+        }                                                                                      \
+    } while (0)
+static void pv8(const float *p, int nq, const float *const *vr, int d, float *acc) { PV_ALL(8); }
+static void pv4(const float *p, int nq, const float *const *vr, int d, float *acc) { PV_ALL(4); }
 
 static inline void prefetch_row(const float *row, int d) {
     const char *p = (const char *)row;
@@ -202,43 +236,54 @@ static void online_reset(online *o) {
     memset(o->acc, 0, sizeof(float) * (size_t)o->nq * o->d);
 }
 
+/* Keys per group for rows of d floats: see the top of the file. */
+static int group_keys(int d) { return d >= 128 ? 4 : 8; }
+
 /* Attend keys j0 .. j1-1 of src. pos (may be NULL): row r sees only keys j <= pos[r] (causal
  * mask). logit_rows (may be NULL): row r's logit of key j is stored at logit_rows[r][j]. */
 static void online_run(online *o, const row_src *src, int j0, int j1, const int *pos,
                        float *const *logit_rows) {
-    int nq = o->nq, d = o->d;
+    int nq = o->nq, d = o->d, gk = group_keys(d);
     const float *kr[8], *vr[8];
-    for (int j = j0; j < j1; j += 8) {
-        int nk = j1 - j < 8 ? j1 - j : 8;
-        for (int i = 0; i < 8; i++) {
+    for (int j = j0; j < j1; j += gk) {
+        int nk = j1 - j < gk ? j1 - j : gk;
+        for (int i = 0; i < gk; i++) {
             int jj = j + (i < nk ? i : nk - 1); /* missing keys repeat the last row, weight 0 */
             kr[i] = src->kp ? src->kp[jj] : src->k + (size_t)jj * src->ld;
             vr[i] = src->vp ? src->vp[jj] : src->v + (size_t)jj * src->ld;
         }
-        if (src->kp)
-            for (int i = j + PF_AHEAD; i < j + PF_AHEAD + 8 && i < j1; i++) {
+        if (src->kp) {
+            for (int i = j + PF_AHEAD; i < j + PF_AHEAD + gk && i < j1; i++) {
                 prefetch_row(src->kp[i], d);
                 prefetch_row(src->vp[i], d);
             }
+        } else {
+            for (int i = 0; i < nk; i++) {
+                prefetch_row(kr[i], d);
+                prefetch_row(vr[i], d);
+            }
+        }
         for (int r = 0; r < nq; r++) {
-            __m256 s = qk8(o->q + (size_t)r * d, kr, nk, d);
+            const float *q = o->q + (size_t)r * d;
+            __m256 s = gk == 4 ? qk4(q, kr, nk, d) : qk8(q, kr, nk, d);
             if (logit_rows) {
                 if (nk == 8) _mm256_storeu_ps(logit_rows[r] + j, s);
+                else if (nk == 4) _mm_storeu_ps(logit_rows[r] + j, _mm256_castps256_ps128(s));
                 else {
                     float t[8];
                     _mm256_storeu_ps(t, s);
                     memcpy(logit_rows[r] + j, t, sizeof(float) * (size_t)nk);
                 }
             }
-            if (pos && j + 7 > pos[r]) s = mask_from(s, pos[r] - j + 1 < 0 ? 0 : pos[r] - j + 1);
+            if (pos && j + nk - 1 > pos[r]) s = mask_from(s, pos[r] - j + 1 < 0 ? 0 : pos[r] - j + 1);
             float gmax = hmax8(s);
             __m256 p = _mm256_setzero_ps();
             if (gmax != -INFINITY) {
                 if (gmax > o->m[r]) {
                     /* exp(-inf) = 0 on the first group: acc and l are 0 anyway. */
                     float alpha = expf(o->m[r] - gmax);
-                    __m256 va = _mm256_set1_ps(alpha);
-                    _mm256_storeu_ps(o->l + r * 8, _mm256_mul_ps(_mm256_loadu_ps(o->l + r * 8), va));
+                    _mm256_storeu_ps(o->l + r * 8,
+                                     _mm256_mul_ps(_mm256_loadu_ps(o->l + r * 8), _mm256_set1_ps(alpha)));
                     float *a = o->acc + (size_t)r * d;
                     for (int c = 0; c < d; c++) a[c] *= alpha;
                     o->m[r] = gmax;
@@ -248,7 +293,8 @@ static void online_run(online *o, const row_src *src, int j0, int j1, const int 
             }
             _mm256_storeu_ps(o->p + r * 8, p);
         }
-        pv8(o->p, nq, vr, d, o->acc);
+        if (gk == 4) pv4(o->p, nq, vr, d, o->acc);
+        else pv8(o->p, nq, vr, d, o->acc);
     }
 }
 
@@ -408,7 +454,7 @@ void attn_causal(const float *q, const float *k, const float *v, int n, int Hq, 
             online_load_queries(&b, nq, qrow, scale);
             online_reset(&b.o);
             /* keys before the block are seen by every row; the rest are masked */
-            int j_diag = i0 & ~7;
+            int j_diag = i0 & ~7; /* a multiple of every group size */
             online_run(&b.o, &src, 0, j_diag, NULL, NULL);
             online_run(&b.o, &src, j_diag, i1, pos, NULL);
             online_finish(&b.o, orow, lse);
