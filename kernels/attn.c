@@ -146,6 +146,24 @@ static inline __m256 qk4(const float *q, const float *const *k, int nk, int d) {
     return _mm256_insertf128_ps(_mm256_set1_ps(-INFINITY), s, 0);
 }
 
+/* q . k_i for the nk <= 2 keys k[0..nk) in lanes 0..1; lanes >= nk are -inf. Two
+ * accumulators per key (even and odd chunks) keep four FMA chains in flight. */
+static inline __m256 qk2(const float *q, const float *const *k, int nk, int d) {
+    if (nk < 2) return qk8(q, k, nk, d);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    int c = 0;
+    for (; c + 16 <= d; c += 16) {
+        __m256 q0 = _mm256_loadu_ps(q + c), q1 = _mm256_loadu_ps(q + c + 8);
+        a0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k[0] + c), a0);
+        b0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k[1] + c), b0);
+        a1 = _mm256_fmadd_ps(q1, _mm256_loadu_ps(k[0] + c + 8), a1);
+        b1 = _mm256_fmadd_ps(q1, _mm256_loadu_ps(k[1] + c + 8), b1);
+    }
+    float s0 = hsum8(_mm256_add_ps(a0, a1)), s1 = hsum8(_mm256_add_ps(b0, b1));
+    for (; c < d; c++) s0 += q[c] * k[0][c], s1 += q[c] * k[1][c];
+    return _mm256_setr_ps(s0, s1, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY);
+}
+
 /* acc[r] += sum_{i<NK} p[r * 8 + i] * v_i for the RN rows of acc (row stride d). All NK V
  * rows must be readable (weights of missing keys are 0). Columns are walked in chunks so the
  * RN accumulators stay in registers across the group. */
@@ -205,6 +223,7 @@ static inline __attribute__((always_inline)) void pv_rows(const float *p, int RN
     } while (0)
 static void pv8(const float *p, int nq, const float *const *vr, int d, float *acc) { PV_ALL(8); }
 static void pv4(const float *p, int nq, const float *const *vr, int d, float *acc) { PV_ALL(4); }
+static void pv2(const float *p, int nq, const float *const *vr, int d, float *acc) { PV_ALL(2); }
 
 static inline void prefetch_row(const float *row, int d) {
     const char *p = (const char *)row;
@@ -225,19 +244,21 @@ typedef struct {
     int nq, d;
     const float *q; /* [nq, d] scaled query rows */
     float *m;       /* [nq] running max of the logits seen */
-    float *l;       /* [nq, 8] running sum of exp(logit - m), lane-wise */
+    double *l;      /* [nq] running sum of exp(logit - m); double, so its rounding does not
+                     * grow with n (one hsum of 8 floats per group is all the float error) */
     float *acc;     /* [nq, d] running sum of exp(logit - m) * v */
     float *p;       /* [nq, 8] weights of the current group */
 } online;
 
 static void online_reset(online *o) {
     for (int r = 0; r < o->nq; r++) o->m[r] = -INFINITY;
-    memset(o->l, 0, sizeof(float) * (size_t)o->nq * 8);
+    for (int r = 0; r < o->nq; r++) o->l[r] = 0;
     memset(o->acc, 0, sizeof(float) * (size_t)o->nq * o->d);
 }
 
-/* Keys per group for rows of d floats: see the top of the file. */
-static int group_keys(int d) { return d >= 128 ? 4 : 8; }
+/* Keys per group for rows of d floats: about 2 KiB of K and 2 KiB of V (see the top of the
+ * file), at least 2. */
+static int group_keys(int d) { return d >= 256 ? 2 : d >= 128 ? 4 : 8; }
 
 /* Attend keys j0 .. j1-1 of src. pos (may be NULL): row r sees only keys j <= pos[r] (causal
  * mask). logit_rows (may be NULL): row r's logit of key j is stored at logit_rows[r][j]. */
@@ -265,10 +286,11 @@ static void online_run(online *o, const row_src *src, int j0, int j1, const int 
         }
         for (int r = 0; r < nq; r++) {
             const float *q = o->q + (size_t)r * d;
-            __m256 s = gk == 4 ? qk4(q, kr, nk, d) : qk8(q, kr, nk, d);
+            __m256 s = gk == 2 ? qk2(q, kr, nk, d) : gk == 4 ? qk4(q, kr, nk, d) : qk8(q, kr, nk, d);
             if (logit_rows) {
                 if (nk == 8) _mm256_storeu_ps(logit_rows[r] + j, s);
                 else if (nk == 4) _mm_storeu_ps(logit_rows[r] + j, _mm256_castps256_ps128(s));
+                else if (nk == 2) _mm_storel_pi((__m64 *)(logit_rows[r] + j), _mm256_castps256_ps128(s));
                 else {
                     float t[8];
                     _mm256_storeu_ps(t, s);
@@ -282,18 +304,18 @@ static void online_run(online *o, const row_src *src, int j0, int j1, const int 
                 if (gmax > o->m[r]) {
                     /* exp(-inf) = 0 on the first group: acc and l are 0 anyway. */
                     float alpha = expf(o->m[r] - gmax);
-                    _mm256_storeu_ps(o->l + r * 8,
-                                     _mm256_mul_ps(_mm256_loadu_ps(o->l + r * 8), _mm256_set1_ps(alpha)));
+                    o->l[r] *= alpha;
                     float *a = o->acc + (size_t)r * d;
                     for (int c = 0; c < d; c++) a[c] *= alpha;
                     o->m[r] = gmax;
                 }
                 p = exp8(_mm256_sub_ps(s, _mm256_set1_ps(o->m[r])));
-                _mm256_storeu_ps(o->l + r * 8, _mm256_add_ps(_mm256_loadu_ps(o->l + r * 8), p));
+                o->l[r] += hsum8(p);
             }
             _mm256_storeu_ps(o->p + r * 8, p);
         }
-        if (gk == 4) pv4(o->p, nq, vr, d, o->acc);
+        if (gk == 2) pv2(o->p, nq, vr, d, o->acc);
+        else if (gk == 4) pv4(o->p, nq, vr, d, o->acc);
         else pv8(o->p, nq, vr, d, o->acc);
     }
 }
@@ -302,10 +324,10 @@ static void online_run(online *o, const row_src *src, int j0, int j1, const int 
  * gets out 0 and lse -inf, as the reference's empty sums do. */
 static void online_finish(const online *o, float *const *out_rows, float *lse) {
     for (int r = 0; r < o->nq; r++) {
-        float l = hsum8(_mm256_loadu_ps(o->l + r * 8));
-        if (lse) lse[r] = l > 0 ? o->m[r] + logf(l) : -INFINITY;
+        double l = o->l[r];
+        if (lse) lse[r] = l > 0 ? (float)(o->m[r] + log(l)) : -INFINITY;
         if (out_rows) {
-            float inv = l > 0 ? 1.0f / l : 0.0f;
+            float inv = l > 0 ? (float)(1.0 / l) : 0.0f;
             const float *a = o->acc + (size_t)r * o->d;
             for (int c = 0; c < o->d; c++) out_rows[r][c] = a[c] * inv;
         }
@@ -315,16 +337,16 @@ static void online_finish(const online *o, float *const *out_rows, float *lse) {
 /* Scratch of an online state for up to nq rows: one allocation, carved up. */
 typedef struct {
     online o;
-    float *mem;
+    void *mem;
 } online_buf;
 
 static void online_buf_init(online_buf *b, int nq, int d) {
-    size_t floats = (size_t)nq * (1 + 8 + 8 + 2 * (size_t)d);
-    b->mem = rb_malloc(sizeof(float) * floats);
+    size_t floats = (size_t)nq * (1 + 8 + 2 * (size_t)d);
+    b->mem = rb_malloc(sizeof(double) * (size_t)nq + sizeof(float) * floats);
     b->o.nq = nq, b->o.d = d;
-    b->o.m = b->mem;
-    b->o.l = b->o.m + nq;
-    b->o.p = b->o.l + (size_t)nq * 8;
+    b->o.l = (double *)b->mem; /* first: malloc aligns it for double */
+    b->o.m = (float *)(b->o.l + nq);
+    b->o.p = b->o.m + nq;
     b->o.acc = b->o.p + (size_t)nq * 8;
     b->o.q = b->o.acc + (size_t)nq * d;
 }

@@ -14,13 +14,14 @@
  *    probabilities differ from the exact ones by a factor within exp(+-2 E_s).
  *  - weights exp(s_j - m): the subtraction rounds (u |s_j - m| <= u * spread, spread =
  *    max_j (m - s_j)), the vector exp is Cephes' (<= ~2 ulp; we allow 4 u), and each
- *    rescale by alpha = exp(m_old - m_new) adds <= 5 u. Keys go in groups of 8 or 4 and a
- *    rescale happens only when a group's max exceeds the running max; n_rescale counts, from
- *    the exact logits, the groups of 4 whose max exceeds the running max minus 2 E_s (every
- *    group that could rescale once the logits are perturbed; a group of 8 that rescales
- *    contains such a group of 4, so this bounds both group sizes).
- *  - the running sum l is kept in 8 lanes, one term per group each, then added across:
- *      (ceil(n/4) + 3) u relative; log(l) turns that into the same absolute error in lse.
+ *    rescale by alpha = exp(m_old - m_new) adds <= 5 u. Keys go in groups of 8, 4 or 2
+ *    and a rescale happens only when a group's max exceeds the running max; n_rescale
+ *    counts, from the exact logits, the groups of 2 whose max exceeds the running max minus
+ *    2 E_s (every group that could rescale once the logits are perturbed; a larger group
+ *    that rescales contains such a pair, so this bounds every group size).
+ *  - the running sum l adds each group's weights in float (3 roundings) into a double:
+ *      6 u relative with the final conversions; log(l) turns that into the same absolute
+ *      error in lse.
  *  - each output element accumulates n products in sequence: n u relative to
  *      A_c = sum_j p_j |v_jc|  (the natural scale of o_c = sum_j p_j v_jc).
  *  - the reference's final rounding to float: u |x|.
@@ -108,17 +109,17 @@ static row_bound row_analyse(const float *q, const float *const *kr, int cnt, in
         if (m - s[j] > spread) spread = m - s[j];
     }
     for (int j = 0; j < cnt; j++) p[j] = exp(s[j] - m) / z;
-    int n_group = (cnt + 3) / 4, n_rescale = 0;
+    int n_rescale = 0;
     double run = -INFINITY;
-    for (int g0 = 0; g0 < cnt; g0 += 4) {
+    for (int g0 = 0; g0 < cnt; g0 += 2) {
         double gm = -INFINITY;
-        for (int j = g0; j < g0 + 4 && j < cnt; j++) gm = s[j] > gm ? s[j] : gm;
+        for (int j = g0; j < g0 + 2 && j < cnt; j++) gm = s[j] > gm ? s[j] : gm;
         if (g0 > 0 && gm > run - 2 * b.E_s) n_rescale++;
         run = gm > run ? gm : run;
     }
     b.lse = cnt ? m + log(z) : -INFINITY;
     b.eps_w = 2.01 * b.E_s + (spread + 4 + 5.0 * n_rescale) * U;
-    b.eps_l = b.eps_w + (n_group + 3) * U;
+    b.eps_l = b.eps_w + 6 * U;
     return b;
 }
 
