@@ -1,7 +1,7 @@
 /* attn.c: fast single-threaded CPU attention kernels (contract in attn.h), AVX2/FMA.
  *
  * One engine serves all three kernels: a set of query rows attends key/value rows a small
- * group of keys at a time (8, or 4 for d >= 128), with an online softmax (running max m,
+ * group of keys at a time (8; 4 for d >= 128; 2 for d >= 256), with an online softmax (running max m,
  * running sum l, output accumulator rescaled when m grows). Per group every query row takes
  * its logits, then its weights are applied to the same V rows, so K and V are each read from
  * memory once per call whatever the number of query rows, and nothing of size n is written
@@ -10,10 +10,10 @@
  * Memory speed comes from the order of the reads, measured on the 2-core EPYC dev VM
  * (kernels/bench_attn.c): the hardware prefetcher keeps up best when K and V are fetched
  * as two interleaved streams in bursts of ~2 KiB; at the start of each group its K and V
- * rows are requested row by row, alternating (4 KiB bursts, i.e. groups of 8 at d = 128,
- * ran at half the speed of groups of 4; software prefetch further ahead of strided rows
- * made every variant slower, so there is none). Pointer rows (gather) are random: there
- * the rows a few groups ahead are prefetched, since no hardware can guess them.
+ * rows are requested row by row, alternating (4 KiB bursts, i.e. groups of 8 at d = 128
+ * or of 4 at d = 256, ran at 0.5-0.65 the speed). Software prefetch further ahead, of the next
+ * group or spread over the current one, made every variant slower, for strided rows and
+ * for the random rows of a gather alike, so there is none.
  *   attn_dense:  G query rows over n strided rows.
  *   attn_gather: one row per head over its own set, or G rows over one shared set; the
  *                logits go to `work` so the probabilities come out exactly normalised.
@@ -26,9 +26,6 @@
 
 #include "attn.h"
 #include "rb.h"
-
-/* Pointer rows prefetched this many keys ahead of the group being computed. */
-enum { PF_AHEAD = 16 };
 
 /* e^x for 8 floats: Cephes expf (range reduction by ln2 in two parts, degree-6 polynomial,
  * ~1 ulp). Lanes with x < -87.3 (including -inf) give exactly 0; x must be <= 88. */
@@ -73,7 +70,8 @@ static inline __m256 transpose_sum8(const __m256 a[8]) {
     __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
     t0 = _mm256_hadd_ps(t0, t1); /* [a0..a3 low halves | a0..a3 high halves] */
     t2 = _mm256_hadd_ps(t2, t3); /* [a4..a7 low halves | a4..a7 high halves] */
-    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20), _mm256_permute2f128_ps(t0, t2, 0x31));
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t2, 0x20),
+                         _mm256_permute2f128_ps(t0, t2, 0x31));
 }
 
 /* Lanes i >= n set to -inf (0 <= n <= 8). */
@@ -86,7 +84,8 @@ static inline __m256 mask_from(__m256 s, int n) {
 static inline float dot1(const float *a, const float *b, int d) {
     __m256 acc = _mm256_setzero_ps();
     int c = 0;
-    for (; c + 8 <= d; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc);
+    for (; c + 8 <= d; c += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc);
     float s = hsum8(acc);
     for (; c < d; c++) s += a[c] * b[c];
     return s;
@@ -167,38 +166,45 @@ static inline __m256 qk2(const float *q, const float *const *k, int nk, int d) {
 /* acc[r] += sum_{i<NK} p[r * 8 + i] * v_i for the RN rows of acc (row stride d). All NK V
  * rows must be readable (weights of missing keys are 0). Columns are walked in chunks so the
  * RN accumulators stay in registers across the group. */
-static inline __attribute__((always_inline)) void pv_rows(const float *p, int RN, int NK,
-                                                          const float *const *vr, int d,
-                                                          float *acc) {
+static inline __attribute__((always_inline)) void
+pv_rows(const float *p, int RN, int NK, const float *const *vr, int d, float *acc) {
     int c = 0;
     for (; c + 16 <= d; c += 16) {
         __m256 a0[4], a1[4];
-        _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < RN; r++) {
             a0[r] = _mm256_loadu_ps(acc + (size_t)r * d + c);
             a1[r] = _mm256_loadu_ps(acc + (size_t)r * d + c + 8);
         }
-        _Pragma("GCC unroll 8") for (int j = 0; j < NK; j++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < NK; j++) {
             __m256 v0 = _mm256_loadu_ps(vr[j] + c), v1 = _mm256_loadu_ps(vr[j] + c + 8);
-            _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++) {
+#pragma GCC unroll 4
+            for (int r = 0; r < RN; r++) {
                 __m256 pr = _mm256_broadcast_ss(p + r * 8 + j);
                 a0[r] = _mm256_fmadd_ps(pr, v0, a0[r]);
                 a1[r] = _mm256_fmadd_ps(pr, v1, a1[r]);
             }
         }
-        _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < RN; r++) {
             _mm256_storeu_ps(acc + (size_t)r * d + c, a0[r]);
             _mm256_storeu_ps(acc + (size_t)r * d + c + 8, a1[r]);
         }
     }
     for (; c + 8 <= d; c += 8) {
         __m256 a0[4];
-        _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++) a0[r] = _mm256_loadu_ps(acc + (size_t)r * d + c);
-        _Pragma("GCC unroll 8") for (int j = 0; j < NK; j++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < RN; r++) a0[r] = _mm256_loadu_ps(acc + (size_t)r * d + c);
+#pragma GCC unroll 8
+        for (int j = 0; j < NK; j++) {
             __m256 v0 = _mm256_loadu_ps(vr[j] + c);
-            _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++)
+#pragma GCC unroll 4
+            for (int r = 0; r < RN; r++)
                 a0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + r * 8 + j), v0, a0[r]);
         }
-        _Pragma("GCC unroll 4") for (int r = 0; r < RN; r++) _mm256_storeu_ps(acc + (size_t)r * d + c, a0[r]);
+#pragma GCC unroll 4
+        for (int r = 0; r < RN; r++) _mm256_storeu_ps(acc + (size_t)r * d + c, a0[r]);
     }
     for (; c < d; c++)
         for (int r = 0; r < RN; r++) {
@@ -210,16 +216,16 @@ static inline __attribute__((always_inline)) void pv_rows(const float *p, int RN
 
 /* acc [nq, d] += p [nq, 8] . V [NK rows]; query rows four at a time (the constants RN, NK
  * let the compiler unroll fully and keep the accumulators in registers). */
-#define PV_ALL(NK)                                                                             \
-    do {                                                                                       \
-        int r = 0;                                                                             \
-        for (; r + 4 <= nq; r += 4) pv_rows(p + r * 8, 4, NK, vr, d, acc + (size_t)r * d);   \
-        switch (nq - r) {                                                                      \
-        case 3: pv_rows(p + r * 8, 3, NK, vr, d, acc + (size_t)r * d); break;                 \
-        case 2: pv_rows(p + r * 8, 2, NK, vr, d, acc + (size_t)r * d); break;                 \
-        case 1: pv_rows(p + r * 8, 1, NK, vr, d, acc + (size_t)r * d); break;                 \
-        default: break;                                                                        \
-        }                                                                                      \
+#define PV_ALL(NK)                                                                                 \
+    do {                                                                                           \
+        int r = 0;                                                                                 \
+        for (; r + 4 <= nq; r += 4) pv_rows(p + r * 8, 4, NK, vr, d, acc + (size_t)r * d);         \
+        switch (nq - r) {                                                                          \
+        case 3: pv_rows(p + r * 8, 3, NK, vr, d, acc + (size_t)r * d); break;                      \
+        case 2: pv_rows(p + r * 8, 2, NK, vr, d, acc + (size_t)r * d); break;                      \
+        case 1: pv_rows(p + r * 8, 1, NK, vr, d, acc + (size_t)r * d); break;                      \
+        default: break;                                                                            \
+        }                                                                                          \
     } while (0)
 static void pv8(const float *p, int nq, const float *const *vr, int d, float *acc) { PV_ALL(8); }
 static void pv4(const float *p, int nq, const float *const *vr, int d, float *acc) { PV_ALL(4); }
@@ -273,31 +279,30 @@ static void online_run(online *o, const row_src *src, int j0, int j1, const int 
             kr[i] = src->kp ? src->kp[jj] : src->k + (size_t)jj * src->ld;
             vr[i] = src->vp ? src->vp[jj] : src->v + (size_t)jj * src->ld;
         }
-        if (src->kp) {
-            for (int i = j + PF_AHEAD; i < j + PF_AHEAD + gk && i < j1; i++) {
-                prefetch_row(src->kp[i], d);
-                prefetch_row(src->vp[i], d);
-            }
-        } else {
-            for (int i = 0; i < nk; i++) {
-                prefetch_row(kr[i], d);
-                prefetch_row(vr[i], d);
-            }
+        for (int i = 0; i < nk; i++) {
+            prefetch_row(kr[i], d);
+            prefetch_row(vr[i], d);
         }
         for (int r = 0; r < nq; r++) {
             const float *q = o->q + (size_t)r * d;
-            __m256 s = gk == 2 ? qk2(q, kr, nk, d) : gk == 4 ? qk4(q, kr, nk, d) : qk8(q, kr, nk, d);
+            __m256 s = gk == 2   ? qk2(q, kr, nk, d)
+                       : gk == 4 ? qk4(q, kr, nk, d)
+                                 : qk8(q, kr, nk, d);
             if (logit_rows) {
-                if (nk == 8) _mm256_storeu_ps(logit_rows[r] + j, s);
-                else if (nk == 4) _mm_storeu_ps(logit_rows[r] + j, _mm256_castps256_ps128(s));
-                else if (nk == 2) _mm_storel_pi((__m64 *)(logit_rows[r] + j), _mm256_castps256_ps128(s));
+                if (nk == 8)
+                    _mm256_storeu_ps(logit_rows[r] + j, s);
+                else if (nk == 4)
+                    _mm_storeu_ps(logit_rows[r] + j, _mm256_castps256_ps128(s));
+                else if (nk == 2)
+                    _mm_storel_pi((__m64 *)(logit_rows[r] + j), _mm256_castps256_ps128(s));
                 else {
                     float t[8];
                     _mm256_storeu_ps(t, s);
                     memcpy(logit_rows[r] + j, t, sizeof(float) * (size_t)nk);
                 }
             }
-            if (pos && j + nk - 1 > pos[r]) s = mask_from(s, pos[r] - j + 1 < 0 ? 0 : pos[r] - j + 1);
+            if (pos && j + nk - 1 > pos[r])
+                s = mask_from(s, pos[r] - j + 1 < 0 ? 0 : pos[r] - j + 1);
             float gmax = hmax8(s);
             __m256 p = _mm256_setzero_ps();
             if (gmax != -INFINITY) {
@@ -314,9 +319,12 @@ static void online_run(online *o, const row_src *src, int j0, int j1, const int 
             }
             _mm256_storeu_ps(o->p + r * 8, p);
         }
-        if (gk == 2) pv2(o->p, nq, vr, d, o->acc);
-        else if (gk == 4) pv4(o->p, nq, vr, d, o->acc);
-        else pv8(o->p, nq, vr, d, o->acc);
+        if (gk == 2)
+            pv2(o->p, nq, vr, d, o->acc);
+        else if (gk == 4)
+            pv4(o->p, nq, vr, d, o->acc);
+        else
+            pv8(o->p, nq, vr, d, o->acc);
     }
 }
 
@@ -392,10 +400,6 @@ static void gather_run(online_buf *b, int nq, const float *const *qrow, const fl
     online *o = &b->o;
     online_load_queries(b, nq, qrow, scale);
     online_reset(o);
-    for (int i = 0; i < PF_AHEAD && i < cnt; i++) {
-        prefetch_row(kr[i], o->d);
-        prefetch_row(vr[i], o->d);
-    }
     row_src src = {NULL, NULL, 0, kr, vr};
     online_run(o, &src, 0, cnt, NULL, logit_rows);
     float lse[nq];
@@ -406,14 +410,15 @@ static void gather_run(online_buf *b, int nq, const float *const *qrow, const fl
         float *p = prob_rows[r];
         __m256 vl = _mm256_set1_ps(lse[r]);
         int j = 0;
-        for (; j + 8 <= cnt; j += 8) _mm256_storeu_ps(p + j, exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vl)));
+        for (; j + 8 <= cnt; j += 8)
+            _mm256_storeu_ps(p + j, exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vl)));
         for (; j < cnt; j++) p[j] = expf(s[j] - lse[r]);
     }
 }
 
 void attn_gather(const float *q, int G, const float *const *k_rows, const float *const *v_rows,
-                 const int *n, int stride, int shared, int d, float scale, float *probs,
-                 float *out, float *work) {
+                 const int *n, int stride, int shared, int d, float scale, float *probs, float *out,
+                 float *work) {
     RB_CHECK(G >= 0 && stride >= 0 && d > 0 && work);
     if (G == 0) return;
     online_buf b;

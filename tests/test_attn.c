@@ -83,21 +83,22 @@ static void check(int kind, double got, double want, double tol, const char *ctx
 
 /* What the tolerance of one query row needs: computed here in double from the inputs. */
 typedef struct {
-    double E_s;    /* bound on any logit's error */
-    double eps_l;  /* bound on the relative error of the softmax sum, = abs error of its log */
-    double eps_w;  /* bound on the relative error of one unnormalised weight */
-    double lse;    /* exact log-sum-exp */
+    double E_s;   /* bound on any logit's error */
+    double eps_l; /* bound on the relative error of the softmax sum, = abs error of its log */
+    double eps_w; /* bound on the relative error of one unnormalised weight */
+    double lse;   /* exact log-sum-exp */
 } row_bound;
 
 /* rows kr[0..cnt) against q: fills p [cnt] (exact probabilities), S [cnt] (logit scales),
  * s [cnt] (exact logits) and the row's bounds. */
-static row_bound row_analyse(const float *q, const float *const *kr, int cnt, int d,
-                             float scale, double *s, double *S, double *p) {
+static row_bound row_analyse(const float *q, const float *const *kr, int cnt, int d, float scale,
+                             double *s, double *S, double *p) {
     row_bound b = {0, 0, 0, -INFINITY};
     double m = -INFINITY;
     for (int j = 0; j < cnt; j++) {
         double dot = 0, mag = 0;
-        for (int c = 0; c < d; c++) dot += (double)q[c] * kr[j][c], mag += fabs((double)q[c] * kr[j][c]);
+        for (int c = 0; c < d; c++)
+            dot += (double)q[c] * kr[j][c], mag += fabs((double)q[c] * kr[j][c]);
         s[j] = dot * scale, S[j] = mag * fabs(scale);
         if (s[j] > m) m = s[j];
         double e = (d + 2) * U * S[j];
@@ -124,16 +125,17 @@ static row_bound row_analyse(const float *q, const float *const *kr, int cnt, in
 }
 
 /* Check one row's lse, out and (optionally) probs against the reference's values. */
-static void check_row(const char *ctx, int g, const row_bound *b, const double *s,
-                      const double *p, const float *const *vr, int cnt, int d,
-                      const float *lse_got, const float *lse_want, const float *out_got,
-                      const float *out_want, const float *probs_got, const float *probs_want) {
+static void check_row(const char *ctx, int g, const row_bound *b, const double *s, const double *p,
+                      const float *const *vr, int cnt, int d, const float *lse_got,
+                      const float *lse_want, const float *out_got, const float *out_want,
+                      const float *probs_got, const float *probs_want) {
     if (lse_got) check(K_LSE, *lse_got, *lse_want, 2 * (b->eps_l + U * fabs(b->lse)), ctx, g);
     if (out_got)
         for (int c = 0; c < d; c++) {
             double A = 0;
             for (int j = 0; j < cnt; j++) A += p[j] * fabs(vr[j][c]);
-            double tol = 2 * ((b->eps_w + b->eps_l + (cnt + 3) * U) * A + U * fabs(out_want[c])) + 1e-37;
+            double tol =
+                2 * ((b->eps_w + b->eps_l + (cnt + 3) * U) * A + U * fabs(out_want[c])) + 1e-37;
             check(K_OUT, out_got[c], out_want[c], tol, ctx, g * d + c);
         }
     if (probs_got)
@@ -146,8 +148,8 @@ static void check_row(const char *ctx, int g, const row_bound *b, const double *
 /* ---- dense ---- */
 /* ramp > 0: keys get + ramp * (2j/n - 1) * q_0, so head 0's logits rise with j and the
  * running max grows at nearly every group (the most rescales). */
-static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_logits,
-                       int want_lse, int want_out, float ramp) {
+static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_logits, int want_lse,
+                       int want_out, float ramp) {
     char ctx[128];
     snprintf(ctx, sizeof ctx, "dense G=%d n=%d d=%d ld=%d x%g L%d S%d O%d ramp%g", G, n, d, ld,
              scale_mult, want_logits, want_lse, want_out, ramp);
@@ -158,7 +160,8 @@ static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_l
         for (int c = 0; c < d; c++) k[(size_t)j * ld + c] += ramp * (2.0f * j / n - 1) * q[c];
     float scale = scale_mult / sqrtf((float)d);
     size_t nl = (size_t)G * n;
-    float *lg_ref = rb_malloc(sizeof(float) * (nl ? nl : 1)), *lg = rb_malloc(sizeof(float) * (nl ? nl : 1));
+    float *lg_ref = rb_malloc(sizeof(float) * (nl ? nl : 1)),
+          *lg = rb_malloc(sizeof(float) * (nl ? nl : 1));
     float *lse_ref = rb_malloc(sizeof(float) * G), *lse = rb_malloc(sizeof(float) * G);
     float *out_ref = rb_malloc(sizeof(float) * G * d), *out = rb_malloc(sizeof(float) * G * d);
     float *work = rb_malloc(sizeof(float) * (nl ? nl : 1));
@@ -167,9 +170,11 @@ static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_l
     attn_dense(q, G, k, v, n, d, ld, scale, want_logits ? lg : NULL, want_lse ? lse : NULL,
                want_out ? out : NULL, want_logits ? NULL : work);
 
-    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)), **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
+    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)),
+                **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
     for (int j = 0; j < n; j++) kr[j] = k + (size_t)j * ld, vr[j] = v + (size_t)j * ld;
-    double *s = rb_malloc(sizeof(double) * (n ? n : 1)), *S = rb_malloc(sizeof(double) * (n ? n : 1));
+    double *s = rb_malloc(sizeof(double) * (n ? n : 1)),
+           *S = rb_malloc(sizeof(double) * (n ? n : 1));
     double *p = rb_malloc(sizeof(double) * (n ? n : 1));
     for (int g = 0; g < G; g++) {
         row_bound b = row_analyse(q + (size_t)g * d, kr, n, d, scale, s, S, p);
@@ -239,14 +244,18 @@ static void test_causal(int n, int Hq, int Hkv, int d, int want_cm) {
     float *v = rand_floats((size_t)n * Hkv * d);
     float scale = 1 / sqrtf((float)d);
     size_t no = (size_t)n * Hq * d, nc = (size_t)Hkv * n;
-    float *out_ref = rb_malloc(sizeof(float) * (no ? no : 1)), *out = rb_malloc(sizeof(float) * (no ? no : 1));
-    float *cm_ref = rb_malloc(sizeof(float) * (nc ? nc : 1)), *cm = rb_malloc(sizeof(float) * (nc ? nc : 1));
+    float *out_ref = rb_malloc(sizeof(float) * (no ? no : 1)),
+          *out = rb_malloc(sizeof(float) * (no ? no : 1));
+    float *cm_ref = rb_malloc(sizeof(float) * (nc ? nc : 1)),
+          *cm = rb_malloc(sizeof(float) * (nc ? nc : 1));
     attn_causal_ref(q, k, v, n, Hq, Hkv, d, scale, out_ref, cm_ref);
     poison(out, no), poison(cm, nc);
     attn_causal(q, k, v, n, Hq, Hkv, d, scale, out, want_cm ? cm : NULL);
 
-    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)), **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
-    double *s = rb_malloc(sizeof(double) * (n ? n : 1)), *S = rb_malloc(sizeof(double) * (n ? n : 1));
+    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)),
+                **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
+    double *s = rb_malloc(sizeof(double) * (n ? n : 1)),
+           *S = rb_malloc(sizeof(double) * (n ? n : 1));
     double *p = rb_malloc(sizeof(double) * (n ? n : 1));
     double *cm_tol = rb_calloc(nc ? nc : 1, sizeof(double));
     for (int i = 0; i < n; i++)
@@ -262,7 +271,8 @@ static void test_causal(int n, int Hq, int Hkv, int d, int want_cm) {
                       NULL, NULL);
             /* each probability summed into col_mass carries the error of a gather prob */
             for (int j = 0; j <= i; j++)
-                cm_tol[(size_t)kh * n + j] += (b.E_s + b.eps_l + U * fabs(s[j] - b.lse) + 5 * U) * p[j];
+                cm_tol[(size_t)kh * n + j] +=
+                    (b.E_s + b.eps_l + U * fabs(s[j] - b.lse) + 5 * U) * p[j];
         }
     if (want_cm)
         for (size_t x = 0; x < nc; x++) {
