@@ -266,11 +266,12 @@ static void online_reset(online *o) {
  * file), at least 2. */
 static int group_keys(int d) { return d >= 256 ? 2 : d >= 128 ? 4 : 8; }
 
-/* Attend keys j0 .. j1-1 of src. pos (may be NULL): row r sees only keys j <= pos[r] (causal
- * mask). logit_rows (may be NULL): row r's logit of key j is stored at logit_rows[r][j]. */
+/* Attend keys j0 .. j1-1 of src in groups of gk (8, 4 or 2) keys. pos (may be NULL): row r
+ * sees only keys j <= pos[r] (causal mask). logit_rows (may be NULL): row r's logit of key j
+ * is stored at logit_rows[r][j]. */
 static void online_run(online *o, const row_src *src, int j0, int j1, const int *pos,
-                       float *const *logit_rows) {
-    int nq = o->nq, d = o->d, gk = group_keys(d);
+                       float *const *logit_rows, int gk) {
+    int nq = o->nq, d = o->d;
     const float *kr[8], *vr[8];
     for (int j = j0; j < j1; j += gk) {
         int nk = j1 - j < gk ? j1 - j : gk;
@@ -387,7 +388,7 @@ void attn_dense(const float *q, int G, const float *k, const float *v, int n, in
     online_load_queries(&b, G, qrow, scale);
     online_reset(&b.o);
     row_src src = {k, v, (size_t)ld, NULL, NULL};
-    online_run(&b.o, &src, 0, n, NULL, logits ? lrow : NULL);
+    online_run(&b.o, &src, 0, n, NULL, logits ? lrow : NULL, group_keys(d));
     online_finish(&b.o, out ? orow : NULL, lse);
     free(b.mem);
 }
@@ -401,7 +402,7 @@ static void gather_run(online_buf *b, int nq, const float *const *qrow, const fl
     online_load_queries(b, nq, qrow, scale);
     online_reset(o);
     row_src src = {NULL, NULL, 0, kr, vr};
-    online_run(o, &src, 0, cnt, NULL, logit_rows);
+    online_run(o, &src, 0, cnt, NULL, logit_rows, group_keys(o->d));
     float lse[nq];
     online_finish(o, out_rows, lse);
     if (!prob_rows) return;
@@ -482,8 +483,10 @@ void attn_causal(const float *q, const float *k, const float *v, int n, int Hq, 
             online_reset(&b.o);
             /* keys before the block are seen by every row; the rest are masked */
             int j_diag = i0 & ~7; /* a multiple of every group size */
-            online_run(&b.o, &src, 0, j_diag, NULL, NULL);
-            online_run(&b.o, &src, j_diag, i1, pos, NULL);
+            /* compute-bound here (every K/V row serves up to 16 G query rows from cache):
+             * the largest group */
+            online_run(&b.o, &src, 0, j_diag, NULL, NULL, 8);
+            online_run(&b.o, &src, j_diag, i1, pos, NULL, 8);
             online_finish(&b.o, orow, lse);
             if (!col_mass) continue;
             /* Second pass: the probabilities need each row's final lse. */
