@@ -1,10 +1,126 @@
-/* cmd_replay.c: placeholder until the subcommand lands. */
+/* cmd_replay.c: `raasbench replay TRACE --policies ... --budgets ... --out RESULTS.h5`. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
 #include "commands.h"
-#include "rb.h"
+#include "replay_setup.h"
+
+static char *config_json(const char *trace, const char *policies, const char *budgets,
+                         const arg_multi *params, int page, int dense_layers, int elem_bytes,
+                         int steps, uint64_t seed) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "command", "replay");
+    cJSON_AddStringToObject(o, "trace", trace);
+    cJSON_AddStringToObject(o, "policies", policies);
+    cJSON_AddStringToObject(o, "budgets", budgets);
+    cJSON *p = cJSON_AddArrayToObject(o, "params");
+    for (int i = 0; i < params->n; i++) cJSON_AddItemToArray(p, cJSON_CreateString(params->v[i]));
+    cJSON_AddNumberToObject(o, "page_size", page);
+    cJSON_AddNumberToObject(o, "dense_layers", dense_layers);
+    cJSON_AddNumberToObject(o, "elem_bytes", elem_bytes);
+    cJSON_AddNumberToObject(o, "steps", steps);
+    cJSON_AddNumberToObject(o, "seed", (double)seed);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
 
 int cmd_replay(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "raasbench: replay: not built yet\n");
-    return RB_EINTERNAL;
+    const char *policies = NULL, *budgets = NULL, *out = NULL;
+    arg_multi params = {0};
+    int page = 16, dense_layers = 2, per_head = 0, dump = 0, threads = 0, elem_bytes = 2;
+    int steps = 0, quiet = 0;
+    int64_t seed = 1;
+    const arg_spec specs[] = {
+        {"policies", ARG_STR, &policies, "a,b,...", "policies to run (see raasbench policies)"},
+        {"budgets", ARG_STR, &budgets, "L1,L2,...", "cache budgets L in tokens per KV head"},
+        {"param", ARG_MULTI, &params, "policy.key=value", "a policy parameter (repeatable)"},
+        {"page-size", ARG_INT, &page, "P", "page size in tokens (default 16)"},
+        {"dense-layers", ARG_INT, &dense_layers, "N", "layers attended densely (default 2)"},
+        {"per-head", ARG_FLAG, &per_head, NULL, "also store recall and out_err per query head"},
+        {"dump-selection", ARG_FLAG, &dump, NULL, "store each head's attended set (large)"},
+        {"threads", ARG_INT, &threads, "N", "worker threads over layers (default: all cores)"},
+        {"elem-bytes", ARG_INT, &elem_bytes, "B", "bytes per K/V element for kv_bytes (default 2)"},
+        {"steps", ARG_INT, &steps, "T", "replay only the first T decode steps (default all)"},
+        {"seed", ARG_I64, &seed, "S", "seed for random policies (default 1)"},
+        {"out", ARG_STR, &out, "RESULTS.h5", "results file to write"},
+        {"quiet", ARG_FLAG, &quiet, NULL, "no summary table"},
+        {NULL, ARG_FLAG, NULL, NULL, NULL},
+    };
+    const char *pos[1];
+    int n_pos = 0, help = 0;
+    rb_err e = {0};
+    if (args_parse("replay", "TRACE --policies a,b --budgets L1,L2 --out RESULTS.h5 [options]",
+                   specs, argc, argv, pos, 1, &n_pos, &help, &e))
+        return rb_err_print(&e);
+    if (help) return 0;
+    if (n_pos != 1) rb_fail(&e, RB_EINPUT, "replay", "expected one TRACE (see --help)");
+    else if (!policies) rb_fail(&e, RB_EINPUT, "replay", "--policies is required");
+    else if (!budgets) rb_fail(&e, RB_EINPUT, "replay", "--budgets is required");
+    else if (!out) rb_fail(&e, RB_EINPUT, "replay", "--out is required");
+    else if (page < 1 || page > 4096) rb_fail(&e, RB_EINPUT, "--page-size", "must be in 1..4096");
+    else if (dense_layers < 0) rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
+    else if (elem_bytes < 1 || elem_bytes > 8) rb_fail(&e, RB_EINPUT, "--elem-bytes", "must be in 1..8");
+    else if (steps < 0) rb_fail(&e, RB_EINPUT, "--steps", "must be >= 0");
+    if (e.status) return rb_err_print(&e);
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+    char *names_buf = NULL;
+    const char *names[64];
+    int n_names = 0, bud[64], n_bud = 0;
+    engine_cell *cells = NULL;
+    int n_cells = 0, rc = 0;
+    trace *t = NULL;
+    results_run *runs = NULL;
+    results_writer *w = NULL;
+    char *cfg = NULL;
+    if (args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
+        args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
+        replay_make_cells(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e) ||
+        trace_open(pos[0], &t, &e))
+        goto fail;
+    engine_config ec = {.trace = t, .cells = cells, .n_cells = n_cells, .page_size = page,
+                        .dense_layers = dense_layers, .elem_bytes = elem_bytes,
+                        .per_head = per_head, .dump_selection = dump, .threads = threads,
+                        .seed = (uint64_t)seed, .progress = !quiet, .n_steps = steps};
+    if (engine_check_cells(&ec, &e)) goto fail;
+    char sha[65];
+    if (results_file_sha256(pos[0], sha, &e)) goto fail;
+    cfg = config_json(pos[0], policies, budgets, &params, page, dense_layers, elem_bytes, steps,
+                      (uint64_t)seed);
+    results_provenance prov = {.trace = pos[0], .trace_sha256 = sha, .config_json = cfg};
+    /* Create the output first so a bad path fails before the work, not after. */
+    if (results_create(out, &prov, &w, &e)) goto fail;
+    runs = rb_calloc((size_t)n_cells, sizeof *runs);
+    engine_stats st;
+    if (engine_replay(&ec, runs, &st, &e)) {
+        free(runs);
+        runs = NULL;
+        goto fail;
+    }
+    for (int i = 0; i < n_cells; i++)
+        if (results_add_run(w, &runs[i], &e)) goto fail;
+    rb_status s = results_finish(w, &e);
+    w = NULL;
+    if (s) goto fail;
+    if (!quiet) {
+        replay_print_summary(stdout, runs, n_cells);
+        printf("wrote %s (%d runs, %.2f s)\n", out, n_cells, st.wall_ns / 1e9);
+    }
+    goto done;
+fail:
+    rc = rb_err_print(&e);
+done:
+    results_abort(w);
+    if (runs)
+        for (int i = 0; i < n_cells; i++) results_run_free(&runs[i]);
+    free(runs);
+    replay_cells_free(cells, n_cells);
+    trace_close(t);
+    free(names_buf);
+    free(cfg);
+    return rc;
 }

@@ -94,6 +94,8 @@ typedef struct policy_state policy_state; /* each policy's own struct */
 enum {
     POLICY_NEEDS_DENSE = 1u << 0, /* select() reads policy_step.dense_logits */
     POLICY_PAGED = 1u << 1,       /* budget counts pages: needs L >= 2P */
+    POLICY_BUDGET_FREE = 1u << 2, /* behaves the same at every budget (dense): the engine
+                                     runs one instance for all of a sweep's budgets */
 };
 
 typedef struct policy_ops {
@@ -117,7 +119,9 @@ typedef struct policy_ops {
      * be resident; the current position must be included. */
     void (*select)(policy_state *s, const policy_step *step, policy_selection *sel);
     /* optional: after attention, probs [n_q_heads, sel->cap] holds each query head's
-     * softmax over its own S_h, aligned with sel->pos. */
+     * softmax over its own S_h, aligned with sel->pos. With shared_by_group, row h is
+     * aligned with the set of its group's first head (h - h % group_size). The selection
+     * is the one select() filled this step, unchanged. */
     void (*observe)(policy_state *s, const policy_step *step, const policy_selection *sel,
                     const float *probs);
     /* optional: bytes of the policy's own bookkeeping (page min/max, scores, timestamps,
@@ -139,6 +143,14 @@ rb_status policy_ops_check(const policy_ops *ops, rb_err *e);
  * "name." already stripped). Unknown keys and bad values fail with RB_EINPUT. */
 rb_status policy_params_resolve(const policy_ops *ops, const char *const *kv, int n_kv,
                                 policy_params *out, rb_err *e);
+/* Resolve parameters for `ops` from ALL the user's "policy.key=value" entries (as given to
+ * --param): defaults first, then every entry whose prefix is ops->name, in order (a later
+ * entry wins). Every entry is checked, also those for other policies: an entry whose prefix
+ * is not a registered policy, whose key that policy does not declare, or whose value is bad
+ * (not a number, out of range, not one of the choices, longer than 31 characters) fails
+ * with RB_EINPUT and e->what naming the entry. */
+rb_status policy_params_for(const policy_ops *ops, const char *const *kv, int n_kv,
+                            policy_params *out, rb_err *e);
 /* The resolved parameters as a JSON object text (for results provenance). malloc'd. */
 char *policy_params_json(const policy_ops *ops, const policy_params *p);
 

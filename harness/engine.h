@@ -1,0 +1,61 @@
+/* engine.h: replay of a recorded trace under many (policy, budget) cells in one pass.
+ *
+ * Layer by layer (layers are independent: a policy instance manages one layer), the engine
+ * reads the layer's q, k, v, computes at every decode step t the dense reference once per
+ * query head (scaled logits over 0..t, their log-sum-exp and the output o*), then steps
+ * every cell's stepper and scores it against the shared reference:
+ *   recall  = sum over S of exp(logit_j - lse)          O(|S|)
+ *   out_err = |o_S - o*| / |o*|                         O(d)
+ * so each extra cell costs O(L) per step, not O(N) (DESIGN §4). Dense layers (index <
+ * dense_layers) run the dense policy and sliding-window layers the window policy, in every
+ * cell; both are excluded from the summary means. Layers are spread over threads. */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include "policy.h"
+#include "results.h"
+#include "trace.h"
+
+typedef struct engine_cell {
+    const policy_ops *ops;
+    policy_params params;
+    int budget;
+    char run_id[160];
+    char *params_json; /* owned by the caller */
+} engine_cell;
+
+typedef struct engine_config {
+    trace *trace;
+    const engine_cell *cells;
+    int n_cells;
+    int page_size;      /* P */
+    int dense_layers;   /* layers with index < dense_layers are attended densely */
+    int elem_bytes;     /* bytes per K/V element for kv_bytes (2 = fp16) */
+    int per_head;       /* also store per-head recall and out_err */
+    int dump_selection; /* store uint8 [T, n_q_heads, n_tokens] per layer */
+    int threads;        /* worker threads over layers (>= 1) */
+    uint64_t seed;
+    int progress;       /* draw a progress bar on stderr */
+    int first_step, n_steps; /* replay decode steps [first_step, first_step+n_steps) of
+                                the trace's decode, 0,0 = all */
+} engine_config;
+
+typedef struct engine_stats {
+    int64_t read_ns;       /* reading the trace (summed over threads) */
+    int64_t dense_ns;      /* the shared dense reference pass (summed over threads) */
+    int64_t dense_bytes;   /* K+V bytes the dense pass streamed */
+    int64_t cells_ns;      /* all cells' policy steps (summed over threads) */
+    int64_t metrics_ns;    /* scoring against the reference */
+    int64_t wall_ns;       /* wall time of engine_replay */
+} engine_stats;
+
+/* Run every cell over the trace. runs[0..n_cells) are filled (caller frees with
+ * results_run_free). Fails on bad trace data (NaN found as read) or an impossible budget
+ * (checked for every cell before any work starts). */
+rb_status engine_replay(const engine_config *c, results_run *runs, engine_stats *stats,
+                        rb_err *e);
+
+/* Check that every cell can be created on this trace's shapes (budget possible, ...). */
+rb_status engine_check_cells(const engine_config *c, rb_err *e);
+
+#endif

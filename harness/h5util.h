@@ -1,0 +1,43 @@
+/* h5util.h: small HDF5 helpers shared by the trace and results files: typed attributes
+ * (strings are variable-length UTF-8, as h5py writes them), the float16 file type, silencing
+ * the library's own error printing (we report errors ourselves), and write-to-temporary then
+ * rename. */
+#ifndef H5UTIL_H
+#define H5UTIL_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "rb.h"
+
+/* Turn off HDF5's automatic error stack printing (idempotent). */
+void h5_quiet(void);
+
+/* The IEEE half-precision little-endian file type (HDF5 1.10 has none predefined).
+ * Owned by h5util; do not close. */
+hid_t h5_type_f16(void);
+
+/* Attributes on any object. Writers overwrite an existing attribute. */
+int h5_attr_write_str(hid_t obj, const char *name, const char *value);
+int h5_attr_write_i64(hid_t obj, const char *name, int64_t value);
+int h5_attr_write_f64(hid_t obj, const char *name, double value);
+int h5_attr_write_i32_array(hid_t obj, const char *name, const int32_t *v, int n);
+/* Readers return 0 on success, -1 when missing or of the wrong class. Strings are copied
+ * into buf (truncated to cap-1 bytes); integer readers accept any integer type; the float
+ * reader accepts floats and integers. */
+int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t cap);
+int h5_attr_read_i64(hid_t obj, const char *name, int64_t *out);
+int h5_attr_read_f64(hid_t obj, const char *name, double *out);
+/* Integer array attribute: *n receives the element count; reads at most cap values. */
+int h5_attr_read_i32_array(hid_t obj, const char *name, int32_t *v, int cap, int *n);
+int h5_attr_exists(hid_t obj, const char *name);
+
+/* Temporary-file discipline: "<path>.tmp-<pid>". */
+void h5_tmp_path(const char *path, char *buf, size_t cap);
+
+/* Write a whole dataset (creating it, chunked+deflate when compress and rank >= 1).
+ * dims: rank sizes. Returns 0 or -1. */
+int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
+                     const hsize_t *dims, const void *data, int compress);
+
+#endif

@@ -1,0 +1,189 @@
+/* stepper.c: one policy instance on one layer (see stepper.h). The stepper is where a
+ * policy's decisions meet real memory: it owns the pools the policy stores into, builds the
+ * selection buffers, runs attention over exactly the rows the policy selected, and times
+ * the whole step (append + select + attention + observe). */
+#include "stepper.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "attn.h"
+
+struct stepper {
+    const policy_ops *ops;
+    policy_config cfg;
+    policy_state *state;
+    kv_pool **pools;         /* [n_kv_heads] */
+    policy_selection sel;
+    float *probs;            /* [n_q_heads, cap] */
+    float *work;             /* [n_q_heads, cap] scratch for attention */
+    /* Prompt buffered token by token (live decode) until the first decode step. */
+    float *pq, *pk, *pv;     /* [cap, heads, d] */
+    int n_prompt;
+    int prefilled;
+    /* Full key copy for policies that need dense logits when the caller has none. */
+    float *k_all;            /* [cap, n_kv_heads, d] */
+    float *dense_logits, *dense_lse;
+    int64_t last_ns;
+};
+
+rb_status stepper_create(const policy_ops *ops, const policy_config *cfg, int elem_bytes,
+                         stepper **out, rb_err *e) {
+    *out = NULL;
+    RB_CHECK(cfg->n_kv_heads > 0 && cfg->n_q_heads % cfg->n_kv_heads == 0 && cfg->max_tokens > 0);
+    stepper *s = rb_calloc(1, sizeof *s);
+    s->ops = ops;
+    s->cfg = *cfg;
+    s->pools = rb_calloc((size_t)cfg->n_kv_heads, sizeof *s->pools);
+    for (int h = 0; h < cfg->n_kv_heads; h++)
+        s->pools[h] = kv_pool_create(cfg->head_dim, cfg->page_size, elem_bytes);
+    s->cfg.pools = s->pools;
+    rb_status st = ops->create(&s->cfg, &s->state, e);
+    if (st) {
+        stepper_destroy(s);
+        return st;
+    }
+    int cap = cfg->max_tokens, H = cfg->n_q_heads;
+    s->sel.n_q_heads = H;
+    s->sel.group_size = H / cfg->n_kv_heads;
+    s->sel.cap = cap;
+    s->sel.n = rb_calloc((size_t)H, sizeof(int));
+    s->sel.pos = rb_malloc(sizeof(int32_t) * (size_t)H * cap);
+    s->sel.k = rb_malloc(sizeof(float *) * (size_t)H * cap);
+    s->sel.v = rb_malloc(sizeof(float *) * (size_t)H * cap);
+    s->probs = rb_malloc(sizeof(float) * (size_t)H * cap);
+    s->work = rb_malloc(sizeof(float) * (size_t)H * cap);
+    *out = s;
+    return RB_OK;
+}
+
+void stepper_destroy(stepper *s) {
+    if (!s) return;
+    if (s->state) s->ops->destroy(s->state);
+    for (int h = 0; s->pools && h < s->cfg.n_kv_heads; h++) kv_pool_destroy(s->pools[h]);
+    free(s->pools);
+    free(s->sel.n), free(s->sel.pos), free(s->sel.k), free(s->sel.v);
+    free(s->probs), free(s->work), free(s->pq), free(s->pk), free(s->pv);
+    free(s->k_all), free(s->dense_logits), free(s->dense_lse);
+    free(s);
+}
+
+static void keep_keys(stepper *s, int pos0, int n, const float *k) {
+    if (!(s->ops->flags & POLICY_NEEDS_DENSE)) return;
+    size_t row = (size_t)s->cfg.n_kv_heads * s->cfg.head_dim;
+    if (!s->k_all) s->k_all = rb_malloc(sizeof(float) * row * (size_t)s->cfg.max_tokens);
+    memcpy(s->k_all + (size_t)pos0 * row, k, sizeof(float) * row * (size_t)n);
+}
+
+void stepper_prefill(stepper *s, int n, const float *q, const float *k, const float *v,
+                     float *out) {
+    RB_CHECK(!s->prefilled && s->n_prompt == 0 && n > 0 && n < s->cfg.max_tokens);
+    const policy_config *c = &s->cfg;
+    if (out) attn_causal(q, k, v, n, c->n_q_heads, c->n_kv_heads, c->head_dim, c->attn_scale, out, NULL);
+    keep_keys(s, 0, n, k);
+    s->ops->prefill(s->state, n, q, k, v);
+    s->prefilled = 1;
+    s->n_prompt = n;
+}
+
+void stepper_prefill_token(stepper *s, int pos, const float *q, const float *k, const float *v,
+                           float *out) {
+    const policy_config *c = &s->cfg;
+    RB_CHECK(!s->prefilled && pos == s->n_prompt && pos < c->max_tokens);
+    size_t qrow = (size_t)c->n_q_heads * c->head_dim, krow = (size_t)c->n_kv_heads * c->head_dim;
+    if (!s->pq) {
+        s->pq = rb_malloc(sizeof(float) * qrow * (size_t)c->max_tokens);
+        s->pk = rb_malloc(sizeof(float) * krow * (size_t)c->max_tokens);
+        s->pv = rb_malloc(sizeof(float) * krow * (size_t)c->max_tokens);
+    }
+    memcpy(s->pq + (size_t)pos * qrow, q, sizeof(float) * qrow);
+    memcpy(s->pk + (size_t)pos * krow, k, sizeof(float) * krow);
+    memcpy(s->pv + (size_t)pos * krow, v, sizeof(float) * krow);
+    s->n_prompt = pos + 1;
+    int G = c->n_q_heads / c->n_kv_heads;
+    for (int g = 0; g < c->n_kv_heads; g++)
+        attn_dense(q + (size_t)g * G * c->head_dim, G, s->pk + (size_t)g * c->head_dim,
+                   s->pv + (size_t)g * c->head_dim, pos + 1, c->head_dim, (int)krow,
+                   c->attn_scale, NULL, NULL, out + (size_t)g * G * c->head_dim, s->work);
+}
+
+/* Hand a prompt buffered by stepper_prefill_token to the policy. */
+static void flush_prompt(stepper *s) {
+    if (s->prefilled) return;
+    RB_CHECK(s->n_prompt > 0);
+    keep_keys(s, 0, s->n_prompt, s->pk);
+    s->ops->prefill(s->state, s->n_prompt, s->pq, s->pk, s->pv);
+    free(s->pq), free(s->pk), free(s->pv);
+    s->pq = s->pk = s->pv = NULL;
+    s->prefilled = 1;
+}
+
+/* Dense logits over 0..pos from the stepper's own key copy (policies that need them when
+ * the caller, a live decode, has none). */
+static void own_dense_logits(stepper *s, int pos, const float *q) {
+    const policy_config *c = &s->cfg;
+    int H = c->n_q_heads, G = H / c->n_kv_heads, n = pos + 1, stride = c->max_tokens;
+    if (!s->dense_logits) {
+        s->dense_logits = rb_malloc(sizeof(float) * (size_t)H * stride);
+        s->dense_lse = rb_malloc(sizeof(float) * (size_t)H);
+    }
+    size_t krow = (size_t)c->n_kv_heads * c->head_dim;
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + (size_t)h * c->head_dim;
+        const float *kb = s->k_all + (size_t)(h / G) * c->head_dim;
+        float *lg = s->dense_logits + (size_t)h * stride, m = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            float dot = 0;
+            for (int i = 0; i < c->head_dim; i++) dot += qh[i] * kb[(size_t)j * krow + i];
+            lg[j] = dot * c->attn_scale;
+            if (lg[j] > m) m = lg[j];
+        }
+        double z = 0;
+        for (int j = 0; j < n; j++) z += exp(lg[j] - m);
+        s->dense_lse[h] = (float)(m + log(z));
+    }
+}
+
+void stepper_step(stepper *s, int pos, const float *q, const float *k, const float *v,
+                  const float *dense_logits, const float *dense_lse, int stride, float *out) {
+    const policy_config *c = &s->cfg;
+    RB_CHECK(pos < c->max_tokens);
+    int64_t t0 = rb_now_ns();
+    flush_prompt(s);
+    int H = c->n_q_heads, G = H / c->n_kv_heads, d = c->head_dim, cap = s->sel.cap;
+    policy_step st = {.pos = pos, .q = q};
+    if (s->ops->flags & POLICY_NEEDS_DENSE) {
+        keep_keys(s, pos, 1, k);
+        if (!dense_logits) {
+            own_dense_logits(s, pos, q);
+            dense_logits = s->dense_logits, dense_lse = s->dense_lse, stride = c->max_tokens;
+        }
+        st.dense_logits = dense_logits, st.dense_lse = dense_lse, st.score_stride = stride;
+    }
+    s->ops->append(s->state, pos, k, v);
+    s->sel.shared_by_group = 0;
+    s->ops->select(s->state, &st, &s->sel);
+    for (int g = 0; g < c->n_kv_heads; g++) {
+        size_t h0 = (size_t)g * G;
+        attn_gather(q + h0 * d, G, s->sel.k + h0 * cap, s->sel.v + h0 * cap, s->sel.n + h0, cap,
+                    s->sel.shared_by_group, d, c->attn_scale, s->probs + h0 * cap, out + h0 * d,
+                    s->work);
+    }
+    if (s->ops->observe) s->ops->observe(s->state, &st, &s->sel, s->probs);
+    s->last_ns = rb_now_ns() - t0;
+}
+
+const policy_selection *stepper_selection(const stepper *s) { return &s->sel; }
+const float *stepper_probs(const stepper *s) { return s->probs; }
+int64_t stepper_last_step_ns(const stepper *s) { return s->last_ns; }
+const policy_ops *stepper_ops(const stepper *s) { return s->ops; }
+
+int64_t stepper_kv_bytes(const stepper *s) {
+    int64_t b = 0;
+    for (int h = 0; h < s->cfg.n_kv_heads; h++) b += kv_pool_resident_bytes(s->pools[h]);
+    return b;
+}
+
+int64_t stepper_meta_bytes(const stepper *s) {
+    return s->ops->meta_bytes ? s->ops->meta_bytes(s->state) : 0;
+}

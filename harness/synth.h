@@ -1,0 +1,110 @@
+/* synth.h: synthetic reasoning traces with planted structure (DESIGN §2, `raasbench synth`).
+ *
+ * The generator builds q, k, v for every position of every layer so that the dense attention
+ * softmax(attn_scale * q.k) shows what long reasoning decodes show: attention sinks on the
+ * first tokens, a recency band behind the query, milestone tokens (decode tokens heavily
+ * attended for a span of tens to hundreds of steps, then never again: the RaaS paper's
+ * waterfall), phoenix tokens (prompt tokens dormant for at least 128 decode steps, then
+ * attended again) and background noise. Keys carry the channel structure of real keys
+ * (large-magnitude channels, per-channel offsets, heavy channels on important tokens).
+ * The model is described at the top of synth.c.
+ *
+ * The planted truth (which tokens are milestones and phoenixes, and when) is shared by every
+ * layer and KV head; only its strength varies per layer and query head. Everything is a
+ * pure function of the configuration: the same seed gives the same bytes. */
+#ifndef SYNTH_H
+#define SYNTH_H
+
+#include <stdint.h>
+
+#include "rb.h"
+#include "trace.h"
+
+/* Limits checked by synth_config_check (sanity, not capability). */
+#define SYNTH_MAX_TOKENS (1 << 20)
+#define SYNTH_MAX_HEAD_DIM 512
+#define SYNTH_MIN_HEAD_DIM 32
+#define SYNTH_MAX_KV_HEADS 64
+#define SYNTH_MAX_Q_HEADS 256
+#define SYNTH_MAX_PHOENIX 64
+#define SYNTH_MIN_DORMANT 128
+
+typedef struct synth_config {
+    uint64_t seed;           /* 1 */
+    /* shape */
+    int n_layers;            /* 4 (stored: all of them) */
+    int n_q_heads;           /* 8 */
+    int n_kv_heads;          /* 2; n_q_heads must be a multiple */
+    int head_dim;            /* 64; even, 32..512 */
+    int n_prefill;           /* 128 prompt positions */
+    int n_decode;            /* 2048 decode steps; n_tokens = n_prefill + n_decode */
+    trace_dtype dtype;       /* TRACE_F16 (what synth_write stores) */
+    /* attention structure; logits are in natural units (added to scale*q.k) */
+    int n_sinks;             /* 4: positions 0..n_sinks-1 are sinks */
+    double sink_logit;       /* 7.0: logit of position 0; the other sinks get 1.5 less */
+    double recency_logit;    /* 5.0: logit of the query's own position; decays over ~16 */
+    double milestone_rate;   /* 1/32: chance that a decode token is a milestone */
+    int life_min, life_max;  /* 32, 320: active span in steps, log-uniform in [min, max] */
+    int delay_max;           /* 4: a milestone at p is active from p + U{1..delay_max} */
+    double milestone_logit;  /* 7.0: logit of an active milestone or revived phoenix */
+    double jitter;           /* 0.15: strength factor per (layer, q head, token) in 1 +- jitter */
+    int n_phoenix;           /* 4: prompt tokens attended in the prompt, dormant, revived */
+    int phoenix_dormant;     /* 256: minimum dormant steps (>= SYNTH_MIN_DORMANT) */
+    double decoy_rate;       /* 0.03: tokens with heavy key channels that nobody attends */
+    double noise;            /* 0.5: std of the query-noise logit on an ordinary key */
+} synth_config;
+
+/* The planted truth, identical for every layer and KV head. Rows are sorted by position.
+ * milestones: [n_milestones, 3] position (a decode position), first active step (> position),
+ *             last active step (>= first, < n_tokens); active means attended on every step
+ *             first..last, and never after last.
+ * phoenix:    [n_phoenix, 3] position (a prompt position, not a sink), dormant from (the
+ *             first decode step, n_prefill), revived at (>= dormant from + phoenix_dormant).
+ * phoenix_last: [n_phoenix] last step of the revived span (not stored in trace files). */
+typedef struct synth_truth {
+    int n_milestones;
+    int32_t *milestones;
+    int n_phoenix;
+    int32_t *phoenix;
+    int32_t *phoenix_last;
+    int phoenix_dropped; /* 1 when n_phoenix > 0 was asked but the decode is too short */
+} synth_truth;
+
+/* Fill every field with the defaults documented above. */
+void synth_config_default(synth_config *c);
+
+/* Check every field against the limits above (positive sizes, n_q_heads a multiple of
+ * n_kv_heads, even head_dim, rates and logits in sane ranges, room in the prompt for the
+ * sinks and phoenixes). Returns RB_EINPUT naming the offending option (as its CLI flag). */
+rb_status synth_config_check(const synth_config *c, rb_err *e);
+
+/* n_prefill + n_decode, and the attn_scale synth writes (1/sqrt(head_dim)). */
+int synth_n_tokens(const synth_config *c);
+float synth_attn_scale(const synth_config *c);
+
+/* Draw the planted truth from c->seed. Requires a checked config. Phoenixes are planted only
+ * when the decode has room for phoenix_dormant steps plus a revival (else phoenix_dropped).
+ * Fails with RB_EINPUT when more tokens would be active at once than the key space can
+ * address cleanly (head_dim too small for the milestone rate and lifespans). Free the
+ * result with synth_truth_free. */
+rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e);
+void synth_truth_free(synth_truth *t); /* NULL or zeroed is a no-op */
+
+/* Generate layer `layer` (0 <= layer < n_layers) in memory, deterministic given the config
+ * (seed included), the truth made from it, and the layer index:
+ *   q [n_tokens, n_q_heads, head_dim], k, v [n_tokens, n_kv_heads, head_dim] (after RoPE),
+ * all finite and within float16 range. */
+void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *q, float *k,
+                 float *v);
+
+/* The trace_meta synth_write uses (source "synth", model "synthetic", every layer stored,
+ * global attention). */
+void synth_meta(const synth_config *c, trace_meta *m);
+
+/* Check the config, draw the truth and write the whole trace to `path` through trace_writer
+ * (c->dtype), with /truth/milestones and /truth/phoenix. The truth drawn is returned in
+ * *truth_out when it is not NULL (caller frees). On failure nothing is left at `path`. */
+rb_status synth_write(const synth_config *c, const char *path, synth_truth *truth_out,
+                      rb_err *e);
+
+#endif

@@ -1,0 +1,308 @@
+/* policy_util.c: shared pieces of the policies (see policy_util.h). */
+#include "policy_util.h"
+
+#include <math.h>
+#include <string.h>
+
+void pu_pages_init(pu_pages *pg, kv_pool *pool, int max_tokens, int track_bounds) {
+    RB_CHECK(pool && max_tokens > 0 && kv_pool_pages_held(pool) == 0);
+    memset(pg, 0, sizeof *pg);
+    pg->pool = pool;
+    pg->P = kv_pool_page_size(pool);
+    pg->d = kv_pool_head_dim(pool);
+    pg->max_pages = (max_tokens + pg->P - 1) / pg->P;
+    pg->track_bounds = track_bounds;
+    pg->pool_id = rb_malloc(sizeof *pg->pool_id * (size_t)pg->max_pages);
+    for (int i = 0; i < pg->max_pages; i++) pg->pool_id[i] = -1;
+}
+
+void pu_pages_free(pu_pages *pg) {
+    if (!pg->pool_id) return;
+    for (int i = 0; i < pg->n_seen; i++)
+        if (pg->pool_id[i] >= 0) kv_pool_page_give(pg->pool, pg->pool_id[i]);
+    free(pg->pool_id);
+    free(pg->kmin);
+    free(pg->kmax);
+    memset(pg, 0, sizeof *pg);
+}
+
+void pu_pages_store(pu_pages *pg, int pos, const float *k, const float *v) {
+    int page = pos / pg->P, slot = pos % pg->P, d = pg->d;
+    RB_CHECK(pos >= 0 && page < pg->max_pages);
+    int fresh = 0;
+    if (pg->pool_id[page] < 0) {
+        RB_CHECK(page >= pg->n_seen); /* never refill an evicted page */
+        int id = kv_pool_page_take(pg->pool);
+        pg->pool_id[page] = id;
+        pg->n_held++;
+        pg->n_seen = page + 1;
+        fresh = 1;
+        if (pg->track_bounds && id >= pg->cap_ids) {
+            int cap = pg->cap_ids ? 2 * pg->cap_ids : 16;
+            while (cap <= id) cap *= 2;
+            pg->kmin = rb_realloc(pg->kmin, sizeof(float) * (size_t)cap * d);
+            pg->kmax = rb_realloc(pg->kmax, sizeof(float) * (size_t)cap * d);
+            pg->cap_ids = cap;
+        }
+    }
+    int id = pg->pool_id[page];
+    kv_pool_store(pg->pool, (kv_slot){.page = id, .slot = slot}, k, v);
+    if (!pg->track_bounds) return;
+    float *mn = pg->kmin + (size_t)id * d, *mx = pg->kmax + (size_t)id * d;
+    if (fresh) {
+        memcpy(mn, k, sizeof(float) * d);
+        memcpy(mx, k, sizeof(float) * d);
+    } else {
+        for (int i = 0; i < d; i++) {
+            if (k[i] < mn[i]) mn[i] = k[i];
+            if (k[i] > mx[i]) mx[i] = k[i];
+        }
+    }
+}
+
+void pu_pages_drop(pu_pages *pg, int page) {
+    RB_CHECK(page >= 0 && page < pg->n_seen && pg->pool_id[page] >= 0);
+    kv_pool_page_give(pg->pool, pg->pool_id[page]);
+    pg->pool_id[page] = -1;
+    pg->n_held--;
+}
+
+const float *pu_pages_k(const pu_pages *pg, int pos) {
+    int page = pos / pg->P;
+    RB_CHECK(page < pg->n_seen && pg->pool_id[page] >= 0);
+    return kv_pool_k(pg->pool, pg->pool_id[page], pos % pg->P);
+}
+
+const float *pu_pages_v(const pu_pages *pg, int pos) {
+    int page = pos / pg->P;
+    RB_CHECK(page < pg->n_seen && pg->pool_id[page] >= 0);
+    return kv_pool_v(pg->pool, pg->pool_id[page], pos % pg->P);
+}
+
+double pu_pages_bound(const pu_pages *pg, int page, const float *q) {
+    RB_CHECK(pg->track_bounds && pg->pool_id[page] >= 0);
+    int id = pg->pool_id[page];
+    const float *mn = pg->kmin + (size_t)id * pg->d, *mx = pg->kmax + (size_t)id * pg->d;
+    double u = 0;
+    for (int i = 0; i < pg->d; i++) {
+        double a = (double)q[i] * mx[i], b = (double)q[i] * mn[i];
+        u += a > b ? a : b;
+    }
+    return u;
+}
+
+int64_t pu_pages_meta_bytes(const pu_pages *pg) {
+    /* A serving system's block table holds one (logical, physical) pair per resident page;
+     * the dense map here is a convenience of the harness, not a cost of the policy. */
+    int64_t b = (int64_t)pg->n_held * 2 * (int64_t)sizeof(int32_t);
+    if (pg->track_bounds) b += (int64_t)pg->n_held * pg->d * 2 * (int64_t)sizeof(float);
+    return b;
+}
+
+void pu_sel_add_pages(policy_selection *sel, int h, const pu_pages *pg, const int *pages, int n,
+                      int last_pos) {
+    for (int i = 0; i < n; i++) {
+        int lo = pages[i] * pg->P, hi = lo + pg->P - 1;
+        if (hi > last_pos) hi = last_pos;
+        for (int t = lo; t <= hi; t++) pu_sel_add(sel, h, t, pu_pages_k(pg, t), pu_pages_v(pg, t));
+    }
+}
+
+/* a ranks above b: larger score, then lower index. */
+
+
+/* k-th largest of x[0..n) (k in 1..n), by quickselect on a scratch copy: O(n) expected. */
+static double kth_largest(double *x, int n, int k) {
+    int lo = 0, hi = n - 1, want = k - 1; /* index in descending order */
+    while (lo < hi) {
+        /* median of three as pivot keeps sorted and reversed inputs linear */
+        int mid = lo + (hi - lo) / 2;
+        double a = x[lo], b = x[mid], c = x[hi];
+        double piv = (a > b) == (b > c) ? b : (a > b) == (a > c) ? c : a;
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] > piv) i++;
+            while (x[j] < piv) j--;
+            if (i <= j) {
+                double t = x[i]; x[i] = x[j]; x[j] = t;
+                i++, j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else return x[want];
+    }
+    return x[want];
+}
+
+int pu_topk(const double *score, int n, int k, int *out) {
+    if (k > n) k = n;
+    if (k <= 0) return 0;
+    /* Threshold, then one pass in index order: everything above the k-th best, then the
+     * ties at it from the lowest index. Output comes out ascending without a sort. */
+    double *tmp = rb_malloc(sizeof *tmp * (size_t)n);
+    memcpy(tmp, score, sizeof *tmp * (size_t)n);
+    double thr = kth_largest(tmp, n, k);
+    free(tmp);
+    int above = 0;
+    for (int i = 0; i < n; i++) above += score[i] > thr;
+    int ties = k - above, m = 0;
+    for (int i = 0; i < n; i++) {
+        if (score[i] > thr) out[m++] = i;
+        else if (score[i] == thr && ties > 0) out[m++] = i, ties--;
+    }
+    return m;
+}
+
+rb_status pu_check_config(const policy_config *cfg, const char *policy, int paged, rb_err *e) {
+    if (cfg->n_q_heads <= 0 || cfg->n_kv_heads <= 0 || cfg->head_dim <= 0 ||
+        cfg->n_q_heads % cfg->n_kv_heads != 0)
+        return rb_fail(e, RB_EINPUT, policy,
+                       "bad head layout: %d query heads, %d KV heads, head_dim %d",
+                       cfg->n_q_heads, cfg->n_kv_heads, cfg->head_dim);
+    if (cfg->max_tokens <= 0)
+        return rb_fail(e, RB_EINPUT, policy, "max_tokens must be positive (got %d)",
+                       cfg->max_tokens);
+    if (cfg->page_size <= 0)
+        return rb_fail(e, RB_EINPUT, policy, "page size must be positive (got %d)",
+                       cfg->page_size);
+    if (cfg->budget < 1)
+        return rb_fail(e, RB_EINPUT, policy, "budget L=%d: must be at least 1 token",
+                       cfg->budget);
+    if (paged && cfg->budget < 2 * cfg->page_size)
+        return rb_fail(e, RB_EINPUT, policy,
+                       "budget L=%d is below two pages (L >= 2P = %d with page size P=%d): a "
+                       "page policy needs the current page plus at least one other",
+                       cfg->budget, 2 * cfg->page_size, cfg->page_size);
+    if (!cfg->pools)
+        return rb_fail(e, RB_EINPUT, policy, "no KV pools given");
+    for (int g = 0; g < cfg->n_kv_heads; g++) {
+        if (!cfg->pools[g] || kv_pool_head_dim(cfg->pools[g]) != cfg->head_dim ||
+            kv_pool_page_size(cfg->pools[g]) != cfg->page_size ||
+            kv_pool_pages_held(cfg->pools[g]) != 0)
+            return rb_fail(e, RB_EINPUT, policy,
+                           "KV pool %d must exist, be empty and match head_dim %d and page "
+                           "size %d",
+                           g, cfg->head_dim, cfg->page_size);
+    }
+    return RB_OK;
+}
+
+/* ---- token-granular store ---- */
+
+void pu_tokens_init(pu_tokens *tk, kv_pool *pool, int max_tokens) {
+    RB_CHECK(pool && max_tokens > 0);
+    memset(tk, 0, sizeof *tk);
+    tk->pool = pool;
+    tk->d = kv_pool_head_dim(pool);
+    tk->max_tokens = max_tokens;
+    tk->slot_of = rb_malloc(sizeof *tk->slot_of * (size_t)max_tokens);
+    for (int i = 0; i < max_tokens; i++) tk->slot_of[i] = (kv_slot){.page = -1, .slot = -1};
+}
+
+void pu_tokens_free(pu_tokens *tk) {
+    if (!tk->slot_of) return;
+    for (int i = 0; i < tk->max_tokens; i++)
+        if (tk->slot_of[i].page >= 0) kv_pool_slot_give(tk->pool, tk->slot_of[i]);
+    free(tk->slot_of);
+    memset(tk, 0, sizeof *tk);
+}
+
+void pu_tokens_store(pu_tokens *tk, int pos, const float *k, const float *v) {
+    RB_CHECK(pos >= 0 && pos < tk->max_tokens && tk->slot_of[pos].page < 0);
+    kv_slot s = kv_pool_slot_take(tk->pool);
+    kv_pool_store(tk->pool, s, k, v);
+    tk->slot_of[pos] = s;
+    tk->n_res++;
+}
+
+void pu_tokens_drop(pu_tokens *tk, int pos) {
+    RB_CHECK(pos >= 0 && pos < tk->max_tokens && tk->slot_of[pos].page >= 0);
+    kv_pool_slot_give(tk->pool, tk->slot_of[pos]);
+    tk->slot_of[pos] = (kv_slot){.page = -1, .slot = -1};
+    tk->n_res--;
+}
+
+const float *pu_tokens_k(const pu_tokens *tk, int pos) {
+    RB_CHECK(pos >= 0 && pos < tk->max_tokens && tk->slot_of[pos].page >= 0);
+    return kv_pool_k(tk->pool, tk->slot_of[pos].page, tk->slot_of[pos].slot);
+}
+
+const float *pu_tokens_v(const pu_tokens *tk, int pos) {
+    RB_CHECK(pos >= 0 && pos < tk->max_tokens && tk->slot_of[pos].page >= 0);
+    return kv_pool_v(tk->pool, tk->slot_of[pos].page, tk->slot_of[pos].slot);
+}
+
+/* ---- sinks + recent window ---- */
+
+struct pu_sinkwin {
+    int n_kv, group, d, budget, sinks;
+    int last;    /* highest position stored */
+    int lo;      /* lowest resident position >= sinks (the window's start) */
+    pu_tokens *tok; /* [n_kv] */
+};
+
+rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, pu_sinkwin **out) {
+    RB_CHECK(sinks >= 0 && cfg->budget > sinks);
+    pu_sinkwin *w = rb_calloc(1, sizeof *w);
+    w->n_kv = cfg->n_kv_heads;
+    w->group = cfg->n_q_heads / cfg->n_kv_heads;
+    w->d = cfg->head_dim;
+    w->budget = cfg->budget;
+    w->sinks = sinks;
+    w->last = -1;
+    w->lo = sinks;
+    w->tok = rb_calloc((size_t)w->n_kv, sizeof *w->tok);
+    for (int g = 0; g < w->n_kv; g++) pu_tokens_init(&w->tok[g], cfg->pools[g], cfg->max_tokens);
+    *out = w;
+    return RB_OK;
+}
+
+void pu_sinkwin_destroy(pu_sinkwin *w) {
+    if (!w) return;
+    for (int g = 0; g < w->n_kv; g++) pu_tokens_free(&w->tok[g]);
+    free(w->tok);
+    free(w);
+}
+
+static void sinkwin_store(pu_sinkwin *w, int pos, const float *k, const float *v) {
+    RB_CHECK(pos == w->last + 1);
+    for (int g = 0; g < w->n_kv; g++)
+        pu_tokens_store(&w->tok[g], pos, k + (size_t)g * w->d, v + (size_t)g * w->d);
+    w->last = pos;
+}
+
+void pu_sinkwin_prefill(pu_sinkwin *w, int n, const float *k, const float *v) {
+    size_t row = (size_t)w->n_kv * w->d;
+    for (int i = 0; i < n; i++) sinkwin_store(w, i, k + i * row, v + i * row);
+}
+
+void pu_sinkwin_append(pu_sinkwin *w, int pos, const float *k, const float *v) {
+    /* Evict before storing so the freed slot is the one the new token reuses. After the
+     * append the window is [pos - (L - sinks) + 1, pos]. */
+    int new_lo = pos - (w->budget - w->sinks) + 1;
+    for (; w->lo < new_lo && w->lo <= w->last; w->lo++)
+        if (w->lo >= w->sinks)
+            for (int g = 0; g < w->n_kv; g++) pu_tokens_drop(&w->tok[g], w->lo);
+    if (w->lo < w->sinks) w->lo = w->sinks;
+    sinkwin_store(w, pos, k, v);
+}
+
+void pu_sinkwin_select(pu_sinkwin *w, const policy_step *step, policy_selection *sel) {
+    RB_CHECK(step->pos == w->last);
+    pu_sel_begin(sel, 1);
+    for (int g = 0; g < w->n_kv; g++) {
+        const pu_tokens *tk = &w->tok[g];
+        for (int t = 0; t < w->sinks && t <= step->pos; t++)
+            pu_sel_add(sel, g * w->group, t, pu_tokens_k(tk, t), pu_tokens_v(tk, t));
+        for (int t = w->lo; t <= step->pos; t++)
+            pu_sel_add(sel, g * w->group, t, pu_tokens_k(tk, t), pu_tokens_v(tk, t));
+    }
+}
+
+int64_t pu_sinkwin_meta_bytes(const pu_sinkwin *w) {
+    /* A serving system needs one slot address per resident token. */
+    int64_t b = 0;
+    for (int g = 0; g < w->n_kv; g++) b += (int64_t)w->tok[g].n_res * (int64_t)sizeof(kv_slot);
+    return b;
+}

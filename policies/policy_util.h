@@ -1,0 +1,120 @@
+/* policy_util.h: pieces several policies share: a position-aligned page store over one
+ * kv_pool (with per-page key min/max for the Quest bound), top-k with the project's tie
+ * rule, budget checks, selection filling and a small seeded generator. */
+#ifndef POLICY_UTIL_H
+#define POLICY_UTIL_H
+
+#include <stdint.h>
+
+#include "policy.h"
+
+/* ---- position-aligned pages: position t lives in logical page t/P, slot t%P ---- */
+
+typedef struct pu_pages {
+    kv_pool *pool;
+    int P, d, max_pages;
+    int track_bounds;   /* keep per-page channel min/max of keys */
+    int n_seen;         /* logical pages 0..n_seen-1 have been opened */
+    int n_held;         /* logical pages resident now */
+    int32_t *pool_id;   /* [max_pages] pool page of each logical page, -1 when not resident */
+    int cap_ids;        /* rows of kmin/kmax (indexed by pool page id, which the pool reuses,
+                         * so this stays as small as the pages held at peak) */
+    float *kmin, *kmax; /* [cap_ids, d] */
+} pu_pages;
+
+/* Requires pool empty, max_tokens > 0. */
+void pu_pages_init(pu_pages *pg, kv_pool *pool, int max_tokens, int track_bounds);
+/* Gives back every resident page and frees the arrays. */
+void pu_pages_free(pu_pages *pg);
+/* Store position pos (< max_tokens): takes its page when not resident; updates the bounds.
+ * Requires that pos's page is either resident or not yet opened (policies never store into
+ * a page they evicted). */
+void pu_pages_store(pu_pages *pg, int pos, const float *k, const float *v);
+/* Give back a resident logical page. */
+void pu_pages_drop(pu_pages *pg, int page);
+static inline int pu_pages_resident(const pu_pages *pg, int page) {
+    return pg->pool_id[page] >= 0;
+}
+/* Rows of a resident position. */
+const float *pu_pages_k(const pu_pages *pg, int pos);
+const float *pu_pages_v(const pu_pages *pg, int pos);
+/* Quest bound of a resident page for query q [d]: sum_i max(q_i*max_i, q_i*min_i). It is
+ * >= q.k for every key k stored in the page (exact arithmetic; computed in double). */
+double pu_pages_bound(const pu_pages *pg, int page, const float *q);
+/* Bookkeeping bytes: a block-table entry (logical, physical) per held page, plus the key
+ * min/max of each held page when bounds are tracked. */
+int64_t pu_pages_meta_bytes(const pu_pages *pg);
+
+/* ---- token-granular store: one pool slot per resident position ---- */
+
+typedef struct pu_tokens {
+    kv_pool *pool;
+    int d, max_tokens, n_res;
+    kv_slot *slot_of; /* [max_tokens] page -1 when not resident */
+} pu_tokens;
+
+void pu_tokens_init(pu_tokens *tk, kv_pool *pool, int max_tokens);
+void pu_tokens_free(pu_tokens *tk); /* gives back every slot */
+/* Requires pos not resident. Reuses a freed slot before taking a page (kvpool.h). */
+void pu_tokens_store(pu_tokens *tk, int pos, const float *k, const float *v);
+void pu_tokens_drop(pu_tokens *tk, int pos); /* requires pos resident */
+static inline int pu_tokens_resident(const pu_tokens *tk, int pos) {
+    return tk->slot_of[pos].page >= 0;
+}
+const float *pu_tokens_k(const pu_tokens *tk, int pos);
+const float *pu_tokens_v(const pu_tokens *tk, int pos);
+
+/* ---- sinks + recent window (StreamingLLM; window = no sinks) ---- */
+
+typedef struct pu_sinkwin pu_sinkwin;
+/* Keeps positions 0..sinks-1 and the most recent L-sinks; requires L > sinks >= 0 (the
+ * callers check it and name the rule). */
+rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, pu_sinkwin **out);
+void pu_sinkwin_destroy(pu_sinkwin *w);
+void pu_sinkwin_prefill(pu_sinkwin *w, int n, const float *k, const float *v);
+void pu_sinkwin_append(pu_sinkwin *w, int pos, const float *k, const float *v);
+void pu_sinkwin_select(pu_sinkwin *w, const policy_step *step, policy_selection *sel);
+int64_t pu_sinkwin_meta_bytes(const pu_sinkwin *w);
+
+/* ---- selection ---- */
+
+/* Start filling: every |S_h| = 0; shared: one set per KV group (its first head's row). */
+static inline void pu_sel_begin(policy_selection *sel, int shared) {
+    sel->shared_by_group = shared;
+    for (int h = 0; h < sel->n_q_heads; h++) sel->n[h] = 0;
+}
+
+/* Append position pos (rows k, v) to query head h's set. */
+static inline void pu_sel_add(policy_selection *sel, int h, int pos, const float *k,
+                              const float *v) {
+    int i = sel->n[h]++;
+    size_t at = (size_t)h * sel->cap + i;
+    sel->pos[at] = pos;
+    sel->k[at] = k;
+    sel->v[at] = v;
+}
+/* Add every position of pages[0..n) (resident, ascending) up to last_pos to head h. */
+void pu_sel_add_pages(policy_selection *sel, int h, const pu_pages *pg, const int *pages, int n,
+                      int last_pos);
+
+/* ---- ranking ---- */
+
+/* The k best of score[0..n) (larger is better; ties: lower index), returned in out[0..k')
+ * in ascending index order, k' = min(k, n). Returns k'. O(n) expected (quickselect).
+ * Scores must not be NaN. */
+int pu_topk(const double *score, int n, int k, int *out);
+
+/* ---- checks ---- */
+
+/* The budget must be >= 1 and positions must fit; page policies need L >= 2P. */
+rb_status pu_check_config(const policy_config *cfg, const char *policy, int paged, rb_err *e);
+
+/* ---- seeded stream: splitmix64 ---- */
+static inline uint64_t pu_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+#endif

@@ -1,0 +1,125 @@
+/* quest.c: Quest (Tang et al.): keeps everything resident (O(N) memory) and attends the
+ * current page plus the pages whose upper bound on q.k is largest, from per-page channel
+ * min/max of the keys maintained at append (DESIGN §3). */
+#include <math.h>
+#include <string.h>
+
+#include "policy_util.h"
+
+static const policy_param_spec params[] = {
+    {"gqa", PARAM_CHOICE, "group", "group|head", 0, 0,
+     "group: one page choice per KV head (max of the group's bounds); head: per query head"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+
+struct policy_state {
+    int n_kv, group, d, budget, P, per_head, last;
+    pu_pages *pages; /* [n_kv] with bounds */
+    double *score;   /* [max_pages] scratch */
+    int *top;        /* [max_pages] scratch */
+};
+
+static rb_status quest_create(const policy_config *cfg, policy_state **out, rb_err *e) {
+    rb_status st = pu_check_config(cfg, "quest", 1, e);
+    if (st) return st;
+    policy_state *s = rb_calloc(1, sizeof *s);
+    s->n_kv = cfg->n_kv_heads;
+    s->group = cfg->n_q_heads / cfg->n_kv_heads;
+    s->d = cfg->head_dim;
+    s->budget = cfg->budget;
+    s->P = cfg->page_size;
+    s->per_head = !strcmp(policy_param_str(cfg->params, "gqa"), "head");
+    s->last = -1;
+    s->pages = rb_calloc((size_t)s->n_kv, sizeof *s->pages);
+    for (int g = 0; g < s->n_kv; g++) pu_pages_init(&s->pages[g], cfg->pools[g], cfg->max_tokens, 1);
+    int max_pages = s->pages[0].max_pages;
+    s->score = rb_malloc(sizeof *s->score * (size_t)max_pages);
+    s->top = rb_malloc(sizeof *s->top * (size_t)max_pages);
+    *out = s;
+    return RB_OK;
+}
+
+static void quest_destroy(policy_state *s) {
+    if (!s) return;
+    for (int g = 0; g < s->n_kv; g++) pu_pages_free(&s->pages[g]);
+    free(s->pages);
+    free(s->score);
+    free(s->top);
+    free(s);
+}
+
+static void store(policy_state *s, int pos, const float *k, const float *v) {
+    RB_CHECK(pos == s->last + 1);
+    for (int g = 0; g < s->n_kv; g++)
+        pu_pages_store(&s->pages[g], pos, k + (size_t)g * s->d, v + (size_t)g * s->d);
+    s->last = pos;
+}
+
+static void quest_prefill(policy_state *s, int n, const float *q, const float *k,
+                          const float *v) {
+    (void)q;
+    size_t row = (size_t)s->n_kv * s->d;
+    for (int i = 0; i < n; i++) store(s, i, k + i * row, v + i * row);
+}
+
+static void quest_append(policy_state *s, int pos, const float *k, const float *v) {
+    store(s, pos, k, v);
+}
+
+/* Heads h0..h0+nh-1 share one choice: the best floor(L/P)-1 pages before `cur` by the max of
+ * their bounds, then the current page, into head h0's set. */
+static void choose(policy_state *s, const pu_pages *pg, const float *q, int h0, int nh, int cur,
+                   int pos, policy_selection *sel) {
+    for (int p = 0; p < cur; p++) {
+        double best = -INFINITY;
+        for (int h = h0; h < h0 + nh; h++) {
+            double u = pu_pages_bound(pg, p, q + (size_t)h * s->d);
+            if (u > best) best = u;
+        }
+        s->score[p] = best;
+    }
+    int n = pu_topk(s->score, cur, s->budget / s->P - 1, s->top);
+    s->top[n++] = cur;
+    pu_sel_add_pages(sel, h0, pg, s->top, n, pos);
+}
+
+static void quest_select(policy_state *s, const policy_step *step, policy_selection *sel) {
+    int pos = step->pos;
+    RB_CHECK(pos == s->last);
+    pu_sel_begin(sel, !s->per_head);
+    int cur = pos / s->P;
+    for (int g = 0; g < s->n_kv; g++) {
+        const pu_pages *pg = &s->pages[g];
+        int h0 = g * s->group;
+        if (pos + 1 <= s->budget) { /* everything fits: attend it all */
+            for (int i = 0; i <= cur; i++) s->top[i] = i;
+            for (int h = h0; h < h0 + (s->per_head ? s->group : 1); h++)
+                pu_sel_add_pages(sel, h, pg, s->top, cur + 1, pos);
+            continue;
+        }
+        if (s->per_head)
+            for (int h = h0; h < h0 + s->group; h++) choose(s, pg, step->q, h, 1, cur, pos, sel);
+        else
+            choose(s, pg, step->q, h0, s->group, cur, pos, sel);
+    }
+}
+
+static int64_t quest_meta_bytes(const policy_state *s) {
+    int64_t b = 0;
+    for (int g = 0; g < s->n_kv; g++) b += pu_pages_meta_bytes(&s->pages[g]);
+    return b;
+}
+
+const policy_ops policy_quest = {
+    .name = "quest",
+    .summary = "all resident; attends the current page + the top pages by a min/max key bound",
+    .flags = POLICY_PAGED,
+    .params = params,
+    .create = quest_create,
+    .destroy = quest_destroy,
+    .prefill = quest_prefill,
+    .append = quest_append,
+    .select = quest_select,
+    .observe = NULL,
+    .meta_bytes = quest_meta_bytes,
+};

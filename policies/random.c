@@ -1,0 +1,120 @@
+/* random.c: a floor: everything resident, and each KV group attends the current position
+ * plus L-1 others drawn uniformly without replacement, from a stream fixed by the seed, the
+ * layer, the step and the KV head (DESIGN §3), so runs repeat exactly. */
+#include "policy_util.h"
+
+static const policy_param_spec params[] = {
+    {"seed", PARAM_INT, "-1", NULL, -1, 9007199254740992.0,
+     "seed of the draws; -1 uses the run seed"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+
+struct policy_state {
+    int n_kv, group, d, budget, layer, last;
+    uint64_t seed;
+    pu_pages *pages; /* [n_kv] */
+    uint8_t *mark;   /* [max_tokens] scratch, all 0 between steps */
+    int *pick;       /* [max_tokens] scratch */
+};
+
+static rb_status random_create(const policy_config *cfg, policy_state **out, rb_err *e) {
+    rb_status st = pu_check_config(cfg, "random", 0, e);
+    if (st) return st;
+    policy_state *s = rb_calloc(1, sizeof *s);
+    s->n_kv = cfg->n_kv_heads;
+    s->group = cfg->n_q_heads / cfg->n_kv_heads;
+    s->d = cfg->head_dim;
+    s->budget = cfg->budget;
+    s->layer = cfg->layer;
+    double sd = policy_param_num(cfg->params, "seed");
+    s->seed = sd >= 0 ? (uint64_t)sd : cfg->seed;
+    s->last = -1;
+    s->pages = rb_calloc((size_t)s->n_kv, sizeof *s->pages);
+    for (int g = 0; g < s->n_kv; g++) pu_pages_init(&s->pages[g], cfg->pools[g], cfg->max_tokens, 0);
+    s->mark = rb_calloc((size_t)cfg->max_tokens, 1);
+    s->pick = rb_malloc(sizeof *s->pick * (size_t)cfg->max_tokens);
+    *out = s;
+    return RB_OK;
+}
+
+static void random_destroy(policy_state *s) {
+    if (!s) return;
+    for (int g = 0; g < s->n_kv; g++) pu_pages_free(&s->pages[g]);
+    free(s->pages);
+    free(s->mark);
+    free(s->pick);
+    free(s);
+}
+
+static void store(policy_state *s, int pos, const float *k, const float *v) {
+    RB_CHECK(pos == s->last + 1);
+    for (int g = 0; g < s->n_kv; g++)
+        pu_pages_store(&s->pages[g], pos, k + (size_t)g * s->d, v + (size_t)g * s->d);
+    s->last = pos;
+}
+
+static void random_prefill(policy_state *s, int n, const float *q, const float *k,
+                           const float *v) {
+    (void)q;
+    size_t row = (size_t)s->n_kv * s->d;
+    for (int i = 0; i < n; i++) store(s, i, k + i * row, v + i * row);
+}
+
+static void random_append(policy_state *s, int pos, const float *k, const float *v) {
+    store(s, pos, k, v);
+}
+
+static void random_select(policy_state *s, const policy_step *step, policy_selection *sel) {
+    int pos = step->pos;
+    RB_CHECK(pos == s->last);
+    pu_sel_begin(sel, 1);
+    for (int g = 0; g < s->n_kv; g++) {
+        const pu_pages *pg = &s->pages[g];
+        int h0 = g * s->group;
+        if (pos + 1 <= s->budget) {
+            for (int t = 0; t <= pos; t++) pu_sel_add(sel, h0, t, pu_pages_k(pg, t), pu_pages_v(pg, t));
+            continue;
+        }
+        uint64_t x = pu_mix64(pu_mix64(pu_mix64(pu_mix64(s->seed) ^ (uint64_t)s->layer) ^
+                                       (uint64_t)pos) ^ (uint64_t)g);
+        /* Floyd's sampling: k = L-1 distinct draws from 0..pos-1 in O(k). */
+        int k = s->budget - 1, n = 0;
+        for (int j = pos - k; j < pos; j++) {
+            x = pu_mix64(x);
+            int r = (int)(x % (uint64_t)(j + 1));
+            int c = s->mark[r] ? j : r;
+            s->mark[c] = 1;
+            s->pick[n++] = c;
+        }
+        /* Emit in position order by scanning the marks: O(pos), as the dense reference. */
+        n = 0;
+        for (int t = 0; t < pos; t++)
+            if (s->mark[t]) {
+                s->mark[t] = 0;
+                s->pick[n++] = t;
+            }
+        for (int i = 0; i < n; i++)
+            pu_sel_add(sel, h0, s->pick[i], pu_pages_k(pg, s->pick[i]), pu_pages_v(pg, s->pick[i]));
+        pu_sel_add(sel, h0, pos, pu_pages_k(pg, pos), pu_pages_v(pg, pos));
+    }
+}
+
+static int64_t random_meta_bytes(const policy_state *s) {
+    int64_t b = 0;
+    for (int g = 0; g < s->n_kv; g++) b += pu_pages_meta_bytes(&s->pages[g]);
+    return b;
+}
+
+const policy_ops policy_random = {
+    .name = "random",
+    .summary = "floor: the current token + L-1 others drawn uniformly (seeded; all resident)",
+    .flags = 0,
+    .params = params,
+    .create = random_create,
+    .destroy = random_destroy,
+    .prefill = random_prefill,
+    .append = random_append,
+    .select = random_select,
+    .observe = NULL,
+    .meta_bytes = random_meta_bytes,
+};
