@@ -238,11 +238,14 @@ static inline void prefetch_row(const float *row, int d) {
     _mm_prefetch(p + bytes - 1, _MM_HINT_T0);
 }
 
-/* Where key/value row j lives: strided (base + j * ld) or through pointer arrays. */
+/* Where key/value row j lives: strided (base + j * ld) or through pointer arrays. A strided
+ * source may hold n_heads KV heads side by side (head h at + h * d within each token row),
+ * each attended by rows_per_head consecutive query rows. */
 typedef struct {
     const float *k, *v;
     size_t ld;
-    const float *const *kp, *const *vp; /* non-NULL: pointer rows */
+    const float *const *kp, *const *vp; /* non-NULL: pointer rows (one head) */
+    int n_heads, rows_per_head;
 } row_src;
 
 /* Online-softmax state of nq query rows (scale already folded into the queries). */
@@ -271,61 +274,72 @@ static int group_keys(int d) { return d >= 256 ? 2 : d >= 128 ? 4 : 8; }
  * is stored at logit_rows[r][j]. */
 static void online_run(online *o, const row_src *src, int j0, int j1, const int *pos,
                        float *const *logit_rows, int gk) {
-    int nq = o->nq, d = o->d;
+    int d = o->d, n_heads = src->n_heads, rph = src->rows_per_head;
     const float *kr[8], *vr[8];
     for (int j = j0; j < j1; j += gk) {
         int nk = j1 - j < gk ? j1 - j : gk;
-        for (int i = 0; i < gk; i++) {
-            int jj = j + (i < nk ? i : nk - 1); /* missing keys repeat the last row, weight 0 */
-            kr[i] = src->kp ? src->kp[jj] : src->k + (size_t)jj * src->ld;
-            vr[i] = src->vp ? src->vp[jj] : src->v + (size_t)jj * src->ld;
-        }
+        /* the group's rows, K and V alternating (all heads of a token row at once) */
         for (int i = 0; i < nk; i++) {
-            prefetch_row(kr[i], d);
-            prefetch_row(vr[i], d);
-        }
-        for (int r = 0; r < nq; r++) {
-            const float *q = o->q + (size_t)r * d;
-            __m256 s = gk == 2   ? qk2(q, kr, nk, d)
-                       : gk == 4 ? qk4(q, kr, nk, d)
-                                 : qk8(q, kr, nk, d);
-            if (logit_rows) {
-                if (nk == 8)
-                    _mm256_storeu_ps(logit_rows[r] + j, s);
-                else if (nk == 4)
-                    _mm_storeu_ps(logit_rows[r] + j, _mm256_castps256_ps128(s));
-                else if (nk == 2)
-                    _mm_storel_pi((__m64 *)(logit_rows[r] + j), _mm256_castps256_ps128(s));
-                else {
-                    float t[8];
-                    _mm256_storeu_ps(t, s);
-                    memcpy(logit_rows[r] + j, t, sizeof(float) * (size_t)nk);
-                }
+            if (src->kp) {
+                prefetch_row(src->kp[j + i], d);
+                prefetch_row(src->vp[j + i], d);
+            } else {
+                prefetch_row(src->k + (size_t)(j + i) * src->ld, d * n_heads);
+                prefetch_row(src->v + (size_t)(j + i) * src->ld, d * n_heads);
             }
-            if (pos && j + nk - 1 > pos[r])
-                s = mask_from(s, pos[r] - j + 1 < 0 ? 0 : pos[r] - j + 1);
-            float gmax = hmax8(s);
-            __m256 p = _mm256_setzero_ps();
-            if (gmax != -INFINITY) {
-                if (gmax > o->m[r]) {
-                    /* exp(-inf) = 0 on the first group: acc and l are 0 anyway. */
-                    float alpha = expf(o->m[r] - gmax);
-                    o->l[r] *= alpha;
-                    float *a = o->acc + (size_t)r * d;
-                    for (int c = 0; c < d; c++) a[c] *= alpha;
-                    o->m[r] = gmax;
-                }
-                p = exp8(_mm256_sub_ps(s, _mm256_set1_ps(o->m[r])));
-                o->l[r] += hsum8(p);
-            }
-            _mm256_storeu_ps(o->p + r * 8, p);
         }
-        if (gk == 2)
-            pv2(o->p, nq, vr, d, o->acc);
-        else if (gk == 4)
-            pv4(o->p, nq, vr, d, o->acc);
-        else
-            pv8(o->p, nq, vr, d, o->acc);
+        for (int h = 0; h < n_heads; h++) {
+            for (int i = 0; i < gk; i++) {
+                int jj = j + (i < nk ? i : nk - 1); /* missing keys repeat the last row, weight 0 */
+                kr[i] = src->kp ? src->kp[jj] : src->k + (size_t)jj * src->ld + (size_t)h * d;
+                vr[i] = src->vp ? src->vp[jj] : src->v + (size_t)jj * src->ld + (size_t)h * d;
+            }
+            int r0 = h * rph, r1 = r0 + rph;
+            for (int r = r0; r < r1; r++) {
+                const float *q = o->q + (size_t)r * d;
+                __m256 s = gk == 2   ? qk2(q, kr, nk, d)
+                           : gk == 4 ? qk4(q, kr, nk, d)
+                                     : qk8(q, kr, nk, d);
+                if (logit_rows) {
+                    if (nk == 8)
+                        _mm256_storeu_ps(logit_rows[r] + j, s);
+                    else if (nk == 4)
+                        _mm_storeu_ps(logit_rows[r] + j, _mm256_castps256_ps128(s));
+                    else if (nk == 2)
+                        _mm_storel_pi((__m64 *)(logit_rows[r] + j), _mm256_castps256_ps128(s));
+                    else {
+                        float t[8];
+                        _mm256_storeu_ps(t, s);
+                        memcpy(logit_rows[r] + j, t, sizeof(float) * (size_t)nk);
+                    }
+                }
+                if (pos && j + nk - 1 > pos[r])
+                    s = mask_from(s, pos[r] - j + 1 < 0 ? 0 : pos[r] - j + 1);
+                float gmax = hmax8(s);
+                __m256 p = _mm256_setzero_ps();
+                if (gmax != -INFINITY) {
+                    if (gmax > o->m[r]) {
+                        /* exp(-inf) = 0 on the first group: acc and l are 0 anyway. */
+                        float alpha = expf(o->m[r] - gmax);
+                        o->l[r] *= alpha;
+                        float *a = o->acc + (size_t)r * d;
+                        for (int c = 0; c < d; c++) a[c] *= alpha;
+                        o->m[r] = gmax;
+                    }
+                    p = exp8(_mm256_sub_ps(s, _mm256_set1_ps(o->m[r])));
+                    o->l[r] += hsum8(p);
+                }
+                _mm256_storeu_ps(o->p + r * 8, p);
+            }
+            const float *pr = o->p + (size_t)r0 * 8;
+            float *acc = o->acc + (size_t)r0 * d;
+            if (gk == 2)
+                pv2(pr, rph, vr, d, acc);
+            else if (gk == 4)
+                pv4(pr, rph, vr, d, acc);
+            else
+                pv8(pr, rph, vr, d, acc);
+        }
     }
 }
 
@@ -387,8 +401,30 @@ void attn_dense(const float *q, int G, const float *k, const float *v, int n, in
     }
     online_load_queries(&b, G, qrow, scale);
     online_reset(&b.o);
-    row_src src = {k, v, (size_t)ld, NULL, NULL};
+    row_src src = {k, v, (size_t)ld, NULL, NULL, 1, G};
     online_run(&b.o, &src, 0, n, NULL, logits ? lrow : NULL, group_keys(d));
+    online_finish(&b.o, out ? orow : NULL, lse);
+    free(b.mem);
+}
+
+void attn_dense_heads(const float *q, int Hq, int Hkv, const float *k, const float *v, int n,
+                      int d, int ld, float scale, float *logits, float *lse, float *out) {
+    RB_CHECK(Hkv > 0 && Hq >= 0 && Hq % Hkv == 0 && n >= 0 && d > 0 && ld >= Hkv * d);
+    if (Hq == 0) return;
+    online_buf b;
+    online_buf_init(&b, Hq, d);
+    const float *qrow[Hq];
+    float *lrow[Hq], *orow[Hq];
+    for (int r = 0; r < Hq; r++) {
+        qrow[r] = q + (size_t)r * d;
+        lrow[r] = logits ? logits + (size_t)r * n : NULL;
+        orow[r] = out ? out + (size_t)r * d : NULL;
+    }
+    online_load_queries(&b, Hq, qrow, scale);
+    online_reset(&b.o);
+    row_src src = {k, v, (size_t)ld, NULL, NULL, Hkv, Hq / Hkv};
+    /* a group's burst spans whole token rows of Hkv * d floats */
+    online_run(&b.o, &src, 0, n, NULL, logits ? lrow : NULL, group_keys(Hkv * d));
     online_finish(&b.o, out ? orow : NULL, lse);
     free(b.mem);
 }
@@ -401,7 +437,7 @@ static void gather_run(online_buf *b, int nq, const float *const *qrow, const fl
     online *o = &b->o;
     online_load_queries(b, nq, qrow, scale);
     online_reset(o);
-    row_src src = {NULL, NULL, 0, kr, vr};
+    row_src src = {NULL, NULL, 0, kr, vr, 1, nq};
     online_run(o, &src, 0, cnt, NULL, logit_rows, group_keys(o->d));
     float lse[nq];
     online_finish(o, out_rows, lse);
@@ -470,7 +506,7 @@ void attn_causal(const float *q, const float *k, const float *v, int n, int Hq, 
     int *pos = rb_malloc(sizeof(int) * (size_t)nq_max); /* [nq] query position of row */
     float *lse = rb_malloc(sizeof(float) * (size_t)nq_max);
     for (int kh = 0; kh < Hkv; kh++) {
-        row_src src = {k + (size_t)kh * d, v + (size_t)kh * d, ldk, NULL, NULL};
+        row_src src = {k + (size_t)kh * d, v + (size_t)kh * d, ldk, NULL, NULL, 1, 0};
         for (int i0 = 0; i0 < n; i0 += CAUSAL_QPOS) {
             int i1 = i0 + CAUSAL_QPOS < n ? i0 + CAUSAL_QPOS : n, nq = (i1 - i0) * G;
             for (int i = i0; i < i1; i++)
@@ -481,6 +517,7 @@ void attn_causal(const float *q, const float *k, const float *v, int n, int Hq, 
                 }
             online_load_queries(&b, nq, qrow, scale);
             online_reset(&b.o);
+            src.rows_per_head = nq;
             /* keys before the block are seen by every row; the rest are masked */
             int j_diag = i0 & ~7; /* a multiple of every group size */
             /* compute-bound here (every K/V row serves up to 16 G query rows from cache):

@@ -189,6 +189,45 @@ static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_l
     free(out), free(work), free(kr), free(vr), free(s), free(S), free(p);
 }
 
+/* ---- dense over every KV head of a layer (attn_dense_heads) ---- */
+/* The reference is attn_dense_ref per KV head; the tolerances those of test_dense. */
+static void test_dense_heads(int Hq, int Hkv, int n, int d, int pad, int want_logits) {
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "dense_heads Hq=%d Hkv=%d n=%d d=%d pad=%d L%d", Hq, Hkv, n, d, pad,
+             want_logits);
+    int G = Hq / Hkv, ld = Hkv * d + pad;
+    float *q = rand_floats((size_t)Hq * d);
+    size_t rows = n > 0 ? (size_t)(n - 1) * ld + (size_t)Hkv * d : 0;
+    float *k = rand_floats(rows), *v = rand_floats(rows);
+    float scale = 1 / sqrtf((float)d);
+    size_t nl = (size_t)Hq * n;
+    float *lg_ref = rb_malloc(sizeof(float) * (nl ? nl : 1)), *lg = rb_malloc(sizeof(float) * (nl ? nl : 1));
+    float *lse_ref = rb_malloc(sizeof(float) * Hq), *lse = rb_malloc(sizeof(float) * Hq);
+    float *out_ref = rb_malloc(sizeof(float) * Hq * d), *out = rb_malloc(sizeof(float) * Hq * d);
+    for (int g = 0; g < Hkv; g++)
+        attn_dense_ref(q + (size_t)g * G * d, G, k + (size_t)g * d, v + (size_t)g * d, n, d, ld,
+                       scale, lg_ref + (size_t)g * G * n, lse_ref + g * G, out_ref + (size_t)g * G * d);
+    poison(lg, nl), poison(lse, Hq), poison(out, (size_t)Hq * d);
+    attn_dense_heads(q, Hq, Hkv, k, v, n, d, ld, scale, want_logits ? lg : NULL, lse, out);
+    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)), **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
+    double *s = rb_malloc(sizeof(double) * (n ? n : 1)), *S = rb_malloc(sizeof(double) * (n ? n : 1));
+    double *p = rb_malloc(sizeof(double) * (n ? n : 1));
+    for (int h = 0; h < Hq; h++) {
+        int g = h / G;
+        for (int j = 0; j < n; j++)
+            kr[j] = k + (size_t)j * ld + (size_t)g * d, vr[j] = v + (size_t)j * ld + (size_t)g * d;
+        row_bound b = row_analyse(q + (size_t)h * d, kr, n, d, scale, s, S, p);
+        if (want_logits)
+            for (int j = 0; j < n; j++)
+                check(K_LOGIT, lg[(size_t)h * n + j], lg_ref[(size_t)h * n + j],
+                      2 * ((d + 2) * U * S[j] + U * fabs(s[j])), ctx, h * n + j);
+        check_row(ctx, h, &b, s, p, vr, n, d, lse + h, lse_ref + h, out + (size_t)h * d,
+                  out_ref + (size_t)h * d, NULL, NULL);
+    }
+    free(q), free(k), free(v), free(lg_ref), free(lg), free(lse_ref), free(lse), free(out_ref);
+    free(out), free(kr), free(vr), free(s), free(S), free(p);
+}
+
 /* ---- gather ---- */
 static void test_gather(int G, int d, int shared, const int *sizes, int want_probs,
                         float scale_mult) {
@@ -331,6 +370,14 @@ int main(void) {
     test_dense(8, 65, 16, 16, 20.0f, 1, 1, 1, 0);
     /* Rising logits (head 0 spans about -40 .. +40 over 1000 keys): a rescale per group. */
     test_dense(2, 1000, 64, 64, 1.0f, 1, 1, 1, 5.0f);
+
+    /* Every KV head in one pass: group sizes 8, 4, 2 (by Hkv * d), padded token rows. */
+    test_dense_heads(8, 2, 1000, 64, 0, 1);
+    test_dense_heads(8, 8, 333, 16, 3, 1);
+    test_dense_heads(4, 1, 65, 20, 0, 0);
+    test_dense_heads(6, 3, 17, 128, 5, 1);
+    test_dense_heads(16, 2, 130, 256, 0, 1);
+    test_dense_heads(2, 2, 0, 64, 0, 1);
 
     /* Gather: per-head sets of assorted sizes (0, 1, block edges, large), then shared. */
     static const int gd[] = {16, 20, 64, 128, 256};
