@@ -5,7 +5,8 @@
  * written), achieved GB/s, the copy bandwidth of this machine measured in the same run
  * (memcpy of 256 MiB counting read + write bytes) and the ratio, and attn_dense_ref's time
  * and the speedup. Then attn_gather over L = 256 and 1024 random pool rows, per-head and
- * shared sets, and attn_dense on one KV head of several (strided rows). Inputs rotate over an
+ * shared sets, and a whole layer of several KV heads: attn_dense per head (strided rows)
+ * against attn_dense_heads. Inputs rotate over an
  * arena much larger than the last-level cache so every call streams from memory.
  * Single-threaded, like the kernels. ~10-20 s. */
 #include <stdio.h>
@@ -118,28 +119,40 @@ int main(void) {
         "%.2f: %s\n\n",
         worst_big, worst_big >= 0.5 ? "met" : "NOT met");
 
-    /* One KV head of several: rows ld = Hkv * d apart, the layout of a layer buffer when the
-     * engine calls attn_dense once per KV head. Each call reads a strided column. */
-    printf("attn_dense on one KV head of Hkv (ld = Hkv*d), G=%d, N=8192, logits written\n", G);
-    printf("%4s %4s %9s %7s %7s\n", "d", "Hkv", "fast_us", "GB/s", "best");
-    static const int strided[][2] = {{64, 2}, {64, 8}, {128, 2}, {128, 8}, {256, 2}};
-    for (size_t a = 0; a < sizeof strided / sizeof *strided; a++) {
-        int d = strided[a][0], H = strided[a][1], N = 8192;
+    /* A layer of Hkv KV heads (token rows of Hkv * d floats), G=4 query heads each: attn_dense
+     * once per KV head (each call reads a strided column) against attn_dense_heads (one pass
+     * over whole token rows). */
+    printf("whole layer of Hkv KV heads, G=%d each, N=8192, logits written: attn_dense per head "
+           "vs attn_dense_heads\n", G);
+    printf("%4s %4s %12s %8s %12s %8s %8s\n", "d", "Hkv", "per_head_us", "GB/s", "heads_us",
+           "GB/s", "speedup");
+    static const int layers[][2] = {{64, 1}, {64, 2}, {64, 8}, {128, 2}, {128, 8}, {256, 2}};
+    for (size_t a = 0; a < sizeof layers / sizeof *layers; a++) {
+        int d = layers[a][0], H = layers[a][1], N = 8192, Hq = G * H;
         size_t set_floats = 2 * (size_t)N * d * H;
-        int n_sets = (int)(arena_floats / set_floats), reps = 41;
+        int n_sets = (int)(arena_floats / set_floats), reps = 21;
         RB_CHECK(n_sets >= 2);
-        float *lg = rb_malloc(sizeof(float) * (size_t)G * N);
-        int64_t t[41];
-        for (int r = 0; r < reps; r++) {
+        float *ql = rb_malloc(sizeof(float) * (size_t)Hq * d), *ll = rb_malloc(sizeof(float) * Hq);
+        float *ol = rb_malloc(sizeof(float) * (size_t)Hq * d);
+        float *lg = rb_malloc(sizeof(float) * (size_t)Hq * N);
+        fill(ql, (size_t)Hq * d, 99u);
+        int64_t t[2][21];
+        for (int r = 0; r < 2 * reps; r++) {
             float *k = arena + (size_t)(r % n_sets) * set_floats, *v = k + (size_t)N * d * H;
-            int head = r % H;
             int64_t t0 = rb_now_ns();
-            attn_dense(q, G, k + head * d, v + head * d, N, d, d * H, 0.125f, lg, lse, out, NULL);
-            t[r] = rb_now_ns() - t0;
+            if (r % 2 == 0)
+                for (int g = 0; g < H; g++)
+                    attn_dense(ql + (size_t)g * G * d, G, k + g * d, v + g * d, N, d, d * H, 0.125f,
+                               lg + (size_t)g * G * N, ll + g * G, ol + (size_t)g * G * d, NULL);
+            else
+                attn_dense_heads(ql, Hq, H, k, v, N, d, d * H, 0.125f, lg, ll, ol);
+            t[r % 2][r / 2] = rb_now_ns() - t0;
         }
-        double fast = median_ns(t, reps), bytes = (2.0 * N * d + (double)G * N) * sizeof(float);
-        printf("%4d %4d %9.1f %7.2f %7.2f\n", d, H, fast * 1e-3, bytes / fast, bytes / (double)t[0]);
-        free(lg);
+        double per = median_ns(t[0], reps), heads = median_ns(t[1], reps);
+        double bytes = (2.0 * N * d * H + (double)Hq * N) * sizeof(float);
+        printf("%4d %4d %12.1f %8.2f %12.1f %8.2f %7.2fx\n", d, H, per * 1e-3, bytes / per,
+               heads * 1e-3, bytes / heads, per / heads);
+        free(ql), free(ll), free(ol), free(lg);
     }
     printf("\n");
 
