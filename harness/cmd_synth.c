@@ -12,6 +12,32 @@ int cmd_synth(int argc, char **argv) {
     const char *out = NULL, *dtype = "f16";
     int64_t seed = (int64_t)c.seed;
     int quiet = 0;
+    /* help texts carry the defaults from synth_config_default, so they cannot drift */
+    char h_sink[96], h_rec[128], h_rate[96], h_phrase[96], h_lmin[96], h_lmax[96], h_delay[96];
+    char h_ml[96], h_jit[128], h_phx[96], h_dorm[96], h_decoy[128], h_noise[96], h_sinks[96];
+    snprintf(h_sinks, sizeof h_sinks, "attention-sink positions at the start (default %d)", c.n_sinks);
+    snprintf(h_sink, sizeof h_sink, "logit of position 0 (default %g)", c.sink_logit);
+    snprintf(h_rec, sizeof h_rec, "logit of the query's own position; the band decays over ~16 "
+             "(default %g)", c.recency_logit);
+    snprintf(h_rate, sizeof h_rate, "chance a decode token starts a milestone phrase (default %g)",
+             c.milestone_rate);
+    snprintf(h_phrase, sizeof h_phrase, "a phrase is 1..N consecutive milestone tokens (default %d)",
+             c.phrase_max);
+    snprintf(h_lmin, sizeof h_lmin, "shortest milestone lifespan in steps (default %d)", c.life_min);
+    snprintf(h_lmax, sizeof h_lmax, "longest lifespan; log-uniform in [min, max] (default %d)",
+             c.life_max);
+    snprintf(h_delay, sizeof h_delay, "a phrase turns active 1..N steps after its end (default %d)",
+             c.delay_max);
+    snprintf(h_ml, sizeof h_ml, "logit of an active milestone or revived phoenix (default %g)",
+             c.milestone_logit);
+    snprintf(h_jit, sizeof h_jit, "strength varies by 1 +- F per layer, query head and token "
+             "(default %g)", c.jitter);
+    snprintf(h_phx, sizeof h_phx, "prompt tokens that go dormant and revive (default %d)", c.n_phoenix);
+    snprintf(h_dorm, sizeof h_dorm, "fewest dormant steps before a revival, >= %d (default %d)",
+             SYNTH_MIN_DORMANT, c.phoenix_dormant);
+    snprintf(h_decoy, sizeof h_decoy, "share of tokens with heavy key channels that nobody attends "
+             "(default %g)", c.decoy_rate);
+    snprintf(h_noise, sizeof h_noise, "std of the query-noise logit (default %g)", c.noise);
     const arg_spec specs[] = {
         {"out", ARG_STR, &out, "FILE", "trace file to write (required)"},
         {"seed", ARG_I64, &seed, "S", "random seed, >= 0 (default 1); same seed, same bytes"},
@@ -22,27 +48,20 @@ int cmd_synth(int argc, char **argv) {
         {"prefill", ARG_INT, &c.n_prefill, "N", "prompt positions (default 128)"},
         {"decode", ARG_INT, &c.n_decode, "N", "decode steps (default 2048)"},
         {"dtype", ARG_STR, &dtype, "f16|f32", "stored precision (default f16)"},
-        {"sinks", ARG_INT, &c.n_sinks, "N", "attention-sink positions at the start (default 4)"},
-        {"sink-logit", ARG_FLOAT, &c.sink_logit, "X", "logit of position 0 (default 7)"},
-        {"recency-logit", ARG_FLOAT, &c.recency_logit, "X",
-         "logit of the query's own position; the band decays over ~16 (default 5)"},
-        {"milestone-rate", ARG_FLOAT, &c.milestone_rate, "R",
-         "chance a decode token is a milestone (default 0.03125)"},
-        {"life-min", ARG_INT, &c.life_min, "N", "shortest milestone lifespan in steps (default 32)"},
-        {"life-max", ARG_INT, &c.life_max, "N",
-         "longest lifespan; log-uniform in [min, max] (default 320)"},
-        {"delay-max", ARG_INT, &c.delay_max, "N",
-         "a milestone turns active 1..N steps after its position (default 4)"},
-        {"milestone-logit", ARG_FLOAT, &c.milestone_logit, "X",
-         "logit of an active milestone or revived phoenix (default 7)"},
-        {"jitter", ARG_FLOAT, &c.jitter, "F",
-         "strength varies by 1 +- F per layer, query head and token (default 0.15)"},
-        {"phoenix", ARG_INT, &c.n_phoenix, "N", "prompt tokens that go dormant and revive (default 4)"},
-        {"phoenix-dormant", ARG_INT, &c.phoenix_dormant, "N",
-         "fewest dormant steps before a revival, >= 128 (default 256)"},
-        {"decoy-rate", ARG_FLOAT, &c.decoy_rate, "R",
-         "share of tokens with heavy key channels that nobody attends (default 0.03)"},
-        {"noise", ARG_FLOAT, &c.noise, "X", "std of the query-noise logit (default 0.5)"},
+        {"sinks", ARG_INT, &c.n_sinks, "N", h_sinks},
+        {"sink-logit", ARG_FLOAT, &c.sink_logit, "X", h_sink},
+        {"recency-logit", ARG_FLOAT, &c.recency_logit, "X", h_rec},
+        {"milestone-rate", ARG_FLOAT, &c.milestone_rate, "R", h_rate},
+        {"phrase-max", ARG_INT, &c.phrase_max, "N", h_phrase},
+        {"life-min", ARG_INT, &c.life_min, "N", h_lmin},
+        {"life-max", ARG_INT, &c.life_max, "N", h_lmax},
+        {"delay-max", ARG_INT, &c.delay_max, "N", h_delay},
+        {"milestone-logit", ARG_FLOAT, &c.milestone_logit, "X", h_ml},
+        {"jitter", ARG_FLOAT, &c.jitter, "F", h_jit},
+        {"phoenix", ARG_INT, &c.n_phoenix, "N", h_phx},
+        {"phoenix-dormant", ARG_INT, &c.phoenix_dormant, "N", h_dorm},
+        {"decoy-rate", ARG_FLOAT, &c.decoy_rate, "R", h_decoy},
+        {"noise", ARG_FLOAT, &c.noise, "X", h_noise},
         {"quiet", ARG_FLAG, &quiet, NULL, "print nothing on success"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };

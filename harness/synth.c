@@ -2,46 +2,57 @@
  *
  * THE MODEL. Logits are designed in natural units, logit = q~.k, and the stored query is
  * q = q~ / attn_scale, so that softmax(attn_scale * q.k) is the designed distribution.
- * Each (layer, KV head) splits its head_dim channels into four groups:
+ * Each (layer, KV head) splits its head_dim channels into four groups (the non-RoPE ones
+ * shuffled per head, so the special channels land anywhere):
  *
- *   recency  head_dim/4 channels in RoPE pairs (2i, 2i+1). Every key and query carries a
- *            fixed vector in each pair, rotated by real RoPE at its position with
+ *   recency  3/16 of the channels (12 RoPE pairs at head_dim 64). Every key and query
+ *            carries a fixed vector in each pair, rotated by real RoPE at its position with
  *            frequencies geometric from 1 to 1/32 rad/token, so q_t.k_j =
  *            A * mean_i cos(theta_i (t - j)): A at j = t, ~0.5 A three tokens back, ~0.1 A
- *            past 16, then fluctuating around 0 with std ~0.25 A (the stripes RoPE gives
+ *            past 16, then fluctuating around 0 with std ~0.2 A (the stripes RoPE gives
  *            real attention maps). A = recency_logit, x U(0.8, 1.2) per query head.
+ *            Heavy keys (below) carry 0.3 of the recency vector.
  *   sink     one channel: 8 on position 0 (sink_logit), smaller on the other sinks (1.5
  *            logits less), N(0, 0.3) elsewhere; every query carries sink_logit / 8 there.
  *   outlier  two channels with a large per-channel offset (5 to 8, random sign) plus
  *            N(0, 1) per token, as the massive channels of real keys; queries are small there.
- *   content  the rest (d_c = head_dim - head_dim/4 - 3). Every key has dense N(0, s_c)
- *            noise (s_c in U(0.7, 1.3) per channel). Planted tokens (milestones and
- *            phoenixes) and decoys add a spike of norm 2 sqrt(d_c) spread over 3 channels
- *            with random signs: heavy channels, as important tokens have in real keys, which
- *            is what Quest's per-page min/max bounds see. Planted tokens get their channels
- *            least-recently-used first, so tokens active together do not share channels.
+ *   content  the rest: d_c = head_dim - 2 * (3 head_dim / 16) - 3, 37 at head_dim 64.
+ *            Ordinary keys have dense N(0, s_c) noise (s_c in U(0.7, 1.3) per channel).
+ *            Heavy keys (milestones, phoenixes, decoys) have 0.3 of that noise plus a spike
+ *            of norm 2.5 sqrt(d_c) over 4 channels with random signs (about 8 sigma per
+ *            channel): the heavy channels important tokens have in real keys, which is what
+ *            Quest's per-page min/max bounds see. The tokens of a milestone phrase share one
+ *            spike. Milestones and phoenixes take their channels least-recently-used first
+ *            (tokens active together do not share channels); decoys take random ones; no
+ *            two heavy keys share two channels (until every pair is taken).
  *
  * Every key channel also gets a per-channel offset N(0, 0.3), shared by all tokens (it
  * changes no softmax but moves every page's min/max, as the k_proj bias does).
  *
- * The content part of the query at step t is the minimum-norm vector whose logit is
- * milestone_logit (x 1 +- jitter per layer, query head and token) on every planted token
- * active at t, and 0 on every other planted token present that shares a channel with an
- * active one and on every phoenix token: q_c = K_C^T (K_C K_C^T + ridge)^-1 b. So active
- * tokens are attended, and faded milestones and dormant phoenixes look like any other key.
- * Then N(0, tau) noise is added to every content channel, tau chosen so that its logit on
- * an ordinary key has std `noise`. The dense key noise, the decoys' spikes and the RoPE
- * stripes add further, heavy-tailed background noise: a random token sometimes outscores a
- * weak milestone, as in real attention.
+ * The content part of the query at step t solves for the minimum-norm vector whose logit
+ * is milestone_logit (x 1 +- jitter per layer, query head and token) on each phrase and
+ * phoenix active at t (through the mean of the phrase's keys), and 0 on the heavy keys
+ * that would otherwise get more than CROSS_MAX (an active-set method: solve, find the
+ * offenders, add them, re-solve; at most d_c/2 rows, worst offenders first). Noise
+ * N(0, tau) projected off those keys is added (tau: std `noise` on an ordinary key). So
+ * active tokens are attended, and faded milestones, dormant phoenixes and decoys look like
+ * ordinary keys. The dense key noise, the RoPE stripes and the heavy keys the active set
+ * had no room for add heavy-tailed background noise.
  *
- * Schedule (the truth, shared by every layer and KV head): each decode token is a milestone
- * with probability milestone_rate; it becomes active 1..delay_max steps after its position
- * and stays active for a lifespan log-uniform in [life_min, life_max] (clipped at the end).
- * Phoenix tokens are prompt positions (after the sinks, at least 16 before the end of the
- * prompt) attended by every later prompt query, dormant from the first decode step for at
- * least phoenix_dormant steps, then revived for a log-uniform lifespan. Values are
- * N(mu_c, 1) with a per-channel mean mu_c ~ N(0, 0.5); sink values are scaled by 0.1 (real
- * sinks carry little value).
+ * Schedule (the truth, shared by every layer and KV head): each decode token starts a
+ * milestone phrase of 1..phrase_max tokens with probability milestone_rate; the phrase is
+ * active from 1..delay_max steps after its last token for a lifespan log-uniform in
+ * [life_min, life_max] (clipped at the end), unless that would make more than
+ * synth_max_active phrases active at once (then it is not planted: thinning). Phoenixes
+ * are prompt positions (after the sinks, at least 16 before the end of the prompt)
+ * attended by every later prompt query, dormant from the first decode step for at least
+ * phoenix_dormant steps, then revived for a log-uniform lifespan. Decoys are a decoy_rate
+ * share of the other positions. Values are N(mu_c, 1) with a per-channel mean
+ * mu_c ~ N(0, 0.5); sink values are scaled by 0.1 (real sinks carry little value).
+ *
+ * Capacity: the query addresses at most d_c/2 heavy keys exactly. At head_dim 64 on a
+ * 2048-step decode the set is full on a good share of late steps, and the heavy keys left
+ * out take cross-talk of a few logits at those steps; head_dim 128 leaves room.
  *
  * Random streams are keyed by (seed, purpose, layer, head), so a layer's bytes depend only on
  * the config and the layer index. */
@@ -50,16 +61,19 @@
 #include <math.h>
 #include <string.h>
 
-#define SIG_CHANNELS 2      /* spike channels of a planted token or decoy */
+#define SIG_CHANNELS 4      /* spike channels of a planted token or decoy */
 #define SINK_KEY 8.0        /* key value of position 0 in the sink channel */
 #define PHOENIX_TAIL 16     /* phoenixes sit at least this far before the end of the prompt */
 #define REVIVE_MIN 16       /* a revival needs at least this many steps left */
 #define ROPE_LOW (1.0 / 32) /* lowest recency frequency, rad/token */
 #define ROPE_KEY_AMP 1.5    /* key amplitude in each recency pair */
 #define TWO_PI 6.283185307179586
-#define CROSS_MAX 1.0       /* largest content logit tolerated on an inactive planted token */
+#define CROSS_MAX 2.5       /* largest content logit tolerated on an inactive planted token */
 #define ACTIVE_ROUNDS 4     /* re-solves that add offending planted tokens as zero targets */
-#define SPIKE_NORM 1.5      /* spike norm of a planted token, in units of sqrt(d_c) */
+#define PLANTED_DENSE 0.3   /* dense content noise of planted tokens, relative */
+#define SCAN_WINDOW 8192    /* planted tokens this close to the query are always checked */
+#define PLANTED_ROPE 0.3    /* recency amplitude of planted keys, relative */
+#define SPIKE_NORM 2.5      /* spike norm of a planted token, in units of sqrt(d_c) */
 
 enum { TAG_TRUTH = 1, TAG_KEY, TAG_QUERY, TAG_VALUE };
 
@@ -126,17 +140,18 @@ void synth_config_default(synth_config *c) {
         .n_decode = 2048,
         .dtype = TRACE_F16,
         .n_sinks = 4,
-        .sink_logit = 7.0,
-        .recency_logit = 5.0,
+        .sink_logit = 7.5,
+        .recency_logit = 7.0,
         .milestone_rate = 1.0 / 32,
+        .phrase_max = 3,
         .life_min = 32,
         .life_max = 320,
         .delay_max = 4,
-        .milestone_logit = 7.0,
-        .jitter = 0.15,
+        .milestone_logit = 9.0,
+        .jitter = 0.1,
         .n_phoenix = 4,
         .phoenix_dormant = 256,
-        .decoy_rate = 0.03,
+        .decoy_rate = 0.02,
         .noise = 0.5,
     };
 }
@@ -145,29 +160,36 @@ int synth_n_tokens(const synth_config *c) { return c->n_prefill + c->n_decode; }
 
 float synth_attn_scale(const synth_config *c) { return (float)(1.0 / sqrt((double)c->head_dim)); }
 
-static int rope_pairs(int head_dim) { return head_dim / 8; }
+static int rope_pairs(int head_dim) { return head_dim * 3 / 16; }
 static int content_dims(int head_dim) { return head_dim - 2 * rope_pairs(head_dim) - 3; }
 
-static rb_status check_range(const char *what, double v, double lo, double hi, rb_err *e) {
+int synth_max_active(const synth_config *c) { return content_dims(c->head_dim) / 6; }
+
+static rb_status check_int(const char *what, int v, int lo, int hi, rb_err *e) {
+    if (v < lo || v > hi) return rb_fail(e, RB_EINPUT, what, "%d is outside [%d, %d]", v, lo, hi);
+    return RB_OK;
+}
+
+static rb_status check_real(const char *what, double v, double lo, double hi, rb_err *e) {
     if (!(v >= lo && v <= hi)) return rb_fail(e, RB_EINPUT, what, "%g is outside [%g, %g]", v, lo, hi);
     return RB_OK;
 }
 
 rb_status synth_config_check(const synth_config *c, rb_err *e) {
     rb_status st;
-    if ((st = check_range("--layers", c->n_layers, 1, TRACE_MAX_LAYERS, e))) return st;
-    if ((st = check_range("--kv-heads", c->n_kv_heads, 1, SYNTH_MAX_KV_HEADS, e))) return st;
-    if ((st = check_range("--q-heads", c->n_q_heads, 1, SYNTH_MAX_Q_HEADS, e))) return st;
+    if ((st = check_int("--layers", c->n_layers, 1, TRACE_MAX_LAYERS, e))) return st;
+    if ((st = check_int("--kv-heads", c->n_kv_heads, 1, SYNTH_MAX_KV_HEADS, e))) return st;
+    if ((st = check_int("--q-heads", c->n_q_heads, 1, SYNTH_MAX_Q_HEADS, e))) return st;
     if (c->n_q_heads % c->n_kv_heads)
         return rb_fail(e, RB_EINPUT, "--q-heads", "%d is not a multiple of --kv-heads %d",
                        c->n_q_heads, c->n_kv_heads);
-    if ((st = check_range("--head-dim", c->head_dim, SYNTH_MIN_HEAD_DIM, SYNTH_MAX_HEAD_DIM, e)))
+    if ((st = check_int("--head-dim", c->head_dim, SYNTH_MIN_HEAD_DIM, SYNTH_MAX_HEAD_DIM, e)))
         return st;
     if (c->head_dim % 2) return rb_fail(e, RB_EINPUT, "--head-dim", "%d is odd (RoPE needs pairs)", c->head_dim);
-    if ((st = check_range("--sinks", c->n_sinks, 0, 64, e))) return st;
-    if ((st = check_range("--prefill", c->n_prefill, c->n_sinks + 1, SYNTH_MAX_TOKENS, e)))
+    if ((st = check_int("--sinks", c->n_sinks, 0, 64, e))) return st;
+    if ((st = check_int("--prefill", c->n_prefill, c->n_sinks + 1, SYNTH_MAX_TOKENS, e)))
         return st;
-    if ((st = check_range("--decode", c->n_decode, 1, SYNTH_MAX_TOKENS, e))) return st;
+    if ((st = check_int("--decode", c->n_decode, 1, SYNTH_MAX_TOKENS, e))) return st;
     if (synth_n_tokens(c) > SYNTH_MAX_TOKENS)
         return rb_fail(e, RB_EINPUT, "--decode", "prefill + decode = %d positions; at most %d",
                        synth_n_tokens(c), SYNTH_MAX_TOKENS);
@@ -179,19 +201,25 @@ rb_status synth_config_check(const synth_config *c, rb_err *e) {
                        q_floats * 4 / (1 << 30));
     if (c->dtype != TRACE_F16 && c->dtype != TRACE_F32)
         return rb_fail(e, RB_EINPUT, "--dtype", "must be f16 or f32");
-    if ((st = check_range("--sink-logit", c->sink_logit, 0, 20, e))) return st;
-    if ((st = check_range("--recency-logit", c->recency_logit, 0, 20, e))) return st;
-    if ((st = check_range("--milestone-rate", c->milestone_rate, 0, 0.5, e))) return st;
-    if ((st = check_range("--life-min", c->life_min, 1, SYNTH_MAX_TOKENS, e))) return st;
-    if ((st = check_range("--life-max", c->life_max, c->life_min, SYNTH_MAX_TOKENS, e))) return st;
-    if ((st = check_range("--delay-max", c->delay_max, 1, 1024, e))) return st;
-    if ((st = check_range("--milestone-logit", c->milestone_logit, 0.5, 30, e))) return st;
-    if ((st = check_range("--jitter", c->jitter, 0, 0.9, e))) return st;
-    if ((st = check_range("--phoenix", c->n_phoenix, 0, SYNTH_MAX_PHOENIX, e))) return st;
-    if ((st = check_range("--phoenix-dormant", c->phoenix_dormant, SYNTH_MIN_DORMANT, SYNTH_MAX_TOKENS, e)))
+    if ((st = check_real("--sink-logit", c->sink_logit, 0, 20, e))) return st;
+    if ((st = check_real("--recency-logit", c->recency_logit, 0, 20, e))) return st;
+    if ((st = check_real("--milestone-rate", c->milestone_rate, 0, 0.5, e))) return st;
+    if ((st = check_int("--phrase-max", c->phrase_max, 1, 64, e))) return st;
+    if ((st = check_int("--life-min", c->life_min, 1, SYNTH_MAX_TOKENS, e))) return st;
+    if ((st = check_int("--life-max", c->life_max, c->life_min, SYNTH_MAX_TOKENS, e))) return st;
+    if ((st = check_int("--delay-max", c->delay_max, 1, 1024, e))) return st;
+    if ((st = check_real("--milestone-logit", c->milestone_logit, 0.5, 30, e))) return st;
+    if ((st = check_real("--jitter", c->jitter, 0, 0.9, e))) return st;
+    if ((st = check_int("--phoenix", c->n_phoenix, 0, SYNTH_MAX_PHOENIX, e))) return st;
+    if (c->n_phoenix > synth_max_active(c))
+        return rb_fail(e, RB_EINPUT, "--phoenix",
+                       "all %d phoenixes are attended together in the prompt, but head_dim %d "
+                       "addresses at most %d planted tokens at once",
+                       c->n_phoenix, c->head_dim, synth_max_active(c));
+    if ((st = check_int("--phoenix-dormant", c->phoenix_dormant, SYNTH_MIN_DORMANT, SYNTH_MAX_TOKENS, e)))
         return st;
-    if ((st = check_range("--decoy-rate", c->decoy_rate, 0, 0.5, e))) return st;
-    if ((st = check_range("--noise", c->noise, 0, 5, e))) return st;
+    if ((st = check_real("--decoy-rate", c->decoy_rate, 0, 0.5, e))) return st;
+    if ((st = check_real("--noise", c->noise, 0, 5, e))) return st;
     return RB_OK;
 }
 
@@ -207,13 +235,14 @@ void synth_truth_free(synth_truth *t) {
     free(t->milestones);
     free(t->phoenix);
     free(t->phoenix_last);
+    free(t->decoys);
     memset(t, 0, sizeof *t);
 }
 
 /* A planted token and the spans of steps on which it is attended. */
 typedef struct planted {
-    int pos;
-    int is_phoenix;
+    int pos, len;           /* tokens pos..pos+len-1 (a milestone phrase; 1 for a phoenix) */
+    int is_phoenix, is_decoy;
     int span0[2], span1[2]; /* inclusive step ranges; empty when [0] > [1] */
     int last_use;           /* last step it is attended */
 } planted;
@@ -222,26 +251,43 @@ static int planted_active(const planted *p, int t) {
     return (t >= p->span0[0] && t <= p->span0[1]) || (t >= p->span1[0] && t <= p->span1[1]);
 }
 
-/* Phoenixes first (prompt positions), then milestones, each in position order. */
+static int cmp_planted(const void *a, const void *b) {
+    const planted *x = a, *y = b;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Every token with a heavy key, in position order: phoenixes, milestone phrases (runs of
+ * consecutive milestone tokens sharing one lifecycle) and decoys (never active). */
 static planted *planted_list(const synth_config *c, const synth_truth *t, int *n) {
-    *n = t->n_phoenix + t->n_milestones;
-    planted *p = rb_calloc((size_t)(*n > 0 ? *n : 1), sizeof *p);
+    planted *p = rb_calloc((size_t)(t->n_phoenix + t->n_milestones + t->n_decoys + 1), sizeof *p);
     for (int i = 0; i < t->n_phoenix; i++) {
         const int32_t *r = t->phoenix + 3 * i;
-        p[i] = (planted){.pos = r[0], .is_phoenix = 1,
+        p[i] = (planted){.pos = r[0], .len = 1, .is_phoenix = 1,
                          .span0 = {r[0] + 1, c->n_prefill - 1},
                          .span1 = {r[2], t->phoenix_last[i]},
                          .last_use = t->phoenix_last[i]};
     }
+    *n = t->n_phoenix;
     for (int i = 0; i < t->n_milestones; i++) {
         const int32_t *r = t->milestones + 3 * i;
-        p[t->n_phoenix + i] = (planted){.pos = r[0], .span0 = {r[1], r[2]}, .span1 = {1, 0},
-                                        .last_use = r[2]};
+        planted *prev = *n > t->n_phoenix ? &p[*n - 1] : NULL;
+        if (prev && prev->pos + prev->len == r[0] && prev->span0[0] == r[1] &&
+            prev->span0[1] == r[2]) {
+            prev->len++;
+            continue;
+        }
+        p[(*n)++] = (planted){.pos = r[0], .len = 1, .span0 = {r[1], r[2]}, .span1 = {1, 0},
+                              .last_use = r[2]};
     }
+    for (int i = 0; i < t->n_decoys; i++)
+        p[(*n)++] = (planted){.pos = t->decoys[i], .len = 1, .is_decoy = 1, .span0 = {1, 0},
+                              .span1 = {1, 0}, .last_use = -1};
+    qsort(p, (size_t)*n, sizeof *p, cmp_planted);
     return p;
 }
 
 rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e) {
+    (void)e;
     memset(t, 0, sizeof *t);
     rng r = rng_make(c->seed, TAG_TRUTH, 0, 0);
     int n_tokens = synth_n_tokens(c);
@@ -283,54 +329,58 @@ rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e) {
         }
     }
 
+    /* Concurrency: the query addresses the active tokens through a linear system on their
+     * keys' content channels, which stays clean up to synth_max_active phrases at once. */
+    int limit = synth_max_active(c);
+    int *busy = rb_calloc((size_t)n_tokens, sizeof(int)); /* [n_tokens] active phrases */
+    for (int i = 0; i < t->n_phoenix; i++) {
+        for (int s = t->phoenix[3 * i] + 1; s < c->n_prefill; s++) busy[s]++;
+        for (int s = t->phoenix[3 * i + 2]; s <= t->phoenix_last[i]; s++) busy[s]++;
+    }
+
     /* milestones, in position order by construction */
     int cap = 64;
     t->milestones = rb_malloc(sizeof(int32_t) * 3 * (size_t)cap);
     for (int p = c->n_prefill; p < n_tokens; p++) {
         if (rng_unif(&r) >= c->milestone_rate) continue;
-        int first = p + rng_int(&r, 1, c->delay_max);
+        int len = rng_int(&r, 1, c->phrase_max);
+        if (len > n_tokens - p) len = n_tokens - p;
+        int first = p + len - 1 + rng_int(&r, 1, c->delay_max);
         int life = rng_loguniform(&r, c->life_min, c->life_max);
-        if (first > n_tokens - 1) continue;
-        if (t->n_milestones == cap) {
-            cap *= 2;
-            t->milestones = rb_realloc(t->milestones, sizeof(int32_t) * 3 * (size_t)cap);
+        if (first > n_tokens - 1) break; /* no later phrase can be active either */
+        int last = first + life - 1 < n_tokens - 1 ? first + life - 1 : n_tokens - 1;
+        /* thinning: a phrase that would exceed the concurrency limit is not planted (its
+         * tokens stay ordinary), so every seed gives a trace the query can address */
+        int full = 0;
+        for (int s = first; s <= last && !full; s++) full = busy[s] >= limit;
+        if (full) {
+            p += len - 1;
+            continue;
         }
-        int32_t *row = t->milestones + 3 * t->n_milestones++;
-        row[0] = p;
-        row[1] = first;
-        row[2] = first + life - 1 < n_tokens - 1 ? first + life - 1 : n_tokens - 1;
+        for (int s = first; s <= last; s++) busy[s]++;
+        for (int j = 0; j < len; j++) {
+            if (t->n_milestones == cap) {
+                cap *= 2;
+                t->milestones = rb_realloc(t->milestones, sizeof(int32_t) * 3 * (size_t)cap);
+            }
+            int32_t *row = t->milestones + 3 * t->n_milestones++;
+            row[0] = p + j;
+            row[1] = first;
+            row[2] = last;
+        }
+        p += len - 1;
     }
 
-    /* The query addresses active tokens through a linear system on their keys' content
-     * channels; with more active tokens than a third of those channels, cross-talk buries
-     * the structure, so refuse rather than write a trace without it. */
-    int n_planted;
-    planted *pl = planted_list(c, t, &n_planted);
-    int *delta = rb_calloc((size_t)n_tokens + 1, sizeof(int));
-    for (int i = 0; i < n_planted; i++) {
-        const int *sp[2] = {pl[i].span0, pl[i].span1};
-        for (int s = 0; s < 2; s++)
-            if (sp[s][0] <= sp[s][1]) {
-                delta[sp[s][0]]++;
-                delta[sp[s][1] + 1]--;
-            }
-    }
-    int most = 0, run = 0, at = 0;
-    for (int s = 0; s < n_tokens; s++) {
-        run += delta[s];
-        if (run > most) most = run, at = s;
-    }
-    free(delta);
-    free(pl);
-    int limit = content_dims(c->head_dim) / 4;
-    if (most > limit) {
-        synth_truth_free(t);
-        return rb_fail(e, RB_EINPUT, "synth",
-                       "%d planted tokens would be active at once (step %d); head_dim %d "
-                       "addresses at most %d cleanly: lower --milestone-rate or --life-max, "
-                       "or raise --head-dim",
-                       most, at, c->head_dim, limit);
-    }
+    free(busy);
+
+    /* decoys: ordinary positions (not sinks, not planted) with heavy keys */
+    char *taken = rb_calloc((size_t)n_tokens, 1);
+    for (int i = 0; i < t->n_phoenix; i++) taken[t->phoenix[3 * i]] = 1;
+    for (int i = 0; i < t->n_milestones; i++) taken[t->milestones[3 * i]] = 1;
+    t->decoys = rb_malloc(sizeof(int32_t) * (size_t)(n_tokens > 0 ? n_tokens : 1));
+    for (int j = c->n_sinks; j < n_tokens; j++)
+        if (rng_unif(&r) < c->decoy_rate && !taken[j]) t->decoys[t->n_decoys++] = j;
+    free(taken);
     return RB_OK;
 }
 
@@ -368,33 +418,49 @@ static void layout_make(const synth_config *c, const planted *pl, int n_planted,
     free(rest);
 
     /* least-recently-used spike channels: tokens active together get disjoint channels
-     * while there are enough (synth_truth_make keeps concurrency <= d_c / 3) */
+     * while there are enough (synth_truth_make keeps concurrency <= d_c / 4) */
     double amp = SPIKE_NORM * sqrt((double)h->d_c) / sqrt((double)SIG_CHANNELS);
     int *free_after = rb_malloc(sizeof(int) * (size_t)h->d_c);
     double *tie = rb_malloc(sizeof(double) * (size_t)h->d_c);
     for (int i = 0; i < h->d_c; i++) free_after[i] = -1;
+    /* No two heavy keys share both spike channels (until every pair is used): two such
+     * keys would be nearly parallel, and asking the query to attend one but not the other
+     * would blow its norm up. Sharing one channel leaves them well apart. */
+    char *pair_used = rb_calloc((size_t)h->d_c * h->d_c, 1);
     h->sig_val = rb_malloc(sizeof(double) * SIG_CHANNELS * (size_t)(n_planted > 0 ? n_planted : 1));
     h->sig_ch = rb_malloc(sizeof(int) * SIG_CHANNELS * (size_t)(n_planted > 0 ? n_planted : 1));
     for (int i = 0; i < n_planted; i++) {
+        /* decoys ignore the LRU order: their channels are random */
         for (int ch = 0; ch < h->d_c; ch++) tie[ch] = rng_unif(r);
         for (int s = 0; s < SIG_CHANNELS; s++) {
             int best = -1;
-            for (int ch = 0; ch < h->d_c; ch++) {
-                int taken = 0;
-                for (int u = 0; u < s; u++) taken |= h->sig_ch[SIG_CHANNELS * i + u] == ch;
-                if (taken) continue;
-                if (best < 0 || free_after[ch] < free_after[best] ||
-                    (free_after[ch] == free_after[best] && tie[ch] < tie[best]))
-                    best = ch;
-            }
+            /* first pass honours the pair rule; if no channel does, the second ignores it */
+            for (int pass = 0; pass < 2 && best < 0; pass++)
+                for (int ch = 0; ch < h->d_c; ch++) {
+                    int taken = 0;
+                    for (int u = 0; u < s; u++) {
+                        int o = h->sig_ch[SIG_CHANNELS * i + u];
+                        taken |= o == ch || (pass == 0 && pair_used[o * h->d_c + ch]);
+                    }
+                    if (taken) continue;
+                    int lru = pl[i].is_decoy ? 0 : 1;
+                    if (best < 0 || (lru && free_after[ch] < free_after[best]) ||
+                        ((!lru || free_after[ch] == free_after[best]) && tie[ch] < tie[best]))
+                        best = ch;
+                }
             h->sig_ch[SIG_CHANNELS * i + s] = best;
             h->sig_val[SIG_CHANNELS * i + s] = rng_unif(r) < 0.5 ? -amp : amp;
         }
         for (int s = 0; s < SIG_CHANNELS; s++) {
             int ch = h->sig_ch[SIG_CHANNELS * i + s];
             if (pl[i].last_use > free_after[ch]) free_after[ch] = pl[i].last_use;
+            for (int u = 0; u < s; u++) {
+                int o = h->sig_ch[SIG_CHANNELS * i + u];
+                pair_used[o * h->d_c + ch] = pair_used[ch * h->d_c + o] = 1;
+            }
         }
     }
+    free(pair_used);
     free(free_after);
     free(tie);
 }
@@ -426,17 +492,19 @@ static void keys_make(const synth_config *c, const head_layout *h, const planted
     for (int i = 0; i < d; i++) bias[i] = 0.3 * rng_normal(r);
     double out_off[2];
     for (int o = 0; o < 2; o++) out_off[o] = (rng_unif(r) < 0.5 ? -1 : 1) * (5 + 3 * rng_unif(r));
-    /* which token carries which spike: planted tokens by index, decoys drawn here */
+    /* which token carries which spike (planted tokens and decoys, by list index) */
     int *owner = rb_malloc(sizeof(int) * (size_t)n_tokens);
     for (int j = 0; j < n_tokens; j++) owner[j] = -1;
-    for (int i = 0; i < n_planted; i++) owner[pl[i].pos] = i;
-    double amp = SPIKE_NORM * sqrt((double)h->d_c) / sqrt((double)SIG_CHANNELS);
-
+    for (int i = 0; i < n_planted; i++)
+        for (int j = 0; j < pl[i].len; j++) owner[pl[i].pos + j] = i;
     for (int j = 0; j < n_tokens; j++) {
         float *kj = k + (size_t)j * ld + (size_t)kvh * d;
+        /* planted tokens carry a weaker recency vector: far from the query RoPE's sum of
+         * cosines rings with std ~0.25 A, which would shake their designed logits */
+        double ramp = ROPE_KEY_AMP * (owner[j] >= 0 ? PLANTED_ROPE : 1.0);
         for (int i = 0; i < h->n_pairs; i++) {
-            kj[2 * i] = (float)(ROPE_KEY_AMP * cos(phase[i]) + 0.1 * rng_normal(r));
-            kj[2 * i + 1] = (float)(ROPE_KEY_AMP * sin(phase[i]) + 0.1 * rng_normal(r));
+            kj[2 * i] = (float)(ramp * cos(phase[i]) + 0.1 * rng_normal(r));
+            kj[2 * i + 1] = (float)(ramp * sin(phase[i]) + 0.1 * rng_normal(r));
             rope_rotate(&kj[2 * i], &kj[2 * i + 1], rope_theta(i, h->n_pairs) * j);
         }
         double sink = 0.3 * rng_normal(r);
@@ -444,16 +512,15 @@ static void keys_make(const synth_config *c, const head_layout *h, const planted
             sink = j == 0 ? SINK_KEY : SINK_KEY * (c->sink_logit - 1.5) / fmax(c->sink_logit, 1e-9);
         kj[h->sink_ch] = (float)sink;
         for (int o = 0; o < 2; o++) kj[h->out_ch[o]] = (float)(out_off[o] + rng_normal(r));
-        for (int i = 0; i < h->d_c; i++) kj[h->content[i]] = (float)(sd[i] * rng_normal(r));
+        /* planted tokens get half the dense noise, so the tokens of a phrase, addressed
+         * together through their mean key, receive similar logits */
+        double dense = owner[j] >= 0 ? PLANTED_DENSE : 1.0;
+        for (int i = 0; i < h->d_c; i++)
+            kj[h->content[i]] = (float)(dense * sd[i] * rng_normal(r));
         if (owner[j] >= 0) {
             for (int s = 0; s < SIG_CHANNELS; s++)
                 kj[h->content[h->sig_ch[SIG_CHANNELS * owner[j] + s]]] +=
                     (float)h->sig_val[SIG_CHANNELS * owner[j] + s];
-        } else if (j >= c->n_sinks && rng_unif(r) < c->decoy_rate) {
-            for (int s = 0; s < SIG_CHANNELS; s++) {
-                int ch = rng_int(r, 0, h->d_c - 1);
-                kj[h->content[ch]] += (float)(rng_unif(r) < 0.5 ? -amp : amp);
-            }
         }
         for (int i = 0; i < d; i++) kj[i] += (float)bias[i];
     }
@@ -496,6 +563,17 @@ static void content_row(const float *k, int ldk, int kvh, int d, const head_layo
                         const double *bias, int j, double *dst) {
     const float *kr = k + (size_t)j * ldk + (size_t)kvh * d;
     for (int i = 0; i < h->d_c; i++) dst[i] = kr[h->content[i]] - bias[h->content[i]];
+}
+
+/* Record planted token i as an offender when its content logit exceeds CROSS_MAX. */
+static void scan_off(const double *qc, const double *pk, int d_c, int i, double *off_logit,
+                     int *off_idx, int *n_off) {
+    const double *kj = pk + (size_t)i * d_c;
+    double logit = 0;
+    for (int x = 0; x < d_c; x++) logit += qc[x] * kj[x];
+    if (logit <= CROSS_MAX) return;
+    off_logit[*n_off] = logit;
+    off_idx[(*n_off)++] = i;
 }
 
 /* Cholesky factor of the Gram matrix of rows kc [m, d_c], with a tiny ridge. */
@@ -560,7 +638,9 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
          * ACTIVE_ROUNDS times. Constraining only the offenders keeps the system small and
          * well conditioned, so the query's norm, and its cross-talk onto ordinary keys, stay
          * close to those of the active tokens alone. */
-        int max_c = h.d_c - 4 > 1 ? h.d_c - 4 : 1;
+        /* at most half the content channels: a fuller system is ill-conditioned and its
+         * solution's norm (hence the noise it puts on every key) blows up */
+        int max_c = h.d_c / 2;
         int *cset = rb_malloc(sizeof(int) * (size_t)max_c);
         int *is_act = rb_malloc(sizeof(int) * (size_t)max_c);
         char *in_set = rb_calloc((size_t)(n_planted > 0 ? n_planted : 1), 1);
@@ -569,9 +649,37 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
         double *b = rb_malloc(sizeof(double) * (size_t)max_c);
         double *alpha = rb_malloc(sizeof(double) * (size_t)max_c);
         double *qc = rb_malloc(sizeof(double) * (size_t)h.d_c);
+        /* users of each content channel, in planted (position) order: CSR layout */
+        int *user_start = rb_calloc((size_t)h.d_c + 1, sizeof(int));
+        int *users = rb_malloc(sizeof(int) * SIG_CHANNELS * (size_t)(n_planted > 0 ? n_planted : 1));
+        int *seen = rb_calloc((size_t)(n_planted > 0 ? n_planted : 1), sizeof(int));
+        int stamp = 0, recent = 0; /* recent: first planted token inside SCAN_WINDOW */
+        for (int i = 0; i < n_planted * SIG_CHANNELS; i++) user_start[h.sig_ch[i] + 1]++;
+        for (int ch = 0; ch < h.d_c; ch++) user_start[ch + 1] += user_start[ch];
+        {
+            int *fill = rb_malloc(sizeof(int) * (size_t)h.d_c);
+            memcpy(fill, user_start, sizeof(int) * (size_t)h.d_c);
+            for (int i = 0; i < n_planted; i++)
+                for (int sg = 0; sg < SIG_CHANNELS; sg++) {
+                    int ch = h.sig_ch[SIG_CHANNELS * i + sg];
+                    /* a token's two channels are distinct, so it is listed once per channel */
+                    users[fill[ch]++] = i;
+                }
+            free(fill);
+        }
+        double *off_logit = rb_malloc(sizeof(double) * (size_t)(n_planted > 0 ? n_planted : 1));
+        int *off_idx = rb_malloc(sizeof(int) * (size_t)(n_planted > 0 ? n_planted : 1));
         double *pk = rb_malloc(sizeof(double) * (size_t)(n_planted > 0 ? n_planted : 1) * h.d_c);
-        for (int i = 0; i < n_planted; i++)
-            content_row(k, ldk, kvh, d, &h, bias, pl[i].pos, pk + (size_t)i * h.d_c);
+        /* a phrase is addressed through the mean of its tokens' keys: they share the spike,
+         * so one constraint gives every token of the phrase the target logit */
+        for (int i = 0; i < n_planted; i++) {
+            double *row = pk + (size_t)i * h.d_c;
+            for (int x = 0; x < h.d_c; x++) row[x] = 0;
+            for (int j = 0; j < pl[i].len; j++) {
+                content_row(k, ldk, kvh, d, &h, bias, pl[i].pos + j, qc);
+                for (int x = 0; x < h.d_c; x++) row[x] += qc[x] / pl[i].len;
+            }
+        }
 
         for (int tq = 0; tq < n_tokens; tq++) {
             int m = 0;
@@ -594,20 +702,44 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
                     for (int a = 0; a < m; a++) sum += alpha[a] * kc[(size_t)a * h.d_c + i];
                     qc[i] = sum;
                 }
-                int added = 0;
-                for (int i = 0; i < n_planted && m < max_c; i++) {
-                    if (in_set[i] || pl[i].pos >= tq) continue;
-                    const double *kj = pk + (size_t)i * h.d_c;
-                    double logit = 0;
-                    for (int x = 0; x < h.d_c; x++) logit += qc[x] * kj[x];
-                    if (logit <= CROSS_MAX) continue;
+                /* Scan every planted token of the last SCAN_WINDOW positions; older ones only
+                 * when they spike on a channel of a token in the set (where the query is
+                 * large), which bounds the work on long traces. */
+                int n_off = 0;
+                stamp++;
+                while (recent < n_planted && pl[recent].pos < tq - SCAN_WINDOW) recent++;
+                for (int i = recent; i < n_planted && pl[i].pos < tq; i++) {
+                    if (in_set[i]) continue;
+                    seen[i] = stamp;
+                    scan_off(qc, pk, h.d_c, i, off_logit, off_idx, &n_off);
+                }
+                for (int a = 0; a < m; a++)
+                    for (int sg = 0; sg < SIG_CHANNELS; sg++) {
+                        int ch = h.sig_ch[SIG_CHANNELS * cset[a] + sg];
+                        for (int u = user_start[ch]; u < user_start[ch + 1]; u++) {
+                            int i = users[u];
+                            if (pl[i].pos >= tq) break; /* users are in position order */
+                            if (in_set[i] || seen[i] == stamp) continue;
+                            seen[i] = stamp;
+                            scan_off(qc, pk, h.d_c, i, off_logit, off_idx, &n_off);
+                        }
+                    }
+                if (!n_off) break;
+                /* worst offenders first, while there is room */
+                for (int a = 0; a < n_off && m < max_c; a++) {
+                    int best = a;
+                    for (int x = a + 1; x < n_off; x++)
+                        if (off_logit[x] > off_logit[best]) best = x;
+                    double tl = off_logit[a];
+                    int ti = off_idx[a];
+                    off_logit[a] = off_logit[best], off_idx[a] = off_idx[best];
+                    off_logit[best] = tl, off_idx[best] = ti;
+                    int i = off_idx[a];
                     in_set[i] = 1;
                     is_act[m] = 0;
-                    memcpy(kc + (size_t)m * h.d_c, kj, sizeof(double) * (size_t)h.d_c);
+                    memcpy(kc + (size_t)m * h.d_c, pk + (size_t)i * h.d_c, sizeof(double) * (size_t)h.d_c);
                     cset[m++] = i;
-                    added++;
                 }
-                if (!added) break;
             }
 
             for (int g = 0; g < group; g++) {
@@ -622,11 +754,28 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
                 }
                 qt[h.sink_ch] = (float)(c->sink_logit / SINK_KEY * (1 + 0.05 * rng_normal(r)));
                 for (int o = 0; o < 2; o++) qt[h.out_ch[o]] = (float)(0.1 * rng_normal(r));
+                /* noise z, projected off the constrained keys so that it leaves their logits
+                 * at target (planted keys are heavy: raw noise would shake them by ~1 logit),
+                 * then the solution: q_c = z_perp + K_C^T alpha with alpha exact for the
+                 * targets because K_C z_perp = 0 */
+                for (int i = 0; i < h.d_c; i++) qc[i] = tau * rng_normal(r);
+                for (int a = 0; a < m; a++) {
+                    double dot = 0;
+                    for (int i = 0; i < h.d_c; i++) dot += kc[(size_t)a * h.d_c + i] * qc[i];
+                    b[a] = dot;
+                }
+                if (m > 0) chol_solve(gram, m, b, alpha);
+                for (int a = 0; a < m; a++)
+                    alpha[a] = -alpha[a];
                 for (int a = 0; a < m; a++)
                     b[a] = is_act[a] ? strength[(size_t)g * n_planted + cset[a]] : 0.0;
-                if (m > 0) chol_solve(gram, m, b, alpha);
+                if (m > 0) {
+                    double *beta = off_logit; /* scratch: n_planted >= m */
+                    chol_solve(gram, m, b, beta);
+                    for (int a = 0; a < m; a++) alpha[a] += beta[a];
+                }
                 for (int i = 0; i < h.d_c; i++) {
-                    double s = tau * rng_normal(r);
+                    double s = qc[i];
                     for (int a = 0; a < m; a++) s += alpha[a] * kc[(size_t)a * h.d_c + i];
                     qt[h.content[i]] = (float)s;
                 }
@@ -638,6 +787,11 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
         free(in_set);
         free(qc);
         free(pk);
+        free(off_logit);
+        free(user_start);
+        free(users);
+        free(seen);
+        free(off_idx);
         free(bias);
         free(kc);
         free(gram);

@@ -41,23 +41,26 @@ typedef struct synth_config {
     trace_dtype dtype;       /* TRACE_F16 (what synth_write stores) */
     /* attention structure; logits are in natural units (added to scale*q.k) */
     int n_sinks;             /* 4: positions 0..n_sinks-1 are sinks */
-    double sink_logit;       /* 7.0: logit of position 0; the other sinks get 1.5 less */
-    double recency_logit;    /* 5.0: logit of the query's own position; decays over ~16 */
-    double milestone_rate;   /* 1/32: chance that a decode token is a milestone */
+    double sink_logit;       /* 7.5: logit of position 0; the other sinks get 1.5 less */
+    double recency_logit;    /* 7.0: logit of the query's own position; decays over ~16 */
+    double milestone_rate;   /* 1/32: chance that a decode token starts a milestone phrase */
+    int phrase_max;          /* 3: a phrase is 1..phrase_max consecutive milestone tokens */
     int life_min, life_max;  /* 32, 320: active span in steps, log-uniform in [min, max] */
-    int delay_max;           /* 4: a milestone at p is active from p + U{1..delay_max} */
-    double milestone_logit;  /* 7.0: logit of an active milestone or revived phoenix */
-    double jitter;           /* 0.15: strength factor per (layer, q head, token) in 1 +- jitter */
+    int delay_max;           /* 4: a phrase ending at p is active from p + U{1..delay_max} */
+    double milestone_logit;  /* 9.0: logit of an active milestone or revived phoenix */
+    double jitter;           /* 0.1: strength factor per (layer, q head, token) in 1 +- jitter */
     int n_phoenix;           /* 4: prompt tokens attended in the prompt, dormant, revived */
     int phoenix_dormant;     /* 256: minimum dormant steps (>= SYNTH_MIN_DORMANT) */
-    double decoy_rate;       /* 0.03: tokens with heavy key channels that nobody attends */
+    double decoy_rate;       /* 0.02: tokens with heavy key channels that nobody attends */
     double noise;            /* 0.5: std of the query-noise logit on an ordinary key */
 } synth_config;
 
 /* The planted truth, identical for every layer and KV head. Rows are sorted by position.
  * milestones: [n_milestones, 3] position (a decode position), first active step (> position),
  *             last active step (>= first, < n_tokens); active means attended on every step
- *             first..last, and never after last.
+ *             first..last, and never after last. Milestones come in phrases: runs of
+ *             consecutive positions with the same first and last step (a reasoning step is a
+ *             few tokens, and page-based policies should see that).
  * phoenix:    [n_phoenix, 3] position (a prompt position, not a sink), dormant from (the
  *             first decode step, n_prefill), revived at (>= dormant from + phoenix_dormant).
  * phoenix_last: [n_phoenix] last step of the revived span (not stored in trace files). */
@@ -68,6 +71,8 @@ typedef struct synth_truth {
     int32_t *phoenix;
     int32_t *phoenix_last;
     int phoenix_dropped; /* 1 when n_phoenix > 0 was asked but the decode is too short */
+    int n_decoys;        /* positions with heavy keys that are never attended (not stored) */
+    int32_t *decoys;     /* [n_decoys] ascending */
 } synth_truth;
 
 /* Fill every field with the defaults documented above. */
@@ -82,11 +87,18 @@ rb_status synth_config_check(const synth_config *c, rb_err *e);
 int synth_n_tokens(const synth_config *c);
 float synth_attn_scale(const synth_config *c);
 
+/* Most milestone phrases and phoenixes active at one step: d_c / 6 with the content
+ * dimension d_c = head_dim - 2 * (3 head_dim / 16) - 3 (6 at head_dim 64, 13 at 128).
+ * Beyond it the query's cross-talk would bury the structure. n_phoenix may not exceed it
+ * (all phoenixes are active together in the prompt). */
+int synth_max_active(const synth_config *c);
+
 /* Draw the planted truth from c->seed. Requires a checked config. Phoenixes are planted only
- * when the decode has room for phoenix_dormant steps plus a revival (else phoenix_dropped).
- * Fails with RB_EINPUT when more tokens would be active at once than the key space can
- * address cleanly (head_dim too small for the milestone rate and lifespans). Free the
- * result with synth_truth_free. */
+ * when the prompt and decode have room (PHOENIX_TAIL prompt positions after the sinks,
+ * phoenix_dormant + 16 decode steps); else phoenix_dropped is set. A milestone phrase that
+ * would make more than synth_max_active phrases active at once is not planted (thinning),
+ * so milestone_rate is an upper bound on the phrase rate. Free with synth_truth_free.
+ * Returns RB_OK (the status is kept for future checks). */
 rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e);
 void synth_truth_free(synth_truth *t); /* NULL or zeroed is a no-op */
 

@@ -5,7 +5,7 @@
 set -u
 RB=${RAASBENCH:-build/raasbench}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-"$RB" synth --out "$dir/t.h5" --layers 3 --prefill 64 --decode 1200 --seed 5 >/dev/null || exit 1
+"$RB" synth --out "$dir/t.h5" --layers 3 --prefill 64 --decode 800 --seed 5 >/dev/null || exit 1
 cat > "$dir/sweep.json" <<JSON
 {"traces": ["$dir/t.h5"],
  "policies": ["streamingllm", "h2o", "quest", {"name": "raas", "params": {"r": 0.25}, "label": "r25"}, "oracle"],
@@ -14,10 +14,12 @@ cat > "$dir/sweep.json" <<JSON
 JSON
 fail=0
 "$RB" sweep "$dir/sweep.json" --quiet & pid=$!
-# Kill as soon as a few cells have landed (but before all have).
-for i in $(seq 1 600); do
-  n=$(ls "$dir/sweep.h5.cells"/*_L*.h5 2>/dev/null | grep -v tmp | wc -l)
-  [ "$n" -ge 3 ] && break
+# Kill as soon as the first cells have landed (each pass takes a while: batch 1), however
+# loaded the machine is (up to two minutes).
+for i in $(seq 1 6000); do
+  n=$(ls "$dir/sweep.h5.cells"/*_L*.h5 2>/dev/null | grep -v '\.tmp-' | wc -l)
+  [ "$n" -ge 2 ] && break
+  kill -0 $pid 2>/dev/null || break
   sleep 0.02
 done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
