@@ -1,11 +1,11 @@
 /* bench_attn.c: how fast the attention kernels run against this machine's memory.
  *
  * attn_dense (G = 4 query heads on one KV head, ld = d, logits written as replay asks) for
- * N = 1k..32k and d = 64, 128: median time per call, bytes moved (K + V read, logits
+ * N = 1k..32k and d = 64, 128 (and 256): median time per call, bytes moved (K + V read, logits
  * written), achieved GB/s, the copy bandwidth of this machine measured in the same run
  * (memcpy of 256 MiB counting read + write bytes) and the ratio, and attn_dense_ref's time
- * and the speedup. Then attn_gather over L = 256 and 1024 random pool rows, per-head and
- * shared sets, and a whole layer of several KV heads: attn_dense per head (strided rows)
+ * and the speedup. Then attn_gather over L = 256 and 1024 pool rows (random rows or random
+ * pages of 16), per-head and shared sets, and a whole layer of several KV heads: attn_dense per head (strided rows)
  * against attn_dense_heads. Inputs rotate over an
  * arena much larger than the last-level cache so every call streams from memory.
  * Single-threaded, like the kernels. ~10-20 s. */
@@ -156,14 +156,17 @@ int main(void) {
     }
     printf("\n");
 
-    /* Gather: rows picked at random from the whole arena (pool rows scattered in memory). */
-    printf("attn_gather: G=%d, L random rows of the %d MiB arena (probs written)\n", G, ARENA_MIB);
-    printf("%4s %5s %7s %10s %9s %8s %11s %9s\n", "d", "L", "sets", "fast_us", "ns/row", "GB/s",
-           "ref_us", "speedup");
+    /* Gather: rows from the whole arena, either single rows at random (worst case) or random
+     * pages of 16 consecutive rows (what page-based policies select). */
+    printf("attn_gather: G=%d, L rows of the %d MiB arena, random single rows or random pages of\n"
+           "16 consecutive rows (probs written)\n", G, ARENA_MIB);
+    printf("%4s %5s %5s %9s %10s %9s %8s %11s %9s\n", "d", "L", "rows", "sets", "fast_us", "ns/row",
+           "GB/s", "ref_us", "speedup");
     static const int Ls[] = {256, 1024};
     for (size_t a = 0; a < sizeof ds / sizeof *ds; a++)
         for (size_t b = 0; b < sizeof Ls / sizeof *Ls; b++)
-            for (int shared = 1; shared >= 0; shared--) {
+            for (int mode = 0; mode < 4; mode++) {
+                int shared = mode % 2 == 0, paged = mode >= 2;
                 int d = ds[a], L = Ls[b], stride = L;
                 size_t n_rows = arena_floats / (size_t)d;
                 const float **kr = rb_malloc(sizeof(*kr) * (size_t)G * stride);
@@ -176,11 +179,15 @@ int main(void) {
                 uint64_t x = 88172645463325252ull;
                 for (int r = 0; r < REPS + 5; r++) {
                     /* fresh random rows each call, so they come from memory, not cache */
+                    size_t row = 0, vrow = 0;
                     for (int i = 0; i < G * stride; i++) {
-                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-                        size_t row = (size_t)(x % n_rows);
+                        if (!paged || i % 16 == 0) {
+                            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                            row = (size_t)(x % (n_rows - 16)), vrow = (row * 7919 + 1) % (n_rows - 16);
+                        } else
+                            row++, vrow++;
                         kr[i] = arena + row * d;
-                        vr[i] = arena + ((row * 7919 + 1) % n_rows) * d;
+                        vr[i] = arena + vrow * d;
                     }
                     for (int g = 0; g < G; g++) n[g] = L;
                     int64_t t0 = rb_now_ns();
@@ -196,9 +203,9 @@ int main(void) {
                 }
                 double fast = median_ns(tf, REPS), ref = median_ns(tr, 5);
                 double rows = (double)L * (shared ? 1 : G), bytes = rows * 2 * d * sizeof(float);
-                printf("%4d %5d %7s %10.1f %9.1f %8.2f %11.1f %8.1fx\n", d, L,
-                       shared ? "shared" : "per-head", fast * 1e-3, fast / rows, bytes / fast,
-                       ref * 1e-3, ref / fast);
+                printf("%4d %5d %5s %9s %10.1f %9.1f %8.2f %11.1f %8.1fx\n", d, L,
+                       paged ? "pages" : "rand", shared ? "shared" : "per-head", fast * 1e-3,
+                       fast / rows, bytes / fast, ref * 1e-3, ref / fast);
                 fflush(stdout);
                 free(kr), free(vr), free(probs), free(work);
             }
