@@ -15,6 +15,8 @@
  * group or spread over the current one, made every variant slower, for strided rows and
  * for the random rows of a gather alike, so there is none.
  *   attn_dense:  G query rows over n strided rows.
+ *   attn_dense_heads: the Hq query rows of a layer over n token rows holding its Hkv heads;
+ *                per group the whole token rows are fetched, then each head's rows run.
  *   attn_gather: one row per head over its own set, or G rows over one shared set; the
  *                logits go to `work` so the probabilities come out exactly normalised.
  *   attn_causal: blocks of query positions (x the G heads of a KV head) over the keys up
