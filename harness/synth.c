@@ -68,7 +68,7 @@
 #define ROPE_LOW (1.0 / 32) /* lowest recency frequency, rad/token */
 #define ROPE_KEY_AMP 1.5    /* key amplitude in each recency pair */
 #define TWO_PI 6.283185307179586
-#define CROSS_MAX 2.5       /* largest content logit tolerated on an inactive planted token */
+#define CROSS_MAX 3.0       /* largest content logit tolerated on an inactive planted token */
 #define ACTIVE_ROUNDS 4     /* re-solves that add offending planted tokens as zero targets */
 #define PLANTED_DENSE 0.3   /* dense content noise of planted tokens, relative */
 #define SCAN_WINDOW 8192    /* planted tokens this close to the query are always checked */
@@ -151,7 +151,7 @@ void synth_config_default(synth_config *c) {
         .jitter = 0.1,
         .n_phoenix = 4,
         .phoenix_dormant = 256,
-        .decoy_rate = 0.02,
+        .decoy_rate = 0.0,
         .noise = 0.5,
     };
 }

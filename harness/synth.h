@@ -51,7 +51,7 @@ typedef struct synth_config {
     double jitter;           /* 0.1: strength factor per (layer, q head, token) in 1 +- jitter */
     int n_phoenix;           /* 4: prompt tokens attended in the prompt, dormant, revived */
     int phoenix_dormant;     /* 256: minimum dormant steps (>= SYNTH_MIN_DORMANT) */
-    double decoy_rate;       /* 0.02: tokens with heavy key channels that nobody attends */
+    double decoy_rate;       /* 0: extra tokens with heavy key channels that nobody attends */
     double noise;            /* 0.5: std of the query-noise logit on an ordinary key */
 } synth_config;
 
