@@ -50,9 +50,10 @@
  * share of the other positions. Values are N(mu_c, 1) with a per-channel mean
  * mu_c ~ N(0, 0.5); sink values are scaled by 0.1 (real sinks carry little value).
  *
- * Capacity: the query addresses at most d_c/2 heavy keys exactly. At head_dim 64 on a
- * 2048-step decode the set is full on a good share of late steps, and the heavy keys left
- * out take cross-talk of a few logits at those steps; head_dim 128 leaves room.
+ * Capacity: the query addresses at most d_c/2 heavy keys exactly, and every active phrase
+ * makes 4 channels "hot", so heavy keys sharing them become offenders. Thinning keeps at
+ * most d_c/8 phrases active (4 at head_dim 64) so the set rarely overflows; when it does,
+ * the heavy keys left out take cross-talk of a few logits at that step.
  *
  * Random streams are keyed by (seed, purpose, layer, head), so a layer's bytes depend only on
  * the config and the layer index. */
@@ -163,7 +164,7 @@ float synth_attn_scale(const synth_config *c) { return (float)(1.0 / sqrt((doubl
 static int rope_pairs(int head_dim) { return head_dim * 3 / 16; }
 static int content_dims(int head_dim) { return head_dim - 2 * rope_pairs(head_dim) - 3; }
 
-int synth_max_active(const synth_config *c) { return content_dims(c->head_dim) / 6; }
+int synth_max_active(const synth_config *c) { return content_dims(c->head_dim) / 8; }
 
 static rb_status check_int(const char *what, int v, int lo, int hi, rb_err *e) {
     if (v < lo || v > hi) return rb_fail(e, RB_EINPUT, what, "%d is outside [%d, %d]", v, lo, hi);
