@@ -510,7 +510,9 @@ static void keys_make(const synth_config *c, const head_layout *h, const planted
         }
         double sink = 0.3 * rng_normal(r);
         if (j < c->n_sinks)
-            sink = j == 0 ? SINK_KEY : SINK_KEY * (c->sink_logit - 1.5) / fmax(c->sink_logit, 1e-9);
+            sink = j == 0 || c->sink_logit <= 0
+                       ? SINK_KEY
+                       : SINK_KEY * fmax(c->sink_logit - 1.5, 0) / c->sink_logit;
         kj[h->sink_ch] = (float)sink;
         for (int o = 0; o < 2; o++) kj[h->out_ch[o]] = (float)(out_off[o] + rng_normal(r));
         /* planted tokens get half the dense noise, so the tokens of a phrase, addressed
@@ -847,6 +849,11 @@ rb_status synth_write(const synth_config *c, const char *path, synth_truth *trut
     float *v = rb_malloc(sizeof(float) * (size_t)n_tokens * c->n_kv_heads * c->head_dim);
     for (int l = 0; l < c->n_layers && !st; l++) {
         synth_layer(c, &t, l, q, k, v);
+        /* synth_layer promises finite values in float16 range for every valid config */
+        size_t nq = (size_t)n_tokens * c->n_q_heads * c->head_dim;
+        size_t nk = (size_t)n_tokens * c->n_kv_heads * c->head_dim;
+        for (size_t i = 0; i < nq; i++) RB_CHECK(fabsf(q[i]) < 65504.0f);
+        for (size_t i = 0; i < nk; i++) RB_CHECK(fabsf(k[i]) < 65504.0f && fabsf(v[i]) < 65504.0f);
         st = trace_writer_append(w, l, n_tokens, q, k, v, e);
     }
     free(q);
