@@ -3,6 +3,7 @@
 #   CUDA=0|1                build the CUDA kernels (default: 1 when nvcc is found)
 #   BUILD=dir               build directory (default: build, or build-san with SAN)
 #   ARCH=...                -march value (default x86-64-v3: AVX2+FMA)
+#   V=1                     show full compiler command lines
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
 comma := ,
@@ -86,11 +87,14 @@ $(COMMIT_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.commit-* && touch $@
 $(BUILD)/harness/rb.o: harness/rb.c $(COMMIT_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DRB_GIT_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) -DRB_GIT_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
 
+Q := $(if $(V),,@)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
@@ -98,16 +102,20 @@ $(BUILD)/%.o: %.cu
 
 $(BUILD)/libraasbench.a: $(LIB_OBJ) $(CUDA_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@$(if $(Q),echo "  AR    $@")
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/raasbench: $(BUILD)/harness/main.o $(BUILD)/libraasbench.a
-	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libraasbench.a
-	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 
 $(BUILD)/bench_%: $(BUILD)/kernels/bench_%.o $(BUILD)/libraasbench.a
-	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 
 test: all $(TEST_BIN)
 	@BUILD=$(BUILD) tests/run_tests.sh

@@ -1,10 +1,217 @@
-/* cmd_bench.c: placeholder until the subcommand lands. */
+/* cmd_bench.c: `raasbench bench replay|decode`: benchmark programs that print figures and
+ * their ratio to a reference measured in the same run (never timed tests). Machines are
+ * noisy: every figure is the median of repeats. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
 #include "commands.h"
-#include "rb.h"
+#include "replay_setup.h"
+#include "synth.h"
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+static int64_t median(int64_t *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Copy bandwidth of this machine: memcpy of `bytes`, counting bytes read + written,
+ * median of repeats, in GB/s. n_threads copies run side by side on separate buffers. */
+typedef struct copy_job { char *src, *dst; size_t n; } copy_job;
+static void *copy_run(void *a) {
+    copy_job *j = a;
+    memcpy(j->dst, j->src, j->n);
+    return NULL;
+}
+static double copy_bandwidth(size_t bytes, int n_threads, int reps) {
+    copy_job jobs[16];
+    for (int i = 0; i < n_threads; i++) {
+        jobs[i].n = bytes / n_threads;
+        jobs[i].src = rb_malloc(jobs[i].n), jobs[i].dst = rb_malloc(jobs[i].n);
+        memset(jobs[i].src, 1 + i, jobs[i].n), memset(jobs[i].dst, 0, jobs[i].n);
+    }
+    int64_t t[32];
+    for (int r = 0; r < reps; r++) {
+        pthread_t th[16];
+        int64_t a = rb_now_ns();
+        for (int i = 1; i < n_threads; i++) pthread_create(&th[i], NULL, copy_run, &jobs[i]);
+        copy_run(&jobs[0]);
+        for (int i = 1; i < n_threads; i++) pthread_join(th[i], NULL);
+        t[r] = rb_now_ns() - a;
+    }
+    for (int i = 0; i < n_threads; i++) free(jobs[i].src), free(jobs[i].dst);
+    return 2.0 * (double)(bytes / n_threads * n_threads) / (double)median(t, reps);
+}
+
+static rb_status make_trace(const char *dir, const char *name, int layers, int prefill,
+                            int decode, char *path, size_t cap, rb_err *e) {
+    synth_config c;
+    synth_config_default(&c);
+    c.n_layers = layers, c.n_prefill = prefill, c.n_decode = decode;
+    snprintf(path, cap, "%s/%s.h5", dir, name);
+    return synth_write(&c, path, NULL, e);
+}
+
+/* Median wall time of engine_replay over reps, with its stats of the median run. */
+static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_stats *st,
+                             rb_err *e) {
+    int64_t t[16];
+    engine_stats s[16];
+    for (int r = 0; r < reps; r++) {
+        results_run *runs = rb_calloc((size_t)ec->n_cells, sizeof *runs);
+        rb_status x = engine_replay(ec, runs, &s[r], e);
+        for (int i = 0; !x && i < ec->n_cells; i++) results_run_free(&runs[i]);
+        free(runs);
+        if (x) return x;
+        t[r] = s[r].wall_ns;
+    }
+    int64_t sorted[16];
+    memcpy(sorted, t, sizeof(int64_t) * reps);
+    *wall = median(sorted, reps);
+    for (int r = 0; r < reps; r++)
+        if (t[r] == *wall) *st = s[r];
+    if (reps % 2 == 0) *st = s[0];
+    return RB_OK;
+}
+
+static int bench_replay(int argc, char **argv) {
+    const char *policies = "dense,streamingllm,h2o,quest,raas", *budgets = "128,256,512,1024";
+    const char *trace_path = NULL;
+    int layers = 4, decode = 3000, prefill = 128, reps = 3, threads = 0;
+    const arg_spec specs[] = {
+        {"trace", ARG_STR, &trace_path, "TRACE", "trace to replay (default: a synthetic one)"},
+        {"layers", ARG_INT, &layers, "N", "layers of the synthetic trace (default 4)"},
+        {"prefill", ARG_INT, &prefill, "N", "prompt length of the synthetic trace (default 128)"},
+        {"decode", ARG_INT, &decode, "N", "decode steps of the synthetic trace (default 3000)"},
+        {"policies", ARG_STR, &policies, "a,b", "policies of the sweep (default: the paper's five, dense,streamingllm,h2o,quest,raas)"},
+        {"budgets", ARG_STR, &budgets, "L1,L2", "budgets of the sweep (default 128,256,512,1024)"},
+        {"reps", ARG_INT, &reps, "R", "repeats, median reported (default 3)"},
+        {"threads", ARG_INT, &threads, "N", "engine threads (default: all cores)"},
+        {NULL, ARG_FLAG, NULL, NULL, NULL},
+    };
+    int help = 0;
+    rb_err e = {0};
+    if (args_parse("bench replay", "[options]", specs, argc, argv, NULL, 0, NULL, &help, &e))
+        return rb_err_print(&e);
+    if (help) return 0;
+    if (reps < 1 || reps > 15) {
+        rb_fail(&e, RB_EINPUT, "--reps", "must be in 1..15");
+        return rb_err_print(&e);
+    }
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    char dir[] = "/tmp/raasbench-bench-XXXXXX", path[512], long_path[512];
+    if (!mkdtemp(dir)) {
+        rb_fail(&e, RB_EINTERNAL, "bench", "cannot create a temporary directory");
+        return rb_err_print(&e);
+    }
+    int rc = 0;
+    trace *t = NULL, *tl = NULL;
+    engine_cell *dense = NULL, *sweep = NULL;
+    int n_dense = 0, n_sweep = 0;
+    char *names_buf = NULL;
+    const char *names[64];
+    int n_names = 0, bud[64], n_bud = 0;
+    const char *dense_name[] = {"dense"};
+    int one_budget[] = {1024};
+    if (!trace_path) {
+        printf("generating synthetic trace: %d layers, prefill %d, decode %d ...\n", layers,
+               prefill, decode);
+        if (make_trace(dir, "sweep", layers, prefill, decode, path, sizeof path, &e)) goto fail;
+        trace_path = path;
+    }
+    if (trace_open(trace_path, &t, &e) ||
+        args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
+        args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
+        replay_make_cells(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e) ||
+        replay_make_cells(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e))
+        goto fail;
+    const trace_meta *m = trace_get_meta(t);
+    printf("\n== sweep cost: %s (%d layers, %d q / %d kv heads, head_dim %d, %d prefill + %d "
+           "decode), %d threads, median of %d\n", trace_path, m->n_stored, m->n_q_heads,
+           m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, threads, reps);
+    engine_config ec = {.trace = t, .page_size = 16, .dense_layers = 2, .elem_bytes = 2,
+                        .threads = threads, .seed = 1};
+    int64_t w_dense, w_sweep;
+    engine_stats s_dense, s_sweep;
+    ec.cells = dense, ec.n_cells = n_dense;
+    if (time_replay(&ec, reps, &w_dense, &s_dense, &e)) goto fail;
+    ec.cells = sweep, ec.n_cells = n_sweep;
+    if (time_replay(&ec, reps, &w_sweep, &s_sweep, &e)) goto fail;
+    int T = m->n_tokens - m->n_prefill;
+    printf("%-44s %10.3f s\n", "replay dense alone (wall)", w_dense / 1e9);
+    printf("%-44s %10.3f s   (%d cells: %s x %s)\n", "replay sweep (wall)", w_sweep / 1e9,
+           n_sweep, policies, budgets);
+    printf("%-44s %10.2fx   (acceptance: <= 3x)\n", "sweep / dense alone", (double)w_sweep / w_dense);
+    printf("%-44s %10.1f us/step/layer\n", "dense reference pass",
+           s_sweep.dense_ns / 1e3 / T / m->n_stored);
+    printf("%-44s %10.2f us/step/layer\n", "one extra cell (mean over the sweep's cells)",
+           s_sweep.cells_ns / 1e3 / T / m->n_stored / n_sweep);
+    printf("%-44s %10.2f us/step/layer\n", "scoring one cell against the reference",
+           s_sweep.metrics_ns / 1e3 / T / m->n_stored / n_sweep);
+    printf("%-44s %10.3f s\n", "reading the trace (summed over threads)", s_sweep.read_ns / 1e9);
+
+    /* Dense pass bandwidth at long contexts, one thread, against memcpy on one thread. */
+    printf("\n== dense reference pass bandwidth (1 thread; memcpy of the same thread count)\n");
+    double copy_dram = copy_bandwidth((size_t)256 << 20, 1, 5);
+    printf("%-44s %10.2f GB/s\n", "memcpy 256 MiB (DRAM)", copy_dram);
+    printf("%8s %10s %12s %12s %12s %10s\n", "N", "K+V MiB", "us/step", "GB/s", "memcpy GB/s",
+           "ratio");
+    const int Ns[] = {8192, 16384, 32768, 65536};
+    for (int i = 0; i < 4; i++) {
+        int N = Ns[i], steps = 64;
+        char name[32];
+        snprintf(name, sizeof name, "long%d", N);
+        if (make_trace(dir, name, 1, N - steps, steps, long_path, sizeof long_path, &e) ||
+            trace_open(long_path, &tl, &e))
+            goto fail;
+        const trace_meta *lm = trace_get_meta(tl);
+        engine_config el = {.trace = tl, .cells = dense, .n_cells = 1, .page_size = 16,
+                            .dense_layers = 0, .elem_bytes = 2, .threads = 1, .seed = 1};
+        int64_t wl;
+        engine_stats sl;
+        if (time_replay(&el, reps, &wl, &sl, &e)) goto fail;
+        double kv_mib = (double)N * lm->n_kv_heads * lm->head_dim * 2 * 4 / (1 << 20);
+        /* Copy bandwidth at the same working-set size: a fair peer when K and V stay in
+         * cache between steps, as they do in replay. */
+        double copy_same = copy_bandwidth((size_t)(kv_mib * (1 << 20)), 1, 9);
+        double gbs = (double)sl.dense_bytes / sl.dense_ns;
+        printf("%8d %10.1f %12.1f %12.2f %12.2f %9.2fx   (DRAM memcpy ratio %.2fx)\n", N, kv_mib,
+               sl.dense_ns / 1e3 / steps, gbs, copy_same, gbs / copy_same, gbs / copy_dram);
+        trace_close(tl);
+        tl = NULL;
+        remove(long_path);
+    }
+    goto done;
+fail:
+    rc = rb_err_print(&e);
+done:
+    trace_close(t);
+    trace_close(tl);
+    replay_cells_free(dense, n_dense);
+    replay_cells_free(sweep, n_sweep);
+    free(names_buf);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "raasbench: bench: could not remove %s\n", dir);
+    return rc;
+}
 
 int cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "raasbench: bench: not built yet\n");
-    return RB_EINTERNAL;
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+        FILE *f = argc < 1 ? stderr : stdout;
+        fprintf(f, "usage: raasbench bench replay|decode [options]   (bench <what> --help)\n\n"
+                   "  replay   sweep cost against dense alone; dense pass bandwidth against memcpy\n"
+                   "  decode   live decode tokens/s against llama.cpp, and where the time goes\n"
+                   "Kernel benchmarks are separate programs: build/bench_attn, build/bench_matvec.\n");
+        return argc < 1 ? RB_EINPUT : 0;
+    }
+    if (!strcmp(argv[0], "replay")) return bench_replay(argc - 1, argv + 1);
+    fprintf(stderr, "raasbench: bench: unknown benchmark '%s' (replay or decode)\n", argv[0]);
+    return RB_EINPUT;
 }

@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "gguf.h"
 #include "h5util.h"
 #include "results.h"
 #include "trace.h"
@@ -70,7 +71,7 @@ int cmd_info(int argc, char **argv) {
     const char *pos[1];
     int n_pos = 0, help = 0;
     rb_err e = {0};
-    if (args_parse("info", "FILE (a trace or a results file)", specs, argc, argv, pos, 1, &n_pos,
+    if (args_parse("info", "FILE (a trace, a results file or a GGUF model)", specs, argc, argv, pos, 1, &n_pos,
                    &help, &e))
         return rb_err_print(&e);
     if (help) return 0;
@@ -84,10 +85,23 @@ int cmd_info(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, path, "no such file");
         return rb_err_print(&e);
     }
+    char magic[4] = {0};
+    FILE *fp = fopen(path, "rb");
+    if (fp) {
+        if (fread(magic, 1, 4, fp) != 4) memset(magic, 0, sizeof magic);
+        fclose(fp);
+    }
+    if (!memcmp(magic, "GGUF", 4)) {
+        gguf_file *g;
+        if (gguf_open(path, &g, &e)) return rb_err_print(&e);
+        gguf_print_summary(stdout, g);
+        gguf_close(g);
+        return 0;
+    }
     h5_quiet();
     if (H5Fis_hdf5(path) <= 0) {
         rb_fail(&e, RB_EINPUT, path, "not an HDF5 file (expected a raasbench trace or results "
-                "file)");
+                "file, or a GGUF model)");
         return rb_err_print(&e);
     }
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

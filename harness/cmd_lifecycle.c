@@ -1,10 +1,148 @@
-/* cmd_lifecycle.c: placeholder until the subcommand lands. */
+/* cmd_lifecycle.c: `raasbench lifecycle`: milestone and phoenix tokens of one layer's dense
+ * attention, written to an HDF5 file for export and plots/lifecycle.gp (see lifecycle.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
 #include "commands.h"
-#include "rb.h"
+#include "lifecycle.h"
+#include "progress.h"
+#include "trace.h"
+
+static const char usage[] =
+    "TRACE --layer L [--head H | --kv-head G] --out F.h5 [thresholds]\n\n"
+    "Importance of each token over the decode: p_t(j) = softmax(attn_scale q_t.K) of query\n"
+    "head H, or the lower median (--reduce mean|max) over the query heads of KV head G, or\n"
+    "with neither, over every query head of the layer; analysed as the ratio to uniform\n"
+    "p*(t+1), smoothed over --smooth steps in log space. A token is active at step t when\n"
+    "that is >= max(min-ratio, exp(median + k-sigma * 1.4826 * MAD)) of the step's values.\n"
+    "Milestones: decode tokens in use for at least min-span steps beyond the recency band\n"
+    "(measured: the lag where fewer than half the tokens are still active), then fading.\n"
+    "Phoenix: tokens inactive for >= dormant steps, then active again for >= revive-min\n"
+    "steps. With planted truth in the trace, prints precision, recall and F1 (milestones:\n"
+    "same position and overlapping spans; phoenix: ""same position and revival within --phoenix-tol steps).";
+
+/* The trace source with a progress bar (drawn only when stderr is a terminal). */
+typedef struct progress_src {
+    lifecycle_trace_src *src;
+    progress *bar;
+} progress_src;
+
+static rb_status row_with_progress(void *ctx, int t, float *imp, rb_err *e) {
+    progress_src *p = ctx;
+    rb_status st = lifecycle_trace_row(p->src, t, imp, e);
+    progress_add(p->bar, 1);
+    return st;
+}
 
 int cmd_lifecycle(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "raasbench: lifecycle: not built yet\n");
-    return RB_EINTERNAL;
+    lifecycle_config c;
+    lifecycle_config_default(&c);
+    int layer = -1, head = -1, kv_head = -1, tol = 32, quiet = 0;
+    const char *out = NULL, *reduce = "median", *heat = NULL;
+    const arg_spec specs[] = {
+        {"layer", ARG_INT, &layer, "L", "model layer index (required; must be stored)"},
+        {"head", ARG_INT, &head, "H", "one query head"},
+        {"kv-head", ARG_INT, &kv_head, "G", "the query heads of one KV head"},
+        {"reduce", ARG_STR, &reduce, "mean|max|median", "combine several heads (default median)"},
+        {"out", ARG_STR, &out, "F.h5", "output file (required)"},
+        {"k-sigma", ARG_FLOAT, &c.k_sigma, "K", "robust sigmas above the step median (3)"},
+        {"min-ratio", ARG_FLOAT, &c.min_ratio, "R", "threshold floor, times uniform (4)"},
+        {"max-gap", ARG_INT, &c.max_gap, "N", "inactive steps inside one segment (16)"},
+        {"min-span", ARG_INT, &c.min_span, "N", "milestone: steps in use past recency (32)"},
+        {"min-fill", ARG_FLOAT, &c.min_fill, "F", "milestone: fraction of them active (0.5)"},
+        {"dormant", ARG_INT, &c.dormant_steps, "G", "phoenix: dormant steps (128)"},
+        {"revive-min", ARG_INT, &c.revive_min, "N", "phoenix: active steps after revival (16)"},
+        {"smooth", ARG_INT, &c.smooth, "N", "smoothing time constant, steps; 1 = none (4)"},
+        {"recency", ARG_INT, &c.recency, "W", "recency band in steps (-1 = measure)"},
+        {"heat-size", ARG_STR, &heat, "RxC", "heatmap size limit (512x512)"},
+        {"hist-bins", ARG_INT, &c.hist_bins, "N", "lifespan histogram bins (24)"},
+        {"phoenix-tol", ARG_INT, &tol, "N", "phoenix scoring: revival tolerance (32)"},
+        {"quiet", ARG_FLAG, &quiet, NULL, "print nothing on success"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    const char *pos[1];
+    int n_pos = 0, help = 0;
+    rb_err e = {0};
+    rb_status st = args_parse("lifecycle", usage, specs, argc, argv, pos, 1, &n_pos, &help, &e);
+    if (st) return rb_err_print(&e);
+    if (help) return 0;
+    if (n_pos != 1) {
+        rb_fail(&e, RB_EINPUT, "lifecycle", "expected one TRACE argument (see --help)");
+        return rb_err_print(&e);
+    }
+    if (!out || layer < 0) {
+        rb_fail(&e, RB_EINPUT, "lifecycle", "--layer and --out are required (see --help)");
+        return rb_err_print(&e);
+    }
+    lifecycle_reduce red;
+    if (!strcmp(reduce, "mean")) red = LIFECYCLE_MEAN;
+    else if (!strcmp(reduce, "max")) red = LIFECYCLE_MAX;
+    else if (!strcmp(reduce, "median")) red = LIFECYCLE_MEDIAN;
+    else {
+        rb_fail(&e, RB_EINPUT, "--reduce", "must be mean, max or median, got '%s'", reduce);
+        return rb_err_print(&e);
+    }
+    if (heat) {
+        char *x = strchr(heat, 'x');
+        char buf[32];
+        if (!x || x - heat >= (long)sizeof buf) {
+            rb_fail(&e, RB_EINPUT, "--heat-size", "expected ROWSxCOLS, got '%s'", heat);
+            return rb_err_print(&e);
+        }
+        memcpy(buf, heat, (size_t)(x - heat));
+        buf[x - heat] = 0;
+        if (args_to_int("--heat-size", buf, &c.heat_rows, &e) ||
+            args_to_int("--heat-size", x + 1, &c.heat_cols, &e))
+            return rb_err_print(&e);
+    }
+    if (head < -1 || kv_head < -1 || tol < 0) {
+        rb_fail(&e, RB_EINPUT, "lifecycle", "--head, --kv-head and --phoenix-tol must be >= 0");
+        return rb_err_print(&e);
+    }
+    if ((st = lifecycle_config_check(&c, &e))) return rb_err_print(&e);
+
+    trace *tr = NULL;
+    lifecycle_trace_src *src = NULL;
+    lifecycle_result r = {0};
+    int32_t *tm = NULL, *tp = NULL;
+    int ntm = 0, ntp = 0;
+    if ((st = trace_open(pos[0], &tr, &e))) goto done;
+    const trace_meta *m = trace_get_meta(tr);
+    if ((st = lifecycle_trace_src_create(tr, layer, head, kv_head, red, &src, &e))) goto done;
+    progress_src ps = {src, progress_create("lifecycle", m->n_tokens - m->n_prefill)};
+    st = lifecycle_analyze(&c, m->n_prefill, m->n_tokens, row_with_progress, &ps, &r, &e);
+    progress_destroy(ps.bar);
+    if (st) goto done;
+    if ((st = trace_read_truth(tr, "milestones", &tm, &ntm, &e))) goto done;
+    if ((st = trace_read_truth(tr, "phoenix", &tp, &ntp, &e))) goto done;
+    lifecycle_meta meta = {
+        .trace_path = pos[0], .layer = layer, .head = head, .kv_head = kv_head, .reduce = red,
+        .truth_milestones = tm, .n_truth_milestones = ntm, .truth_phoenix = tp,
+        .n_truth_phoenix = ntp, .phoenix_tol = tol,
+    };
+    if ((st = lifecycle_write(out, &c, &meta, &r, &e))) goto done;
+    if (!quiet) {
+        printf("%s: layer %d, %d decode steps: %d milestones, %d phoenix revivals "
+               "(recency band %d steps, mean threshold %.1fx uniform)\n",
+               out, layer, m->n_tokens - m->n_prefill, r.n_milestones, r.n_phoenix, r.recency,
+               r.mean_threshold);
+        if (tm) {
+            lifecycle_score s = lifecycle_match(0, r.milestones, r.n_milestones, tm, ntm, 0);
+            printf("milestones vs truth: precision %.3f recall %.3f F1 %.3f (%d/%d matched)\n",
+                   s.precision, s.recall, s.f1, s.n_matched, s.n_truth);
+        }
+        if (tp) {
+            lifecycle_score s = lifecycle_match(1, r.phoenix, r.n_phoenix, tp, ntp, tol);
+            printf("phoenix vs truth: precision %.3f recall %.3f F1 %.3f (%d/%d matched)\n",
+                   s.precision, s.recall, s.f1, s.n_matched, s.n_truth);
+        }
+    }
+done:
+    free(tm);
+    free(tp);
+    lifecycle_result_free(&r);
+    lifecycle_trace_src_destroy(src);
+    trace_close(tr);
+    return st ? rb_err_print(&e) : 0;
 }

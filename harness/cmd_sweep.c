@@ -1,10 +1,375 @@
-/* cmd_sweep.c: placeholder until the subcommand lands. */
+/* cmd_sweep.c: `raasbench sweep CONFIG.json`: traces x policies x budgets, resumable.
+ *
+ * Every finished cell is written, atomically (temporary name, then rename), as a one-run
+ * results file in `<out>.cells/`; the final file is assembled from those. Killed at any
+ * moment, a sweep loses no finished cell and leaves no file that looks whole but is not;
+ * rerun, it runs only the cells whose file is missing, then assembles again. The cells
+ * directory remembers the sweep's resolved configuration and refuses to mix sweeps. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "args.h"
 #include "commands.h"
-#include "rb.h"
+#include "replay_setup.h"
+
+#define MAX_ITEMS 64
+
+typedef struct sweep_policy {
+    const policy_ops *ops;
+    policy_params params;
+    char label[48]; /* "" or a label given in the config */
+} sweep_policy;
+
+typedef struct sweep_config {
+    const char *traces[MAX_ITEMS];
+    int n_traces;
+    sweep_policy policies[MAX_ITEMS];
+    int n_policies;
+    int budgets[MAX_ITEMS];
+    int n_budgets;
+    int page_size, dense_layers, elem_bytes, steps, threads, batch;
+    uint64_t seed;
+    const char *out;
+    cJSON *root;
+} sweep_config;
+
+static const char *const top_keys[] = {"traces", "policies", "budgets", "page_size",
+                                       "dense_layers", "elem_bytes", "steps", "seed", "threads",
+                                       "batch", "out", "comment", NULL};
+
+static rb_status want_int(const cJSON *o, const char *key, int min, int max, int *out, rb_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return RB_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble ||
+        v->valuedouble < min || v->valuedouble > max)
+        return rb_fail(e, RB_EINPUT, key, "must be an integer in %d..%d", min, max);
+    *out = (int)v->valuedouble;
+    return RB_OK;
+}
+
+static rb_status parse_policy(const cJSON *item, int idx, sweep_policy *p, rb_err *e) {
+    char what[64];
+    snprintf(what, sizeof what, "policies[%d]", idx);
+    memset(p, 0, sizeof *p);
+    const char *kv[POLICY_MAX_PARAMS];
+    char kvbuf[POLICY_MAX_PARAMS][96];
+    int n_kv = 0;
+    if (cJSON_IsString(item)) {
+        if (!(p->ops = policy_find(item->valuestring, e))) return RB_EINPUT;
+    } else if (cJSON_IsObject(item)) {
+        for (const cJSON *c = item->child; c; c = c->next)
+            if (strcmp(c->string, "name") && strcmp(c->string, "params") && strcmp(c->string, "label"))
+                return rb_fail(e, RB_EINPUT, what, "unknown key '%s' (expected name, params, "
+                               "label)", c->string);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(item, "name");
+        if (!cJSON_IsString(name)) return rb_fail(e, RB_EINPUT, what, "needs a string 'name'");
+        if (!(p->ops = policy_find(name->valuestring, e))) return RB_EINPUT;
+        const cJSON *label = cJSON_GetObjectItemCaseSensitive(item, "label");
+        if (label) {
+            if (!cJSON_IsString(label) || !*label->valuestring ||
+                strlen(label->valuestring) >= sizeof p->label ||
+                strpbrk(label->valuestring, "/ @\t"))
+                return rb_fail(e, RB_EINPUT, what, "'label' must be a short string without "
+                               "'/', '@' or spaces");
+            snprintf(p->label, sizeof p->label, "%s", label->valuestring);
+        }
+        const cJSON *params = cJSON_GetObjectItemCaseSensitive(item, "params");
+        if (params && !cJSON_IsObject(params))
+            return rb_fail(e, RB_EINPUT, what, "'params' must be an object");
+        for (const cJSON *c = params ? params->child : NULL; c; c = c->next) {
+            if (n_kv == POLICY_MAX_PARAMS) return rb_fail(e, RB_EINPUT, what, "too many params");
+            if (cJSON_IsNumber(c))
+                snprintf(kvbuf[n_kv], sizeof kvbuf[n_kv], "%s=%.17g", c->string, c->valuedouble);
+            else if (cJSON_IsString(c))
+                snprintf(kvbuf[n_kv], sizeof kvbuf[n_kv], "%s=%s", c->string, c->valuestring);
+            else
+                return rb_fail(e, RB_EINPUT, what, "param '%s' must be a number or a string",
+                               c->string);
+            kv[n_kv] = kvbuf[n_kv];
+            n_kv++;
+        }
+        if (n_kv && !p->label[0])
+            return rb_fail(e, RB_EINPUT, what, "a policy with params needs a 'label' that names "
+                           "the variant in run ids");
+    } else {
+        return rb_fail(e, RB_EINPUT, what, "must be a policy name or {name, params, label}");
+    }
+    rb_status s = policy_params_resolve(p->ops, kv, n_kv, &p->params, e);
+    if (s && e) {
+        char why[sizeof e->why + sizeof e->what + 4];
+        snprintf(why, sizeof why, "%s: %s", e->what, e->why);
+        rb_fail(e, s, what, "%s", why);
+    }
+    return s;
+}
+
+static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
+    memset(c, 0, sizeof *c);
+    c->page_size = 16, c->dense_layers = 2, c->elem_bytes = 2, c->seed = 1;
+    c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    FILE *f = fopen(path, "rb");
+    if (!f) return rb_fail(e, RB_EINPUT, path, "cannot open");
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (len < 0 || len > (1 << 24)) {
+        fclose(f);
+        return rb_fail(e, RB_EINPUT, path, "not a sweep config (size)");
+    }
+    char *text = rb_malloc((size_t)len + 1);
+    size_t got = fread(text, 1, (size_t)len, f);
+    fclose(f);
+    text[got] = 0;
+    const char *end = NULL;
+    c->root = cJSON_ParseWithOpts(text, &end, 1);
+    if (!c->root) {
+        long off = end ? (long)(end - text) : 0;
+        free(text);
+        return rb_fail(e, RB_EINPUT, path, "broken JSON near byte %ld", off);
+    }
+    free(text);
+    const cJSON *r = c->root;
+    if (!cJSON_IsObject(r)) return rb_fail(e, RB_EINPUT, path, "the config must be a JSON object");
+    for (const cJSON *it = r->child; it; it = it->next) {
+        int known = 0;
+        for (int i = 0; top_keys[i]; i++) known |= !strcmp(it->string, top_keys[i]);
+        if (!known) return rb_fail(e, RB_EINPUT, it->string, "unknown key in %s", path);
+    }
+    const cJSON *traces = cJSON_GetObjectItemCaseSensitive(r, "traces");
+    const cJSON *pols = cJSON_GetObjectItemCaseSensitive(r, "policies");
+    const cJSON *buds = cJSON_GetObjectItemCaseSensitive(r, "budgets");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(r, "out");
+    if (!cJSON_IsArray(traces) || !cJSON_GetArraySize(traces) || cJSON_GetArraySize(traces) > MAX_ITEMS)
+        return rb_fail(e, RB_EINPUT, "traces", "must be a non-empty list of trace paths");
+    if (!cJSON_IsArray(pols) || !cJSON_GetArraySize(pols) || cJSON_GetArraySize(pols) > MAX_ITEMS)
+        return rb_fail(e, RB_EINPUT, "policies", "must be a non-empty list");
+    if (!cJSON_IsArray(buds) || !cJSON_GetArraySize(buds) || cJSON_GetArraySize(buds) > MAX_ITEMS)
+        return rb_fail(e, RB_EINPUT, "budgets", "must be a non-empty list of integers");
+    if (!cJSON_IsString(out) || !*out->valuestring)
+        return rb_fail(e, RB_EINPUT, "out", "must be the path of the results file");
+    c->out = out->valuestring;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, traces) {
+        if (!cJSON_IsString(it)) return rb_fail(e, RB_EINPUT, "traces", "entries must be strings");
+        c->traces[c->n_traces++] = it->valuestring;
+    }
+    cJSON_ArrayForEach(it, pols) {
+        rb_status s = parse_policy(it, c->n_policies, &c->policies[c->n_policies], e);
+        if (s) return s;
+        c->n_policies++;
+    }
+    cJSON_ArrayForEach(it, buds) {
+        if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble || it->valuedouble < 1)
+            return rb_fail(e, RB_EINPUT, "budgets", "entries must be positive integers");
+        c->budgets[c->n_budgets++] = (int)it->valuedouble;
+    }
+    int seed = 1;
+    rb_status s;
+    if ((s = want_int(r, "page_size", 1, 4096, &c->page_size, e)) ||
+        (s = want_int(r, "dense_layers", 0, 1 << 20, &c->dense_layers, e)) ||
+        (s = want_int(r, "elem_bytes", 1, 8, &c->elem_bytes, e)) ||
+        (s = want_int(r, "steps", 0, 1 << 30, &c->steps, e)) ||
+        (s = want_int(r, "threads", 1, 1024, &c->threads, e)) ||
+        (s = want_int(r, "batch", 0, 1 << 20, &c->batch, e)) ||
+        (s = want_int(r, "seed", 0, 1 << 30, &seed, e)))
+        return s;
+    c->seed = (uint64_t)seed;
+    return RB_OK;
+}
+
+/* The trace's file name without directory and extension: run ids use it with several traces. */
+static void trace_stem(const char *path, char *buf, size_t cap) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(buf, cap, "%s", b);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = 0;
+}
+
+static void cell_file(const char *dir, const char *run_id, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s.h5", dir, run_id);
+}
+
+static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+
+/* The cells directory remembers which sweep it belongs to. */
+static rb_status claim_cells_dir(const char *dir, const char *identity, rb_err *e) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return rb_fail(e, RB_EINPUT, dir, "cannot create the cells directory: %s", strerror(errno));
+    char idp[4200];
+    snprintf(idp, sizeof idp, "%s/sweep.json", dir);
+    FILE *f = fopen(idp, "rb");
+    if (f) {
+        char buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        if (strcmp(buf, identity))
+            return rb_fail(e, RB_EINPUT, dir, "holds the cells of a different sweep (its "
+                           "sweep.json differs from this config); use another 'out' or remove it");
+        return RB_OK;
+    }
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", idp, (long)getpid());
+    f = fopen(tmp, "wb");
+    if (!f) return rb_fail(e, RB_EINPUT, dir, "cannot write %s", tmp);
+    fputs(identity, f);
+    int bad = fclose(f) != 0;
+    if (bad || rename(tmp, idp) != 0) return rb_fail(e, RB_EINTERNAL, dir, "cannot write sweep.json");
+    return RB_OK;
+}
+
+/* Remove temporary files a killed run left behind. */
+static void sweep_clean_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[4400];
+    while ((de = readdir(d)))
+        if (strstr(de->d_name, ".tmp-")) {
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            remove(p);
+        }
+    closedir(d);
+}
+
+/* Identity of the sweep: everything that changes a cell's content (not 'threads'). */
+static char *sweep_identity(const sweep_config *c) {
+    cJSON *o = cJSON_Duplicate(c->root, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "threads");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "batch");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "comment");
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    return s;
+}
 
 int cmd_sweep(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "raasbench: sweep: not built yet\n");
-    return RB_EINTERNAL;
+    int quiet = 0;
+    const arg_spec specs[] = {
+        {"quiet", ARG_FLAG, &quiet, NULL, "no progress and no summary table"},
+        {NULL, ARG_FLAG, NULL, NULL, NULL},
+    };
+    const char *pos[1];
+    int n_pos = 0, help = 0;
+    rb_err e = {0};
+    if (args_parse("sweep", "CONFIG.json   (schema: README.md, section 'Sweeps')", specs, argc,
+                   argv, pos, 1, &n_pos, &help, &e))
+        return rb_err_print(&e);
+    if (help) return 0;
+    if (n_pos != 1) {
+        rb_fail(&e, RB_EINPUT, "sweep", "expected one CONFIG.json (see --help)");
+        return rb_err_print(&e);
+    }
+    sweep_config c;
+    int rc = 0;
+    char *identity = NULL, dir[4096];
+    char **cell_paths = NULL;
+    int n_cell_paths = 0, n_ran = 0, n_skipped = 0;
+    if (parse_config(pos[0], &c, &e)) goto fail;
+    /* Open every trace and check every cell before any work: a typo in the last trace must
+     * not surface after an hour. */
+    for (int ti = 0; ti < c.n_traces; ti++) {
+        trace *t;
+        if (trace_open(c.traces[ti], &t, &e)) goto fail;
+        trace_close(t);
+    }
+    snprintf(dir, sizeof dir, "%s.cells", c.out);
+    identity = sweep_identity(&c);
+    if (claim_cells_dir(dir, identity, &e)) goto fail;
+    sweep_clean_tmp(dir);
+    int total = c.n_traces * c.n_policies * c.n_budgets;
+    cell_paths = rb_calloc((size_t)total, sizeof(char *));
+    for (int ti = 0; ti < c.n_traces && !e.status; ti++) {
+        char stem[64];
+        trace_stem(c.traces[ti], stem, sizeof stem);
+        trace *t = NULL;
+        if (trace_open(c.traces[ti], &t, &e)) goto fail;
+        /* All cells of this trace, then the ones still missing. */
+        engine_cell *todo = rb_calloc((size_t)(c.n_policies * c.n_budgets), sizeof *todo);
+        int n_todo = 0;
+        for (int p = 0; p < c.n_policies; p++)
+            for (int b = 0; b < c.n_budgets; b++) {
+                const sweep_policy *sp = &c.policies[p];
+                char run_id[200], path[4600];
+                snprintf(run_id, sizeof run_id, "%s%s%s_L%d%s%s", sp->ops->name,
+                         sp->label[0] ? "-" : "", sp->label, c.budgets[b],
+                         c.n_traces > 1 ? "@" : "", c.n_traces > 1 ? stem : "");
+                cell_file(dir, run_id, path, sizeof path);
+                for (int k = 0; k < n_cell_paths; k++)
+                    if (!strcmp(cell_paths[k], path)) {
+                        rb_fail(&e, RB_EINPUT, run_id, "the same cell appears twice in the "
+                                "sweep (give variants distinct labels)");
+                        break;
+                    }
+                if (e.status) break;
+                cell_paths[n_cell_paths++] = rb_strdup(path);
+                if (file_exists(path)) {
+                    n_skipped++;
+                    continue;
+                }
+                engine_cell *cell = &todo[n_todo++];
+                cell->ops = sp->ops;
+                cell->params = sp->params;
+                cell->budget = c.budgets[b];
+                cell->params_json = policy_params_json(sp->ops, &sp->params);
+                if (strlen(run_id) >= sizeof cell->run_id)
+                    rb_fail(&e, RB_EINPUT, run_id, "run id too long (shorten the label)");
+                snprintf(cell->run_id, sizeof cell->run_id, "%.159s", run_id);
+            }
+        char sha[65] = "";
+        if (!e.status && n_todo) results_file_sha256(c.traces[ti], sha, &e);
+        int batch = c.batch > 0 ? c.batch : n_todo;
+        for (int first = 0; first < n_todo && !e.status; first += batch) {
+            int n = n_todo - first < batch ? n_todo - first : batch;
+            engine_config ec = {.trace = t, .cells = todo + first, .n_cells = n,
+                                .page_size = c.page_size, .dense_layers = c.dense_layers,
+                                .elem_bytes = c.elem_bytes, .threads = c.threads,
+                                .seed = c.seed, .progress = !quiet, .n_steps = c.steps};
+            results_run *runs = rb_calloc((size_t)n, sizeof *runs);
+            if (!engine_replay(&ec, runs, NULL, &e)) {
+                /* Each finished cell goes to its own file, atomically. */
+                for (int i = 0; i < n && !e.status; i++) {
+                    char path[4600];
+                    cell_file(dir, runs[i].run_id, path, sizeof path);
+                    results_provenance prov = {.trace = c.traces[ti], .trace_sha256 = sha,
+                                               .config_json = identity};
+                    results_writer *w;
+                    if (!results_create(path, &prov, &w, &e)) {
+                        if (results_add_run(w, &runs[i], &e)) results_abort(w);
+                        else if (!results_finish(w, &e)) n_ran++;
+                    }
+                }
+                for (int i = 0; i < n; i++) results_run_free(&runs[i]);
+            }
+            free(runs);
+        }
+        for (int i = 0; i < n_todo; i++) free(todo[i].params_json);
+        free(todo);
+        trace_close(t);
+    }
+    if (e.status) goto fail;
+    results_provenance prov = {.trace = c.traces[0], .trace_sha256 = "", .config_json = identity};
+    char sha0[65];
+    if (c.n_traces == 1 && !results_file_sha256(c.traces[0], sha0, &e)) prov.trace_sha256 = sha0;
+    if (results_assemble(c.out, &prov, (const char *const *)cell_paths, n_cell_paths, &e)) goto fail;
+    if (!quiet) {
+        printf("sweep: %d cells (%d run now, %d already done) -> %s\n", total, n_ran, n_skipped,
+               c.out);
+        printf("       `raasbench info %s` shows the summary\n", c.out);
+    }
+    goto done;
+fail:
+    rc = rb_err_print(&e);
+done:
+    for (int i = 0; i < n_cell_paths; i++) free(cell_paths[i]);
+    free(cell_paths);
+    free(identity);
+    cJSON_Delete(c.root);
+    return rc;
 }

@@ -60,6 +60,7 @@ typedef struct layer_buf {
     float *q, *k, *v;            /* [N, heads, d] */
     float *logits, *lse, *ostar; /* [Hq, N], [Hq], [Hq, d] */
     float *out, *work;           /* [Hq, d], [Hq, N] */
+    float *probs;                /* [Hq, N] dense probabilities exp(logit - lse) */
 } layer_buf;
 
 /* Score one stepper's last step against the reference; write into run columns. */
@@ -70,22 +71,23 @@ static void score(const shared_ctx *x, results_run *r, int slot, int ti, const s
     int H = m->n_q_heads, d = m->head_dim;
     double sum_rec = 0, sum_err = 0, sum_att = 0;
     for (int h = 0; h < H; h++) {
-        const float *lg = b->logits + (size_t)h * stride;
-        const int32_t *pos = sel->pos + (size_t)h * sel->cap;
-        double rec = 0, lse = b->lse[h];
-        for (int i = 0; i < sel->n[h]; i++) rec += exp(lg[pos[i] - j0] - lse);
+        const float *pr = b->probs + (size_t)h * stride;
+        int row = stepper_set_row(sel, h), n_sel = sel->n[row];
+        const int32_t *pos = sel->pos + (size_t)row * sel->cap;
+        double rec = 0;
+        for (int i = 0; i < n_sel; i++) rec += pr[pos[i] - j0];
         const float *o = out + (size_t)h * d, *os = b->ostar + (size_t)h * d;
         double num = 0, den = 0;
         for (int i = 0; i < d; i++) num += (o[i] - os[i]) * (o[i] - os[i]), den += os[i] * os[i];
         double err = den > 0 ? sqrt(num / den) : sqrt(num);
-        sum_rec += rec, sum_err += err, sum_att += sel->n[h];
+        sum_rec += rec, sum_err += err, sum_att += n_sel;
         if (r->recall_head) {
             size_t i = ((size_t)ti * r->n_layers + slot) * H + h;
             r->recall_head[i] = (float)rec, r->out_err_head[i] = (float)err;
         }
         if (r->selection) {
-            uint8_t *row = r->selection[slot] + ((size_t)ti * H + h) * m->n_tokens;
-            for (int i = 0; i < sel->n[h]; i++) row[pos[i]] = 1;
+            uint8_t *dump = r->selection[slot] + ((size_t)ti * H + h) * m->n_tokens;
+            for (int i = 0; i < n_sel; i++) dump[pos[i]] = 1;
         }
     }
     size_t i = (size_t)ti * r->n_layers + slot;
@@ -110,11 +112,27 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     if (s) return s;
     int64_t read_ns = rb_now_ns() - t0, dense_ns = 0, cells_ns = 0, metrics_ns = 0;
 
-    /* Forced layers (dense or windowed) behave the same in every cell: one shared stepper,
-     * its figures credited to every cell. */
-    int forced = layer_forced(x, slot), n_st = forced ? 1 : c->n_cells;
+    /* Cells that would compute the same thing share one stepper, its figures credited to
+     * each: on forced layers (dense or windowed) every cell; elsewhere the budgets of a
+     * budget-free policy (dense) with the same parameters. */
+    int forced = layer_forced(x, slot), n_st = 0;
+    int *st_of = rb_malloc(sizeof(int) * (size_t)c->n_cells); /* cell -> stepper */
+    int *cell_of = rb_malloc(sizeof(int) * (size_t)c->n_cells); /* stepper -> first cell */
+    for (int i = 0; i < c->n_cells; i++) {
+        const engine_cell *ci = &c->cells[i];
+        st_of[i] = -1;
+        for (int j = 0; j < i && st_of[i] < 0; j++) {
+            const engine_cell *cj = &c->cells[j];
+            if (forced || (ci->ops == cj->ops && (ci->ops->flags & POLICY_BUDGET_FREE) &&
+                           !strcmp(ci->params_json ? ci->params_json : "",
+                                   cj->params_json ? cj->params_json : "")))
+                st_of[i] = st_of[j];
+        }
+        if (st_of[i] < 0) cell_of[n_st] = i, st_of[i] = n_st++;
+    }
     stepper **st = rb_calloc((size_t)n_st, sizeof *st);
-    for (int i = 0; i < n_st && !s; i++) s = make_stepper(x, slot, forced ? NULL : &c->cells[i], &st[i], e);
+    for (int i = 0; i < n_st && !s; i++)
+        s = make_stepper(x, slot, forced ? NULL : &c->cells[cell_of[i]], &st[i], e);
     if (!s)
         for (int i = 0; i < n_st; i++) stepper_prefill(st[i], P0, b->q, b->k, b->v, NULL);
     for (int ti = 0; ti < x->T && !s; ti++) {
@@ -131,6 +149,13 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
                        b->ostar + (size_t)g * G * d, b->work);
         int64_t bb = rb_now_ns();
         dense_ns += bb - a;
+        /* Dense probabilities once per step: every cell's recall is then a gather. */
+        for (int h = 0; h < H; h++) {
+            const float *lg = b->logits + (size_t)h * n;
+            float *pr = b->probs + (size_t)h * n, lse = b->lse[h];
+            for (int j = 0; j < n; j++) pr[j] = expf(lg[j] - lse);
+        }
+        metrics_ns += rb_now_ns() - bb;
         for (int i = 0; i < n_st; i++) {
             int64_t c0 = rb_now_ns();
             stepper_step(st[i], t, qt, b->k + (size_t)t * krow, b->v + (size_t)t * krow,
@@ -139,8 +164,8 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
             cells_ns += c1 - c0;
             int64_t lat = stepper_last_step_ns(st[i]), kvb = stepper_kv_bytes(st[i]),
                     mb = stepper_meta_bytes(st[i]);
-            int first = forced ? 0 : i, last = forced ? c->n_cells : i + 1;
-            for (int cell = first; cell < last; cell++) {
+            for (int cell = 0; cell < c->n_cells; cell++) {
+                if (st_of[cell] != i) continue;
                 size_t at = series_at(x, cell, slot, ti);
                 x->lat[at] = lat, x->kv[at] = kvb, x->meta[at] = mb;
                 score(x, &x->runs[cell], slot, ti, st[i], b->out, b, n, j0);
@@ -150,7 +175,7 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
         if (x->bar && (ti & 31) == 31) progress_add(x->bar, 32);
     }
     for (int i = 0; i < n_st; i++) stepper_destroy(st[i]);
-    free(st);
+    free(st), free(st_of), free(cell_of);
     pthread_mutex_lock(&x->lock);
     x->stats.read_ns += read_ns, x->stats.dense_ns += dense_ns, x->stats.cells_ns += cells_ns;
     x->stats.metrics_ns += metrics_ns;
@@ -173,6 +198,7 @@ static void *worker(void *arg) {
     b.v = rb_malloc(sizeof(float) * (size_t)N * m->n_kv_heads * m->head_dim);
     b.logits = rb_malloc(sizeof(float) * (size_t)H * N);
     b.work = rb_malloc(sizeof(float) * (size_t)H * N);
+    b.probs = rb_malloc(sizeof(float) * (size_t)H * N);
     b.lse = rb_malloc(sizeof(float) * (size_t)H);
     b.ostar = rb_malloc(sizeof(float) * (size_t)H * m->head_dim);
     b.out = rb_malloc(sizeof(float) * (size_t)H * m->head_dim);
@@ -189,7 +215,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&x->lock);
         }
     }
-    free(b.q), free(b.k), free(b.v), free(b.logits), free(b.work), free(b.lse);
+    free(b.q), free(b.k), free(b.v), free(b.logits), free(b.work), free(b.probs), free(b.lse);
     free(b.ostar), free(b.out);
     return NULL;
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rb.h"
 
@@ -33,9 +34,10 @@ typedef struct gguf_str {
 } gguf_str;
 
 typedef struct gguf_tensor {
-    char name[128];
+    char name[128];     /* names of 128 bytes or more are refused */
     int n_dims;
-    int64_t ne[4];      /* ne[0] is the contiguous (row) dimension, as in ggml */
+    int64_t ne[4];      /* ne[0] is the contiguous (row) dimension, as in ggml; ne[d] = 1
+                         * for d >= n_dims; every ne >= 1 (empty tensors are refused) */
     ggml_type type;
     const void *data;   /* inside the mapping */
     size_t nbytes;
@@ -43,6 +45,8 @@ typedef struct gguf_tensor {
 
 typedef struct gguf_file gguf_file;
 
+/* Map and validate `path`. On failure *out is NULL and e names the file and the problem
+ * (RB_EINPUT for anything about the file's contents or a file that cannot be opened). */
 rb_status gguf_open(const char *path, gguf_file **out, rb_err *e);
 void gguf_close(gguf_file *g); /* NULL is a no-op */
 
@@ -56,8 +60,30 @@ rb_status gguf_get_str(const gguf_file *g, const char *key, gguf_str *out, rb_er
 /* Arrays: element type and length; then elements by index. */
 rb_status gguf_get_array(const gguf_file *g, const char *key, gguf_value_type *elem_type,
                          uint64_t *n, rb_err *e);
+/* Element i of a string array; {NULL, 0} when the key is missing, not an array of strings
+ * or i is out of range. O(1): string offsets are indexed at open. */
 gguf_str gguf_array_str(const gguf_file *g, const char *key, uint64_t i);
+/* Element i of an array of numbers (any integer, float or bool element type) as a double;
+ * NAN when the key is missing, not such an array or i is out of range. */
 double gguf_array_num(const gguf_file *g, const char *key, uint64_t i);
+
+/* Every key, in file order: i in [0, gguf_n_kv), NULL past the end. A key's value type is
+ * GGUF_VT_* (for arrays, GGUF_VT_ARRAY; gguf_get_array gives the element type). */
+int gguf_n_kv(const gguf_file *g);
+const char *gguf_key_at(const gguf_file *g, int i);
+gguf_value_type gguf_key_type(const gguf_file *g, int i);
+
+/* The file: path as given to gguf_open, size in bytes, general.alignment (32 when absent)
+ * and where the tensor data section starts. */
+const char *gguf_path(const gguf_file *g);
+size_t gguf_file_size(const gguf_file *g);
+size_t gguf_alignment(const gguf_file *g);
+size_t gguf_data_offset(const gguf_file *g);
+
+/* A human summary for `raasbench info M.gguf`: architecture, name, size, tensor count, a
+ * histogram of tensor types (count and bytes), the architecture's hyperparameters and the
+ * tokenizer. Writes only to f. */
+void gguf_print_summary(FILE *f, const gguf_file *g);
 
 /* Tensors. */
 int gguf_n_tensors(const gguf_file *g);

@@ -169,19 +169,6 @@ void stepper_step(stepper *s, int pos, const float *q, const float *k, const flo
                     s->sel.shared_by_group, d, c->attn_scale, s->probs + h0 * cap, out + h0 * d,
                     s->work);
     }
-    if (s->sel.shared_by_group) {
-        /* Give every head of a group its own copy of the set so that consumers (metrics,
-         * observe, selection dumps) read one layout whatever the policy chose. */
-        for (int g = 0; g < c->n_kv_heads; g++)
-            for (int j = 1; j < G; j++) {
-                size_t src = (size_t)g * G, dst = src + j;
-                int n = s->sel.n[src];
-                s->sel.n[dst] = n;
-                memcpy(s->sel.pos + dst * cap, s->sel.pos + src * cap, sizeof(int32_t) * n);
-                memcpy(s->sel.k + dst * cap, s->sel.k + src * cap, sizeof(float *) * n);
-                memcpy(s->sel.v + dst * cap, s->sel.v + src * cap, sizeof(float *) * n);
-            }
-    }
     if (s->ops->observe) s->ops->observe(s->state, &st, &s->sel, s->probs);
     s->last_ns = rb_now_ns() - t0;
 }

@@ -36,6 +36,11 @@ void stepper_step(stepper *s, int pos, const float *q, const float *k, const flo
                   const float *dense_logits, const float *dense_lse, int stride, float *out);
 
 const policy_selection *stepper_selection(const stepper *s); /* of the last step */
+/* The row of the selection that query head h attends: h itself, or the first head of its
+ * group when the policy shared one set across the group (sel->shared_by_group). */
+static inline int stepper_set_row(const policy_selection *sel, int h) {
+    return sel->shared_by_group ? h - h % sel->group_size : h;
+}
 const float *stepper_probs(const stepper *s); /* [n_q_heads, cap], aligned with selection */
 int64_t stepper_kv_bytes(const stepper *s);   /* resident, from the pools */
 int64_t stepper_meta_bytes(const stepper *s);

@@ -64,7 +64,7 @@ static int64_t dense_meta_bytes(const policy_state *s) {
 const policy_ops policy_dense = {
     .name = "dense",
     .summary = "every token resident, every token attended (the reference)",
-    .flags = 0,
+    .flags = POLICY_BUDGET_FREE,
     .params = NULL,
     .create = dense_create,
     .destroy = dense_destroy,

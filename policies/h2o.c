@@ -82,7 +82,7 @@ static void h2o_prefill(policy_state *s, int n, const float *q, const float *k,
      * query heads of its group. */
     float *out = rb_malloc(sizeof(float) * (size_t)n * s->n_q * s->d);
     float *col = rb_malloc(sizeof(float) * (size_t)n * s->n_kv); /* [n_kv, n] */
-    attn_causal_ref(q, k, v, n, s->n_q, s->n_kv, s->d, s->scale, out, col);
+    attn_causal(q, k, v, n, s->n_q, s->n_kv, s->d, s->scale, out, col);
     size_t row = (size_t)s->n_kv * s->d;
     for (int i = 0; i < n; i++)
         for (int g = 0; g < s->n_kv; g++)

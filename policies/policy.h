@@ -94,6 +94,8 @@ typedef struct policy_state policy_state; /* each policy's own struct */
 enum {
     POLICY_NEEDS_DENSE = 1u << 0, /* select() reads policy_step.dense_logits */
     POLICY_PAGED = 1u << 1,       /* budget counts pages: needs L >= 2P */
+    POLICY_BUDGET_FREE = 1u << 2, /* behaves the same at every budget (dense): the engine
+                                     runs one instance for all of a sweep's budgets */
 };
 
 typedef struct policy_ops {

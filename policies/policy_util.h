@@ -41,7 +41,8 @@ const float *pu_pages_v(const pu_pages *pg, int pos);
 /* Quest bound of a resident page for query q [d]: sum_i max(q_i*max_i, q_i*min_i). It is
  * >= q.k for every key k stored in the page (exact arithmetic; computed in double). */
 double pu_pages_bound(const pu_pages *pg, int page, const float *q);
-/* Bookkeeping bytes: the map entries opened so far plus min/max of the held pages. */
+/* Bookkeeping bytes: a block-table entry (logical, physical) per held page, plus the key
+ * min/max of each held page when bounds are tracked. */
 int64_t pu_pages_meta_bytes(const pu_pages *pg);
 
 /* ---- token-granular store: one pool slot per resident position ---- */
@@ -99,7 +100,8 @@ void pu_sel_add_pages(policy_selection *sel, int h, const pu_pages *pg, const in
 /* ---- ranking ---- */
 
 /* The k best of score[0..n) (larger is better; ties: lower index), returned in out[0..k')
- * in ascending index order, k' = min(k, n). Returns k'. O(n log k). */
+ * in ascending index order, k' = min(k, n). Returns k'. O(n) expected (quickselect).
+ * Scores must not be NaN. */
 int pu_topk(const double *score, int n, int k, int *out);
 
 /* ---- checks ---- */

@@ -3,7 +3,9 @@
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
+#ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

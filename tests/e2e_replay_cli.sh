@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# e2e_replay_cli.sh: replay refuses bad requests cleanly (exit 2, `raasbench: <what>: <why>`,
+# no results file left behind) and a good request writes a results file h5py can read with
+# the layout of DESIGN §5.
+set -u
+RB=${RAASBENCH:-build/raasbench}
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+"$RB" synth --out "$dir/t.h5" --layers 3 --prefill 64 --decode 200 --seed 3 >/dev/null || { echo "synth failed"; exit 1; }
+fail=0
+refuse() { # pattern, args...
+  local pat=$1; shift
+  local out rc
+  out=$("$RB" replay "$dir/t.h5" --out "$dir/bad.h5" --quiet "$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc != 2 ] || ! grep -qE "^raasbench: .*$pat" <<<"$out"; then
+    echo "FAIL $*: rc=$rc '$out' (want /$pat/)"; fail=1
+  else echo "ok   $* -> ($out)"; fi
+  if ls "$dir"/bad.h5* >/dev/null 2>&1; then echo "FAIL $*: left a file"; fail=1; rm -f "$dir"/bad.h5*; fi
+}
+refuse "unknown policy" --policies nosuch --budgets 64
+refuse "budget|page" --policies quest --budgets 16          # L < 2P
+refuse "budget|page" --policies raas --budgets 31           # L < 2P
+refuse "sinks|budget" --policies streamingllm --budgets 4   # L <= sinks
+refuse "raas.nosuch" --policies raas --budgets 64 --param raas.nosuch=1
+refuse "raas.r" --policies raas --budgets 64 --param raas.r=abc
+refuse "nosuch" --policies raas --budgets 64 --param nosuch.r=0.5
+refuse "budgets" --policies dense --budgets 64,x
+refuse "unknown option" --policies dense --budgets 64 --bogus
+out=$("$RB" replay "$dir/t.h5" --policies dense --budgets 64 --out /nonexistent/dir/r.h5 --quiet 2>&1); rc=$?
+[ $rc = 2 ] && grep -q "^raasbench: /nonexistent/dir/r.h5" <<<"$out" && echo "ok   unwritable output -> 2" || { echo "FAIL unwritable output: rc=$rc $out"; fail=1; }
+
+"$RB" replay "$dir/t.h5" --policies dense,streamingllm,raas --budgets 64,128 --out "$dir/r.h5" --per-head --quiet || { echo "FAIL good replay"; exit 1; }
+python3 - "$dir/r.h5" <<'PY' || fail=1
+import sys, h5py, json, numpy as np
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["format"] == "raasbench-results" and f.attrs["format_version"] == 1
+for k in ("raasbench_version", "git_commit", "created", "host", "trace", "trace_sha256", "config"):
+    assert k in f.attrs, k
+json.loads(f.attrs["config"])
+runs = sorted(f["runs"])
+assert runs == sorted(["dense_L64", "dense_L128", "streamingllm_L64", "streamingllm_L128", "raas_L64", "raas_L128"]), runs
+T = 200
+for r in runs:
+    g = f["runs"][r]
+    assert g["step"].shape == (T,) and g["step"][0] == 64 and g["step"][-1] == 263
+    for k in ("recall", "out_err", "attended"): assert g[k].shape == (T, 3), (r, k, g[k].shape)
+    for k in ("kv_bytes", "meta_bytes", "latency_ns"): assert g[k].shape == (T,) and g[k].dtype == np.int64
+    assert g["recall_head"].shape == (T, 3, 8)
+    json.loads(g.attrs["params"])
+    assert g.attrs["page_size"] == 16 and g.attrs["dense_layers"] == 2
+s = f["summary"][:]
+assert len(s) == 6
+d = {row["run_id"].decode(): row for row in s}
+assert abs(d["dense_L64"]["mean_recall"] - 1) < 1e-5 and d["dense_L64"]["mean_out_err"] < 1e-5
+# streamingllm at L=64 attends 64 tokens per head on its sparse layer, dense elsewhere
+sl = f["runs"]["streamingllm_L64"]
+assert np.all(sl["attended"][:, 2] <= 64) and sl["recall"][:, 2].min() < 1
+print("ok   results layout as DESIGN §5")
+PY
+exit $fail
