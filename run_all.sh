@@ -65,7 +65,7 @@ $RB info $R/sweep.h5 | tail -n +9
 
 step "long decode: latency and memory against decode length (L=$long_budget, every layer sparse)"
 $RB replay $R/long.h5 --policies dense,streamingllm,h2o,quest,raas --budgets $long_budget \
-  --dense-layers 0 --threads $threads --out $R/long_results.h5 --quiet
+  --dense-layers 0 --threads 1 --out $R/long_results.h5 --quiet   # one thread: latency without a neighbour in the cache
 $RB info $R/long_results.h5 | tail -n +9
 
 step "milestone lifecycles"
