@@ -281,7 +281,6 @@ void pu_sinkwin_append(pu_sinkwin *w, int pos, const float *k, const float *v) {
     for (; w->lo < new_lo && w->lo <= w->last; w->lo++)
         if (w->lo >= w->sinks)
             for (int g = 0; g < w->n_kv; g++) pu_tokens_drop(&w->tok[g], w->lo);
-    if (w->lo < w->sinks) w->lo = w->sinks;
     sinkwin_store(w, pos, k, v);
 }
 

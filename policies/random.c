@@ -82,12 +82,9 @@ static void random_select(policy_state *s, const policy_step *step, policy_selec
         for (int j = pos - k; j < pos; j++) {
             x = pu_mix64(x);
             int r = (int)(x % (uint64_t)(j + 1));
-            int c = s->mark[r] ? j : r;
-            s->mark[c] = 1;
-            s->pick[n++] = c;
+            s->mark[s->mark[r] ? j : r] = 1;
         }
         /* Emit in position order by scanning the marks: O(pos), as the dense reference. */
-        n = 0;
         for (int t = 0; t < pos; t++)
             if (s->mark[t]) {
                 s->mark[t] = 0;
