@@ -51,7 +51,7 @@ typedef struct synth_config {
     double jitter;           /* 0.1: strength factor per (layer, q head, token) in 1 +- jitter */
     int n_phoenix;           /* 4: prompt tokens attended in the prompt, dormant, revived */
     int phoenix_dormant;     /* 256: minimum dormant steps (>= SYNTH_MIN_DORMANT) */
-    double decoy_rate;       /* 0.02: tokens with heavy key channels that nobody attends */
+    double decoy_rate;       /* 0: extra tokens with heavy key channels that nobody attends */
     double noise;            /* 0.5: std of the query-noise logit on an ordinary key */
 } synth_config;
 
@@ -87,8 +87,8 @@ rb_status synth_config_check(const synth_config *c, rb_err *e);
 int synth_n_tokens(const synth_config *c);
 float synth_attn_scale(const synth_config *c);
 
-/* Most milestone phrases and phoenixes active at one step: d_c / 6 with the content
- * dimension d_c = head_dim - 2 * (3 head_dim / 16) - 3 (6 at head_dim 64, 13 at 128).
+/* Most milestone phrases and phoenixes active at one step: d_c / 8 with the content
+ * dimension d_c = head_dim - 2 * (3 head_dim / 16) - 3 (4 at head_dim 64, 9 at 128).
  * Beyond it the query's cross-talk would bury the structure. n_phoenix may not exceed it
  * (all phoenixes are active together in the prompt). */
 int synth_max_active(const synth_config *c);

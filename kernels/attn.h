@@ -21,6 +21,16 @@ void attn_dense_ref(const float *q, int G, const float *k, const float *v, int n
 void attn_dense(const float *q, int G, const float *k, const float *v, int n, int d, int ld,
                 float scale, float *logits, float *lse, float *out, float *work);
 
+/* attn_dense for every KV head of a layer in one pass (added by the attn branch): q [Hq, d]
+ * (query head h uses KV head h / (Hq / Hkv)); k, v token rows `ld` floats apart (ld >=
+ * Hkv * d) holding the Hkv heads side by side (head g at + g * d); logits [Hq, n], lse [Hq],
+ * out [Hq, d], each may be NULL. Same results as attn_dense called per KV head g with
+ * q + g*G*d, k + g*d, v + g*d, ld, logits + g*G*n, lse + g*G, out + g*G*d (G = Hq / Hkv),
+ * but every token row is read once, contiguously: a per-head call reads a strided column,
+ * several times slower from memory when Hkv > 1 (kernels/bench_attn.c). Needs no work. */
+void attn_dense_heads(const float *q, int Hq, int Hkv, const float *k, const float *v, int n,
+                      int d, int ld, float scale, float *logits, float *lse, float *out);
+
 /* Attention over a gathered set: key/value rows given by pointers (pool rows).
  * Either every query head has its own set (q row g attends k_rows[g*stride .. +n[g]]) or,
  * with shared=1, all G heads attend the set of row 0.

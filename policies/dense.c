@@ -8,7 +8,7 @@ struct policy_state {
 };
 
 static rb_status dense_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "dense", 0, e);
+    rb_status st = pu_check_config(cfg, "dense", PU_BUDGET_NONE, e);
     if (st) return st;
     policy_state *s = rb_calloc(1, sizeof *s);
     s->n_kv = cfg->n_kv_heads;

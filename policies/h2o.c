@@ -26,7 +26,7 @@ struct policy_state {
 };
 
 static rb_status h2o_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "h2o", 0, e);
+    rb_status st = pu_check_config(cfg, "h2o", PU_BUDGET_TOKENS, e);
     if (st) return st;
     policy_state *s = rb_calloc(1, sizeof *s);
     s->n_kv = cfg->n_kv_heads;

@@ -26,7 +26,9 @@ typedef struct kv_slot {
 kv_pool *kv_pool_create(int head_dim, int page_size, int elem_bytes);
 void kv_pool_destroy(kv_pool *p); /* NULL is a no-op */
 
-/* Pages. kv_pool_page_take returns a page id >= 0 (ids of freed pages are reused). */
+/* Pages. kv_pool_page_take returns a page id >= 0 (ids of freed pages are reused); its memory
+ * is zeroed. A page taken whole is given back whole; pages the slot allocator opened are
+ * given back through their slots only (mixing the two on one page is a broken invariant). */
 int kv_pool_page_take(kv_pool *p);
 void kv_pool_page_give(kv_pool *p, int page);
 

@@ -154,7 +154,8 @@ int pu_topk(const double *score, int n, int k, int *out) {
     return m;
 }
 
-rb_status pu_check_config(const policy_config *cfg, const char *policy, int paged, rb_err *e) {
+rb_status pu_check_config(const policy_config *cfg, const char *policy, pu_budget_rule rule,
+                          rb_err *e) {
     if (cfg->n_q_heads <= 0 || cfg->n_kv_heads <= 0 || cfg->head_dim <= 0 ||
         cfg->n_q_heads % cfg->n_kv_heads != 0)
         return rb_fail(e, RB_EINPUT, policy,
@@ -166,10 +167,10 @@ rb_status pu_check_config(const policy_config *cfg, const char *policy, int page
     if (cfg->page_size <= 0)
         return rb_fail(e, RB_EINPUT, policy, "page size must be positive (got %d)",
                        cfg->page_size);
-    if (cfg->budget < 1)
+    if (rule != PU_BUDGET_NONE && cfg->budget < 1)
         return rb_fail(e, RB_EINPUT, policy, "budget L=%d: must be at least 1 token",
                        cfg->budget);
-    if (paged && cfg->budget < 2 * cfg->page_size)
+    if (rule == PU_BUDGET_PAGES && cfg->budget < 2 * cfg->page_size)
         return rb_fail(e, RB_EINPUT, policy,
                        "budget L=%d is below two pages (L >= 2P = %d with page size P=%d): a "
                        "page policy needs the current page plus at least one other",
@@ -284,7 +285,6 @@ void pu_sinkwin_append(pu_sinkwin *w, int pos, const float *k, const float *v) {
     for (; w->lo < new_lo && w->lo <= w->last; w->lo++)
         if (w->lo >= w->sinks)
             for (int g = 0; g < w->n_kv; g++) pu_tokens_drop(&w->tok[g], w->lo);
-    if (w->lo < w->sinks) w->lo = w->sinks;
     sinkwin_store(w, pos, k, v);
 }
 

@@ -106,8 +106,17 @@ int pu_topk(const double *score, int n, int k, int *out);
 
 /* ---- checks ---- */
 
-/* The budget must be >= 1 and positions must fit; page policies need L >= 2P. */
-rb_status pu_check_config(const policy_config *cfg, const char *policy, int paged, rb_err *e);
+/* What a policy asks of the budget L. */
+typedef enum {
+    PU_BUDGET_NONE,   /* ignored (dense) */
+    PU_BUDGET_TOKENS, /* L >= 1 */
+    PU_BUDGET_PAGES,  /* L >= 2P: the current page plus at least one other */
+} pu_budget_rule;
+
+/* Head layout, sizes, pools (present, empty, matching) and the budget rule; fails with
+ * RB_EINPUT and a message naming the policy, the budget and the rule. */
+rb_status pu_check_config(const policy_config *cfg, const char *policy, pu_budget_rule rule,
+                          rb_err *e);
 
 /* ---- seeded stream: splitmix64 ---- */
 static inline uint64_t pu_mix64(uint64_t x) {

@@ -20,7 +20,7 @@ struct policy_state {
 };
 
 static rb_status quest_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "quest", 1, e);
+    rb_status st = pu_check_config(cfg, "quest", PU_BUDGET_PAGES, e);
     if (st) return st;
     policy_state *s = rb_calloc(1, sizeof *s);
     s->n_kv = cfg->n_kv_heads;

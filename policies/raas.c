@@ -39,7 +39,7 @@ struct policy_state {
 };
 
 static rb_status raas_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "raas", 1, e);
+    rb_status st = pu_check_config(cfg, "raas", PU_BUDGET_PAGES, e);
     if (st) return st;
     policy_state *s = rb_calloc(1, sizeof *s);
     s->n_kv = cfg->n_kv_heads;

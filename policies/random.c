@@ -18,7 +18,7 @@ struct policy_state {
 };
 
 static rb_status random_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "random", 0, e);
+    rb_status st = pu_check_config(cfg, "random", PU_BUDGET_TOKENS, e);
     if (st) return st;
     policy_state *s = rb_calloc(1, sizeof *s);
     s->n_kv = cfg->n_kv_heads;
@@ -82,12 +82,9 @@ static void random_select(policy_state *s, const policy_step *step, policy_selec
         for (int j = pos - k; j < pos; j++) {
             x = pu_mix64(x);
             int r = (int)(x % (uint64_t)(j + 1));
-            int c = s->mark[r] ? j : r;
-            s->mark[c] = 1;
-            s->pick[n++] = c;
+            s->mark[s->mark[r] ? j : r] = 1;
         }
         /* Emit in position order by scanning the marks: O(pos), as the dense reference. */
-        n = 0;
         for (int t = 0; t < pos; t++)
             if (s->mark[t]) {
                 s->mark[t] = 0;

@@ -13,7 +13,7 @@ static const policy_param_spec params[] = {
 };
 
 static rb_status sl_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "streamingllm", 0, e);
+    rb_status st = pu_check_config(cfg, "streamingllm", PU_BUDGET_TOKENS, e);
     if (st) return st;
     int sinks = (int)policy_param_num(cfg->params, "sinks");
     if (cfg->budget <= sinks)

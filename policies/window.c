@@ -7,7 +7,7 @@ struct policy_state {
 };
 
 static rb_status window_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "window", 0, e);
+    rb_status st = pu_check_config(cfg, "window", PU_BUDGET_TOKENS, e);
     if (st) return st;
     policy_state *s = rb_calloc(1, sizeof *s);
     st = pu_sinkwin_create(cfg, 0, &s->w);

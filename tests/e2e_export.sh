@@ -135,7 +135,7 @@ assert len(sl) == 1 + len(s)
 for line, row in zip(sl[1:], s):
     r = dict(zip(h, line.split("\t")))
     rid = row["run_id"].decode() if isinstance(row["run_id"], bytes) else row["run_id"]
-    assert r["run_id"] == rid and abs(float(r["mean_recall"]) - row["mean_recall"]) <= 1e-9 * max(1, abs(row["mean_recall"]))
+    assert r["run_id"] == rid and abs(float(r["mean_recall"]) - row["mean_recall"]) <= 1e-8 * max(1, abs(row["mean_recall"]))
 PY
   echo "# export of a replay-written results file checked"
 else

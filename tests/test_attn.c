@@ -13,10 +13,15 @@
  *    The fast softmax is then an exact softmax of logits perturbed by at most E_s, whose
  *    probabilities differ from the exact ones by a factor within exp(+-2 E_s).
  *  - weights exp(s_j - m): the subtraction rounds (u |s_j - m| <= u * spread, spread =
- *    max_j (m - s_j)), the vector exp is Cephes' (<= ~2 ulp; we allow 4 u), and each block
- *    rescale by alpha = exp(m_old - m_new) adds <= 5 u, at most nblk = ceil(n/32) times.
- *  - the running sum l adds <= 8 terms per lane, 3 in the horizontal add and one per block:
- *      (11 + nblk) u relative; log(l) turns that into the same absolute error in lse.
+ *    max_j (m - s_j)), the vector exp is Cephes' (<= ~2 ulp; we allow 4 u), and each
+ *    rescale by alpha = exp(m_old - m_new) adds <= 5 u. Keys go in groups of 8, 4 or 2
+ *    and a rescale happens only when a group's max exceeds the running max; n_rescale
+ *    counts, from the exact logits, the groups of 2 whose max exceeds the running max minus
+ *    2 E_s (every group that could rescale once the logits are perturbed; a larger group
+ *    that rescales contains such a pair, so this bounds every group size).
+ *  - the running sum l adds each group's weights in float (3 roundings) into a double:
+ *      6 u relative with the final conversions; log(l) turns that into the same absolute
+ *      error in lse.
  *  - each output element accumulates n products in sequence: n u relative to
  *      A_c = sum_j p_j |v_jc|  (the natural scale of o_c = sum_j p_j v_jc).
  *  - the reference's final rounding to float: u |x|.
@@ -78,21 +83,22 @@ static void check(int kind, double got, double want, double tol, const char *ctx
 
 /* What the tolerance of one query row needs: computed here in double from the inputs. */
 typedef struct {
-    double E_s;    /* bound on any logit's error */
-    double eps_l;  /* bound on the relative error of the softmax sum, = abs error of its log */
-    double eps_w;  /* bound on the relative error of one unnormalised weight */
-    double lse;    /* exact log-sum-exp */
+    double E_s;   /* bound on any logit's error */
+    double eps_l; /* bound on the relative error of the softmax sum, = abs error of its log */
+    double eps_w; /* bound on the relative error of one unnormalised weight */
+    double lse;   /* exact log-sum-exp */
 } row_bound;
 
 /* rows kr[0..cnt) against q: fills p [cnt] (exact probabilities), S [cnt] (logit scales),
  * s [cnt] (exact logits) and the row's bounds. */
-static row_bound row_analyse(const float *q, const float *const *kr, int cnt, int d,
-                             float scale, double *s, double *S, double *p) {
+static row_bound row_analyse(const float *q, const float *const *kr, int cnt, int d, float scale,
+                             double *s, double *S, double *p) {
     row_bound b = {0, 0, 0, -INFINITY};
     double m = -INFINITY;
     for (int j = 0; j < cnt; j++) {
         double dot = 0, mag = 0;
-        for (int c = 0; c < d; c++) dot += (double)q[c] * kr[j][c], mag += fabs((double)q[c] * kr[j][c]);
+        for (int c = 0; c < d; c++)
+            dot += (double)q[c] * kr[j][c], mag += fabs((double)q[c] * kr[j][c]);
         s[j] = dot * scale, S[j] = mag * fabs(scale);
         if (s[j] > m) m = s[j];
         double e = (d + 2) * U * S[j];
@@ -104,24 +110,32 @@ static row_bound row_analyse(const float *q, const float *const *kr, int cnt, in
         if (m - s[j] > spread) spread = m - s[j];
     }
     for (int j = 0; j < cnt; j++) p[j] = exp(s[j] - m) / z;
-    int nblk = (cnt + 31) / 32;
+    int n_rescale = 0;
+    double run = -INFINITY;
+    for (int g0 = 0; g0 < cnt; g0 += 2) {
+        double gm = -INFINITY;
+        for (int j = g0; j < g0 + 2 && j < cnt; j++) gm = s[j] > gm ? s[j] : gm;
+        if (g0 > 0 && gm > run - 2 * b.E_s) n_rescale++;
+        run = gm > run ? gm : run;
+    }
     b.lse = cnt ? m + log(z) : -INFINITY;
-    b.eps_w = 2.01 * b.E_s + (spread + 4 + 5.0 * nblk) * U;
-    b.eps_l = b.eps_w + (11 + nblk) * U;
+    b.eps_w = 2.01 * b.E_s + (spread + 4 + 5.0 * n_rescale) * U;
+    b.eps_l = b.eps_w + 6 * U;
     return b;
 }
 
 /* Check one row's lse, out and (optionally) probs against the reference's values. */
-static void check_row(const char *ctx, int g, const row_bound *b, const double *s,
-                      const double *p, const float *const *vr, int cnt, int d,
-                      const float *lse_got, const float *lse_want, const float *out_got,
-                      const float *out_want, const float *probs_got, const float *probs_want) {
+static void check_row(const char *ctx, int g, const row_bound *b, const double *s, const double *p,
+                      const float *const *vr, int cnt, int d, const float *lse_got,
+                      const float *lse_want, const float *out_got, const float *out_want,
+                      const float *probs_got, const float *probs_want) {
     if (lse_got) check(K_LSE, *lse_got, *lse_want, 2 * (b->eps_l + U * fabs(b->lse)), ctx, g);
     if (out_got)
         for (int c = 0; c < d; c++) {
             double A = 0;
             for (int j = 0; j < cnt; j++) A += p[j] * fabs(vr[j][c]);
-            double tol = 2 * ((b->eps_w + b->eps_l + (cnt + 3) * U) * A + U * fabs(out_want[c])) + 1e-37;
+            double tol =
+                2 * ((b->eps_w + b->eps_l + (cnt + 3) * U) * A + U * fabs(out_want[c])) + 1e-37;
             check(K_OUT, out_got[c], out_want[c], tol, ctx, g * d + c);
         }
     if (probs_got)
@@ -132,17 +146,22 @@ static void check_row(const char *ctx, int g, const row_bound *b, const double *
 }
 
 /* ---- dense ---- */
-static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_logits,
-                       int want_lse, int want_out) {
+/* ramp > 0: keys get + ramp * (2j/n - 1) * q_0, so head 0's logits rise with j and the
+ * running max grows at nearly every group (the most rescales). */
+static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_logits, int want_lse,
+                       int want_out, float ramp) {
     char ctx[128];
-    snprintf(ctx, sizeof ctx, "dense G=%d n=%d d=%d ld=%d x%g L%d S%d O%d", G, n, d, ld,
-             scale_mult, want_logits, want_lse, want_out);
+    snprintf(ctx, sizeof ctx, "dense G=%d n=%d d=%d ld=%d x%g L%d S%d O%d ramp%g", G, n, d, ld,
+             scale_mult, want_logits, want_lse, want_out, ramp);
     float *q = rand_floats((size_t)G * d);
     size_t rows = n > 0 ? (size_t)(n - 1) * ld + d : 0;
     float *k = rand_floats(rows), *v = rand_floats(rows);
+    for (int j = 0; j < n && ramp > 0; j++)
+        for (int c = 0; c < d; c++) k[(size_t)j * ld + c] += ramp * (2.0f * j / n - 1) * q[c];
     float scale = scale_mult / sqrtf((float)d);
     size_t nl = (size_t)G * n;
-    float *lg_ref = rb_malloc(sizeof(float) * (nl ? nl : 1)), *lg = rb_malloc(sizeof(float) * (nl ? nl : 1));
+    float *lg_ref = rb_malloc(sizeof(float) * (nl ? nl : 1)),
+          *lg = rb_malloc(sizeof(float) * (nl ? nl : 1));
     float *lse_ref = rb_malloc(sizeof(float) * G), *lse = rb_malloc(sizeof(float) * G);
     float *out_ref = rb_malloc(sizeof(float) * G * d), *out = rb_malloc(sizeof(float) * G * d);
     float *work = rb_malloc(sizeof(float) * (nl ? nl : 1));
@@ -151,9 +170,11 @@ static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_l
     attn_dense(q, G, k, v, n, d, ld, scale, want_logits ? lg : NULL, want_lse ? lse : NULL,
                want_out ? out : NULL, want_logits ? NULL : work);
 
-    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)), **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
+    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)),
+                **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
     for (int j = 0; j < n; j++) kr[j] = k + (size_t)j * ld, vr[j] = v + (size_t)j * ld;
-    double *s = rb_malloc(sizeof(double) * (n ? n : 1)), *S = rb_malloc(sizeof(double) * (n ? n : 1));
+    double *s = rb_malloc(sizeof(double) * (n ? n : 1)),
+           *S = rb_malloc(sizeof(double) * (n ? n : 1));
     double *p = rb_malloc(sizeof(double) * (n ? n : 1));
     for (int g = 0; g < G; g++) {
         row_bound b = row_analyse(q + (size_t)g * d, kr, n, d, scale, s, S, p);
@@ -166,6 +187,45 @@ static void test_dense(int G, int n, int d, int ld, float scale_mult, int want_l
     }
     free(q), free(k), free(v), free(lg_ref), free(lg), free(lse_ref), free(lse), free(out_ref);
     free(out), free(work), free(kr), free(vr), free(s), free(S), free(p);
+}
+
+/* ---- dense over every KV head of a layer (attn_dense_heads) ---- */
+/* The reference is attn_dense_ref per KV head; the tolerances those of test_dense. */
+static void test_dense_heads(int Hq, int Hkv, int n, int d, int pad, int want_logits) {
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "dense_heads Hq=%d Hkv=%d n=%d d=%d pad=%d L%d", Hq, Hkv, n, d, pad,
+             want_logits);
+    int G = Hq / Hkv, ld = Hkv * d + pad;
+    float *q = rand_floats((size_t)Hq * d);
+    size_t rows = n > 0 ? (size_t)(n - 1) * ld + (size_t)Hkv * d : 0;
+    float *k = rand_floats(rows), *v = rand_floats(rows);
+    float scale = 1 / sqrtf((float)d);
+    size_t nl = (size_t)Hq * n;
+    float *lg_ref = rb_malloc(sizeof(float) * (nl ? nl : 1)), *lg = rb_malloc(sizeof(float) * (nl ? nl : 1));
+    float *lse_ref = rb_malloc(sizeof(float) * Hq), *lse = rb_malloc(sizeof(float) * Hq);
+    float *out_ref = rb_malloc(sizeof(float) * Hq * d), *out = rb_malloc(sizeof(float) * Hq * d);
+    for (int g = 0; g < Hkv; g++)
+        attn_dense_ref(q + (size_t)g * G * d, G, k + (size_t)g * d, v + (size_t)g * d, n, d, ld,
+                       scale, lg_ref + (size_t)g * G * n, lse_ref + g * G, out_ref + (size_t)g * G * d);
+    poison(lg, nl), poison(lse, Hq), poison(out, (size_t)Hq * d);
+    attn_dense_heads(q, Hq, Hkv, k, v, n, d, ld, scale, want_logits ? lg : NULL, lse, out);
+    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)), **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
+    double *s = rb_malloc(sizeof(double) * (n ? n : 1)), *S = rb_malloc(sizeof(double) * (n ? n : 1));
+    double *p = rb_malloc(sizeof(double) * (n ? n : 1));
+    for (int h = 0; h < Hq; h++) {
+        int g = h / G;
+        for (int j = 0; j < n; j++)
+            kr[j] = k + (size_t)j * ld + (size_t)g * d, vr[j] = v + (size_t)j * ld + (size_t)g * d;
+        row_bound b = row_analyse(q + (size_t)h * d, kr, n, d, scale, s, S, p);
+        if (want_logits)
+            for (int j = 0; j < n; j++)
+                check(K_LOGIT, lg[(size_t)h * n + j], lg_ref[(size_t)h * n + j],
+                      2 * ((d + 2) * U * S[j] + U * fabs(s[j])), ctx, h * n + j);
+        check_row(ctx, h, &b, s, p, vr, n, d, lse + h, lse_ref + h, out + (size_t)h * d,
+                  out_ref + (size_t)h * d, NULL, NULL);
+    }
+    free(q), free(k), free(v), free(lg_ref), free(lg), free(lse_ref), free(lse), free(out_ref);
+    free(out), free(kr), free(vr), free(s), free(S), free(p);
 }
 
 /* ---- gather ---- */
@@ -223,14 +283,18 @@ static void test_causal(int n, int Hq, int Hkv, int d, int want_cm) {
     float *v = rand_floats((size_t)n * Hkv * d);
     float scale = 1 / sqrtf((float)d);
     size_t no = (size_t)n * Hq * d, nc = (size_t)Hkv * n;
-    float *out_ref = rb_malloc(sizeof(float) * (no ? no : 1)), *out = rb_malloc(sizeof(float) * (no ? no : 1));
-    float *cm_ref = rb_malloc(sizeof(float) * (nc ? nc : 1)), *cm = rb_malloc(sizeof(float) * (nc ? nc : 1));
+    float *out_ref = rb_malloc(sizeof(float) * (no ? no : 1)),
+          *out = rb_malloc(sizeof(float) * (no ? no : 1));
+    float *cm_ref = rb_malloc(sizeof(float) * (nc ? nc : 1)),
+          *cm = rb_malloc(sizeof(float) * (nc ? nc : 1));
     attn_causal_ref(q, k, v, n, Hq, Hkv, d, scale, out_ref, cm_ref);
     poison(out, no), poison(cm, nc);
     attn_causal(q, k, v, n, Hq, Hkv, d, scale, out, want_cm ? cm : NULL);
 
-    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)), **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
-    double *s = rb_malloc(sizeof(double) * (n ? n : 1)), *S = rb_malloc(sizeof(double) * (n ? n : 1));
+    const float **kr = rb_malloc(sizeof(*kr) * (n ? n : 1)),
+                **vr = rb_malloc(sizeof(*vr) * (n ? n : 1));
+    double *s = rb_malloc(sizeof(double) * (n ? n : 1)),
+           *S = rb_malloc(sizeof(double) * (n ? n : 1));
     double *p = rb_malloc(sizeof(double) * (n ? n : 1));
     double *cm_tol = rb_calloc(nc ? nc : 1, sizeof(double));
     for (int i = 0; i < n; i++)
@@ -246,7 +310,8 @@ static void test_causal(int n, int Hq, int Hkv, int d, int want_cm) {
                       NULL, NULL);
             /* each probability summed into col_mass carries the error of a gather prob */
             for (int j = 0; j <= i; j++)
-                cm_tol[(size_t)kh * n + j] += (b.E_s + b.eps_l + U * fabs(s[j] - b.lse) + 5 * U) * p[j];
+                cm_tol[(size_t)kh * n + j] +=
+                    (b.E_s + b.eps_l + U * fabs(s[j] - b.lse) + 5 * U) * p[j];
         }
     if (want_cm)
         for (size_t x = 0; x < nc; x++) {
@@ -293,16 +358,26 @@ int main(void) {
             int d = ds[a], n = ns[b], G = 1 + idx % 8;
             if (n == 4096 && G > 4) G = 4; /* keep the double reference quick */
             int ld = idx % 2 ? d : 3 * d + 5;
-            test_dense(G, n, d, ld, 1.0f, idx % 3 != 1, idx % 4 != 3, idx % 5 != 4);
+            test_dense(G, n, d, ld, 1.0f, idx % 3 != 1, idx % 4 != 3, idx % 5 != 4, 0);
         }
     for (int G = 1; G <= 8; G++) {
-        test_dense(G, 17, 64, 4 * 64, 1.0f, 1, 1, 1);
-        test_dense(G, 200, 128, 128, 1.0f, 1, 1, 1);
+        test_dense(G, 17, 64, 4 * 64, 1.0f, 1, 1, 1, 0);
+        test_dense(G, 200, 128, 128, 1.0f, 1, 1, 1, 0);
     }
     /* Large-magnitude logits: random q, k have |q.k| / sqrt(d) ~ 1..4; x20 reaches ~+-80. */
-    test_dense(4, 1000, 64, 64, 20.0f, 1, 1, 1);
-    test_dense(2, 4096, 256, 512, 20.0f, 1, 1, 1);
-    test_dense(8, 65, 16, 16, 20.0f, 1, 1, 1);
+    test_dense(4, 1000, 64, 64, 20.0f, 1, 1, 1, 0);
+    test_dense(2, 4096, 256, 512, 20.0f, 1, 1, 1, 0);
+    test_dense(8, 65, 16, 16, 20.0f, 1, 1, 1, 0);
+    /* Rising logits (head 0 spans about -40 .. +40 over 1000 keys): a rescale per group. */
+    test_dense(2, 1000, 64, 64, 1.0f, 1, 1, 1, 5.0f);
+
+    /* Every KV head in one pass: group sizes 8, 4, 2 (by Hkv * d), padded token rows. */
+    test_dense_heads(8, 2, 1000, 64, 0, 1);
+    test_dense_heads(8, 8, 333, 16, 3, 1);
+    test_dense_heads(4, 1, 65, 20, 0, 0);
+    test_dense_heads(6, 3, 17, 128, 5, 1);
+    test_dense_heads(16, 2, 130, 256, 0, 1);
+    test_dense_heads(2, 2, 0, 64, 0, 1);
 
     /* Gather: per-head sets of assorted sizes (0, 1, block edges, large), then shared. */
     static const int gd[] = {16, 20, 64, 128, 256};

@@ -4,7 +4,9 @@
  * other bytes); the truth's invariants; the planted structure measured from the dense
  * attention of the generated q and k (computed here with the reference kernel
  * attn_dense_ref); the channel structure of the keys; the round trip through trace_writer
- * and trace_open (exact in f32, within half rounding in f16); and the CLI's exit codes. */
+ * and trace_open (exact in f32, within half rounding in f16); and the CLI's exit codes.
+ * SYNTH_TEST_SEED=N reruns the structure checks on another seed (seed 1 by default; seeds
+ * 1..20 were tried: one, 11, has an early phrase at 9.2x uniform, under the 10x bar). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
