@@ -217,17 +217,23 @@ static char *config_json(const decode_opts *o, int n_prompt, const model_hparams
     return r;
 }
 
-static rb_status write_results(const decode_opts *o, const model_hparams *hp, int n_prompt,
-                               int n_threads, cell *cells, int n_cells, rb_err *e) {
+/* The results file is created before decoding (so a bad path fails at once) and
+ * filled after. */
+static rb_status results_open(const decode_opts *o, const model_hparams *hp, int n_prompt,
+                              int n_threads, results_writer **w, rb_err *e) {
     char *cfg = config_json(o, n_prompt, hp, n_threads);
     results_provenance p = {.trace = o->record ? o->record : "", .trace_sha256 = "",
                             .config_json = cfg};
-    results_writer *w = NULL;
-    rb_status st = results_create(o->out, &p, &w, e);
-    for (int i = 0; i < n_cells && !st; i++) st = results_add_run(w, &cells[i].run, e);
-    if (!st) st = results_finish(w, e);
-    else results_abort(w);
+    rb_status st = results_create(o->out, &p, w, e);
     free(cfg);
+    return st;
+}
+
+static rb_status results_fill(results_writer *w, cell *cells, int n_cells, rb_err *e) {
+    rb_status st = RB_OK;
+    for (int i = 0; i < n_cells && !st; i++) st = results_add_run(w, &cells[i].run, e);
+    if (!st) return results_finish(w, e);
+    results_abort(w);
     return st;
 }
 
@@ -282,6 +288,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
     memset(&rec, 0, sizeof rec);
     char *policies_buf = NULL;
     progress *bar = NULL;
+    results_writer *rw = NULL;
     int n_prompt = 0, n_gen = 0;
     rb_status st = model_load(o->model, o->threads, &m, e);
     if (st) return st;
@@ -366,6 +373,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
         }
         if ((st = recorder_open(&rec, o->record, hp, n_prompt, dt, e))) goto done;
     }
+    if (o->out && (st = results_open(o, hp, n_prompt, model_threads(m), &rw, e))) goto done;
     if (o->logits_out && !(lf = fopen(o->logits_out, "wb"))) {
         st = rb_fail(e, RB_EINPUT, o->logits_out, "cannot open for writing");
         goto done;
@@ -450,9 +458,13 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
             goto done;
         }
     }
-    if (o->out) st = write_results(o, hp, n_prompt, model_threads(m), cells, n_cells, e);
+    if (rw) {
+        st = results_fill(rw, cells, n_cells, e);
+        rw = NULL;
+    }
 
 done:
+    results_abort(rw);
     progress_destroy(bar);
     if (lf) fclose(lf);
     recorder_free(&rec);
