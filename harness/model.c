@@ -347,6 +347,21 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
         }
         st = stepper_create(ops, &cfg, 2, &s->st[il], e);
     }
+    /* A budget the policy refuses is refused even when no layer runs the policy (all dense
+     * or windowed), so a command's meaning does not depend on the model's layer layout. */
+    int uses = 0;
+    for (int il = 0; il < hp->n_layers && !st; il++) uses |= stepper_ops(s->st[il]) == cc->ops;
+    if (!st && !uses) {
+        policy_config cfg = {
+            .layer = 0, .n_q_heads = hp->n_q_heads, .n_kv_heads = hp->n_kv_heads,
+            .head_dim = hp->head_dim, .budget = cc->budget, .page_size = cc->page_size,
+            .max_tokens = cc->max_tokens, .attn_scale = hp->attn_scale, .seed = cc->seed,
+            .params = cc->params, .pools = NULL,
+        };
+        stepper *probe = NULL;
+        st = stepper_create(cc->ops, &cfg, 2, &probe, e);
+        stepper_destroy(probe);
+    }
     if (st) {
         model_session_destroy(s);
         return st;

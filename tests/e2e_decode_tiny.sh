@@ -134,6 +134,8 @@ expect2 "two prompts" decode --model "$M" --prompt-tokens 1,2 --prompt hi --max-
 expect2 "no prompt" decode --model "$M" --max-tokens 1
 expect2 "unknown policy" decode --model "$M" --prompt-tokens 1,2 --policy nosuch --budget 8
 expect2 "impossible budget" decode --model "$M" --prompt-tokens 1,2 --policy raas --budget 8 --dense-layers 0
+expect2 "impossible budget, no layer runs it" decode --model "$M" --prompt-tokens 1,2 --policy raas --budget 8
+expect2 "bad --out" decode --model "$M" --prompt-tokens 1,2 --max-tokens 1 --out "$T/no/such/dir.h5"
 expect2 "no budget" decode --model "$M" --prompt-tokens 1,2 --policy h2o
 expect2 "bad param" decode --model "$M" --prompt-tokens 1,2 --policy h2o --budget 8 --param h2o.nosuch=1
 expect2 "too long" decode --model "$M" --prompt-tokens 1,2 --max-tokens 100000
