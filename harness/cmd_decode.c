@@ -483,7 +483,7 @@ done:
 }
 
 static const char usage[] =
-    "raasbench decode --model M.gguf (--prompt TEXT | --prompt-file F | --prompt-tokens IDS)\n"
+    "--model M.gguf (--prompt TEXT | --prompt-file F | --prompt-tokens IDS)\n"
     "                 --max-tokens N [--temperature T --seed S] [--policy P --budget L]\n"
     "                 [--param k=v ...] [--page-size 16] [--dense-layers 2] [--threads N]\n"
     "                 [--record TRACE.h5 [--record-dtype f16|f32]] [--out RESULTS.h5]\n"

@@ -108,8 +108,8 @@ static void bench_llamacpp(const char *path, const char *prompt, int n, const in
 }
 
 static const char usage[] =
-    "raasbench bench decode [--model M.gguf] [--prompt TEXT] [--tokens N] [--threads 1,2]\n"
-    "                       [--policy P --budget L] [--no-ref]\n"
+    "[--model M.gguf] [--prompt TEXT] [--tokens N] [--threads 1,2]\n"
+    "                              [--policy P --budget L] [--no-ref]\n"
     "Decode speed (tokens/s) of the C forward at each thread count beside llama.cpp's\n"
     "(llama-cpp-python, same machine, same run), and where the time goes.";
 
