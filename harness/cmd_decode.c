@@ -484,10 +484,10 @@ done:
 
 static const char usage[] =
     "--model M.gguf (--prompt TEXT | --prompt-file F | --prompt-tokens IDS)\n"
-    "                 --max-tokens N [--temperature T --seed S] [--policy P --budget L]\n"
-    "                 [--param k=v ...] [--page-size 16] [--dense-layers 2] [--threads N]\n"
-    "                 [--record TRACE.h5 [--record-dtype f16|f32]] [--out RESULTS.h5]\n"
-    "                 [--teacher-forced --policies a,b --budgets L1,L2] [--logits-out F]\n"
+    "                        --max-tokens N [--temperature T --seed S] [--policy P --budget L]\n"
+    "                        [--param k=v ...] [--page-size 16] [--dense-layers 2] [--threads N]\n"
+    "                        [--record TRACE.h5 [--record-dtype f16|f32]] [--out RESULTS.h5]\n"
+    "                        [--teacher-forced --policies a,b --budgets L1,L2] [--logits-out F]\n"
     "Decode a GGUF model (gemma3, qwen2, llama) token by token; the policy manages the KV\n"
     "cache of every global layer past the first --dense-layers (sliding-window layers keep\n"
     "their window). Text streams to stdout; greedy unless --temperature > 0.";
