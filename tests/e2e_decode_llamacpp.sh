@@ -23,9 +23,10 @@ N=64
 # checked exactly elsewhere: --exact agrees with the numpy forward to 4e-7 on this model
 # and to 1e-6 on the tiny models (e2e_decode_tiny.sh).
 TOL=0.30
-# Greedy tokens: identical for 64 tokens on these three prompts. On the other 8 of the 11
-# measured, greedy paths split at near-ties (llama.cpp's own top-2 margin there 0.02 to 0.53
-# logits of ~22, below the ~1 logit the two implementations differ by), after 3 to 23 tokens.
+# Greedy tokens: identical for 64 tokens on these three prompts (and on "The capital of
+# France is"). On the other 7 of the 11 measured, greedy paths split at near-ties
+# (llama.cpp's own top-2 margin there 0.02 to 0.35 logits of ~22, below the ~1 logit the two
+# implementations differ by), after 3 to 23 tokens.
 PROMPTS=(
   "Q: Tom has 3 apples and buys 5 more. How many apples does he have? A: Let's think step by step. Tom starts with 3 apples. He buys 5 more, so 3 + 5 = 8. The answer is 8. Q: A box holds 12 pencils. How many pencils are in 4 boxes? A: Let's think step by step."
   "Q: A train travels 60 miles per hour for 3 hours. How far does it go? A: Let's think step by step. Distance is speed times time, so 60 * 3 = 180. The answer is 180 miles. Q: A car travels 45 miles per hour for 4 hours. How far does it go? A: Let's think step by step."
