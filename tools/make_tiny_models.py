@@ -7,7 +7,8 @@ Q4_0, Q4_1, Q5_0, Q5_1) weights, and a small byte-fallback SentencePiece vocabul
 llama.cpp accepts the files. The gemma3 model has six layers (five sliding-window layers with
 a window of 8 tokens, then one global layer, as Gemma 3 alternates them), key_length 32 with
 n_embd 64 and 4 query heads (so heads x key_length != n_embd, as in Gemma 3 270M), one KV
-head, QK norms, post-norms and a tied output. Deterministic for a given --seed.
+head, QK norms, post-norms and a tied output; the llama model carries Llama 3.1-style RoPE
+frequency factors (rope_freqs.weight). Deterministic for a given --seed.
 
 usage: make_tiny_models.py OUTDIR [--seed N]
 """
@@ -134,6 +135,9 @@ def make(arch, path, seed):
         add(w, rng, p + "ffn_gate.weight", (N_FF, N_EMBD), types["ffn_gate"], s_in)
         add(w, rng, p + "ffn_up.weight", (N_FF, N_EMBD), types["ffn_up"], s_in)
         add(w, rng, p + "ffn_down.weight", (N_EMBD, N_FF), types["ffn_down"], 1.0 / np.sqrt(N_FF))
+    if arch == "llama":
+        # Llama 3.1-style RoPE frequency factors (llama.cpp divides each angle by its factor)
+        w.add_tensor("rope_freqs.weight", np.linspace(1.0, 8.0, head_dim // 2).astype(np.float32))
     norm("output_norm.weight", N_EMBD)
     if types["output"] is not None:  # gemma3: tied to token_embd
         add(w, rng, "output.weight", (n_vocab, N_EMBD), types["output"], s_in * 4)

@@ -64,10 +64,13 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, pos, base, neox):
-    """x [n, heads, d]; rotate pairs (i, i+d/2) for NEOX or (2i, 2i+1) for NORM."""
+def rope(x, pos, base, neox, factors=None):
+    """x [n, heads, d]; rotate pairs (i, i+d/2) for NEOX or (2i, 2i+1) for NORM; each
+    frequency divided by its factor when the model has rope_freqs.weight (Llama 3.1)."""
     d = x.shape[-1]
     inv = base ** (-np.arange(0, d // 2, dtype=np.float64) * 2.0 / d)
+    if factors is not None:
+        inv = inv / factors
     ang = pos[:, None].astype(np.float64) * inv[None, :]  # [n, d/2]
     c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
     y = x.copy()
@@ -123,8 +126,9 @@ def forward(m, tokens, last_only=False):
                 window = m.swa
                 base = 10000.0
         neox = m.arch in ("gemma3", "qwen2")
-        q = rope(q, pos, base, neox)
-        k = rope(k, pos, base, neox)
+        ff = m.w("rope_freqs.weight") if m.has("rope_freqs.weight") else None
+        q = rope(q, pos, base, neox, ff)
+        k = rope(k, pos, base, neox, ff)
         scale = 1.0 / np.sqrt(d)
         mask = pos[None, :] <= pos[:, None]  # [query, key]
         if window:
