@@ -7,7 +7,8 @@ Q4_0, Q4_1, Q5_0, Q5_1) weights, and a small byte-fallback SentencePiece vocabul
 llama.cpp accepts the files. The gemma3 model has six layers (five sliding-window layers with
 a window of 8 tokens, then one global layer, as Gemma 3 alternates them), key_length 32 with
 n_embd 64 and 4 query heads (so heads x key_length != n_embd, as in Gemma 3 270M), one KV
-head, QK norms, post-norms and a tied output; the llama model carries Llama 3.1-style RoPE
+head, QK norms, post-norms, a tied output and linear RoPE scaling (factor 4) on the global
+layer; the llama model carries Llama 3.1-style RoPE
 frequency factors (rope_freqs.weight). Deterministic for a given --seed.
 
 usage: make_tiny_models.py OUTDIR [--seed N]
@@ -97,6 +98,10 @@ def make(arch, path, seed):
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
         w.add_sliding_window(8)
+        # linear RoPE scaling as Gemma 3 4B+ have it: llama.cpp applies it to the global
+        # layers only (local layers keep scale 1)
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(4.0)
     w.add_file_type(1)
     toks, scores, ttypes = vocab()
     w.add_tokenizer_model("llama")

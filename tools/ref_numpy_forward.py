@@ -35,6 +35,10 @@ class Model:
         self.rope_base = float(self.meta(a + ".rope.freq_base", 10000.0))
         self.swa = int(self.meta(a + ".attention.sliding_window", 0)) if a == "gemma3" else 0
         self.softcap = float(self.meta(a + ".final_logit_softcapping", 0.0))
+        # linear RoPE scaling: positions times 1/factor (gemma3: global layers only)
+        self.pos_scale = 1.0
+        if str(self.meta(a + ".rope.scaling.type", "none")) == "linear":
+            self.pos_scale = 1.0 / float(self.meta(a + ".rope.scaling.factor"))
         self.t = {}
         for t in r.tensors:
             self.t[t.name] = t
@@ -71,7 +75,7 @@ def rope(x, pos, base, neox, factors=None):
     inv = base ** (-np.arange(0, d // 2, dtype=np.float64) * 2.0 / d)
     if factors is not None:
         inv = inv / factors
-    ang = pos[:, None].astype(np.float64) * inv[None, :]  # [n, d/2]
+    ang = np.asarray(pos, dtype=np.float64)[:, None] * inv[None, :]  # [n, d/2]
     c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
     y = x.copy()
     if neox:
@@ -117,6 +121,7 @@ def forward(m, tokens, last_only=False):
         v = v.reshape(n, Hkv, d)
         window = 0
         base = m.rope_base
+        rpos = pos * m.pos_scale
         if gemma:
             q = rmsnorm(q, m.w(p + "attn_q_norm.weight"), m.eps)
             k = rmsnorm(k, m.w(p + "attn_k_norm.weight"), m.eps)
@@ -125,10 +130,11 @@ def forward(m, tokens, last_only=False):
             if il % 6 != 5:
                 window = m.swa
                 base = 10000.0
+                rpos = pos
         neox = m.arch in ("gemma3", "qwen2")
         ff = m.w("rope_freqs.weight") if m.has("rope_freqs.weight") else None
-        q = rope(q, pos, base, neox, ff)
-        k = rope(k, pos, base, neox, ff)
+        q = rope(q, rpos, base, neox, ff)
+        k = rope(k, rpos, base, neox, ff)
         scale = 1.0 / np.sqrt(d)
         mask = pos[None, :] <= pos[:, None]  # [query, key]
         if window:
