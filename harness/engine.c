@@ -59,7 +59,7 @@ static rb_status make_stepper(const shared_ctx *x, int slot, const engine_cell *
 typedef struct layer_buf {
     float *q, *k, *v;            /* [N, heads, d] */
     float *logits, *lse, *ostar; /* [Hq, N], [Hq], [Hq, d] */
-    float *out, *work;           /* [Hq, d], [Hq, N] */
+    float *out;                  /* [Hq, d] a cell's output */
     float *probs;                /* [Hq, N] dense probabilities exp(logit - lse) */
 } layer_buf;
 
@@ -100,7 +100,7 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     const trace_meta *m = x->m;
     const engine_config *c = x->c;
     int N = m->n_prefill + x->T, P0 = m->n_prefill, H = m->n_q_heads, Hkv = m->n_kv_heads;
-    int d = m->head_dim, G = H / Hkv, win = m->sliding_window[slot];
+    int d = m->head_dim, win = m->sliding_window[slot];
     size_t krow = (size_t)Hkv * d, qrow = (size_t)H * d;
     rb_status s = RB_OK;
     int64_t t0 = rb_now_ns();
@@ -140,13 +140,10 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
         int n = win > 0 && t + 1 > win ? win : t + 1, j0 = t + 1 - n;
         const float *qt = b->q + (size_t)t * qrow;
         int64_t a = rb_now_ns();
-        /* The reference: every group's queries together, K and V read once. Logits are
-         * laid out [H, n] (row stride n), which is what stepper_step is told. */
-        for (int g = 0; g < Hkv; g++)
-            attn_dense(qt + (size_t)g * G * d, G, b->k + (size_t)j0 * krow + (size_t)g * d,
-                       b->v + (size_t)j0 * krow + (size_t)g * d, n, d, (int)krow, m->attn_scale,
-                       b->logits + (size_t)g * G * n, b->lse + (size_t)g * G,
-                       b->ostar + (size_t)g * G * d, b->work);
+        /* The reference: every head together, each token row of K and V read once.
+         * Logits are laid out [H, n] (row stride n), which is what stepper_step is told. */
+        attn_dense_heads(qt, H, Hkv, b->k + (size_t)j0 * krow, b->v + (size_t)j0 * krow, n, d,
+                         (int)krow, m->attn_scale, b->logits, b->lse, b->ostar);
         int64_t bb = rb_now_ns();
         dense_ns += bb - a;
         /* Dense probabilities once per step: every cell's recall is then a gather. */
@@ -197,7 +194,6 @@ static void *worker(void *arg) {
     b.k = rb_malloc(sizeof(float) * (size_t)N * m->n_kv_heads * m->head_dim);
     b.v = rb_malloc(sizeof(float) * (size_t)N * m->n_kv_heads * m->head_dim);
     b.logits = rb_malloc(sizeof(float) * (size_t)H * N);
-    b.work = rb_malloc(sizeof(float) * (size_t)H * N);
     b.probs = rb_malloc(sizeof(float) * (size_t)H * N);
     b.lse = rb_malloc(sizeof(float) * (size_t)H);
     b.ostar = rb_malloc(sizeof(float) * (size_t)H * m->head_dim);
@@ -215,7 +211,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&x->lock);
         }
     }
-    free(b.q), free(b.k), free(b.v), free(b.logits), free(b.work), free(b.probs), free(b.lse);
+    free(b.q), free(b.k), free(b.v), free(b.logits), free(b.probs), free(b.lse);
     free(b.ostar), free(b.out);
     return NULL;
 }
