@@ -10,16 +10,19 @@
  * every exponential is one ex2). Each warp issues the loads of U token rows before using
  * any, for memory-level parallelism. The block merges its lane groups through shared memory
  * and writes one partial per (KV head, split, query head); combine_kernel merges the splits. */
-#define _Noreturn [[noreturn]] /* rb.h is C11; this is its C++ spelling */
-#include "cuda/attn_cuda.h"
-#undef _Noreturn
-
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+#define _Noreturn [[noreturn]] /* rb.h is C11; this is its C++ spelling */
+extern "C" {
+#include "rb.h" /* C linkage: rb.h has no extern "C" block of its own */
+}
+#undef _Noreturn
+#include "cuda/attn_cuda.h"
 
 namespace {
 
@@ -377,7 +380,7 @@ rb_status attn_cuda_create(attn_cuda **out, rb_err *e) {
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess || n == 0)
-        return rb_fail(e, RB_EINTERNAL, "attn_cuda", "no GPU (cudaGetDeviceCount: %s, %d devices)",
+        return rb_fail(e, RB_EINTERNAL, "attn_cuda", "no usable GPU (cudaGetDeviceCount: %s, %d devices)",
                        cudaGetErrorString(err), n);
     attn_cuda *c = static_cast<attn_cuda *>(rb_calloc(1, sizeof *c));
     c->blocks_per_sm = 4;
