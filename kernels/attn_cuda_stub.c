@@ -77,8 +77,8 @@ int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len) {
     return 0;
 }
 
-rb_status attn_cuda_set_blocks_per_sm(attn_cuda *c, int blocks_per_sm, rb_err *e) {
-    (void)c, (void)blocks_per_sm;
+rb_status attn_cuda_tune(attn_cuda *c, int blocks_per_sm, int prefetch, rb_err *e) {
+    (void)c, (void)blocks_per_sm, (void)prefetch;
     return no_cuda(e);
 }
 

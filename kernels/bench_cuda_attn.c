@@ -264,15 +264,17 @@ int main(int argc, char **argv) {
             st.s = s, st.q = q, st.o = o, st.lse = lse;
             int n = ns[n_ns - 1];
             TRY(kv_make(&st, t, n, &e));
-            printf("blocks per SM at N=%d:", n);
-            for (int i = 0; i < n_bps; i++) {
-                double ms;
-                TRY(attn_cuda_set_blocks_per_sm(ctx, bps[i], &e));
-                TRY(step_time(&st, reps, &ms, &e));
-                printf("  %d: %.4f ms", bps[i], ms);
+            for (int pf = 1; pf >= 0; pf--) {
+                printf("dense N=%d, prefetch %d, ms by blocks per SM:", n, pf);
+                for (int i = 0; i < n_bps; i++) {
+                    double ms;
+                    TRY(attn_cuda_tune(ctx, bps[i], pf, &e));
+                    TRY(step_time(&st, reps, &ms, &e));
+                    printf("  %d: %.4f", bps[i], ms);
+                }
+                printf("\n");
             }
-            printf("\n");
-            TRY(attn_cuda_set_blocks_per_sm(ctx, 4, &e));
+            TRY(attn_cuda_tune(ctx, 4, 1, &e));
             kv_free(&st);
         }
         attn_cuda_free(ctx, q), attn_cuda_free(ctx, o), attn_cuda_free(ctx, lse);

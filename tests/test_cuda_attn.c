@@ -286,7 +286,9 @@ int main(void) {
     attn_cuda_describe(ctx, desc, sizeof desc);
     printf("# device: %s\n", desc);
 
+    for (int pf = 1; pf >= 0; pf--) /* both load pipelines */
     for (int dt = 0; dt < 2; dt++) {
+        CHECK_OK(attn_cuda_tune(ctx, 4, pf, &e_));
         attn_cuda_dtype t = dt ? ATTN_CUDA_F16 : ATTN_CUDA_F32;
         static const int ns[] = {1, 5, 37, 300, 4099};
         for (int i = 0; i < 5; i++) run_case(32, 8, 128, t, ns[i], 0, 1.0f);
@@ -305,12 +307,17 @@ int main(void) {
     }
     /* Other split plans: one block per SM (long runs) and 64 (the shortest chunks). */
     static const int bps[] = {1, 64};
-    for (int i = 0; i < 2; i++) {
-        CHECK_OK(attn_cuda_set_blocks_per_sm(ctx, bps[i], &e_));
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(attn_cuda_tune(ctx, bps[i % 2], i / 2, &e_));
         run_case(32, 8, 128, ATTN_CUDA_F32, 20000, 0, 1.0f);
         run_case(32, 8, 128, ATTN_CUDA_F16, 20000, 2048, 1.0f);
     }
-    CHECK_OK(attn_cuda_set_blocks_per_sm(ctx, 4, &e_));
+    CHECK_OK(attn_cuda_tune(ctx, 4, 1, &e_));
+    {
+        rb_err e = {0};
+        expect_input_error(attn_cuda_tune(ctx, 0, 1, &e), &e, "blocks per SM 0");
+        expect_input_error(attn_cuda_tune(ctx, 4, 2, &e), &e, "prefetch 2");
+    }
     bad_input_cases();
 
     attn_cuda_destroy(ctx);

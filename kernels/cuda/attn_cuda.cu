@@ -75,7 +75,7 @@ template <typename T, int D> struct geom {
 /* Partials of split `split` of KV head h, query head g of its group:
  *   part_acc [Hkv, n_splits, G, D]  unnormalised sum_j 2^(s_j - m) v_j
  *   part_ml  [Hkv, n_splits, G, 2]  (m, sum_j 2^(s_j - m)), m = -inf when no key was seen */
-template <typename T, int D, int G>
+template <typename T, int D, int G, bool PREFETCH>
 __global__ void __launch_bounds__(kThreads)
 split_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__restrict__ v, int n,
              int n_kv, const int *__restrict__ idx, int L, int chunk, float q_scale,
@@ -109,11 +109,9 @@ split_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__re
     const T *vh = v + (size_t)h * D + sub * 8;
     const int *ih = idx ? idx + (size_t)h * L : nullptr;
 
-    /* The trip count depends on the warp only, never the lane: the shuffles below need
-     * every lane of the warp. */
-    for (int wbase = begin + warp * TPW; wbase < end; wbase += GROUPS * U) {
-        vec8<T> kr[U], vr[U];
-        bool ok[U];
+    /* Rows p = wbase + lane/LANES + u*GROUPS, u < U, of one round; a row past `end` or an
+     * out-of-range index is not loaded (ok = false, zeros). */
+    auto load_round = [&](int wbase, vec8<T>(&kr)[U], vec8<T>(&vr)[U], bool(&ok)[U]) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
             int p = wbase + lane / LANES + u * GROUPS, t = p;
@@ -125,6 +123,20 @@ split_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__re
             kr[u] = ok[u] ? vec8<T>::load(kh + (size_t)t * row) : vec8<T>::zero();
             vr[u] = ok[u] ? vec8<T>::load(vh + (size_t)t * row) : vec8<T>::zero();
         }
+    };
+    constexpr int STEP = GROUPS * U;
+    vec8<T> kr[U], vr[U];
+    bool ok[U];
+    if (PREFETCH) load_round(begin + warp * TPW, kr, vr, ok);
+    /* The trip count depends on the warp only, never the lane: the shuffles below need
+     * every lane of the warp. */
+    for (int wbase = begin + warp * TPW; wbase < end; wbase += STEP) {
+        /* With PREFETCH the next round's loads are in flight while this round computes;
+         * without, a warp waits out the memory latency every round. */
+        vec8<T> kn[U], vn[U];
+        bool okn[U];
+        if (PREFETCH) load_round(wbase + STEP, kn, vn, okn);
+        else load_round(wbase, kr, vr, ok);
         float s[U][G];
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -167,6 +179,10 @@ split_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__re
             }
             m[g] = m_new;
         }
+        if (PREFETCH) {
+#pragma unroll
+            for (int u = 0; u < U; u++) kr[u] = kn[u], vr[u] = vn[u], ok[u] = okn[u];
+        }
     }
 
     /* Merge the block's lane groups. GROUPS * D = 1024 for every D, so this is G * 4 KiB. */
@@ -197,24 +213,66 @@ split_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__re
     }
 }
 
-/* One block per query head, one thread per output dimension. */
-__global__ void combine_kernel(const float *__restrict__ part_acc, const float *__restrict__ part_ml,
-                               int n_splits, int G, int D, float *__restrict__ o,
-                               float *__restrict__ lse) {
-    const int h = blockIdx.x, kv = h / G, g = h % G, c = threadIdx.x;
-    float M = -INFINITY;
-    for (int s = 0; s < n_splits; s++) M = fmaxf(M, part_ml[(((size_t)kv * n_splits + s) * G + g) * 2]);
-    float sl = 0, sa = 0;
-    for (int s = 0; s < n_splits; s++) {
-        size_t slot = ((size_t)kv * n_splits + s) * G + g;
-        float ms = part_ml[slot * 2];
-        if (ms == -INFINITY) continue;
-        float w = exp2f(ms - M);
-        sl = fmaf(w, part_ml[slot * 2 + 1], sl);
-        sa = fmaf(w, part_acc[slot * D + c], sa);
+/* Block-wide max or sum of one value per thread (all threads get the result). */
+template <bool MAX> __device__ float block_reduce(float x, float *red /* [32] */) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        float y = __shfl_xor_sync(0xffffffffu, x, off);
+        x = MAX ? fmaxf(x, y) : x + y;
     }
-    o[(size_t)h * D + c] = sl > 0 ? sa / sl : 0.f;
-    if (c == 0) lse[h] = sl > 0 ? M * kLn2 + logf(sl) : -INFINITY;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    __syncthreads(); /* red may still be read by a previous call */
+    if (lane == 0) red[warp] = x;
+    __syncthreads();
+    x = red[0];
+    for (int w = 1; w < n_warps; w++) x = MAX ? fmaxf(x, red[w]) : x + red[w];
+    return x;
+}
+
+/* One block of kCombineThreads per query head. The split count can reach thousands, so the
+ * splits' (m, l) are read in parallel into shared memory, and each output dimension is summed
+ * by kCombineThreads / D threads with four loads in flight each: a serial walk over the
+ * splits would pay one memory latency per split. */
+constexpr int kCombineThreads = 256;
+constexpr int kMaxSplits = 2048; /* plan_make keeps n_splits <= this (16 KiB of shared memory) */
+__global__ void __launch_bounds__(kCombineThreads)
+combine_kernel(const float *__restrict__ part_acc, const float *__restrict__ part_ml, int n_splits,
+               int G, int D, float *__restrict__ o, float *__restrict__ lse) {
+    __shared__ float sm_w[kMaxSplits], sm_l[kMaxSplits], red[32], sm_acc[kCombineThreads];
+    const int h = blockIdx.x, kv = h / G, g = h % G, tid = threadIdx.x;
+    const size_t slot0 = (size_t)kv * n_splits * G + g; /* slot of split s: slot0 + s * G */
+    float mx = -INFINITY;
+    for (int s = tid; s < n_splits; s += kCombineThreads) {
+        float ms = part_ml[(slot0 + (size_t)s * G) * 2];
+        sm_w[s] = ms, sm_l[s] = part_ml[(slot0 + (size_t)s * G) * 2 + 1];
+        mx = fmaxf(mx, ms);
+    }
+    const float M = block_reduce<true>(mx, red);
+    float sl = 0;
+    for (int s = tid; s < n_splits; s += kCombineThreads) {
+        float ms = sm_w[s], w = ms == -INFINITY ? 0.f : exp2f(ms - M);
+        sm_w[s] = w;
+        sl = fmaf(w, sm_l[s], sl);
+    }
+    const float L = block_reduce<false>(sl, red); /* its barriers also publish sm_w */
+    const int slices = kCombineThreads / D, c = tid % D, slice = tid / D;
+    float a[4] = {0, 0, 0, 0};
+    if (slice < slices)
+        for (int s = slice; s < n_splits; s += 4 * slices) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                int si = s + i * slices;
+                if (si < n_splits) a[i] = fmaf(sm_w[si], part_acc[(slot0 + (size_t)si * G) * D + c], a[i]);
+            }
+        }
+    sm_acc[tid] = (a[0] + a[1]) + (a[2] + a[3]);
+    __syncthreads();
+    if (tid < D) {
+        float sa = 0;
+        for (int r = 0; r < slices; r++) sa += sm_acc[r * D + tid];
+        o[(size_t)h * D + tid] = L > 0 ? sa / L : 0.f;
+        if (tid == 0) lse[h] = L > 0 ? M * kLn2 + logf(L) : -INFINITY;
+    }
 }
 
 __device__ inline uint64_t mix64(uint64_t z) {
@@ -241,7 +299,7 @@ __global__ void spin_kernel(uint64_t ns) {
 } // namespace
 
 struct attn_cuda {
-    int device, n_sm, blocks_per_sm;
+    int device, n_sm, blocks_per_sm, prefetch;
     size_t l2_bytes;
     char name[256];
     cudaStream_t stream;
@@ -289,6 +347,7 @@ plan plan_make(const attn_cuda *c, const attn_cuda_shape *s, int len) {
     int min_chunk = p.groups * unroll_of(s);
     long chunk = ((long)len + n_splits - 1) / n_splits;
     if (chunk < min_chunk) chunk = min_chunk;
+    if (chunk < ((long)len + kMaxSplits - 1) / kMaxSplits) chunk = ((long)len + kMaxSplits - 1) / kMaxSplits;
     p.chunk = (int)chunk;
     p.n_splits = (int)(((long)len + chunk - 1) / chunk);
     p.max_run = (p.chunk + p.groups - 1) / p.groups;
@@ -301,9 +360,10 @@ void launch_split(const attn_cuda *c, const plan &p, const attn_cuda_shape *s, c
     dim3 grid(p.n_splits, s->n_kv_heads);
     float *part_acc = c->work;
     float *part_ml = c->work + (size_t)s->n_q_heads * p.n_splits * D;
-    split_kernel<T, D, G><<<grid, kThreads, 0, c->stream>>>(
-        q, static_cast<const T *>(k), static_cast<const T *>(v), n, s->n_kv_heads, idx, L, p.chunk,
-        s->scale * kLog2e, part_acc, part_ml, c->bad);
+    auto kernel = c->prefetch ? split_kernel<T, D, G, true> : split_kernel<T, D, G, false>;
+    kernel<<<grid, kThreads, 0, c->stream>>>(q, static_cast<const T *>(k), static_cast<const T *>(v), n,
+                                              s->n_kv_heads, idx, L, p.chunk, s->scale * kLog2e,
+                                              part_acc, part_ml, c->bad);
 }
 
 template <typename T, int D>
@@ -356,7 +416,7 @@ rb_status run_attention(attn_cuda *c, const attn_cuda_shape *s, const float *q, 
     CU_TRY(cudaGetLastError());
     const float *part_acc = c->work;
     const float *part_ml = c->work + (size_t)s->n_q_heads * p.n_splits * s->head_dim;
-    combine_kernel<<<s->n_q_heads, s->head_dim, 0, c->stream>>>(part_acc, part_ml, p.n_splits, p.G,
+    combine_kernel<<<s->n_q_heads, kCombineThreads, 0, c->stream>>>(part_acc, part_ml, p.n_splits, p.G,
                                                                  s->head_dim, o, lse);
     CU_TRY(cudaGetLastError());
     return RB_OK;
@@ -383,7 +443,7 @@ rb_status attn_cuda_create(attn_cuda **out, rb_err *e) {
         return rb_fail(e, RB_EINTERNAL, "attn_cuda", "no usable GPU (cudaGetDeviceCount: %s, %d devices)",
                        cudaGetErrorString(err), n);
     attn_cuda *c = static_cast<attn_cuda *>(rb_calloc(1, sizeof *c));
-    c->blocks_per_sm = 4;
+    c->blocks_per_sm = 4, c->prefetch = 1;
     cudaDeviceProp prop;
     rb_status st = RB_OK;
     do {
@@ -491,10 +551,12 @@ int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len) {
     return plan_make(c, s, len).max_run;
 }
 
-rb_status attn_cuda_set_blocks_per_sm(attn_cuda *c, int blocks_per_sm, rb_err *e) {
+rb_status attn_cuda_tune(attn_cuda *c, int blocks_per_sm, int prefetch, rb_err *e) {
     if (blocks_per_sm < 1 || blocks_per_sm > 64)
         return rb_fail(e, RB_EINPUT, "attn_cuda", "blocks per SM %d (need 1..64)", blocks_per_sm);
-    c->blocks_per_sm = blocks_per_sm;
+    if (prefetch != 0 && prefetch != 1)
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "prefetch %d (need 0 or 1)", prefetch);
+    c->blocks_per_sm = blocks_per_sm, c->prefetch = prefetch;
     return RB_OK;
 }
 

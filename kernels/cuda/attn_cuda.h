@@ -89,8 +89,11 @@ rb_status attn_cuda_sync(attn_cuda *c, rb_err *e);
  * `len` keys (n for dense, L for gather) with shape s. 0 on a bad shape. */
 int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len);
 
-/* Split-K sizing: the kernels aim at about blocks_per_sm * SMs blocks (default 4; 1..64). */
-rb_status attn_cuda_set_blocks_per_sm(attn_cuda *c, int blocks_per_sm, rb_err *e);
+/* Tuning (results are the same function either way; the test checks every setting):
+ * blocks_per_sm: split-K sizing, about blocks_per_sm * SMs blocks per call (1..64; default 4);
+ * prefetch: 1 (default) keeps the next round of K/V rows in flight while a warp computes,
+ * 0 loads each round only when it is needed. RB_EINPUT outside those ranges. */
+rb_status attn_cuda_tune(attn_cuda *c, int blocks_per_sm, int prefetch, rb_err *e);
 
 /* Timing. attn_cuda_mark records timing event `slot` (0 <= slot < ATTN_CUDA_MAX_MARKS) on
  * the stream; attn_cuda_elapsed_ms waits for `to` and gives the device time between two
