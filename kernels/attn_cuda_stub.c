@@ -77,8 +77,13 @@ int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len) {
     return 0;
 }
 
-rb_status attn_cuda_tune(attn_cuda *c, int blocks_per_sm, int prefetch, rb_err *e) {
-    (void)c, (void)blocks_per_sm, (void)prefetch;
+attn_cuda_tuning attn_cuda_tuning_default(void) {
+    attn_cuda_tuning t = {4, -1, 1};
+    return t;
+}
+
+rb_status attn_cuda_tune(attn_cuda *c, const attn_cuda_tuning *t, rb_err *e) {
+    (void)c, (void)t;
     return no_cuda(e);
 }
 

@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
     arg_spec specs[] = {
         {"reps", ARG_INT, &reps, "N", "timed calls per case (median; 10..1000, default 200)"},
         {"ns", ARG_STR, &ns_arg, "LIST", "context lengths (default 4096,...,131072)"},
-        {"bps", ARG_STR, &bps_arg, "LIST", "blocks-per-SM settings swept at the largest N"},
+        {"bps", ARG_STR, &bps_arg, "LIST", "blocks-per-SM settings of the tuning sweep (at 16384 and the largest N)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     rb_err e = {0};
@@ -189,7 +189,10 @@ int main(int argc, char **argv) {
     TRY(attn_cuda_create(&ctx, &e));
     char desc[300];
     attn_cuda_describe(ctx, desc, sizeof desc);
-    printf("# device: %s; shape Hq=%d Hkv=%d d=%d; median of %d calls\n", desc, HQ, HKV, D, reps);
+    attn_cuda_tuning def = attn_cuda_tuning_default();
+    printf("# device: %s; shape Hq=%d Hkv=%d d=%d; median of %d calls; tuning: %d blocks/SM, "
+           "prefetch %d (-1: half only), heads_inner %d\n", desc, HQ, HKV, D, reps, def.blocks_per_sm,
+           def.prefetch, def.heads_inner);
 
     /* Copy bandwidth: 1 GiB device-to-device, bytes read + written. */
     step cp = {0};
@@ -258,23 +261,29 @@ int main(int argc, char **argv) {
                    anchors[3].resident_L_ms, ms / anchors[4].resident_L_ms);
             printf("figure cuda_attn %s resident L=%d ms=%.5f\n", tn, L, ms);
         }
-        /* Split sizing at the largest N. */
-        if (n_bps > 0) {
+        /* Tuning sweep (dense) at 16384 and the largest N: block order, prefetch, split sizing. */
+        for (int w = 0; w < 2 && n_bps > 0; w++) {
+            int n = w ? ns[n_ns - 1] : 16384;
+            if (!w && (n_ns < 2 || ns[n_ns - 1] == 16384)) continue;
             step st = {0};
             st.s = s, st.q = q, st.o = o, st.lse = lse;
-            int n = ns[n_ns - 1];
             TRY(kv_make(&st, t, n, &e));
-            for (int pf = 1; pf >= 0; pf--) {
-                printf("dense N=%d, prefetch %d, ms by blocks per SM:", n, pf);
+            for (int v = 0; v < 4; v++) {
+                attn_cuda_tuning tun = attn_cuda_tuning_default();
+                tun.heads_inner = 1 - v / 2, tun.prefetch = 1 - v % 2;
+                printf("sweep N=%d heads_inner=%d prefetch=%d, ms by blocks/SM:", n, tun.heads_inner,
+                       tun.prefetch);
                 for (int i = 0; i < n_bps; i++) {
                     double ms;
-                    TRY(attn_cuda_tune(ctx, bps[i], pf, &e));
+                    tun.blocks_per_sm = bps[i];
+                    TRY(attn_cuda_tune(ctx, &tun, &e));
                     TRY(step_time(&st, reps, &ms, &e));
                     printf("  %d: %.4f", bps[i], ms);
                 }
                 printf("\n");
             }
-            TRY(attn_cuda_tune(ctx, 4, 1, &e));
+            attn_cuda_tuning def = attn_cuda_tuning_default();
+            TRY(attn_cuda_tune(ctx, &def, &e));
             kv_free(&st);
         }
         attn_cuda_free(ctx, q), attn_cuda_free(ctx, o), attn_cuda_free(ctx, lse);

@@ -286,9 +286,12 @@ int main(void) {
     attn_cuda_describe(ctx, desc, sizeof desc);
     printf("# device: %s\n", desc);
 
-    for (int pf = 1; pf >= 0; pf--) /* both load pipelines */
+    /* Both load pipelines with every shape, in the heads-inner block order; the other order
+     * (a different block-to-work mapping only) with a dense and a gather case below. */
+    for (int pf = 0; pf < 2; pf++)
     for (int dt = 0; dt < 2; dt++) {
-        CHECK_OK(attn_cuda_tune(ctx, 4, pf, &e_));
+        attn_cuda_tuning tun = {4, pf, 1};
+        CHECK_OK(attn_cuda_tune(ctx, &tun, &e_));
         attn_cuda_dtype t = dt ? ATTN_CUDA_F16 : ATTN_CUDA_F32;
         static const int ns[] = {1, 5, 37, 300, 4099};
         for (int i = 0; i < 5; i++) run_case(32, 8, 128, t, ns[i], 0, 1.0f);
@@ -308,15 +311,23 @@ int main(void) {
     /* Other split plans: one block per SM (long runs) and 64 (the shortest chunks). */
     static const int bps[] = {1, 64};
     for (int i = 0; i < 4; i++) {
-        CHECK_OK(attn_cuda_tune(ctx, bps[i % 2], i / 2, &e_));
+        attn_cuda_tuning tun = {bps[i % 2], i / 2, i % 2};
+        CHECK_OK(attn_cuda_tune(ctx, &tun, &e_));
         run_case(32, 8, 128, ATTN_CUDA_F32, 20000, 0, 1.0f);
         run_case(32, 8, 128, ATTN_CUDA_F16, 20000, 2048, 1.0f);
     }
-    CHECK_OK(attn_cuda_tune(ctx, 4, 1, &e_));
+    for (int pf = 0; pf < 2; pf++) {
+        attn_cuda_tuning tun = {4, pf, 0};
+        CHECK_OK(attn_cuda_tune(ctx, &tun, &e_));
+        run_case(32, 8, 128, pf ? ATTN_CUDA_F16 : ATTN_CUDA_F32, 4099, 0, 1.0f);
+        run_case(16, 2, 64, pf ? ATTN_CUDA_F32 : ATTN_CUDA_F16, 5000, 1024, 1.0f);
+    }
     {
         rb_err e = {0};
-        expect_input_error(attn_cuda_tune(ctx, 0, 1, &e), &e, "blocks per SM 0");
-        expect_input_error(attn_cuda_tune(ctx, 4, 2, &e), &e, "prefetch 2");
+        attn_cuda_tuning bad[3] = {{0, 1, 1}, {4, 2, 1}, {4, 1, -1}};
+        for (int i = 0; i < 3; i++) expect_input_error(attn_cuda_tune(ctx, &bad[i], &e), &e, "tuning");
+        attn_cuda_tuning def = attn_cuda_tuning_default();
+        CHECK_OK(attn_cuda_tune(ctx, &def, &e_));
     }
     bad_input_cases();
 

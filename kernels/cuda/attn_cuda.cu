@@ -79,10 +79,15 @@ template <typename T, int D, int G, bool PREFETCH>
 __global__ void __launch_bounds__(kThreads)
 split_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__restrict__ v, int n,
              int n_kv, const int *__restrict__ idx, int L, int chunk, float q_scale,
-             float *__restrict__ part_acc, float *__restrict__ part_ml, int *__restrict__ bad) {
+             float *__restrict__ part_acc, float *__restrict__ part_ml, int *__restrict__ bad,
+             int heads_inner) {
     using gm = geom<T, D>;
     constexpr int LANES = gm::lanes, TPW = gm::tokens_per_warp, GROUPS = gm::groups, U = gm::unroll;
-    const int h = blockIdx.y, split = blockIdx.x, n_splits = gridDim.x;
+    /* heads_inner: blockIdx.x is the KV head, so the blocks the scheduler starts together read
+     * all heads of the same tokens, i.e. whole contiguous token rows of K and V; otherwise
+     * blockIdx.x is the split and concurrent blocks read one head's slice of each row. */
+    const int h = heads_inner ? blockIdx.x : blockIdx.y, split = heads_inner ? blockIdx.y : blockIdx.x;
+    const int n_splits = heads_inner ? gridDim.y : gridDim.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int sub = lane % LANES, grp = warp * TPW + lane / LANES;
     const int len = idx ? L : n;
@@ -299,7 +304,8 @@ __global__ void spin_kernel(uint64_t ns) {
 } // namespace
 
 struct attn_cuda {
-    int device, n_sm, blocks_per_sm, prefetch;
+    int device, n_sm;
+    attn_cuda_tuning tuning;
     size_t l2_bytes;
     char name[256];
     cudaStream_t stream;
@@ -324,6 +330,7 @@ struct plan {
 
 bool shape_ok(const attn_cuda_shape *s) {
     if (!s || s->n_q_heads < 1 || s->n_kv_heads < 1 || s->n_q_heads % s->n_kv_heads) return false;
+    if (s->n_q_heads > 65535) return false; /* a grid dimension */
     int G = s->n_q_heads / s->n_kv_heads;
     return (G == 1 || G == 2 || G == 4 || G == 8) &&
            (s->head_dim == 64 || s->head_dim == 128 || s->head_dim == 256) && isfinite(s->scale) &&
@@ -342,7 +349,7 @@ plan plan_make(const attn_cuda *c, const attn_cuda_shape *s, int len) {
     plan p;
     p.G = s->n_q_heads / s->n_kv_heads;
     p.groups = groups_of(s);
-    int target = c->n_sm * c->blocks_per_sm;
+    int target = c->n_sm * c->tuning.blocks_per_sm;
     int n_splits = (target + s->n_kv_heads - 1) / s->n_kv_heads;
     int min_chunk = p.groups * unroll_of(s);
     long chunk = ((long)len + n_splits - 1) / n_splits;
@@ -357,13 +364,15 @@ plan plan_make(const attn_cuda *c, const attn_cuda_shape *s, int len) {
 template <typename T, int D, int G>
 void launch_split(const attn_cuda *c, const plan &p, const attn_cuda_shape *s, const float *q,
                   const void *k, const void *v, int n, const int32_t *idx, int L) {
-    dim3 grid(p.n_splits, s->n_kv_heads);
+    const attn_cuda_tuning &t = c->tuning;
+    dim3 grid = t.heads_inner ? dim3(s->n_kv_heads, p.n_splits) : dim3(p.n_splits, s->n_kv_heads);
+    bool prefetch = t.prefetch < 0 ? s->kv_dtype == ATTN_CUDA_F16 : t.prefetch != 0;
     float *part_acc = c->work;
     float *part_ml = c->work + (size_t)s->n_q_heads * p.n_splits * D;
-    auto kernel = c->prefetch ? split_kernel<T, D, G, true> : split_kernel<T, D, G, false>;
+    auto kernel = prefetch ? split_kernel<T, D, G, true> : split_kernel<T, D, G, false>;
     kernel<<<grid, kThreads, 0, c->stream>>>(q, static_cast<const T *>(k), static_cast<const T *>(v), n,
                                               s->n_kv_heads, idx, L, p.chunk, s->scale * kLog2e,
-                                              part_acc, part_ml, c->bad);
+                                              part_acc, part_ml, c->bad, t.heads_inner);
 }
 
 template <typename T, int D>
@@ -443,7 +452,7 @@ rb_status attn_cuda_create(attn_cuda **out, rb_err *e) {
         return rb_fail(e, RB_EINTERNAL, "attn_cuda", "no usable GPU (cudaGetDeviceCount: %s, %d devices)",
                        cudaGetErrorString(err), n);
     attn_cuda *c = static_cast<attn_cuda *>(rb_calloc(1, sizeof *c));
-    c->blocks_per_sm = 4, c->prefetch = 1;
+    c->tuning = attn_cuda_tuning_default();
     cudaDeviceProp prop;
     rb_status st = RB_OK;
     do {
@@ -551,12 +560,20 @@ int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len) {
     return plan_make(c, s, len).max_run;
 }
 
-rb_status attn_cuda_tune(attn_cuda *c, int blocks_per_sm, int prefetch, rb_err *e) {
-    if (blocks_per_sm < 1 || blocks_per_sm > 64)
-        return rb_fail(e, RB_EINPUT, "attn_cuda", "blocks per SM %d (need 1..64)", blocks_per_sm);
-    if (prefetch != 0 && prefetch != 1)
-        return rb_fail(e, RB_EINPUT, "attn_cuda", "prefetch %d (need 0 or 1)", prefetch);
-    c->blocks_per_sm = blocks_per_sm, c->prefetch = prefetch;
+attn_cuda_tuning attn_cuda_tuning_default(void) {
+    attn_cuda_tuning t = {4, -1, 1};
+    return t;
+}
+
+rb_status attn_cuda_tune(attn_cuda *c, const attn_cuda_tuning *t, rb_err *e) {
+    if (!c || !t) return rb_fail(e, RB_EINPUT, "attn_cuda", "no context or tuning");
+    if (t->blocks_per_sm < 1 || t->blocks_per_sm > 64)
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "blocks per SM %d (need 1..64)", t->blocks_per_sm);
+    if (t->prefetch < -1 || t->prefetch > 1)
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "prefetch %d (need -1, 0 or 1)", t->prefetch);
+    if (t->heads_inner != 0 && t->heads_inner != 1)
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "heads_inner %d (need 0 or 1)", t->heads_inner);
+    c->tuning = *t;
     return RB_OK;
 }
 

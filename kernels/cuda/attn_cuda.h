@@ -29,7 +29,7 @@ extern "C" {
 
 typedef enum { ATTN_CUDA_F32 = 0, ATTN_CUDA_F16 = 1 } attn_cuda_dtype;
 
-/* One layer's attention shape. Requires Hq % Hkv == 0 with G = Hq / Hkv in {1, 2, 4, 8},
+/* One layer's attention shape. Requires Hq <= 65535, Hq % Hkv == 0, G = Hq / Hkv in {1, 2, 4, 8},
  * head_dim in {64, 128, 256}, scale finite; anything else is RB_EINPUT. */
 typedef struct attn_cuda_shape {
     int n_q_heads;  /* Hq */
@@ -89,11 +89,17 @@ rb_status attn_cuda_sync(attn_cuda *c, rb_err *e);
  * `len` keys (n for dense, L for gather) with shape s. 0 on a bad shape. */
 int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len);
 
-/* Tuning (results are the same function either way; the test checks every setting):
- * blocks_per_sm: split-K sizing, about blocks_per_sm * SMs blocks per call (1..64; default 4);
- * prefetch: 1 (default) keeps the next round of K/V rows in flight while a warp computes,
- * 0 loads each round only when it is needed. RB_EINPUT outside those ranges. */
-rb_status attn_cuda_tune(attn_cuda *c, int blocks_per_sm, int prefetch, rb_err *e);
+/* Tuning: every setting computes the same function (the test checks each); only speed
+ * differs. attn_cuda_tune copies *t into the context; RB_EINPUT outside the ranges. */
+typedef struct attn_cuda_tuning {
+    int blocks_per_sm; /* split-K sizing: about blocks_per_sm * SMs blocks a call (1..64) */
+    int prefetch;      /* 1: the next round of K/V rows is in flight while a warp computes;
+                          0: each round is loaded when needed; -1: 1 for half K/V, 0 for float32 */
+    int heads_inner;   /* 1: consecutive blocks take the KV heads of one split (together they
+                          read whole token rows); 0: consecutive splits of one head */
+} attn_cuda_tuning;
+attn_cuda_tuning attn_cuda_tuning_default(void); /* what a new context uses */
+rb_status attn_cuda_tune(attn_cuda *c, const attn_cuda_tuning *t, rb_err *e);
 
 /* Timing. attn_cuda_mark records timing event `slot` (0 <= slot < ATTN_CUDA_MAX_MARKS) on
  * the stream; attn_cuda_elapsed_ms waits for `to` and gives the device time between two
