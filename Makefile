@@ -64,7 +64,7 @@ ifeq ($(CUDA),1)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CUDA_LIBDIR := $(dir $(NVCC))../lib64
 CFLAGS += -DRB_HAVE_CUDA=1
-LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart
+LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
 NVCCFLAGS := -O3 -std=c++17 -arch=sm_90 -Iharness -Ikernels -Xcompiler -Wall,-Werror
 endif
 

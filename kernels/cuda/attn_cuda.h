@@ -1,0 +1,118 @@
+/* attn_cuda.h: GPU attention for one decode step (C-callable; kernels/cuda/attn_cuda.cu when
+ * built with CUDA, kernels/attn_cuda_stub.c otherwise, whose every function fails with
+ * "no CUDA in this build" and whose attn_cuda_device_count returns 0).
+ *
+ * Layouts (DESIGN §1, token-major as raasbench stores a layer):
+ *   q   [Hq, d]        float32, device memory
+ *   k,v [n, Hkv, d]    float32 or IEEE half (attn_cuda_dtype), device memory, 16-byte aligned
+ *   idx [Hkv, L]       int32 token indices into k, v (gather only)
+ *   o   [Hq, d]        float32: sum_j p_j v_j
+ *   lse [Hq]           float32: log sum_j exp(scale * q.k_j), natural log
+ * Query head h uses KV head h / G, G = Hq / Hkv (grouped-query attention, as attn_causal_ref).
+ * Arithmetic is float32 throughout (half K/V are widened on load).
+ *
+ * All kernels run asynchronously on the context's own stream; a launch that fails is
+ * reported at once, while faults inside a kernel and out-of-range gather indices are
+ * reported by the next attn_cuda_sync. Pointers marked "device" must come from
+ * attn_cuda_alloc (or any cudaMalloc on the context's device). */
+#ifndef ATTN_CUDA_H
+#define ATTN_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rb.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { ATTN_CUDA_F32 = 0, ATTN_CUDA_F16 = 1 } attn_cuda_dtype;
+
+/* One layer's attention shape. Requires Hq <= 65535, Hq % Hkv == 0, G = Hq / Hkv in {1, 2, 4, 8},
+ * head_dim in {64, 128, 256}, scale finite; anything else is RB_EINPUT. */
+typedef struct attn_cuda_shape {
+    int n_q_heads;  /* Hq */
+    int n_kv_heads; /* Hkv */
+    int head_dim;   /* d */
+    float scale;    /* logits are scale * q.k (usually 1/sqrt(d)) */
+    attn_cuda_dtype kv_dtype;
+} attn_cuda_shape;
+
+typedef struct attn_cuda attn_cuda; /* a device, a stream, scratch, timing events */
+
+/* Number of usable CUDA devices: 0 when none, when the driver is missing or broken, or in a
+ * build without CUDA. Never fails; tests skip when it returns 0. */
+int attn_cuda_device_count(void);
+
+/* A context on device 0. RB_EINTERNAL when there is no usable GPU or no CUDA in this build.
+ * attn_cuda_destroy(NULL) is a no-op; destroy frees the context's scratch, not user buffers. */
+rb_status attn_cuda_create(attn_cuda **out, rb_err *e);
+void attn_cuda_destroy(attn_cuda *c);
+
+/* "NVIDIA H200, 132 SMs, L2 60 MiB" and the like, into buf (always NUL-terminated). */
+void attn_cuda_describe(const attn_cuda *c, char *buf, size_t buf_size);
+
+/* Device memory. alloc: RB_EINTERNAL when the device is out of memory. free(NULL) no-op. */
+rb_status attn_cuda_alloc(attn_cuda *c, size_t bytes, void **dev, rb_err *e);
+void attn_cuda_free(attn_cuda *c, void *dev);
+/* Synchronous copies between host and device (they wait for the stream first). */
+rb_status attn_cuda_upload(attn_cuda *c, void *dev, const void *host, size_t bytes, rb_err *e);
+rb_status attn_cuda_download(attn_cuda *c, void *host, const void *dev, size_t bytes, rb_err *e);
+/* Asynchronous device-to-device copy on the stream (the bench's bandwidth ceiling). */
+rb_status attn_cuda_copy(attn_cuda *c, void *dst, const void *src, size_t bytes, rb_err *e);
+/* Fills count elements of dtype at dev with uniform values in [-1, 1) from a hash of
+ * (seed, index): reproducible, asynchronous, for benchmarks' inputs. */
+rb_status attn_cuda_fill_random(attn_cuda *c, void *dev, size_t count, attn_cuda_dtype dtype,
+                                uint64_t seed, rb_err *e);
+
+/* Dense attention of one decode step over all n >= 1 tokens (split-K / flash-decoding:
+ * blocks over the token axis write partial (max, sum, acc), a second kernel combines them).
+ * q, k, v, o, lse are device pointers; RB_EINPUT on a bad shape, n < 1 or a misaligned or
+ * NULL pointer (checked before anything is launched). */
+rb_status attn_cuda_dense(attn_cuda *c, const attn_cuda_shape *s, const float *q, const void *k,
+                          const void *v, int n, float *o, float *lse, rb_err *e);
+
+/* Sparse gather attention: KV head h (and its G query heads) attends tokens idx[h*L + j],
+ * j < L (L >= 1; order and repeats are allowed and count as given). k, v hold n tokens.
+ * An index outside [0, n) is never read: it is left out and the next attn_cuda_sync
+ * returns RB_EINPUT (o, lse of that call are then unspecified). */
+rb_status attn_cuda_gather(attn_cuda *c, const attn_cuda_shape *s, const float *q, const void *k,
+                           const void *v, int n, const int32_t *idx, int L, float *o,
+                           float *lse, rb_err *e);
+
+/* Waits for everything queued; RB_EINTERNAL on a CUDA fault, RB_EINPUT when a gather since
+ * the last sync met an out-of-range index (the flag is then cleared). */
+rb_status attn_cuda_sync(attn_cuda *c, rb_err *e);
+
+/* For error bounds: the most keys any one partial accumulates in sequence when attending
+ * `len` keys (n for dense, L for gather) with shape s. 0 on a bad shape. */
+int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len);
+
+/* Tuning: every setting computes the same function (the test checks each); only speed
+ * differs. attn_cuda_tune copies *t into the context; RB_EINPUT outside the ranges. */
+typedef struct attn_cuda_tuning {
+    int blocks_per_sm; /* split-K sizing: about blocks_per_sm * SMs blocks a call (1..64) */
+    int prefetch;      /* 1: the next round of K/V rows is in flight while a warp computes;
+                          0: each round is loaded when needed; -1: 1 for half K/V, 0 for float32 */
+    int heads_inner;   /* 1: consecutive blocks take the KV heads of one split (together they
+                          read whole token rows); 0: consecutive splits of one head */
+} attn_cuda_tuning;
+attn_cuda_tuning attn_cuda_tuning_default(void); /* what a new context uses */
+rb_status attn_cuda_tune(attn_cuda *c, const attn_cuda_tuning *t, rb_err *e);
+
+/* Timing. attn_cuda_mark records timing event `slot` (0 <= slot < ATTN_CUDA_MAX_MARKS) on
+ * the stream; attn_cuda_elapsed_ms waits for `to` and gives the device time between two
+ * recorded marks. attn_cuda_spin queues a kernel that keeps one SM busy for about `us`
+ * microseconds, so the host can queue a whole timed sequence behind it and launches then
+ * run back to back instead of waiting on the host. */
+#define ATTN_CUDA_MAX_MARKS 1024
+rb_status attn_cuda_mark(attn_cuda *c, int slot, rb_err *e);
+rb_status attn_cuda_elapsed_ms(attn_cuda *c, int from, int to, float *ms, rb_err *e);
+rb_status attn_cuda_spin(attn_cuda *c, int us, rb_err *e);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
