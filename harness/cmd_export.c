@@ -314,8 +314,10 @@ static rb_status export_run_steps(hid_t runs, const char *path, const char *id, 
         put_f(o, layer_mean(out_err, L, (int)t, counted));
         fputc('\t', o);
         put_f(o, layer_mean(attended, L, (int)t, counted));
-        fprintf(o, "\t%lld\t%lld\t%lld", (long long)lat[t], (long long)kv[t],
-                (long long)meta[t]);
+        /* A step whose latency was not measured (replay --latency-every) is NaN here. */
+        if (lat[t] >= 0) fprintf(o, "\t%lld", (long long)lat[t]);
+        else fputs("\tNaN", o);
+        fprintf(o, "\t%lld\t%lld", (long long)kv[t], (long long)meta[t]);
         if (live) {
             for (int i = 0; i < 2; i++) {
                 fputc('\t', o);

@@ -10,7 +10,7 @@
 
 static char *config_json(const char *trace, const char *policies, const char *budgets,
                          const arg_multi *params, int page, int dense_layers, int elem_bytes,
-                         int steps, uint64_t seed) {
+                         int steps, int latency_every, uint64_t seed) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "command", "replay");
     cJSON_AddStringToObject(o, "trace", trace);
@@ -22,6 +22,7 @@ static char *config_json(const char *trace, const char *policies, const char *bu
     cJSON_AddNumberToObject(o, "dense_layers", dense_layers);
     cJSON_AddNumberToObject(o, "elem_bytes", elem_bytes);
     cJSON_AddNumberToObject(o, "steps", steps);
+    cJSON_AddNumberToObject(o, "latency_every", latency_every);
     cJSON_AddNumberToObject(o, "seed", (double)seed);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -32,7 +33,7 @@ int cmd_replay(int argc, char **argv) {
     const char *policies = NULL, *budgets = NULL, *out = NULL;
     arg_multi params = {0};
     int page = 16, dense_layers = 2, per_head = 0, dump = 0, threads = 0, elem_bytes = 2;
-    int steps = 0, quiet = 0;
+    int steps = 0, quiet = 0, latency_every = 1;
     int64_t seed = 1;
     const arg_spec specs[] = {
         {"policies", ARG_STR, &policies, "a,b,...", "policies to run (see raasbench policies)"},
@@ -45,6 +46,8 @@ int cmd_replay(int argc, char **argv) {
         {"threads", ARG_INT, &threads, "N", "worker threads over layers (default: all cores)"},
         {"elem-bytes", ARG_INT, &elem_bytes, "B", "bytes per K/V element for kv_bytes (default 2)"},
         {"steps", ARG_INT, &steps, "T", "replay only the first T decode steps (default all)"},
+        {"latency-every", ARG_INT, &latency_every, "K", "attend for real and time every K-th step; "
+         "steps between get exact metrics from the shared reference (default 1: every step)"},
         {"seed", ARG_I64, &seed, "S", "seed for random policies (default 1)"},
         {"out", ARG_STR, &out, "RESULTS.h5", "results file to write"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no summary table"},
@@ -65,6 +68,7 @@ int cmd_replay(int argc, char **argv) {
     else if (dense_layers < 0) rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
     else if (elem_bytes < 1 || elem_bytes > 8) rb_fail(&e, RB_EINPUT, "--elem-bytes", "must be in 1..8");
     else if (steps < 0) rb_fail(&e, RB_EINPUT, "--steps", "must be >= 0");
+    else if (latency_every < 1) rb_fail(&e, RB_EINPUT, "--latency-every", "must be >= 1");
     if (e.status) return rb_err_print(&e);
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -85,12 +89,13 @@ int cmd_replay(int argc, char **argv) {
     engine_config ec = {.trace = t, .cells = cells, .n_cells = n_cells, .page_size = page,
                         .dense_layers = dense_layers, .elem_bytes = elem_bytes,
                         .per_head = per_head, .dump_selection = dump, .threads = threads,
-                        .seed = (uint64_t)seed, .progress = !quiet, .n_steps = steps};
+                        .seed = (uint64_t)seed, .progress = !quiet, .n_steps = steps,
+                        .latency_every = latency_every};
     if (engine_check_cells(&ec, &e)) goto fail;
     char sha[65];
     if (results_file_sha256(pos[0], sha, &e)) goto fail;
     cfg = config_json(pos[0], policies, budgets, &params, page, dense_layers, elem_bytes, steps,
-                      (uint64_t)seed);
+                      latency_every, (uint64_t)seed);
     results_provenance prov = {.trace = pos[0], .trace_sha256 = sha, .config_json = cfg};
     /* Create the output first so a bad path fails before the work, not after. */
     if (results_create(out, &prov, &w, &e)) goto fail;

@@ -32,7 +32,7 @@ typedef struct sweep_config {
     int n_policies;
     int budgets[MAX_ITEMS];
     int n_budgets;
-    int page_size, dense_layers, elem_bytes, steps, threads, batch;
+    int page_size, dense_layers, elem_bytes, steps, threads, batch, latency_every;
     uint64_t seed;
     const char *out;
     cJSON *root;
@@ -40,7 +40,7 @@ typedef struct sweep_config {
 
 static const char *const top_keys[] = {"traces", "policies", "budgets", "page_size",
                                        "dense_layers", "elem_bytes", "steps", "seed", "threads",
-                                       "batch", "out", "comment", NULL};
+                                       "batch", "latency_every", "out", "comment", NULL};
 
 static rb_status want_int(const cJSON *o, const char *key, int min, int max, int *out, rb_err *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -110,7 +110,7 @@ static rb_status parse_policy(const cJSON *item, int idx, sweep_policy *p, rb_er
 
 static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
     memset(c, 0, sizeof *c);
-    c->page_size = 16, c->dense_layers = 2, c->elem_bytes = 2, c->seed = 1;
+    c->page_size = 16, c->dense_layers = 2, c->elem_bytes = 2, c->seed = 1, c->latency_every = 1;
     c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     FILE *f = fopen(path, "rb");
     if (!f) return rb_fail(e, RB_EINPUT, path, "cannot open");
@@ -176,6 +176,7 @@ static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
         (s = want_int(r, "steps", 0, 1 << 30, &c->steps, e)) ||
         (s = want_int(r, "threads", 1, 1024, &c->threads, e)) ||
         (s = want_int(r, "batch", 0, 1 << 20, &c->batch, e)) ||
+        (s = want_int(r, "latency_every", 1, 1 << 20, &c->latency_every, e)) ||
         (s = want_int(r, "seed", 0, 1 << 30, &seed, e)))
         return s;
     c->seed = (uint64_t)seed;
@@ -330,7 +331,8 @@ int cmd_sweep(int argc, char **argv) {
             engine_config ec = {.trace = t, .cells = todo + first, .n_cells = n,
                                 .page_size = c.page_size, .dense_layers = c.dense_layers,
                                 .elem_bytes = c.elem_bytes, .threads = c.threads,
-                                .seed = c.seed, .progress = !quiet, .n_steps = c.steps};
+                                .seed = c.seed, .progress = !quiet, .n_steps = c.steps,
+                                .latency_every = c.latency_every};
             results_run *runs = rb_calloc((size_t)n, sizeof *runs);
             if (!engine_replay(&ec, runs, NULL, &e)) {
                 /* Each finished cell goes to its own file, atomically. */

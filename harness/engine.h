@@ -8,7 +8,9 @@
  *   out_err = |o_S - o*| / |o*|                         O(d)
  * so each extra cell costs O(L) per step, not O(N) (DESIGN §4). Dense layers (index <
  * dense_layers) run the dense policy and sliding-window layers the window policy, in every
- * cell; both are excluded from the summary means. Layers are spread over threads. */
+ * cell; both are excluded from the summary means. Layers are spread over threads. Cells
+ * that would compute the same thing (forced layers; the budgets of a budget-free policy)
+ * share one stepper. */
 #ifndef ENGINE_H
 #define ENGINE_H
 
@@ -36,8 +38,11 @@ typedef struct engine_config {
     int threads;        /* worker threads over layers (>= 1) */
     uint64_t seed;
     int progress;       /* draw a progress bar on stderr */
-    int first_step, n_steps; /* replay decode steps [first_step, first_step+n_steps) of
-                                the trace's decode, 0,0 = all */
+    int n_steps;        /* replay only the first n_steps decode steps, 0 = all */
+    int latency_every;  /* attend for real and time every this many steps (0 or 1: every
+                           step); the steps between take stepper_step_cached: the same
+                           policy work and exact metrics from the shared reference, no
+                           timing (latency_ns -1). Trades latency samples for sweep speed. */
 } engine_config;
 
 typedef struct engine_stats {

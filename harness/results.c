@@ -76,11 +76,14 @@ void results_summarise(const results_run *r, results_summary *s) {
     s->mean_recall = cnt ? sr / cnt : NAN;
     s->mean_out_err = cnt ? se / cnt : NAN;
     s->mean_attended = cnt ? sa / cnt : NAN;
+    /* Percentiles over the measured steps (-1 marks a step that was not timed). */
     int64_t *lat = rb_malloc(sizeof(int64_t) * (size_t)(r->T ? r->T : 1));
-    memcpy(lat, r->latency_ns, sizeof(int64_t) * (size_t)r->T);
-    qsort(lat, (size_t)r->T, sizeof *lat, cmp_i64);
-    s->p50_latency_ns = percentile(lat, r->T, 50);
-    s->p99_latency_ns = percentile(lat, r->T, 99);
+    int n_lat = 0;
+    for (int t = 0; t < r->T; t++)
+        if (r->latency_ns[t] >= 0) lat[n_lat++] = r->latency_ns[t];
+    qsort(lat, (size_t)n_lat, sizeof *lat, cmp_i64);
+    s->p50_latency_ns = n_lat ? percentile(lat, n_lat, 50) : -1;
+    s->p99_latency_ns = n_lat ? percentile(lat, n_lat, 99) : -1;
     free(lat);
     for (int t = 0; t < r->T; t++) {
         if (r->kv_bytes[t] > s->peak_kv_bytes) s->peak_kv_bytes = r->kv_bytes[t];
@@ -178,6 +181,7 @@ rb_status results_add_run(results_writer *w, const results_run *r, rb_err *e) {
     bad |= h5_attr_write_str(g, "params", r->params_json ? r->params_json : "{}");
     bad |= h5_attr_write_i64(g, "page_size", r->page_size);
     bad |= h5_attr_write_i64(g, "dense_layers", r->dense_layers);
+    bad |= h5_attr_write_i64(g, "latency_every", r->latency_every > 0 ? r->latency_every : 1);
     bad |= h5_attr_write_str(g, "trace", r->trace);
     bad |= h5_attr_write_i32_array(g, "layers", r->layers, r->n_layers);
     bad |= h5_attr_write_i32_array(g, "sparse_layers", r->sparse, r->n_layers);
@@ -351,6 +355,7 @@ rb_status results_read_run(const char *path, const char *run_id, results_run *r,
     bad |= h5_attr_read_i64(g, "budget", &v), r->budget = (int)v;
     bad |= h5_attr_read_i64(g, "page_size", &v), r->page_size = (int)v;
     bad |= h5_attr_read_i64(g, "dense_layers", &v), r->dense_layers = (int)v;
+    r->latency_every = h5_attr_read_i64(g, "latency_every", &v) ? 1 : (int)v;
     h5_attr_read_str(g, "params", params, sizeof params);
     r->params_json = rb_strdup(params);
     h5_attr_read_str(g, "trace", r->trace, sizeof r->trace);

@@ -22,6 +22,7 @@ typedef struct results_run {
     int budget;
     char *params_json;   /* the resolved parameters, a JSON object */
     int page_size, dense_layers;
+    int latency_every;    /* latency_ns was measured every this many steps (-1 between) */
     int T, n_layers, n_q_heads; /* decode steps, stored layers, query heads */
     int32_t *layers;      /* [n_layers] model layer index of each column */
     int32_t *sparse;      /* [n_layers] 1 where the policy acts (counts in summary means) */
@@ -33,7 +34,7 @@ typedef struct results_run {
     float *out_err_head;  /* optional [T, n_layers, n_q_heads] */
     int64_t *kv_bytes;    /* [T] resident K+V bytes, all layers */
     int64_t *meta_bytes;  /* [T] */
-    int64_t *latency_ns;  /* [T] policy step time, all layers */
+    int64_t *latency_ns;  /* [T] policy step time, all layers; -1 where not measured */
     /* live decode only (NULL otherwise) */
     float *token_match;   /* [T] */
     float *kl;            /* [T] */
@@ -47,7 +48,8 @@ typedef struct results_run {
 void results_run_alloc(results_run *r, int T, int n_layers, int n_q_heads, int per_head);
 void results_run_free(results_run *r);
 
-/* The summary row of a run: means over sparse layers and all steps, latency percentiles. */
+/* The summary row of a run: means over sparse layers and all steps; latency percentiles
+ * over the measured steps. */
 typedef struct results_summary {
     char run_id[160], trace[512], policy[32];
     int32_t budget;

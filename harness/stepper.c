@@ -144,33 +144,82 @@ static void own_dense_logits(stepper *s, int pos, const float *q) {
     }
 }
 
-void stepper_step(stepper *s, int pos, const float *q, const float *k, const float *v,
-                  const float *dense_logits, const float *dense_lse, int stride, float *out) {
+/* The policy's part of a step: append, then select. */
+static void append_select(stepper *s, policy_step *st, int pos, const float *q, const float *k,
+                          const float *v, const float *dense_logits, const float *dense_lse,
+                          int stride) {
     const policy_config *c = &s->cfg;
     RB_CHECK(pos < c->max_tokens);
-    int64_t t0 = rb_now_ns();
     flush_prompt(s);
-    int H = c->n_q_heads, G = H / c->n_kv_heads, d = c->head_dim, cap = s->sel.cap;
-    policy_step st = {.pos = pos, .q = q};
+    *st = (policy_step){.pos = pos, .q = q};
     if (s->ops->flags & POLICY_NEEDS_DENSE) {
         keep_keys(s, pos, 1, k);
         if (!dense_logits) {
             own_dense_logits(s, pos, q);
             dense_logits = s->dense_logits, dense_lse = s->dense_lse, stride = c->max_tokens;
         }
-        st.dense_logits = dense_logits, st.dense_lse = dense_lse, st.score_stride = stride;
+        st->dense_logits = dense_logits, st->dense_lse = dense_lse, st->score_stride = stride;
     }
     s->ops->append(s->state, pos, k, v);
     s->sel.shared_by_group = 0;
-    s->ops->select(s->state, &st, &s->sel);
+    s->ops->select(s->state, st, &s->sel);
+}
+
+/* Real attention of every query head over its selected pool rows. */
+static void attend(stepper *s, const float *q, float *out) {
+    const policy_config *c = &s->cfg;
+    int G = c->n_q_heads / c->n_kv_heads, d = c->head_dim, cap = s->sel.cap;
     for (int g = 0; g < c->n_kv_heads; g++) {
         size_t h0 = (size_t)g * G;
         attn_gather(q + h0 * d, G, s->sel.k + h0 * cap, s->sel.v + h0 * cap, s->sel.n + h0, cap,
                     s->sel.shared_by_group, d, c->attn_scale, s->probs + h0 * cap, out + h0 * d,
                     s->work);
     }
+}
+
+void stepper_step(stepper *s, int pos, const float *q, const float *k, const float *v,
+                  const float *dense_logits, const float *dense_lse, int stride, float *out) {
+    int64_t t0 = rb_now_ns();
+    policy_step st;
+    append_select(s, &st, pos, q, k, v, dense_logits, dense_lse, stride);
+    attend(s, q, out);
     if (s->ops->observe) s->ops->observe(s->state, &st, &s->sel, s->probs);
     s->last_ns = rb_now_ns() - t0;
+}
+
+void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, const float *v,
+                         const float *dense_logits, const float *dense_lse,
+                         const float *dense_probs, int stride, int j0, float *out) {
+    const policy_config *c = &s->cfg;
+    policy_step st;
+    append_select(s, &st, pos, q, k, v, j0 == 0 ? dense_logits : NULL,
+                  j0 == 0 ? dense_lse : NULL, stride);
+    int H = c->n_q_heads, d = c->head_dim, cap = s->sel.cap;
+    for (int h = 0; h < H; h++) {
+        /* softmax over S from the dense probabilities: p_S = p* / sum_S p*. The same
+         * function as attention over S, up to rounding; no q.k needed. */
+        int row = stepper_set_row(&s->sel, h), n = s->sel.n[row];
+        const int32_t *pos_s = s->sel.pos + (size_t)row * cap;
+        const float *pr = dense_probs + (size_t)h * stride;
+        const float *const *vr = s->sel.v + (size_t)row * cap;
+        float *ph = s->probs + (size_t)h * cap, *oh = out + (size_t)h * d;
+        double mass = 0;
+        for (int i = 0; i < n; i++) mass += pr[pos_s[i] - j0];
+        if (!(mass > 1e-30)) { /* the set's mass underflows in float: attend for real */
+            attend(s, q, out);
+            break;
+        }
+        float inv = (float)(1.0 / mass);
+        for (int i = 0; i < d; i++) oh[i] = 0;
+        for (int i = 0; i < n; i++) {
+            float p = pr[pos_s[i] - j0] * inv;
+            ph[i] = p;
+            const float *vi = vr[i];
+            for (int j = 0; j < d; j++) oh[j] += p * vi[j];
+        }
+    }
+    if (s->ops->observe) s->ops->observe(s->state, &st, &s->sel, s->probs);
+    s->last_ns = -1;
 }
 
 const policy_selection *stepper_selection(const stepper *s) { return &s->sel; }

@@ -35,6 +35,16 @@ void stepper_prefill_token(stepper *s, int pos, const float *q, const float *k, 
 void stepper_step(stepper *s, int pos, const float *q, const float *k, const float *v,
                   const float *dense_logits, const float *dense_lse, int stride, float *out);
 
+/* The same step without attending for real: the attended set's softmax and output are
+ * computed from the dense probabilities the caller already has (replay's shared
+ * reference): dense_probs [n_q_heads, stride] holds exp(logit - lse) for positions
+ * j0..pos (j0 > 0 on sliding-window layers). Exact metrics at O(|S| d) per head with no
+ * q.k; the policy's append, select and observe run as in stepper_step. The step is not
+ * timed: stepper_last_step_ns returns -1. */
+void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, const float *v,
+                         const float *dense_logits, const float *dense_lse,
+                         const float *dense_probs, int stride, int j0, float *out);
+
 const policy_selection *stepper_selection(const stepper *s); /* of the last step */
 /* The row of the selection that query head h attends: h itself, or the first head of its
  * group when the policy shared one set across the group (sel->shared_by_group). */
@@ -44,7 +54,7 @@ static inline int stepper_set_row(const policy_selection *sel, int h) {
 const float *stepper_probs(const stepper *s); /* [n_q_heads, cap], aligned with selection */
 int64_t stepper_kv_bytes(const stepper *s);   /* resident, from the pools */
 int64_t stepper_meta_bytes(const stepper *s);
-int64_t stepper_last_step_ns(const stepper *s); /* wall time of the last stepper_step */
+int64_t stepper_last_step_ns(const stepper *s); /* wall time of the last step, -1 if untimed */
 const policy_ops *stepper_ops(const stepper *s);
 
 #endif

@@ -21,7 +21,7 @@ wx(s) = smin + (floor((s - smin) / win) + 0.5) * win
 # Window medians with sort and awk (mawk has no asort): rows "policy window_centre ms",
 # grouped by policy, then window.
 med = sprintf("< awk -F'\t' -v B=%d -v W=%d -v S0=%d 'NR==1{for(i=1;i<=NF;i++)c[$i]=i;next} " . \
-      "NF && $c[\"budget\"]==B {w=int(($c[\"step\"]-S0)/W); print $c[\"policy\"], S0+(w+0.5)*W, $c[\"latency_ns\"]/1e6}' '%s' " . \
+      "NF && $c[\"budget\"]==B && $c[\"latency_ns\"]!=\"NaN\" {w=int(($c[\"step\"]-S0)/W); print $c[\"policy\"], S0+(w+0.5)*W, $c[\"latency_ns\"]/1e6}' '%s' " . \
       "| sort -k1,1 -k2,2n -k3,3g | awk '{k=$1\" \"$2; if(k!=p){if(n)print p, v[int((n+1)/2)]; n=0; p=k} v[++n]=$3} END{if(n)print p, v[int((n+1)/2)]}'", \
       budget, win, smin, in)
 set datafile separator whitespace
