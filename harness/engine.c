@@ -75,8 +75,13 @@ static void score(const shared_ctx *x, results_run *r, int slot, int ti, const s
         const float *pr = b->probs + (size_t)h * stride;
         int row = stepper_set_row(sel, h), n_sel = sel->n[row];
         const int32_t *pos = sel->pos + (size_t)row * sel->cap;
-        double rec = 0;
-        for (int i = 0; i < n_sel; i++) rec += pr[pos[i] - j0];
+        /* Four independent sums: a single chain of dependent adds is latency-bound. */
+        double r4[4] = {0, 0, 0, 0};
+        int i = 0;
+        for (; i + 4 <= n_sel; i += 4)
+            for (int u = 0; u < 4; u++) r4[u] += pr[pos[i + u] - j0];
+        for (; i < n_sel; i++) r4[0] += pr[pos[i] - j0];
+        double rec = (r4[0] + r4[1]) + (r4[2] + r4[3]);
         const float *o = out + (size_t)h * d, *os = b->ostar + (size_t)h * d;
         double num = 0, den = 0;
         for (int i = 0; i < d; i++) num += (o[i] - os[i]) * (o[i] - os[i]), den += os[i] * os[i];

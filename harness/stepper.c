@@ -4,6 +4,7 @@
  * the whole step (append + select + attention + observe). */
 #include "stepper.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -187,6 +188,47 @@ void stepper_step(stepper *s, int pos, const float *q, const float *k, const flo
     s->last_ns = rb_now_ns() - t0;
 }
 
+/* out[g] = sum_i p[g][i] v_i over rows given by pointer, for the G heads of one set:
+ * each value row is read once for the whole group. */
+/* Columns [j, j+16) of G_ heads at once, accumulators in registers (G_ a constant). */
+#define WEIGHTED_BLOCK(G_)                                                                     \
+    for (int j = 0; j < d16; j += 16) {                                                        \
+        __m256 a0[G_], a1[G_];                                                                 \
+        for (int g = 0; g < G_; g++) a0[g] = a1[g] = _mm256_setzero_ps();                      \
+        for (int i = 0; i < n; i++) {                                                          \
+            __m256 v0 = _mm256_loadu_ps(vr[i] + j), v1 = _mm256_loadu_ps(vr[i] + j + 8);       \
+            for (int g = 0; g < G_; g++) {                                                     \
+                __m256 pg = _mm256_broadcast_ss(p + (size_t)g * p_stride + i);                 \
+                a0[g] = _mm256_fmadd_ps(pg, v0, a0[g]);                                        \
+                a1[g] = _mm256_fmadd_ps(pg, v1, a1[g]);                                        \
+            }                                                                                  \
+        }                                                                                      \
+        for (int g = 0; g < G_; g++) {                                                         \
+            _mm256_storeu_ps(out + (size_t)g * d + j, a0[g]);                                  \
+            _mm256_storeu_ps(out + (size_t)g * d + j + 8, a1[g]);                              \
+        }                                                                                      \
+    }
+
+static void weighted_rows(int G, int n, int d, const float *const *vr, const float *p,
+                          int p_stride, float *restrict out) {
+    int d16 = d & ~15;
+    /* Sixteen columns per pass with every head's accumulators in registers; each pass
+     * reads 64 bytes of every row, and the rows stay in cache across passes. */
+    switch (G) {
+    case 1: WEIGHTED_BLOCK(1) break;
+    case 2: WEIGHTED_BLOCK(2) break;
+    case 4: WEIGHTED_BLOCK(4) break;
+    default: d16 = 0; break;
+    }
+    for (int g = 0; g < G; g++)
+        for (int j = d16; j < d; j++) {
+            float a = 0;
+            for (int i = 0; i < n; i++) a += p[(size_t)g * p_stride + i] * vr[i][j];
+            out[(size_t)g * d + j] = a;
+        }
+}
+#undef WEIGHTED_BLOCK
+
 void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, const float *v,
                          const float *dense_logits, const float *dense_lse,
                          const float *dense_probs, int stride, int j0, float *out) {
@@ -194,30 +236,40 @@ void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, co
     policy_step st;
     append_select(s, &st, pos, q, k, v, j0 == 0 ? dense_logits : NULL,
                   j0 == 0 ? dense_lse : NULL, stride);
-    int H = c->n_q_heads, d = c->head_dim, cap = s->sel.cap;
+    int H = c->n_q_heads, G = H / c->n_kv_heads, d = c->head_dim, cap = s->sel.cap;
+    int shared = s->sel.shared_by_group;
+    /* softmax over S from the dense probabilities: p_S = p* / sum_S p*, the same function
+     * as attention over S up to rounding, with no q.k and no exp. */
     for (int h = 0; h < H; h++) {
-        /* softmax over S from the dense probabilities: p_S = p* / sum_S p*. The same
-         * function as attention over S, up to rounding; no q.k needed. */
         int row = stepper_set_row(&s->sel, h), n = s->sel.n[row];
         const int32_t *pos_s = s->sel.pos + (size_t)row * cap;
-        const float *pr = dense_probs + (size_t)h * stride;
-        const float *const *vr = s->sel.v + (size_t)row * cap;
-        float *ph = s->probs + (size_t)h * cap, *oh = out + (size_t)h * d;
-        double mass = 0;
-        for (int i = 0; i < n; i++) mass += pr[pos_s[i] - j0];
+        const float *pr = dense_probs + (size_t)h * stride - j0;
+        float *ph = s->probs + (size_t)h * cap;
+        double m4[4] = {0, 0, 0, 0};
+        int i = 0;
+        for (; i + 4 <= n; i += 4)
+            for (int u = 0; u < 4; u++) m4[u] += ph[i + u] = pr[pos_s[i + u]];
+        for (; i < n; i++) m4[0] += ph[i] = pr[pos_s[i]];
+        double mass = (m4[0] + m4[1]) + (m4[2] + m4[3]);
         if (!(mass > 1e-30)) { /* the set's mass underflows in float: attend for real */
             attend(s, q, out);
-            break;
+            goto observe;
         }
         float inv = (float)(1.0 / mass);
-        for (int i = 0; i < d; i++) oh[i] = 0;
-        for (int i = 0; i < n; i++) {
-            float p = pr[pos_s[i] - j0] * inv;
-            ph[i] = p;
-            const float *vi = vr[i];
-            for (int j = 0; j < d; j++) oh[j] += p * vi[j];
+        for (i = 0; i < n; i++) ph[i] *= inv;
+    }
+    for (int g = 0; g < c->n_kv_heads; g++) {
+        size_t h0 = (size_t)g * G;
+        if (shared) {
+            weighted_rows(G, s->sel.n[h0], d, s->sel.v + h0 * cap, s->probs + h0 * cap, cap,
+                          out + h0 * d);
+        } else {
+            for (int j = 0; j < G; j++)
+                weighted_rows(1, s->sel.n[h0 + j], d, s->sel.v + (h0 + j) * cap,
+                              s->probs + (h0 + j) * cap, cap, out + (h0 + j) * d);
         }
     }
+observe:
     if (s->ops->observe) s->ops->observe(s->state, &st, &s->sel, s->probs);
     s->last_ns = -1;
 }
