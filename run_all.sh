@@ -46,7 +46,7 @@ step "synthetic traces"
 $RB synth --out $R/milestones.h5 --seed 1 "${ms_args[@]}"
 $RB synth --out $R/long.h5 --seed 2 "${long_args[@]}"
 
-step "budget sweep on the milestone trace"
+step "budget sweep on the milestone trace (latency timed on every 4th step, metrics on every step)"
 cat > $R/sweep.json <<JSON
 {
   "comment": "written by run_all.sh",
@@ -56,6 +56,7 @@ cat > $R/sweep.json <<JSON
   "page_size": 16,
   "dense_layers": 2,
   "threads": $threads,
+  "latency_every": 4,
   "out": "$R/sweep.h5"
 }
 JSON
