@@ -3,8 +3,8 @@
 #include "policy_util.h"
 
 struct policy_state {
-    int n_kv, group, last; /* last: highest position stored */
-    pu_pages *pages;       /* [n_kv] */
+    int n_kv, group;
+    pu_all all; /* every token resident */
 };
 
 static rb_status dense_create(const policy_config *cfg, policy_state **out, rb_err *e) {
@@ -13,52 +13,38 @@ static rb_status dense_create(const policy_config *cfg, policy_state **out, rb_e
     policy_state *s = rb_calloc(1, sizeof *s);
     s->n_kv = cfg->n_kv_heads;
     s->group = cfg->n_q_heads / cfg->n_kv_heads;
-    s->last = -1;
-    s->pages = rb_calloc((size_t)s->n_kv, sizeof *s->pages);
-    for (int g = 0; g < s->n_kv; g++) pu_pages_init(&s->pages[g], cfg->pools[g], cfg->max_tokens, 0);
+    pu_all_init(&s->all, cfg, 0);
     *out = s;
     return RB_OK;
 }
 
 static void dense_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->n_kv; g++) pu_pages_free(&s->pages[g]);
-    free(s->pages);
+    pu_all_free(&s->all);
     free(s);
-}
-
-static void store(policy_state *s, int pos, const float *k, const float *v) {
-    RB_CHECK(pos == s->last + 1);
-    int d = s->pages[0].d;
-    for (int g = 0; g < s->n_kv; g++)
-        pu_pages_store(&s->pages[g], pos, k + (size_t)g * d, v + (size_t)g * d);
-    s->last = pos;
 }
 
 static void dense_prefill(policy_state *s, int n, const float *q, const float *k,
                           const float *v) {
     (void)q;
-    size_t row = (size_t)s->n_kv * s->pages[0].d;
-    for (int i = 0; i < n; i++) store(s, i, k + i * row, v + i * row);
+    pu_all_prefill(&s->all, n, k, v);
 }
 
 static void dense_append(policy_state *s, int pos, const float *k, const float *v) {
-    store(s, pos, k, v);
+    pu_all_store(&s->all, pos, k, v);
 }
 
 static void dense_select(policy_state *s, const policy_step *step, policy_selection *sel) {
-    RB_CHECK(step->pos == s->last);
+    RB_CHECK(step->pos == s->all.last);
     pu_sel_begin(sel, 1);
     for (int g = 0; g < s->n_kv; g++)
         for (int t = 0; t <= step->pos; t++)
-            pu_sel_add(sel, g * s->group, t, pu_pages_k(&s->pages[g], t),
-                       pu_pages_v(&s->pages[g], t));
+            pu_sel_add(sel, g * s->group, t, pu_pages_k(&s->all.pages[g], t),
+                       pu_pages_v(&s->all.pages[g], t));
 }
 
 static int64_t dense_meta_bytes(const policy_state *s) {
-    int64_t b = 0;
-    for (int g = 0; g < s->n_kv; g++) b += pu_pages_meta_bytes(&s->pages[g]);
-    return b;
+    return pu_all_meta_bytes(&s->all);
 }
 
 const policy_ops policy_dense = {

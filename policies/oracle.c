@@ -5,8 +5,8 @@
 #include "policy_util.h"
 
 struct policy_state {
-    int n_kv, n_q, group, d, budget, last;
-    pu_pages *pages; /* [n_kv] */
+    int n_kv, n_q, group, d, budget;
+    pu_all all;      /* every token resident */
     double *score;   /* [max_tokens] scratch */
     int *top;        /* [max_tokens] scratch */
 };
@@ -20,9 +20,7 @@ static rb_status oracle_create(const policy_config *cfg, policy_state **out, rb_
     s->group = cfg->n_q_heads / cfg->n_kv_heads;
     s->d = cfg->head_dim;
     s->budget = cfg->budget;
-    s->last = -1;
-    s->pages = rb_calloc((size_t)s->n_kv, sizeof *s->pages);
-    for (int g = 0; g < s->n_kv; g++) pu_pages_init(&s->pages[g], cfg->pools[g], cfg->max_tokens, 0);
+    pu_all_init(&s->all, cfg, 0);
     s->score = rb_malloc(sizeof *s->score * (size_t)cfg->max_tokens);
     s->top = rb_malloc(sizeof *s->top * (size_t)cfg->max_tokens);
     *out = s;
@@ -31,37 +29,28 @@ static rb_status oracle_create(const policy_config *cfg, policy_state **out, rb_
 
 static void oracle_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->n_kv; g++) pu_pages_free(&s->pages[g]);
-    free(s->pages);
+    pu_all_free(&s->all);
     free(s->score);
     free(s->top);
     free(s);
 }
 
-static void store(policy_state *s, int pos, const float *k, const float *v) {
-    RB_CHECK(pos == s->last + 1);
-    for (int g = 0; g < s->n_kv; g++)
-        pu_pages_store(&s->pages[g], pos, k + (size_t)g * s->d, v + (size_t)g * s->d);
-    s->last = pos;
-}
-
 static void oracle_prefill(policy_state *s, int n, const float *q, const float *k,
                            const float *v) {
     (void)q;
-    size_t row = (size_t)s->n_kv * s->d;
-    for (int i = 0; i < n; i++) store(s, i, k + i * row, v + i * row);
+    pu_all_prefill(&s->all, n, k, v);
 }
 
 static void oracle_append(policy_state *s, int pos, const float *k, const float *v) {
-    store(s, pos, k, v);
+    pu_all_store(&s->all, pos, k, v);
 }
 
 static void oracle_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     int pos = step->pos;
-    RB_CHECK(pos == s->last);
+    RB_CHECK(pos == s->all.last);
     pu_sel_begin(sel, 0);
     for (int h = 0; h < s->n_q; h++) {
-        const pu_pages *pg = &s->pages[h / s->group];
+        const pu_pages *pg = &s->all.pages[h / s->group];
         int n;
         if (pos + 1 <= s->budget) {
             n = pos;
@@ -79,9 +68,7 @@ static void oracle_select(policy_state *s, const policy_step *step, policy_selec
 }
 
 static int64_t oracle_meta_bytes(const policy_state *s) {
-    int64_t b = 0;
-    for (int g = 0; g < s->n_kv; g++) b += pu_pages_meta_bytes(&s->pages[g]);
-    return b;
+    return pu_all_meta_bytes(&s->all);
 }
 
 const policy_ops policy_oracle = {

@@ -306,3 +306,36 @@ int64_t pu_sinkwin_meta_bytes(const pu_sinkwin *w) {
     for (int g = 0; g < w->n_kv; g++) b += (int64_t)w->tok[g].n_res * (int64_t)sizeof(kv_slot);
     return b;
 }
+
+void pu_all_init(pu_all *a, const policy_config *cfg, int with_bounds) {
+    a->n_kv = cfg->n_kv_heads;
+    a->d = cfg->head_dim;
+    a->last = -1;
+    a->pages = rb_calloc((size_t)a->n_kv, sizeof *a->pages);
+    for (int g = 0; g < a->n_kv; g++)
+        pu_pages_init(&a->pages[g], cfg->pools[g], cfg->max_tokens, with_bounds);
+}
+
+void pu_all_free(pu_all *a) {
+    for (int g = 0; a->pages && g < a->n_kv; g++) pu_pages_free(&a->pages[g]);
+    free(a->pages);
+    a->pages = NULL;
+}
+
+void pu_all_store(pu_all *a, int pos, const float *k, const float *v) {
+    RB_CHECK(pos == a->last + 1);
+    for (int g = 0; g < a->n_kv; g++)
+        pu_pages_store(&a->pages[g], pos, k + (size_t)g * a->d, v + (size_t)g * a->d);
+    a->last = pos;
+}
+
+void pu_all_prefill(pu_all *a, int n, const float *k, const float *v) {
+    size_t row = (size_t)a->n_kv * a->d;
+    for (int i = 0; i < n; i++) pu_all_store(a, i, k + i * row, v + i * row);
+}
+
+int64_t pu_all_meta_bytes(const pu_all *a) {
+    int64_t b = 0;
+    for (int g = 0; g < a->n_kv; g++) b += pu_pages_meta_bytes(&a->pages[g]);
+    return b;
+}

@@ -97,6 +97,23 @@ static inline void pu_sel_add(policy_selection *sel, int h, int pos, const float
 void pu_sel_add_pages(policy_selection *sel, int h, const pu_pages *pg, const int *pages, int n,
                       int last_pos);
 
+/* ---- every token resident ---- */
+
+/* Every token of every KV head resident in position-aligned pages: the store that dense,
+ * quest, oracle and random share (they differ only in what they attend). */
+typedef struct pu_all {
+    int n_kv, d, last; /* last: highest position stored, -1 before the first */
+    pu_pages *pages;   /* [n_kv] */
+} pu_all;
+/* with_bounds: keep per-page key min/max (Quest's bound). */
+void pu_all_init(pu_all *a, const policy_config *cfg, int with_bounds);
+void pu_all_free(pu_all *a);
+/* Position pos (== last + 1): k, v [n_kv, d]. */
+void pu_all_store(pu_all *a, int pos, const float *k, const float *v);
+/* The prompt: k, v [n, n_kv, d] at positions 0..n-1. */
+void pu_all_prefill(pu_all *a, int n, const float *k, const float *v);
+int64_t pu_all_meta_bytes(const pu_all *a);
+
 /* ---- ranking ---- */
 
 /* The k best of score[0..n) (larger is better; ties: lower index), returned in out[0..k')

@@ -13,8 +13,8 @@ static const policy_param_spec params[] = {
 };
 
 struct policy_state {
-    int n_kv, group, d, budget, P, per_head, last;
-    pu_pages *pages; /* [n_kv] with bounds */
+    int n_kv, group, d, budget, P, per_head;
+    pu_all all;      /* every token resident, pages with key bounds */
     double *score;   /* [max_pages] scratch */
     int *top;        /* [max_pages] scratch */
 };
@@ -29,10 +29,8 @@ static rb_status quest_create(const policy_config *cfg, policy_state **out, rb_e
     s->budget = cfg->budget;
     s->P = cfg->page_size;
     s->per_head = !strcmp(policy_param_str(cfg->params, "gqa"), "head");
-    s->last = -1;
-    s->pages = rb_calloc((size_t)s->n_kv, sizeof *s->pages);
-    for (int g = 0; g < s->n_kv; g++) pu_pages_init(&s->pages[g], cfg->pools[g], cfg->max_tokens, 1);
-    int max_pages = s->pages[0].max_pages;
+    pu_all_init(&s->all, cfg, 1);
+    int max_pages = s->all.pages[0].max_pages;
     s->score = rb_malloc(sizeof *s->score * (size_t)max_pages);
     s->top = rb_malloc(sizeof *s->top * (size_t)max_pages);
     *out = s;
@@ -41,29 +39,20 @@ static rb_status quest_create(const policy_config *cfg, policy_state **out, rb_e
 
 static void quest_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->n_kv; g++) pu_pages_free(&s->pages[g]);
-    free(s->pages);
+    pu_all_free(&s->all);
     free(s->score);
     free(s->top);
     free(s);
 }
 
-static void store(policy_state *s, int pos, const float *k, const float *v) {
-    RB_CHECK(pos == s->last + 1);
-    for (int g = 0; g < s->n_kv; g++)
-        pu_pages_store(&s->pages[g], pos, k + (size_t)g * s->d, v + (size_t)g * s->d);
-    s->last = pos;
-}
-
 static void quest_prefill(policy_state *s, int n, const float *q, const float *k,
                           const float *v) {
     (void)q;
-    size_t row = (size_t)s->n_kv * s->d;
-    for (int i = 0; i < n; i++) store(s, i, k + i * row, v + i * row);
+    pu_all_prefill(&s->all, n, k, v);
 }
 
 static void quest_append(policy_state *s, int pos, const float *k, const float *v) {
-    store(s, pos, k, v);
+    pu_all_store(&s->all, pos, k, v);
 }
 
 /* Heads h0..h0+nh-1 share one choice: the best floor(L/P)-1 pages before `cur` by the max of
@@ -85,11 +74,11 @@ static void choose(policy_state *s, const pu_pages *pg, const float *q, int h0, 
 
 static void quest_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     int pos = step->pos;
-    RB_CHECK(pos == s->last);
+    RB_CHECK(pos == s->all.last);
     pu_sel_begin(sel, !s->per_head);
     int cur = pos / s->P;
     for (int g = 0; g < s->n_kv; g++) {
-        const pu_pages *pg = &s->pages[g];
+        const pu_pages *pg = &s->all.pages[g];
         int h0 = g * s->group;
         if (pos + 1 <= s->budget) { /* everything fits: attend it all */
             for (int i = 0; i <= cur; i++) s->top[i] = i;
@@ -105,9 +94,7 @@ static void quest_select(policy_state *s, const policy_step *step, policy_select
 }
 
 static int64_t quest_meta_bytes(const policy_state *s) {
-    int64_t b = 0;
-    for (int g = 0; g < s->n_kv; g++) b += pu_pages_meta_bytes(&s->pages[g]);
-    return b;
+    return pu_all_meta_bytes(&s->all);
 }
 
 const policy_ops policy_quest = {

@@ -10,9 +10,9 @@ static const policy_param_spec params[] = {
 };
 
 struct policy_state {
-    int n_kv, group, d, budget, layer, last;
+    int n_kv, group, d, budget, layer;
     uint64_t seed;
-    pu_pages *pages; /* [n_kv] */
+    pu_all all;      /* every token resident */
     uint8_t *mark;   /* [max_tokens] scratch, all 0 between steps */
     int *pick;       /* [max_tokens] scratch */
 };
@@ -28,9 +28,7 @@ static rb_status random_create(const policy_config *cfg, policy_state **out, rb_
     s->layer = cfg->layer;
     double sd = policy_param_num(cfg->params, "seed");
     s->seed = sd >= 0 ? (uint64_t)sd : cfg->seed;
-    s->last = -1;
-    s->pages = rb_calloc((size_t)s->n_kv, sizeof *s->pages);
-    for (int g = 0; g < s->n_kv; g++) pu_pages_init(&s->pages[g], cfg->pools[g], cfg->max_tokens, 0);
+    pu_all_init(&s->all, cfg, 0);
     s->mark = rb_calloc((size_t)cfg->max_tokens, 1);
     s->pick = rb_malloc(sizeof *s->pick * (size_t)cfg->max_tokens);
     *out = s;
@@ -39,37 +37,28 @@ static rb_status random_create(const policy_config *cfg, policy_state **out, rb_
 
 static void random_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->n_kv; g++) pu_pages_free(&s->pages[g]);
-    free(s->pages);
+    pu_all_free(&s->all);
     free(s->mark);
     free(s->pick);
     free(s);
 }
 
-static void store(policy_state *s, int pos, const float *k, const float *v) {
-    RB_CHECK(pos == s->last + 1);
-    for (int g = 0; g < s->n_kv; g++)
-        pu_pages_store(&s->pages[g], pos, k + (size_t)g * s->d, v + (size_t)g * s->d);
-    s->last = pos;
-}
-
 static void random_prefill(policy_state *s, int n, const float *q, const float *k,
                            const float *v) {
     (void)q;
-    size_t row = (size_t)s->n_kv * s->d;
-    for (int i = 0; i < n; i++) store(s, i, k + i * row, v + i * row);
+    pu_all_prefill(&s->all, n, k, v);
 }
 
 static void random_append(policy_state *s, int pos, const float *k, const float *v) {
-    store(s, pos, k, v);
+    pu_all_store(&s->all, pos, k, v);
 }
 
 static void random_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     int pos = step->pos;
-    RB_CHECK(pos == s->last);
+    RB_CHECK(pos == s->all.last);
     pu_sel_begin(sel, 1);
     for (int g = 0; g < s->n_kv; g++) {
-        const pu_pages *pg = &s->pages[g];
+        const pu_pages *pg = &s->all.pages[g];
         int h0 = g * s->group;
         if (pos + 1 <= s->budget) {
             for (int t = 0; t <= pos; t++) pu_sel_add(sel, h0, t, pu_pages_k(pg, t), pu_pages_v(pg, t));
@@ -97,9 +86,7 @@ static void random_select(policy_state *s, const policy_step *step, policy_selec
 }
 
 static int64_t random_meta_bytes(const policy_state *s) {
-    int64_t b = 0;
-    for (int g = 0; g < s->n_kv; g++) b += pu_pages_meta_bytes(&s->pages[g]);
-    return b;
+    return pu_all_meta_bytes(&s->all);
 }
 
 const policy_ops policy_random = {
