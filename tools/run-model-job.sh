@@ -65,5 +65,10 @@ $RB export $R/gemma_teacher_forced.h5 --table summary |
               {printf "  %-20s %8s %12.3f %10.4f\n", $c["run_id"], $c["budget"], $c["mean_token_match"], $c["mean_kl"]}'
 
 $RB export $R/gemma_sweep.h5 --table summary --out $F/gemma_summary.tsv
-gnuplot -e "in='$F/gemma_summary.tsv'; out='$F/gemma_budget_accuracy.png'; title='Gemma 3 270M, recorded arithmetic decodes: accuracy against cache budget'" plots/budget.gp
+# One line per policy: the mean over the recorded decodes of each (policy, budget).
+awk -F'\t' -v OFS='\t' 'NR == 1 {for (i = 1; i <= NF; i++) c[$i] = i; print "run_id", "policy", "budget", "mean_recall", "mean_out_err", "decodes"; next}
+     {k = $c["policy"] OFS $c["budget"]; if (!(k in n)) order[++m] = k; n[k]++; r[k] += $c["mean_recall"]; e[k] += $c["mean_out_err"]}
+     END {for (j = 1; j <= m; j++) {k = order[j]; split(k, pb, OFS); print pb[1] "_L" pb[2], k, r[k] / n[k], e[k] / n[k], n[k]}}' \
+  $F/gemma_summary.tsv > $F/gemma_summary_mean.tsv
+gnuplot -e "in='$F/gemma_summary_mean.tsv'; out='$F/gemma_budget_accuracy.png'; title='Gemma 3 270M, $n_prompts recorded arithmetic decodes (mean): accuracy against cache budget'" plots/budget.gp
 echo "✓ real model: $F/gemma_budget_accuracy.png"
