@@ -25,7 +25,9 @@ set logscale x 2
 set format x "%g"
 set xrange [mmin / 1.4 : mmax * 1.4]
 set yrange [0:1.05]
-set key bottom right title "policy"
+# Bottom, left of centre: the dense-memory column (quest, oracle, random) sits at the
+# right edge and the O(L) policies climb from the left.
+set key at graph 0.66, graph 0.03 bottom right title "policy"
 sel(p) = strcol("policy") eq p
 # budget labels: consecutive budgets (log2 parity) go left and right of their point, so runs
 # that land on the same point (RaaS below its prompt's pages) stay readable; dense and oracle
