@@ -1,5 +1,6 @@
-/* ggml_types.c: names and block geometry of the ggml tensor types (declared in gguf.h).
- * The gguf reader uses these to size tensors; the quant kernels use them to walk rows. */
+/* quant_types.c: ggml tensor type names and block geometry (declared in harness/gguf.h),
+ * written from the format descriptions. The gguf reader uses these to size tensors; the
+ * quant kernels use them to walk rows. */
 #include "gguf.h"
 
 typedef struct ggml_type_info {
