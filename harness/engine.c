@@ -154,11 +154,8 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
         int64_t bb = rb_now_ns();
         dense_ns += bb - a;
         /* Dense probabilities once per step: every cell's recall is then a gather. */
-        for (int h = 0; h < H; h++) {
-            const float *lg = b->logits + (size_t)h * n;
-            float *pr = b->probs + (size_t)h * n, lse = b->lse[h];
-            for (int j = 0; j < n; j++) pr[j] = expf(lg[j] - lse);
-        }
+        for (int h = 0; h < H; h++)
+            attn_exp_shift(b->logits + (size_t)h * n, b->lse[h], n, b->probs + (size_t)h * n);
         metrics_ns += rb_now_ns() - bb;
         for (int i = 0; i < n_st; i++) {
             int64_t c0 = rb_now_ns();

@@ -552,3 +552,11 @@ void attn_causal(const float *q, const float *k, const float *v, int n, int Hq, 
     free(pos);
     free(lse);
 }
+
+void attn_exp_shift(const float *x, float shift, int n, float *out) {
+    __m256 s = _mm256_set1_ps(shift);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
+    for (; i < n; i++) out[i] = expf(x[i] - shift);
+}

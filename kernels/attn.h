@@ -31,6 +31,11 @@ void attn_dense(const float *q, int G, const float *k, const float *v, int n, in
 void attn_dense_heads(const float *q, int Hq, int Hkv, const float *k, const float *v, int n,
                       int d, int ld, float scale, float *logits, float *lse, float *out);
 
+/* Probabilities from logits: out[i] = exp(x[i] - shift) for i in [0, n) (vectorised exp,
+ * ~1 ulp; exactly 0 below e^-87). The reference is expf per element. */
+void attn_exp_shift_ref(const float *x, float shift, int n, float *out);
+void attn_exp_shift(const float *x, float shift, int n, float *out);
+
 /* Attention over a gathered set: key/value rows given by pointers (pool rows).
  * Either every query head has its own set (q row g attends k_rows[g*stride .. +n[g]]) or,
  * with shared=1, all G heads attend the set of row 0.

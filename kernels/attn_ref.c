@@ -94,3 +94,7 @@ void attn_causal_ref(const float *q, const float *k, const float *v, int n, int 
     }
     free(s);
 }
+
+void attn_exp_shift_ref(const float *x, float shift, int n, float *out) {
+    for (int i = 0; i < n; i++) out[i] = expf(x[i] - shift);
+}
