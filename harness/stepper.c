@@ -190,44 +190,34 @@ void stepper_step(stepper *s, int pos, const float *q, const float *k, const flo
 
 /* out[g] = sum_i p[g][i] v_i over rows given by pointer, for the G heads of one set:
  * each value row is read once for the whole group. */
-/* Columns [j, j+16) of G_ heads at once, accumulators in registers (G_ a constant). */
-#define WEIGHTED_BLOCK(G_)                                                                     \
-    for (int j = 0; j < d16; j += 16) {                                                        \
-        __m256 a0[G_], a1[G_];                                                                 \
-        for (int g = 0; g < G_; g++) a0[g] = a1[g] = _mm256_setzero_ps();                      \
-        for (int i = 0; i < n; i++) {                                                          \
-            __m256 v0 = _mm256_loadu_ps(vr[i] + j), v1 = _mm256_loadu_ps(vr[i] + j + 8);       \
-            for (int g = 0; g < G_; g++) {                                                     \
-                __m256 pg = _mm256_broadcast_ss(p + (size_t)g * p_stride + i);                 \
-                a0[g] = _mm256_fmadd_ps(pg, v0, a0[g]);                                        \
-                a1[g] = _mm256_fmadd_ps(pg, v1, a1[g]);                                        \
-            }                                                                                  \
-        }                                                                                      \
-        for (int g = 0; g < G_; g++) {                                                         \
-            _mm256_storeu_ps(out + (size_t)g * d + j, a0[g]);                                  \
-            _mm256_storeu_ps(out + (size_t)g * d + j + 8, a1[g]);                              \
-        }                                                                                      \
-    }
-
+/* out[g] = sum_i p[g][i] v_i for the G heads of one set, in one pass over the rows: each
+ * value row is loaded once (32 bytes at a time) and added into every head's output, which
+ * stays in L1. Walking the scattered pool rows once matters more than keeping the sums in
+ * registers. */
 static void weighted_rows(int G, int n, int d, const float *const *vr, const float *p,
                           int p_stride, float *restrict out) {
-    int d16 = d & ~15;
-    /* Sixteen columns per pass with every head's accumulators in registers; each pass
-     * reads 64 bytes of every row, and the rows stay in cache across passes. */
-    switch (G) {
-    case 1: WEIGHTED_BLOCK(1) break;
-    case 2: WEIGHTED_BLOCK(2) break;
-    case 4: WEIGHTED_BLOCK(4) break;
-    default: d16 = 0; break;
-    }
-    for (int g = 0; g < G; g++)
-        for (int j = d16; j < d; j++) {
-            float a = 0;
-            for (int i = 0; i < n; i++) a += p[(size_t)g * p_stride + i] * vr[i][j];
-            out[(size_t)g * d + j] = a;
+    for (int i = 0; i < G * d; i++) out[i] = 0;
+    int d8 = d & ~7;
+    for (int i = 0; i < n; i++) {
+        const float *vi = vr[i];
+        __m256 pg[8];
+        int gb = G < 8 ? G : 8;
+        for (int g0 = 0; g0 < G; g0 += gb) {
+            int gn = G - g0 < gb ? G - g0 : gb;
+            for (int g = 0; g < gn; g++) pg[g] = _mm256_set1_ps(p[(size_t)(g0 + g) * p_stride + i]);
+            for (int j = 0; j < d8; j += 8) {
+                __m256 vv = _mm256_loadu_ps(vi + j);
+                for (int g = 0; g < gn; g++) {
+                    float *o = out + (size_t)(g0 + g) * d + j;
+                    _mm256_storeu_ps(o, _mm256_fmadd_ps(pg[g], vv, _mm256_loadu_ps(o)));
+                }
+            }
+            for (int j = d8; j < d; j++)
+                for (int g = 0; g < gn; g++)
+                    out[(size_t)(g0 + g) * d + j] += p[(size_t)(g0 + g) * p_stride + i] * vi[j];
         }
+    }
 }
-#undef WEIGHTED_BLOCK
 
 void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, const float *v,
                          const float *dense_logits, const float *dense_lse,
