@@ -30,6 +30,8 @@
  * the observed errors are far smaller (the largest err/tol ratio of each kind is printed),
  * and a bound this tight on logits and lse still catches a skipped key or block: a key with
  * weight p moves lse by ~p and its logit would be left unwritten (NaN). */
+#include "testutil.h" /* first: it sets _POSIX_C_SOURCE */
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,17 +44,10 @@ static const double U = 0x1p-24;
 
 /* ---- random data ---- */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unif(void) { return (double)(rng_next() >> 11) * 0x1p-53; }
-static float rng_gauss(void) {
-    double a = rng_unif(), b = rng_unif();
-    return (float)(sqrt(-2.0 * log(a + 1e-300)) * cos(6.283185307179586 * b));
-}
+/* The stream of testutil.h (splitmix64, Box-Muller), on this file's own state. */
+static uint64_t rng_next(void) { return tu_next(&rng_state); }
+static double rng_unif(void) { return tu_uniform(&rng_state); }
+static float rng_gauss(void) { return (float)tu_randn(&rng_state); }
 static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
 static float *rand_floats(size_t n) {
     float *x = rb_malloc(sizeof(float) * (n ? n : 1));

@@ -21,6 +21,8 @@
  *  within eps + n_acc u. Every tolerance below is twice that, plus the reference's own final
  *  rounding to float (u |x|). The bound stays tight enough (~1e-5 relative at these sizes)
  *  that a key left out or counted twice (weight ~ 1/n >= 2e-4 here) fails. */
+#include "testutil.h" /* first: it sets _POSIX_C_SOURCE */
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,17 +36,9 @@
 static const double U = 0x1p-24;
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unif(void) { return (double)(rng_next() >> 11) * 0x1p-53; }
-static float rng_gauss(void) {
-    double a = rng_unif(), b = rng_unif();
-    return (float)(sqrt(-2.0 * log(a + 1e-300)) * cos(6.283185307179586 * b));
-}
+/* The stream of testutil.h (splitmix64, Box-Muller), on this file's own state. */
+static uint64_t rng_next(void) { return tu_next(&rng_state); }
+static float rng_gauss(void) { return (float)tu_randn(&rng_state); }
 
 static int n_fail, n_checked;
 static double worst_o, worst_lse; /* largest err/tol seen */

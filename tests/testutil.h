@@ -13,7 +13,7 @@
 
 #include "rb.h"
 
-static int tu_checks;
+static int tu_checks __attribute__((unused));
 
 #define TU_ASSERT(cond, ...)                                                                  \
     do {                                                                                      \
