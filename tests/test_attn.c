@@ -15,11 +15,12 @@
  *  - weights exp(s_j - m): the subtraction rounds (u |s_j - m| <= u * spread, spread =
  *    max_j (m - s_j)), the vector exp is Cephes' (<= ~2 ulp; we allow 4 u), and each
  *    rescale by alpha = exp(m_old - m_new) adds <= 5 u. Keys go in groups of 8, 4 or 2
- *    and a rescale happens only when a group's max exceeds the running max; n_rescale
- *    counts, from the exact logits, the groups of 2 whose max exceeds the running max minus
- *    2 E_s (every group that could rescale once the logits are perturbed; a larger group
- *    that rescales contains such a pair, so this bounds every group size).
- *  - the running sum l adds each group's weights in float (3 roundings) into a double:
+ *    (online_stream) or blocks of 8..32 (online_blocked), and a rescale happens only when a
+ *    group's max exceeds the running max; n_rescale counts, from the exact logits, the
+ *    groups of 2 whose max exceeds the running max minus 2 E_s (every group that could
+ *    rescale once the logits are perturbed; a larger group or block that rescales contains
+ *    such a pair, so this bounds every group and block size).
+ *  - the running sum l adds each 8 weights in float (3 roundings) into a double:
  *      6 u relative with the final conversions; log(l) turns that into the same absolute
  *      error in lse.
  *  - each output element accumulates n products in sequence: n u relative to
