@@ -41,6 +41,12 @@ const float *pu_pages_v(const pu_pages *pg, int pos);
 /* Quest bound of a resident page for query q [d]: sum_i max(q_i*max_i, q_i*min_i). It is
  * >= q.k for every key k stored in the page (exact arithmetic; computed in double). */
 double pu_pages_bound(const pu_pages *pg, int page, const float *q);
+/* The bounds a GQA group needs, fast: out[i] = max over the nq query rows q [nq, d] of
+ * pu_pages_bound(pg, page_i, q_r), for page_i = pages[i] (pages NULL: page_i = i), i < n.
+ * Every page must be resident. The same double products, summed in another order: equal
+ * to pu_pages_bound's up to ~d ulps of the magnitude (tested to 1e-12 relative). */
+void pu_pages_bounds_max(const pu_pages *pg, const int *pages, int n, const float *q, int nq,
+                         double *out);
 /* Bookkeeping bytes: a block-table entry (logical, physical) per held page, plus the key
  * min/max of each held page when bounds are tracked. */
 int64_t pu_pages_meta_bytes(const pu_pages *pg);

@@ -59,14 +59,7 @@ static void quest_append(policy_state *s, int pos, const float *k, const float *
  * their bounds, then the current page, into head h0's set. */
 static void choose(policy_state *s, const pu_pages *pg, const float *q, int h0, int nh, int cur,
                    int pos, policy_selection *sel) {
-    for (int p = 0; p < cur; p++) {
-        double best = -INFINITY;
-        for (int h = h0; h < h0 + nh; h++) {
-            double u = pu_pages_bound(pg, p, q + (size_t)h * s->d);
-            if (u > best) best = u;
-        }
-        s->score[p] = best;
-    }
+    pu_pages_bounds_max(pg, NULL, cur, q + (size_t)h0 * s->d, nh, s->score);
     int n = pu_topk(s->score, cur, s->budget / s->P - 1, s->top);
     s->top[n++] = cur;
     pu_sel_add_pages(sel, h0, pg, s->top, n, pos);

@@ -188,19 +188,11 @@ static void raas_observe(policy_state *s, const policy_step *step, const policy_
         }
         /* top_frac: rank the evictable pages; s->score is indexed by ev order here. */
         double *sc = s->score;
-        for (int i = 0; i < hd->n_ev; i++) {
-            int p = hd->ev[i];
-            if (s->exact_score) {
-                sc[i] = s->mass[p];
-            } else {
-                double best = -INFINITY;
-                for (int h = h0; h < h0 + s->group; h++) {
-                    double u = pu_pages_bound(&hd->pg, p, step->q + (size_t)h * s->d);
-                    if (u > best) best = u;
-                }
-                sc[i] = best;
-            }
-        }
+        if (s->exact_score)
+            for (int i = 0; i < hd->n_ev; i++) sc[i] = s->mass[hd->ev[i]];
+        else
+            pu_pages_bounds_max(&hd->pg, hd->ev, hd->n_ev, step->q + (size_t)h0 * s->d,
+                                s->group, sc);
         /* Ties go to the lower position: order ev by page first so index order is position
          * order (pu_topk breaks ties by index). */
         for (int i = 1; i < hd->n_ev; i++)

@@ -43,6 +43,28 @@ static void test_bound(void) {
             TK_CHECK(fabs(u - brute) <= 1e-12 * mag, "page %d: bound %.9g, from keys %.9g", p, u, brute);
         }
     }
+    /* The fast group bound against the plain one: 1..6 query rows (padding of a group of
+     * four, and more than one group of four), all pages or a scattered list of them. */
+    int n_pages = (n + P - 1) / P, list[16];
+    for (int i = 0; i < n_pages; i++) list[i] = (i * 5 + 3) % n_pages;
+    for (int nq = 1; nq <= 6; nq++)
+        for (int use_list = 0; use_list < 2; use_list++) {
+            float q[6 * 16];
+            for (int c = 0; c < nq * d; c++) q[c] = (float)tk_normal(&s);
+            double fast[16];
+            pu_pages_bounds_max(&pg, use_list ? list : NULL, n_pages, q, nq, fast);
+            for (int i = 0; i < n_pages; i++) {
+                int p = use_list ? list[i] : i;
+                double want = -INFINITY, mag = 0;
+                for (int r = 0; r < nq; r++) {
+                    double u = pu_pages_bound(&pg, p, q + r * d);
+                    if (u > want) want = u;
+                    for (int c = 0; c < d; c++) mag += fabs(q[r * d + c]) * 8;
+                }
+                TK_CHECK(fabs(fast[i] - want) <= 1e-12 * mag,
+                         "bounds_max nq %d page %d: %.17g, plain %.17g", nq, p, fast[i], want);
+            }
+        }
     pu_pages_free(&pg);
     TK_CHECK(kv_pool_pages_held(pool) == 0, "pages back");
     kv_pool_destroy(pool);
