@@ -4,7 +4,6 @@
  * the whole step (append + select + attention + observe). */
 #include "stepper.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -188,37 +187,6 @@ void stepper_step(stepper *s, int pos, const float *q, const float *k, const flo
     s->last_ns = rb_now_ns() - t0;
 }
 
-/* out[g] = sum_i p[g][i] v_i over rows given by pointer, for the G heads of one set:
- * each value row is read once for the whole group. */
-/* out[g] = sum_i p[g][i] v_i for the G heads of one set, in one pass over the rows: each
- * value row is loaded once (32 bytes at a time) and added into every head's output, which
- * stays in L1. Walking the scattered pool rows once matters more than keeping the sums in
- * registers. */
-static void weighted_rows(int G, int n, int d, const float *const *vr, const float *p,
-                          int p_stride, float *restrict out) {
-    for (int i = 0; i < G * d; i++) out[i] = 0;
-    int d8 = d & ~7;
-    for (int i = 0; i < n; i++) {
-        const float *vi = vr[i];
-        __m256 pg[8];
-        int gb = G < 8 ? G : 8;
-        for (int g0 = 0; g0 < G; g0 += gb) {
-            int gn = G - g0 < gb ? G - g0 : gb;
-            for (int g = 0; g < gn; g++) pg[g] = _mm256_set1_ps(p[(size_t)(g0 + g) * p_stride + i]);
-            for (int j = 0; j < d8; j += 8) {
-                __m256 vv = _mm256_loadu_ps(vi + j);
-                for (int g = 0; g < gn; g++) {
-                    float *o = out + (size_t)(g0 + g) * d + j;
-                    _mm256_storeu_ps(o, _mm256_fmadd_ps(pg[g], vv, _mm256_loadu_ps(o)));
-                }
-            }
-            for (int j = d8; j < d; j++)
-                for (int g = 0; g < gn; g++)
-                    out[(size_t)(g0 + g) * d + j] += p[(size_t)(g0 + g) * p_stride + i] * vi[j];
-        }
-    }
-}
-
 void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, const float *v,
                          const float *dense_logits, const float *dense_lse,
                          const float *dense_probs, int stride, int j0, float *out) {
@@ -251,12 +219,12 @@ void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, co
     for (int g = 0; g < c->n_kv_heads; g++) {
         size_t h0 = (size_t)g * G;
         if (shared) {
-            weighted_rows(G, s->sel.n[h0], d, s->sel.v + h0 * cap, s->probs + h0 * cap, cap,
-                          out + h0 * d);
+            attn_weighted_rows(s->probs + h0 * cap, G, cap, s->sel.v + h0 * cap, s->sel.n[h0],
+                               d, out + h0 * d);
         } else {
             for (int j = 0; j < G; j++)
-                weighted_rows(1, s->sel.n[h0 + j], d, s->sel.v + (h0 + j) * cap,
-                              s->probs + (h0 + j) * cap, cap, out + (h0 + j) * d);
+                attn_weighted_rows(s->probs + (h0 + j) * cap, 1, cap, s->sel.v + (h0 + j) * cap,
+                                   s->sel.n[h0 + j], d, out + (h0 + j) * d);
         }
     }
 observe:

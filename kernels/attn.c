@@ -10,6 +10,7 @@
  *   attn_causal: blocks of query positions (x the G heads of a KV head) over the keys up
  *                to the block's end, masked on the diagonal; col_mass recomputes the logits
  *                once the final log-sum-exp of every row is known       (online_blocked)
+ *   attn_weighted_rows: weights times gathered value rows   (online_blocked's weighted sum)
  * The dense kernels read long contexts from memory, the gather and causal ones rows that a
  * decode step or a prompt keeps in cache: each uses the engine measured faster for that. */
 #include <math.h>
@@ -168,6 +169,13 @@ void attn_gather(const float *q, int G, const float *const *k_rows, const float 
         }
     }
     free(b.mem);
+}
+
+void attn_weighted_rows(const float *p, int G, int ldp, const float *const *v_rows, int n,
+                        int d, float *out) {
+    RB_CHECK(G >= 0 && n >= 0 && d > 0 && (n == 0 || ldp >= n));
+    memset(out, 0, sizeof(float) * (size_t)G * d);
+    online_weighted(p, ldp, G, n, v_rows, d, out);
 }
 
 /* Query positions per block of attn_causal: with the G heads of a KV head that makes up to

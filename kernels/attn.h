@@ -48,6 +48,14 @@ void attn_gather(const float *q, int G, const float *const *k_rows, const float 
                  const int *n, int stride, int shared, int d, float scale, float *probs,
                  float *out, float *work);
 
+/* Weighted sum of gathered value rows: out[g] = sum_{i<n} p[g * ldp + i] * v_rows[i], for
+ * the G rows of weights (out [G, d]). Replay's untimed steps use it to form o_S from the
+ * dense probabilities. */
+void attn_weighted_rows_ref(const float *p, int G, int ldp, const float *const *v_rows, int n,
+                            int d, float *out);
+void attn_weighted_rows(const float *p, int G, int ldp, const float *const *v_rows, int n,
+                        int d, float *out);
+
 /* Causal dense attention of a prompt: q [n, Hq, d], k, v [n, Hkv, d]; out [n, Hq, d];
  * optional col_mass [Hkv, n]: for each KV head, sum over its query heads and over query
  * positions i >= j of the probability on key j (H2O's initial scores). */

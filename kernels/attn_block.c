@@ -200,3 +200,11 @@ void online_blocked(online *o, const row_src *src, int j0, int j1, const int *po
         }
     }
 }
+
+void online_weighted(const float *p, int ldp, int nq, int n, const float *const *vr, int d,
+                     float *acc) {
+    for (int j = 0; j < n; j += ONLINE_BLOCK_MAX) {
+        int nk = n - j < ONLINE_BLOCK_MAX ? n - j : ONLINE_BLOCK_MAX;
+        pv_block(p + j, ldp, nq, nk, vr + j, d, acc);
+    }
+}

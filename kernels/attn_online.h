@@ -135,4 +135,9 @@ void online_stream(online *o, const row_src *src, int j0, int j1, float *const *
 void online_blocked(online *o, const row_src *src, int j0, int j1, const int *pos,
                     float *const *logit_rows);
 
+/* acc [nq, d] += p [nq, ldp] . V for the n value rows vr (online_blocked's weighted sum,
+ * blocks of ONLINE_BLOCK_MAX rows). */
+void online_weighted(const float *p, int ldp, int nq, int n, const float *const *vr, int d,
+                     float *acc);
+
 #endif

@@ -98,3 +98,13 @@ void attn_causal_ref(const float *q, const float *k, const float *v, int n, int 
 void attn_exp_shift_ref(const float *x, float shift, int n, float *out) {
     for (int i = 0; i < n; i++) out[i] = expf(x[i] - shift);
 }
+
+void attn_weighted_rows_ref(const float *p, int G, int ldp, const float *const *v_rows, int n,
+                            int d, float *out) {
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < d; c++) {
+            double acc = 0;
+            for (int i = 0; i < n; i++) acc += (double)p[(size_t)g * ldp + i] * v_rows[i][c];
+            out[(size_t)g * d + c] = (float)acc;
+        }
+}

@@ -367,10 +367,39 @@ static void test_exp_shift(void) {
     free(x), free(a), free(b);
 }
 
+/* attn_weighted_rows against its double reference: each output element is n products
+ * accumulated in float in sequence, so |err| <= (n + 1) u A_c with A_c = sum_i |p_i v_ic|;
+ * the tolerance is twice that. Weights of any sign (the kernel does not assume
+ * probabilities), rows gathered in a scrambled order, ldp > n. */
+static void test_weighted(int G, int n, int d) {
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "weighted G=%d n=%d d=%d", G, n, d);
+    int ldp = n + 3, pool = n + 7;
+    float *p = rand_floats((size_t)G * ldp), *v = rand_floats((size_t)pool * d);
+    const float **vr = rb_malloc(sizeof(*vr) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) vr[i] = v + (size_t)((i * 7 + 3) % pool) * d;
+    float *out = rb_malloc(sizeof(float) * (size_t)G * d), *want = rb_malloc(sizeof(float) * (size_t)G * d);
+    poison(out, (size_t)G * d);
+    attn_weighted_rows(p, G, ldp, vr, n, d, out);
+    attn_weighted_rows_ref(p, G, ldp, vr, n, d, want);
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < d; c++) {
+            double A = 0;
+            for (int i = 0; i < n; i++) A += fabs((double)p[(size_t)g * ldp + i] * vr[i][c]);
+            check(K_OUT, out[(size_t)g * d + c], want[(size_t)g * d + c],
+                  2 * (n + 1) * U * A + 1e-37, ctx, g * d + c);
+        }
+    free(p), free(v), free(vr), free(out), free(want);
+}
+
 int main(void) {
     int64_t t0 = rb_now_ns();
     test_exact();
     test_exp_shift();
+    for (int G = 1; G <= 9; G += 2)
+        for (int n = 0; n <= 100; n += 33) test_weighted(G, n, 8 + 28 * (G % 4));
+    test_weighted(4, 1000, 64);
+    test_weighted(3, 257, 256);
     static const int ds[] = {16, 20, 64, 128, 256};
     static const int ns[] = {0, 1, 2, 15, 16, 17, 63, 64, 65, 1000, 4096};
     int idx = 0;
