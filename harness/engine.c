@@ -57,6 +57,12 @@ static rb_status make_stepper(const shared_ctx *x, int slot, const engine_cell *
     return stepper_create(ops, &pc, c->elem_bytes, out, e);
 }
 
+/* One stepper's last step scored against the reference, per query head. */
+typedef struct step_score {
+    double *recall, *out_err; /* [H] */
+    double attended;          /* mean |S| over heads */
+} step_score;
+
 /* The reference of a chunk of W consecutive steps is computed first, then each cell runs
  * the chunk: a cell's pools stay in cache across W steps instead of every cell's pools being
  * walked every step (20 cells over a 3k-token layer hold ~25 MB, more than the last-level
@@ -67,6 +73,7 @@ typedef struct layer_buf {
     float *logits, *lse, *ostar; /* [W, Hq, N], [W, Hq], [W, Hq, d] */
     float *out;                  /* [Hq, d] a cell's output */
     float *probs;                /* [W, Hq, N] dense probabilities exp(logit - lse) */
+    step_score sc;               /* a stepper's last step, scored */
 } layer_buf;
 
 /* Steps per chunk: the reference arrays (logits and probs) within ~8 MiB, 1..32. */
@@ -76,42 +83,67 @@ static int chunk_steps(int H, int N) {
     return W < 1 ? 1 : W > 32 ? 32 : W;
 }
 
-/* Score one stepper's last step against the reference; write into run columns. */
-static void score(const shared_ctx *x, results_run *r, int slot, int ti, const stepper *s,
-                  const float *out, const float *probs, const float *ostar, int stride, int j0) {
-    const trace_meta *m = x->m;
+
+/* Recall (the dense mass on S, gathered once per set: the heads of a shared set walk its
+ * positions together) and out_err of each head. */
+static void score(const trace_meta *m, const stepper *s, const float *out, const float *probs,
+                  const float *ostar, int stride, int j0, step_score *sc) {
     const policy_selection *sel = stepper_selection(s);
     int H = m->n_q_heads, d = m->head_dim;
-    double sum_rec = 0, sum_err = 0, sum_att = 0;
+    int set_heads = sel->shared_by_group ? sel->group_size : 1;
+    double att = 0;
+    for (int h0 = 0; h0 < H; h0 += set_heads) {
+        int n_sel = sel->n[h0], nh = set_heads < 8 ? set_heads : 8;
+        const int32_t *pos = sel->pos + (size_t)h0 * sel->cap;
+        for (int g0 = h0; g0 < h0 + set_heads; g0 += nh) {
+            /* Two sums per head (even and odd positions): independent chains. */
+            double a[8][2] = {{0}};
+            const float *pr[8];
+            for (int g = 0; g < nh; g++) pr[g] = probs + (size_t)(g0 + g) * stride - j0;
+            int i = 0;
+            for (; i + 2 <= n_sel; i += 2) {
+                int p0 = pos[i], p1 = pos[i + 1];
+                for (int g = 0; g < nh; g++) a[g][0] += pr[g][p0], a[g][1] += pr[g][p1];
+            }
+            for (; i < n_sel; i++)
+                for (int g = 0; g < nh; g++) a[g][0] += pr[g][pos[i]];
+            for (int g = 0; g < nh; g++) sc->recall[g0 + g] = a[g][0] + a[g][1];
+        }
+        att += (double)n_sel * set_heads;
+    }
     for (int h = 0; h < H; h++) {
-        const float *pr = probs + (size_t)h * stride;
-        int row = stepper_set_row(sel, h), n_sel = sel->n[row];
-        const int32_t *pos = sel->pos + (size_t)row * sel->cap;
-        /* Four independent sums: a single chain of dependent adds is latency-bound. */
-        double r4[4] = {0, 0, 0, 0};
-        int i = 0;
-        for (; i + 4 <= n_sel; i += 4)
-            for (int u = 0; u < 4; u++) r4[u] += pr[pos[i + u] - j0];
-        for (; i < n_sel; i++) r4[0] += pr[pos[i] - j0];
-        double rec = (r4[0] + r4[1]) + (r4[2] + r4[3]);
         const float *o = out + (size_t)h * d, *os = ostar + (size_t)h * d;
         double num = 0, den = 0;
         for (int i = 0; i < d; i++) num += (o[i] - os[i]) * (o[i] - os[i]), den += os[i] * os[i];
-        double err = den > 0 ? sqrt(num / den) : sqrt(num);
-        sum_rec += rec, sum_err += err, sum_att += n_sel;
-        if (r->recall_head) {
+        sc->out_err[h] = den > 0 ? sqrt(num / den) : sqrt(num);
+    }
+    sc->attended = att / H;
+}
+
+/* Write a step's scores into a run's columns (every cell that shares the stepper). */
+static void record_score(const trace_meta *m, results_run *r, int slot, int ti,
+                         const stepper *s, const step_score *sc) {
+    int H = m->n_q_heads;
+    double sum_rec = 0, sum_err = 0;
+    for (int h = 0; h < H; h++) sum_rec += sc->recall[h], sum_err += sc->out_err[h];
+    if (r->recall_head)
+        for (int h = 0; h < H; h++) {
             size_t i = ((size_t)ti * r->n_layers + slot) * H + h;
-            r->recall_head[i] = (float)rec, r->out_err_head[i] = (float)err;
+            r->recall_head[i] = (float)sc->recall[h], r->out_err_head[i] = (float)sc->out_err[h];
         }
-        if (r->selection) {
+    if (r->selection) {
+        const policy_selection *sel = stepper_selection(s);
+        for (int h = 0; h < H; h++) {
+            int row = stepper_set_row(sel, h);
+            const int32_t *pos = sel->pos + (size_t)row * sel->cap;
             uint8_t *dump = r->selection[slot] + ((size_t)ti * H + h) * m->n_tokens;
-            for (int i = 0; i < n_sel; i++) dump[pos[i]] = 1;
+            for (int i = 0; i < sel->n[row]; i++) dump[pos[i]] = 1;
         }
     }
     size_t i = (size_t)ti * r->n_layers + slot;
     r->recall[i] = (float)(sum_rec / H);
     r->out_err[i] = (float)(sum_err / H);
-    r->attended[i] = (float)(sum_att / H);
+    r->attended[i] = (float)sc->attended;
 }
 
 static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
@@ -193,12 +225,12 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
                 cells_ns += c1_ns - c0_ns;
                 int64_t lat = stepper_last_step_ns(st[i]), kvb = stepper_kv_bytes(st[i]),
                         mb = stepper_meta_bytes(st[i]);
+                score(m, st[i], b->out, pb, b->ostar + (size_t)w * H * d, n, j0, &b->sc);
                 for (int cell = 0; cell < c->n_cells; cell++) {
                     if (st_of[cell] != i) continue;
                     size_t at = series_at(x, cell, slot, ti);
                     x->lat[at] = lat, x->kv[at] = kvb, x->meta[at] = mb;
-                    score(x, &x->runs[cell], slot, ti, st[i], b->out, pb,
-                          b->ostar + (size_t)w * H * d, n, j0);
+                    record_score(m, &x->runs[cell], slot, ti, st[i], &b->sc);
                 }
                 metrics_ns += rb_now_ns() - c1_ns;
             }
@@ -233,6 +265,8 @@ static void *worker(void *arg) {
     b.lse = rb_malloc(sizeof(float) * (size_t)b.W * H);
     b.ostar = rb_malloc(sizeof(float) * (size_t)b.W * H * m->head_dim);
     b.out = rb_malloc(sizeof(float) * (size_t)H * m->head_dim);
+    b.sc.recall = rb_malloc(sizeof(double) * (size_t)H);
+    b.sc.out_err = rb_malloc(sizeof(double) * (size_t)H);
     for (;;) {
         pthread_mutex_lock(&x->lock);
         int slot = x->status ? m->n_stored : x->next_slot++;
@@ -247,7 +281,7 @@ static void *worker(void *arg) {
         }
     }
     free(b.q), free(b.k), free(b.v), free(b.logits), free(b.probs), free(b.lse);
-    free(b.ostar), free(b.out);
+    free(b.ostar), free(b.out), free(b.sc.recall), free(b.sc.out_err);
     return NULL;
 }
 
