@@ -15,34 +15,6 @@
 
 #include "attn_online.h"
 
-/* q0 . k_i and q1 . k_i for the 4 keys k[0..4): lanes 0-3 for q0, 4-7 for q1. Two query
- * rows share every key load (6 loads per 8 FMAs instead of 9). */
-static inline __m256 qk2x4(const float *q0, const float *q1, const float *const *k, int d) {
-    int d8 = d & ~7;
-    __m256 a[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
-    for (int c = 0; c < d8; c += 8) {
-        __m256 x0 = _mm256_loadu_ps(q0 + c), x1 = _mm256_loadu_ps(q1 + c);
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            __m256 kv = _mm256_loadu_ps(k[i] + c);
-            a[i] = _mm256_fmadd_ps(x0, kv, a[i]);
-            a[4 + i] = _mm256_fmadd_ps(x1, kv, a[4 + i]);
-        }
-    }
-    __m256 dots = transpose_sum8(a);
-    if (d8 < d) {
-        float t[8];
-        for (int i = 0; i < 4; i++) {
-            t[i] = t[4 + i] = 0;
-            for (int c = d8; c < d; c++) t[i] += q0[c] * k[i][c], t[4 + i] += q1[c] * k[i][c];
-        }
-        dots = _mm256_add_ps(dots, _mm256_loadu_ps(t));
-    }
-    return dots;
-}
-
 /* acc[r] += sum_{j<nk} p[r * ldp + j] * v_j for the RN rows of acc (row stride d), over the
  * columns c .. c + 8 CW: RN * CW accumulators stay in registers across all nk keys. */
 static inline __attribute__((always_inline)) void

@@ -153,6 +153,35 @@ static void pv2(const float *p, int nq, const float *const *vr, int d, float *ac
  * file), at least 2. */
 static int group_keys(int d) { return d >= 256 ? 2 : d >= 128 ? 4 : 8; }
 
+/* Weights of a full group of 4 keys for rows r and r + 1 from their logits s (row r in
+ * lanes 0-3, row r + 1 in lanes 4-7): each row's max and rescale, then one exp8 for both;
+ * the weights go to the first 4 floats of each row of o->s. Logits are finite here (no
+ * mask, no padding), so every group max is too. */
+static inline void pair_weights(online *o, int r, __m256 s) {
+    __m256 t = _mm256_max_ps(s, _mm256_permute_ps(s, 0xB1)); /* max within each half */
+    t = _mm256_max_ps(t, _mm256_permute_ps(t, 0x4E));
+    float gmax[2] = {_mm256_cvtss_f32(t), _mm_cvtss_f32(_mm256_extractf128_ps(t, 1))};
+    for (int u = 0; u < 2; u++) {
+        int rr = r + u;
+        if (gmax[u] > o->m[rr]) {
+            float alpha = expf(o->m[rr] - gmax[u]); /* 0 on the first group */
+            o->l[rr] *= alpha;
+            float *a = o->acc + (size_t)rr * o->d;
+            for (int c = 0; c < o->d; c++) a[c] *= alpha;
+            o->m[rr] = gmax[u];
+        }
+    }
+    __m256 mv = _mm256_set_m128(_mm_set1_ps(o->m[r + 1]), _mm_set1_ps(o->m[r]));
+    __m256 p = exp8(_mm256_sub_ps(s, mv));
+    __m128 p0 = _mm256_castps256_ps128(p), p1 = _mm256_extractf128_ps(p, 1);
+    __m128 h = _mm_hadd_ps(p0, p1); /* [p0 01, p0 23, p1 01, p1 23] */
+    h = _mm_hadd_ps(h, h);          /* [sum p0, sum p1, ...] */
+    o->l[r] += _mm_cvtss_f32(h);
+    o->l[r + 1] += _mm_cvtss_f32(_mm_shuffle_ps(h, h, 1));
+    _mm_storeu_ps(o->s + (size_t)r * 8, p0);
+    _mm_storeu_ps(o->s + (size_t)(r + 1) * 8, p1);
+}
+
 /* Attend keys j0 .. j1-1 of src in groups of gk (8, 4 or 2) keys. logit_rows (may be NULL):
  * row r's logit of key j
  * is stored at logit_rows[r][j]. */
@@ -178,8 +207,18 @@ static void stream_run(online *o, const row_src *src, int j0, int j1, float *con
                 kr[i] = src->kp ? src->kp[jj] : src->k + (size_t)jj * src->ld + (size_t)h * d;
                 vr[i] = src->vp ? src->vp[jj] : src->v + (size_t)jj * src->ld + (size_t)h * d;
             }
-            int r0 = h * rph, r1 = r0 + rph;
-            for (int r = r0; r < r1; r++) {
+            int r0 = h * rph, r1 = r0 + rph, r = r0;
+            if (gk == 4 && nk == 4) /* two query rows per pass: shared key loads, one exp8 */
+                for (; r + 2 <= r1; r += 2) {
+                    const float *q = o->q + (size_t)r * d;
+                    __m256 s = qk2x4(q, q + d, kr, d);
+                    if (logit_rows) {
+                        _mm_storeu_ps(logit_rows[r] + j, _mm256_castps256_ps128(s));
+                        _mm_storeu_ps(logit_rows[r + 1] + j, _mm256_extractf128_ps(s, 1));
+                    }
+                    pair_weights(o, r, s);
+                }
+            for (; r < r1; r++) {
                 const float *q = o->q + (size_t)r * d;
                 __m256 s = gk == 2   ? qk2(q, kr, nk, d)
                            : gk == 4 ? qk4(q, kr, nk, d)
