@@ -6,8 +6,9 @@
  * rows share each key load), then each row's weights (one max, at most one rescale and
  * vectorised exps per block), then the weighted sum of the block's V rows with the
  * accumulators of up to four rows held in registers across the block. Per logit that is a
- * fraction of the per-key bookkeeping of a small-group engine; on the 2-core EPYC dev VM it
- * runs a gather 1.3-1.8x faster than online_stream. Blocks are padded to a multiple of 8
+ * fraction of the per-key bookkeeping of a small-group engine; on the 2-core EPYC dev VM a
+ * gather runs 1.1-1.2x faster than on online_stream at d = 64 and 1.3-1.7x at d = 128-256
+ * (build/bench_attn, before and after). Blocks are padded to a multiple of 8
  * keys by repeating the last row with weight 0. No software prefetch: every variant tried
  * (next block ahead, spread or burst; current block) was slower in cache and did not
  * recover the streaming speed of online_stream from memory. */

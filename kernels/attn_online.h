@@ -9,8 +9,9 @@
  *     (long contexts): the strided dense kernels use it.
  *   online_blocked (attn_block.c): keys a block of up to 32 at a time, all logits of the
  *     block, then all its weights, then its weighted sum with the accumulators in
- *     registers. Faster when the rows are in cache, 2-3x slower from memory when several
- *     query rows share the keys (measured: kernels/bench_attn.c); the gather and causal
+ *     registers. Faster when the rows are in cache, but 1.5-2x slower than online_stream
+ *     when K and V stream from memory with several query rows per key (measured on the dev
+ *     VM with buffers rotating beyond the caches, however prefetched); the gather and causal
  *     kernels use it (pool rows of a decode step and prompts are cache-sized). */
 #ifndef ATTN_ONLINE_H
 #define ATTN_ONLINE_H
@@ -18,6 +19,8 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
+
+#include "simd.h"
 
 /* e^x for 8 floats: Cephes expf (range reduction by ln2 in two parts, degree-6 polynomial,
  * ~1 ulp). Lanes with x < -87.3 (including -inf) give exactly 0; x must be <= 88. */
@@ -40,20 +43,6 @@ static inline __m256 exp8(__m256 x) {
     __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127));
     __m256 pow2n = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
     return _mm256_and_ps(_mm256_mul_ps(y, pow2n), live);
-}
-
-static inline float hsum8(__m256 a) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline float hmax8(__m256 a) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* Lane i of the result = sum of the 8 lanes of a[i]. */

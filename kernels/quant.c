@@ -10,6 +10,7 @@
 
 #include "quant.h"
 #include "rb.h"
+#include "simd.h"
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -28,13 +29,6 @@ static inline uint32_t u32_at(const uint8_t *p) {
 }
 
 static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static inline int32_t hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -307,7 +301,7 @@ static inline float bf16_at(const uint8_t *p) { return rb_bf16_to_float((uint16_
             a3 = _mm256_fmadd_ps(LOAD8(w + ESIZE * (c + 24)), _mm256_loadu_ps(x + c + 24), a3); \
         }                                                                                     \
         for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(LOAD8(w + ESIZE * c), _mm256_loadu_ps(x + c), a0); \
-        float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));       \
+        float r = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));       \
         for (; c < cols; c++) r += AT(w + ESIZE * c) * x[c];                                  \
         return r;                                                                             \
     }
@@ -340,7 +334,7 @@ static float dot_q8_0(const uint8_t *w, const xact *xa, int64_t cols) {
         __m256i p0 = dot_u8_s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 /* The 32-element formats with unsigned quants q and value d*q + off (off = -8d, -16d or m):
@@ -354,7 +348,7 @@ static float dot_q4_0(const uint8_t *w, const xact *xa, int64_t cols) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(p), acc);
         corr += f * (float)xa->s32[b];
     }
-    return hsum_ps(acc) - 8.0f * corr;
+    return hsum8(acc) - 8.0f * corr;
 }
 
 static float dot_q4_1(const uint8_t *w, const xact *xa, int64_t cols) {
@@ -366,7 +360,7 @@ static float dot_q4_1(const uint8_t *w, const xact *xa, int64_t cols) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * dx), _mm256_cvtepi32_ps(p), acc);
         corr += f16_at(w + 2) * dx * (float)xa->s32[b];
     }
-    return hsum_ps(acc) + corr;
+    return hsum8(acc) + corr;
 }
 
 /* Q5_0 as signed quants: q - 16 = nibble - 16 (1 - bit), i.e. the nibble with 0xF0 or-ed in
@@ -398,7 +392,7 @@ static float dot_q5_0(const uint8_t *w, const xact *xa, int64_t cols) {
         __m256i p0 = dot_s8_s8(q5_0_signed(w), load256(xa->q + 32 * b));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 static float dot_q5_1(const uint8_t *w, const xact *xa, int64_t cols) {
@@ -411,7 +405,7 @@ static float dot_q5_1(const uint8_t *w, const xact *xa, int64_t cols) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * dx), _mm256_cvtepi32_ps(p), acc);
         corr += f16_at(w + 2) * dx * (float)xa->s32[b];
     }
-    return hsum_ps(acc) + corr;
+    return hsum8(acc) + corr;
 }
 
 /* The 8 scales and 8 mins of a Q4_K / Q5_K super-block as two vectors of 8 int16, unpacked
@@ -474,7 +468,7 @@ static inline float dot_k45(const uint8_t *w, const xact *xa, int64_t cols, int 
     }
     accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
     accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
-    return hsum_ps(acc) - _mm_cvtss_f32(accm);
+    return hsum8(acc) - _mm_cvtss_f32(accm);
 }
 
 static float dot_q4_k(const uint8_t *w, const xact *xa, int64_t cols) { return dot_k45(w, xa, cols, 0); }
@@ -527,7 +521,7 @@ static float dot_q6_k(const uint8_t *w, const xact *xa, int64_t cols) {
         acc = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(sumi), acc);
         accb = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(bias), accb);
     }
-    return hsum_ps(acc) - 32.0f * hsum_ps(accb);
+    return hsum8(acc) - 32.0f * hsum8(accb);
 }
 
 static dot_fn dot_for(ggml_type t) {
