@@ -90,11 +90,13 @@ static void *dense_job_run(void *arg) {
     return NULL;
 }
 
-static double dense_from_memory(int N, const trace_meta *m, int n_threads, int reps) {
+static double dense_from_memory(int N, const dense_job *shape, int n_threads, int reps) {
     dense_job jobs[16];
     pthread_t th[16];
-    for (int i = 0; i < n_threads; i++)
-        jobs[i] = (dense_job){N, m->n_q_heads, m->n_kv_heads, m->head_dim, reps, m->attn_scale, 0};
+    for (int i = 0; i < n_threads; i++) {
+        jobs[i] = *shape;
+        jobs[i].N = N, jobs[i].reps = reps;
+    }
     for (int i = 1; i < n_threads; i++) pthread_create(&th[i], NULL, dense_job_run, &jobs[i]);
     dense_job_run(&jobs[0]);
     double sum = jobs[0].gbs;
@@ -227,12 +229,13 @@ static int bench_replay(int argc, char **argv) {
     double copy_dram = copy_bandwidth((size_t)256 << 20, 1, 5);
     printf("%-44s %10.2f GB/s   (read + written bytes)\n", "memcpy 256 MiB (from memory)",
            copy_dram);
-    printf("-- in replay, 1 thread: K and V of the layer are re-read every step, from cache\n"
-           "   while they fit; beside memcpy of the same size (in cache too: the dense pass is\n"
-           "   compute-bound there)\n");
+    printf("-- in replay, 1 thread, synthetic traces of 1 layer (the synthetic shapes): K and V\n"
+           "   of the layer are re-read every step, from cache while they fit; beside memcpy of\n"
+           "   the same size (in cache too: the dense pass is compute-bound there)\n");
     printf("%8s %10s %12s %12s %12s %10s\n", "N", "K+V MiB", "us/step", "GB/s", "memcpy GB/s",
            "ratio");
     const int Ns[] = {8192, 16384, 32768, 65536};
+    dense_job shape = {0}; /* the long traces' shapes (synthetic defaults) */
     for (int i = 0; i < 4; i++) {
         int N = Ns[i], steps = 64;
         char name[32];
@@ -241,6 +244,8 @@ static int bench_replay(int argc, char **argv) {
             trace_open(long_path, &tl, &e))
             goto fail;
         const trace_meta *lm = trace_get_meta(tl);
+        shape = (dense_job){.Hq = lm->n_q_heads, .Hkv = lm->n_kv_heads, .d = lm->head_dim,
+                            .scale = lm->attn_scale};
         engine_config el = {.trace = tl, .cells = dense, .n_cells = 1, .page_size = 16,
                             .dense_layers = 0, .elem_bytes = 2, .threads = 1, .seed = 1};
         int64_t wl;
@@ -266,13 +271,13 @@ static int bench_replay(int argc, char **argv) {
         printf("-- from memory, %d thread%s: the same kernel and shapes (%d q / %d kv heads, "
                "head_dim %d),\n   K and V rotating over >= 192 MiB per thread so no call finds "
                "them cached;\n   beside memcpy of 256 MiB on %d thread%s: %.2f GB/s\n",
-               nt, nt > 1 ? "s" : "", m->n_q_heads, m->n_kv_heads, m->head_dim, nt,
+               nt, nt > 1 ? "s" : "", shape.Hq, shape.Hkv, shape.d, nt,
                nt > 1 ? "s" : "", copy);
         printf("%8s %10s %12s %10s\n", "N", "K+V MiB", "GB/s", "of copy");
         for (int i = 0; i < 4; i++) {
             int N = Ns[i];
-            double kv_mib = (double)N * m->n_kv_heads * m->head_dim * 2 * 4 / (1 << 20);
-            double gbs = dense_from_memory(N, m, nt, 15);
+            double kv_mib = (double)N * shape.Hkv * shape.d * 2 * 4 / (1 << 20);
+            double gbs = dense_from_memory(N, &shape, nt, 15);
             printf("%8d %10.1f %12.2f %9.2fx\n", N, kv_mib, gbs, gbs / copy);
             if (gbs / copy < lowest[k]) lowest[k] = gbs / copy;
         }
