@@ -3,14 +3,16 @@
  * Layer by layer (layers are independent: a policy instance manages one layer), the engine
  * reads the layer's q, k, v, computes at every decode step t the dense reference once per
  * query head (scaled logits over 0..t, their log-sum-exp and the output o*), then steps
- * every cell's stepper and scores it against the shared reference:
+ * every cell's stepper and scores it against the shared reference. Steps go in chunks of
+ * up to 32: the chunk's references first, then each stepper runs the whole chunk, so its
+ * pools stay in cache between its steps. Scores:
  *   recall  = sum over S of exp(logit_j - lse)          O(|S|)
  *   out_err = |o_S - o*| / |o*|                         O(d)
  * so each extra cell costs O(L) per step, not O(N) (DESIGN §4). Dense layers (index <
  * dense_layers) run the dense policy and sliding-window layers the window policy, in every
  * cell; both are excluded from the summary means. Layers are spread over threads. Cells
  * that would compute the same thing (forced layers; the budgets of a budget-free policy)
- * share one stepper. */
+ * share one stepper, scored once. */
 #ifndef ENGINE_H
 #define ENGINE_H
 
