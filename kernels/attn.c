@@ -68,26 +68,12 @@ static void online_load_queries(online_buf *b, int nq, const float *const *q, fl
         for (int c = 0; c < d; c++) qs[(size_t)r * d + c] = scale * q[r][c];
 }
 
+/* One KV head is a layer of one KV head. */
 void attn_dense(const float *q, int G, const float *k, const float *v, int n, int d, int ld,
                 float scale, float *logits, float *lse, float *out, float *work) {
     (void)work; /* the online softmax needs only O(G d) of its own */
     RB_CHECK(G >= 0 && n >= 0 && d > 0 && ld >= d);
-    if (G == 0) return;
-    online_buf b;
-    online_buf_init(&b, G, d);
-    const float *qrow[G];
-    float *lrow[G], *orow[G];
-    for (int g = 0; g < G; g++) {
-        qrow[g] = q + (size_t)g * d;
-        lrow[g] = logits ? logits + (size_t)g * n : NULL;
-        orow[g] = out ? out + (size_t)g * d : NULL;
-    }
-    online_load_queries(&b, G, qrow, scale);
-    online_reset(&b.o);
-    row_src src = {k, v, (size_t)ld, NULL, NULL, 1, G};
-    online_stream(&b.o, &src, 0, n, logits ? lrow : NULL);
-    online_finish(&b.o, out ? orow : NULL, lse);
-    free(b.mem);
+    attn_dense_heads(q, G, 1, k, v, n, d, ld, scale, logits, lse, out);
 }
 
 void attn_dense_heads(const float *q, int Hq, int Hkv, const float *k, const float *v, int n,
@@ -106,7 +92,7 @@ void attn_dense_heads(const float *q, int Hq, int Hkv, const float *k, const flo
     online_load_queries(&b, Hq, qrow, scale);
     online_reset(&b.o);
     row_src src = {k, v, (size_t)ld, NULL, NULL, Hkv, Hq / Hkv};
-    /* a block spans whole token rows of Hkv * d floats */
+    /* a group spans whole token rows of Hkv * d floats */
     online_stream(&b.o, &src, 0, n, logits ? lrow : NULL);
     online_finish(&b.o, out ? orow : NULL, lse);
     free(b.mem);

@@ -100,7 +100,8 @@ void pu_pages_bounds_max(const pu_pages *pg, const int *pages, int n, const floa
                          double *out) {
     RB_CHECK(pg->track_bounds && nq > 0 && n >= 0);
     int d = pg->d, d4 = d & ~3;
-    double *qp = rb_malloc(sizeof(double) * 8 * (size_t)d), *qn = qp + 4 * (size_t)d;
+    double qbuf[8 * (size_t)d]; /* q+ and q- of four rows; per step, so not on the heap */
+    double *qp = qbuf, *qn = qbuf + 4 * (size_t)d;
     for (int i = 0; i < n; i++) out[i] = -INFINITY;
     for (int r0 = 0; r0 < nq; r0 += 4) {
         for (int h = 0; h < 4; h++) {
@@ -133,7 +134,6 @@ void pu_pages_bounds_max(const pu_pages *pg, const int *pages, int n, const floa
             }
         }
     }
-    free(qp);
 }
 
 int64_t pu_pages_meta_bytes(const pu_pages *pg) {
