@@ -43,8 +43,12 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/i
 BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 
 CC ?= cc
+# The layers, lowest first: base (status codes, errors, arguments), kernels, policies, then
+# the harness by role. tests/e2e_layers.sh checks that no layer includes one above it.
+HARNESS_DIRS := harness/io harness/engine harness/model harness/analysis harness/cli
+INC_DIRS := base kernels policies $(HARNESS_DIRS)
 CFLAGS := -std=c11 -O2 -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
-          -Iharness -Ipolicies -Ikernels $(HDF5_CFLAGS) $(BLAS_CFLAGS) \
+          $(addprefix -I,$(INC_DIRS)) $(HDF5_CFLAGS) $(BLAS_CFLAGS) \
           -DRB_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS := $(HDF5_LIBS) $(BLAS_LIBS) -lcjson -lpthread -lm
 ifneq ($(SAN),)
@@ -52,7 +56,8 @@ CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SAN)
 endif
 
-LIB_SRC := $(filter-out harness/main.c kernels/bench_%.c,$(wildcard harness/*.c policies/*.c kernels/*.c))
+LIB_SRC := $(filter-out harness/cli/main.c kernels/bench_%.c,\
+           $(wildcard base/*.c kernels/*.c policies/*.c $(addsuffix /*.c,$(HARNESS_DIRS))))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -65,7 +70,7 @@ CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CUDA_LIBDIR := $(dir $(NVCC))../lib64
 CFLAGS += -DRB_HAVE_CUDA=1
 LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
-NVCCFLAGS := -O3 -std=c++17 -arch=sm_90 -Iharness -Ikernels -Xcompiler -Wall,-Werror
+NVCCFLAGS := -O3 -std=c++17 -arch=sm_90 -Ibase -Ikernels -Xcompiler -Wall,-Werror
 endif
 
 all: deps-check banner $(BUILD)/raasbench $(BENCH_BIN)
@@ -85,7 +90,7 @@ banner:
 COMMIT_STAMP := $(BUILD)/.commit-$(GIT_COMMIT)
 $(COMMIT_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.commit-* && touch $@
-$(BUILD)/harness/rb.o: harness/rb.c $(COMMIT_STAMP)
+$(BUILD)/base/rb.o: base/rb.c $(COMMIT_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -DRB_GIT_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
@@ -106,7 +111,7 @@ $(BUILD)/libraasbench.a: $(LIB_OBJ) $(CUDA_OBJ)
 	@$(if $(Q),echo "  AR    $@")
 	$(Q)ar rcs $@ $^
 
-$(BUILD)/raasbench: $(BUILD)/harness/main.o $(BUILD)/libraasbench.a
+$(BUILD)/raasbench: $(BUILD)/harness/cli/main.o $(BUILD)/libraasbench.a
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 

@@ -1,7 +1,7 @@
-/* quant_types.c: ggml tensor type names and block geometry (declared in harness/gguf.h),
+/* quant_types.c: ggml tensor type names and block geometry (declared in quant_types.h),
  * written from the format descriptions. The gguf reader uses these to size tensors; the
  * quant kernels use them to walk rows. */
-#include "gguf.h"
+#include "quant_types.h"
 
 typedef struct ggml_type_info {
     const char *name;

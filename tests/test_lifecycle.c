@@ -1,4 +1,4 @@
-/* test_lifecycle.c: milestone/phoenix detection (harness/lifecycle.h): a hand-built
+/* test_lifecycle.c: milestone/phoenix detection (harness/analysis/lifecycle.h): a hand-built
  * attention pattern with a known answer, the heatmap against a brute-force max-pool, the
  * scoring and histogram helpers on hand-checked cases, the trace-backed importance against
  * a plain softmax, and detection F1 on a synthetic trace with planted truth. */
@@ -269,7 +269,7 @@ static void test_trace_source(const char *dir) {
 }
 
 /* ---- detection on the default synthetic trace ----
- * The default trace of `raasbench synth` (harness/synth.h) plants milestones and phoenixes
+ * The default trace of `raasbench synth` (harness/analysis/synth.h) plants milestones and phoenixes
  * in every layer and KV head. Matching rule (lifecycle_match): a detected milestone matches
  * a planted one with the same position whose active span overlaps; a phoenix matches with
  * the same position and a revival at most 32 steps apart (detection of a revival lags by

@@ -1,4 +1,4 @@
-/* test_synth.c: the synthetic trace generator (harness/synth.h) and `raasbench synth`.
+/* test_synth.c: the synthetic trace generator (harness/analysis/synth.h) and `raasbench synth`.
  *
  * Checks: config validation; determinism (same seed, same bytes; another seed or layer,
  * other bytes); the truth's invariants; the planted structure measured from the dense

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """ref_numpy_forward.py: an independent, plain numpy forward of gemma3, qwen2 and llama GGUF
-models, for checking the C forward (harness/model.c) without llama.cpp.
+models, for checking the C forward (harness/model/model.c) without llama.cpp.
 
 It shares no code with the C side: weights are dequantized by the `gguf` PyPI package, the
 whole sequence is run at once in float64 with an explicit causal (and sliding-window)

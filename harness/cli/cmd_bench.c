@@ -11,7 +11,7 @@
 #include "attn.h"
 #include "commands.h"
 #include "model.h"
-#include "replay_setup.h"
+#include "cells.h"
 #include "synth.h"
 
 static int cmp_i64(const void *a, const void *b) {
@@ -313,7 +313,7 @@ int cmd_bench(int argc, char **argv) {
         return argc < 1 ? RB_EINPUT : 0;
     }
     if (!strcmp(argv[0], "replay")) return bench_replay(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "decode")) return bench_decode_main(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "decode")) return cmd_bench_decode(argc - 1, argv + 1);
     fprintf(stderr, "raasbench: bench: unknown benchmark '%s' (replay or decode)\n", argv[0]);
     return RB_EINPUT;
 }

@@ -6,7 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "replay_setup.h"
+#include "cells.h"
 
 static char *config_json(const char *trace, const char *policies, const char *budgets,
                          const arg_multi *params, int page, int dense_layers, int elem_bytes,

@@ -1,6 +1,6 @@
 /* commands.h: the subcommands of the raasbench binary. Each takes the arguments after its
  * name and returns the process exit code (0 ok, 1 internal failure, 2 bad input). Each
- * lives in harness/cmd_<name>.c and answers --help. */
+ * lives in harness/cli/cmd_<name>.c and answers --help. */
 #ifndef COMMANDS_H
 #define COMMANDS_H
 
@@ -13,5 +13,7 @@ int cmd_export(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_policies(int argc, char **argv);
+/* `raasbench bench decode` (cmd_bench_decode.c), reached through cmd_bench. */
+int cmd_bench_decode(int argc, char **argv);
 
 #endif

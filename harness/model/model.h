@@ -114,8 +114,4 @@ int model_sample(const float *logits, int n, double temperature, double u);
  * accumulation); 0 when a == b. */
 double model_kl(const float *a, const float *b, int n);
 
-/* `raasbench bench decode`: tokens/s at 1 and 2 threads beside llama-cpp-python's and the
- * time split. Returns the exit code. */
-int bench_decode_main(int argc, char **argv);
-
 #endif

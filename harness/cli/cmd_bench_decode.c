@@ -1,4 +1,4 @@
-/* model_bench.c: `raasbench bench decode`: decode speed of a GGUF model at several thread
+/* cmd_bench_decode.c: `raasbench bench decode`: decode speed of a GGUF model at several thread
  * counts, where the time goes (matrix-vector, attention plus policy, other), and llama.cpp's
  * speed (llama-cpp-python, through tools/ref_llamacpp.py) measured in the same run. */
 #define _POSIX_C_SOURCE 200809L
@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "commands.h"
 #include "model.h"
 #include "tokenizer.h"
 
@@ -113,7 +114,7 @@ static const char usage[] =
     "Decode speed (tokens/s) of the C forward at each thread count beside llama.cpp's\n"
     "(llama-cpp-python, same machine, same run), and where the time goes.";
 
-int bench_decode_main(int argc, char **argv) {
+int cmd_bench_decode(int argc, char **argv) {
     const char *path = "models/gemma-3-270m-q4_k_m.gguf", *prompt = "The capital of France is";
     const char *threads_s = "1,2", *policy = "dense";
     int n_decode = 64, budget = 0, no_ref = 0, help = 0, n_pos = 0;

@@ -1,5 +1,5 @@
 /* cmd_export.c: `raasbench export`: results files (DESIGN §5) and lifecycle files
- * (harness/lifecycle.h) as TSV for gnuplot and spreadsheets.
+ * (harness/analysis/lifecycle.h) as TSV for gnuplot and spreadsheets.
  *
  * TSV conventions: one header line of column names, tab-separated fields, no quoting (tabs
  * and newlines inside strings become spaces), numbers in C locale, NaN written as NaN (both

@@ -1,5 +1,5 @@
-/* replay_setup.c: user choices -> engine cells (see replay_setup.h). */
-#include "replay_setup.h"
+/* cells.c: user choices -> engine cells (see cells.h). */
+#include "cells.h"
 
 #include <string.h>
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "quant_types.h"
 #include "rb.h"
 
 /* Metadata value types (GGUF spec). */
@@ -21,12 +22,6 @@ typedef enum {
     GGUF_VT_FLOAT64 = 12,
 } gguf_value_type;
 
-/* Tensor element types (ggml numbering). */
-typedef enum {
-    GGML_T_F32 = 0, GGML_T_F16 = 1, GGML_T_Q4_0 = 2, GGML_T_Q4_1 = 3, GGML_T_Q5_0 = 6,
-    GGML_T_Q5_1 = 7, GGML_T_Q8_0 = 8, GGML_T_Q8_1 = 9, GGML_T_Q2_K = 10, GGML_T_Q3_K = 11,
-    GGML_T_Q4_K = 12, GGML_T_Q5_K = 13, GGML_T_Q6_K = 14, GGML_T_Q8_K = 15, GGML_T_BF16 = 30,
-} ggml_type;
 
 typedef struct gguf_str {
     const char *s; /* not NUL-terminated: points into the mapping */
@@ -90,9 +85,5 @@ int gguf_n_tensors(const gguf_file *g);
 const gguf_tensor *gguf_tensor_at(const gguf_file *g, int i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name); /* NULL if absent */
 
-const char *ggml_type_name(ggml_type t);
-/* Elements per block and bytes per block of a type; 0 for an unknown type. */
-int ggml_block_elems(ggml_type t);
-size_t ggml_block_bytes(ggml_type t);
 
 #endif

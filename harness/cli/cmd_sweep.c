@@ -15,7 +15,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "replay_setup.h"
+#include "cells.h"
 
 #define MAX_ITEMS 64
 

@@ -1,8 +1,8 @@
-/* replay_setup.h: turning user choices (policy names, budgets, key=value parameters) into
+/* cells.h: turning user choices (policy names, budgets, key=value parameters) into
  * engine cells, and the resolved configuration into JSON provenance. Shared by `replay`,
  * `sweep` and `bench`. */
-#ifndef REPLAY_SETUP_H
-#define REPLAY_SETUP_H
+#ifndef CELLS_H
+#define CELLS_H
 
 #include "engine.h"
 

@@ -1,5 +1,5 @@
 /* cmd_synth.c: `raasbench synth --out FILE [options]`: write a synthetic reasoning trace with
- * planted sinks, recency, milestone and phoenix tokens (harness/synth.h, traces/FORMAT.md). */
+ * planted sinks, recency, milestone and phoenix tokens (harness/analysis/synth.h, traces/FORMAT.md). */
 #include <string.h>
 
 #include "args.h"
