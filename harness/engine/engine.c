@@ -54,7 +54,7 @@ static rb_status make_stepper(const shared_ctx *x, int slot, const engine_cell *
     } else {
         ops = cell->ops, pc.budget = cell->budget, pc.params = &cell->params;
     }
-    return stepper_create(ops, &pc, c->elem_bytes, out, e);
+    return stepper_create(ops, &pc, c->elem_bytes, NULL, out, e);
 }
 
 /* One stepper's last step scored against the reference, per query head. */

@@ -11,6 +11,7 @@
 
 struct stepper {
     const policy_ops *ops;
+    const attn_backend *be;  /* every attention of the stepper runs here */
     policy_config cfg;
     policy_state *state;
     kv_pool **pools;         /* [n_kv_heads] */
@@ -28,11 +29,12 @@ struct stepper {
 };
 
 rb_status stepper_create(const policy_ops *ops, const policy_config *cfg, int elem_bytes,
-                         stepper **out, rb_err *e) {
+                         const attn_backend *backend, stepper **out, rb_err *e) {
     *out = NULL;
     RB_CHECK(cfg->n_kv_heads > 0 && cfg->n_q_heads % cfg->n_kv_heads == 0 && cfg->max_tokens > 0);
     stepper *s = rb_calloc(1, sizeof *s);
     s->ops = ops;
+    s->be = backend ? backend : attn_backend_default();
     s->cfg = *cfg;
     s->pools = rb_calloc((size_t)cfg->n_kv_heads, sizeof *s->pools);
     for (int h = 0; h < cfg->n_kv_heads; h++)
@@ -79,7 +81,7 @@ void stepper_prefill(stepper *s, int n, const float *q, const float *k, const fl
                      float *out) {
     RB_CHECK(!s->prefilled && s->n_prompt == 0 && n > 0 && n < s->cfg.max_tokens);
     const policy_config *c = &s->cfg;
-    if (out) attn_causal(q, k, v, n, c->n_q_heads, c->n_kv_heads, c->head_dim, c->attn_scale, out, NULL);
+    if (out) s->be->causal(q, k, v, n, c->n_q_heads, c->n_kv_heads, c->head_dim, c->attn_scale, out, NULL);
     keep_keys(s, 0, n, k);
     s->ops->prefill(s->state, n, q, k, v);
     s->prefilled = 1;
@@ -100,11 +102,8 @@ void stepper_prefill_token(stepper *s, int pos, const float *q, const float *k, 
     memcpy(s->pk + (size_t)pos * krow, k, sizeof(float) * krow);
     memcpy(s->pv + (size_t)pos * krow, v, sizeof(float) * krow);
     s->n_prompt = pos + 1;
-    int G = c->n_q_heads / c->n_kv_heads;
-    for (int g = 0; g < c->n_kv_heads; g++)
-        attn_dense(q + (size_t)g * G * c->head_dim, G, s->pk + (size_t)g * c->head_dim,
-                   s->pv + (size_t)g * c->head_dim, pos + 1, c->head_dim, (int)krow,
-                   c->attn_scale, NULL, NULL, out + (size_t)g * G * c->head_dim, s->work);
+    s->be->dense_heads(q, c->n_q_heads, c->n_kv_heads, s->pk, s->pv, pos + 1, c->head_dim,
+                       (int)krow, c->attn_scale, NULL, NULL, out);
 }
 
 /* Hand a prompt buffered by stepper_prefill_token to the policy. */
@@ -171,7 +170,7 @@ static void attend(stepper *s, const float *q, float *out) {
     int G = c->n_q_heads / c->n_kv_heads, d = c->head_dim, cap = s->sel.cap;
     for (int g = 0; g < c->n_kv_heads; g++) {
         size_t h0 = (size_t)g * G;
-        attn_gather(q + h0 * d, G, s->sel.k + h0 * cap, s->sel.v + h0 * cap, s->sel.n + h0, cap,
+        s->be->gather(q + h0 * d, G, s->sel.k + h0 * cap, s->sel.v + h0 * cap, s->sel.n + h0, cap,
                     s->sel.shared_by_group, d, c->attn_scale, s->probs + h0 * cap, out + h0 * d,
                     s->work);
     }
@@ -219,11 +218,11 @@ void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, co
     for (int g = 0; g < c->n_kv_heads; g++) {
         size_t h0 = (size_t)g * G;
         if (shared) {
-            attn_weighted_rows(s->probs + h0 * cap, G, cap, s->sel.v + h0 * cap, s->sel.n[h0],
+            s->be->weighted_rows(s->probs + h0 * cap, G, cap, s->sel.v + h0 * cap, s->sel.n[h0],
                                d, out + h0 * d);
         } else {
             for (int j = 0; j < G; j++)
-                attn_weighted_rows(s->probs + (h0 + j) * cap, 1, cap, s->sel.v + (h0 + j) * cap,
+                s->be->weighted_rows(s->probs + (h0 + j) * cap, 1, cap, s->sel.v + (h0 + j) * cap,
                                    s->sel.n[h0 + j], d, out + (h0 + j) * d);
         }
     }

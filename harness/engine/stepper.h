@@ -8,14 +8,16 @@
 
 #include <stdint.h>
 
+#include "attn_backend.h"
 #include "policy.h"
 
 typedef struct stepper stepper;
 
 /* cfg->pools is ignored (the stepper makes the pools). elem_bytes: the element size resident
- * bytes are reported at (2 = fp16). Fails as ops->create fails (impossible budget, ...). */
+ * bytes are reported at (2 = fp16). backend: the attention kernels every step runs on (NULL:
+ * attn_backend_default()). Fails as ops->create fails (impossible budget, ...). */
 rb_status stepper_create(const policy_ops *ops, const policy_config *cfg, int elem_bytes,
-                         stepper **out, rb_err *e);
+                         const attn_backend *backend, stepper **out, rb_err *e);
 void stepper_destroy(stepper *s); /* NULL is a no-op */
 
 /* The prompt in one batch: q [n, n_q_heads, d], k and v [n, n_kv_heads, d]. out (may be

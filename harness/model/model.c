@@ -345,7 +345,7 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
             cfg.budget = cc->max_tokens;
             cfg.params = &s->dense_params;
         }
-        st = stepper_create(ops, &cfg, 2, &s->st[il], e);
+        st = stepper_create(ops, &cfg, 2, NULL, &s->st[il], e);
     }
     /* A budget the policy refuses is refused even when no layer runs the policy (all dense
      * or windowed), so a command's meaning does not depend on the model's layer layout. */
@@ -359,7 +359,7 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
             .params = cc->params, .pools = NULL,
         };
         stepper *probe = NULL;
-        st = stepper_create(cc->ops, &cfg, 2, &probe, e);
+        st = stepper_create(cc->ops, &cfg, 2, NULL, &probe, e);
         stepper_destroy(probe);
     }
     if (st) {

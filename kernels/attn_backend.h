@@ -1,0 +1,58 @@
+/* attn_backend.h: the attention backend table, the one seam between the engine and the
+ * attention kernels (as ggml's backend interface: named slots, one table per backend).
+ *
+ * The stepper (harness/engine/stepper.c) and the replay engine call attention only through a
+ * backend; a backend is a `const attn_backend` table with every slot filled. The backends:
+ *   "ref"   the plain references of attn_ref.c: double accumulation, obviously right, slow
+ *   "cpu"   the fast CPU kernels (attn.c, attn_stream.c, attn_block.c): the default
+ *   "cuda"  the CUDA kernels of kernels/cuda/ (present only in a CUDA build with a GPU)
+ * kernels/attn_backends.c is the only list. Every slot has the contract of the CPU kernel of
+ * the same name in attn.h (layouts, strides, which outputs may be NULL); a backend returns
+ * the same numbers as "ref" within the tolerances tests/test_attn_backends.c states for it.
+ * Slots take host pointers: a device backend moves the data it needs (correct, not fast:
+ * device-resident paths are the GPU issues' work). Calls on one backend are not
+ * thread-safe unless `thread_safe` is set. */
+#ifndef ATTN_BACKEND_H
+#define ATTN_BACKEND_H
+
+/* The shape a call works on: what `supports` decides on. n_keys is the number of keys a
+ * dense call attends (or the largest set of a gather); 0 when unknown. */
+typedef struct attn_shape {
+    int n_q_heads, n_kv_heads, head_dim;
+    int n_keys;
+} attn_shape;
+
+typedef struct attn_backend {
+    const char *name;    /* required: "ref", "cpu", "cuda" */
+    const char *summary; /* required: one line */
+    int thread_safe;     /* 1: slots may be called from several threads at once */
+
+    /* required: 1 if this backend is usable on this machine now (a GPU backend without a
+     * device answers 0) and computes the shape; 0 otherwise. Callers fall back to "cpu". */
+    int (*supports)(const attn_shape *s);
+
+    /* required: attn_dense_heads (every KV head of a layer, one query position). */
+    void (*dense_heads)(const float *q, int Hq, int Hkv, const float *k, const float *v, int n,
+                        int d, int ld, float scale, float *logits, float *lse, float *out);
+    /* required: attn_gather (one KV head's G query heads over pool rows). work: at least
+     * G * stride floats (a backend may ignore it). */
+    void (*gather)(const float *q, int G, const float *const *k_rows, const float *const *v_rows,
+                   const int *n, int stride, int shared, int d, float scale, float *probs,
+                   float *out, float *work);
+    /* required: attn_weighted_rows. */
+    void (*weighted_rows)(const float *p, int G, int ldp, const float *const *v_rows, int n,
+                          int d, float *out);
+    /* required: attn_causal (a prompt, every head). */
+    void (*causal)(const float *q, const float *k, const float *v, int n, int Hq, int Hkv,
+                   int d, float scale, float *out, float *col_mass);
+} attn_backend;
+
+/* The registered backends, in display order (ref, cpu, then device backends compiled in);
+ * *n receives the count. A backend listed may still answer supports() = 0 (no device). */
+const attn_backend *const *attn_backend_list(int *n);
+/* By name; NULL when unknown. */
+const attn_backend *attn_backend_find(const char *name);
+/* The default: "cpu". */
+const attn_backend *attn_backend_default(void);
+
+#endif
