@@ -45,7 +45,7 @@ BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CC ?= cc
 # The layers, lowest first: base (status codes, errors, arguments), kernels, policies, then
 # the harness by role. tests/e2e_layers.sh checks that no layer includes one above it.
-HARNESS_DIRS := harness/io harness/engine harness/model harness/analysis harness/cli
+HARNESS_DIRS := harness/io harness/engine harness/model harness/analysis harness/eval harness/cli
 INC_DIRS := base kernels policies $(HARNESS_DIRS)
 CFLAGS := -std=c11 -O2 -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
           $(addprefix -I,$(INC_DIRS)) $(HDF5_CFLAGS) $(BLAS_CFLAGS) \

@@ -2,7 +2,7 @@
 # e2e_layers.sh: the layering of the source tree (docs/DESIGN.md, "Architecture"). Each
 # layer may include its own headers and those of the layers below it, never one above:
 #   base  <  kernels  <  policies  <  harness/io  <  harness/engine, harness/model,
-#   harness/analysis  <  harness/cli
+#   harness/analysis  <  harness/eval  <  harness/cli
 # Every quoted #include of a C or CUDA file is resolved against the tree; an include that
 # lands in a higher layer (or in no known layer) fails the test with the file and line.
 set -euo pipefail
@@ -15,11 +15,12 @@ rank() {
     policies) echo 2 ;;
     harness/io) echo 3 ;;
     harness/engine|harness/model|harness/analysis) echo 4 ;;
-    harness/cli) echo 5 ;;
+    harness/eval) echo 5 ;;
+    harness/cli) echo 6 ;;
     *) echo -1 ;;
   esac
 }
-dirs=(base kernels kernels/cuda policies harness/io harness/engine harness/model harness/analysis harness/cli)
+dirs=(base kernels kernels/cuda policies harness/io harness/engine harness/model harness/analysis harness/eval harness/cli)
 # header name -> the layer that holds it
 declare -A home
 for d in "${dirs[@]}"; do
