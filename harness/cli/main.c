@@ -20,6 +20,7 @@ static const command commands[] = {
     {"info", cmd_info, "summarise a trace or a results file"},
     {"bench", cmd_bench, "benchmark kernels and the replay engine"},
     {"policies", cmd_policies, "list policies with their parameters and defaults"},
+    {"tasks", cmd_tasks, "write graded reasoning tasks (seeded chains) for eval"},
 };
 
 static void usage(FILE *f) {
