@@ -23,7 +23,7 @@ static const char *const names[] = {
 
 chain_config chain_config_default(void) {
     return (chain_config){
-        .n = 100, .steps = 4, .inits = 3, .lookback = 3, .lookback_min = 1, .max_value = 99,
+        .n = 100, .steps = 2, .inits = 3, .lookback = 2, .lookback_min = 1, .max_value = 99,
         .max_add = 0, .p_add = 0, .shots = 3, .seed = 1,
     };
 }
@@ -76,26 +76,31 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
     b->n += (size_t)need;
 }
 
-/* Variable names of a chain: distinct nouns while they last, then noun + number. */
+/* Variable v of a task (numbered across all its chains, so the examples and the problem
+ * share no name): distinct nouns while they last, then noun + number. */
 static void var_name(const int *perm, int v, char *out, size_t cap) {
     if (v < N_NAMES) snprintf(out, cap, "%s", names[perm[v]]);
     else snprintf(out, cap, "%s%d", names[perm[v % N_NAMES]], v / N_NAMES + 1);
 }
 
-/* One chain from the stream x: its problem (definitions, question) and solution lines. */
-static int64_t one_chain(const chain_config *c, uint64_t *x, sbuf *problem, sbuf *solution) {
-    int nv = c->inits + c->steps;
-    int perm[N_NAMES];
+static void shuffle_names(uint64_t *x, int *perm) {
     for (int i = 0; i < N_NAMES; i++) perm[i] = i;
     for (int i = N_NAMES - 1; i > 0; i--) { /* Fisher-Yates */
         int j = (int)uniform(x, 0, i), t = perm[i];
         perm[i] = perm[j], perm[j] = t;
     }
+}
+
+/* One chain from the stream x: its problem (definitions, question) and solution lines. Its
+ * variables are named first_var, first_var + 1, ... of the task's name order. */
+static int64_t one_chain(const chain_config *c, uint64_t *x, const int *perm, int first_var,
+                         sbuf *problem, sbuf *solution) {
+    int nv = c->inits + c->steps;
     int64_t *val = rb_malloc(sizeof(int64_t) * (size_t)nv);
     char name[32], src[32];
     sb_printf(problem, "Problem:\n");
     for (int v = 0; v < nv; v++) {
-        var_name(perm, v, name, sizeof name);
+        var_name(perm, first_var + v, name, sizeof name);
         if (v < c->inits) {
             val[v] = uniform(x, 1, c->max_value);
             sb_printf(problem, "%s = %lld\n", name, (long long)val[v]);
@@ -104,7 +109,7 @@ static int64_t one_chain(const chain_config *c, uint64_t *x, sbuf *problem, sbuf
         }
         int lo = c->lookback_min < v ? c->lookback_min : v, hi = c->lookback < v ? c->lookback : v;
         int s = v - (int)uniform(x, lo, hi);
-        var_name(perm, s, src, sizeof src);
+        var_name(perm, first_var + s, src, sizeof src);
         int add = c->p_add > 0 && (double)(splitmix64(x) >> 11) * 0x1.0p-53 < c->p_add;
         if (add) {
             int64_t k = uniform(x, 1, c->max_add);
@@ -118,7 +123,7 @@ static int64_t one_chain(const chain_config *c, uint64_t *x, sbuf *problem, sbuf
             sb_printf(solution, "%s = %s = %lld\n", name, src, (long long)val[v]);
         }
     }
-    var_name(perm, nv - 1, name, sizeof name);
+    var_name(perm, first_var + nv - 1, name, sizeof name);
     int64_t answer = val[nv - 1];
     sb_printf(problem, "What is %s?\nSolution:\n", name);
     sb_printf(solution, "The answer is %lld.\n", (long long)answer);
@@ -135,15 +140,17 @@ static uint64_t task_stream(const chain_config *c, int i) {
 
 void chain_task(const chain_config *c, int i, char **prompt, int64_t *answer) {
     uint64_t x = task_stream(c, i);
+    int perm[N_NAMES], nv = c->inits + c->steps;
+    shuffle_names(&x, perm);
     sbuf p = {0};
     for (int s = 0; s < c->shots; s++) {
         sbuf q = {0}, a = {0};
-        one_chain(c, &x, &q, &a);
+        one_chain(c, &x, perm, s * nv, &q, &a);
         sb_printf(&p, "%s%s\n", q.s, a.s);
         free(q.s), free(a.s);
     }
     sbuf q = {0}, a = {0};
-    *answer = one_chain(c, &x, &q, &a);
+    *answer = one_chain(c, &x, perm, c->shots * nv, &q, &a);
     sb_printf(&p, "%s", q.s);
     free(q.s), free(a.s);
     *prompt = p.s;
@@ -151,9 +158,11 @@ void chain_task(const chain_config *c, int i, char **prompt, int64_t *answer) {
 
 char *chain_solution(const chain_config *c, int i) {
     uint64_t x = task_stream(c, i);
+    int perm[N_NAMES], nv = c->inits + c->steps;
+    shuffle_names(&x, perm);
     for (int s = 0; s <= c->shots; s++) {
         sbuf q = {0}, a = {0};
-        one_chain(c, &x, &q, &a);
+        one_chain(c, &x, perm, s * nv, &q, &a);
         free(q.s);
         if (s == c->shots) return a.s;
         free(a.s);
