@@ -11,7 +11,7 @@
 #include "attn.h"
 #include "commands.h"
 #include "model.h"
-#include "cells.h"
+#include "engine.h"
 #include "synth.h"
 
 static int cmp_i64(const void *a, const void *b) {
@@ -167,7 +167,7 @@ static int bench_replay(int argc, char **argv) {
     }
     int rc = 0;
     trace *t = NULL, *tl = NULL;
-    engine_cell *dense = NULL, *sweep = NULL;
+    cell *dense = NULL, *sweep = NULL;
     int n_dense = 0, n_sweep = 0;
     char *names_buf = NULL;
     const char *names[64];
@@ -183,8 +183,8 @@ static int bench_replay(int argc, char **argv) {
     if (trace_open(trace_path, &t, &e) ||
         args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
         args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
-        replay_make_cells(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e) ||
-        replay_make_cells(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e))
+        cells_make(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e) ||
+        cells_make(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e))
         goto fail;
     const trace_meta *m = trace_get_meta(t);
     printf("\n== sweep cost: %s (%d layers, %d q / %d kv heads, head_dim %d, %d prefill + %d "
@@ -294,8 +294,8 @@ fail:
 done:
     trace_close(t);
     trace_close(tl);
-    replay_cells_free(dense, n_dense);
-    replay_cells_free(sweep, n_sweep);
+    cells_free(dense, n_dense);
+    cells_free(sweep, n_sweep);
     free(names_buf);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

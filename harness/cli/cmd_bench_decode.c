@@ -18,14 +18,13 @@ typedef struct bench_result {
 } bench_result;
 
 static rb_status bench_one(const char *path, int threads, const int32_t *ids, int n_prompt,
-                           int n_decode, const policy_ops *ops, const policy_params *params,
-                           int budget, bench_result *r, rb_err *e) {
+                           int n_decode, const cell *c, bench_result *r, rb_err *e) {
     model *m = NULL;
     model_session *s = NULL;
     rb_status st = model_load(path, threads, &m, e);
     if (st) return st;
     const model_hparams *hp = model_get_hparams(m);
-    model_cache_config cc = {.ops = ops, .params = params, .budget = budget, .page_size = 16,
+    model_cache_config cc = {.cell = c, .page_size = 16,
                              .dense_layers = 2, .max_tokens = n_prompt + n_decode, .seed = 1};
     if ((st = model_session_create(m, &cc, &s, e))) {
         model_destroy(m);
@@ -148,10 +147,12 @@ int cmd_bench_decode(int argc, char **argv) {
     if (!ops) return rb_err_print(&e);
     policy_params params;
     if (policy_params_resolve(ops, NULL, 0, &params, &e)) return rb_err_print(&e);
-    if (strcmp(policy, "dense") && budget < 1) {
+    if (!(ops->flags & POLICY_BUDGET_FREE) && budget < 1) {
         rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", policy);
         return rb_err_print(&e);
     }
+    cell c;
+    if (cells_init(&c, ops, &params, budget, NULL, NULL, &e)) return rb_err_print(&e);
 
     /* tokenize once with a model handle of its own */
     model *m = NULL;
@@ -170,11 +171,12 @@ int cmd_bench_decode(int argc, char **argv) {
     model_destroy(m);
 
     printf("# bench decode: %s, prompt %d tokens, %d decode steps, policy %s%s\n", name,
-           n_prompt, n_decode, policy, strcmp(policy, "dense") ? "" : " (attention only)");
+           n_prompt, n_decode, policy, (ops->flags & POLICY_BUDGET_FREE) ? " (attention only)" : "");
     bench_result res[MAX_THREAD_COUNTS];
     for (int i = 0; i < n_threads; i++) {
-        if (bench_one(path, threads[i], ids, n_prompt, n_decode, ops, &params, budget, &res[i], &e)) {
+        if (bench_one(path, threads[i], ids, n_prompt, n_decode, &c, &res[i], &e)) {
             free(ids);
+            free(c.params_json);
             return rb_err_print(&e);
         }
         double tot = (double)res[i].total_ns;
@@ -185,6 +187,7 @@ int cmd_bench_decode(int argc, char **argv) {
         fflush(stdout);
     }
     free(ids);
+    free(c.params_json);
     if (no_ref) return 0;
     double ref[MAX_THREAD_COUNTS];
     char note[600];

@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "cells.h"
 #include "model.h"
 #include "progress.h"
 #include "results.h"
@@ -28,15 +29,15 @@ typedef struct decode_opts {
     arg_multi params;
 } decode_opts;
 
-/* One (policy, budget) cache configuration with its session and its results series. */
-typedef struct cell {
-    const policy_ops *ops;
-    policy_params params;
-    int budget;
+/* One cell of the decode with its session and its results series. The free-running decode
+ * has one, run on the main session (s NULL); --teacher-forced has one per (policy, budget),
+ * each with its own session fed the dense trajectory's tokens. */
+typedef struct decode_cell {
+    cell c;
     model_session *s;
     results_run run;
-    float *logits; /* [n_vocab] */
-} cell;
+    float *logits; /* [n_vocab], teacher-forced cells only */
+} decode_cell;
 
 /* ---- small helpers ---- */
 
@@ -144,23 +145,17 @@ static void recorder_free(recorder *r) {
 
 /* ---- results ---- */
 
-static void run_init(results_run *r, const model_hparams *hp, const decode_opts *o,
-                     const policy_ops *ops, const policy_params *params, int budget,
-                     int live_metrics) {
-    memset(r, 0, sizeof *r);
-    results_run_alloc(r, o->max_tokens, hp->n_layers, hp->n_q_heads, 0);
-    r->T = 0;
-    snprintf(r->run_id, sizeof r->run_id, "%s_L%d", ops->name, budget); /* as replay names runs */
-    snprintf(r->policy, sizeof r->policy, "%s", ops->name);
-    snprintf(r->trace, sizeof r->trace, "%s", o->record ? o->record : o->model);
-    r->budget = budget;
-    r->params_json = policy_params_json(ops, params);
-    r->page_size = o->page_size;
-    r->dense_layers = o->dense_layers;
-    for (int il = 0; il < hp->n_layers; il++) {
-        r->layers[il] = il;
-        r->sparse[il] = hp->sliding_window[il] == 0 && il >= o->dense_layers;
-    }
+static void run_init(results_run *r, const cell *c, const model_hparams *hp,
+                     const decode_opts *o, int n_prompt, int live_metrics) {
+    int layers[MODEL_MAX_LAYERS];
+    for (int il = 0; il < hp->n_layers; il++) layers[il] = il;
+    run_facts f = {
+        .source = o->record ? o->record : o->model, .page_size = o->page_size,
+        .dense_layers = o->dense_layers, .latency_every = 1, .n_tokens = 0,
+        .n_prefill = n_prompt, .layers = layers, .sliding_window = hp->sliding_window,
+    };
+    cells_run_init(r, c, &f, o->max_tokens, hp->n_layers, hp->n_q_heads, 0);
+    r->T = 0; /* steps are recorded as they are decoded */
     r->token_latency_ns = rb_calloc((size_t)o->max_tokens, sizeof(int64_t));
     if (live_metrics) {
         r->token_match = rb_calloc((size_t)o->max_tokens, sizeof(float));
@@ -175,8 +170,7 @@ static void run_record(results_run *r, const model_session *s, const model_hpara
     r->step[t] = pos;
     for (int il = 0; il < hp->n_layers; il++) {
         size_t i = (size_t)t * hp->n_layers + il;
-        model_session_metrics(s, il, &r->recall[i], &r->out_err[i]);
-        r->attended[i] = model_session_attended(s, il);
+        model_session_metrics(s, il, &r->recall[i], &r->out_err[i], &r->attended[i]);
     }
     r->kv_bytes[t] = model_session_kv_bytes(s);
     r->meta_bytes[t] = model_session_meta_bytes(s);
@@ -229,7 +223,7 @@ static rb_status results_open(const decode_opts *o, const model_hparams *hp, int
     return st;
 }
 
-static rb_status results_fill(results_writer *w, cell *cells, int n_cells, rb_err *e) {
+static rb_status results_fill(results_writer *w, decode_cell *cells, int n_cells, rb_err *e) {
     rb_status st = RB_OK;
     for (int i = 0; i < n_cells && !st; i++) st = results_add_run(w, &cells[i].run, e);
     if (!st) return results_finish(w, e);
@@ -275,210 +269,248 @@ static rb_status prompt_ids(const decode_opts *o, const model *m, const tokenize
     return RB_OK;
 }
 
-static rb_status run_decode(const decode_opts *o, rb_err *e) {
-    model *m = NULL;
-    tokenizer *tok = NULL;
-    int32_t *ids = NULL;
-    cell cells[MAX_CELLS];
-    int n_cells = 0;
-    model_session *main_s = NULL;
-    float *logits = NULL;
-    FILE *lf = NULL;
+/* Everything one decode holds; the steps below fill it in order and run_decode frees it. */
+typedef struct decode_run {
+    const decode_opts *o;
+    model *m;
+    const model_hparams *hp;
+    tokenizer *tok;
+    int32_t *ids;          /* [n_prompt + max_tokens] prompt, then generated tokens */
+    int n_prompt, n_gen;
+    model_session *main_s; /* the trajectory: the chosen policy, or dense if teacher-forced */
+    decode_cell *cells;
+    int n_cells;
+    float *logits;         /* [n_vocab] the trajectory's next-token logits */
+    FILE *lf;              /* --logits-out */
     recorder rec;
-    memset(&rec, 0, sizeof rec);
-    char *policies_buf = NULL;
-    progress *bar = NULL;
-    results_writer *rw = NULL;
-    int n_prompt = 0, n_gen = 0;
-    rb_status st = model_load(o->model, o->threads, &m, e);
-    if (st) return st;
-    const model_hparams *hp = model_get_hparams(m);
-    model_set_exact(m, o->exact);
+    results_writer *rw;
+    progress *bar;
+} decode_run;
 
-    if ((st = tokenizer_load(model_gguf(m), &tok, e))) goto done;
-    if ((st = prompt_ids(o, m, tok, &ids, &n_prompt, e))) goto done;
-    if ((int64_t)n_prompt + o->max_tokens > hp->n_ctx_train) {
-        st = rb_fail(e, RB_EINPUT, "--max-tokens", "prompt (%d tokens) + %d exceeds the model's "
-                     "context length %d", n_prompt, o->max_tokens, hp->n_ctx_train);
-        goto done;
-    }
-    int max_pos = n_prompt + o->max_tokens;
-    ids = rb_realloc(ids, (size_t)max_pos * sizeof(int32_t));
-
-    /* The trajectory's cache: the chosen policy, or dense under --teacher-forced. */
+/* The trajectory's session and the cells: one free-running cell on the trajectory, or one
+ * session per teacher-forced (policy, budget). */
+static rb_status make_sessions(decode_run *d, rb_err *e) {
+    const decode_opts *o = d->o;
+    int max_pos = d->n_prompt + o->max_tokens;
     const policy_ops *main_ops = policy_find(o->teacher_forced ? "dense" : o->policy, e);
-    if (!main_ops) {
-        st = RB_EINPUT;
-        goto done;
-    }
-    const policy_ops *sel_ops[MAX_CELLS];
-    int n_sel = 0, budgets[MAX_CELLS], n_budgets = 0;
-    if (o->teacher_forced) {
-        const char *names[MAX_CELLS];
-        if ((st = args_name_list("--policies", o->policies, &policies_buf, names, MAX_CELLS, &n_sel, e)) ||
-            (st = args_int_list("--budgets", o->budgets, budgets, MAX_CELLS, &n_budgets, e)))
-            goto done;
-        if (n_sel * n_budgets > MAX_CELLS) {
-            st = rb_fail(e, RB_EINPUT, "--policies", "%d cells, at most %d", n_sel * n_budgets, MAX_CELLS);
-            goto done;
-        }
-        for (int i = 0; i < n_sel; i++)
-            if (!(sel_ops[i] = policy_find(names[i], e))) {
-                st = RB_EINPUT;
-                goto done;
-            }
-    } else {
-        sel_ops[n_sel++] = main_ops;
-    }
+    if (!main_ops) return RB_EINPUT;
     /* policy_params_for checks every entry, also those naming other policies */
     policy_params main_params;
-    if ((st = policy_params_for(main_ops, o->params.v, o->params.n, &main_params, e))) goto done;
-    model_cache_config cc = {.ops = main_ops, .params = &main_params, .budget = o->budget,
-                             .page_size = o->page_size, .dense_layers = o->dense_layers,
-                             .max_tokens = max_pos, .seed = (uint64_t)o->seed,
+    cell main_cell;
+    rb_status st = policy_params_for(main_ops, o->params.v, o->params.n, &main_params, e);
+    if (st || (st = cells_init(&main_cell, main_ops, &main_params, o->budget, NULL, NULL, e)))
+        return st;
+    model_cache_config cc = {.cell = &main_cell, .page_size = o->page_size,
+                             .dense_layers = o->dense_layers, .max_tokens = max_pos,
+                             .seed = (uint64_t)o->seed,
                              /* the free-running run's own metrics (teacher-forced: the cells') */
                              .measure = o->out && !o->teacher_forced};
-    if ((st = model_session_create(m, &cc, &main_s, e))) goto done;
-    if (o->teacher_forced) {
-        for (int i = 0; i < n_sel; i++)
-            for (int b = 0; b < n_budgets; b++) {
-                cell *c = &cells[n_cells];
-                memset(c, 0, sizeof *c);
-                c->ops = sel_ops[i];
-                c->budget = budgets[b];
-                if ((st = policy_params_for(c->ops, o->params.v, o->params.n, &c->params, e)))
-                    goto done;
-                model_cache_config ccc = cc;
-                ccc.ops = c->ops, ccc.params = &c->params, ccc.budget = c->budget;
-                ccc.measure = 1;
-                n_cells++;
-                if ((st = model_session_create(m, &ccc, &c->s, e))) goto done;
-                run_init(&c->run, hp, o, c->ops, &c->params, c->budget, 1);
-                c->logits = rb_malloc((size_t)hp->n_vocab * sizeof(float));
-            }
-    } else {
-        cell *c = &cells[n_cells++];
-        memset(c, 0, sizeof *c);
-        c->ops = main_ops;
-        c->budget = o->budget;
-        c->params = main_params;
-        run_init(&c->run, hp, o, main_ops, &main_params, o->budget, 0);
+    if ((st = model_session_create(d->m, &cc, &d->main_s, e))) {
+        free(main_cell.params_json);
+        return st;
     }
+    if (!o->teacher_forced) {
+        d->cells = rb_calloc(1, sizeof *d->cells);
+        d->n_cells = 1;
+        d->cells[0].c = main_cell;
+        run_init(&d->cells[0].run, &main_cell, d->hp, o, d->n_prompt, 0);
+        return RB_OK;
+    }
+    free(main_cell.params_json);
+    char *names_buf = NULL;
+    const char *names[MAX_CELLS];
+    int budgets[MAX_CELLS], n_names = 0, n_budgets = 0;
+    cell *cs = NULL;
+    int n = 0;
+    if (!(st = args_name_list("--policies", o->policies, &names_buf, names, MAX_CELLS, &n_names, e)) &&
+        !(st = args_int_list("--budgets", o->budgets, budgets, MAX_CELLS, &n_budgets, e))) {
+        if (n_names * n_budgets > MAX_CELLS)
+            st = rb_fail(e, RB_EINPUT, "--policies", "%d cells, at most %d", n_names * n_budgets,
+                         MAX_CELLS);
+        else
+            st = cells_make(names, n_names, budgets, n_budgets, o->params.v, o->params.n, NULL,
+                            &cs, &n, e);
+    }
+    free(names_buf);
+    if (st) return st;
+    d->cells = rb_calloc((size_t)n, sizeof *d->cells);
+    for (int i = 0; i < n; i++) d->cells[i].c = cs[i];
+    free(cs); /* the cells' params_json moved into d->cells */
+    d->n_cells = n;
+    for (int i = 0; i < n && !st; i++) {
+        decode_cell *dc = &d->cells[i];
+        model_cache_config ccc = cc;
+        ccc.cell = &dc->c;
+        ccc.measure = 1;
+        if ((st = model_session_create(d->m, &ccc, &dc->s, e))) break;
+        run_init(&dc->run, &dc->c, d->hp, o, d->n_prompt, 1);
+        dc->logits = rb_malloc((size_t)d->hp->n_vocab * sizeof(float));
+    }
+    return st;
+}
 
+/* --record, --out and --logits-out, each opened before any work so a bad path fails at once. */
+static rb_status open_outputs(decode_run *d, rb_err *e) {
+    const decode_opts *o = d->o;
+    rb_status st;
     if (o->record) {
+        if (strcmp(o->record_dtype, "f32") && strcmp(o->record_dtype, "f16"))
+            return rb_fail(e, RB_EINPUT, "--record-dtype", "'%s': expected f16 or f32", o->record_dtype);
         trace_dtype dt = !strcmp(o->record_dtype, "f32") ? TRACE_F32 : TRACE_F16;
-        if (strcmp(o->record_dtype, "f32") && strcmp(o->record_dtype, "f16")) {
-            st = rb_fail(e, RB_EINPUT, "--record-dtype", "'%s': expected f16 or f32", o->record_dtype);
-            goto done;
-        }
-        if ((st = recorder_open(&rec, o->record, hp, n_prompt, dt, e))) goto done;
+        if ((st = recorder_open(&d->rec, o->record, d->hp, d->n_prompt, dt, e))) return st;
     }
-    if (o->out && (st = results_open(o, hp, n_prompt, model_threads(m), &rw, e))) goto done;
-    if (o->logits_out && !(lf = fopen(o->logits_out, "wb"))) {
-        st = rb_fail(e, RB_EINPUT, o->logits_out, "cannot open for writing");
-        goto done;
-    }
+    if (o->out && (st = results_open(o, d->hp, d->n_prompt, model_threads(d->m), &d->rw, e)))
+        return st;
+    if (o->logits_out && !(d->lf = fopen(o->logits_out, "wb")))
+        return rb_fail(e, RB_EINPUT, o->logits_out, "cannot open for writing");
+    return RB_OK;
+}
 
-    logits = rb_malloc((size_t)hp->n_vocab * sizeof(float));
-    uint64_t rng = (uint64_t)o->seed;
-    /* the text is the progress when it is printed; a bar otherwise (terminal only) */
-    if (o->quiet) bar = progress_create("decode", n_prompt + o->max_tokens);
-    for (int i = 0; i < n_prompt; i++) {
-        int want = lf || i == n_prompt - 1;
-        model_session_forward(main_s, ids[i], i, 1, want ? logits : NULL);
-        if (lf && fwrite(logits, sizeof(float), (size_t)hp->n_vocab, lf) != (size_t)hp->n_vocab) {
-            st = rb_fail(e, RB_EINPUT, o->logits_out, "write failed");
-            goto done;
-        }
-        if ((st = recorder_add(&rec, main_s, e))) goto done;
+static rb_status write_logits(decode_run *d, rb_err *e) {
+    size_t nv = (size_t)d->hp->n_vocab;
+    if (d->lf && fwrite(d->logits, sizeof(float), nv, d->lf) != nv)
+        return rb_fail(e, RB_EINPUT, d->o->logits_out, "write failed");
+    return RB_OK;
+}
+
+/* The prompt, token by token, through the trajectory and every teacher-forced session. */
+static rb_status run_prompt(decode_run *d, rb_err *e) {
+    for (int i = 0; i < d->n_prompt; i++) {
+        int want = d->lf || i == d->n_prompt - 1;
+        model_session_forward(d->main_s, d->ids[i], i, 1, want ? d->logits : NULL);
+        rb_status st = write_logits(d, e);
+        if (st || (st = recorder_add(&d->rec, d->main_s, e))) return st;
         /* the prompt is dense in every cell: they need its keys, not its logits */
-        for (int c = 0; c < n_cells; c++)
-            if (cells[c].s) model_session_forward(cells[c].s, ids[i], i, 1, NULL);
-        progress_add(bar, 1);
+        for (int c = 0; c < d->n_cells; c++)
+            if (d->cells[c].s) model_session_forward(d->cells[c].s, d->ids[i], i, 1, NULL);
+        progress_add(d->bar, 1);
     }
+    return RB_OK;
+}
 
-    for (n_gen = 0; n_gen < o->max_tokens;) {
-        int next = model_sample(logits, hp->n_vocab, o->temperature, uniform01(&rng));
-        int pos = n_prompt + n_gen;
-        ids[pos] = next;
-        n_gen++;
-        if (!o->quiet && !tokenizer_is_eog(tok, next)) {
+/* Teacher-forced cells: the same token through each cell's session, scored against the
+ * trajectory (token_match: same greedy choice; kl: KL(dense || cell)). */
+static void step_cells(decode_run *d, int next, int pos) {
+    int nv = d->hp->n_vocab, dense_top = model_argmax(d->logits, nv);
+    for (int c = 0; c < d->n_cells; c++) {
+        decode_cell *dc = &d->cells[c];
+        model_session_forward(dc->s, next, pos, 0, dc->logits);
+        int t = dc->run.T;
+        run_record(&dc->run, dc->s, d->hp, pos);
+        dc->run.token_match[t] = model_argmax(dc->logits, nv) == dense_top;
+        dc->run.kl[t] = (float)model_kl(d->logits, dc->logits, nv);
+    }
+}
+
+/* Generate until EOS or --max-tokens, streaming the text unless --quiet. */
+static rb_status run_generation(decode_run *d, rb_err *e) {
+    const decode_opts *o = d->o;
+    uint64_t rng = (uint64_t)o->seed;
+    for (d->n_gen = 0; d->n_gen < o->max_tokens;) {
+        int next = model_sample(d->logits, d->hp->n_vocab, o->temperature, uniform01(&rng));
+        int pos = d->n_prompt + d->n_gen;
+        d->ids[pos] = next;
+        d->n_gen++;
+        if (!o->quiet && !tokenizer_is_eog(d->tok, next)) {
             size_t len = 0;
-            const char *piece = tokenizer_decode_token(tok, next, &len);
+            const char *piece = tokenizer_decode_token(d->tok, next, &len);
             if (piece && len) fwrite(piece, 1, len, stdout);
             fflush(stdout);
         }
-        model_session_forward(main_s, next, pos, 0, logits);
-        if (lf && fwrite(logits, sizeof(float), (size_t)hp->n_vocab, lf) != (size_t)hp->n_vocab) {
-            st = rb_fail(e, RB_EINPUT, o->logits_out, "write failed");
-            goto done;
-        }
-        if ((st = recorder_add(&rec, main_s, e))) goto done;
-        if (!o->teacher_forced) run_record(&cells[0].run, main_s, hp, pos);
-        int dense_top = model_argmax(logits, hp->n_vocab);
-        for (int c = 0; c < n_cells && o->teacher_forced; c++) {
-            cell *ce = &cells[c];
-            model_session_forward(ce->s, next, pos, 0, ce->logits);
-            int t = ce->run.T;
-            run_record(&ce->run, ce->s, hp, pos);
-            ce->run.token_match[t] = model_argmax(ce->logits, hp->n_vocab) == dense_top;
-            ce->run.kl[t] = (float)model_kl(logits, ce->logits, hp->n_vocab);
-        }
-        progress_add(bar, 1);
-        if (tokenizer_is_eog(tok, next)) break;
+        model_session_forward(d->main_s, next, pos, 0, d->logits);
+        rb_status st = write_logits(d, e);
+        if (st || (st = recorder_add(&d->rec, d->main_s, e))) return st;
+        if (o->teacher_forced) step_cells(d, next, pos);
+        else run_record(&d->cells[0].run, d->main_s, d->hp, pos);
+        progress_add(d->bar, 1);
+        if (tokenizer_is_eog(d->tok, next)) break;
     }
-    progress_destroy(bar);
-    bar = NULL;
     if (!o->quiet) {
         fputc('\n', stdout);
         fflush(stdout);
     }
+    return RB_OK;
+}
 
-    if (rec.w) {
+/* Complete the outputs: the trace with its tokens and text, the logits, the results. */
+static rb_status finish_outputs(decode_run *d, rb_err *e) {
+    rb_status st;
+    if (d->rec.w) {
         char *text = NULL;
-        int skip_bos = ids[0] == tokenizer_bos(tok) && n_prompt > 0;
-        if ((st = recorder_flush(&rec, e)) ||
-            (st = trace_writer_set_tokens(rec.w, ids, n_prompt + n_gen, e)) ||
+        int n = d->n_prompt + d->n_gen;
+        int skip_bos = d->ids[0] == tokenizer_bos(d->tok) && d->n_prompt > 0;
+        if ((st = recorder_flush(&d->rec, e)) ||
+            (st = trace_writer_set_tokens(d->rec.w, d->ids, n, e)) ||
             /* the text without a leading BOS, which would decode to its control text */
-            (st = tokenizer_decode(tok, ids + skip_bos, n_prompt + n_gen - skip_bos, &text, NULL, e)) ||
-            (st = trace_writer_set_text(rec.w, text, e))) {
+            (st = tokenizer_decode(d->tok, d->ids + skip_bos, n - skip_bos, &text, NULL, e)) ||
+            (st = trace_writer_set_text(d->rec.w, text, e))) {
             free(text);
-            goto done;
+            return st;
         }
         free(text);
-        st = trace_writer_finish(rec.w, e);
-        rec.w = NULL;
-        if (st) goto done;
+        st = trace_writer_finish(d->rec.w, e);
+        d->rec.w = NULL;
+        if (st) return st;
     }
-    if (lf) {
-        int bad = fclose(lf) != 0;
-        lf = NULL;
-        if (bad) {
-            st = rb_fail(e, RB_EINPUT, o->logits_out, "write failed");
-            goto done;
-        }
+    if (d->lf) {
+        int bad = fclose(d->lf) != 0;
+        d->lf = NULL;
+        if (bad) return rb_fail(e, RB_EINPUT, d->o->logits_out, "write failed");
     }
-    if (rw) {
-        st = results_fill(rw, cells, n_cells, e);
-        rw = NULL;
+    if (d->rw) {
+        st = results_fill(d->rw, d->cells, d->n_cells, e);
+        d->rw = NULL;
+        if (st) return st;
     }
+    return RB_OK;
+}
 
-done:
-    results_abort(rw);
-    progress_destroy(bar);
-    if (lf) fclose(lf);
-    recorder_free(&rec);
-    for (int c = 0; c < n_cells; c++) {
-        model_session_destroy(cells[c].s);
-        results_run_free(&cells[c].run);
-        free(cells[c].logits);
+static void decode_run_free(decode_run *d) {
+    results_abort(d->rw);
+    progress_destroy(d->bar);
+    if (d->lf) fclose(d->lf);
+    recorder_free(&d->rec);
+    for (int c = 0; c < d->n_cells; c++) {
+        model_session_destroy(d->cells[c].s);
+        results_run_free(&d->cells[c].run);
+        free(d->cells[c].logits);
+        free(d->cells[c].c.params_json);
     }
-    model_session_destroy(main_s);
-    free(logits);
-    free(ids);
-    free(policies_buf);
-    tokenizer_destroy(tok);
-    model_destroy(m);
+    free(d->cells);
+    model_session_destroy(d->main_s);
+    free(d->logits);
+    free(d->ids);
+    tokenizer_destroy(d->tok);
+    model_destroy(d->m);
+}
+
+static rb_status run_decode(const decode_opts *o, rb_err *e) {
+    decode_run d;
+    memset(&d, 0, sizeof d);
+    d.o = o;
+    rb_status st = model_load(o->model, o->threads, &d.m, e);
+    if (st) return st;
+    d.hp = model_get_hparams(d.m);
+    model_set_exact(d.m, o->exact);
+    if ((st = tokenizer_load(model_gguf(d.m), &d.tok, e)) ||
+        (st = prompt_ids(o, d.m, d.tok, &d.ids, &d.n_prompt, e)))
+        goto done;
+    if ((int64_t)d.n_prompt + o->max_tokens > d.hp->n_ctx_train) {
+        st = rb_fail(e, RB_EINPUT, "--max-tokens", "prompt (%d tokens) + %d exceeds the model's "
+                     "context length %d", d.n_prompt, o->max_tokens, d.hp->n_ctx_train);
+        goto done;
+    }
+    d.ids = rb_realloc(d.ids, (size_t)(d.n_prompt + o->max_tokens) * sizeof(int32_t));
+    if ((st = make_sessions(&d, e)) || (st = open_outputs(&d, e))) goto done;
+    d.logits = rb_malloc((size_t)d.hp->n_vocab * sizeof(float));
+    /* the text is the progress when it is printed; a bar otherwise (terminal only) */
+    if (o->quiet) d.bar = progress_create("decode", d.n_prompt + o->max_tokens);
+    if ((st = run_prompt(&d, e)) || (st = run_generation(&d, e))) goto done;
+    progress_destroy(d.bar);
+    d.bar = NULL;
+    st = finish_outputs(&d, e);
+done:
+    decode_run_free(&d);
     return st;
 }
 

@@ -6,7 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "cells.h"
+#include "engine.h"
 
 static char *config_json(const char *trace, const char *policies, const char *budgets,
                          const arg_multi *params, int page, int dense_layers, int elem_bytes,
@@ -75,7 +75,7 @@ int cmd_replay(int argc, char **argv) {
     char *names_buf = NULL;
     const char *names[64];
     int n_names = 0, bud[64], n_bud = 0;
-    engine_cell *cells = NULL;
+    cell *cells = NULL;
     int n_cells = 0, rc = 0;
     trace *t = NULL;
     results_run *runs = NULL;
@@ -83,7 +83,7 @@ int cmd_replay(int argc, char **argv) {
     char *cfg = NULL;
     if (args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
         args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
-        replay_make_cells(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e) ||
+        cells_make(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e) ||
         trace_open(pos[0], &t, &e))
         goto fail;
     engine_config ec = {.trace = t, .cells = cells, .n_cells = n_cells, .page_size = page,
@@ -112,7 +112,7 @@ int cmd_replay(int argc, char **argv) {
     w = NULL;
     if (s) goto fail;
     if (!quiet) {
-        replay_print_summary(stdout, runs, n_cells);
+        cells_print_summary(stdout, runs, n_cells);
         printf("wrote %s (%d runs, %.2f s)\n", out, n_cells, st.wall_ns / 1e9);
     }
     goto done;
@@ -123,7 +123,7 @@ done:
     if (runs)
         for (int i = 0; i < n_cells; i++) results_run_free(&runs[i]);
     free(runs);
-    replay_cells_free(cells, n_cells);
+    cells_free(cells, n_cells);
     trace_close(t);
     free(names_buf);
     free(cfg);

@@ -15,7 +15,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "cells.h"
+#include "engine.h"
 
 #define MAX_ITEMS 64
 
@@ -292,36 +292,34 @@ int cmd_sweep(int argc, char **argv) {
         trace *t = NULL;
         if (trace_open(c.traces[ti], &t, &e)) goto fail;
         /* All cells of this trace, then the ones still missing. */
-        engine_cell *todo = rb_calloc((size_t)(c.n_policies * c.n_budgets), sizeof *todo);
+        cell *todo = rb_calloc((size_t)(c.n_policies * c.n_budgets), sizeof *todo);
         int n_todo = 0;
-        for (int p = 0; p < c.n_policies; p++)
-            for (int b = 0; b < c.n_budgets; b++) {
+        for (int p = 0; p < c.n_policies && !e.status; p++)
+            for (int b = 0; b < c.n_budgets && !e.status; b++) {
                 const sweep_policy *sp = &c.policies[p];
-                char run_id[200], path[4600];
-                snprintf(run_id, sizeof run_id, "%s%s%s_L%d%s%s", sp->ops->name,
-                         sp->label[0] ? "-" : "", sp->label, c.budgets[b],
-                         c.n_traces > 1 ? "@" : "", c.n_traces > 1 ? stem : "");
-                cell_file(dir, run_id, path, sizeof path);
+                cell *cl = &todo[n_todo];
+                char path[4600];
+                if (cells_init(cl, sp->ops, &sp->params, c.budgets[b], sp->label,
+                               c.n_traces > 1 ? stem : NULL, &e))
+                    break;
+                cell_file(dir, cl->run_id, path, sizeof path);
                 for (int k = 0; k < n_cell_paths; k++)
                     if (!strcmp(cell_paths[k], path)) {
-                        rb_fail(&e, RB_EINPUT, run_id, "the same cell appears twice in the "
+                        rb_fail(&e, RB_EINPUT, cl->run_id, "the same cell appears twice in the "
                                 "sweep (give variants distinct labels)");
                         break;
                     }
-                if (e.status) break;
+                if (e.status) {
+                    free(cl->params_json);
+                    break;
+                }
                 cell_paths[n_cell_paths++] = rb_strdup(path);
                 if (file_exists(path)) {
+                    free(cl->params_json);
                     n_skipped++;
                     continue;
                 }
-                engine_cell *cell = &todo[n_todo++];
-                cell->ops = sp->ops;
-                cell->params = sp->params;
-                cell->budget = c.budgets[b];
-                cell->params_json = policy_params_json(sp->ops, &sp->params);
-                if (strlen(run_id) >= sizeof cell->run_id)
-                    rb_fail(&e, RB_EINPUT, run_id, "run id too long (shorten the label)");
-                snprintf(cell->run_id, sizeof cell->run_id, "%.159s", run_id);
+                n_todo++;
             }
         char sha[65] = "";
         if (!e.status && n_todo) results_file_sha256(c.traces[ti], sha, &e);
@@ -351,8 +349,7 @@ int cmd_sweep(int argc, char **argv) {
             }
             free(runs);
         }
-        for (int i = 0; i < n_todo; i++) free(todo[i].params_json);
-        free(todo);
+        cells_free(todo, n_todo);
         trace_close(t);
     }
     if (e.status) goto fail;

@@ -1,14 +1,46 @@
-/* cells.c: user choices -> engine cells (see cells.h). */
+/* cells.c: user choices -> cells, layer roles and run setup (see cells.h). */
 #include "cells.h"
 
 #include <string.h>
 
-rb_status replay_make_cells(const char *const *policies, int n_policies, const int *budgets,
-                            int n_budgets, const char *const *params, int n_params,
-                            const char *label, engine_cell **cells, int *n_cells, rb_err *e) {
+rb_status cells_init(cell *c, const policy_ops *ops, const policy_params *params, int budget,
+                     const char *label, const char *suffix, rb_err *e) {
+    memset(c, 0, sizeof *c);
+    /* a budget-free policy (dense) may be given none: 0 */
+    if (budget < ((ops->flags & POLICY_BUDGET_FREE) ? 0 : 1))
+        return rb_fail(e, RB_EINPUT, "--budgets", "budget %d must be positive", budget);
+    label = label ? label : "";
+    suffix = suffix ? suffix : "";
+    if (strlen(label) >= sizeof c->label)
+        return rb_fail(e, RB_EINPUT, label, "label too long (at most %d characters)",
+                       (int)sizeof c->label - 1);
+    int n = snprintf(c->run_id, sizeof c->run_id, "%s%s%s_L%d%s%s", ops->name, *label ? "-" : "",
+                     label, budget, *suffix ? "@" : "", suffix);
+    if (n < 0 || (size_t)n >= sizeof c->run_id)
+        return rb_fail(e, RB_EINPUT, c->run_id, "run id too long (shorten the label)");
+    c->ops = ops;
+    c->params = *params;
+    c->budget = budget;
+    snprintf(c->label, sizeof c->label, "%s", label);
+    c->params_json = policy_params_json(ops, params);
+    return RB_OK;
+}
+
+rb_status cells_check_unique(const cell *cells, int n, rb_err *e) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(cells[i].run_id, cells[j].run_id))
+                return rb_fail(e, RB_EINPUT, cells[i].run_id,
+                               "the same cell is asked for twice (give variants distinct labels)");
+    return RB_OK;
+}
+
+rb_status cells_make(const char *const *policies, int n_policies, const int *budgets,
+                     int n_budgets, const char *const *params, int n_params, const char *label,
+                     cell **cells, int *n_cells, rb_err *e) {
     *cells = NULL;
     *n_cells = 0;
-    engine_cell *cs = rb_calloc((size_t)(n_policies * n_budgets + 1), sizeof *cs);
+    cell *cs = rb_calloc((size_t)(n_policies * n_budgets + 1), sizeof *cs);
     int n = 0;
     rb_status s = RB_OK;
     for (int p = 0; p < n_policies && !s; p++) {
@@ -19,27 +51,12 @@ rb_status replay_make_cells(const char *const *policies, int n_policies, const i
         }
         policy_params pp;
         if ((s = policy_params_for(ops, params, n_params, &pp, e))) break;
-        for (int b = 0; b < n_budgets; b++) {
-            if (budgets[b] < 1) {
-                s = rb_fail(e, RB_EINPUT, "--budgets", "budget %d must be positive", budgets[b]);
-                break;
-            }
-            engine_cell *c = &cs[n++];
-            c->ops = ops;
-            c->params = pp;
-            c->budget = budgets[b];
-            c->params_json = policy_params_json(ops, &pp);
-            snprintf(c->run_id, sizeof c->run_id, "%s%s%s_L%d", ops->name, label ? "-" : "",
-                     label ? label : "", budgets[b]);
-            for (int j = 0; j < n - 1; j++)
-                if (!strcmp(cs[j].run_id, c->run_id)) {
-                    s = rb_fail(e, RB_EINPUT, c->run_id, "the same cell is asked for twice");
-                    break;
-                }
-        }
+        for (int b = 0; b < n_budgets && !s; b++)
+            if (!(s = cells_init(&cs[n], ops, &pp, budgets[b], label, NULL, e))) n++;
     }
+    if (!s) s = cells_check_unique(cs, n, e);
     if (s) {
-        replay_cells_free(cs, n);
+        cells_free(cs, n);
         return s;
     }
     *cells = cs;
@@ -47,13 +64,59 @@ rb_status replay_make_cells(const char *const *policies, int n_policies, const i
     return RB_OK;
 }
 
-void replay_cells_free(engine_cell *cells, int n) {
+void cells_free(cell *cells, int n) {
     if (!cells) return;
     for (int i = 0; i < n; i++) free(cells[i].params_json);
     free(cells);
 }
 
-void replay_print_summary(FILE *f, const results_run *runs, int n) {
+layer_role cells_layer_role(int layer, int sliding_window, int dense_layers) {
+    if (sliding_window > 0) return LAYER_WINDOW;
+    if (layer < dense_layers) return LAYER_DENSE;
+    return LAYER_POLICY;
+}
+
+rb_status cells_layer_policy(layer_role role, const cell *c, int sliding_window, int max_tokens,
+                             layer_policy *out, rb_err *e) {
+    if (role == LAYER_POLICY) {
+        RB_CHECK(c != NULL);
+        out->ops = c->ops, out->params = c->params;
+        /* a budget-free policy behaves the same at every budget: give it room for all */
+        out->budget = (c->ops->flags & POLICY_BUDGET_FREE) ? max_tokens : c->budget;
+        return RB_OK;
+    }
+    const char *name = role == LAYER_WINDOW ? "window" : "dense";
+    if (!(out->ops = policy_find(name, e))) return RB_EINTERNAL;
+    out->budget = role == LAYER_WINDOW ? sliding_window : max_tokens;
+    return policy_params_for(out->ops, NULL, 0, &out->params, e);
+}
+
+int cells_same_work(const cell *a, const cell *b) {
+    return a->ops == b->ops && (a->ops->flags & POLICY_BUDGET_FREE) &&
+           !strcmp(a->params_json ? a->params_json : "", b->params_json ? b->params_json : "");
+}
+
+void cells_run_init(results_run *r, const cell *c, const run_facts *f, int T, int n_layers,
+                    int n_q_heads, int per_head) {
+    memset(r, 0, sizeof *r);
+    results_run_alloc(r, T, n_layers, n_q_heads, per_head);
+    snprintf(r->run_id, sizeof r->run_id, "%s", c->run_id);
+    snprintf(r->policy, sizeof r->policy, "%s", c->ops->name);
+    snprintf(r->trace, sizeof r->trace, "%s", f->source);
+    r->budget = c->budget;
+    r->params_json = rb_strdup(c->params_json ? c->params_json : "{}");
+    r->page_size = f->page_size, r->dense_layers = f->dense_layers;
+    r->latency_every = f->latency_every;
+    r->n_tokens = f->n_tokens;
+    for (int t = 0; t < T; t++) r->step[t] = f->n_prefill + t;
+    for (int l = 0; l < n_layers; l++) {
+        r->layers[l] = f->layers[l];
+        r->sparse[l] = cells_layer_role(f->layers[l], f->sliding_window[l], f->dense_layers) ==
+                       LAYER_POLICY;
+    }
+}
+
+void cells_print_summary(FILE *f, const results_run *runs, int n) {
     fprintf(f, "%-24s %-13s %7s %9s %10s %9s %11s %11s %12s\n", "run_id", "policy", "budget",
             "recall", "out_err", "attended", "p50_lat_us", "p99_lat_us", "peak_kv_KiB");
     for (int i = 0; i < n; i++) {

@@ -1,21 +1,93 @@
-/* cells.h: turning user choices (policy names, budgets, key=value parameters) into
- * engine cells, and the resolved configuration into JSON provenance. Shared by `replay`,
- * `sweep` and `bench`. */
+/* cells.h: the one layer between user choices and the engines (docs/DESIGN.md §7).
+ *
+ * A cell is one (policy, resolved parameters, budget) with its label and run id. Replay,
+ * sweep, bench, live decode and eval all build their cells here, decide each layer's role
+ * here, and start each run's results here, so a run id, a layer's policy or a run's
+ * provenance cannot mean different things on different paths.
+ *
+ * Run ids: "<policy>[-<label>]_L<budget>[@<suffix>]" ("raas_L256", "raas-exact_L256",
+ * "h2o_L64@long" when a sweep spans several traces).
+ *
+ * Layer roles: a layer with a sliding window runs the `window` policy with L = the window;
+ * a layer with index < dense_layers runs `dense`; every other layer runs the cell's policy.
+ * Roles depend on the layer alone, never on the policy's name. */
 #ifndef CELLS_H
 #define CELLS_H
 
-#include "engine.h"
+#include <stdio.h>
 
-/* Build cells for every (policy, budget) pair, policies outer. Parameters are all the
- * user's "policy.key=value" strings; each policy takes its own (unknown prefixes and keys
- * are refused). label (may be NULL) is appended to run ids ("raas_L256" or
- * "raas-r0.3_L256"). *cells is malloc'd; free with replay_cells_free. */
-rb_status replay_make_cells(const char *const *policies, int n_policies, const int *budgets,
-                            int n_budgets, const char *const *params, int n_params,
-                            const char *label, engine_cell **cells, int *n_cells, rb_err *e);
-void replay_cells_free(engine_cell *cells, int n);
+#include "policy.h"
+#include "results.h"
 
-/* Print a short summary table of runs on stdout. */
-void replay_print_summary(FILE *f, const results_run *runs, int n);
+typedef struct cell {
+    const policy_ops *ops;
+    policy_params params;
+    int budget;
+    char label[64];    /* "" when none */
+    char run_id[160];
+    char *params_json; /* owned: the resolved parameters as JSON */
+} cell;
+
+/* Fill a cell and its run id (suffix may be NULL). Fails (RB_EINPUT) on a budget < 1 (< 0 for
+ * a budget-free policy) or a run id that does not fit. The caller frees params_json (cells_free). */
+rb_status cells_init(cell *c, const policy_ops *ops, const policy_params *params, int budget,
+                     const char *label, const char *suffix, rb_err *e);
+
+/* Cells for every (policy, budget) pair, policies outer. params are all the user's
+ * "policy.key=value" strings; each policy takes its own (unknown prefixes and keys are
+ * refused). label (may be NULL) joins every run id. A run id asked for twice is refused.
+ * *cells is malloc'd; free with cells_free. */
+rb_status cells_make(const char *const *policies, int n_policies, const int *budgets,
+                     int n_budgets, const char *const *params, int n_params, const char *label,
+                     cell **cells, int *n_cells, rb_err *e);
+/* RB_EINPUT naming the run id when two of the n cells share one. */
+rb_status cells_check_unique(const cell *cells, int n, rb_err *e);
+void cells_free(cell *cells, int n); /* frees params_json and the array; NULL is a no-op */
+
+/* ---- layers ---- */
+
+typedef enum {
+    LAYER_POLICY = 0, /* the cell's policy at the cell's budget */
+    LAYER_DENSE = 1,  /* `dense`: one of the first dense_layers layers */
+    LAYER_WINDOW = 2, /* `window` with L = the layer's sliding window */
+} layer_role;
+
+layer_role cells_layer_role(int layer, int sliding_window, int dense_layers);
+
+/* What one layer runs: ops, parameters (resolved defaults for dense and window) and budget.
+ * For LAYER_POLICY, c must not be NULL; for the forced roles it is ignored. max_tokens is
+ * the budget dense and every other budget-free policy get. */
+typedef struct layer_policy {
+    const policy_ops *ops;
+    policy_params params;
+    int budget;
+} layer_policy;
+rb_status cells_layer_policy(layer_role role, const cell *c, int sliding_window, int max_tokens,
+                             layer_policy *out, rb_err *e);
+
+/* Whether two cells compute the same thing on a layer where the policy acts: the same
+ * budget-free policy (dense) with the same parameters, at any budgets. Engines run such
+ * cells once and credit every one of them. */
+int cells_same_work(const cell *a, const cell *b);
+
+/* ---- runs ---- */
+
+/* The facts of a run that do not come from its cell. */
+typedef struct run_facts {
+    const char *source;  /* the trace or model path */
+    int page_size, dense_layers, latency_every;
+    int n_tokens;        /* positions in the trace or decode */
+    int n_prefill;       /* step[t] = n_prefill + t */
+    const int *layers;   /* [n_layers] model layer index of each stored layer */
+    const int *sliding_window; /* [n_layers] 0 = global */
+} run_facts;
+
+/* Start a run's results for a cell: allocate its series (results_run_alloc) and fill its id,
+ * policy, budget, parameters, source and layer columns (sparse = LAYER_POLICY layers). */
+void cells_run_init(results_run *r, const cell *c, const run_facts *f, int T, int n_layers,
+                    int n_q_heads, int per_head);
+
+/* Print a short summary table of runs. */
+void cells_print_summary(FILE *f, const results_run *runs, int n);
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "attn.h"
+#include "metrics.h"
 #include "progress.h"
 #include "stepper.h"
 
@@ -18,8 +19,7 @@ typedef struct shared_ctx {
     int T;                     /* decode steps replayed */
     int latency_every;         /* steps attended for real and timed: every this many */
     int64_t *kv, *meta, *lat;  /* [n_cells, n_stored, T] per-layer series, summed at the end */
-    const policy_ops *dense_ops, *window_ops;
-    policy_params dense_params, window_params;
+    const attn_backend *be;
     pthread_mutex_t lock;      /* trace reads (HDF5 is not thread-safe), queue, stats */
     int next_slot;
     rb_status status;
@@ -32,36 +32,27 @@ static size_t series_at(const shared_ctx *x, int cell, int slot, int ti) {
     return ((size_t)cell * x->m->n_stored + slot) * x->T + ti;
 }
 
-/* Which policy a cell really runs on a layer: its own, or the layer's forced one. */
-static int layer_forced(const shared_ctx *x, int slot) {
-    return x->m->sliding_window[slot] > 0 || x->m->layers[slot] < x->c->dense_layers;
+static layer_role role_of(const shared_ctx *x, int slot) {
+    return cells_layer_role(x->m->layers[slot], x->m->sliding_window[slot], x->c->dense_layers);
 }
 
-static rb_status make_stepper(const shared_ctx *x, int slot, const engine_cell *cell,
-                              stepper **out, rb_err *e) {
+/* The stepper of a cell on a layer; cell NULL on a forced (dense or window) layer. */
+static rb_status make_stepper(const shared_ctx *x, int slot, const cell *cell, stepper **out,
+                              rb_err *e) {
     const trace_meta *m = x->m;
     const engine_config *c = x->c;
+    layer_policy lp;
+    rb_status s = cells_layer_policy(cell ? LAYER_POLICY : role_of(x, slot), cell,
+                                     m->sliding_window[slot], m->n_tokens, &lp, e);
+    if (s) return s;
     policy_config pc = {
         .layer = m->layers[slot], .n_q_heads = m->n_q_heads, .n_kv_heads = m->n_kv_heads,
-        .head_dim = m->head_dim, .page_size = c->page_size, .max_tokens = m->n_tokens,
-        .attn_scale = m->attn_scale, .seed = c->seed,
+        .head_dim = m->head_dim, .budget = lp.budget, .page_size = c->page_size,
+        .max_tokens = m->n_tokens, .attn_scale = m->attn_scale, .seed = c->seed,
+        .params = &lp.params,
     };
-    const policy_ops *ops;
-    if (m->sliding_window[slot] > 0) {
-        ops = x->window_ops, pc.budget = m->sliding_window[slot], pc.params = &x->window_params;
-    } else if (!cell) {
-        ops = x->dense_ops, pc.budget = m->n_tokens, pc.params = &x->dense_params;
-    } else {
-        ops = cell->ops, pc.budget = cell->budget, pc.params = &cell->params;
-    }
-    return stepper_create(ops, &pc, c->elem_bytes, NULL, out, e);
+    return stepper_create(lp.ops, &pc, c->elem_bytes, x->be, out, e);
 }
-
-/* One stepper's last step scored against the reference, per query head. */
-typedef struct step_score {
-    double *recall, *out_err; /* [H] */
-    double attended;          /* mean |S| over heads */
-} step_score;
 
 /* The reference of a chunk of W consecutive steps is computed first, then each cell runs
  * the chunk: a cell's pools stay in cache across W steps instead of every cell's pools being
@@ -73,7 +64,7 @@ typedef struct layer_buf {
     float *logits, *lse, *ostar; /* [W, Hq, N], [W, Hq], [W, Hq, d] */
     float *out;                  /* [Hq, d] a cell's output */
     float *probs;                /* [W, Hq, N] dense probabilities exp(logit - lse) */
-    step_score sc;               /* a stepper's last step, scored */
+    step_metrics sc;             /* a stepper's last step, scored */
 } layer_buf;
 
 /* Steps per chunk: the reference arrays (logits and probs) within ~8 MiB, 1..32. */
@@ -84,48 +75,10 @@ static int chunk_steps(int H, int N) {
 }
 
 
-/* Recall (the dense mass on S, gathered once per set: the heads of a shared set walk its
- * positions together) and out_err of each head. */
-static void score(const trace_meta *m, const stepper *s, const float *out, const float *probs,
-                  const float *ostar, int stride, int j0, step_score *sc) {
-    const policy_selection *sel = stepper_selection(s);
-    int H = m->n_q_heads, d = m->head_dim;
-    int set_heads = sel->shared_by_group ? sel->group_size : 1;
-    double att = 0;
-    for (int h0 = 0; h0 < H; h0 += set_heads) {
-        int n_sel = sel->n[h0], nh = set_heads < 8 ? set_heads : 8;
-        const int32_t *pos = sel->pos + (size_t)h0 * sel->cap;
-        for (int g0 = h0; g0 < h0 + set_heads; g0 += nh) {
-            /* Two sums per head (even and odd positions): independent chains. */
-            double a[8][2] = {{0}};
-            const float *pr[8];
-            for (int g = 0; g < nh; g++) pr[g] = probs + (size_t)(g0 + g) * stride - j0;
-            int i = 0;
-            for (; i + 2 <= n_sel; i += 2) {
-                int p0 = pos[i], p1 = pos[i + 1];
-                for (int g = 0; g < nh; g++) a[g][0] += pr[g][p0], a[g][1] += pr[g][p1];
-            }
-            for (; i < n_sel; i++)
-                for (int g = 0; g < nh; g++) a[g][0] += pr[g][pos[i]];
-            for (int g = 0; g < nh; g++) sc->recall[g0 + g] = a[g][0] + a[g][1];
-        }
-        att += (double)n_sel * set_heads;
-    }
-    for (int h = 0; h < H; h++) {
-        const float *o = out + (size_t)h * d, *os = ostar + (size_t)h * d;
-        double num = 0, den = 0;
-        for (int i = 0; i < d; i++) num += (o[i] - os[i]) * (o[i] - os[i]), den += os[i] * os[i];
-        sc->out_err[h] = den > 0 ? sqrt(num / den) : sqrt(num);
-    }
-    sc->attended = att / H;
-}
-
 /* Write a step's scores into a run's columns (every cell that shares the stepper). */
 static void record_score(const trace_meta *m, results_run *r, int slot, int ti,
-                         const stepper *s, const step_score *sc) {
+                         const stepper *s, const step_metrics *sc) {
     int H = m->n_q_heads;
-    double sum_rec = 0, sum_err = 0;
-    for (int h = 0; h < H; h++) sum_rec += sc->recall[h], sum_err += sc->out_err[h];
     if (r->recall_head)
         for (int h = 0; h < H; h++) {
             size_t i = ((size_t)ti * r->n_layers + slot) * H + h;
@@ -141,8 +94,8 @@ static void record_score(const trace_meta *m, results_run *r, int slot, int ti,
         }
     }
     size_t i = (size_t)ti * r->n_layers + slot;
-    r->recall[i] = (float)(sum_rec / H);
-    r->out_err[i] = (float)(sum_err / H);
+    r->recall[i] = (float)metrics_mean(sc->recall, H);
+    r->out_err[i] = (float)metrics_mean(sc->out_err, H);
     r->attended[i] = (float)sc->attended;
 }
 
@@ -165,19 +118,13 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     /* Cells that would compute the same thing share one stepper, its figures credited to
      * each: on forced layers (dense or windowed) every cell; elsewhere the budgets of a
      * budget-free policy (dense) with the same parameters. */
-    int forced = layer_forced(x, slot), n_st = 0;
+    int forced = role_of(x, slot) != LAYER_POLICY, n_st = 0;
     int *st_of = rb_malloc(sizeof(int) * (size_t)c->n_cells); /* cell -> stepper */
     int *cell_of = rb_malloc(sizeof(int) * (size_t)c->n_cells); /* stepper -> first cell */
     for (int i = 0; i < c->n_cells; i++) {
-        const engine_cell *ci = &c->cells[i];
         st_of[i] = -1;
-        for (int j = 0; j < i && st_of[i] < 0; j++) {
-            const engine_cell *cj = &c->cells[j];
-            if (forced || (ci->ops == cj->ops && (ci->ops->flags & POLICY_BUDGET_FREE) &&
-                           !strcmp(ci->params_json ? ci->params_json : "",
-                                   cj->params_json ? cj->params_json : "")))
-                st_of[i] = st_of[j];
-        }
+        for (int j = 0; j < i && st_of[i] < 0; j++)
+            if (forced || cells_same_work(&c->cells[i], &c->cells[j])) st_of[i] = st_of[j];
         if (st_of[i] < 0) cell_of[n_st] = i, st_of[i] = n_st++;
     }
     stepper **st = rb_calloc((size_t)n_st, sizeof *st);
@@ -196,7 +143,7 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
             int n = win > 0 && t + 1 > win ? win : t + 1, j0 = t + 1 - n;
             float *lg = b->logits + (size_t)w * H * N, *pb = b->probs + (size_t)w * H * N;
             int64_t a = rb_now_ns();
-            attn_dense_heads(b->q + (size_t)t * qrow, H, Hkv, b->k + (size_t)j0 * krow,
+            x->be->dense_heads(b->q + (size_t)t * qrow, H, Hkv, b->k + (size_t)j0 * krow,
                              b->v + (size_t)j0 * krow, n, d, (int)krow, m->attn_scale, lg,
                              b->lse + (size_t)w * H, b->ostar + (size_t)w * H * d);
             int64_t bb = rb_now_ns();
@@ -225,7 +172,8 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
                 cells_ns += c1_ns - c0_ns;
                 int64_t lat = stepper_last_step_ns(st[i]), kvb = stepper_kv_bytes(st[i]),
                         mb = stepper_meta_bytes(st[i]);
-                score(m, st[i], b->out, pb, b->ostar + (size_t)w * H * d, n, j0, &b->sc);
+                metrics_score_step(stepper_selection(st[i]), b->out, pb, n, j0,
+                                   b->ostar + (size_t)w * H * d, d, &b->sc);
                 for (int cell = 0; cell < c->n_cells; cell++) {
                     if (st_of[cell] != i) continue;
                     size_t at = series_at(x, cell, slot, ti);
@@ -285,28 +233,22 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static rb_status setup(shared_ctx *x, const engine_config *c, rb_err *e) {
+static void setup(shared_ctx *x, const engine_config *c) {
     memset(x, 0, sizeof *x);
     x->c = c;
     x->m = trace_get_meta(c->trace);
     int decode = x->m->n_tokens - x->m->n_prefill;
     x->T = c->n_steps > 0 && c->n_steps < decode ? c->n_steps : decode;
     x->latency_every = c->latency_every > 0 ? c->latency_every : 1;
-    rb_status s;
-    if (!(x->dense_ops = policy_find("dense", e)) || !(x->window_ops = policy_find("window", e)))
-        return RB_EINTERNAL;
-    if ((s = policy_params_for(x->dense_ops, NULL, 0, &x->dense_params, e)) ||
-        (s = policy_params_for(x->window_ops, NULL, 0, &x->window_params, e)))
-        return s;
-    return RB_OK;
+    x->be = c->backend ? c->backend : attn_backend_default();
 }
 
 rb_status engine_check_cells(const engine_config *c, rb_err *e) {
     shared_ctx x;
-    rb_status s = setup(&x, c, e);
-    if (s) return s;
+    setup(&x, c);
+    rb_status s;
     for (int slot = 0; slot < x.m->n_stored; slot++) {
-        if (layer_forced(&x, slot)) continue;
+        if (role_of(&x, slot) != LAYER_POLICY) continue;
         for (int i = 0; i < c->n_cells; i++) {
             stepper *st;
             if ((s = make_stepper(&x, slot, &c->cells[i], &st, e))) return s;
@@ -321,28 +263,21 @@ rb_status engine_replay(const engine_config *c, results_run *runs, engine_stats 
                         rb_err *e) {
     int64_t wall0 = rb_now_ns();
     shared_ctx x;
-    rb_status s = setup(&x, c, e);
-    if (s || (s = engine_check_cells(c, e))) return s;
+    setup(&x, c);
+    rb_status s = engine_check_cells(c, e);
+    if (s) return s;
     const trace_meta *m = x.m;
     int L = m->n_stored, T = x.T;
     x.runs = runs;
+    run_facts facts = {
+        .source = trace_path(c->trace), .page_size = c->page_size,
+        .dense_layers = c->dense_layers, .latency_every = x.latency_every,
+        .n_tokens = m->n_tokens, .n_prefill = m->n_prefill, .layers = m->layers,
+        .sliding_window = m->sliding_window,
+    };
     for (int i = 0; i < c->n_cells; i++) {
         results_run *r = &runs[i];
-        memset(r, 0, sizeof *r);
-        results_run_alloc(r, T, L, m->n_q_heads, c->per_head);
-        snprintf(r->run_id, sizeof r->run_id, "%s", c->cells[i].run_id);
-        snprintf(r->policy, sizeof r->policy, "%s", c->cells[i].ops->name);
-        snprintf(r->trace, sizeof r->trace, "%s", trace_path(c->trace));
-        r->budget = c->cells[i].budget;
-        r->params_json = rb_strdup(c->cells[i].params_json ? c->cells[i].params_json : "{}");
-        r->page_size = c->page_size, r->dense_layers = c->dense_layers;
-        r->latency_every = x.latency_every;
-        r->n_tokens = m->n_tokens;
-        for (int t = 0; t < T; t++) r->step[t] = m->n_prefill + t;
-        for (int l = 0; l < L; l++) {
-            r->layers[l] = m->layers[l];
-            r->sparse[l] = !layer_forced(&x, l);
-        }
+        cells_run_init(r, &c->cells[i], &facts, T, L, m->n_q_heads, c->per_head);
         if (c->dump_selection) {
             r->selection = rb_calloc((size_t)L, sizeof(uint8_t *));
             for (int l = 0; l < L; l++)

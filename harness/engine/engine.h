@@ -8,30 +8,26 @@
  * pools stay in cache between its steps. Scores:
  *   recall  = sum over S of exp(logit_j - lse)          O(|S|)
  *   out_err = |o_S - o*| / |o*|                         O(d)
- * so each extra cell costs O(L) per step, not O(N) (DESIGN §4). Dense layers (index <
+ * (metrics.h, the one definition), so each extra cell costs O(L) per step, not O(N)
+ * (DESIGN §4). Each layer's role comes from cells_layer_role: dense layers (index <
  * dense_layers) run the dense policy and sliding-window layers the window policy, in every
  * cell; both are excluded from the summary means. Layers are spread over threads. Cells
- * that would compute the same thing (forced layers; the budgets of a budget-free policy)
- * share one stepper, scored once. */
+ * that would compute the same thing (forced layers; cells_same_work) share one stepper,
+ * scored once. */
 #ifndef ENGINE_H
 #define ENGINE_H
 
+#include "attn_backend.h"
+#include "cells.h"
 #include "policy.h"
 #include "results.h"
 #include "trace.h"
 
-typedef struct engine_cell {
-    const policy_ops *ops;
-    policy_params params;
-    int budget;
-    char run_id[160];
-    char *params_json; /* owned by the caller */
-} engine_cell;
-
 typedef struct engine_config {
     trace *trace;
-    const engine_cell *cells;
+    const cell *cells;
     int n_cells;
+    const attn_backend *backend; /* the dense reference and every stepper (NULL: default) */
     int page_size;      /* P */
     int dense_layers;   /* layers with index < dense_layers are attended densely */
     int elem_bytes;     /* bytes per K/V element for kv_bytes (2 = fp16) */

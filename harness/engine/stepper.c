@@ -12,7 +12,8 @@
 struct stepper {
     const policy_ops *ops;
     const attn_backend *be;  /* every attention of the stepper runs here */
-    policy_config cfg;
+    policy_config cfg;       /* cfg.params points at params: the caller's may not outlive create */
+    policy_params params;
     policy_state *state;
     kv_pool **pools;         /* [n_kv_heads] */
     policy_selection sel;
@@ -36,6 +37,7 @@ rb_status stepper_create(const policy_ops *ops, const policy_config *cfg, int el
     s->ops = ops;
     s->be = backend ? backend : attn_backend_default();
     s->cfg = *cfg;
+    if (cfg->params) s->params = *cfg->params, s->cfg.params = &s->params;
     s->pools = rb_calloc((size_t)cfg->n_kv_heads, sizeof *s->pools);
     for (int h = 0; h < cfg->n_kv_heads; h++)
         s->pools[h] = kv_pool_create(cfg->head_dim, cfg->page_size, elem_bytes);

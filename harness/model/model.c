@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attn.h"
+#include "metrics.h"
 #include "stepper.h"
 
 typedef struct layer_weights {
@@ -288,7 +289,7 @@ int model_threads(const model *m) { return quant_pool_threads(m->pool); }
 struct model_session {
     const model *m;
     stepper **st;          /* [n_layers] */
-    policy_params window_params, dense_params;
+    const attn_backend *be; /* the attention of every layer and of the measuring */
     int max_tokens;
     float *x, *xn;         /* [n_embd] residual stream, normed copy */
     float *q, *k, *v;      /* [n_layers, n_q_heads*d], [n_layers, n_kv_heads*d] x2 (post-RoPE) */
@@ -302,10 +303,29 @@ struct model_session {
     /* measuring (cc->measure): full copies and the last step's metrics */
     int measure;
     float **k_all, **v_all;  /* [n_layers] -> [max_tokens, n_kv_heads*d]; NULL for windowed */
-    float *m_logits, *m_lse; /* [G, max_tokens], [G] */
+    float *m_logits, *m_probs; /* [n_q_heads, max_tokens] dense logits, probabilities */
+    float *m_lse;            /* [n_q_heads] */
     float *m_out;            /* [n_q_heads*d] dense attention output */
+    step_metrics m_sc;       /* per-head scores of the last measured layer */
     float *recall, *out_err; /* [n_layers] */
 };
+
+/* The stepper of layer il under the session's cell. */
+static rb_status layer_stepper(const model *m, const model_cache_config *cc, int il,
+                               layer_role role, stepper **out, rb_err *e) {
+    const model_hparams *hp = &m->hp;
+    layer_policy lp;
+    rb_status st = cells_layer_policy(role, cc->cell, hp->sliding_window[il], cc->max_tokens,
+                                      &lp, e);
+    if (st) return st;
+    policy_config cfg = {
+        .layer = il, .n_q_heads = hp->n_q_heads, .n_kv_heads = hp->n_kv_heads,
+        .head_dim = hp->head_dim, .budget = lp.budget, .page_size = cc->page_size,
+        .max_tokens = cc->max_tokens, .attn_scale = hp->attn_scale, .seed = cc->seed,
+        .params = &lp.params, .pools = NULL,
+    };
+    return stepper_create(lp.ops, &cfg, 2, cc->backend, out, e);
+}
 
 rb_status model_session_create(const model *m, const model_cache_config *cc,
                                model_session **out, rb_err *e) {
@@ -315,51 +335,20 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
     model_session *s = rb_calloc(1, sizeof *s);
     s->m = m;
     s->max_tokens = cc->max_tokens;
+    s->be = cc->backend ? cc->backend : attn_backend_default();
     s->st = rb_calloc((size_t)hp->n_layers, sizeof(stepper *));
-    const policy_ops *window = NULL, *dense = NULL;
     rb_status st = RB_OK;
+    int uses = 0;
     for (int il = 0; il < hp->n_layers && !st; il++) {
-        policy_config cfg = {
-            .layer = il, .n_q_heads = hp->n_q_heads, .n_kv_heads = hp->n_kv_heads,
-            .head_dim = hp->head_dim, .budget = cc->budget, .page_size = cc->page_size,
-            .max_tokens = cc->max_tokens, .attn_scale = hp->attn_scale, .seed = cc->seed,
-            .params = cc->params, .pools = NULL,
-        };
-        const policy_ops *ops = cc->ops;
-        if (hp->sliding_window[il] > 0) {
-            if (!window) {
-                if (!(window = policy_find("window", e))) st = RB_EINPUT;
-                else st = policy_params_resolve(window, NULL, 0, &s->window_params, e);
-                if (st) break;
-            }
-            ops = window;
-            cfg.budget = hp->sliding_window[il];
-            cfg.params = &s->window_params;
-        } else if (il < cc->dense_layers || !strcmp(cc->ops->name, "dense")) {
-            if (!dense) {
-                if (!(dense = policy_find("dense", e))) st = RB_EINPUT;
-                else st = policy_params_resolve(dense, NULL, 0, &s->dense_params, e);
-                if (st) break;
-            }
-            ops = dense;
-            cfg.budget = cc->max_tokens;
-            cfg.params = &s->dense_params;
-        }
-        st = stepper_create(ops, &cfg, 2, NULL, &s->st[il], e);
+        layer_role role = cells_layer_role(il, hp->sliding_window[il], cc->dense_layers);
+        uses |= role == LAYER_POLICY;
+        st = layer_stepper(m, cc, il, role, &s->st[il], e);
     }
     /* A budget the policy refuses is refused even when no layer runs the policy (all dense
      * or windowed), so a command's meaning does not depend on the model's layer layout. */
-    int uses = 0;
-    for (int il = 0; il < hp->n_layers && !st; il++) uses |= stepper_ops(s->st[il]) == cc->ops;
     if (!st && !uses) {
-        policy_config cfg = {
-            .layer = 0, .n_q_heads = hp->n_q_heads, .n_kv_heads = hp->n_kv_heads,
-            .head_dim = hp->head_dim, .budget = cc->budget, .page_size = cc->page_size,
-            .max_tokens = cc->max_tokens, .attn_scale = hp->attn_scale, .seed = cc->seed,
-            .params = cc->params, .pools = NULL,
-        };
         stepper *probe = NULL;
-        st = stepper_create(cc->ops, &cfg, 2, NULL, &probe, e);
+        st = layer_stepper(m, cc, 0, LAYER_POLICY, &probe, e);
         stepper_destroy(probe);
     }
     if (st) {
@@ -391,10 +380,13 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
                 s->k_all[il] = rb_malloc(per * sizeof(float));
                 s->v_all[il] = rb_malloc(per * sizeof(float));
             }
-        int G = hp->n_q_heads / hp->n_kv_heads;
-        s->m_logits = rb_malloc((size_t)G * cc->max_tokens * sizeof(float));
-        s->m_lse = rb_malloc((size_t)G * sizeof(float));
+        size_t hn = (size_t)hp->n_q_heads * cc->max_tokens;
+        s->m_logits = rb_malloc(hn * sizeof(float));
+        s->m_probs = rb_malloc(hn * sizeof(float));
+        s->m_lse = rb_malloc((size_t)hp->n_q_heads * sizeof(float));
         s->m_out = rb_malloc(QD * sizeof(float));
+        s->m_sc.recall = rb_malloc((size_t)hp->n_q_heads * sizeof(double));
+        s->m_sc.out_err = rb_malloc((size_t)hp->n_q_heads * sizeof(double));
     }
     *out = s;
     return RB_OK;
@@ -410,7 +402,8 @@ void model_session_destroy(model_session *s) {
     if (s->k_all)
         for (int il = 0; il < s->m->hp.n_layers; il++) free(s->k_all[il]), free(s->v_all[il]);
     free(s->recall), free(s->out_err), free(s->k_all), free(s->v_all);
-    free(s->m_logits), free(s->m_lse), free(s->m_out);
+    free(s->m_logits), free(s->m_probs), free(s->m_lse), free(s->m_out);
+    free(s->m_sc.recall), free(s->m_sc.out_err);
     free(s);
 }
 
@@ -459,40 +452,21 @@ static void matvec(model_session *s, const gguf_tensor *t, const float *x, float
     s->last.matvec_ns += rb_now_ns() - t0;
 }
 
-/* recall and out_err of global layer il at decode position pos, from the full copies
- * (k_all, v_all hold 0..pos) and the stepper's selection and output (s->att). */
+/* Score global layer il at decode position pos: the dense reference from the full copies
+ * (k_all, v_all hold 0..pos) through the session's backend, then metrics_score_step on the
+ * stepper's selection and output (s->att). */
 static void measure_layer(model_session *s, int il, int pos) {
     const model_hparams *hp = &s->m->hp;
-    const int D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads, G = Hq / Hkv;
-    const int KD = Hkv * D, n = pos + 1;
+    const int D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads, n = pos + 1;
     const float *q = s->q + (size_t)il * Hq * D;
-    const float *kb = s->k_all[il], *vb = s->v_all[il];
-    const policy_selection *sel = stepper_selection(s->st[il]);
-    double rsum = 0, esum = 0;
-    for (int g = 0; g < Hkv; g++) {
-        /* logits rows are n apart (attn_dense's layout) */
-        attn_dense(q + (size_t)g * G * D, G, kb + (size_t)g * D, vb + (size_t)g * D, n, D, KD,
-                   hp->attn_scale, s->m_logits, s->m_lse, s->m_out + (size_t)g * G * D, NULL);
-        for (int j = 0; j < G; j++) {
-            int h = g * G + j, src = sel->shared_by_group ? h - h % sel->group_size : h;
-            const float *lg = s->m_logits + (size_t)j * n;
-            double mass = 0;
-            for (int i = 0; i < sel->n[src]; i++) {
-                int p = sel->pos[(size_t)src * sel->cap + i];
-                if (p >= 0 && p < n) mass += exp((double)lg[p] - s->m_lse[j]);
-            }
-            const float *o = s->att + (size_t)h * D, *od = s->m_out + (size_t)h * D;
-            double num = 0, den = 0;
-            for (int i = 0; i < D; i++) {
-                num += ((double)o[i] - od[i]) * ((double)o[i] - od[i]);
-                den += (double)od[i] * od[i];
-            }
-            rsum += mass;
-            esum += den > 0 ? sqrt(num / den) : 0;
-        }
-    }
-    s->recall[il] = (float)(rsum / Hq);
-    s->out_err[il] = (float)(esum / Hq);
+    s->be->dense_heads(q, Hq, Hkv, s->k_all[il], s->v_all[il], n, D, Hkv * D, hp->attn_scale,
+                       s->m_logits, s->m_lse, s->m_out);
+    for (int h = 0; h < Hq; h++) /* logits rows are n apart (dense_heads' layout) */
+        attn_exp_shift(s->m_logits + (size_t)h * n, s->m_lse[h], n, s->m_probs + (size_t)h * n);
+    metrics_score_step(stepper_selection(s->st[il]), s->att, s->m_probs, n, 0, s->m_out, D,
+                       &s->m_sc);
+    s->recall[il] = (float)metrics_mean(s->m_sc.recall, Hq);
+    s->out_err[il] = (float)metrics_mean(s->m_sc.out_err, Hq);
 }
 
 void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits) {
@@ -613,21 +587,15 @@ int64_t model_session_meta_bytes(const model_session *s) {
     return b;
 }
 
-float model_session_attended(const model_session *s, int il) {
-    const policy_selection *sel = stepper_selection(s->st[il]);
-    if (!sel || sel->n_q_heads < 1 || !sel->n) return 0;
-    double sum = 0;
-    for (int h = 0; h < sel->n_q_heads; h++) {
-        int src = sel->shared_by_group ? h - h % sel->group_size : h;
-        sum += sel->n[src];
-    }
-    return (float)(sum / sel->n_q_heads);
-}
-
-void model_session_metrics(const model_session *s, int il, float *recall, float *out_err) {
+void model_session_metrics(const model_session *s, int il, float *recall, float *out_err,
+                           float *attended) {
     RB_CHECK(il >= 0 && il < s->m->hp.n_layers);
     *recall = s->recall[il];
     *out_err = s->out_err[il];
+    const policy_selection *sel = stepper_selection(s->st[il]);
+    double att = 0;
+    for (int h = 0; sel->n && h < sel->n_q_heads; h++) att += sel->n[stepper_set_row(sel, h)];
+    *attended = sel->n_q_heads > 0 ? (float)(att / sel->n_q_heads) : 0;
 }
 
 /* ---- sampling ---- */

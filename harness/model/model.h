@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "attn_backend.h"
+#include "cells.h"
 #include "gguf.h"
 #include "policy.h"
 #include "quant.h"
@@ -52,16 +54,17 @@ int model_threads(const model *m);
 
 /* ---- sessions ---- */
 
-/* How one session manages its caches: layers with a sliding window use the `window` policy
- * with L = the window; the first dense_layers layers use `dense`; every other layer uses
- * `ops` with `budget` and `params`. max_tokens bounds every position (prompt + generated). */
+/* How one session manages its caches: each layer's role comes from cells_layer_role
+ * (sliding-window layers run `window` with L = the window, the first dense_layers layers run
+ * `dense`, every other layer runs the cell's policy at the cell's budget). max_tokens bounds
+ * every position (prompt + generated). */
 typedef struct model_cache_config {
-    const policy_ops *ops;
-    const policy_params *params; /* resolved for ops */
-    int budget, page_size, dense_layers, max_tokens;
+    const cell *cell;            /* the policy, its parameters and budget */
+    const attn_backend *backend; /* attention of every layer (NULL: attn_backend_default()) */
+    int page_size, dense_layers, max_tokens;
     uint64_t seed;
-    int measure; /* 1: keep a full copy of every global layer's keys and values and measure
-                  * recall and out_err against dense attention at each decode step */
+    int measure; /* 1: keep a full copy of every global layer's keys and values and score
+                  * each decode step against dense attention (metrics.h) */
 } model_cache_config;
 
 typedef struct model_session model_session;
@@ -95,14 +98,14 @@ model_timing model_session_last_timing(const model_session *s);
 /* Resident KV bytes (fp16 elements) and policy bookkeeping bytes over all layers. */
 int64_t model_session_kv_bytes(const model_session *s);
 int64_t model_session_meta_bytes(const model_session *s);
-/* Mean |S_h| over query heads of layer il at the last decode step (0 before any). */
-float model_session_attended(const model_session *s, int il);
-/* With measure set, at the last decode step, means over the query heads of layer il
- * (DESIGN §4): recall = attention mass of the dense softmax (this session's own q and
- * keys) on the attended set, out_err = ||o_S - o*|| / ||o*||. Sliding-window layers attend
- * their whole window, so 1 and 0. NaN without measure or before any decode step. The
- * measuring is excluded from the timings. */
-void model_session_metrics(const model_session *s, int il, float *recall, float *out_err);
+/* With measure set, the last decode step of layer il scored by metrics_score_step against
+ * the dense attention of this session's own q and keys (DESIGN §4), as means over query
+ * heads. Sliding-window layers attend their whole window: recall 1, out_err 0. recall and
+ * out_err are NaN without measure or before any decode step; attended is the mean |S_h| of
+ * the last decode step (0 before any) with or without measure. The measuring is excluded
+ * from the timings. */
+void model_session_metrics(const model_session *s, int il, float *recall, float *out_err,
+                           float *attended);
 
 /* ---- sampling ---- */
 
