@@ -9,9 +9,9 @@
  * kernels/attn_backends.c is the only list. Every slot has the contract of the CPU kernel of
  * the same name in attn.h (layouts, strides, which outputs may be NULL); a backend returns
  * the same numbers as "ref" within the tolerances tests/test_attn_backends.c states for it.
- * Slots take host pointers: a device backend moves the data it needs (correct, not fast:
- * device-resident paths are the GPU issues' work). Calls on one backend are not
- * thread-safe unless `thread_safe` is set. */
+ * Slots take host pointers: a device backend moves the data it needs (correct, not fast;
+ * kernels/attn_backend_cuda.c says which slots run on the device). Every slot may be called
+ * from several threads at once (a device backend serialises inside). */
 #ifndef ATTN_BACKEND_H
 #define ATTN_BACKEND_H
 
@@ -25,7 +25,6 @@ typedef struct attn_shape {
 typedef struct attn_backend {
     const char *name;    /* required: "ref", "cpu", "cuda" */
     const char *summary; /* required: one line */
-    int thread_safe;     /* 1: slots may be called from several threads at once */
 
     /* required: 1 if this backend is usable on this machine now (a GPU backend without a
      * device answers 0) and computes the shape; 0 otherwise. Callers fall back to "cpu". */
@@ -47,8 +46,8 @@ typedef struct attn_backend {
                    int d, float scale, float *out, float *col_mass);
 } attn_backend;
 
-/* The registered backends, in display order (ref, cpu, then device backends compiled in);
- * *n receives the count. A backend listed may still answer supports() = 0 (no device). */
+/* The registered backends, in display order: ref, cpu, cuda. *n receives the count. A
+ * backend listed may answer supports() = 0 (cuda without a GPU or in a build without CUDA). */
 const attn_backend *const *attn_backend_list(int *n);
 /* By name; NULL when unknown. */
 const attn_backend *attn_backend_find(const char *name);

@@ -30,7 +30,6 @@ static void ref_dense_heads(const float *q, int Hq, int Hkv, const float *k, con
 static const attn_backend backend_ref = {
     .name = "ref",
     .summary = "plain references in double (attn_ref.c): obviously right, slow",
-    .thread_safe = 1,
     .supports = cpu_supports,
     .dense_heads = ref_dense_heads,
     .gather = ref_gather,
@@ -41,7 +40,6 @@ static const attn_backend backend_ref = {
 static const attn_backend backend_cpu = {
     .name = "cpu",
     .summary = "fast CPU kernels (AVX2 + FMA, one thread per call)",
-    .thread_safe = 1,
     .supports = cpu_supports,
     .dense_heads = attn_dense_heads,
     .gather = attn_gather,
@@ -49,7 +47,10 @@ static const attn_backend backend_cpu = {
     .causal = attn_causal,
 };
 
-static const attn_backend *const backends[] = {&backend_ref, &backend_cpu};
+extern const attn_backend attn_backend_cuda_table; /* attn_backend_cuda.c */
+
+static const attn_backend *const backends[] = {&backend_ref, &backend_cpu,
+                                               &attn_backend_cuda_table};
 
 const attn_backend *const *attn_backend_list(int *n) {
     *n = (int)(sizeof backends / sizeof backends[0]);
