@@ -27,18 +27,23 @@ R=results
 F=$R/figures
 mkdir -p "$F"
 threads=$(nproc)
+# Policies come from the registry (`raasbench policies --names`): a policy added there is in
+# every sweep and figure below without touching this script.
+quoted() { sed 's/.*/"&"/' | paste -sd, - | sed 's/,/, /g'; }
+policies=$($RB policies --names | quoted)
+practical=$($RB policies --names --practical | paste -sd, -)   # the long replay: no bounds
 
 if [ $quick = 1 ]; then
   ms_args=(--layers 4 --prefill 128 --decode 1024)
   long_args=(--layers 2 --prefill 128 --decode 2048)
   budgets="64, 128, 256, 512"
-  policies='"dense", "streamingllm", "h2o", "quest", "raas", "oracle"'
   long_budget=256
 else
   ms_args=(--layers 4 --prefill 128 --decode 2048)
   long_args=(--layers 2 --prefill 256 --decode 8192)
   budgets="64, 128, 256, 512, 1024"
-  policies='"dense", "streamingllm", "h2o", "quest", "raas", {"name": "raas", "params": {"score": "exact"}, "label": "exact"}, "oracle", "random"'
+  # and RaaS scoring pages by exact attention instead of the channel bound (a variant)
+  policies="$policies, {\"name\": \"raas\", \"params\": {\"score\": \"exact\"}, \"label\": \"exact\"}"
   long_budget=512
 fi
 
@@ -65,7 +70,7 @@ $RB sweep $R/sweep.json
 $RB info $R/sweep.h5 | tail -n +9
 
 step "long decode: latency and memory against decode length (L=$long_budget, every layer sparse)"
-$RB replay $R/long.h5 --policies dense,streamingllm,h2o,quest,raas --budgets $long_budget \
+$RB replay $R/long.h5 --policies $practical --budgets $long_budget \
   --dense-layers 0 --threads 1 --out $R/long_results.h5 --quiet   # one thread: latency without a neighbour in the cache
 $RB info $R/long_results.h5 | tail -n +9
 

@@ -50,7 +50,7 @@ static int64_t dense_meta_bytes(const policy_state *s) {
 const policy_ops policy_dense = {
     .name = "dense",
     .summary = "every token resident, every token attended (the reference)",
-    .flags = POLICY_BUDGET_FREE,
+    .flags = POLICY_BUDGET_FREE | POLICY_KEEPS_ALL,
     .params = NULL,
     .create = dense_create,
     .destroy = dense_destroy,

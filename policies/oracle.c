@@ -74,7 +74,7 @@ static int64_t oracle_meta_bytes(const policy_state *s) {
 const policy_ops policy_oracle = {
     .name = "oracle",
     .summary = "ceiling: per query head the L tokens of largest true attention (all resident)",
-    .flags = POLICY_NEEDS_DENSE,
+    .flags = POLICY_NEEDS_DENSE | POLICY_KEEPS_ALL | POLICY_BOUND,
     .params = NULL,
     .create = oracle_create,
     .destroy = oracle_destroy,

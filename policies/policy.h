@@ -96,6 +96,14 @@ enum {
     POLICY_PAGED = 1u << 1,       /* budget counts pages: needs L >= 2P */
     POLICY_BUDGET_FREE = 1u << 2, /* behaves the same at every budget (dense): the engine
                                      runs one instance for all of a sweep's budgets */
+    POLICY_KEEPS_ALL = 1u << 3,   /* every token stays resident (memory O(N)): the budget
+                                     bounds what is attended, not what is held */
+    POLICY_BOUND = 1u << 4,       /* a bound to compare against, not a practical policy
+                                     (oracle: ceiling, random: floor) */
+    POLICY_INTERNAL = 1u << 5,    /* run by the engines where a layer needs it (window on
+                                     sliding-window layers); `policies --names` omits it */
+    POLICY_PINS_PROMPT = 1u << 6, /* the prompt's pages stay resident and attended whatever
+                                     L is: a prompt longer than L makes it hold more than L */
 };
 
 typedef struct policy_ops {

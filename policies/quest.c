@@ -93,7 +93,7 @@ static int64_t quest_meta_bytes(const policy_state *s) {
 const policy_ops policy_quest = {
     .name = "quest",
     .summary = "all resident; attends the current page + the top pages by a min/max key bound",
-    .flags = POLICY_PAGED,
+    .flags = POLICY_PAGED | POLICY_KEEPS_ALL,
     .params = params,
     .create = quest_create,
     .destroy = quest_destroy,

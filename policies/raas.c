@@ -218,7 +218,7 @@ static int64_t raas_meta_bytes(const policy_state *s) {
 const policy_ops policy_raas = {
     .name = "raas",
     .summary = "prefill pages pinned; decode pages kept by attention-refreshed timestamps",
-    .flags = POLICY_PAGED,
+    .flags = POLICY_PAGED | POLICY_PINS_PROMPT,
     .params = params,
     .create = raas_create,
     .destroy = raas_destroy,

@@ -92,7 +92,7 @@ static int64_t random_meta_bytes(const policy_state *s) {
 const policy_ops policy_random = {
     .name = "random",
     .summary = "floor: the current token + L-1 others drawn uniformly (seeded; all resident)",
-    .flags = 0,
+    .flags = POLICY_KEEPS_ALL | POLICY_BOUND,
     .params = params,
     .create = random_create,
     .destroy = random_destroy,

@@ -46,7 +46,7 @@ static int64_t window_meta_bytes(const policy_state *s) {
 const policy_ops policy_window = {
     .name = "window",
     .summary = "the most recent L tokens (for sliding-window layers; L = the window)",
-    .flags = 0,
+    .flags = POLICY_INTERNAL,
     .params = NULL,
     .create = window_create,
     .destroy = window_destroy,

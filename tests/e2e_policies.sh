@@ -8,9 +8,16 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$B" policies >"$tmp/all" 2>"$tmp/err" || fail "policies exited $?"
-for p in dense streamingllm h2o quest raas oracle random window; do
-  grep -q "^$p\$" "$tmp/all" || fail "policy $p not listed"
-done
+# the registry is the only list: every name --names gives is a section of the full listing,
+# and the full listing holds exactly --names plus the internal policies
+"$B" policies --names >"$tmp/names" || fail "policies --names exited $?"
+[ -s "$tmp/names" ] || fail "--names printed nothing"
+while read -r p; do grep -q "^$p\$" "$tmp/all" || fail "policy $p not listed"; done <"$tmp/names"
+n_all=$(grep -c '^[a-z]' "$tmp/all"); n_int=$(grep -c '^  internal:' "$tmp/all")
+[ "$n_all" = $(( $(wc -l <"$tmp/names") + n_int )) ] || fail "$n_all sections, $(wc -l <"$tmp/names") names + $n_int internal"
+"$B" policies --names --practical >"$tmp/practical" || fail "--practical exited $?"
+[ "$(wc -l <"$tmp/practical")" = $(( $(wc -l <"$tmp/names") - $(grep -c '^  a bound' "$tmp/all") )) ] || fail "--practical leaves out the bounds"
+"$B" policies --practical >/dev/null 2>"$tmp/err"; [ $? = 2 ] || fail "--practical alone accepted"
 for k in streamingllm.sinks h2o.recent quest.gqa raas.score raas.refresh raas.r raas.alpha random.seed; do
   grep -q "$k" "$tmp/all" || fail "parameter $k not listed"
 done

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "attn.h"
+#include "metrics.h"
 #include "policy.h"
 
 static int tk_failures;
@@ -54,6 +55,7 @@ typedef struct tk {
     double *dlog64;    /* [n_q, N] the same logits in double, for the metrics */
     double *dlse64;    /* [n_q] */
     float *dout;       /* [n_q, d] */
+    float *dprobs;     /* [n_q, N] dense probabilities exp(logit - lse) from the double ones */
     double *recall;    /* [n_q] */
     double *out_err;   /* [n_q] */
 } tk;
@@ -139,6 +141,7 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
     t->dlog64 = rb_malloc(sizeof(double) * N * c->n_q);
     t->dlse64 = rb_malloc(sizeof(double) * (size_t)c->n_q);
     t->dout = rb_malloc(sizeof(float) * (size_t)c->n_q * c->d);
+    t->dprobs = rb_malloc(sizeof(float) * N * c->n_q);
     t->recall = rb_calloc((size_t)c->n_q, sizeof(double));
     t->out_err = rb_calloc((size_t)c->n_q, sizeof(double));
     tk_fill_random(t, c->seed * 7919 + 17);
@@ -156,6 +159,7 @@ static inline void tk_destroy(tk *t) {
     free(t->q); free(t->k); free(t->v);
     free(t->sel.n); free(t->sel.pos); free(t->sel.k); free(t->sel.v);
     free(t->probs); free(t->out); free(t->dlogits); free(t->dlse); free(t->dlog64); free(t->dlse64); free(t->dout);
+    free(t->dprobs);
     free(t->recall); free(t->out_err);
 }
 
@@ -245,21 +249,13 @@ static inline void tk_step(tk *t, int pos) {
                         t->out + (size_t)h0 * d);
     }
     if (t->ops->observe) t->ops->observe(t->st, &step, &t->sel, t->probs);
-    for (int h = 0; h < nq; h++) {
-        int r = tk_row(t, h);
-        double rec = 0, num = 0, den = 0;
-        for (int j = 0; j < t->sel.n[r]; j++) {
-            int p = t->sel.pos[(size_t)r * cap + j];
-            rec += exp(t->dlog64[(size_t)h * t->N + p] - t->dlse64[h]);
-        }
-        for (int c = 0; c < d; c++) {
-            double a = t->out[(size_t)h * d + c], b = t->dout[(size_t)h * d + c];
-            num += (a - b) * (a - b);
-            den += b * b;
-        }
-        t->recall[h] = rec;
-        t->out_err[h] = sqrt(num / (den > 0 ? den : 1));
-    }
+    /* Scored as every engine scores (metrics.h), against this kit's double reference. */
+    for (int h = 0; h < nq; h++)
+        for (int j = 0; j <= pos; j++)
+            t->dprobs[(size_t)h * t->N + j] =
+                (float)exp(t->dlog64[(size_t)h * t->N + j] - t->dlse64[h]);
+    step_metrics sm = {.recall = t->recall, .out_err = t->out_err};
+    metrics_score_step(&t->sel, t->out, t->dprobs, t->N, 0, t->dout, d, &sm);
 }
 
 /* Mean recall over the query heads of the last step. */
