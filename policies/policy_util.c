@@ -281,14 +281,16 @@ const float *pu_tokens_v(const pu_tokens *tk, int pos) {
 
 /* ---- sinks + recent window ---- */
 
-struct pu_sinkwin {
+typedef struct pu_sinkwin {
     int n_kv, group, d, budget, sinks;
     int last;    /* highest position stored */
     int lo;      /* lowest resident position >= sinks (the window's start) */
     pu_tokens *tok; /* [n_kv] */
-};
+} pu_sinkwin;
+/* A sink+window policy's state is a pu_sinkwin behind the opaque policy_state. */
+#define SINKWIN(s) ((pu_sinkwin *)(s))
 
-rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, pu_sinkwin **out) {
+rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, policy_state **out) {
     RB_CHECK(sinks >= 0 && cfg->budget > sinks);
     pu_sinkwin *w = rb_calloc(1, sizeof *w);
     w->n_kv = cfg->n_kv_heads;
@@ -300,11 +302,12 @@ rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, pu_sinkwin **ou
     w->lo = sinks;
     w->tok = rb_calloc((size_t)w->n_kv, sizeof *w->tok);
     for (int g = 0; g < w->n_kv; g++) pu_tokens_init(&w->tok[g], cfg->pools[g], cfg->max_tokens);
-    *out = w;
+    *out = (policy_state *)w;
     return RB_OK;
 }
 
-void pu_sinkwin_destroy(pu_sinkwin *w) {
+void pu_sinkwin_destroy(policy_state *s) {
+    pu_sinkwin *w = SINKWIN(s);
     if (!w) return;
     for (int g = 0; g < w->n_kv; g++) pu_tokens_free(&w->tok[g]);
     free(w->tok);
@@ -318,12 +321,15 @@ static void sinkwin_store(pu_sinkwin *w, int pos, const float *k, const float *v
     w->last = pos;
 }
 
-void pu_sinkwin_prefill(pu_sinkwin *w, int n, const float *k, const float *v) {
+void pu_sinkwin_prefill(policy_state *s, int n, const float *q, const float *k, const float *v) {
+    (void)q;
+    pu_sinkwin *w = SINKWIN(s);
     size_t row = (size_t)w->n_kv * w->d;
     for (int i = 0; i < n; i++) sinkwin_store(w, i, k + i * row, v + i * row);
 }
 
-void pu_sinkwin_append(pu_sinkwin *w, int pos, const float *k, const float *v) {
+void pu_sinkwin_append(policy_state *s, int pos, const float *k, const float *v) {
+    pu_sinkwin *w = SINKWIN(s);
     /* Evict before storing so the freed slot is the one the new token reuses. After the
      * append the window is [pos - (L - sinks) + 1, pos]. */
     int new_lo = pos - (w->budget - w->sinks) + 1;
@@ -333,7 +339,8 @@ void pu_sinkwin_append(pu_sinkwin *w, int pos, const float *k, const float *v) {
     sinkwin_store(w, pos, k, v);
 }
 
-void pu_sinkwin_select(pu_sinkwin *w, const policy_step *step, policy_selection *sel) {
+void pu_sinkwin_select(policy_state *s, const policy_step *step, policy_selection *sel) {
+    pu_sinkwin *w = SINKWIN(s);
     RB_CHECK(step->pos == w->last);
     pu_sel_begin(sel, 1);
     for (int g = 0; g < w->n_kv; g++) {
@@ -345,7 +352,8 @@ void pu_sinkwin_select(pu_sinkwin *w, const policy_step *step, policy_selection 
     }
 }
 
-int64_t pu_sinkwin_meta_bytes(const pu_sinkwin *w) {
+int64_t pu_sinkwin_meta_bytes(const policy_state *s) {
+    const pu_sinkwin *w = (const pu_sinkwin *)s;
     /* A serving system needs one slot address per resident token. */
     int64_t b = 0;
     for (int g = 0; g < w->n_kv; g++) b += (int64_t)w->tok[g].n_res * (int64_t)sizeof(kv_slot);
@@ -383,4 +391,45 @@ int64_t pu_all_meta_bytes(const pu_all *a) {
     int64_t b = 0;
     for (int g = 0; g < a->n_kv; g++) b += pu_pages_meta_bytes(&a->pages[g]);
     return b;
+}
+
+/* ---- every token resident, as a policy state ---- */
+
+#define KEEP(s) ((pu_keep *)(s))
+
+rb_status pu_keep_create(const policy_config *cfg, const char *policy, pu_budget_rule rule,
+                         int with_bounds, size_t state_size, policy_state **out, rb_err *e) {
+    RB_CHECK(state_size >= sizeof(pu_keep));
+    rb_status st = pu_check_config(cfg, policy, rule, e);
+    if (st) return st;
+    pu_keep *k = rb_calloc(1, state_size);
+    k->n_q = cfg->n_q_heads;
+    k->n_kv = cfg->n_kv_heads;
+    k->group = cfg->n_q_heads / cfg->n_kv_heads;
+    k->d = cfg->head_dim;
+    k->budget = cfg->budget;
+    k->P = cfg->page_size;
+    k->layer = cfg->layer;
+    pu_all_init(&k->all, cfg, with_bounds);
+    *out = (policy_state *)k;
+    return RB_OK;
+}
+
+void pu_keep_destroy(policy_state *s) {
+    if (!s) return;
+    pu_all_free(&KEEP(s)->all);
+    free(s);
+}
+
+void pu_keep_prefill(policy_state *s, int n, const float *q, const float *k, const float *v) {
+    (void)q;
+    pu_all_prefill(&KEEP(s)->all, n, k, v);
+}
+
+void pu_keep_append(policy_state *s, int pos, const float *k, const float *v) {
+    pu_all_store(&KEEP(s)->all, pos, k, v);
+}
+
+int64_t pu_keep_meta_bytes(const policy_state *s) {
+    return pu_all_meta_bytes(&((const pu_keep *)s)->all);
 }

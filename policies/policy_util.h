@@ -70,17 +70,17 @@ static inline int pu_tokens_resident(const pu_tokens *tk, int pos) {
 const float *pu_tokens_k(const pu_tokens *tk, int pos);
 const float *pu_tokens_v(const pu_tokens *tk, int pos);
 
-/* ---- sinks + recent window (StreamingLLM; window = no sinks) ---- */
+/* ---- sinks + recent window (StreamingLLM; window = no sinks) ----
+ * The whole state of such a policy: pu_sinkwin_create makes it (the budget checked by the
+ * caller: L > sinks), and the other functions have the slot signatures, so a table uses
+ * them directly. */
 
-typedef struct pu_sinkwin pu_sinkwin;
-/* Keeps positions 0..sinks-1 and the most recent L-sinks; requires L > sinks >= 0 (the
- * callers check it and name the rule). */
-rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, pu_sinkwin **out);
-void pu_sinkwin_destroy(pu_sinkwin *w);
-void pu_sinkwin_prefill(pu_sinkwin *w, int n, const float *k, const float *v);
-void pu_sinkwin_append(pu_sinkwin *w, int pos, const float *k, const float *v);
-void pu_sinkwin_select(pu_sinkwin *w, const policy_step *step, policy_selection *sel);
-int64_t pu_sinkwin_meta_bytes(const pu_sinkwin *w);
+rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, policy_state **out);
+void pu_sinkwin_destroy(policy_state *s);
+void pu_sinkwin_prefill(policy_state *s, int n, const float *q, const float *k, const float *v);
+void pu_sinkwin_append(policy_state *s, int pos, const float *k, const float *v);
+void pu_sinkwin_select(policy_state *s, const policy_step *step, policy_selection *sel);
+int64_t pu_sinkwin_meta_bytes(const policy_state *s);
 
 /* ---- selection ---- */
 
@@ -120,6 +120,7 @@ void pu_all_store(pu_all *a, int pos, const float *k, const float *v);
 void pu_all_prefill(pu_all *a, int n, const float *k, const float *v);
 int64_t pu_all_meta_bytes(const pu_all *a);
 
+
 /* ---- ranking ---- */
 
 /* The k best of score[0..n) (larger is better; ties: lower index), returned in out[0..k')
@@ -140,6 +141,24 @@ typedef enum {
  * RB_EINPUT and a message naming the policy, the budget and the rule. */
 rb_status pu_check_config(const policy_config *cfg, const char *policy, pu_budget_rule rule,
                           rb_err *e);
+
+/* ---- every token resident, as a policy state ---- */
+
+/* A keep-everything policy's state begins with a pu_keep: the store and the shape. The
+ * pu_keep_* functions have the slot signatures, so such a policy fills its destroy (when it
+ * owns nothing more), prefill, append and meta_bytes slots with them directly. */
+typedef struct pu_keep {
+    pu_all all;
+    int n_q, n_kv, group, d, budget, P, layer;
+} pu_keep;
+/* Check cfg by `rule`, allocate state_size zeroed bytes (a struct policy_state whose first
+ * member is a pu_keep) and start the store (with_bounds: Quest's page key bounds). */
+rb_status pu_keep_create(const policy_config *cfg, const char *policy, pu_budget_rule rule,
+                         int with_bounds, size_t state_size, policy_state **out, rb_err *e);
+void pu_keep_destroy(policy_state *s); /* the store and the state; NULL is a no-op */
+void pu_keep_prefill(policy_state *s, int n, const float *q, const float *k, const float *v);
+void pu_keep_append(policy_state *s, int pos, const float *k, const float *v);
+int64_t pu_keep_meta_bytes(const policy_state *s);
 
 /* ---- seeded stream: splitmix64 ---- */
 static inline uint64_t pu_mix64(uint64_t x) {

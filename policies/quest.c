@@ -13,81 +13,59 @@ static const policy_param_spec params[] = {
 };
 
 struct policy_state {
-    int n_kv, group, d, budget, P, per_head;
-    pu_all all;      /* every token resident, pages with key bounds */
+    pu_keep keep;    /* every token resident, pages with key bounds */
+    int per_head;    /* gqa=head: a page choice per query head */
     double *score;   /* [max_pages] scratch */
     int *top;        /* [max_pages] scratch */
 };
 
 static rb_status quest_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "quest", PU_BUDGET_PAGES, e);
+    rb_status st = pu_keep_create(cfg, "quest", PU_BUDGET_PAGES, 1, sizeof(policy_state), out, e);
     if (st) return st;
-    policy_state *s = rb_calloc(1, sizeof *s);
-    s->n_kv = cfg->n_kv_heads;
-    s->group = cfg->n_q_heads / cfg->n_kv_heads;
-    s->d = cfg->head_dim;
-    s->budget = cfg->budget;
-    s->P = cfg->page_size;
+    policy_state *s = *out;
     s->per_head = !strcmp(policy_param_str(cfg->params, "gqa"), "head");
-    pu_all_init(&s->all, cfg, 1);
-    int max_pages = s->all.pages[0].max_pages;
+    int max_pages = s->keep.all.pages[0].max_pages;
     s->score = rb_malloc(sizeof *s->score * (size_t)max_pages);
     s->top = rb_malloc(sizeof *s->top * (size_t)max_pages);
-    *out = s;
     return RB_OK;
 }
 
 static void quest_destroy(policy_state *s) {
     if (!s) return;
-    pu_all_free(&s->all);
     free(s->score);
     free(s->top);
-    free(s);
-}
-
-static void quest_prefill(policy_state *s, int n, const float *q, const float *k,
-                          const float *v) {
-    (void)q;
-    pu_all_prefill(&s->all, n, k, v);
-}
-
-static void quest_append(policy_state *s, int pos, const float *k, const float *v) {
-    pu_all_store(&s->all, pos, k, v);
+    pu_keep_destroy(s);
 }
 
 /* Heads h0..h0+nh-1 share one choice: the best floor(L/P)-1 pages before `cur` by the max of
  * their bounds, then the current page, into head h0's set. */
 static void choose(policy_state *s, const pu_pages *pg, const float *q, int h0, int nh, int cur,
                    int pos, policy_selection *sel) {
-    pu_pages_bounds_max(pg, NULL, cur, q + (size_t)h0 * s->d, nh, s->score);
-    int n = pu_topk(s->score, cur, s->budget / s->P - 1, s->top);
+    pu_pages_bounds_max(pg, NULL, cur, q + (size_t)h0 * s->keep.d, nh, s->score);
+    int n = pu_topk(s->score, cur, s->keep.budget / s->keep.P - 1, s->top);
     s->top[n++] = cur;
     pu_sel_add_pages(sel, h0, pg, s->top, n, pos);
 }
 
 static void quest_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     int pos = step->pos;
-    RB_CHECK(pos == s->all.last);
+    RB_CHECK(pos == s->keep.all.last);
     pu_sel_begin(sel, !s->per_head);
-    int cur = pos / s->P;
-    for (int g = 0; g < s->n_kv; g++) {
-        const pu_pages *pg = &s->all.pages[g];
-        int h0 = g * s->group;
-        if (pos + 1 <= s->budget) { /* everything fits: attend it all */
+    int cur = pos / s->keep.P;
+    for (int g = 0; g < s->keep.n_kv; g++) {
+        const pu_pages *pg = &s->keep.all.pages[g];
+        int h0 = g * s->keep.group;
+        if (pos + 1 <= s->keep.budget) { /* everything fits: attend it all */
             for (int i = 0; i <= cur; i++) s->top[i] = i;
-            for (int h = h0; h < h0 + (s->per_head ? s->group : 1); h++)
+            for (int h = h0; h < h0 + (s->per_head ? s->keep.group : 1); h++)
                 pu_sel_add_pages(sel, h, pg, s->top, cur + 1, pos);
             continue;
         }
         if (s->per_head)
-            for (int h = h0; h < h0 + s->group; h++) choose(s, pg, step->q, h, 1, cur, pos, sel);
+            for (int h = h0; h < h0 + s->keep.group; h++) choose(s, pg, step->q, h, 1, cur, pos, sel);
         else
-            choose(s, pg, step->q, h0, s->group, cur, pos, sel);
+            choose(s, pg, step->q, h0, s->keep.group, cur, pos, sel);
     }
-}
-
-static int64_t quest_meta_bytes(const policy_state *s) {
-    return pu_all_meta_bytes(&s->all);
 }
 
 const policy_ops policy_quest = {
@@ -97,9 +75,9 @@ const policy_ops policy_quest = {
     .params = params,
     .create = quest_create,
     .destroy = quest_destroy,
-    .prefill = quest_prefill,
-    .append = quest_append,
+    .prefill = pu_keep_prefill,
+    .append = pu_keep_append,
     .select = quest_select,
     .observe = NULL,
-    .meta_bytes = quest_meta_bytes,
+    .meta_bytes = pu_keep_meta_bytes,
 };

@@ -10,64 +10,45 @@ static const policy_param_spec params[] = {
 };
 
 struct policy_state {
-    int n_kv, group, d, budget, layer;
+    pu_keep keep;    /* every token resident */
     uint64_t seed;
-    pu_all all;      /* every token resident */
     uint8_t *mark;   /* [max_tokens] scratch, all 0 between steps */
     int *pick;       /* [max_tokens] scratch */
 };
 
 static rb_status random_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "random", PU_BUDGET_TOKENS, e);
+    rb_status st = pu_keep_create(cfg, "random", PU_BUDGET_TOKENS, 0, sizeof(policy_state), out, e);
     if (st) return st;
-    policy_state *s = rb_calloc(1, sizeof *s);
-    s->n_kv = cfg->n_kv_heads;
-    s->group = cfg->n_q_heads / cfg->n_kv_heads;
-    s->d = cfg->head_dim;
-    s->budget = cfg->budget;
-    s->layer = cfg->layer;
+    policy_state *s = *out;
     double sd = policy_param_num(cfg->params, "seed");
     s->seed = sd >= 0 ? (uint64_t)sd : cfg->seed;
-    pu_all_init(&s->all, cfg, 0);
     s->mark = rb_calloc((size_t)cfg->max_tokens, 1);
     s->pick = rb_malloc(sizeof *s->pick * (size_t)cfg->max_tokens);
-    *out = s;
     return RB_OK;
 }
 
 static void random_destroy(policy_state *s) {
     if (!s) return;
-    pu_all_free(&s->all);
     free(s->mark);
     free(s->pick);
-    free(s);
-}
-
-static void random_prefill(policy_state *s, int n, const float *q, const float *k,
-                           const float *v) {
-    (void)q;
-    pu_all_prefill(&s->all, n, k, v);
-}
-
-static void random_append(policy_state *s, int pos, const float *k, const float *v) {
-    pu_all_store(&s->all, pos, k, v);
+    pu_keep_destroy(s);
 }
 
 static void random_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     int pos = step->pos;
-    RB_CHECK(pos == s->all.last);
+    RB_CHECK(pos == s->keep.all.last);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->n_kv; g++) {
-        const pu_pages *pg = &s->all.pages[g];
-        int h0 = g * s->group;
-        if (pos + 1 <= s->budget) {
+    for (int g = 0; g < s->keep.n_kv; g++) {
+        const pu_pages *pg = &s->keep.all.pages[g];
+        int h0 = g * s->keep.group;
+        if (pos + 1 <= s->keep.budget) {
             for (int t = 0; t <= pos; t++) pu_sel_add(sel, h0, t, pu_pages_k(pg, t), pu_pages_v(pg, t));
             continue;
         }
-        uint64_t x = pu_mix64(pu_mix64(pu_mix64(pu_mix64(s->seed) ^ (uint64_t)s->layer) ^
+        uint64_t x = pu_mix64(pu_mix64(pu_mix64(pu_mix64(s->seed) ^ (uint64_t)s->keep.layer) ^
                                        (uint64_t)pos) ^ (uint64_t)g);
         /* Floyd's sampling: k = L-1 distinct draws from 0..pos-1 in O(k). */
-        int k = s->budget - 1, n = 0;
+        int k = s->keep.budget - 1, n = 0;
         for (int j = pos - k; j < pos; j++) {
             x = pu_mix64(x);
             int r = (int)(x % (uint64_t)(j + 1));
@@ -85,10 +66,6 @@ static void random_select(policy_state *s, const policy_step *step, policy_selec
     }
 }
 
-static int64_t random_meta_bytes(const policy_state *s) {
-    return pu_all_meta_bytes(&s->all);
-}
-
 const policy_ops policy_random = {
     .name = "random",
     .summary = "floor: the current token + L-1 others drawn uniformly (seeded; all resident)",
@@ -96,9 +73,9 @@ const policy_ops policy_random = {
     .params = params,
     .create = random_create,
     .destroy = random_destroy,
-    .prefill = random_prefill,
-    .append = random_append,
+    .prefill = pu_keep_prefill,
+    .append = pu_keep_append,
     .select = random_select,
     .observe = NULL,
-    .meta_bytes = random_meta_bytes,
+    .meta_bytes = pu_keep_meta_bytes,
 };

@@ -17,9 +17,10 @@
 #include "commands.h"
 #include "h5util.h"
 #include "lifecycle.h"
+#include "results.h"
 
 static const char usage[] =
-    "RESULTS.h5|LIFECYCLE.h5 --table T [--run ID] [--out F.tsv]\n\n"
+    "RESULTS.h5|LIFECYCLE.h5 --table T [--run ID] [--out F.tsv]   |   --schema\n\n"
     "Tables of a results file (raasbench replay/sweep/decode):\n"
     "  summary    one row per run, every field of /summary\n"
     "  steps      per run and decode step: run_id policy budget step recall out_err\n"
@@ -33,7 +34,8 @@ static const char usage[] =
     "  milestones set position first last lifespan; block 0 detected, block 1 planted\n"
     "  phoenix    set position dormant_from revived_at dormant_steps; blocks as above\n"
     "  lifespan   bin_lo bin_hi detected planted (planted NaN without truth)\n"
-    "Without --out the table goes to stdout.";
+    "Without --out the table goes to stdout. --schema prints the results format's datasets\n"
+    "and /summary columns as the markdown tables of results/FORMAT.md.";
 
 /* ---- small readers ---- */
 
@@ -74,156 +76,53 @@ static rb_status read_all(hid_t loc, const char *name, hid_t mem_type, size_t el
 
 static int has_link(hid_t loc, const char *name) { return H5Lexists(loc, name, H5P_DEFAULT) > 0; }
 
-/* ---- results: summary ---- */
+/* ---- results: through the results reader, columns from its schema (results.h) ---- */
 
-static rb_status export_summary(hid_t f, const char *path, const char *run, FILE *o,
-                                rb_err *e) {
-    if (!has_link(f, "summary"))
-        return rb_fail(e, RB_EINPUT, path, "has no /summary table");
-    hid_t ds = H5Dopen2(f, "summary", H5P_DEFAULT);
-    hid_t ft = H5Dget_type(ds), sp = H5Dget_space(ds);
-    rb_status st = RB_OK;
-    int nm = H5Tget_class(ft) == H5T_COMPOUND ? H5Tget_nmembers(ft) : -1;
-    if (nm <= 0 || H5Sget_simple_extent_ndims(sp) != 1) {
-        st = rb_fail(e, RB_EINPUT, path, "/summary is not a one-dimensional compound table");
-        goto out_close;
+static rb_status export_summary(const char *path, const char *run, FILE *o, rb_err *e) {
+    results_summary *rows;
+    int n_rows, n_cols;
+    uint8_t present[RESULTS_MAX_SUMMARY_COLUMNS];
+    rb_status st = results_read_summary(path, &rows, &n_rows, present, e);
+    if (st) return st;
+    const results_summary_column *cols = results_summary_columns(&n_cols);
+    int first = 1, found = 0;
+    for (int c = 0; c < n_cols; c++) {
+        if (!present[c]) continue; /* a file of another writer: its own columns */
+        fputs(first ? "" : "\t", o);
+        put_str(o, cols[c].name);
+        first = 0;
     }
-    hsize_t n_rows;
-    H5Sget_simple_extent_dims(sp, &n_rows, NULL);
-    /* a memory type with every field converted to int64, double or a C string */
-    enum { F_INT, F_FLT, F_VSTR, F_FSTR };
-    int *kind = rb_malloc(sizeof(int) * nm);
-    size_t *off = rb_malloc(sizeof(size_t) * nm), *fsize = rb_malloc(sizeof(size_t) * nm);
-    char **names = rb_calloc((size_t)nm, sizeof(char *));
-    hid_t *mts = rb_malloc(sizeof(hid_t) * nm);
-    size_t row_size = 0;
-    int run_field = -1;
-    for (int i = 0; i < nm; i++) {
-        names[i] = H5Tget_member_name(ft, (unsigned)i);
-        hid_t mt = H5Tget_member_type(ft, (unsigned)i);
-        H5T_class_t cl = H5Tget_class(mt);
-        if (cl == H5T_INTEGER) {
-            kind[i] = F_INT;
-            mts[i] = H5Tcopy(H5T_NATIVE_INT64);
-        } else if (cl == H5T_FLOAT) {
-            kind[i] = F_FLT;
-            mts[i] = H5Tcopy(H5T_NATIVE_DOUBLE);
-        } else if (cl == H5T_STRING) {
-            mts[i] = H5Tcopy(H5T_C_S1);
-            if (H5Tis_variable_str(mt) > 0) {
-                kind[i] = F_VSTR;
-                H5Tset_size(mts[i], H5T_VARIABLE);
-            } else {
-                kind[i] = F_FSTR;
-                H5Tset_size(mts[i], H5Tget_size(mt) + 1);
-                H5Tset_strpad(mts[i], H5T_STR_NULLTERM);
-            }
-            H5Tset_cset(mts[i], H5Tget_cset(mt));
-        } else {
-            mts[i] = H5Tcopy(H5T_NATIVE_INT64);
-            kind[i] = -1;
-        }
-        H5Tclose(mt);
-        fsize[i] = H5Tget_size(mts[i]);
-        size_t align = 8;
-        row_size = (row_size + align - 1) / align * align;
-        off[i] = row_size;
-        row_size += fsize[i];
-        if (!strcmp(names[i], "run_id") && kind[i] >= F_VSTR) run_field = i;
-    }
-    row_size = (row_size + 7) / 8 * 8;
-    hid_t mem = H5Tcreate(H5T_COMPOUND, row_size > 0 ? row_size : 8);
-    for (int i = 0; i < nm; i++)
-        if (kind[i] >= 0) H5Tinsert(mem, names[i], off[i], mts[i]);
-    char *buf = rb_calloc(n_rows ? n_rows : 1, row_size);
-    if (n_rows && H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        st = rb_fail(e, RB_EINPUT, path, "/summary cannot be read");
-    } else if (run && run_field < 0) {
-        st = rb_fail(e, RB_EINPUT, path, "/summary has no run_id field to select --run");
-    } else {
-        int first = 1, found = 0;
-        for (int i = 0; i < nm; i++) {
-            if (kind[i] < 0) continue;
+    fputc('\n', o);
+    for (int r = 0; r < n_rows; r++) {
+        if (run && strcmp(rows[r].run_id, run)) continue;
+        found = 1;
+        first = 1;
+        for (int c = 0; c < n_cols; c++) {
+            if (!present[c]) continue;
             fputs(first ? "" : "\t", o);
-            put_str(o, names[i]);
             first = 0;
+            const char *p = (const char *)&rows[r] + cols[c].offset;
+            switch (cols[c].type) {
+            case RESULTS_STR: put_str(o, p); break;
+            case RESULTS_F64: put_f(o, *(const double *)p); break;
+            case RESULTS_I32: fprintf(o, "%d", *(const int32_t *)p); break;
+            default: fprintf(o, "%lld", (long long)*(const int64_t *)p); break;
+            }
         }
         fputc('\n', o);
-        for (hsize_t r = 0; r < n_rows; r++) {
-            char *row = buf + r * row_size;
-            if (run) {
-                const char *id = kind[run_field] == F_VSTR ? *(char **)(row + off[run_field])
-                                                           : row + off[run_field];
-                if (!id || strcmp(id, run)) continue;
-            }
-            found = 1;
-            first = 1;
-            for (int i = 0; i < nm; i++) {
-                if (kind[i] < 0) continue;
-                fputs(first ? "" : "\t", o);
-                first = 0;
-                char *p = row + off[i];
-                if (kind[i] == F_INT) fprintf(o, "%lld", (long long)*(int64_t *)p);
-                else if (kind[i] == F_FLT) put_f(o, *(double *)p);
-                else if (kind[i] == F_VSTR) put_str(o, *(char **)p ? *(char **)p : "");
-                else put_str(o, p);
-            }
-            fputc('\n', o);
-        }
-        if (run && !found) st = rb_fail(e, RB_EINPUT, run, "no such run in %s", path);
-        hid_t msp = H5Screate_simple(1, &n_rows, NULL);
-        if (n_rows) H5Dvlen_reclaim(mem, msp, H5P_DEFAULT, buf);
-        H5Sclose(msp);
     }
-    free(buf);
-    H5Tclose(mem);
-    for (int i = 0; i < nm; i++) {
-        H5Tclose(mts[i]);
-        H5free_memory(names[i]);
-    }
-    free(kind);
-    free(off);
-    free(fsize);
-    free(names);
-    free(mts);
-out_close:
-    H5Sclose(sp);
-    H5Tclose(ft);
-    H5Dclose(ds);
-    return st;
+    free(rows);
+    if (run && !found) return rb_fail(e, RB_EINPUT, run, "no such run in %s", path);
+    return RB_OK;
 }
 
-/* ---- results: steps ---- */
-
-typedef struct name_list {
-    char **v;
-    int n, cap;
-} name_list;
-
-static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-    (void)g;
-    (void)info;
-    name_list *l = data;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->v = rb_realloc(l->v, sizeof(char *) * (size_t)l->cap);
-    }
-    l->v[l->n++] = rb_strdup(name);
-    return 0;
-}
-
-static void name_list_free(name_list *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-}
-
-/* Mean of row t of a [T, L] table over the counted layers, skipping NaN. */
-static double layer_mean(const float *x, int L, int t, const uint8_t *counted) {
+/* Mean of row t of a [T, L] table over the run's sparse layers, skipping NaN. */
+static double layer_mean(const float *x, int L, int t, const int32_t *sparse) {
     double s = 0;
     int n = 0;
     for (int l = 0; l < L; l++) {
         float v = x[(size_t)t * L + l];
-        if (counted[l] && !isnan(v)) {
+        if (sparse[l] && !isnan(v)) {
             s += v;
             n++;
         }
@@ -231,153 +130,71 @@ static double layer_mean(const float *x, int L, int t, const uint8_t *counted) {
     return n ? s / n : NAN;
 }
 
-static const char *const live_cols[] = {"token_match", "kl", "token_latency_ns"};
-
-static rb_status export_run_steps(hid_t runs, const char *path, const char *id, int live,
-                                  FILE *o, rb_err *e) {
-    char what[512];
-    snprintf(what, sizeof what, "%s: run %s", path, id);
-    hid_t g = H5Gopen2(runs, id, H5P_DEFAULT);
-    if (g < 0) return rb_fail(e, RB_EINPUT, what, "is not a group");
-    char policy[128] = "?";
-    int64_t budget = -1, dense_layers = -1;
-    h5_attr_read_str(g, "policy", policy, sizeof policy);
-    h5_attr_read_i64(g, "budget", &budget);
-    h5_attr_read_i64(g, "dense_layers", &dense_layers);
-    rb_status st;
-    hsize_t d1[1], d2[2], dr[2], da[2];
-    int32_t *step = NULL;
-    float *recall = NULL, *out_err = NULL, *attended = NULL, *lv[2] = {NULL, NULL};
-    int64_t *lat = NULL, *kv = NULL, *meta = NULL, *tlat = NULL;
-    uint8_t *counted = NULL;
-    if ((st = read_all(g, "step", H5T_NATIVE_INT32, 4, 1, d1, (void **)&step, what, e)))
-        goto done;
-    hsize_t T = d1[0];
-    if ((st = read_all(g, "recall", H5T_NATIVE_FLOAT, 4, 2, d2, (void **)&recall, what, e)) ||
-        (st = read_all(g, "out_err", H5T_NATIVE_FLOAT, 4, 2, dr, (void **)&out_err, what, e)) ||
-        (st = read_all(g, "attended", H5T_NATIVE_FLOAT, 4, 2, da, (void **)&attended, what, e)))
-        goto done;
-    if (d2[0] != T || dr[0] != T || da[0] != T || dr[1] != d2[1] || da[1] != d2[1]) {
-        st = rb_fail(e, RB_EINPUT, what, "recall/out_err/attended are not all [%llu, n_layers]",
-                     (unsigned long long)T);
-        goto done;
-    }
-    const char *i64[] = {"latency_ns", "kv_bytes", "meta_bytes"};
-    int64_t **i64v[] = {&lat, &kv, &meta};
-    for (int i = 0; i < 3; i++) {
-        if ((st = read_all(g, i64[i], H5T_NATIVE_INT64, 8, 1, d1, (void **)i64v[i], what, e)))
-            goto done;
-        if (d1[0] != T) {
-            st = rb_fail(e, RB_EINPUT, what, "%s has %llu rows, step has %llu", i64[i],
-                         (unsigned long long)d1[0], (unsigned long long)T);
-            goto done;
-        }
-    }
-    for (int i = 0; i < 3 && live; i++) {
-        if (!has_link(g, live_cols[i])) continue;
-        if (i < 2) st = read_all(g, live_cols[i], H5T_NATIVE_FLOAT, 4, 1, d1, (void **)&lv[i],
-                                 what, e);
-        else st = read_all(g, live_cols[i], H5T_NATIVE_INT64, 8, 1, d1, (void **)&tlat, what, e);
-        if (st) goto done;
-        if (d1[0] != T) {
-            st = rb_fail(e, RB_EINPUT, what, "%s has %llu rows, step has %llu", live_cols[i],
-                         (unsigned long long)d1[0], (unsigned long long)T);
-            goto done;
-        }
-    }
-    /* which layers count in the means: sparse_layers (run, else root), else the layers
-     * past dense_layers, else all */
-    int L = (int)d2[1];
-    counted = rb_malloc((size_t)(L ? L : 1));
-    int32_t *sl = rb_malloc(sizeof(int32_t) * (size_t)(L ? L : 1));
-    int n_sl = -1;
-    hid_t root = H5Oopen(g, "/", H5P_DEFAULT);
-    if (h5_attr_read_i32_array(g, "sparse_layers", sl, L, &n_sl) != 0 &&
-        h5_attr_read_i32_array(root, "sparse_layers", sl, L, &n_sl) != 0)
-        n_sl = -1;
-    H5Oclose(root);
-    if (n_sl >= 0 && n_sl != L) {
-        free(sl);
-        st = rb_fail(e, RB_EINPUT, what, "sparse_layers has %d entries for %d layers", n_sl, L);
-        goto done;
-    }
-    for (int l = 0; l < L; l++)
-        counted[l] = n_sl >= 0 ? sl[l] != 0 : (dense_layers < 0 || l >= dense_layers);
-    free(sl);
-    for (hsize_t t = 0; t < T; t++) {
-        put_str(o, id);
-        fputc('\t', o);
-        put_str(o, policy);
-        fprintf(o, "\t%lld\t%d\t", (long long)budget, step[t]);
-        put_f(o, layer_mean(recall, L, (int)t, counted));
-        fputc('\t', o);
-        put_f(o, layer_mean(out_err, L, (int)t, counted));
-        fputc('\t', o);
-        put_f(o, layer_mean(attended, L, (int)t, counted));
-        /* A step whose latency was not measured (replay --latency-every) is NaN here. */
-        if (lat[t] >= 0) fprintf(o, "\t%lld", (long long)lat[t]);
-        else fputs("\tNaN", o);
-        fprintf(o, "\t%lld\t%lld", (long long)kv[t], (long long)meta[t]);
-        if (live) {
-            for (int i = 0; i < 2; i++) {
-                fputc('\t', o);
-                put_f(o, lv[i] ? lv[i][t] : NAN);
-            }
-            if (tlat) fprintf(o, "\t%lld", (long long)tlat[t]);
-            else fputs("\tNaN", o);
-        }
-        fputc('\n', o);
-    }
-done:
-    free(step);
-    free(recall);
-    free(out_err);
-    free(attended);
-    free(lat);
-    free(kv);
-    free(meta);
-    free(lv[0]);
-    free(lv[1]);
-    free(tlat);
-    free(counted);
-    H5Gclose(g);
-    return st;
+static int shows_in_steps(const results_column *c, int live) {
+    return (c->flags & RESULTS_COL_STEPS) && (live || !(c->flags & RESULTS_COL_LIVE));
 }
 
-static rb_status export_steps(hid_t f, const char *path, const char *run, FILE *o, rb_err *e) {
-    if (!has_link(f, "runs")) return rb_fail(e, RB_EINPUT, path, "has no /runs group");
-    hid_t runs = H5Gopen2(f, "runs", H5P_DEFAULT);
-    if (runs < 0) return rb_fail(e, RB_EINPUT, path, "/runs is not a group");
-    name_list ids = {0};
-    H5Literate(runs, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &ids);
-    rb_status st = RB_OK;
-    int live = 0, found = 0;
-    for (int i = 0; i < ids.n; i++) {
-        if (run && strcmp(ids.v[i], run)) continue;
-        found = 1;
-        for (int c = 0; c < 3; c++) {
-            char p[600];
-            snprintf(p, sizeof p, "%s/%s", ids.v[i], live_cols[c]);
-            if (H5Lexists(runs, ids.v[i], H5P_DEFAULT) > 0 && has_link(runs, p)) live = 1;
-        }
+/* One cell of the steps table: column c of run r at step t. */
+static void put_step_value(FILE *o, const results_run *r, const results_column *c, int t) {
+    const void *x = *(void *const *)((const char *)r + c->offset);
+    if (!x) { /* a live column this run lacks */
+        fputs("NaN", o);
+        return;
     }
-    if (run && !found) st = rb_fail(e, RB_EINPUT, run, "no such run in %s", path);
-    else if (!ids.n) st = rb_fail(e, RB_EINPUT, path, "/runs holds no runs");
+    if (c->shape == RESULTS_SHAPE_T_LAYERS) {
+        put_f(o, layer_mean(x, r->n_layers, t, r->sparse));
+    } else if (c->type == RESULTS_F32) {
+        put_f(o, ((const float *)x)[t]);
+    } else {
+        long long v = c->type == RESULTS_I32 ? ((const int32_t *)x)[t] : ((const int64_t *)x)[t];
+        if (v < 0 && (c->flags & RESULTS_COL_NEG_NA)) fputs("NaN", o);
+        else fprintf(o, "%lld", v);
+    }
+}
+
+static rb_status export_steps(const char *path, const char *run, FILE *o, rb_err *e) {
+    char **ids = NULL;
+    int n_ids = 0, n_cols;
+    rb_status st = results_list_runs(path, &ids, &n_ids, e);
+    if (st) return st;
+    const results_column *cols = results_columns(&n_cols);
+    results_run *runs = rb_calloc((size_t)(n_ids ? n_ids : 1), sizeof *runs);
+    int live = 0, found = 0;
+    for (int i = 0; i < n_ids && !st; i++) {
+        if (run && strcmp(ids[i], run)) continue;
+        found = 1;
+        if ((st = results_read_run(path, ids[i], &runs[i], e))) break;
+        for (int c = 0; c < n_cols; c++)
+            live |= (cols[c].flags & RESULTS_COL_LIVE) && *(void **)((char *)&runs[i] + cols[c].offset);
+    }
+    if (!st && run && !found) st = rb_fail(e, RB_EINPUT, run, "no such run in %s", path);
+    else if (!st && !n_ids) st = rb_fail(e, RB_EINPUT, path, "/runs holds no runs");
     if (!st) {
-        fputs("run_id\tpolicy\tbudget\tstep\trecall\tout_err\tattended\tlatency_ns\tkv_bytes"
-              "\tmeta_bytes",
-              o);
-        if (live) fputs("\ttoken_match\tkl\ttoken_latency_ns", o);
+        fputs("run_id\tpolicy\tbudget", o);
+        for (int c = 0; c < n_cols; c++)
+            if (shows_in_steps(&cols[c], live)) fprintf(o, "\t%s", cols[c].name);
         fputc('\n', o);
         int block = 0;
-        for (int i = 0; i < ids.n && !st; i++) {
-            if (run && strcmp(ids.v[i], run)) continue;
+        for (int i = 0; i < n_ids; i++) {
+            if (run && strcmp(ids[i], run)) continue;
+            const results_run *r = &runs[i];
             if (block++) fputs("\n\n", o);
-            st = export_run_steps(runs, path, ids.v[i], live, o, e);
+            for (int t = 0; t < r->T; t++) {
+                put_str(o, r->run_id);
+                fputc('\t', o);
+                put_str(o, r->policy);
+                fprintf(o, "\t%d", r->budget);
+                for (int c = 0; c < n_cols; c++) {
+                    if (!shows_in_steps(&cols[c], live)) continue;
+                    fputc('\t', o);
+                    put_step_value(o, r, &cols[c], t);
+                }
+                fputc('\n', o);
+            }
         }
     }
-    name_list_free(&ids);
-    H5Gclose(runs);
+    for (int i = 0; i < n_ids; i++) results_run_free(&runs[i]), free(ids[i]);
+    free(runs), free(ids);
     return st;
 }
 
@@ -494,7 +311,9 @@ static rb_status export_heatmap(hid_t f, const char *path, FILE *o, rb_err *e) {
 
 int cmd_export(int argc, char **argv) {
     const char *table = NULL, *run = NULL, *out = NULL;
+    int schema = 0;
     const arg_spec specs[] = {
+        {"schema", ARG_FLAG, &schema, NULL, "print the results format's tables (markdown)"},
         {"table", ARG_STR, &table, "T", "summary|steps (results), heatmap|milestones|phoenix|"
                                         "lifespan (lifecycle)"},
         {"run", ARG_STR, &run, "ID", "only this run (summary, steps)"},
@@ -507,6 +326,14 @@ int cmd_export(int argc, char **argv) {
     if (args_parse("export", usage, specs, argc, argv, pos, 1, &n_pos, &help, &e))
         return rb_err_print(&e);
     if (help) return 0;
+    if (schema && (n_pos || table || run || out)) {
+        rb_fail(&e, RB_EINPUT, "--schema", "takes no file and no other option");
+        return rb_err_print(&e);
+    }
+    if (schema) {
+        results_print_schema(stdout);
+        return fflush(stdout) ? 1 : 0;
+    }
     if (n_pos != 1 || !table) {
         rb_fail(&e, RB_EINPUT, "export", "expected FILE and --table (see --help)");
         return rb_err_print(&e);
@@ -572,8 +399,8 @@ int cmd_export(int argc, char **argv) {
             return rb_err_print(&e);
         }
     }
-    if (!strcmp(table, "summary")) st = export_summary(f, path, run, o, &e);
-    else if (!strcmp(table, "steps")) st = export_steps(f, path, run, o, &e);
+    if (!strcmp(table, "summary")) st = export_summary(path, run, o, &e);
+    else if (!strcmp(table, "steps")) st = export_steps(path, run, o, &e);
     else if (!strcmp(table, "heatmap")) st = export_heatmap(f, path, o, &e);
     else if (!strcmp(table, "milestones")) st = export_rows(f, path, 0, o, &e);
     else if (!strcmp(table, "phoenix")) st = export_rows(f, path, 1, o, &e);

@@ -12,31 +12,128 @@
 #include "h5util.h"
 #include "sha256.h"
 
+/* ------------------------------------------------------------------ the schema */
+
+#define RUN_COL(field) offsetof(results_run, field)
+/* In `export --table steps` order (the TSV's columns), then the per-head ones. */
+static const results_column columns[] = {
+    {"step", RESULTS_I32, RESULTS_SHAPE_T, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "position",
+     "decode position of the step", RUN_COL(step)},
+    {"recall", RESULTS_F32, RESULTS_SHAPE_T_LAYERS, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "",
+     "attention mass kept: sum over S of the dense softmax, mean over query heads",
+     RUN_COL(recall)},
+    {"out_err", RESULTS_F32, RESULTS_SHAPE_T_LAYERS, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "",
+     "\u2016o_S \u2212 o*\u2016 / \u2016o*\u2016 (absolute when o* = 0), mean over query heads",
+     RUN_COL(out_err)},
+    {"attended", RESULTS_F32, RESULTS_SHAPE_T_LAYERS, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS,
+     "tokens", "mean size of S over query heads", RUN_COL(attended)},
+    {"latency_ns", RESULTS_I64, RESULTS_SHAPE_T,
+     RESULTS_COL_REQUIRED | RESULTS_COL_STEPS | RESULTS_COL_NEG_NA, "ns",
+     "wall time of the policy's step over all layers: append + select + attention over S + "
+     "observe; -1 on steps not timed (latency_every > 1)",
+     RUN_COL(latency_ns)},
+    {"kv_bytes", RESULTS_I64, RESULTS_SHAPE_T, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "bytes",
+     "resident K and V bytes, all layers and KV heads, pages counted whole, at elem_bytes per "
+     "element",
+     RUN_COL(kv_bytes)},
+    {"meta_bytes", RESULTS_I64, RESULTS_SHAPE_T, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "bytes",
+     "the policy's own bookkeeping", RUN_COL(meta_bytes)},
+    {"token_match", RESULTS_F32, RESULTS_SHAPE_T, RESULTS_COL_LIVE | RESULTS_COL_STEPS, "",
+     "1 where the cell's argmax equals the dense trajectory's (teacher-forced decode)",
+     RUN_COL(token_match)},
+    {"kl", RESULTS_F32, RESULTS_SHAPE_T, RESULTS_COL_LIVE | RESULTS_COL_STEPS, "nats",
+     "KL(dense \u2016 cell) of the next-token distributions (teacher-forced decode)",
+     RUN_COL(kl)},
+    {"token_latency_ns", RESULTS_I64, RESULTS_SHAPE_T,
+     RESULTS_COL_LIVE | RESULTS_COL_STEPS | RESULTS_COL_NEG_NA, "ns",
+     "whole-token time of the live decode", RUN_COL(token_latency_ns)},
+    {"recall_head", RESULTS_F32, RESULTS_SHAPE_T_LAYERS_HEADS, RESULTS_COL_PER_HEAD, "",
+     "recall of each query head (--per-head)", RUN_COL(recall_head)},
+    {"out_err_head", RESULTS_F32, RESULTS_SHAPE_T_LAYERS_HEADS, RESULTS_COL_PER_HEAD, "",
+     "out_err of each query head (--per-head)", RUN_COL(out_err_head)},
+};
+#define N_COLUMNS ((int)(sizeof columns / sizeof columns[0]))
+
+#define SUM_COL(field) offsetof(results_summary, field), sizeof(((results_summary *)0)->field)
+static const results_summary_column summary_columns[] = {
+    {"run_id", RESULTS_STR, SUM_COL(run_id), "", "the run"},
+    {"trace", RESULTS_STR, SUM_COL(trace), "", "the trace (or model) it ran on"},
+    {"policy", RESULTS_STR, SUM_COL(policy), "", "policy name"},
+    {"budget", RESULTS_I32, SUM_COL(budget), "tokens", "L, per KV head"},
+    {"mean_recall", RESULTS_F64, SUM_COL(mean_recall), "", "mean over steps and sparse layers"},
+    {"mean_out_err", RESULTS_F64, SUM_COL(mean_out_err), "", "mean over steps and sparse layers"},
+    {"mean_attended", RESULTS_F64, SUM_COL(mean_attended), "tokens",
+     "mean over steps and sparse layers"},
+    {"p50_latency_ns", RESULTS_I64, SUM_COL(p50_latency_ns), "ns",
+     "median over the timed steps (nearest rank); -1 when none"},
+    {"p99_latency_ns", RESULTS_I64, SUM_COL(p99_latency_ns), "ns",
+     "99th percentile over the timed steps (nearest rank); -1 when none"},
+    {"peak_kv_bytes", RESULTS_I64, SUM_COL(peak_kv_bytes), "bytes", "largest kv_bytes"},
+    {"final_kv_bytes", RESULTS_I64, SUM_COL(final_kv_bytes), "bytes", "kv_bytes at the last step"},
+    {"peak_meta_bytes", RESULTS_I64, SUM_COL(peak_meta_bytes), "bytes", "largest meta_bytes"},
+    {"mean_token_match", RESULTS_F64, SUM_COL(mean_token_match), "",
+     "mean token_match; NaN unless a teacher-forced decode"},
+    {"mean_kl", RESULTS_F64, SUM_COL(mean_kl), "nats",
+     "mean kl; NaN unless a teacher-forced decode"},
+};
+#define N_SUMMARY ((int)(sizeof summary_columns / sizeof summary_columns[0]))
+_Static_assert(N_SUMMARY <= RESULTS_MAX_SUMMARY_COLUMNS, "raise RESULTS_MAX_SUMMARY_COLUMNS");
+
+const results_column *results_columns(int *n) {
+    *n = N_COLUMNS;
+    return columns;
+}
+
+const results_summary_column *results_summary_columns(int *n) {
+    *n = N_SUMMARY;
+    return summary_columns;
+}
+
+static void **col_ptr(const results_run *r, const results_column *c) {
+    return (void **)((char *)r + c->offset);
+}
+
+static size_t type_size(results_type t) {
+    return t == RESULTS_I32 || t == RESULTS_F32 ? 4 : 8;
+}
+
+static hid_t mem_type(results_type t) {
+    switch (t) {
+    case RESULTS_I32: return H5T_NATIVE_INT32;
+    case RESULTS_I64: return H5T_NATIVE_INT64;
+    case RESULTS_F32: return H5T_NATIVE_FLOAT;
+    default: return H5T_NATIVE_DOUBLE;
+    }
+}
+
+/* The dimensions of a column in a run of T steps, L layers, H query heads; returns the rank. */
+static int col_dims(results_shape sh, hsize_t T, hsize_t L, hsize_t H, hsize_t *dims) {
+    dims[0] = T, dims[1] = L, dims[2] = H;
+    return sh == RESULTS_SHAPE_T ? 1 : sh == RESULTS_SHAPE_T_LAYERS ? 2 : 3;
+}
+
+static size_t col_elems(results_shape sh, size_t T, size_t L, size_t H) {
+    return sh == RESULTS_SHAPE_T ? T : sh == RESULTS_SHAPE_T_LAYERS ? T * L : T * L * H;
+}
+
 /* ------------------------------------------------------------------ runs */
 
 void results_run_alloc(results_run *r, int T, int n_layers, int n_q_heads, int per_head) {
     r->T = T, r->n_layers = n_layers, r->n_q_heads = n_q_heads;
-    size_t tl = (size_t)T * n_layers;
     r->layers = rb_calloc((size_t)n_layers, sizeof(int32_t));
     r->sparse = rb_calloc((size_t)n_layers, sizeof(int32_t));
-    r->step = rb_calloc((size_t)T, sizeof(int32_t));
-    r->recall = rb_calloc(tl, sizeof(float));
-    r->out_err = rb_calloc(tl, sizeof(float));
-    r->attended = rb_calloc(tl, sizeof(float));
-    if (per_head) {
-        r->recall_head = rb_calloc(tl * n_q_heads, sizeof(float));
-        r->out_err_head = rb_calloc(tl * n_q_heads, sizeof(float));
+    for (int i = 0; i < N_COLUMNS; i++) {
+        const results_column *c = &columns[i];
+        if ((c->flags & RESULTS_COL_REQUIRED) || (per_head && (c->flags & RESULTS_COL_PER_HEAD)))
+            *col_ptr(r, c) = rb_calloc(col_elems(c->shape, (size_t)T, (size_t)n_layers,
+                                                 (size_t)n_q_heads),
+                                       type_size(c->type));
     }
-    r->kv_bytes = rb_calloc((size_t)T, sizeof(int64_t));
-    r->meta_bytes = rb_calloc((size_t)T, sizeof(int64_t));
-    r->latency_ns = rb_calloc((size_t)T, sizeof(int64_t));
 }
 
 void results_run_free(results_run *r) {
-    free(r->params_json), free(r->layers), free(r->sparse), free(r->step);
-    free(r->recall), free(r->out_err), free(r->attended), free(r->recall_head);
-    free(r->out_err_head), free(r->kv_bytes), free(r->meta_bytes), free(r->latency_ns);
-    free(r->token_match), free(r->kl), free(r->token_latency_ns);
+    for (int i = 0; i < N_COLUMNS; i++) free(*col_ptr(r, &columns[i]));
+    free(r->params_json), free(r->layers), free(r->sparse);
     if (r->selection) {
         for (int l = 0; l < r->n_layers; l++) free(r->selection[l]);
         free(r->selection);
@@ -163,13 +260,6 @@ rb_status results_create(const char *path, const results_provenance *p, results_
     return RB_OK;
 }
 
-static int write_f32(hid_t g, const char *name, const float *x, int rank, hsize_t *dims) {
-    return x ? h5_write_dataset(g, name, H5T_NATIVE_FLOAT, rank, dims, x, 1) : 0;
-}
-static int write_i64(hid_t g, const char *name, const int64_t *x, hsize_t T) {
-    return x ? h5_write_dataset(g, name, H5T_NATIVE_INT64, 1, &T, x, 1) : 0;
-}
-
 rb_status results_add_run(results_writer *w, const results_run *r, rb_err *e) {
     if (H5Lexists(w->runs, r->run_id, H5P_DEFAULT) > 0)
         return rb_fail(e, RB_EINPUT, r->run_id, "run id appears twice in one results file");
@@ -185,20 +275,18 @@ rb_status results_add_run(results_writer *w, const results_run *r, rb_err *e) {
     bad |= h5_attr_write_str(g, "trace", r->trace);
     bad |= h5_attr_write_i32_array(g, "layers", r->layers, r->n_layers);
     bad |= h5_attr_write_i32_array(g, "sparse_layers", r->sparse, r->n_layers);
-    hsize_t T = (hsize_t)r->T, tl[2] = {T, (hsize_t)r->n_layers},
-            tlh[3] = {T, (hsize_t)r->n_layers, (hsize_t)r->n_q_heads};
-    bad |= h5_write_dataset(g, "step", H5T_NATIVE_INT32, 1, &T, r->step, 1);
-    bad |= write_f32(g, "recall", r->recall, 2, tl);
-    bad |= write_f32(g, "out_err", r->out_err, 2, tl);
-    bad |= write_f32(g, "attended", r->attended, 2, tl);
-    bad |= write_f32(g, "recall_head", r->recall_head, 3, tlh);
-    bad |= write_f32(g, "out_err_head", r->out_err_head, 3, tlh);
-    bad |= write_i64(g, "kv_bytes", r->kv_bytes, T);
-    bad |= write_i64(g, "meta_bytes", r->meta_bytes, T);
-    bad |= write_i64(g, "latency_ns", r->latency_ns, T);
-    bad |= write_f32(g, "token_match", r->token_match, 1, &T);
-    bad |= write_f32(g, "kl", r->kl, 1, &T);
-    bad |= write_i64(g, "token_latency_ns", r->token_latency_ns, T);
+    hsize_t T = (hsize_t)r->T;
+    for (int i = 0; i < N_COLUMNS && !bad; i++) {
+        const results_column *c = &columns[i];
+        const void *x = *col_ptr(r, c);
+        if (!x) {
+            bad |= (c->flags & RESULTS_COL_REQUIRED) != 0;
+            continue;
+        }
+        hsize_t dims[3];
+        int rank = col_dims(c->shape, T, (hsize_t)r->n_layers, (hsize_t)r->n_q_heads, dims);
+        bad |= h5_write_dataset(g, c->name, mem_type(c->type), rank, dims, x, 1);
+    }
     if (r->selection) {
         hid_t sg = H5Gcreate2(g, "selection", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         hsize_t dims[3] = {T, (hsize_t)r->n_q_heads, (hsize_t)r->n_tokens};
@@ -229,22 +317,16 @@ static hid_t fixed_str(size_t n) {
 /* The /summary compound type, in memory and in the file (same layout). */
 static hid_t summary_type(void) {
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(results_summary));
-    hid_t s160 = fixed_str(160), s512 = fixed_str(512), s32 = fixed_str(32);
-    H5Tinsert(t, "run_id", HOFFSET(results_summary, run_id), s160);
-    H5Tinsert(t, "trace", HOFFSET(results_summary, trace), s512);
-    H5Tinsert(t, "policy", HOFFSET(results_summary, policy), s32);
-    H5Tinsert(t, "budget", HOFFSET(results_summary, budget), H5T_NATIVE_INT32);
-    H5Tinsert(t, "mean_recall", HOFFSET(results_summary, mean_recall), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "mean_out_err", HOFFSET(results_summary, mean_out_err), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "mean_attended", HOFFSET(results_summary, mean_attended), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "p50_latency_ns", HOFFSET(results_summary, p50_latency_ns), H5T_NATIVE_INT64);
-    H5Tinsert(t, "p99_latency_ns", HOFFSET(results_summary, p99_latency_ns), H5T_NATIVE_INT64);
-    H5Tinsert(t, "peak_kv_bytes", HOFFSET(results_summary, peak_kv_bytes), H5T_NATIVE_INT64);
-    H5Tinsert(t, "final_kv_bytes", HOFFSET(results_summary, final_kv_bytes), H5T_NATIVE_INT64);
-    H5Tinsert(t, "peak_meta_bytes", HOFFSET(results_summary, peak_meta_bytes), H5T_NATIVE_INT64);
-    H5Tinsert(t, "mean_token_match", HOFFSET(results_summary, mean_token_match), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "mean_kl", HOFFSET(results_summary, mean_kl), H5T_NATIVE_DOUBLE);
-    H5Tclose(s160), H5Tclose(s512), H5Tclose(s32);
+    for (int i = 0; i < N_SUMMARY; i++) {
+        const results_summary_column *c = &summary_columns[i];
+        if (c->type == RESULTS_STR) {
+            hid_t st = fixed_str(c->size);
+            H5Tinsert(t, c->name, c->offset, st);
+            H5Tclose(st);
+        } else {
+            H5Tinsert(t, c->name, c->offset, mem_type(c->type));
+        }
+    }
     return t;
 }
 
@@ -317,22 +399,54 @@ rb_status results_list_runs(const char *path, char ***ids, int *n, rb_err *e) {
     return RB_OK;
 }
 
-/* Read dataset `name` of group g into a new array of `elems` elements, or NULL if absent. */
-static void *read_ds(hid_t g, const char *name, hid_t mt, size_t elem, size_t elems, int *bad) {
-    if (H5Lexists(g, name, H5P_DEFAULT) <= 0) return NULL;
-    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+/* Read column c of run group g, whose shape must be dims[0..rank). Absent: NULL and RB_OK.
+ * A wrong shape or unreadable data: RB_EINPUT naming the dataset. */
+static rb_status read_column(hid_t g, const results_column *c, const hsize_t *dims,
+                             const char *what, void **out, rb_err *e) {
+    *out = NULL;
+    if (H5Lexists(g, c->name, H5P_DEFAULT) <= 0) return RB_OK;
+    hid_t d = H5Dopen2(g, c->name, H5P_DEFAULT);
+    if (d < 0) return rb_fail(e, RB_EINPUT, what, "%s is not a dataset", c->name);
     hid_t sp = H5Dget_space(d);
-    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    int rank = col_dims(c->shape, dims[0], dims[1], dims[2], (hsize_t[3]){0, 0, 0});
+    hsize_t got[3] = {0, 0, 0};
+    int got_rank = H5Sget_simple_extent_ndims(sp);
+    if (got_rank == rank) H5Sget_simple_extent_dims(sp, got, NULL);
     H5Sclose(sp);
-    void *x = NULL;
-    if (np != (hssize_t)elems) {
-        *bad = 1;
+    size_t n = 1;
+    int ok = got_rank == rank;
+    for (int i = 0; i < rank && ok; i++) ok = got[i] == dims[i], n *= (size_t)dims[i];
+    rb_status st = RB_OK;
+    if (!ok) {
+        st = rb_fail(e, RB_EINPUT, what, "%s has shape [%llu, %llu, %llu] (rank %d), expected rank %d "
+                     "[%llu, %llu, %llu] (not all of step's T and the layers agree)", c->name,
+                     (unsigned long long)got[0], (unsigned long long)got[1],
+                     (unsigned long long)got[2], got_rank, rank, (unsigned long long)dims[0],
+                     (unsigned long long)(rank > 1 ? dims[1] : 0),
+                     (unsigned long long)(rank > 2 ? dims[2] : 0));
     } else {
-        x = rb_malloc(elem * (elems ? elems : 1));
-        if (elems && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0) *bad = 1;
+        *out = rb_malloc(type_size(c->type) * (n ? n : 1));
+        if (n && H5Dread(d, mem_type(c->type), H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
+            free(*out);
+            *out = NULL;
+            st = rb_fail(e, RB_EINPUT, what, "%s cannot be read as numbers", c->name);
+        }
     }
     H5Dclose(d);
-    return x;
+    return st;
+}
+
+/* The extent of dimension k of a dataset of g, 0 when absent or of another rank. */
+static hsize_t extent(hid_t g, const char *name, int rank, int k) {
+    if (H5Lexists(g, name, H5P_DEFAULT) <= 0) return 0;
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    if (d < 0) return 0;
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[3] = {0, 0, 0};
+    if (H5Sget_simple_extent_ndims(sp) == rank) H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return dims[k];
 }
 
 rb_status results_read_run(const char *path, const char *run_id, results_run *r, rb_err *e) {
@@ -340,8 +454,9 @@ rb_status results_read_run(const char *path, const char *run_id, results_run *r,
     hid_t f;
     rb_status s = open_results(path, &f, e);
     if (s) return s;
-    char gp[256];
+    char gp[256], what[600];
     snprintf(gp, sizeof gp, "runs/%s", run_id);
+    snprintf(what, sizeof what, "%s: run %s", path, run_id);
     if (H5Lexists(f, "runs", H5P_DEFAULT) <= 0 || H5Lexists(f, gp, H5P_DEFAULT) <= 0) {
         H5Fclose(f);
         return rb_fail(e, RB_EINPUT, path, "no run '%s'", run_id);
@@ -349,68 +464,140 @@ rb_status results_read_run(const char *path, const char *run_id, results_run *r,
     hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
     snprintf(r->run_id, sizeof r->run_id, "%s", run_id);
     int64_t v = 0;
-    int bad = 0;
     char params[8192] = "{}";
-    bad |= h5_attr_read_str(g, "policy", r->policy, sizeof r->policy);
-    bad |= h5_attr_read_i64(g, "budget", &v), r->budget = (int)v;
-    bad |= h5_attr_read_i64(g, "page_size", &v), r->page_size = (int)v;
-    bad |= h5_attr_read_i64(g, "dense_layers", &v), r->dense_layers = (int)v;
+    h5_attr_read_str(g, "policy", r->policy, sizeof r->policy);
+    r->budget = h5_attr_read_i64(g, "budget", &v) ? -1 : (int)v;
+    r->page_size = h5_attr_read_i64(g, "page_size", &v) ? 0 : (int)v;
+    r->dense_layers = h5_attr_read_i64(g, "dense_layers", &v) ? 0 : (int)v;
     r->latency_every = h5_attr_read_i64(g, "latency_every", &v) ? 1 : (int)v;
     h5_attr_read_str(g, "params", params, sizeof params);
     r->params_json = rb_strdup(params);
     h5_attr_read_str(g, "trace", r->trace, sizeof r->trace);
-    hid_t d = H5Lexists(g, "recall", H5P_DEFAULT) > 0 ? H5Dopen2(g, "recall", H5P_DEFAULT) : -1;
-    hsize_t dims[2] = {0, 0};
-    if (d >= 0) {
-        hid_t sp = H5Dget_space(d);
-        if (H5Sget_simple_extent_ndims(sp) == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
-        else bad = 1;
-        H5Sclose(sp);
-        H5Dclose(d);
-    } else {
-        bad = 1;
+    /* T from step, the layers from recall, the heads from recall_head (when present) */
+    hsize_t dims[3] = {extent(g, "step", 1, 0), extent(g, "recall", 2, 1),
+                       extent(g, "recall_head", 3, 2)};
+    r->T = (int)dims[0], r->n_layers = (int)dims[1], r->n_q_heads = (int)dims[2];
+    for (int i = 0; i < N_COLUMNS && !s; i++) {
+        const results_column *c = &columns[i];
+        void *x;
+        if ((s = read_column(g, c, dims, what, &x, e))) break;
+        *col_ptr(r, c) = x;
+        if (!x && (c->flags & RESULTS_COL_REQUIRED))
+            s = rb_fail(e, RB_EINPUT, what, "missing dataset %s", c->name);
     }
-    int T = (int)dims[0], L = (int)dims[1];
-    int n_heads = 0;
-    if (!bad && H5Lexists(g, "recall_head", H5P_DEFAULT) > 0) {
-        hid_t dh = H5Dopen2(g, "recall_head", H5P_DEFAULT);
-        hid_t sp = H5Dget_space(dh);
-        hsize_t d3[3] = {0, 0, 0};
-        if (H5Sget_simple_extent_ndims(sp) == 3) H5Sget_simple_extent_dims(sp, d3, NULL);
-        n_heads = (int)d3[2];
-        H5Sclose(sp), H5Dclose(dh);
-    }
-    if (!bad) {
-        size_t tl = (size_t)T * L;
-        r->T = T, r->n_layers = L, r->n_q_heads = n_heads;
-        r->layers = rb_calloc((size_t)L, sizeof(int32_t));
-        r->sparse = rb_calloc((size_t)L, sizeof(int32_t));
-        int n;
-        if (h5_attr_read_i32_array(g, "layers", r->layers, L, &n)) bad = 1;
-        if (h5_attr_read_i32_array(g, "sparse_layers", r->sparse, L, &n)) bad = 1;
-        r->step = read_ds(g, "step", H5T_NATIVE_INT32, 4, (size_t)T, &bad);
-        r->recall = read_ds(g, "recall", H5T_NATIVE_FLOAT, 4, tl, &bad);
-        r->out_err = read_ds(g, "out_err", H5T_NATIVE_FLOAT, 4, tl, &bad);
-        r->attended = read_ds(g, "attended", H5T_NATIVE_FLOAT, 4, tl, &bad);
-        r->recall_head = read_ds(g, "recall_head", H5T_NATIVE_FLOAT, 4, tl * n_heads, &bad);
-        r->out_err_head = read_ds(g, "out_err_head", H5T_NATIVE_FLOAT, 4, tl * n_heads, &bad);
-        r->kv_bytes = read_ds(g, "kv_bytes", H5T_NATIVE_INT64, 8, (size_t)T, &bad);
-        r->meta_bytes = read_ds(g, "meta_bytes", H5T_NATIVE_INT64, 8, (size_t)T, &bad);
-        r->latency_ns = read_ds(g, "latency_ns", H5T_NATIVE_INT64, 8, (size_t)T, &bad);
-        r->token_match = read_ds(g, "token_match", H5T_NATIVE_FLOAT, 4, (size_t)T, &bad);
-        r->kl = read_ds(g, "kl", H5T_NATIVE_FLOAT, 4, (size_t)T, &bad);
-        r->token_latency_ns = read_ds(g, "token_latency_ns", H5T_NATIVE_INT64, 8, (size_t)T, &bad);
-        if (!r->step || !r->recall || !r->out_err || !r->attended || !r->kv_bytes ||
-            !r->meta_bytes || !r->latency_ns)
-            bad = 1;
+    if (!s) {
+        int L = r->n_layers, n;
+        r->layers = rb_calloc((size_t)(L ? L : 1), sizeof(int32_t));
+        r->sparse = rb_calloc((size_t)(L ? L : 1), sizeof(int32_t));
+        /* layers: absent means 0..L-1; sparse_layers is required */
+        if (h5_attr_read_i32_array(g, "layers", r->layers, L, &n))
+            for (int l = 0; l < L; l++) r->layers[l] = l;
+        else if (n != L)
+            s = rb_fail(e, RB_EINPUT, what, "layers has %d entries for %d layers", n, L);
+        if (!s && (h5_attr_read_i32_array(g, "sparse_layers", r->sparse, L, &n) || n != L))
+            s = rb_fail(e, RB_EINPUT, what, "sparse_layers missing or not %d entries", L);
     }
     H5Gclose(g);
     H5Fclose(f);
-    if (bad) {
-        results_run_free(r);
-        return rb_fail(e, RB_EINPUT, path, "run '%s' is incomplete or malformed", run_id);
+    if (s) results_run_free(r);
+    return s;
+}
+
+/* One /summary field as read: the file's member type converted to int64, double or a C
+ * string (fixed or variable in the file). */
+typedef struct sum_field {
+    int col;     /* index in summary_columns */
+    hid_t mt;
+    int vlen;    /* a variable-length string */
+    size_t off;  /* in the read row */
+} sum_field;
+
+rb_status results_read_summary(const char *path, results_summary **rows, int *n,
+                               uint8_t *present, rb_err *e) {
+    *rows = NULL, *n = 0;
+    memset(present, 0, N_SUMMARY);
+    hid_t f;
+    rb_status st = open_results(path, &f, e);
+    if (st) return st;
+    if (H5Lexists(f, "summary", H5P_DEFAULT) <= 0) {
+        H5Fclose(f);
+        return rb_fail(e, RB_EINPUT, path, "has no /summary table");
     }
-    return RB_OK;
+    hid_t ds = H5Dopen2(f, "summary", H5P_DEFAULT);
+    hid_t ft = H5Dget_type(ds), sp = H5Dget_space(ds);
+    hsize_t n_rows = 0;
+    if (H5Tget_class(ft) != H5T_COMPOUND || H5Sget_simple_extent_ndims(sp) != 1) {
+        st = rb_fail(e, RB_EINPUT, path, "/summary is not a one-dimensional compound table");
+    } else {
+        H5Sget_simple_extent_dims(sp, &n_rows, NULL);
+        sum_field fl[RESULTS_MAX_SUMMARY_COLUMNS];
+        int nf = 0;
+        size_t row = 0;
+        for (int i = 0; i < N_SUMMARY; i++) {
+            const results_summary_column *c = &summary_columns[i];
+            int k = H5Tget_member_index(ft, c->name);
+            if (k < 0) continue;
+            hid_t mt = H5Tget_member_type(ft, (unsigned)k);
+            sum_field *x = &fl[nf++];
+            x->col = i, x->vlen = 0;
+            if (c->type == RESULTS_STR) {
+                x->mt = H5Tcopy(H5T_C_S1);
+                x->vlen = H5Tget_class(mt) == H5T_STRING && H5Tis_variable_str(mt) > 0;
+                H5Tset_size(x->mt, x->vlen ? H5T_VARIABLE : c->size);
+                H5Tset_strpad(x->mt, H5T_STR_NULLTERM);
+                if (H5Tget_class(mt) == H5T_STRING) H5Tset_cset(x->mt, H5Tget_cset(mt));
+            } else {
+                x->mt = H5Tcopy(c->type == RESULTS_F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64);
+            }
+            H5Tclose(mt);
+            row = (row + 7) / 8 * 8;
+            x->off = row;
+            row += H5Tget_size(x->mt);
+            present[i] = 1;
+        }
+        row = (row + 7) / 8 * 8;
+        hid_t mem = H5Tcreate(H5T_COMPOUND, row ? row : 8);
+        for (int i = 0; i < nf; i++) H5Tinsert(mem, summary_columns[fl[i].col].name, fl[i].off, fl[i].mt);
+        char *buf = rb_calloc(n_rows ? n_rows : 1, row ? row : 8);
+        if (n_rows && H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+            st = rb_fail(e, RB_EINPUT, path, "/summary cannot be read");
+        } else {
+            *rows = rb_calloc(n_rows ? n_rows : 1, sizeof **rows);
+            for (hsize_t r = 0; r < n_rows; r++) {
+                results_summary *o = &(*rows)[r];
+                o->mean_token_match = o->mean_kl = NAN; /* absent: not a live decode */
+                for (int i = 0; i < nf; i++) {
+                    const results_summary_column *c = &summary_columns[fl[i].col];
+                    const char *src = buf + r * row + fl[i].off;
+                    char *dst = (char *)o + c->offset;
+                    if (c->type == RESULTS_STR) {
+                        const char *str = fl[i].vlen ? *(char *const *)src : src;
+                        snprintf(dst, c->size, "%s", str ? str : "");
+                    } else if (c->type == RESULTS_F64) {
+                        memcpy(dst, src, sizeof(double));
+                    } else if (c->type == RESULTS_I32) {
+                        int64_t x;
+                        memcpy(&x, src, sizeof x);
+                        *(int32_t *)dst = (int32_t)x;
+                    } else {
+                        memcpy(dst, src, sizeof(int64_t));
+                    }
+                }
+            }
+            *n = (int)n_rows;
+            hid_t msp = H5Screate_simple(1, &n_rows, NULL);
+            if (n_rows) H5Dvlen_reclaim(mem, msp, H5P_DEFAULT, buf);
+            H5Sclose(msp);
+        }
+        free(buf);
+        H5Tclose(mem);
+        for (int i = 0; i < nf; i++) H5Tclose(fl[i].mt);
+    }
+    H5Sclose(sp);
+    H5Tclose(ft);
+    H5Dclose(ds);
+    H5Fclose(f);
+    return st;
 }
 
 rb_status results_assemble(const char *path, const results_provenance *p,
@@ -452,18 +639,12 @@ int results_print_info(const char *path) {
                           "trace_sha256"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!h5_attr_read_str(f, keys[i], buf, sizeof buf)) printf("%-14s %s\n", keys[i], buf);
+    H5Fclose(f);
     int n_rows = 0;
     results_summary *rows = NULL;
-    if (H5Lexists(f, "summary", H5P_DEFAULT) > 0) {
-        hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT);
-        hid_t sp = H5Dget_space(d);
-        n_rows = (int)H5Sget_simple_extent_npoints(sp);
-        rows = rb_calloc((size_t)(n_rows ? n_rows : 1), sizeof *rows);
-        hid_t t = summary_type();
-        if (n_rows && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) n_rows = 0;
-        H5Tclose(t), H5Sclose(sp), H5Dclose(d);
-    }
-    H5Fclose(f);
+    uint8_t present[RESULTS_MAX_SUMMARY_COLUMNS];
+    rb_err ignored = {0}; /* a file without a readable /summary shows no rows */
+    if (results_read_summary(path, &rows, &n_rows, present, &ignored)) n_rows = 0;
     printf("runs           %d\n\n", n_rows);
     printf("%-28s %-13s %7s %9s %10s %9s %11s %11s %11s\n", "run_id", "policy", "budget",
            "recall", "out_err", "attended", "p50_lat_us", "p99_lat_us", "peak_kv_KiB");
@@ -475,6 +656,30 @@ int results_print_info(const char *path) {
     }
     free(rows);
     return 0;
+}
+
+static const char *type_name(results_type t) {
+    static const char *const names[] = {"int32", "int64", "float32", "float64", "string"};
+    return names[t];
+}
+
+void results_print_schema(FILE *f) {
+    static const char *const shapes[] = {"[T]", "[T, n_layers]", "[T, n_layers, n_q_heads]"};
+    fprintf(f, "| dataset `/runs/<run_id>/...` | type | shape | unit | present | meaning |\n"
+               "|---|---|---|---|---|---|\n");
+    for (int i = 0; i < N_COLUMNS; i++) {
+        const results_column *c = &columns[i];
+        const char *when = (c->flags & RESULTS_COL_REQUIRED) ? "always"
+                           : (c->flags & RESULTS_COL_PER_HEAD) ? "with --per-head"
+                                                               : "live decode";
+        fprintf(f, "| `%s` | %s | `%s` | %s | %s | %s |\n", c->name, type_name(c->type),
+                shapes[c->shape], *c->unit ? c->unit : "", when, c->meaning);
+    }
+    fprintf(f, "\n| `/summary` column | type | unit | meaning |\n|---|---|---|---|\n");
+    for (int i = 0; i < N_SUMMARY; i++) {
+        const results_summary_column *c = &summary_columns[i];
+        fprintf(f, "| `%s` | %s | %s | %s |\n", c->name, type_name(c->type), c->unit, c->meaning);
+    }
 }
 
 rb_status results_file_sha256(const char *path, char hex[65], rb_err *e) {

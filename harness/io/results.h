@@ -7,7 +7,9 @@
 #ifndef RESULTS_H
 #define RESULTS_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rb.h"
 
@@ -82,8 +84,60 @@ rb_status results_read_run(const char *path, const char *run_id, results_run *r,
 rb_status results_assemble(const char *path, const results_provenance *p,
                            const char *const *srcs, int n, rb_err *e);
 
+/* Read /summary, rows in file order (*rows malloc'd). present[c] is set to 1 for each summary
+ * column c (results_summary_columns order) the file holds: a file of another writer may
+ * lack some, and those fields are then 0 or NaN. */
+rb_status results_read_summary(const char *path, results_summary **rows, int *n,
+                               uint8_t *present, rb_err *e);
+
 /* `raasbench info` for a results file: provenance and the summary table. Exit code. */
 int results_print_info(const char *path);
+
+/* ---- the format, described once ----
+ * Every per-step dataset of a run and every column of /summary is one row below. The
+ * writer, the reader, `export` (its steps and summary tables) and `info` iterate these rows,
+ * and results/FORMAT.md prints them (`raasbench export --schema`, checked by
+ * tests/e2e_results_schema.sh). A new per-step metric is one row here, one array in
+ * results_run, and its computation where it is measured. */
+
+typedef enum { RESULTS_I32, RESULTS_I64, RESULTS_F32, RESULTS_F64, RESULTS_STR } results_type;
+typedef enum {
+    RESULTS_SHAPE_T,             /* [T] */
+    RESULTS_SHAPE_T_LAYERS,      /* [T, n_layers] */
+    RESULTS_SHAPE_T_LAYERS_HEADS /* [T, n_layers, n_q_heads] */
+} results_shape;
+enum {
+    RESULTS_COL_REQUIRED = 1u << 0, /* every run has it */
+    RESULTS_COL_PER_HEAD = 1u << 1, /* only with --per-head */
+    RESULTS_COL_LIVE = 1u << 2,     /* only from a live decode */
+    RESULTS_COL_STEPS = 1u << 3,    /* a column of `export --table steps` ([T, n_layers]:
+                                       the mean over the run's sparse layers, NaN skipped) */
+    RESULTS_COL_NEG_NA = 1u << 4,   /* a negative value means not measured: NaN in exports */
+};
+
+typedef struct results_column {
+    const char *name;
+    results_type type;
+    results_shape shape;
+    unsigned flags;
+    const char *unit;
+    const char *meaning;
+    size_t offset; /* of the array's pointer in results_run */
+} results_column;
+const results_column *results_columns(int *n);
+
+typedef struct results_summary_column {
+    const char *name;
+    results_type type;
+    size_t offset, size; /* in results_summary; size: strings' buffer */
+    const char *unit;
+    const char *meaning;
+} results_summary_column;
+const results_summary_column *results_summary_columns(int *n);
+#define RESULTS_MAX_SUMMARY_COLUMNS 32
+
+/* The markdown tables of results/FORMAT.md's per-step datasets and /summary columns. */
+void results_print_schema(FILE *f);
 
 /* SHA-256 of a file as 64 hex characters + NUL. */
 rb_status results_file_sha256(const char *path, char hex[65], rb_err *e);
