@@ -116,7 +116,7 @@ static rb_status make_trace(const char *dir, const char *name, int layers, int p
 /* Median wall time of engine_replay over reps, with its stats of the median run. */
 static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_stats *st,
                              rb_err *e) {
-    int64_t t[16];
+    int64_t t[16] = {0}; /* gcc 13 cannot see that reps >= 1 fills it */
     engine_stats s[16];
     for (int r = 0; r < reps; r++) {
         results_run *runs = rb_calloc((size_t)ec->n_cells, sizeof *runs);
@@ -133,6 +133,119 @@ static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_
         if (t[r] == *wall) *st = s[r];
     if (reps % 2 == 0) *st = s[0];
     return RB_OK;
+}
+
+/* Sweep cost: replay of dense alone against the whole sweep on the same trace, with latency
+ * timed on every step (the default) and on every 8th step (exact metrics from the shared
+ * reference in between). */
+static rb_status sweep_cost(trace *t, const char *trace_path, const cell *dense, int n_dense,
+                            const cell *sweep, int n_sweep, const char *policies,
+                            const char *budgets, int threads, int reps, rb_err *e) {
+    const trace_meta *m = trace_get_meta(t);
+    printf("\n== sweep cost: %s (%d layers, %d q / %d kv heads, head_dim %d, %d prefill + %d "
+           "decode), %d threads, median of %d\n", trace_path, m->n_stored, m->n_q_heads,
+           m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, threads, reps);
+    engine_config ec = {.trace = t, .page_size = 16, .dense_layers = 2, .elem_bytes = 2,
+                        .threads = threads, .seed = 1};
+    int T = m->n_tokens - m->n_prefill;
+    engine_stats s_sweep = {0};
+    const int every[] = {1, 8};
+    for (int k = 0; k < 2; k++) {
+        int64_t w_dense, w_sweep;
+        engine_stats s_dense;
+        ec.latency_every = every[k];
+        ec.cells = dense, ec.n_cells = n_dense;
+        rb_status st = time_replay(&ec, reps, &w_dense, &s_dense, e);
+        ec.cells = sweep, ec.n_cells = n_sweep;
+        if (st || (st = time_replay(&ec, reps, &w_sweep, &s_sweep, e))) return st;
+        printf("-- latency timed on every %s step%s\n", every[k] == 1 ? "" : "8th",
+               every[k] == 1 ? " (replay's default)" : " (replay --latency-every 8)");
+        printf("%-44s %10.3f s\n", "replay dense alone (wall)", w_dense / 1e9);
+        printf("%-44s %10.3f s   (%d cells: %s x %s)\n", "replay sweep (wall)", w_sweep / 1e9,
+               n_sweep, policies, budgets);
+        printf("%-44s %10.2fx   (acceptance: <= 3x)\n", "sweep / dense alone",
+               (double)w_sweep / w_dense);
+        printf("%-44s %10.1f us/step/layer\n", "dense reference pass",
+               s_sweep.dense_ns / 1e3 / T / m->n_stored);
+        printf("%-44s %10.2f us/step/layer\n", "one extra cell (mean over the sweep's cells)",
+               s_sweep.cells_ns / 1e3 / T / m->n_stored / n_sweep);
+        printf("%-44s %10.2f us/step/layer\n", "scoring one cell against the reference",
+               s_sweep.metrics_ns / 1e3 / T / m->n_stored / n_sweep);
+    }
+    printf("%-44s %10.3f s\n", "reading the trace (summed over threads)", s_sweep.read_ns / 1e9);
+    return RB_OK;
+}
+
+static const int long_Ns[] = {8192, 16384, 32768, 65536};
+
+/* The dense pass as replay runs it on one thread, on 1-layer synthetic traces of each long
+ * N: a layer's K and V re-read every step, from cache while they fit, beside memcpy of the
+ * same size. *shape receives the traces' shapes. */
+static rb_status bandwidth_in_replay(const char *dir, const cell *dense, int reps,
+                                     dense_job *shape, rb_err *e) {
+    printf("-- in replay, 1 thread, synthetic traces of 1 layer (the synthetic shapes): K and V\n"
+           "   of the layer are re-read every step, from cache while they fit; beside memcpy of\n"
+           "   the same size (in cache too: the dense pass is compute-bound there)\n");
+    printf("%8s %10s %12s %12s %12s %10s\n", "N", "K+V MiB", "us/step", "GB/s", "memcpy GB/s",
+           "ratio");
+    for (int i = 0; i < 4; i++) {
+        int N = long_Ns[i], steps = 64;
+        char name[32], long_path[512];
+        trace *tl = NULL;
+        snprintf(name, sizeof name, "long%d", N);
+        rb_status st = make_trace(dir, name, 1, N - steps, steps, long_path, sizeof long_path, e);
+        if (st || (st = trace_open(long_path, &tl, e))) return st;
+        const trace_meta *lm = trace_get_meta(tl);
+        *shape = (dense_job){.Hq = lm->n_q_heads, .Hkv = lm->n_kv_heads, .d = lm->head_dim,
+                             .scale = lm->attn_scale};
+        engine_config el = {.trace = tl, .cells = dense, .n_cells = 1, .page_size = 16,
+                            .dense_layers = 0, .elem_bytes = 2, .threads = 1, .seed = 1};
+        int64_t wl;
+        engine_stats sl;
+        st = time_replay(&el, reps, &wl, &sl, e);
+        double kv_mib = (double)N * lm->n_kv_heads * lm->head_dim * 2 * 4 / (1 << 20);
+        trace_close(tl);
+        remove(long_path);
+        if (st) return st;
+        /* Copy bandwidth at the same working-set size: a fair peer when K and V stay in
+         * cache between steps, as they do in replay. */
+        double copy_same = copy_bandwidth((size_t)(kv_mib * (1 << 20)), 1, 9);
+        double gbs = (double)sl.dense_bytes / sl.dense_ns;
+        printf("%8d %10.1f %12.1f %12.2f %12.2f %9.2fx\n", N, kv_mib, sl.dense_ns / 1e3 / steps,
+               gbs, copy_same, gbs / copy_same);
+    }
+    return RB_OK;
+}
+
+/* The same kernel with K and V from memory, on one thread and on replay's thread count
+ * (threads run layers side by side), against memcpy on as many threads: the acceptance
+ * figures. */
+static void bandwidth_from_memory(const dense_job *shape, int threads, double copy_dram) {
+    int mem_threads[2] = {1, threads > 16 ? 16 : threads};
+    double lowest[2] = {1e9, 1e9};
+    for (int k = 0; k < (mem_threads[1] > 1 ? 2 : 1); k++) {
+        int nt = mem_threads[k];
+        double copy = k == 0 ? copy_dram : copy_bandwidth((size_t)256 << 20, nt, 5);
+        printf("-- from memory, %d thread%s: the same kernel and shapes (%d q / %d kv heads, "
+               "head_dim %d),\n   K and V rotating over >= 192 MiB per thread so no call finds "
+               "them cached;\n   beside memcpy of 256 MiB on %d thread%s: %.2f GB/s\n",
+               nt, nt > 1 ? "s" : "", shape->Hq, shape->Hkv, shape->d, nt,
+               nt > 1 ? "s" : "", copy);
+        printf("%8s %10s %12s %10s\n", "N", "K+V MiB", "GB/s", "of copy");
+        for (int i = 0; i < 4; i++) {
+            int N = long_Ns[i];
+            double kv_mib = (double)N * shape->Hkv * shape->d * 2 * 4 / (1 << 20);
+            double gbs = dense_from_memory(N, shape, nt, 15);
+            printf("%8d %10.1f %12.2f %9.2fx\n", N, kv_mib, gbs, gbs / copy);
+            if (gbs / copy < lowest[k]) lowest[k] = gbs / copy;
+        }
+    }
+    printf("acceptance (dense pass >= 0.5 of copy bandwidth at N >= 8k, from memory): lowest "
+           "%.2fx on 1 thread: %s", lowest[0], lowest[0] >= 0.5 ? "met" : "NOT met");
+    if (mem_threads[1] > 1)
+        printf("; %.2fx on %d threads: %s", lowest[1], mem_threads[1],
+               lowest[1] >= 0.5 ? "met" : "NOT met");
+    printf("\n");
 }
 
 static int bench_replay(int argc, char **argv) {
@@ -160,13 +273,13 @@ static int bench_replay(int argc, char **argv) {
         return rb_err_print(&e);
     }
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    char dir[] = "/tmp/raasbench-bench-XXXXXX", path[512], long_path[512];
+    char dir[] = "/tmp/raasbench-bench-XXXXXX", path[512];
     if (!mkdtemp(dir)) {
         rb_fail(&e, RB_EINTERNAL, "bench", "cannot create a temporary directory");
         return rb_err_print(&e);
     }
     int rc = 0;
-    trace *t = NULL, *tl = NULL;
+    trace *t = NULL;
     cell *dense = NULL, *sweep = NULL;
     int n_dense = 0, n_sweep = 0;
     char *names_buf = NULL;
@@ -184,116 +297,22 @@ static int bench_replay(int argc, char **argv) {
         args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
         args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
         cells_make(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e) ||
-        cells_make(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e))
+        cells_make(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e) ||
+        sweep_cost(t, trace_path, dense, n_dense, sweep, n_sweep, policies, budgets, threads,
+                   reps, &e))
         goto fail;
-    const trace_meta *m = trace_get_meta(t);
-    printf("\n== sweep cost: %s (%d layers, %d q / %d kv heads, head_dim %d, %d prefill + %d "
-           "decode), %d threads, median of %d\n", trace_path, m->n_stored, m->n_q_heads,
-           m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, threads, reps);
-    engine_config ec = {.trace = t, .page_size = 16, .dense_layers = 2, .elem_bytes = 2,
-                        .threads = threads, .seed = 1};
-    int T = m->n_tokens - m->n_prefill;
-    engine_stats s_sweep = {0};
-    /* Every step attended for real and timed (the default), then latency sampled every 8th
-     * step with exact metrics from the shared reference in between. */
-    const int every[] = {1, 8};
-    for (int k = 0; k < 2; k++) {
-        int64_t w_dense, w_sweep;
-        engine_stats s_dense;
-        ec.latency_every = every[k];
-        ec.cells = dense, ec.n_cells = n_dense;
-        if (time_replay(&ec, reps, &w_dense, &s_dense, &e)) goto fail;
-        ec.cells = sweep, ec.n_cells = n_sweep;
-        if (time_replay(&ec, reps, &w_sweep, &s_sweep, &e)) goto fail;
-        printf("-- latency timed on every %s step%s\n", every[k] == 1 ? "" : "8th",
-               every[k] == 1 ? " (replay's default)" : " (replay --latency-every 8)");
-        printf("%-44s %10.3f s\n", "replay dense alone (wall)", w_dense / 1e9);
-        printf("%-44s %10.3f s   (%d cells: %s x %s)\n", "replay sweep (wall)", w_sweep / 1e9,
-               n_sweep, policies, budgets);
-        printf("%-44s %10.2fx   (acceptance: <= 3x)\n", "sweep / dense alone",
-               (double)w_sweep / w_dense);
-        printf("%-44s %10.1f us/step/layer\n", "dense reference pass",
-               s_sweep.dense_ns / 1e3 / T / m->n_stored);
-        printf("%-44s %10.2f us/step/layer\n", "one extra cell (mean over the sweep's cells)",
-               s_sweep.cells_ns / 1e3 / T / m->n_stored / n_sweep);
-        printf("%-44s %10.2f us/step/layer\n", "scoring one cell against the reference",
-               s_sweep.metrics_ns / 1e3 / T / m->n_stored / n_sweep);
-    }
-    printf("%-44s %10.3f s\n", "reading the trace (summed over threads)", s_sweep.read_ns / 1e9);
-
-    /* Dense pass bandwidth at long contexts against memcpy: first as replay runs it on one
-     * thread (a layer's K and V stay cached across its steps while they fit), then the same
-     * kernel with K and V from memory on one thread and on replay's thread count (the
-     * acceptance figures). */
     printf("\n== dense reference pass bandwidth (memcpy on the same number of threads)\n");
     double copy_dram = copy_bandwidth((size_t)256 << 20, 1, 5);
     printf("%-44s %10.2f GB/s   (read + written bytes)\n", "memcpy 256 MiB (from memory)",
            copy_dram);
-    printf("-- in replay, 1 thread, synthetic traces of 1 layer (the synthetic shapes): K and V\n"
-           "   of the layer are re-read every step, from cache while they fit; beside memcpy of\n"
-           "   the same size (in cache too: the dense pass is compute-bound there)\n");
-    printf("%8s %10s %12s %12s %12s %10s\n", "N", "K+V MiB", "us/step", "GB/s", "memcpy GB/s",
-           "ratio");
-    const int Ns[] = {8192, 16384, 32768, 65536};
-    dense_job shape = {0}; /* the long traces' shapes (synthetic defaults) */
-    for (int i = 0; i < 4; i++) {
-        int N = Ns[i], steps = 64;
-        char name[32];
-        snprintf(name, sizeof name, "long%d", N);
-        if (make_trace(dir, name, 1, N - steps, steps, long_path, sizeof long_path, &e) ||
-            trace_open(long_path, &tl, &e))
-            goto fail;
-        const trace_meta *lm = trace_get_meta(tl);
-        shape = (dense_job){.Hq = lm->n_q_heads, .Hkv = lm->n_kv_heads, .d = lm->head_dim,
-                            .scale = lm->attn_scale};
-        engine_config el = {.trace = tl, .cells = dense, .n_cells = 1, .page_size = 16,
-                            .dense_layers = 0, .elem_bytes = 2, .threads = 1, .seed = 1};
-        int64_t wl;
-        engine_stats sl;
-        if (time_replay(&el, reps, &wl, &sl, &e)) goto fail;
-        double kv_mib = (double)N * lm->n_kv_heads * lm->head_dim * 2 * 4 / (1 << 20);
-        /* Copy bandwidth at the same working-set size: a fair peer when K and V stay in
-         * cache between steps, as they do in replay. */
-        double copy_same = copy_bandwidth((size_t)(kv_mib * (1 << 20)), 1, 9);
-        double gbs = (double)sl.dense_bytes / sl.dense_ns;
-        printf("%8d %10.1f %12.1f %12.2f %12.2f %9.2fx\n", N, kv_mib, sl.dense_ns / 1e3 / steps,
-               gbs, copy_same, gbs / copy_same);
-        trace_close(tl);
-        tl = NULL;
-        remove(long_path);
-    }
-    /* From memory: one thread, then replay's thread count (threads run layers side by side). */
-    int mem_threads[2] = {1, threads > 16 ? 16 : threads};
-    double lowest[2] = {1e9, 1e9};
-    for (int k = 0; k < (mem_threads[1] > 1 ? 2 : 1); k++) {
-        int nt = mem_threads[k];
-        double copy = k == 0 ? copy_dram : copy_bandwidth((size_t)256 << 20, nt, 5);
-        printf("-- from memory, %d thread%s: the same kernel and shapes (%d q / %d kv heads, "
-               "head_dim %d),\n   K and V rotating over >= 192 MiB per thread so no call finds "
-               "them cached;\n   beside memcpy of 256 MiB on %d thread%s: %.2f GB/s\n",
-               nt, nt > 1 ? "s" : "", shape.Hq, shape.Hkv, shape.d, nt,
-               nt > 1 ? "s" : "", copy);
-        printf("%8s %10s %12s %10s\n", "N", "K+V MiB", "GB/s", "of copy");
-        for (int i = 0; i < 4; i++) {
-            int N = Ns[i];
-            double kv_mib = (double)N * shape.Hkv * shape.d * 2 * 4 / (1 << 20);
-            double gbs = dense_from_memory(N, &shape, nt, 15);
-            printf("%8d %10.1f %12.2f %9.2fx\n", N, kv_mib, gbs, gbs / copy);
-            if (gbs / copy < lowest[k]) lowest[k] = gbs / copy;
-        }
-    }
-    printf("acceptance (dense pass >= 0.5 of copy bandwidth at N >= 8k, from memory): lowest "
-           "%.2fx on 1 thread: %s", lowest[0], lowest[0] >= 0.5 ? "met" : "NOT met");
-    if (mem_threads[1] > 1)
-        printf("; %.2fx on %d threads: %s", lowest[1], mem_threads[1],
-               lowest[1] >= 0.5 ? "met" : "NOT met");
-    printf("\n");
+    dense_job shape = {0};
+    if (bandwidth_in_replay(dir, dense, reps, &shape, &e)) goto fail;
+    bandwidth_from_memory(&shape, threads, copy_dram);
     goto done;
 fail:
     rc = rb_err_print(&e);
 done:
     trace_close(t);
-    trace_close(tl);
     cells_free(dense, n_dense);
     cells_free(sweep, n_sweep);
     free(names_buf);
