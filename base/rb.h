@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Exit codes of DESIGN §6 double as status codes. */
+/* Exit codes of docs/DESIGN.md §6 double as status codes. */
 typedef enum {
     RB_OK = 0,
     RB_EINTERNAL = 1, /* internal failure: a system call failed, a library misbehaved */

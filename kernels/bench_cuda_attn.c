@@ -25,7 +25,8 @@
 #include "cuda/attn_cuda.h"
 #include "rb.h"
 
-/* /work/shared/anchors/h200_torch_decode.json: torch 2.11.0+cu130 SDPA on an NVIDIA H200,
+/* Peer figures (a torch decode-step benchmark supplied with the project): torch 2.11.0+cu130
+ * SDPA on an NVIDIA H200,
  * copy_GBps 4203.2 (the resident cache size L of resident_L_ms is not stated). */
 static const struct anchor {
     int n;

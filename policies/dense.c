@@ -1,5 +1,5 @@
 /* dense.c: the baseline: every token stays resident and every query head attends all of
- * them (DESIGN §3). Also what the engine runs on dense layers. */
+ * them (docs/DESIGN.md §3). Also what the engine runs on dense layers. */
 #include "policy_util.h"
 
 struct policy_state {

@@ -1,6 +1,6 @@
 /* h2o.c: Heavy-Hitter Oracle (Zhang et al., H2O): at most L tokens per KV head, the most
  * recent R = floor(L*recent) plus the L-R others with the largest accumulated attention
- * (DESIGN §3). Token-granular: an evicted token's slot is reused by the next one. */
+ * (docs/DESIGN.md §3). Token-granular: an evicted token's slot is reused by the next one. */
 #include <math.h>
 
 #include "attn.h"

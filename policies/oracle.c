@@ -1,6 +1,6 @@
 /* oracle.c: the ceiling: everything resident, and each query head attends the current
  * position plus the L-1 others with the largest true attention, read from the dense logits
- * the engine provides (DESIGN §3). No real system can do this; it bounds what any policy
+ * the engine provides (docs/DESIGN.md §3). No real system can do this; it bounds what any policy
  * attending L tokens could recall. */
 #include "policy_util.h"
 

@@ -1,4 +1,4 @@
-/* policy.h: the one interface every KV-cache policy implements (DESIGN §3).
+/* policy.h: the one interface every KV-cache policy implements (docs/DESIGN.md §3).
  *
  * A policy is policies/<name>.c exporting one `const policy_ops` table; policies/registry.c
  * is the only list. One policy *instance* manages one layer: all of its KV heads, each

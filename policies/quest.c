@@ -1,6 +1,6 @@
 /* quest.c: Quest (Tang et al.): keeps everything resident (O(N) memory) and attends the
  * current page plus the pages whose upper bound on q.k is largest, from per-page channel
- * min/max of the keys maintained at append (DESIGN §3). */
+ * min/max of the keys maintained at append (docs/DESIGN.md §3). */
 #include <math.h>
 #include <string.h>
 

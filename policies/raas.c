@@ -1,6 +1,6 @@
 /* raas.c: RaaS, Reasoning-Aware Attention Sparsity (arXiv 2502.11147): prefill pages pinned,
  * decode pages kept by a timestamp that attention refreshes; when a new page needs room the
- * page whose timestamp is oldest goes, so memory stays at L/P pages (DESIGN §3). Everything
+ * page whose timestamp is oldest goes, so memory stays at L/P pages (docs/DESIGN.md §3). Everything
  * resident is attended. */
 #include <math.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* random.c: a floor: everything resident, and each KV group attends the current position
  * plus L-1 others drawn uniformly without replacement, from a stream fixed by the seed, the
- * layer, the step and the KV head (DESIGN §3), so runs repeat exactly. */
+ * layer, the step and the KV head (docs/DESIGN.md §3), so runs repeat exactly. */
 #include "policy_util.h"
 
 static const policy_param_spec params[] = {

@@ -1,6 +1,6 @@
 /* streamingllm.c: attention sinks plus a recent window (Xiao et al., StreamingLLM): the first
  * `sinks` positions and the most recent L-sinks stay resident, everything else is evicted
- * (DESIGN §3). Token-granular: evicted slots are reused, so memory stays flat. */
+ * (docs/DESIGN.md §3). Token-granular: evicted slots are reused, so memory stays flat. */
 #include "policy_util.h"
 
 static const policy_param_spec params[] = {

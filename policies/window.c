@@ -1,5 +1,5 @@
 /* window.c: a sliding window of the most recent L tokens: what the engine runs on a model's
- * local (sliding-window) layers, with L = the layer's window (DESIGN §2, §3). */
+ * local (sliding-window) layers, with L = the layer's window (docs/DESIGN.md §2, §3). */
 #include "policy_util.h"
 
 static rb_status window_create(const policy_config *cfg, policy_state **out, rb_err *e) {

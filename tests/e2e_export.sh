@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # e2e_export.sh: `raasbench export` on a small results file written here with h5py in the
-# layout of DESIGN §5 (until the replay engine writes real ones): the summary table echoes
+# layout of docs/DESIGN.md §5 (until the replay engine writes real ones): the summary table echoes
 # /summary (variable- and fixed-length strings), the steps table gives the means over the
 # sparse layers (computed here independently with numpy), one block per run, --run selects,
 # live-decode columns appear when present, and bad input exits 2 with a clear message.

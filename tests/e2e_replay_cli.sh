@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # e2e_replay_cli.sh: replay refuses bad requests cleanly (exit 2, `raasbench: <what>: <why>`,
 # no results file left behind) and a good request writes a results file h5py can read with
-# the layout of DESIGN §5.
+# the layout of docs/DESIGN.md §5.
 set -u
 RB=${RAASBENCH:-build/raasbench}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
@@ -54,7 +54,7 @@ assert abs(d["dense_L64"]["mean_recall"] - 1) < 1e-5 and d["dense_L64"]["mean_ou
 # streamingllm at L=64 attends 64 tokens per head on its sparse layer, dense elsewhere
 sl = f["runs"]["streamingllm_L64"]
 assert np.all(sl["attended"][:, 2] <= 64) and sl["recall"][:, 2].min() < 1
-print("ok   results layout as DESIGN §5")
+print("ok   results layout as docs/DESIGN.md §5")
 PY
 
 # Latency sampling: the steps between timed ones take exact metrics from the shared

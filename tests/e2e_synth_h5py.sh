@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # e2e_synth_h5py.sh: `raasbench synth --out t.h5` writes a trace that h5py (an independent
-# reader) reads with the attributes and shapes of DESIGN §2 and non-empty planted truth
+# reader) reads with the attributes and shapes of docs/DESIGN.md §2 and non-empty planted truth
 # whose rows are consistent; bad synth options are refused with exit 2 and no file.
 set -u
 RB=${RAASBENCH:-build/raasbench}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e_trace_validation.sh: every malformed trace DESIGN §2 names is refused by
+# e2e_trace_validation.sh: every malformed trace docs/DESIGN.md §2 names is refused by
 # `raasbench info` with `raasbench: <file>: <why>` on stderr and exit code 2, never a crash.
 # Files are crafted with h5py so the C writer's own checks are not what is tested.
 set -u

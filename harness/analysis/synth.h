@@ -1,4 +1,4 @@
-/* synth.h: synthetic reasoning traces with planted structure (DESIGN §2, `raasbench synth`).
+/* synth.h: synthetic reasoning traces with planted structure (docs/DESIGN.md §2, `raasbench synth`).
  *
  * The generator builds q, k, v for every position of every layer so that the dense attention
  * softmax(attn_scale * q.k) shows what long reasoning decodes show: attention sinks on the

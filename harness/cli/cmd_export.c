@@ -1,4 +1,4 @@
-/* cmd_export.c: `raasbench export`: results files (DESIGN §5) and lifecycle files
+/* cmd_export.c: `raasbench export`: results files (docs/DESIGN.md §5) and lifecycle files
  * (harness/analysis/lifecycle.h) as TSV for gnuplot and spreadsheets.
  *
  * TSV conventions: one header line of column names, tab-separated fields, no quoting (tabs

@@ -1,4 +1,4 @@
-/* main.c: the raasbench binary: dispatches to a subcommand (DESIGN §6). */
+/* main.c: the raasbench binary: dispatches to a subcommand (docs/DESIGN.md §6). */
 #include <string.h>
 
 #include "commands.h"

@@ -9,7 +9,7 @@
  *   recall  = sum over S of exp(logit_j - lse)          O(|S|)
  *   out_err = |o_S - o*| / |o*|                         O(d)
  * (metrics.h, the one definition), so each extra cell costs O(L) per step, not O(N)
- * (DESIGN §4). Each layer's role comes from cells_layer_role: dense layers (index <
+ * (docs/DESIGN.md §4). Each layer's role comes from cells_layer_role: dense layers (index <
  * dense_layers) run the dense policy and sliding-window layers the window policy, in every
  * cell; both are excluded from the summary means. Layers are spread over threads. Cells
  * that would compute the same thing (forced layers; cells_same_work) share one stepper,

@@ -1,4 +1,4 @@
-/* results.h: results files (HDF5, format_version 1, DESIGN §5; results/FORMAT.md).
+/* results.h: results files (HDF5, format_version 1, docs/DESIGN.md §5; results/FORMAT.md).
  *
  * A results file holds runs: one (trace, policy, parameters, budget) cell each, with its
  * per-step series, and a /summary table of one row per run. Files are written to a

@@ -1,4 +1,4 @@
-/* trace.h: attention traces in HDF5, format_version 1 (DESIGN §2, traces/FORMAT.md).
+/* trace.h: attention traces in HDF5, format_version 1 (docs/DESIGN.md §2, traces/FORMAT.md).
  *
  * A trace is token-major: per stored layer, q [n_tokens, n_q_heads, head_dim] and k, v
  * [n_tokens, n_kv_heads, head_dim], float16 or float32, chunked along the token axis and

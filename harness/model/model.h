@@ -99,7 +99,7 @@ model_timing model_session_last_timing(const model_session *s);
 int64_t model_session_kv_bytes(const model_session *s);
 int64_t model_session_meta_bytes(const model_session *s);
 /* With measure set, the last decode step of layer il scored by metrics_score_step against
- * the dense attention of this session's own q and keys (DESIGN §4), as means over query
+ * the dense attention of this session's own q and keys (docs/DESIGN.md §4), as means over query
  * heads. Sliding-window layers attend their whole window: recall 1, out_err 0. recall and
  * out_err are NaN without measure or before any decode step; attended is the mean |S_h| of
  * the last decode step (0 before any) with or without measure. The measuring is excluded

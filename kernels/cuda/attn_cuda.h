@@ -2,7 +2,7 @@
  * built with CUDA, kernels/attn_cuda_stub.c otherwise, whose every function fails with
  * "no CUDA in this build" and whose attn_cuda_device_count returns 0).
  *
- * Layouts (DESIGN §1, token-major as raasbench stores a layer):
+ * Layouts (docs/DESIGN.md §1, token-major as raasbench stores a layer):
  *   q   [Hq, d]        float32, device memory
  *   k,v [n, Hkv, d]    float32 or IEEE half (attn_cuda_dtype), device memory, 16-byte aligned
  *   idx [Hkv, L]       int32 token indices into k, v (gather only)
