@@ -21,6 +21,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "benchmark kernels and the replay engine"},
     {"policies", cmd_policies, "list policies with their parameters and defaults"},
     {"tasks", cmd_tasks, "write graded reasoning tasks (seeded chains) for eval"},
+    {"eval", cmd_eval, "graded task accuracy of free-running decodes under every cell"},
 };
 
 static void usage(FILE *f) {

@@ -575,6 +575,77 @@ void model_session_qkv(const model_session *s, int il, const float **q, const fl
 
 model_timing model_session_last_timing(const model_session *s) { return s->last; }
 
+int64_t model_session_layer_kv_bytes(const model_session *s, int il) {
+    RB_CHECK(il >= 0 && il < s->m->hp.n_layers);
+    return stepper_kv_bytes(s->st[il]);
+}
+
+rb_status model_prompt_capture(const model *m, const int32_t *ids, int n, model_prompt *out,
+                               rb_err *e) {
+    const model_hparams *hp = &m->hp;
+    memset(out, 0, sizeof *out);
+    policy_params dp;
+    cell dense;
+    const policy_ops *ops = policy_find("dense", e);
+    if (!ops) return RB_EINTERNAL;
+    rb_status st = policy_params_for(ops, NULL, 0, &dp, e);
+    if (st || (st = cells_init(&dense, ops, &dp, 0, NULL, NULL, e))) return st;
+    model_cache_config cc = {.cell = &dense, .page_size = 16, .max_tokens = n + 1};
+    model_session *s;
+    st = model_session_create(m, &cc, &s, e);
+    free(dense.params_json);
+    if (st) return st;
+    out->n = n, out->n_layers = hp->n_layers;
+    out->qd = hp->n_q_heads * hp->head_dim, out->kd = hp->n_kv_heads * hp->head_dim;
+    size_t nl = (size_t)hp->n_layers * n;
+    out->q = rb_malloc(sizeof(float) * nl * out->qd);
+    out->k = rb_malloc(sizeof(float) * nl * out->kd);
+    out->v = rb_malloc(sizeof(float) * nl * out->kd);
+    out->logits = rb_malloc(sizeof(float) * (size_t)hp->n_vocab);
+    for (int i = 0; i < n; i++) {
+        model_session_forward(s, ids[i], i, 1, i == n - 1 ? out->logits : NULL);
+        for (int il = 0; il < hp->n_layers; il++) {
+            size_t row = (size_t)il * n + i;
+            memcpy(out->q + row * out->qd, s->q + (size_t)il * out->qd, sizeof(float) * out->qd);
+            memcpy(out->k + row * out->kd, s->k + (size_t)il * out->kd, sizeof(float) * out->kd);
+            memcpy(out->v + row * out->kd, s->v + (size_t)il * out->kd, sizeof(float) * out->kd);
+        }
+    }
+    model_session_destroy(s);
+    return RB_OK;
+}
+
+void model_prompt_free(model_prompt *p) {
+    free(p->q), free(p->k), free(p->v), free(p->logits);
+    memset(p, 0, sizeof *p);
+}
+
+void model_session_load_prompt(model_session *s, const model_prompt *p) {
+    const model_hparams *hp = &s->m->hp;
+    RB_CHECK(p->n_layers == hp->n_layers && p->n >= 1 && p->n < s->max_tokens && !s->measure);
+    float *scratch = rb_malloc(sizeof(float) * (size_t)p->qd);
+    for (int il = 0; il < hp->n_layers; il++) {
+        const float *q = p->q + (size_t)il * p->n * p->qd, *k = p->k + (size_t)il * p->n * p->kd;
+        const float *v = p->v + (size_t)il * p->n * p->kd;
+        int win = hp->sliding_window[il];
+        if (win == 0 || p->n <= win) {
+            /* the whole prompt as one batch: the policy sees what a token-by-token prefill
+             * hands it (stepper_prefill_token buffers and flushes the same rows) */
+            stepper_prefill(s->st[il], p->n, q, k, v, NULL);
+            continue;
+        }
+        /* a windowed layer past its window treats later prompt tokens as steps of the window
+         * policy, as model_session_forward does */
+        for (int i = 0; i < p->n; i++) {
+            const float *qi = q + (size_t)i * p->qd, *ki = k + (size_t)i * p->kd;
+            const float *vi = v + (size_t)i * p->kd;
+            if (i < win) stepper_prefill_token(s->st[il], i, qi, ki, vi, scratch);
+            else stepper_step(s->st[il], i, qi, ki, vi, NULL, NULL, 0, scratch);
+        }
+    }
+    free(scratch);
+}
+
 int64_t model_session_kv_bytes(const model_session *s) {
     int64_t b = 0;
     for (int il = 0; il < s->m->hp.n_layers; il++) b += stepper_kv_bytes(s->st[il]);

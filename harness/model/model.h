@@ -95,8 +95,29 @@ typedef struct model_timing {
 } model_timing;
 model_timing model_session_last_timing(const model_session *s);
 
+/* A prompt run once and handed to any number of sessions (eval: one prefill per task, shared
+ * by every cell). The prompt's attention is dense in every policy, so a session that loads
+ * a captured prompt continues exactly as if it had run the prompt itself. */
+typedef struct model_prompt {
+    int n;              /* prompt tokens */
+    int n_layers, qd, kd;
+    float *q, *k, *v;   /* [n_layers, n, qd or kd] post-RoPE, as the attention saw them */
+    float *logits;      /* [n_vocab] next-token logits after the last prompt token */
+} model_prompt;
+
+/* Run ids[0..n) through a fresh dense session and capture the prompt. max_tokens bounds the
+ * capture session only (n < max_tokens). */
+rb_status model_prompt_capture(const model *m, const int32_t *ids, int n, model_prompt *out,
+                               rb_err *e);
+void model_prompt_free(model_prompt *p);
+/* Load a captured prompt into a fresh session (no token run yet): each layer's policy gets
+ * the prompt as if the session had run it; the next forward is position p->n. */
+void model_session_load_prompt(model_session *s, const model_prompt *p);
+
 /* Resident KV bytes (fp16 elements) and policy bookkeeping bytes over all layers. */
 int64_t model_session_kv_bytes(const model_session *s);
+/* Resident KV bytes of layer il alone. */
+int64_t model_session_layer_kv_bytes(const model_session *s, int il);
 int64_t model_session_meta_bytes(const model_session *s);
 /* With measure set, the last decode step of layer il scored by metrics_score_step against
  * the dense attention of this session's own q and keys (docs/DESIGN.md §4), as means over query

@@ -1,0 +1,198 @@
+/* cmd_eval.c: `raasbench eval`: graded task accuracy of free-running decodes under every
+ * (policy, budget) cell (harness/eval/eval.h). Resumable: each finished task is stored in
+ * `<out>.parts/` at once; a rerun of the same evaluation runs only the missing tasks, then
+ * assembles the results file. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "eval_results.h"
+#include "results.h"
+
+static const char usage[] =
+    "--model M.gguf --tasks FILE.jsonl --policies a,b --budgets L1,L2 --out R.h5\n"
+    "                      [--max-tokens 256] [--limit K] [--threads T] [--param k=v ...]\n"
+    "                      [--template F] [--page-size 16] [--dense-layers 2] [--quiet]\n"
+    "Free-running greedy decodes of every task under every (policy, budget) cell, the policy\n"
+    "managing the model's KV cache; the answer is extracted and graded exactly. A task's\n"
+    "prompt runs once and is shared by its cells. Finished tasks are kept in R.h5.parts/: a\n"
+    "rerun runs only what is missing. Task files: one JSON object per line with id, prompt\n"
+    "(or question, put into --template at {question}) and answer.";
+
+typedef struct eval_store {
+    const char *dir;
+    const task_set *tasks;
+    const cell *cells;
+    int n_cells;
+    eval_result **results; /* [n_cells][n_tasks] */
+} eval_store;
+
+/* A finished task: into its part file, and into memory for the final file. */
+static rb_status store_task(void *ctx, int ti, const eval_result *res, rb_err *e) {
+    eval_store *s = ctx;
+    rb_status st = eval_parts_put(s->dir, ti, &s->tasks->t[ti], s->cells, s->n_cells, res, e);
+    if (st) return st;
+    for (int c = 0; c < s->n_cells; c++) {
+        s->results[c][ti] = res[c];
+        s->results[c][ti].generated = rb_strdup(res[c].generated ? res[c].generated : "");
+    }
+    return RB_OK;
+}
+
+/* What the evaluation is, for the parts directory: everything that changes a result. */
+static char *identity_json(const char *model, const task_set *tasks, int limit,
+                           const char *template_text, const cell *cells, int n_cells,
+                           int max_tokens, int page_size, int dense_layers, rb_err *e) {
+    char sha[65];
+    if (results_file_sha256(tasks->path, sha, e)) return NULL;
+    struct stat st;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "command", "eval");
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddNumberToObject(o, "model_bytes", stat(model, &st) == 0 ? (double)st.st_size : -1);
+    cJSON_AddStringToObject(o, "tasks", tasks->path);
+    cJSON_AddStringToObject(o, "tasks_sha256", sha);
+    cJSON_AddNumberToObject(o, "limit", limit);
+    cJSON_AddStringToObject(o, "template", template_text ? template_text : "");
+    cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
+    cJSON_AddNumberToObject(o, "page_size", page_size);
+    cJSON_AddNumberToObject(o, "dense_layers", dense_layers);
+    cJSON *a = cJSON_AddArrayToObject(o, "cells");
+    for (int i = 0; i < n_cells; i++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "run_id", cells[i].run_id);
+        cJSON_AddStringToObject(c, "params", cells[i].params_json ? cells[i].params_json : "{}");
+        cJSON_AddItemToArray(a, c);
+    }
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    char *r = rb_strdup(s);
+    cJSON_free(s);
+    return r;
+}
+
+static rb_status read_template(const char *path, char **out, rb_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return rb_fail(e, RB_EINPUT, path, "cannot open the template");
+    char *buf = rb_malloc(1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    int big = !feof(f);
+    fclose(f);
+    buf[n] = 0;
+    if (big || !strstr(buf, "{question}")) {
+        free(buf);
+        return rb_fail(e, RB_EINPUT, path, big ? "template larger than 1 MiB"
+                                                : "a template must contain {question}");
+    }
+    *out = buf;
+    return RB_OK;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *tasks_path = NULL, *policies = NULL, *budgets = NULL;
+    const char *out = NULL, *template_path = NULL;
+    int max_tokens = 256, limit = 0, threads = 0, page_size = 16, dense_layers = 2, quiet = 0;
+    arg_multi params = {0};
+    const arg_spec specs[] = {
+        {"model", ARG_STR, &model, "M.gguf", "GGUF model (gemma3, qwen2, llama)"},
+        {"tasks", ARG_STR, &tasks_path, "FILE.jsonl", "task file (raasbench tasks, GSM8K lines)"},
+        {"policies", ARG_STR, &policies, "a,b", "policies (raasbench policies --names)"},
+        {"budgets", ARG_STR, &budgets, "L1,L2", "budgets L in tokens per KV head"},
+        {"out", ARG_STR, &out, "R.h5", "eval results file"},
+        {"max-tokens", ARG_INT, &max_tokens, "N", "generated tokens per task at most (256)"},
+        {"limit", ARG_INT, &limit, "K", "only the first K tasks (0: all)"},
+        {"threads", ARG_INT, &threads, "T", "workers over tasks (default: all cores)"},
+        {"param", ARG_MULTI, &params, "k=v", "policy parameter (policy.key=value), repeatable"},
+        {"template", ARG_STR, &template_path, "F", "prompt template for question tasks"},
+        {"page-size", ARG_INT, &page_size, "P", "page size (16)"},
+        {"dense-layers", ARG_INT, &dense_layers, "N", "leading layers kept dense (2)"},
+        {"quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    rb_err e = {0};
+    int help = 0, n_pos = 0;
+    if (args_parse("eval", usage, specs, argc, argv, NULL, 0, &n_pos, &help, &e))
+        return rb_err_print(&e);
+    if (help) return 0;
+    if (!model || !tasks_path || !policies || !budgets || !out) {
+        rb_fail(&e, RB_EINPUT, "eval", "--model, --tasks, --policies, --budgets and --out are required");
+        return rb_err_print(&e);
+    }
+    if (max_tokens < 1 || max_tokens > 1 << 20) rb_fail(&e, RB_EINPUT, "--max-tokens", "must be in 1..1048576");
+    else if (limit < 0) rb_fail(&e, RB_EINPUT, "--limit", "must be >= 0");
+    else if (threads < 0 || threads > 256) rb_fail(&e, RB_EINPUT, "--threads", "must be in 0..256");
+    else if (page_size < 1 || page_size > 4096) rb_fail(&e, RB_EINPUT, "--page-size", "must be in 1..4096");
+    else if (dense_layers < 0) rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
+    if (e.status) return rb_err_print(&e);
+    if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+    task_set tasks = {0};
+    cell *cells = NULL;
+    int n_cells = 0, rc = 0, n_names = 0, n_bud = 0, bud[64];
+    char *template_text = NULL, *identity = NULL, *names_buf = NULL, dir[4200];
+    const char *names[64];
+    eval_store store = {0};
+    if ((template_path && read_template(template_path, &template_text, &e)) ||
+        tasks_read(tasks_path, limit, &tasks, &e) ||
+        args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
+        args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
+        cells_make(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e))
+        goto fail;
+    if (!(identity = identity_json(model, &tasks, limit, template_text, cells, n_cells,
+                                   max_tokens, page_size, dense_layers, &e)))
+        goto fail;
+    snprintf(dir, sizeof dir, "%s.parts", out);
+    if (eval_parts_claim(dir, identity, &e)) goto fail;
+    store = (eval_store){.dir = dir, .tasks = &tasks, .cells = cells, .n_cells = n_cells};
+    store.results = rb_calloc((size_t)n_cells, sizeof *store.results);
+    for (int c = 0; c < n_cells; c++)
+        store.results[c] = rb_calloc((size_t)tasks.n, sizeof **store.results);
+    uint8_t *todo = rb_calloc((size_t)tasks.n, 1);
+    eval_result *res = rb_calloc((size_t)n_cells, sizeof *res);
+    int n_done = 0;
+    for (int t = 0; t < tasks.n && !e.status; t++) {
+        int got = eval_parts_get(dir, t, &tasks.t[t], cells, n_cells, res, &e);
+        if (got == 1) {
+            for (int c = 0; c < n_cells; c++) store.results[c][t] = res[c];
+            n_done++;
+        }
+        todo[t] = got == 0;
+    }
+    free(res);
+    if (!e.status) {
+        eval_config ec = {.model_path = model, .tasks = &tasks, .template_text = template_text,
+                          .cells = cells, .n_cells = n_cells, .max_tokens = max_tokens,
+                          .page_size = page_size, .dense_layers = dense_layers,
+                          .threads = threads, .todo = todo, .progress = !quiet,
+                          .on_task = store_task, .ctx = &store};
+        if (!eval_run(&ec, &e))
+            eval_results_write(out, model, &tasks, identity, cells, n_cells, store.results, &e);
+    }
+    free(todo);
+    if (e.status) goto fail;
+    if (!quiet) {
+        printf("eval: %d tasks x %d cells (%d tasks already done) -> %s\n", tasks.n, n_cells,
+               n_done, out);
+        eval_results_print_info(out);
+    }
+    goto done;
+fail:
+    rc = rb_err_print(&e);
+done:
+    if (store.results) {
+        for (int c = 0; c < n_cells; c++) {
+            for (int t = 0; t < tasks.n; t++) eval_result_free(&store.results[c][t]);
+            free(store.results[c]);
+        }
+        free(store.results);
+    }
+    cells_free(cells, n_cells);
+    tasks_free(&tasks);
+    free(template_text), free(identity), free(names_buf);
+    return rc;
+}
