@@ -12,6 +12,7 @@
 #include "args.h"
 #include "commands.h"
 #include "eval_results.h"
+#include "output.h"
 #include "results.h"
 
 static const char usage[] =
@@ -130,6 +131,7 @@ int cmd_eval(int argc, char **argv) {
     else if (dense_layers < 0) rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
     if (e.status) return rb_err_print(&e);
     if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (output_check(out, &e)) return rb_err_print(&e);
 
     task_set tasks = {0};
     cell *cells = NULL;

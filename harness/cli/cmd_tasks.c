@@ -11,6 +11,7 @@
 #include "chains.h"
 #include "commands.h"
 #include "h5util.h"
+#include "output.h"
 
 static const char usage[] =
     "raasbench tasks --kind chain --out FILE.jsonl [--n 100] [--steps 2] [--inits 3]\n"
@@ -83,6 +84,7 @@ int cmd_tasks(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, "tasks", "%s", why);
         return rb_err_print(&e);
     }
+    if (output_check(out, &e)) return rb_err_print(&e);
     size_t len = strlen(out) + 32;
     char *tmp = rb_malloc(len);
     h5_tmp_path(out, tmp, len);
