@@ -123,8 +123,17 @@ static rb_status run_task(const eval_config *c, const model *m, const tokenizer 
                      "model's context length %d", n, c->max_tokens, hp->n_ctx_train);
     model_prompt p;
     if (!st && !(st = model_prompt_capture(m, ids, n, &p, e))) {
-        for (int i = 0; i < c->n_cells && !st; i++)
-            st = decode_cell(c, m, tok, &c->cells[i], &p, t, &res[i], e);
+        for (int i = 0; i < c->n_cells && !st; i++) {
+            int same = -1; /* a budget-free policy decodes the same at every budget: once */
+            for (int j = 0; j < i && same < 0; j++)
+                if (cells_same_work(&c->cells[i], &c->cells[j])) same = j;
+            if (same < 0) {
+                st = decode_cell(c, m, tok, &c->cells[i], &p, t, &res[i], e);
+            } else {
+                res[i] = res[same];
+                res[i].generated = rb_strdup(res[same].generated);
+            }
+        }
         model_prompt_free(&p);
     }
     free(ids);

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# e2e_eval.sh: `raasbench eval` on tiny random-weight models (tools/make_tiny_models.py).
+#  - sharing one prompt capture among cells changes nothing: every cell's generated text
+#    equals `raasbench decode` of the same prompt, policy and budget (tiny gemma3's window of
+#    8 is shorter than the prompts, so the windowed layers' prompt path is exercised)
+#  - kill -9 in the middle and rerun: the same results file as an uninterrupted run (wall
+#    times and creation time aside), and only the missing tasks run again
+#  - bad task files and outputs are refused with exit 2, naming file:line
+set -u
+RB=${RAASBENCH:-build/raasbench}
+cd "$(dirname "$0")/.."
+python3 -c "import gguf, numpy, h5py" 2>/dev/null || { echo "python3 with gguf, numpy and h5py is not installed"; exit 77; }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+python3 tools/make_tiny_models.py "$T" >/dev/null || fail "make_tiny_models.py"
+M=$T/tiny-gemma3.gguf
+
+python3 - "$T/tasks.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(6):
+        f.write(json.dumps({"id": f"t{i}", "prompt": f"Problem {i}: the numbers are {i} and {i + 3}. " * 2,
+                            "answer": i}) + "\n")
+PY
+"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies dense,h2o,streamingllm --budgets 8,16 \
+  --max-tokens 12 --threads 2 --out "$T/a.h5" --quiet || fail "eval exited $?"
+python3 - "$T" "$RB" "$M" <<'PY' || fail "eval text differs from decode"
+import h5py, json, subprocess, sys
+d, rb, m = sys.argv[1:4]
+tasks = [json.loads(l) for l in open(f"{d}/tasks.jsonl")]
+f = h5py.File(f"{d}/a.h5", "r")
+checked = 0
+for run in f["runs"]:
+    g = f["runs"][run]
+    pol, L = g.attrs["policy"], int(g.attrs["budget"])
+    for i, t in enumerate(tasks):
+        n = int(g["n_generated"][i])
+        gen = g["generated"][i].decode("utf-8", "replace") if isinstance(g["generated"][i], bytes) else g["generated"][i]
+        if n == 0:
+            continue
+        out = subprocess.run([rb, "decode", "--model", m, "--prompt", t["prompt"], "--max-tokens", str(n),
+                              "--policy", pol, "--budget", str(L)], capture_output=True).stdout
+        out = out.decode("utf-8", "replace")
+        assert out == gen + "\n", (run, i, repr(out[:60]), repr(gen[:60]))
+        checked += 1
+assert checked >= 20, checked
+print(f"# eval: {checked} (task, cell) texts equal decode's")
+PY
+
+# kill -9 mid-run, rerun: the same file as an uninterrupted run
+"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies h2o,raas --budgets 32 --max-tokens 40 \
+  --threads 1 --out "$T/b.h5" --quiet || fail "uninterrupted eval"
+"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies h2o,raas --budgets 32 --max-tokens 40 \
+  --threads 1 --out "$T/c.h5" --quiet & pid=$!
+for _ in $(seq 200); do
+  [ "$(ls "$T/c.h5.parts" 2>/dev/null | grep -c '^task-')" -ge 2 ] && break; sleep 0.05
+done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+done_before=$(ls "$T/c.h5.parts" | grep -c '^task-')
+[ -e "$T/c.h5" ] && [ "$done_before" -lt 6 ] && fail "a results file exists after the kill"
+"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies h2o,raas --budgets 32 --max-tokens 40 \
+  --threads 1 --out "$T/c.h5" >"$T/rerun.txt" || fail "rerun after kill -9"
+grep -q "($done_before tasks already done)" "$T/rerun.txt" || fail "rerun did not reuse the $done_before finished tasks: $(head -1 "$T/rerun.txt")"
+python3 - "$T/b.h5" "$T/c.h5" <<'PY' || fail "resumed eval differs"
+import h5py, numpy as np, sys
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+def walk(x, y, p):
+    assert set(x.keys()) == set(y.keys()), p
+    for k in x:
+        if isinstance(x[k], h5py.Group):
+            walk(x[k], y[k], f"{p}/{k}")
+        elif k != "wall_s" and k != "summary":
+            assert np.array_equal(x[k][()], y[k][()]), f"{p}/{k}"
+walk(a, b, "")
+for col in a["summary"].dtype.names:
+    assert np.array_equal(a["summary"][col], b["summary"][col], equal_nan=a["summary"][col].dtype.kind == "f"), col
+print("# eval: killed and resumed, results equal an uninterrupted run")
+PY
+[ -z "$(ls "$T" "$T/c.h5.parts" | grep tmp-)" ] || fail "temporary files left"
+
+# refusals
+refuse() {  # refuse PATTERN FILE-CONTENT-COMMAND
+  local pat=$1; shift
+  "$@" >"$T/bad.jsonl"
+  "$RB" eval --model "$M" --tasks "$T/bad.jsonl" --policies dense --budgets 1 --out "$T/x.h5" --quiet \
+    2>"$T/err"; local rc=$?
+  [ $rc = 2 ] || fail "$pat: exit $rc, want 2"
+  grep -q "^raasbench: .*$pat" "$T/err" || fail "message '$(cat "$T/err")' lacks '$pat'"
+}
+refuse "bad.jsonl:2: not JSON" printf '{"prompt": "a", "answer": 1}\n{oops\n'
+refuse "bad.jsonl:1: answer: missing" printf '{"prompt": "a"}\n'
+refuse "no tasks" printf ''
+refuse "bad.jsonl:1: not valid UTF-8" printf '{"prompt": "\xff", "answer": 1}\n'
+refuse "bad.jsonl:1: line longer than 1 MiB" python3 -c "print('{\"prompt\": \"' + 'a' * (10 << 20) + '\", \"answer\": 1}')"
+"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies dense --budgets 1 --out /dev/null --quiet 2>"$T/err"
+[ $? = 2 ] && grep -q "is a device" "$T/err" || fail "--out /dev/null: $(cat "$T/err")"
+[ -c /dev/null ] || fail "/dev/null is no longer a device"
+echo "# eval: 5 bad task files and a device output refused"
