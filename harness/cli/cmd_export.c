@@ -16,7 +16,9 @@
 #include "args.h"
 #include "commands.h"
 #include "h5util.h"
+#include "eval_results.h"
 #include "lifecycle.h"
+#include "output.h"
 #include "results.h"
 
 static const char usage[] =
@@ -307,6 +309,38 @@ static rb_status export_heatmap(hid_t f, const char *path, FILE *o, rb_err *e) {
     return st;
 }
 
+/* ---- eval results (raasbench eval) ---- */
+
+static int eval_file(const char *path) {
+    h5_quiet();
+    if (H5Fis_hdf5(path) <= 0) return 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    char fmt[64] = "";
+    if (f >= 0) h5_attr_read_str(f, "format", fmt, sizeof fmt), H5Fclose(f);
+    return !strcmp(fmt, EVAL_FORMAT);
+}
+
+static int export_eval(const char *path, const char *table, const char *run, const char *out) {
+    rb_err e = {0};
+    if (out && output_check(out, &e)) return rb_err_print(&e);
+    FILE *o = stdout;
+    char tmp[4200];
+    if (out) {
+        h5_tmp_path(out, tmp, sizeof tmp);
+        if (!(o = fopen(tmp, "w"))) {
+            rb_fail(&e, RB_EINPUT, out, "cannot create (directory missing or not writable?)");
+            return rb_err_print(&e);
+        }
+    }
+    rb_status st = eval_results_export(path, table, run, o, &e);
+    if (out) {
+        if (fclose(o) != 0 && !st) st = rb_fail(&e, RB_EINTERNAL, out, "write failed");
+        if (!st && rename(tmp, out) != 0) st = rb_fail(&e, RB_EINTERNAL, out, "cannot rename into place");
+        if (st) unlink(tmp);
+    }
+    return st ? rb_err_print(&e) : 0;
+}
+
 /* ---- command ---- */
 
 int cmd_export(int argc, char **argv) {
@@ -338,10 +372,10 @@ int cmd_export(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, "export", "expected FILE and --table (see --help)");
         return rb_err_print(&e);
     }
-    static const char *const res_tables[] = {"summary", "steps"};
+    static const char *const res_tables[] = {"summary", "steps", "tasks"};
     static const char *const lc_tables[] = {"heatmap", "milestones", "phoenix", "lifespan"};
     int want_lc = -1;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (!strcmp(table, res_tables[i])) want_lc = 0;
     for (int i = 0; i < 4; i++)
         if (!strcmp(table, lc_tables[i])) want_lc = 1;
@@ -357,6 +391,8 @@ int cmd_export(int argc, char **argv) {
     }
     h5_quiet();
     const char *path = pos[0];
+    if (eval_file(path)) /* an eval results file: its own tables */
+        return export_eval(path, table, run, out);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         rb_fail(&e, RB_EINPUT, path, "cannot open as HDF5 (missing, or not an HDF5 file)");

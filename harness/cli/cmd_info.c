@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "gguf.h"
 #include "h5util.h"
+#include "eval_results.h"
 #include "results.h"
 #include "trace.h"
 
@@ -111,5 +112,6 @@ int cmd_info(int argc, char **argv) {
         H5Fclose(f);
     }
     if (!strcmp(fmt, RESULTS_FORMAT)) return results_print_info(path);
+    if (!strcmp(fmt, EVAL_FORMAT)) return eval_results_print_info(path);
     return info_trace(path);
 }

@@ -500,8 +500,9 @@ rb_status eval_results_export(const char *path, const char *table, const char *r
     if (!strcmp(table, "tasks")) {
         st = export_tasks(f, path, rows, n, run, o, e);
     } else if (!strcmp(table, "summary")) {
-        fputs("run_id\tpolicy\tlabel\tbudget\tn_tasks\tn_correct\taccuracy\twilson_lo\twilson_hi"
-              "\tretained\tmean_resident_tokens\tpeak_kv_bytes\tmean_generated\n", o);
+        /* series: what a figure draws as one line (policy, or policy-label for a variant) */
+        fputs("run_id\tpolicy\tlabel\tseries\tbudget\tn_tasks\tn_correct\taccuracy\twilson_lo"
+              "\twilson_hi\tretained\tmean_resident_tokens\tpeak_kv_bytes\tmean_generated\n", o);
         int found = 0;
         for (int i = 0; i < n; i++) {
             const eval_summary *s = &rows[i];
@@ -512,6 +513,9 @@ rb_status eval_results_export(const char *path, const char *table, const char *r
             put_str(o, s->policy);
             fputc('\t', o);
             put_str(o, s->label);
+            fputc('\t', o);
+            put_str(o, s->policy);
+            if (*s->label) fputc('-', o), put_str(o, s->label);
             fprintf(o, "\t%d\t%d\t%d\t", s->budget, s->n_tasks, s->n_correct);
             const double v[] = {s->accuracy, s->wilson_lo, s->wilson_hi, s->retained,
                                 s->mean_resident_tokens};
