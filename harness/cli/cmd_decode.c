@@ -575,8 +575,13 @@ int cmd_decode(int argc, char **argv) {
     else if (!o.teacher_forced && (o.policies || o.budgets))
         st = rb_fail(&e, RB_EINPUT, "--policies", "only with --teacher-forced");
     else if (o.budget < 0) st = rb_fail(&e, RB_EINPUT, "--budget", "must be >= 0");
-    else if (!o.teacher_forced && strcmp(o.policy, "dense") && o.budget == 0)
-        st = rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", o.policy);
+    else if (!o.teacher_forced && o.budget == 0) {
+        /* only a budget-free policy (dense) may go without one */
+        const policy_ops *ops = policy_find(o.policy, &e);
+        if (!ops) st = RB_EINPUT;
+        else if (!(ops->flags & POLICY_BUDGET_FREE))
+            st = rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", o.policy);
+    }
     if (!st) st = run_decode(&o, &e);
     return st ? rb_err_print(&e) : 0;
 }

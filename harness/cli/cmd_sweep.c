@@ -183,15 +183,6 @@ static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
     return RB_OK;
 }
 
-/* The trace's file name without directory and extension: run ids use it with several traces. */
-static void trace_stem(const char *path, char *buf, size_t cap) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(buf, cap, "%s", b);
-    char *dot = strrchr(buf, '.');
-    if (dot && dot != buf) *dot = 0;
-}
-
 static void cell_file(const char *dir, const char *run_id, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%s.h5", dir, run_id);
 }
@@ -288,7 +279,7 @@ int cmd_sweep(int argc, char **argv) {
     cell_paths = rb_calloc((size_t)total, sizeof(char *));
     for (int ti = 0; ti < c.n_traces && !e.status; ti++) {
         char stem[64];
-        trace_stem(c.traces[ti], stem, sizeof stem);
+        cells_trace_stem(c.traces[ti], stem, sizeof stem);
         trace *t = NULL;
         if (trace_open(c.traces[ti], &t, &e)) goto fail;
         /* All cells of this trace, then the ones still missing. */
