@@ -287,11 +287,30 @@ typedef struct decode_run {
     progress *bar;
 } decode_run;
 
+/* The teacher-forced cells: --policies x --budgets with every --param (cells_make). */
+static rb_status teacher_forced_cells(const decode_opts *o, cell **cs, int *n, rb_err *e) {
+    char *names_buf = NULL;
+    const char *names[MAX_CELLS];
+    int budgets[MAX_CELLS], n_names = 0, n_budgets = 0;
+    rb_status st;
+    if (!(st = args_name_list("--policies", o->policies, &names_buf, names, MAX_CELLS, &n_names, e)) &&
+        !(st = args_int_list("--budgets", o->budgets, budgets, MAX_CELLS, &n_budgets, e))) {
+        if (n_names * n_budgets > MAX_CELLS)
+            st = rb_fail(e, RB_EINPUT, "--policies", "%d cells, at most %d", n_names * n_budgets,
+                         MAX_CELLS);
+        else
+            st = cells_make(names, n_names, budgets, n_budgets, o->params.v, o->params.n, NULL,
+                            cs, n, e);
+    }
+    free(names_buf);
+    return st;
+}
+
 /* The trajectory's session and the cells: one free-running cell on the trajectory, or one
  * session per teacher-forced (policy, budget). */
 static rb_status make_sessions(decode_run *d, rb_err *e) {
     const decode_opts *o = d->o;
-    int max_pos = d->n_prompt + o->max_tokens;
+    /* the trajectory of a teacher-forced run is the dense reference */
     const policy_ops *main_ops = policy_find(o->teacher_forced ? "dense" : o->policy, e);
     if (!main_ops) return RB_EINPUT;
     /* policy_params_for checks every entry, also those naming other policies */
@@ -301,8 +320,8 @@ static rb_status make_sessions(decode_run *d, rb_err *e) {
     if (st || (st = cells_init(&main_cell, main_ops, &main_params, o->budget, NULL, NULL, e)))
         return st;
     model_cache_config cc = {.cell = &main_cell, .page_size = o->page_size,
-                             .dense_layers = o->dense_layers, .max_tokens = max_pos,
-                             .seed = (uint64_t)o->seed,
+                             .dense_layers = o->dense_layers,
+                             .max_tokens = d->n_prompt + o->max_tokens, .seed = (uint64_t)o->seed,
                              /* the free-running run's own metrics (teacher-forced: the cells') */
                              .measure = o->out && !o->teacher_forced};
     if ((st = model_session_create(d->m, &cc, &d->main_s, e))) {
@@ -317,22 +336,9 @@ static rb_status make_sessions(decode_run *d, rb_err *e) {
         return RB_OK;
     }
     free(main_cell.params_json);
-    char *names_buf = NULL;
-    const char *names[MAX_CELLS];
-    int budgets[MAX_CELLS], n_names = 0, n_budgets = 0;
     cell *cs = NULL;
     int n = 0;
-    if (!(st = args_name_list("--policies", o->policies, &names_buf, names, MAX_CELLS, &n_names, e)) &&
-        !(st = args_int_list("--budgets", o->budgets, budgets, MAX_CELLS, &n_budgets, e))) {
-        if (n_names * n_budgets > MAX_CELLS)
-            st = rb_fail(e, RB_EINPUT, "--policies", "%d cells, at most %d", n_names * n_budgets,
-                         MAX_CELLS);
-        else
-            st = cells_make(names, n_names, budgets, n_budgets, o->params.v, o->params.n, NULL,
-                            &cs, &n, e);
-    }
-    free(names_buf);
-    if (st) return st;
+    if ((st = teacher_forced_cells(o, &cs, &n, e))) return st;
     d->cells = rb_calloc((size_t)n, sizeof *d->cells);
     for (int i = 0; i < n; i++) d->cells[i].c = cs[i];
     free(cs); /* the cells' params_json moved into d->cells */
@@ -575,8 +581,13 @@ int cmd_decode(int argc, char **argv) {
     else if (!o.teacher_forced && (o.policies || o.budgets))
         st = rb_fail(&e, RB_EINPUT, "--policies", "only with --teacher-forced");
     else if (o.budget < 0) st = rb_fail(&e, RB_EINPUT, "--budget", "must be >= 0");
-    else if (!o.teacher_forced && strcmp(o.policy, "dense") && o.budget == 0)
-        st = rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", o.policy);
+    else if (!o.teacher_forced && o.budget == 0) {
+        /* only a budget-free policy (dense) may go without one */
+        const policy_ops *ops = policy_find(o.policy, &e);
+        if (!ops) st = RB_EINPUT;
+        else if (!(ops->flags & POLICY_BUDGET_FREE))
+            st = rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", o.policy);
+    }
     if (!st) st = run_decode(&o, &e);
     return st ? rb_err_print(&e) : 0;
 }

@@ -183,15 +183,6 @@ static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
     return RB_OK;
 }
 
-/* The trace's file name without directory and extension: run ids use it with several traces. */
-static void trace_stem(const char *path, char *buf, size_t cap) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(buf, cap, "%s", b);
-    char *dot = strrchr(buf, '.');
-    if (dot && dot != buf) *dot = 0;
-}
-
 static void cell_file(const char *dir, const char *run_id, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%s.h5", dir, run_id);
 }
@@ -250,6 +241,85 @@ static char *sweep_identity(const sweep_config *c) {
     return s;
 }
 
+/* A sweep while it runs: where its cells go and what has been done. */
+typedef struct sweep_run {
+    const sweep_config *c;
+    char dir[4096];   /* <out>.cells */
+    char *identity;   /* sweep_identity: every cell file's provenance */
+    char **cell_paths; /* [traces x policies x budgets] every cell's file, in order */
+    int n_cell_paths, n_ran, n_skipped;
+    int progress;
+} sweep_run;
+
+/* The cells of trace ti still to run, in config order; the finished ones (their file
+ * exists) are counted as skipped. Every cell's file joins cell_paths; one asked for twice
+ * is refused. todo holds room for every (policy, budget). */
+static rb_status trace_cells(sweep_run *sr, int ti, cell *todo, int *n_todo, rb_err *e) {
+    const sweep_config *c = sr->c;
+    char stem[64];
+    cells_trace_stem(c->traces[ti], stem, sizeof stem);
+    *n_todo = 0;
+    for (int p = 0; p < c->n_policies; p++)
+        for (int b = 0; b < c->n_budgets; b++) {
+            const sweep_policy *sp = &c->policies[p];
+            cell *cl = &todo[*n_todo];
+            char path[4600];
+            rb_status st = cells_init(cl, sp->ops, &sp->params, c->budgets[b], sp->label,
+                                      c->n_traces > 1 ? stem : NULL, e);
+            if (st) return st;
+            cell_file(sr->dir, cl->run_id, path, sizeof path);
+            for (int k = 0; k < sr->n_cell_paths; k++)
+                if (!strcmp(sr->cell_paths[k], path)) {
+                    free(cl->params_json);
+                    return rb_fail(e, RB_EINPUT, cl->run_id, "the same cell appears twice in the "
+                                   "sweep (give variants distinct labels)");
+                }
+            sr->cell_paths[sr->n_cell_paths++] = rb_strdup(path);
+            if (file_exists(path)) {
+                free(cl->params_json);
+                sr->n_skipped++;
+                continue;
+            }
+            (*n_todo)++;
+        }
+    return RB_OK;
+}
+
+/* Replay the cells of trace ti, batch cells per pass over it; each finished cell goes to
+ * its own file, atomically. */
+static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, int n_todo,
+                           rb_err *e) {
+    const sweep_config *c = sr->c;
+    char sha[65] = "";
+    rb_status st = n_todo ? results_file_sha256(c->traces[ti], sha, e) : RB_OK;
+    int batch = c->batch > 0 ? c->batch : n_todo;
+    for (int first = 0; first < n_todo && !st; first += batch) {
+        int n = n_todo - first < batch ? n_todo - first : batch;
+        engine_config ec = {.trace = t, .cells = todo + first, .n_cells = n,
+                            .page_size = c->page_size, .dense_layers = c->dense_layers,
+                            .elem_bytes = c->elem_bytes, .threads = c->threads,
+                            .seed = c->seed, .progress = sr->progress, .n_steps = c->steps,
+                            .latency_every = c->latency_every};
+        results_run *runs = rb_calloc((size_t)n, sizeof *runs);
+        if (!(st = engine_replay(&ec, runs, NULL, e))) {
+            for (int i = 0; i < n && !st; i++) {
+                char path[4600];
+                cell_file(sr->dir, runs[i].run_id, path, sizeof path);
+                results_provenance prov = {.trace = c->traces[ti], .trace_sha256 = sha,
+                                           .config_json = sr->identity};
+                results_writer *w;
+                if (!(st = results_create(path, &prov, &w, e))) {
+                    if ((st = results_add_run(w, &runs[i], e))) results_abort(w);
+                    else if (!(st = results_finish(w, e))) sr->n_ran++;
+                }
+            }
+            for (int i = 0; i < n; i++) results_run_free(&runs[i]);
+        }
+        free(runs);
+    }
+    return st;
+}
+
 int cmd_sweep(int argc, char **argv) {
     int quiet = 0;
     const arg_spec specs[] = {
@@ -268,107 +338,50 @@ int cmd_sweep(int argc, char **argv) {
         return rb_err_print(&e);
     }
     sweep_config c;
+    sweep_run sr = {.c = &c, .progress = !quiet};
     int rc = 0;
-    char *identity = NULL, dir[4096];
-    char **cell_paths = NULL;
-    int n_cell_paths = 0, n_ran = 0, n_skipped = 0;
     if (parse_config(pos[0], &c, &e)) goto fail;
-    /* Open every trace and check every cell before any work: a typo in the last trace must
-     * not surface after an hour. */
+    /* Open every trace before any work: a typo in the last trace must not surface after an
+     * hour. */
     for (int ti = 0; ti < c.n_traces; ti++) {
         trace *t;
         if (trace_open(c.traces[ti], &t, &e)) goto fail;
         trace_close(t);
     }
-    snprintf(dir, sizeof dir, "%s.cells", c.out);
-    identity = sweep_identity(&c);
-    if (claim_cells_dir(dir, identity, &e)) goto fail;
-    sweep_clean_tmp(dir);
+    snprintf(sr.dir, sizeof sr.dir, "%s.cells", c.out);
+    sr.identity = sweep_identity(&c);
+    if (claim_cells_dir(sr.dir, sr.identity, &e)) goto fail;
+    sweep_clean_tmp(sr.dir);
     int total = c.n_traces * c.n_policies * c.n_budgets;
-    cell_paths = rb_calloc((size_t)total, sizeof(char *));
-    for (int ti = 0; ti < c.n_traces && !e.status; ti++) {
-        char stem[64];
-        trace_stem(c.traces[ti], stem, sizeof stem);
+    sr.cell_paths = rb_calloc((size_t)total, sizeof(char *));
+    for (int ti = 0; ti < c.n_traces; ti++) {
         trace *t = NULL;
         if (trace_open(c.traces[ti], &t, &e)) goto fail;
-        /* All cells of this trace, then the ones still missing. */
         cell *todo = rb_calloc((size_t)(c.n_policies * c.n_budgets), sizeof *todo);
         int n_todo = 0;
-        for (int p = 0; p < c.n_policies && !e.status; p++)
-            for (int b = 0; b < c.n_budgets && !e.status; b++) {
-                const sweep_policy *sp = &c.policies[p];
-                cell *cl = &todo[n_todo];
-                char path[4600];
-                if (cells_init(cl, sp->ops, &sp->params, c.budgets[b], sp->label,
-                               c.n_traces > 1 ? stem : NULL, &e))
-                    break;
-                cell_file(dir, cl->run_id, path, sizeof path);
-                for (int k = 0; k < n_cell_paths; k++)
-                    if (!strcmp(cell_paths[k], path)) {
-                        rb_fail(&e, RB_EINPUT, cl->run_id, "the same cell appears twice in the "
-                                "sweep (give variants distinct labels)");
-                        break;
-                    }
-                if (e.status) {
-                    free(cl->params_json);
-                    break;
-                }
-                cell_paths[n_cell_paths++] = rb_strdup(path);
-                if (file_exists(path)) {
-                    free(cl->params_json);
-                    n_skipped++;
-                    continue;
-                }
-                n_todo++;
-            }
-        char sha[65] = "";
-        if (!e.status && n_todo) results_file_sha256(c.traces[ti], sha, &e);
-        int batch = c.batch > 0 ? c.batch : n_todo;
-        for (int first = 0; first < n_todo && !e.status; first += batch) {
-            int n = n_todo - first < batch ? n_todo - first : batch;
-            engine_config ec = {.trace = t, .cells = todo + first, .n_cells = n,
-                                .page_size = c.page_size, .dense_layers = c.dense_layers,
-                                .elem_bytes = c.elem_bytes, .threads = c.threads,
-                                .seed = c.seed, .progress = !quiet, .n_steps = c.steps,
-                                .latency_every = c.latency_every};
-            results_run *runs = rb_calloc((size_t)n, sizeof *runs);
-            if (!engine_replay(&ec, runs, NULL, &e)) {
-                /* Each finished cell goes to its own file, atomically. */
-                for (int i = 0; i < n && !e.status; i++) {
-                    char path[4600];
-                    cell_file(dir, runs[i].run_id, path, sizeof path);
-                    results_provenance prov = {.trace = c.traces[ti], .trace_sha256 = sha,
-                                               .config_json = identity};
-                    results_writer *w;
-                    if (!results_create(path, &prov, &w, &e)) {
-                        if (results_add_run(w, &runs[i], &e)) results_abort(w);
-                        else if (!results_finish(w, &e)) n_ran++;
-                    }
-                }
-                for (int i = 0; i < n; i++) results_run_free(&runs[i]);
-            }
-            free(runs);
-        }
+        if (!trace_cells(&sr, ti, todo, &n_todo, &e)) run_cells(&sr, ti, t, todo, n_todo, &e);
         cells_free(todo, n_todo);
         trace_close(t);
+        if (e.status) goto fail;
     }
-    if (e.status) goto fail;
-    results_provenance prov = {.trace = c.traces[0], .trace_sha256 = "", .config_json = identity};
+    results_provenance prov = {.trace = c.traces[0], .trace_sha256 = "",
+                               .config_json = sr.identity};
     char sha0[65];
     if (c.n_traces == 1 && !results_file_sha256(c.traces[0], sha0, &e)) prov.trace_sha256 = sha0;
-    if (results_assemble(c.out, &prov, (const char *const *)cell_paths, n_cell_paths, &e)) goto fail;
+    if (results_assemble(c.out, &prov, (const char *const *)sr.cell_paths, sr.n_cell_paths, &e))
+        goto fail;
     if (!quiet) {
-        printf("sweep: %d cells (%d run now, %d already done) -> %s\n", total, n_ran, n_skipped,
-               c.out);
+        printf("sweep: %d cells (%d run now, %d already done) -> %s\n", total, sr.n_ran,
+               sr.n_skipped, c.out);
         printf("       `raasbench info %s` shows the summary\n", c.out);
     }
     goto done;
 fail:
     rc = rb_err_print(&e);
 done:
-    for (int i = 0; i < n_cell_paths; i++) free(cell_paths[i]);
-    free(cell_paths);
-    free(identity);
+    for (int i = 0; i < sr.n_cell_paths; i++) free(sr.cell_paths[i]);
+    free(sr.cell_paths);
+    free(sr.identity);
     cJSON_Delete(c.root);
     return rc;
 }

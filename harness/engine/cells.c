@@ -26,6 +26,14 @@ rb_status cells_init(cell *c, const policy_ops *ops, const policy_params *params
     return RB_OK;
 }
 
+void cells_trace_stem(const char *path, char *buf, size_t cap) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(buf, cap, "%s", b);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = 0;
+}
+
 rb_status cells_check_unique(const cell *cells, int n, rb_err *e) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)

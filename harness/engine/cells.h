@@ -33,6 +33,11 @@ typedef struct cell {
 rb_status cells_init(cell *c, const policy_ops *ops, const policy_params *params, int budget,
                      const char *label, const char *suffix, rb_err *e);
 
+/* The run id suffix of a trace when a sweep spans several: the file name without its
+ * directory and last extension ("runs/long.h5" -> "long"; a leading dot is kept), cut to
+ * cap - 1 bytes before the extension is removed. */
+void cells_trace_stem(const char *path, char *buf, size_t cap);
+
 /* Cells for every (policy, budget) pair, policies outer. params are all the user's
  * "policy.key=value" strings; each policy takes its own (unknown prefixes and keys are
  * refused). label (may be NULL) joins every run id. A run id asked for twice is refused.

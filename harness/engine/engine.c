@@ -99,12 +99,92 @@ static void record_score(const trace_meta *m, results_run *r, int slot, int ti,
     r->attended[i] = (float)sc->attended;
 }
 
+/* Cells that would compute the same thing share one stepper, its figures credited to each:
+ * on forced layers (dense or windowed) every cell; elsewhere the budgets of a budget-free
+ * policy (dense) with the same parameters. st_of [n_cells]: cell -> stepper; cell_of: stepper
+ * -> its first cell. Returns the number of steppers. */
+static int share_steppers(const engine_config *c, int forced, int *st_of, int *cell_of) {
+    int n_st = 0;
+    for (int i = 0; i < c->n_cells; i++) {
+        st_of[i] = -1;
+        for (int j = 0; j < i && st_of[i] < 0; j++)
+            if (forced || cells_same_work(&c->cells[i], &c->cells[j])) st_of[i] = st_of[j];
+        if (st_of[i] < 0) cell_of[n_st] = i, st_of[i] = n_st++;
+    }
+    return n_st;
+}
+
+/* The positions step t attends: j0..t (n of them), the window's on sliding-window layers. */
+static int attended_range(int t, int win, int *j0) {
+    int n = win > 0 && t + 1 > win ? win : t + 1;
+    *j0 = t + 1 - n;
+    return n;
+}
+
+/* The reference of steps c0..c1 (decode indices): every head together, each token row of K
+ * and V read once, then the dense probabilities once per step, so every cell's recall is a
+ * gather. Logits are laid out [H, n] (row stride n, the step's own n), which is what the
+ * steppers are told. */
+static void chunk_reference(const shared_ctx *x, int slot, layer_buf *b, int c0, int c1,
+                            int64_t *dense_ns, int64_t *metrics_ns) {
+    const trace_meta *m = x->m;
+    int N = m->n_prefill + x->T, H = m->n_q_heads, Hkv = m->n_kv_heads, d = m->head_dim;
+    size_t krow = (size_t)Hkv * d, qrow = (size_t)H * d;
+    for (int ti = c0; ti < c1; ti++) {
+        int t = m->n_prefill + ti, w = ti - c0, j0;
+        int n = attended_range(t, m->sliding_window[slot], &j0);
+        float *lg = b->logits + (size_t)w * H * N, *pb = b->probs + (size_t)w * H * N;
+        int64_t a = rb_now_ns();
+        x->be->dense_heads(b->q + (size_t)t * qrow, H, Hkv, b->k + (size_t)j0 * krow,
+                           b->v + (size_t)j0 * krow, n, d, (int)krow, m->attn_scale, lg,
+                           b->lse + (size_t)w * H, b->ostar + (size_t)w * H * d);
+        int64_t bb = rb_now_ns();
+        *dense_ns += bb - a;
+        for (int h = 0; h < H; h++)
+            attn_exp_shift(lg + (size_t)h * n, b->lse[(size_t)w * H + h], n, pb + (size_t)h * n);
+        *metrics_ns += rb_now_ns() - bb;
+    }
+}
+
+/* Stepper i over steps c0..c1: each step attended for real and timed (every latency_every-th)
+ * or from the shared reference, scored, and its figures written to every cell it serves. */
+static void step_chunk(shared_ctx *x, int slot, layer_buf *b, stepper *st, int i,
+                       const int *st_of, int c0, int c1, int64_t *cells_ns, int64_t *metrics_ns) {
+    const trace_meta *m = x->m;
+    int N = m->n_prefill + x->T, H = m->n_q_heads, d = m->head_dim;
+    size_t krow = (size_t)m->n_kv_heads * d, qrow = (size_t)H * d;
+    for (int ti = c0; ti < c1; ti++) {
+        int t = m->n_prefill + ti, w = ti - c0, j0;
+        int n = attended_range(t, m->sliding_window[slot], &j0);
+        int timed = ti % x->latency_every == 0;
+        const float *qt = b->q + (size_t)t * qrow, *lg = b->logits + (size_t)w * H * N;
+        const float *lse = b->lse + (size_t)w * H, *pb = b->probs + (size_t)w * H * N;
+        const float *kt = b->k + (size_t)t * krow, *vt = b->v + (size_t)t * krow;
+        int64_t c0_ns = rb_now_ns();
+        if (timed)
+            stepper_step(st, t, qt, kt, vt, j0 == 0 ? lg : NULL, j0 == 0 ? lse : NULL, n, b->out);
+        else
+            stepper_step_cached(st, t, qt, kt, vt, lg, lse, pb, n, j0, b->out);
+        int64_t c1_ns = rb_now_ns();
+        *cells_ns += c1_ns - c0_ns;
+        int64_t lat = stepper_last_step_ns(st), kvb = stepper_kv_bytes(st),
+                mb = stepper_meta_bytes(st);
+        metrics_score_step(stepper_selection(st), b->out, pb, n, j0, b->ostar + (size_t)w * H * d,
+                           d, &b->sc);
+        for (int cell = 0; cell < x->c->n_cells; cell++) {
+            if (st_of[cell] != i) continue;
+            size_t at = series_at(x, cell, slot, ti);
+            x->lat[at] = lat, x->kv[at] = kvb, x->meta[at] = mb;
+            record_score(m, &x->runs[cell], slot, ti, st, &b->sc);
+        }
+        *metrics_ns += rb_now_ns() - c1_ns;
+    }
+}
+
 static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     const trace_meta *m = x->m;
     const engine_config *c = x->c;
-    int N = m->n_prefill + x->T, P0 = m->n_prefill, H = m->n_q_heads, Hkv = m->n_kv_heads;
-    int d = m->head_dim, win = m->sliding_window[slot];
-    size_t krow = (size_t)Hkv * d, qrow = (size_t)H * d;
+    int N = m->n_prefill + x->T, krow = m->n_kv_heads * m->head_dim;
     rb_status s = RB_OK;
     int64_t t0 = rb_now_ns();
     pthread_mutex_lock(&x->lock);
@@ -115,74 +195,20 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     if (s) return s;
     int64_t read_ns = rb_now_ns() - t0, dense_ns = 0, cells_ns = 0, metrics_ns = 0;
 
-    /* Cells that would compute the same thing share one stepper, its figures credited to
-     * each: on forced layers (dense or windowed) every cell; elsewhere the budgets of a
-     * budget-free policy (dense) with the same parameters. */
-    int forced = role_of(x, slot) != LAYER_POLICY, n_st = 0;
-    int *st_of = rb_malloc(sizeof(int) * (size_t)c->n_cells); /* cell -> stepper */
-    int *cell_of = rb_malloc(sizeof(int) * (size_t)c->n_cells); /* stepper -> first cell */
-    for (int i = 0; i < c->n_cells; i++) {
-        st_of[i] = -1;
-        for (int j = 0; j < i && st_of[i] < 0; j++)
-            if (forced || cells_same_work(&c->cells[i], &c->cells[j])) st_of[i] = st_of[j];
-        if (st_of[i] < 0) cell_of[n_st] = i, st_of[i] = n_st++;
-    }
+    int forced = role_of(x, slot) != LAYER_POLICY;
+    int *st_of = rb_malloc(sizeof(int) * (size_t)c->n_cells);
+    int *cell_of = rb_malloc(sizeof(int) * (size_t)c->n_cells);
+    int n_st = share_steppers(c, forced, st_of, cell_of);
     stepper **st = rb_calloc((size_t)n_st, sizeof *st);
     for (int i = 0; i < n_st && !s; i++)
         s = make_stepper(x, slot, forced ? NULL : &c->cells[cell_of[i]], &st[i], e);
     if (!s)
-        for (int i = 0; i < n_st; i++) stepper_prefill(st[i], P0, b->q, b->k, b->v, NULL);
-    int W = b->W;
-    for (int c0 = 0; c0 < x->T && !s; c0 += W) {
-        int c1 = c0 + W < x->T ? c0 + W : x->T;
-        /* The reference of the chunk's steps: every head together, each token row of K and
-         * V read once. Logits are laid out [H, n] (row stride n, the step's own n), which is
-         * what the steppers are told. */
-        for (int ti = c0; ti < c1; ti++) {
-            int t = P0 + ti, w = ti - c0;
-            int n = win > 0 && t + 1 > win ? win : t + 1, j0 = t + 1 - n;
-            float *lg = b->logits + (size_t)w * H * N, *pb = b->probs + (size_t)w * H * N;
-            int64_t a = rb_now_ns();
-            x->be->dense_heads(b->q + (size_t)t * qrow, H, Hkv, b->k + (size_t)j0 * krow,
-                             b->v + (size_t)j0 * krow, n, d, (int)krow, m->attn_scale, lg,
-                             b->lse + (size_t)w * H, b->ostar + (size_t)w * H * d);
-            int64_t bb = rb_now_ns();
-            dense_ns += bb - a;
-            /* Dense probabilities once per step: every cell's recall is then a gather. */
-            for (int h = 0; h < H; h++)
-                attn_exp_shift(lg + (size_t)h * n, b->lse[(size_t)w * H + h], n,
-                               pb + (size_t)h * n);
-            metrics_ns += rb_now_ns() - bb;
-        }
-        for (int i = 0; i < n_st; i++) {
-            for (int ti = c0; ti < c1; ti++) {
-                int t = P0 + ti, w = ti - c0;
-                int n = win > 0 && t + 1 > win ? win : t + 1, j0 = t + 1 - n;
-                int timed = ti % x->latency_every == 0;
-                const float *qt = b->q + (size_t)t * qrow, *lg = b->logits + (size_t)w * H * N;
-                const float *lse = b->lse + (size_t)w * H, *pb = b->probs + (size_t)w * H * N;
-                int64_t c0_ns = rb_now_ns();
-                if (timed)
-                    stepper_step(st[i], t, qt, b->k + (size_t)t * krow, b->v + (size_t)t * krow,
-                                 j0 == 0 ? lg : NULL, j0 == 0 ? lse : NULL, n, b->out);
-                else
-                    stepper_step_cached(st[i], t, qt, b->k + (size_t)t * krow,
-                                        b->v + (size_t)t * krow, lg, lse, pb, n, j0, b->out);
-                int64_t c1_ns = rb_now_ns();
-                cells_ns += c1_ns - c0_ns;
-                int64_t lat = stepper_last_step_ns(st[i]), kvb = stepper_kv_bytes(st[i]),
-                        mb = stepper_meta_bytes(st[i]);
-                metrics_score_step(stepper_selection(st[i]), b->out, pb, n, j0,
-                                   b->ostar + (size_t)w * H * d, d, &b->sc);
-                for (int cell = 0; cell < c->n_cells; cell++) {
-                    if (st_of[cell] != i) continue;
-                    size_t at = series_at(x, cell, slot, ti);
-                    x->lat[at] = lat, x->kv[at] = kvb, x->meta[at] = mb;
-                    record_score(m, &x->runs[cell], slot, ti, st[i], &b->sc);
-                }
-                metrics_ns += rb_now_ns() - c1_ns;
-            }
-        }
+        for (int i = 0; i < n_st; i++) stepper_prefill(st[i], m->n_prefill, b->q, b->k, b->v, NULL);
+    for (int c0 = 0; c0 < x->T && !s; c0 += b->W) {
+        int c1 = c0 + b->W < x->T ? c0 + b->W : x->T;
+        chunk_reference(x, slot, b, c0, c1, &dense_ns, &metrics_ns);
+        for (int i = 0; i < n_st; i++)
+            step_chunk(x, slot, b, st[i], i, st_of, c0, c1, &cells_ns, &metrics_ns);
         if (x->bar) progress_add(x->bar, c1 - c0);
     }
     for (int i = 0; i < n_st; i++) stepper_destroy(st[i]);
@@ -192,7 +218,7 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     x->stats.metrics_ns += metrics_ns;
     /* K and V of every KV head streamed once per step over the attended range. */
     for (int ti = 0; ti < x->T; ti++) {
-        int t = P0 + ti, n = win > 0 && t + 1 > win ? win : t + 1;
+        int j0, n = attended_range(m->n_prefill + ti, m->sliding_window[slot], &j0);
         x->stats.dense_bytes += (int64_t)n * (int64_t)krow * 2 * (int64_t)sizeof(float);
     }
     pthread_mutex_unlock(&x->lock);

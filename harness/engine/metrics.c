@@ -19,7 +19,6 @@ void metrics_score_step(const policy_selection *sel, const float *out, const flo
                         int stride, int j0, const float *o_star, int d, step_metrics *m) {
     int H = sel->n_q_heads;
     int set_heads = sel->shared_by_group ? sel->group_size : 1;
-    double att = 0;
     /* Recall is a gather of the dense mass over S, done once per set: the heads sharing a
      * set walk its positions together, eight at a time, two independent sums each. */
     for (int h0 = 0; h0 < H; h0 += set_heads) {
@@ -38,11 +37,19 @@ void metrics_score_step(const policy_selection *sel, const float *out, const flo
                 for (int g = 0; g < nh; g++) a[g][0] += pr[g][pos[i]];
             for (int g = 0; g < nh; g++) m->recall[g0 + g] = a[g][0] + a[g][1];
         }
-        att += (double)n_sel * set_heads;
     }
     for (int h = 0; h < H; h++)
         m->out_err[h] = metrics_out_err(out + (size_t)h * d, o_star + (size_t)h * d, d);
-    m->attended = att / H;
+    m->attended = metrics_attended(sel);
+}
+
+double metrics_attended(const policy_selection *sel) {
+    int H = sel->n_q_heads, set_heads = sel->shared_by_group ? sel->group_size : 1;
+    if (!sel->n || H <= 0) return 0;
+    /* integer counts: exact in double whatever the order */
+    double att = 0;
+    for (int h0 = 0; h0 < H; h0 += set_heads) att += (double)sel->n[h0] * set_heads;
+    return att / H;
 }
 
 double metrics_mean(const double *per_head, int n_q_heads) {

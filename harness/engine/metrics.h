@@ -32,6 +32,11 @@ double metrics_out_err(const float *o, const float *o_star, int d);
 void metrics_score_step(const policy_selection *sel, const float *out, const float *dense_probs,
                         int stride, int j0, const float *o_star, int d, step_metrics *m);
 
+/* Mean |S_h| over the query heads of a selection (shared sets counted once per head that
+ * shares them); 0 before the policy has selected anything (sel->n NULL). metrics_score_step
+ * fills m->attended with this. */
+double metrics_attended(const policy_selection *sel);
+
 /* Means over the n_q_heads of a scored step. */
 double metrics_mean(const double *per_head, int n_q_heads);
 

@@ -663,10 +663,7 @@ void model_session_metrics(const model_session *s, int il, float *recall, float 
     RB_CHECK(il >= 0 && il < s->m->hp.n_layers);
     *recall = s->recall[il];
     *out_err = s->out_err[il];
-    const policy_selection *sel = stepper_selection(s->st[il]);
-    double att = 0;
-    for (int h = 0; sel->n && h < sel->n_q_heads; h++) att += sel->n[stepper_set_row(sel, h)];
-    *attended = sel->n_q_heads > 0 ? (float)(att / sel->n_q_heads) : 0;
+    *attended = (float)metrics_attended(stepper_selection(s->st[il]));
 }
 
 /* ---- sampling ---- */

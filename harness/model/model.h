@@ -122,8 +122,8 @@ int64_t model_session_meta_bytes(const model_session *s);
 /* With measure set, the last decode step of layer il scored by metrics_score_step against
  * the dense attention of this session's own q and keys (docs/DESIGN.md §4), as means over query
  * heads. Sliding-window layers attend their whole window: recall 1, out_err 0. recall and
- * out_err are NaN without measure or before any decode step; attended is the mean |S_h| of
- * the last decode step (0 before any) with or without measure. The measuring is excluded
+ * out_err are NaN without measure or before any decode step; attended (metrics_attended)
+ * is the mean |S_h| of the last decode step (0 before any) with or without measure. The measuring is excluded
  * from the timings. */
 void model_session_metrics(const model_session *s, int il, float *recall, float *out_err,
                            float *attended);
