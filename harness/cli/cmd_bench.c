@@ -135,19 +135,28 @@ static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_
     return RB_OK;
 }
 
-static int bench_replay(int argc, char **argv) {
-    const char *policies = "dense,streamingllm,h2o,quest,raas", *budgets = "128,256,512,1024";
-    const char *trace_path = NULL;
-    int layers = 4, decode = 3000, prefill = 128, reps = 3, threads = 0;
+/* The options of `bench replay` and its scratch directory. */
+typedef struct replay_bench {
+    const char *policies, *budgets, *trace_path;
+    int layers, decode, prefill, reps, threads;
+    char dir[32];     /* temporary directory of the synthetic traces */
+    char path[512];   /* the synthetic sweep trace, when no --trace */
+} replay_bench;
+
+/* Parse the options: -1 to go on, else the exit code (0 after --help). */
+static int replay_bench_args(int argc, char **argv, replay_bench *b) {
+    *b = (replay_bench){.policies = "dense,streamingllm,h2o,quest,raas",
+                        .budgets = "128,256,512,1024", .layers = 4, .decode = 3000,
+                        .prefill = 128, .reps = 3};
     const arg_spec specs[] = {
-        {"trace", ARG_STR, &trace_path, "TRACE", "trace to replay (default: a synthetic one)"},
-        {"layers", ARG_INT, &layers, "N", "layers of the synthetic trace (default 4)"},
-        {"prefill", ARG_INT, &prefill, "N", "prompt length of the synthetic trace (default 128)"},
-        {"decode", ARG_INT, &decode, "N", "decode steps of the synthetic trace (default 3000)"},
-        {"policies", ARG_STR, &policies, "a,b", "policies of the sweep (default: the paper's five, dense,streamingllm,h2o,quest,raas)"},
-        {"budgets", ARG_STR, &budgets, "L1,L2", "budgets of the sweep (default 128,256,512,1024)"},
-        {"reps", ARG_INT, &reps, "R", "repeats, median reported (default 3)"},
-        {"threads", ARG_INT, &threads, "N", "engine threads (default: all cores)"},
+        {"trace", ARG_STR, &b->trace_path, "TRACE", "trace to replay (default: a synthetic one)"},
+        {"layers", ARG_INT, &b->layers, "N", "layers of the synthetic trace (default 4)"},
+        {"prefill", ARG_INT, &b->prefill, "N", "prompt length of the synthetic trace (default 128)"},
+        {"decode", ARG_INT, &b->decode, "N", "decode steps of the synthetic trace (default 3000)"},
+        {"policies", ARG_STR, &b->policies, "a,b", "policies of the sweep (default: the paper's five, dense,streamingllm,h2o,quest,raas)"},
+        {"budgets", ARG_STR, &b->budgets, "L1,L2", "budgets of the sweep (default 128,256,512,1024)"},
+        {"reps", ARG_INT, &b->reps, "R", "repeats, median reported (default 3)"},
+        {"threads", ARG_INT, &b->threads, "N", "engine threads (default: all cores)"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };
     int help = 0;
@@ -155,61 +164,43 @@ static int bench_replay(int argc, char **argv) {
     if (args_parse("bench replay", "[options]", specs, argc, argv, NULL, 0, NULL, &help, &e))
         return rb_err_print(&e);
     if (help) return 0;
-    if (reps < 1 || reps > 15) {
+    if (b->reps < 1 || b->reps > 15) {
         rb_fail(&e, RB_EINPUT, "--reps", "must be in 1..15");
         return rb_err_print(&e);
     }
-    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    char dir[] = "/tmp/raasbench-bench-XXXXXX", path[512], long_path[512];
-    if (!mkdtemp(dir)) {
-        rb_fail(&e, RB_EINTERNAL, "bench", "cannot create a temporary directory");
-        return rb_err_print(&e);
-    }
-    int rc = 0;
-    trace *t = NULL, *tl = NULL;
-    cell *dense = NULL, *sweep = NULL;
-    int n_dense = 0, n_sweep = 0;
-    char *names_buf = NULL;
-    const char *names[64];
-    int n_names = 0, bud[64], n_bud = 0;
-    const char *dense_name[] = {"dense"};
-    int one_budget[] = {1024};
-    if (!trace_path) {
-        printf("generating synthetic trace: %d layers, prefill %d, decode %d ...\n", layers,
-               prefill, decode);
-        if (make_trace(dir, "sweep", layers, prefill, decode, path, sizeof path, &e)) goto fail;
-        trace_path = path;
-    }
-    if (trace_open(trace_path, &t, &e) ||
-        args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
-        args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
-        cells_make(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e) ||
-        cells_make(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e))
-        goto fail;
+    if (b->threads <= 0) b->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return -1;
+}
+
+/* Replaying dense alone against replaying the whole sweep: every step attended for real and
+ * timed (the default), then latency sampled every 8th step with exact metrics from the
+ * shared reference in between. */
+static rb_status sweep_cost(const replay_bench *b, trace *t, const cell *dense, int n_dense,
+                            const cell *sweep, int n_sweep, rb_err *e) {
     const trace_meta *m = trace_get_meta(t);
     printf("\n== sweep cost: %s (%d layers, %d q / %d kv heads, head_dim %d, %d prefill + %d "
-           "decode), %d threads, median of %d\n", trace_path, m->n_stored, m->n_q_heads,
-           m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, threads, reps);
+           "decode), %d threads, median of %d\n", trace_path(t), m->n_stored, m->n_q_heads,
+           m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, b->threads,
+           b->reps);
     engine_config ec = {.trace = t, .page_size = 16, .dense_layers = 2, .elem_bytes = 2,
-                        .threads = threads, .seed = 1};
+                        .threads = b->threads, .seed = 1};
     int T = m->n_tokens - m->n_prefill;
     engine_stats s_sweep = {0};
-    /* Every step attended for real and timed (the default), then latency sampled every 8th
-     * step with exact metrics from the shared reference in between. */
     const int every[] = {1, 8};
     for (int k = 0; k < 2; k++) {
         int64_t w_dense, w_sweep;
         engine_stats s_dense;
         ec.latency_every = every[k];
         ec.cells = dense, ec.n_cells = n_dense;
-        if (time_replay(&ec, reps, &w_dense, &s_dense, &e)) goto fail;
+        rb_status st = time_replay(&ec, b->reps, &w_dense, &s_dense, e);
+        if (st) return st;
         ec.cells = sweep, ec.n_cells = n_sweep;
-        if (time_replay(&ec, reps, &w_sweep, &s_sweep, &e)) goto fail;
+        if ((st = time_replay(&ec, b->reps, &w_sweep, &s_sweep, e))) return st;
         printf("-- latency timed on every %s step%s\n", every[k] == 1 ? "" : "8th",
                every[k] == 1 ? " (replay's default)" : " (replay --latency-every 8)");
         printf("%-44s %10.3f s\n", "replay dense alone (wall)", w_dense / 1e9);
         printf("%-44s %10.3f s   (%d cells: %s x %s)\n", "replay sweep (wall)", w_sweep / 1e9,
-               n_sweep, policies, budgets);
+               n_sweep, b->policies, b->budgets);
         printf("%-44s %10.2fx   (acceptance: <= 3x)\n", "sweep / dense alone",
                (double)w_sweep / w_dense);
         printf("%-44s %10.1f us/step/layer\n", "dense reference pass",
@@ -220,37 +211,40 @@ static int bench_replay(int argc, char **argv) {
                s_sweep.metrics_ns / 1e3 / T / m->n_stored / n_sweep);
     }
     printf("%-44s %10.3f s\n", "reading the trace (summed over threads)", s_sweep.read_ns / 1e9);
+    return RB_OK;
+}
 
-    /* Dense pass bandwidth at long contexts against memcpy: first as replay runs it on one
-     * thread (a layer's K and V stay cached across its steps while they fit), then the same
-     * kernel with K and V from memory on one thread and on replay's thread count (the
-     * acceptance figures). */
-    printf("\n== dense reference pass bandwidth (memcpy on the same number of threads)\n");
-    double copy_dram = copy_bandwidth((size_t)256 << 20, 1, 5);
-    printf("%-44s %10.2f GB/s   (read + written bytes)\n", "memcpy 256 MiB (from memory)",
-           copy_dram);
+static const int long_ns[] = {8192, 16384, 32768, 65536}; /* context lengths of the long runs */
+
+/* The dense pass as replay runs it on one thread, over synthetic traces of 1 layer and
+ * long_ns positions (a layer's K and V stay cached across its steps while they fit), beside
+ * memcpy of the same size. *shape receives the traces' head shapes. */
+static rb_status dense_in_replay(const replay_bench *b, const cell *dense, dense_job *shape,
+                                 rb_err *e) {
     printf("-- in replay, 1 thread, synthetic traces of 1 layer (the synthetic shapes): K and V\n"
            "   of the layer are re-read every step, from cache while they fit; beside memcpy of\n"
            "   the same size (in cache too: the dense pass is compute-bound there)\n");
     printf("%8s %10s %12s %12s %12s %10s\n", "N", "K+V MiB", "us/step", "GB/s", "memcpy GB/s",
            "ratio");
-    const int Ns[] = {8192, 16384, 32768, 65536};
-    dense_job shape = {0}; /* the long traces' shapes (synthetic defaults) */
     for (int i = 0; i < 4; i++) {
-        int N = Ns[i], steps = 64;
-        char name[32];
+        int N = long_ns[i], steps = 64;
+        char name[32], path[512];
+        trace *tl = NULL;
         snprintf(name, sizeof name, "long%d", N);
-        if (make_trace(dir, name, 1, N - steps, steps, long_path, sizeof long_path, &e) ||
-            trace_open(long_path, &tl, &e))
-            goto fail;
+        rb_status st = make_trace(b->dir, name, 1, N - steps, steps, path, sizeof path, e);
+        if (!st) st = trace_open(path, &tl, e);
+        if (st) return st;
         const trace_meta *lm = trace_get_meta(tl);
-        shape = (dense_job){.Hq = lm->n_q_heads, .Hkv = lm->n_kv_heads, .d = lm->head_dim,
-                            .scale = lm->attn_scale};
+        *shape = (dense_job){.Hq = lm->n_q_heads, .Hkv = lm->n_kv_heads, .d = lm->head_dim,
+                             .scale = lm->attn_scale};
         engine_config el = {.trace = tl, .cells = dense, .n_cells = 1, .page_size = 16,
                             .dense_layers = 0, .elem_bytes = 2, .threads = 1, .seed = 1};
         int64_t wl;
         engine_stats sl;
-        if (time_replay(&el, reps, &wl, &sl, &e)) goto fail;
+        if ((st = time_replay(&el, b->reps, &wl, &sl, e))) {
+            trace_close(tl);
+            return st;
+        }
         double kv_mib = (double)N * lm->n_kv_heads * lm->head_dim * 2 * 4 / (1 << 20);
         /* Copy bandwidth at the same working-set size: a fair peer when K and V stay in
          * cache between steps, as they do in replay. */
@@ -259,25 +253,30 @@ static int bench_replay(int argc, char **argv) {
         printf("%8d %10.1f %12.1f %12.2f %12.2f %9.2fx\n", N, kv_mib, sl.dense_ns / 1e3 / steps,
                gbs, copy_same, gbs / copy_same);
         trace_close(tl);
-        tl = NULL;
-        remove(long_path);
+        remove(path);
     }
-    /* From memory: one thread, then replay's thread count (threads run layers side by side). */
+    return RB_OK;
+}
+
+/* The same kernel and shapes with K and V from memory: one thread, then replay's thread
+ * count (threads run layers side by side), beside memcpy on as many threads; then the
+ * acceptance line. copy_1 is memcpy's bandwidth on one thread. */
+static void dense_from_memory_table(const dense_job *shape, int threads, double copy_1) {
     int mem_threads[2] = {1, threads > 16 ? 16 : threads};
     double lowest[2] = {1e9, 1e9};
     for (int k = 0; k < (mem_threads[1] > 1 ? 2 : 1); k++) {
         int nt = mem_threads[k];
-        double copy = k == 0 ? copy_dram : copy_bandwidth((size_t)256 << 20, nt, 5);
+        double copy = k == 0 ? copy_1 : copy_bandwidth((size_t)256 << 20, nt, 5);
         printf("-- from memory, %d thread%s: the same kernel and shapes (%d q / %d kv heads, "
                "head_dim %d),\n   K and V rotating over >= 192 MiB per thread so no call finds "
                "them cached;\n   beside memcpy of 256 MiB on %d thread%s: %.2f GB/s\n",
-               nt, nt > 1 ? "s" : "", shape.Hq, shape.Hkv, shape.d, nt,
+               nt, nt > 1 ? "s" : "", shape->Hq, shape->Hkv, shape->d, nt,
                nt > 1 ? "s" : "", copy);
         printf("%8s %10s %12s %10s\n", "N", "K+V MiB", "GB/s", "of copy");
         for (int i = 0; i < 4; i++) {
-            int N = Ns[i];
-            double kv_mib = (double)N * shape.Hkv * shape.d * 2 * 4 / (1 << 20);
-            double gbs = dense_from_memory(N, &shape, nt, 15);
+            int N = long_ns[i];
+            double kv_mib = (double)N * shape->Hkv * shape->d * 2 * 4 / (1 << 20);
+            double gbs = dense_from_memory(N, shape, nt, 15);
             printf("%8d %10.1f %12.2f %9.2fx\n", N, kv_mib, gbs, gbs / copy);
             if (gbs / copy < lowest[k]) lowest[k] = gbs / copy;
         }
@@ -288,18 +287,62 @@ static int bench_replay(int argc, char **argv) {
         printf("; %.2fx on %d threads: %s", lowest[1], mem_threads[1],
                lowest[1] >= 0.5 ? "met" : "NOT met");
     printf("\n");
-    goto done;
-fail:
-    rc = rb_err_print(&e);
-done:
+}
+
+/* Dense pass bandwidth at long contexts against memcpy: first as replay runs it, then the
+ * same kernel with K and V from memory (the acceptance figures). */
+static rb_status dense_bandwidth(const replay_bench *b, const cell *dense, rb_err *e) {
+    printf("\n== dense reference pass bandwidth (memcpy on the same number of threads)\n");
+    double copy_dram = copy_bandwidth((size_t)256 << 20, 1, 5);
+    printf("%-44s %10.2f GB/s   (read + written bytes)\n", "memcpy 256 MiB (from memory)",
+           copy_dram);
+    dense_job shape = {0}; /* the long traces' shapes (synthetic defaults) */
+    rb_status st = dense_in_replay(b, dense, &shape, e);
+    if (st) return st;
+    dense_from_memory_table(&shape, b->threads, copy_dram);
+    return RB_OK;
+}
+
+static int bench_replay(int argc, char **argv) {
+    replay_bench b;
+    int rc = replay_bench_args(argc, argv, &b);
+    if (rc >= 0) return rc;
+    rb_err e = {0};
+    snprintf(b.dir, sizeof b.dir, "/tmp/raasbench-bench-XXXXXX");
+    if (!mkdtemp(b.dir)) {
+        rb_fail(&e, RB_EINTERNAL, "bench", "cannot create a temporary directory");
+        return rb_err_print(&e);
+    }
+    trace *t = NULL;
+    cell *dense = NULL, *sweep = NULL;
+    int n_dense = 0, n_sweep = 0;
+    char *names_buf = NULL;
+    const char *names[64];
+    int n_names = 0, bud[64], n_bud = 0;
+    const char *dense_name[] = {"dense"};
+    int one_budget[] = {1024};
+    rb_status st = RB_OK;
+    if (!b.trace_path) {
+        printf("generating synthetic trace: %d layers, prefill %d, decode %d ...\n", b.layers,
+               b.prefill, b.decode);
+        st = make_trace(b.dir, "sweep", b.layers, b.prefill, b.decode, b.path, sizeof b.path, &e);
+        b.trace_path = b.path;
+    }
+    if (!st) st = trace_open(b.trace_path, &t, &e);
+    if (!st) st = args_name_list("--policies", b.policies, &names_buf, names, 64, &n_names, &e);
+    if (!st) st = args_int_list("--budgets", b.budgets, bud, 64, &n_bud, &e);
+    if (!st) st = cells_make(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e);
+    if (!st) st = cells_make(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e);
+    if (!st) st = sweep_cost(&b, t, dense, n_dense, sweep, n_sweep, &e);
+    if (!st) st = dense_bandwidth(&b, dense, &e);
+    rc = st ? rb_err_print(&e) : 0;
     trace_close(t);
-    trace_close(tl);
     cells_free(dense, n_dense);
     cells_free(sweep, n_sweep);
     free(names_buf);
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "raasbench: bench: could not remove %s\n", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", b.dir);
+    if (system(cmd) != 0) fprintf(stderr, "raasbench: bench: could not remove %s\n", b.dir);
     return rc;
 }
 
