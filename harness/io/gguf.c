@@ -228,6 +228,36 @@ static int kv_lookup(const gguf_file *g, const char *key) {
     return g ? index_find(&g->kv_index, key) : -1;
 }
 
+/* A string that can serve as a name: not empty, shorter than max bytes, no NUL inside. */
+static int name_valid(gguf_str s, size_t max) {
+    return s.n > 0 && s.n < max && !memchr(s.s, 0, (size_t)s.n);
+}
+
+/* Copy a valid name, NUL-terminated, into dst (at least s.n + 1 bytes). */
+static void name_copy(char *dst, gguf_str s) {
+    memcpy(dst, s.s, (size_t)s.n);
+    dst[s.n] = 0;
+}
+
+/* An array value (already validated by skip_value) at val_at: its element type, count,
+ * first element and, for strings, the offset of each element. */
+static void kv_index_array(gguf_kv *kv, const uint8_t *base, size_t val_at) {
+    uint32_t et;
+    memcpy(&et, base + val_at, 4);
+    memcpy(&kv->n, base + val_at + 4, 8);
+    kv->elem = (gguf_value_type)et;
+    kv->elems = base + val_at + 12;
+    if (et != GGUF_VT_STRING) return;
+    kv->str_off = rb_malloc((size_t)kv->n * sizeof *kv->str_off);
+    size_t p = val_at + 12;
+    for (uint64_t j = 0; j < kv->n; j++) {
+        uint64_t len;
+        memcpy(&len, base + p, 8);
+        kv->str_off[j] = p;
+        p += 8 + (size_t)len;
+    }
+}
+
 static rb_status parse_kvs(gguf_file *g, const parse_ctx *c, cursor *k) {
     index_init(&g->kv_index, g->n_kv);
     for (int i = 0; i < g->n_kv; i++) {
@@ -236,12 +266,11 @@ static rb_status parse_kvs(gguf_file *g, const parse_ctx *c, cursor *k) {
         size_t at = k->pos;
         rb_status st = rd_str(c, k, &key, "a metadata key");
         if (st) return st;
-        if (key.n == 0 || memchr(key.s, 0, (size_t)key.n))
+        if (!name_valid(key, SIZE_MAX))
             return rb_fail(c->e, RB_EINPUT, c->path,
                            "metadata key %d is empty or contains a NUL byte (at byte %zu)", i, at);
         kv->key = rb_malloc((size_t)key.n + 1);
-        memcpy(kv->key, key.s, (size_t)key.n);
-        kv->key[key.n] = 0;
+        name_copy(kv->key, key);
         if (!index_add(&g->kv_index, i, kv->key))
             return rb_fail(c->e, RB_EINPUT, c->path, "duplicate metadata key '%s' (at byte %zu)",
                            kv->key, at);
@@ -254,24 +283,7 @@ static rb_status parse_kvs(gguf_file *g, const parse_ctx *c, cursor *k) {
         size_t val_at = k->pos;
         st = skip_value(c, k, t, kv->key, 0);
         if (st) return st;
-        if (t == GGUF_VT_ARRAY) {
-            /* Already validated by skip_value: re-read the header and index strings. */
-            uint32_t et;
-            memcpy(&et, k->base + val_at, 4);
-            memcpy(&kv->n, k->base + val_at + 4, 8);
-            kv->elem = (gguf_value_type)et;
-            kv->elems = k->base + val_at + 12;
-            if (et == GGUF_VT_STRING) {
-                kv->str_off = rb_malloc((size_t)kv->n * sizeof *kv->str_off);
-                size_t p = val_at + 12;
-                for (uint64_t j = 0; j < kv->n; j++) {
-                    uint64_t len;
-                    memcpy(&len, k->base + p, 8);
-                    kv->str_off[j] = p;
-                    p += 8 + (size_t)len;
-                }
-            }
-        }
+        if (t == GGUF_VT_ARRAY) kv_index_array(kv, k->base, val_at);
     }
     return RB_OK;
 }
@@ -291,13 +303,12 @@ static rb_status parse_tensors(gguf_file *g, const parse_ctx *c, cursor *k, uint
         size_t at = k->pos;
         rb_status st = rd_str(c, k, &name, "a tensor name");
         if (st) return st;
-        if (name.n == 0 || name.n >= sizeof t->name || memchr(name.s, 0, (size_t)name.n))
+        if (!name_valid(name, sizeof t->name))
             return rb_fail(c->e, RB_EINPUT, c->path,
                            "tensor %d: name is empty, %zu bytes or longer, or contains a NUL "
                            "byte (at byte %zu)",
                            i, sizeof t->name, at);
-        memcpy(t->name, name.s, (size_t)name.n);
-        t->name[name.n] = 0;
+        name_copy(t->name, name);
         if (!index_add(&g->t_index, i, t->name))
             return rb_fail(c->e, RB_EINPUT, c->path, "duplicate tensor name '%s' (at byte %zu)",
                            t->name, at);
