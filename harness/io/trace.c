@@ -20,6 +20,14 @@ static void layer_group_name(int layer, char *buf, size_t cap) {
     snprintf(buf, cap, "layer_%03d", layer);
 }
 
+/* Close the open datasets of n_stored layers and the file (ids <= 0 were never opened). */
+static void close_h5(hid_t dsets[][3], int n_stored, hid_t file) {
+    for (int s = 0; s < n_stored; s++)
+        for (int w = 0; w < 3; w++)
+            if (dsets[s][w] > 0) H5Dclose(dsets[s][w]);
+    if (file > 0) H5Fclose(file);
+}
+
 /* ------------------------------------------------------------------ reading */
 
 struct trace {
@@ -36,10 +44,7 @@ int64_t trace_file_bytes(const trace *t) { return t->file_bytes; }
 
 void trace_close(trace *t) {
     if (!t) return;
-    for (int s = 0; s < t->meta.n_stored; s++)
-        for (int w = 0; w < 3; w++)
-            if (t->dsets[s][w] > 0) H5Dclose(t->dsets[s][w]);
-    if (t->file > 0) H5Fclose(t->file);
+    close_h5(t->dsets, t->meta.n_stored, t->file);
     free(t->path);
     free(t);
 }
@@ -342,10 +347,7 @@ struct trace_writer {
 
 void trace_writer_abort(trace_writer *w) {
     if (!w) return;
-    for (int s = 0; s < w->meta.n_stored; s++)
-        for (int k = 0; k < 3; k++)
-            if (w->dsets[s][k] > 0) H5Dclose(w->dsets[s][k]);
-    if (w->file > 0) H5Fclose(w->file);
+    close_h5(w->dsets, w->meta.n_stored, w->file);
     remove(w->tmp);
     free(w->half);
     free(w->path);
