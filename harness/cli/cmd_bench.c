@@ -159,15 +159,9 @@ static int replay_bench_args(int argc, char **argv, replay_bench *b) {
         {"threads", ARG_INT, &b->threads, "N", "engine threads (default: all cores)"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };
-    int help = 0;
-    rb_err e = {0};
-    if (args_parse("bench replay", "[options]", specs, argc, argv, NULL, 0, NULL, &help, &e))
-        return rb_err_print(&e);
-    if (help) return 0;
-    if (b->reps < 1 || b->reps > 15) {
-        rb_fail(&e, RB_EINPUT, "--reps", "must be in 1..15");
-        return rb_err_print(&e);
-    }
+    int rc = args_parse_cmd("bench replay", "[options]", specs, argc, argv, NULL, 0, NULL);
+    if (rc >= 0) return rc;
+    if (b->reps < 1 || b->reps > 15) return rb_report(RB_EINPUT, "--reps", "must be in 1..15");
     if (b->threads <= 0) b->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     return -1;
 }
@@ -307,12 +301,9 @@ static int bench_replay(int argc, char **argv) {
     replay_bench b;
     int rc = replay_bench_args(argc, argv, &b);
     if (rc >= 0) return rc;
-    rb_err e = {0};
     snprintf(b.dir, sizeof b.dir, "/tmp/raasbench-bench-XXXXXX");
-    if (!mkdtemp(b.dir)) {
-        rb_fail(&e, RB_EINTERNAL, "bench", "cannot create a temporary directory");
-        return rb_err_print(&e);
-    }
+    if (!mkdtemp(b.dir)) return rb_report(RB_EINTERNAL, "bench", "cannot create a temporary directory");
+    rb_err e = {0};
     trace *t = NULL;
     cell *dense = NULL, *sweep = NULL;
     int n_dense = 0, n_sweep = 0;
