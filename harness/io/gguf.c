@@ -214,14 +214,17 @@ static int index_find(const name_index *x, const char *name) {
     return -1;
 }
 
-/* Index entry i under `name` (which must outlive the index); 0 when the name is taken. */
-static int index_add(name_index *x, int i, const char *name) {
-    if (index_find(x, name) >= 0) return 0;
+/* Index entry i under `name` (which must outlive the index); a name already taken fails
+ * with "duplicate <noun> '<name>'", the noun saying what the names are. */
+static rb_status index_add(const parse_ctx *c, name_index *x, int i, const char *name,
+                           const char *noun, size_t at) {
+    if (index_find(x, name) >= 0)
+        return rb_fail(c->e, RB_EINPUT, c->path, "duplicate %s '%s' (at byte %zu)", noun, name, at);
     size_t mask = x->cap - 1, h = hash_bytes(name, strlen(name)) & mask;
     while (x->slot[h]) h = (h + 1) & mask;
     x->slot[h] = i + 1;
     x->name[i] = name;
-    return 1;
+    return RB_OK;
 }
 
 static int kv_lookup(const gguf_file *g, const char *key) {
@@ -271,12 +274,9 @@ static rb_status parse_kvs(gguf_file *g, const parse_ctx *c, cursor *k) {
                            "metadata key %d is empty or contains a NUL byte (at byte %zu)", i, at);
         kv->key = rb_malloc((size_t)key.n + 1);
         name_copy(kv->key, key);
-        if (!index_add(&g->kv_index, i, kv->key))
-            return rb_fail(c->e, RB_EINPUT, c->path, "duplicate metadata key '%s' (at byte %zu)",
-                           kv->key, at);
-
         uint32_t t = 0;
-        st = rd_u32(c, k, &t, "a metadata value type");
+        st = index_add(c, &g->kv_index, i, kv->key, "metadata key", at);
+        if (!st) st = rd_u32(c, k, &t, "a metadata value type");
         if (st) return st;
         kv->type = (gguf_value_type)t;
         kv->val = k->base + k->pos;
@@ -309,12 +309,9 @@ static rb_status parse_tensors(gguf_file *g, const parse_ctx *c, cursor *k, uint
                            "byte (at byte %zu)",
                            i, sizeof t->name, at);
         name_copy(t->name, name);
-        if (!index_add(&g->t_index, i, t->name))
-            return rb_fail(c->e, RB_EINPUT, c->path, "duplicate tensor name '%s' (at byte %zu)",
-                           t->name, at);
-
         uint32_t n_dims = 0;
-        st = rd_u32(c, k, &n_dims, "a tensor's dimension count");
+        st = index_add(c, &g->t_index, i, t->name, "tensor name", at);
+        if (!st) st = rd_u32(c, k, &n_dims, "a tensor's dimension count");
         if (st) return st;
         if (n_dims < 1 || n_dims > 4)
             return rb_fail(c->e, RB_EINPUT, c->path,

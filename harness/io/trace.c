@@ -28,6 +28,16 @@ static void close_h5(hid_t dsets[][3], int n_stored, hid_t file) {
     if (file > 0) H5Fclose(file);
 }
 
+/* The file space of dataset d [*, heads, head_dim] with rows pos0 .. pos0 + n - 1 selected,
+ * and in *ms a memory space of that shape; the caller closes both. */
+static hid_t select_rows(hid_t d, hsize_t pos0, int n, int heads, int head_dim, hid_t *ms) {
+    hid_t fs = H5Dget_space(d);
+    hsize_t start[3] = {pos0, 0, 0}, cnt[3] = {(hsize_t)n, (hsize_t)heads, (hsize_t)head_dim};
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    *ms = H5Screate_simple(3, cnt, NULL);
+    return fs;
+}
+
 /* ------------------------------------------------------------------ reading */
 
 struct trace {
@@ -223,12 +233,8 @@ rb_status trace_read(trace *t, int slot, trace_tensor which, int pos0, int n, fl
     if (n == 0) return RB_OK;
     int heads = tensor_heads(m, which);
     size_t row = (size_t)heads * m->head_dim, count = (size_t)n * row;
-    hid_t d = t->dsets[slot][which];
-    hid_t fs = H5Dget_space(d);
-    hsize_t start[3] = {(hsize_t)pos0, 0, 0}, cnt[3] = {(hsize_t)n, (hsize_t)heads,
-                                                        (hsize_t)m->head_dim};
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-    hid_t ms = H5Screate_simple(3, cnt, NULL);
+    hid_t d = t->dsets[slot][which], ms;
+    hid_t fs = select_rows(d, (hsize_t)pos0, n, heads, m->head_dim, &ms);
     herr_t rc;
     if (m->dtype == TRACE_F32) {
         rc = H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, dst);
@@ -467,10 +473,7 @@ static rb_status append_one(trace_writer *w, int slot, trace_tensor which, int n
     hsize_t cur = (hsize_t)w->n_written[slot][which];
     hsize_t newdims[3] = {cur + (hsize_t)n, (hsize_t)heads, (hsize_t)m->head_dim};
     if (H5Dset_extent(d, newdims) < 0) return rb_fail(e, RB_EINTERNAL, w->path, "cannot extend");
-    hid_t fs = H5Dget_space(d);
-    hsize_t start[3] = {cur, 0, 0}, cnt[3] = {(hsize_t)n, (hsize_t)heads, (hsize_t)m->head_dim};
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-    hid_t ms = H5Screate_simple(3, cnt, NULL);
+    hid_t ms, fs = select_rows(d, cur, n, heads, m->head_dim, &ms);
     herr_t rc;
     if (m->dtype == TRACE_F32) {
         rc = H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, src);
