@@ -605,14 +605,13 @@ static void gram_factor(const double *kc, int m, int d_c, double *gram) {
     if (m > 0) chol(gram, m);
 }
 
-/* Values of KV head kvh: N(mu_c, 1) with a per-channel mean mu_c ~ N(0, 0.5); sinks carry
- * a tenth of that (real sinks carry little value). */
+/* Values of KV head kvh: a per-head mean plus noise, sinks damped. */
 static void values_make(const synth_config *c, int layer, int kvh, float *v) {
-    int d = c->head_dim, n_tokens = synth_n_tokens(c), ldk = c->n_kv_heads * d;
+    int d = c->head_dim, ldk = c->n_kv_heads * d;
     rng rv = rng_make(c->seed, TAG_VALUE, layer, kvh);
     double *mu = rb_malloc(sizeof(double) * (size_t)d);
     for (int i = 0; i < d; i++) mu[i] = 0.5 * rng_normal(&rv);
-    for (int j = 0; j < n_tokens; j++) {
+    for (int j = 0; j < synth_n_tokens(c); j++) {
         float *vj = v + (size_t)j * ldk + (size_t)kvh * d;
         double f = j < c->n_sinks ? 0.1 : 1.0;
         for (int i = 0; i < d; i++) vj[i] = (float)(f * (mu[i] + rng_normal(&rv)));
@@ -620,183 +619,122 @@ static void values_make(const synth_config *c, int layer, int kvh, float *v) {
     free(mu);
 }
 
-/* The query heads of one KV group: each its own noise stream, recency strength and
- * per-planted-token target logit (the jitter). */
-typedef struct query_group {
-    int group;
-    rng *r;           /* [group] */
-    double *rec_amp;  /* [group] recency logit of the head */
-    double *strength; /* [group, n_planted] target logit of each planted token */
-} query_group;
-
-static void query_group_make(const synth_config *c, int layer, int kvh, int n_planted,
-                             query_group *qg) {
-    int group = c->n_q_heads / c->n_kv_heads;
-    qg->group = group;
-    qg->r = rb_malloc(sizeof(rng) * (size_t)group);
-    qg->rec_amp = rb_malloc(sizeof(double) * (size_t)group);
-    qg->strength = rb_malloc(sizeof(double) * (size_t)group * (n_planted > 0 ? n_planted : 1));
-    for (int g = 0; g < group; g++) {
-        qg->r[g] = rng_make(c->seed, TAG_QUERY, layer, kvh * group + g);
-        qg->rec_amp[g] = c->recency_logit * (0.8 + 0.4 * rng_unif(&qg->r[g]));
-        for (int i = 0; i < n_planted; i++)
-            qg->strength[(size_t)g * n_planted + i] =
-                c->milestone_logit * (1 + c->jitter * (2 * rng_unif(&qg->r[g]) - 1));
-    }
-}
-
-static void query_group_free(query_group *qg) {
-    free(qg->r);
-    free(qg->rec_amp);
-    free(qg->strength);
-}
-
-/* The constraint set of the content query at one step (an active-set method): the planted
+/* The query side of one KV head: its query heads' streams and strengths, and the state of
+ * the constraint solve. The constraint set at each step (an active-set method): the planted
  * tokens active at the step (target: their strength), plus every other planted token
  * present whose logit would otherwise exceed CROSS_MAX (target 0), found by re-solving up
  * to ACTIVE_ROUNDS times. Constraining only the offenders keeps the system small and well
  * conditioned, so the query's norm, and its cross-talk onto ordinary keys, stay close to
  * those of the active tokens alone. */
-typedef struct constraints {
-    const planted *pl;
+typedef struct query_solver {
+    const synth_config *c;
     const head_layout *h;
-    int n_planted, d_c;
+    const planted *pl;
+    int n_planted, group;
+    rng *rq;            /* [group] noise stream of each query head */
+    double *rec_amp;    /* [group] recency logit of each query head */
+    double *strength;   /* [group, n_planted] target logit of each planted token */
+    double tau;         /* content noise scale */
     /* at most half the content channels: a fuller system is ill-conditioned and its
      * solution's norm (hence the noise it puts on every key) blows up */
-    int max_c;
-    int m;            /* rows in the set */
-    int *cset;        /* [max_c] planted index of each row */
-    int *is_act;      /* [max_c] 1: active (target strength), 0: offender (target 0) */
-    char *in_set;     /* [n_planted] */
-    double *kc;       /* [max_c, d_c] content keys of the rows */
-    double *gram;     /* [max_c, max_c] Cholesky factor of their Gram matrix */
-    double *b, *alpha; /* [max_c] right-hand side, solution */
-    double *qc;       /* [d_c] content query / scratch */
-    double *pk;       /* [n_planted, d_c] content key of each planted token (phrase mean) */
-    /* users of each content channel, in planted (position) order: CSR layout */
-    int *user_start;  /* [d_c + 1] */
-    int *users;       /* [n_planted * SIG_CHANNELS] */
-    int *seen;        /* [n_planted] stamp of the last scan that looked at the token */
-    int stamp, recent; /* recent: first planted token inside SCAN_WINDOW */
-    double *off_logit; /* [n_planted] offenders of one scan (and scratch, see query_write) */
-    int *off_idx;     /* [n_planted] */
-} constraints;
+    int max_c, m;       /* the constraint set: cset[0..m), is_act: a target, not an offender */
+    int *cset, *is_act;
+    char *in_set;       /* [n_planted] */
+    double *kc, *gram, *b, *alpha, *qc; /* [m, d_c], [m, m], [m], [m], [d_c] */
+    int *user_start, *users, *seen;     /* users of each content channel (CSR), scan stamps */
+    int stamp, recent;  /* recent: first planted token inside SCAN_WINDOW */
+    double *off_logit;  /* [n_planted] offenders found by a scan */
+    int *off_idx;
+    double *pk;         /* [n_planted, d_c] content key of each planted token (phrase mean) */
+} query_solver;
 
-static void channel_users_make(constraints *s) {
-    const head_layout *h = s->h;
-    s->user_start = rb_calloc((size_t)s->d_c + 1, sizeof(int));
-    s->users = rb_malloc(sizeof(int) * SIG_CHANNELS * (size_t)(s->n_planted > 0 ? s->n_planted : 1));
-    for (int i = 0; i < s->n_planted * SIG_CHANNELS; i++) s->user_start[h->sig_ch[i] + 1]++;
-    for (int ch = 0; ch < s->d_c; ch++) s->user_start[ch + 1] += s->user_start[ch];
-    int *fill = rb_malloc(sizeof(int) * (size_t)s->d_c);
-    memcpy(fill, s->user_start, sizeof(int) * (size_t)s->d_c);
-    for (int i = 0; i < s->n_planted; i++)
+static void solver_init(query_solver *s, const synth_config *c, const head_layout *h,
+                        const planted *pl, int n_planted, int layer, int kvh, const float *k,
+                        const double *bias) {
+    memset(s, 0, sizeof *s);
+    int d = c->head_dim, ldk = c->n_kv_heads * d, np = n_planted > 0 ? n_planted : 1;
+    s->c = c, s->h = h, s->pl = pl, s->n_planted = n_planted;
+    s->group = c->n_q_heads / c->n_kv_heads;
+    /* per query head: recency and sink strengths, per-token strength, noise stream */
+    s->rq = rb_malloc(sizeof(rng) * (size_t)s->group);
+    s->rec_amp = rb_malloc(sizeof(double) * (size_t)s->group);
+    s->strength = rb_malloc(sizeof(double) * (size_t)s->group * np);
+    for (int g = 0; g < s->group; g++) {
+        s->rq[g] = rng_make(c->seed, TAG_QUERY, layer, kvh * s->group + g);
+        s->rec_amp[g] = c->recency_logit * (0.8 + 0.4 * rng_unif(&s->rq[g]));
+        for (int i = 0; i < n_planted; i++)
+            s->strength[(size_t)g * n_planted + i] =
+                c->milestone_logit * (1 + c->jitter * (2 * rng_unif(&s->rq[g]) - 1));
+    }
+    /* dense content noise has variance E[sd^2] = 1.03 per channel (sd ~ U(0.7, 1.3)) */
+    s->tau = c->noise / sqrt(1.03 * h->d_c);
+    s->max_c = h->d_c / 2;
+    s->cset = rb_malloc(sizeof(int) * (size_t)s->max_c);
+    s->is_act = rb_malloc(sizeof(int) * (size_t)s->max_c);
+    s->in_set = rb_calloc((size_t)np, 1);
+    s->kc = rb_malloc(sizeof(double) * (size_t)s->max_c * h->d_c);
+    s->gram = rb_malloc(sizeof(double) * (size_t)s->max_c * s->max_c);
+    s->b = rb_malloc(sizeof(double) * (size_t)s->max_c);
+    s->alpha = rb_malloc(sizeof(double) * (size_t)s->max_c);
+    s->qc = rb_malloc(sizeof(double) * (size_t)h->d_c);
+    s->user_start = rb_calloc((size_t)h->d_c + 1, sizeof(int));
+    s->users = rb_malloc(sizeof(int) * SIG_CHANNELS * (size_t)np);
+    s->seen = rb_calloc((size_t)np, sizeof(int));
+    for (int i = 0; i < n_planted * SIG_CHANNELS; i++) s->user_start[h->sig_ch[i] + 1]++;
+    for (int ch = 0; ch < h->d_c; ch++) s->user_start[ch + 1] += s->user_start[ch];
+    int *fill = rb_malloc(sizeof(int) * (size_t)h->d_c);
+    memcpy(fill, s->user_start, sizeof(int) * (size_t)h->d_c);
+    for (int i = 0; i < n_planted; i++)
         for (int sg = 0; sg < SIG_CHANNELS; sg++) {
             int ch = h->sig_ch[SIG_CHANNELS * i + sg];
             /* a token's two channels are distinct, so it is listed once per channel */
             s->users[fill[ch]++] = i;
         }
     free(fill);
-}
-
-/* A phrase is addressed through the mean of its tokens' keys: they share the spike, so one
- * constraint gives every token of the phrase the target logit. */
-static void planted_keys_make(constraints *s, const float *k, int ldk, int kvh, int d,
-                              const double *bias) {
-    int d_c = s->d_c;
-    s->pk = rb_malloc(sizeof(double) * (size_t)(s->n_planted > 0 ? s->n_planted : 1) * d_c);
-    for (int i = 0; i < s->n_planted; i++) {
-        double *row = s->pk + (size_t)i * d_c;
-        for (int x = 0; x < d_c; x++) row[x] = 0;
-        for (int j = 0; j < s->pl[i].len; j++) {
-            content_row(k, ldk, kvh, d, s->h, bias, s->pl[i].pos + j, s->qc);
-            for (int x = 0; x < d_c; x++) row[x] += s->qc[x] / s->pl[i].len;
+    s->off_logit = rb_malloc(sizeof(double) * (size_t)np);
+    s->off_idx = rb_malloc(sizeof(int) * (size_t)np);
+    s->pk = rb_malloc(sizeof(double) * (size_t)np * h->d_c);
+    /* a phrase is addressed through the mean of its tokens' keys: they share the spike,
+     * so one constraint gives every token of the phrase the target logit */
+    for (int i = 0; i < n_planted; i++) {
+        double *row = s->pk + (size_t)i * h->d_c;
+        for (int x = 0; x < h->d_c; x++) row[x] = 0;
+        for (int j = 0; j < pl[i].len; j++) {
+            content_row(k, ldk, kvh, d, h, bias, pl[i].pos + j, s->qc);
+            for (int x = 0; x < h->d_c; x++) row[x] += s->qc[x] / pl[i].len;
         }
     }
 }
 
-static void constraints_make(constraints *s, const synth_config *c, const head_layout *h,
-                             const planted *pl, int n_planted, const float *k, int kvh,
-                             const double *bias) {
-    int n1 = n_planted > 0 ? n_planted : 1;
-    *s = (constraints){.pl = pl, .h = h, .n_planted = n_planted, .d_c = h->d_c,
-                       .max_c = h->d_c / 2};
-    s->cset = rb_malloc(sizeof(int) * (size_t)s->max_c);
-    s->is_act = rb_malloc(sizeof(int) * (size_t)s->max_c);
-    s->in_set = rb_calloc((size_t)n1, 1);
-    s->kc = rb_malloc(sizeof(double) * (size_t)s->max_c * h->d_c);
-    s->gram = rb_malloc(sizeof(double) * (size_t)s->max_c * s->max_c);
-    s->b = rb_malloc(sizeof(double) * (size_t)s->max_c);
-    s->alpha = rb_malloc(sizeof(double) * (size_t)s->max_c);
-    s->qc = rb_malloc(sizeof(double) * (size_t)h->d_c);
-    s->seen = rb_calloc((size_t)n1, sizeof(int));
-    s->off_logit = rb_malloc(sizeof(double) * (size_t)n1);
-    s->off_idx = rb_malloc(sizeof(int) * (size_t)n1);
-    channel_users_make(s);
-    planted_keys_make(s, k, c->n_kv_heads * c->head_dim, kvh, c->head_dim, bias);
+static void solver_free(query_solver *s) {
+    free(s->rq), free(s->rec_amp), free(s->strength);
+    free(s->cset), free(s->is_act), free(s->in_set), free(s->kc), free(s->gram);
+    free(s->b), free(s->alpha), free(s->qc), free(s->user_start), free(s->users);
+    free(s->seen), free(s->off_logit), free(s->off_idx), free(s->pk);
 }
 
-static void constraints_free(constraints *s) {
-    free(s->cset);
-    free(s->is_act);
-    free(s->in_set);
-    free(s->kc);
-    free(s->gram);
-    free(s->b);
-    free(s->alpha);
-    free(s->qc);
-    free(s->pk);
-    free(s->user_start);
-    free(s->users);
-    free(s->seen);
-    free(s->off_logit);
-    free(s->off_idx);
-}
-
-/* Add planted token i to the set as a row with target kind is_act. */
-static void constraints_add(constraints *s, int i, int is_act) {
+/* Add planted token i to the constraint set (is_act: a target, not an offender). */
+static void constrain(query_solver *s, int i, int is_act) {
+    int d_c = s->h->d_c;
     s->in_set[i] = 1;
     s->is_act[s->m] = is_act;
-    memcpy(s->kc + (size_t)s->m * s->d_c, s->pk + (size_t)i * s->d_c, sizeof(double) * (size_t)s->d_c);
+    memcpy(s->kc + (size_t)s->m * d_c, s->pk + (size_t)i * d_c, sizeof(double) * (size_t)d_c);
     s->cset[s->m++] = i;
 }
 
-/* Start the set of step tq: the planted tokens before tq that are active at tq. */
-static void constraints_start(constraints *s, int tq) {
-    s->m = 0;
-    for (int i = 0; i < s->n_planted; i++) {
-        s->in_set[i] = 0;
-        if (s->m < s->max_c && s->pl[i].pos < tq && planted_active(&s->pl[i], tq))
-            constraints_add(s, i, 1);
-    }
-}
-
-/* qc = the minimum-norm content query giving every active row `target` and every
- * offender 0 (gram must hold the factor of the current rows). */
-static void constraints_query(constraints *s, double target) {
-    int m = s->m, d_c = s->d_c;
-    for (int a = 0; a < m; a++) s->b[a] = s->is_act[a] ? target : 0.0;
-    if (m > 0) chol_solve(s->gram, m, s->b, s->alpha);
-    for (int i = 0; i < d_c; i++) {
-        double sum = 0;
-        for (int a = 0; a < m; a++) sum += s->alpha[a] * s->kc[(size_t)a * d_c + i];
-        s->qc[i] = sum;
-    }
-}
-
-/* The planted tokens before tq outside the set whose content logit under qc exceeds
- * CROSS_MAX, into off_logit/off_idx; returns their count. Scans every planted token of the
- * last SCAN_WINDOW positions; older ones only when they spike on a channel of a token in
- * the set (where the query is large), which bounds the work on long traces. */
-static int offenders_find(constraints *s, int tq) {
+/* Planted tokens present at step tq whose logit under the current solution would exceed
+ * CROSS_MAX. Every planted token of the last SCAN_WINDOW positions is scanned; older ones
+ * only when they spike on a channel of a token in the set (where the query is large), which
+ * bounds the work on long traces. Returns how many, in off_logit / off_idx. */
+static int find_offenders(query_solver *s, int tq) {
     const planted *pl = s->pl;
-    int n_off = 0;
+    int d_c = s->h->d_c, n_off = 0;
     s->stamp++;
     while (s->recent < s->n_planted && pl[s->recent].pos < tq - SCAN_WINDOW) s->recent++;
     for (int i = s->recent; i < s->n_planted && pl[i].pos < tq; i++) {
         if (s->in_set[i]) continue;
         s->seen[i] = s->stamp;
-        scan_off(s->qc, s->pk, s->d_c, i, s->off_logit, s->off_idx, &n_off);
+        scan_off(s->qc, s->pk, d_c, i, s->off_logit, s->off_idx, &n_off);
     }
     for (int a = 0; a < s->m; a++)
         for (int sg = 0; sg < SIG_CHANNELS; sg++) {
@@ -806,52 +744,56 @@ static int offenders_find(constraints *s, int tq) {
                 if (pl[i].pos >= tq) break; /* users are in position order */
                 if (s->in_set[i] || s->seen[i] == s->stamp) continue;
                 s->seen[i] = s->stamp;
-                scan_off(s->qc, s->pk, s->d_c, i, s->off_logit, s->off_idx, &n_off);
+                scan_off(s->qc, s->pk, d_c, i, s->off_logit, s->off_idx, &n_off);
             }
         }
     return n_off;
 }
 
-/* Add the n_off offenders to the set as zero targets, worst first, while there is room. */
-static void offenders_add(constraints *s, int n_off) {
-    double *off_logit = s->off_logit;
-    int *off_idx = s->off_idx;
-    for (int a = 0; a < n_off && s->m < s->max_c; a++) {
-        int best = a;
-        for (int x = a + 1; x < n_off; x++)
-            if (off_logit[x] > off_logit[best]) best = x;
-        double tl = off_logit[a];
-        int ti = off_idx[a];
-        off_logit[a] = off_logit[best], off_idx[a] = off_idx[best];
-        off_logit[best] = tl, off_idx[best] = ti;
-        constraints_add(s, off_idx[a], 0);
+/* The constraint set of step tq, factored in gram (Cholesky). */
+static void solve_constraints(query_solver *s, int tq) {
+    const synth_config *c = s->c;
+    int d_c = s->h->d_c;
+    s->m = 0;
+    for (int i = 0; i < s->n_planted; i++) {
+        s->in_set[i] = 0;
+        if (s->m < s->max_c && s->pl[i].pos < tq && planted_active(&s->pl[i], tq)) constrain(s, i, 1);
     }
-}
-
-/* The constraint set of step tq, with gram holding its factor. */
-static void constraints_solve(constraints *s, double target, int tq) {
-    constraints_start(s, tq);
     for (int round = 0;; round++) {
-        gram_factor(s->kc, s->m, s->d_c, s->gram);
+        gram_factor(s->kc, s->m, d_c, s->gram);
         if (round == ACTIVE_ROUNDS || s->m == s->max_c) break;
-        constraints_query(s, target);
-        int n_off = offenders_find(s, tq);
+        for (int a = 0; a < s->m; a++) s->b[a] = s->is_act[a] ? c->milestone_logit : 0.0;
+        if (s->m > 0) chol_solve(s->gram, s->m, s->b, s->alpha);
+        for (int i = 0; i < d_c; i++) {
+            double sum = 0;
+            for (int a = 0; a < s->m; a++) sum += s->alpha[a] * s->kc[(size_t)a * d_c + i];
+            s->qc[i] = sum;
+        }
+        int n_off = find_offenders(s, tq);
         if (!n_off) break;
-        offenders_add(s, n_off);
+        /* worst offenders first, while there is room */
+        for (int a = 0; a < n_off && s->m < s->max_c; a++) {
+            int best = a;
+            for (int x = a + 1; x < n_off; x++)
+                if (s->off_logit[x] > s->off_logit[best]) best = x;
+            double tl = s->off_logit[a];
+            int ti = s->off_idx[a];
+            s->off_logit[a] = s->off_logit[best], s->off_idx[a] = s->off_idx[best];
+            s->off_logit[best] = tl, s->off_idx[best] = ti;
+            constrain(s, s->off_idx[a], 0);
+        }
     }
 }
 
-/* Query head g of the group at step tq, into qt [d]: the recency vector rotated to tq, the
- * sink and outlier channels, and the content part: noise of std tau projected off the
- * constrained keys plus the solution that gives each row its target (the head's own
- * strength). Scaled by 1 / attn_scale at the end. */
-static void query_write(constraints *s, const query_group *qg, int g, const synth_config *c,
-                        const double *phase, double tau, double inv_scale, int tq, float *qt) {
+/* Query row of query head g of the KV head at step tq, into qt [d], for the solved set. */
+static void query_row(query_solver *s, int g, int tq, const double *phase, double inv_scale,
+                      float *qt) {
+    const synth_config *c = s->c;
     const head_layout *h = s->h;
-    int m = s->m, d_c = s->d_c, d = c->head_dim;
-    rng *r = &qg->r[g];
+    int d = c->head_dim, d_c = h->d_c, m = s->m;
+    rng *r = &s->rq[g];
     /* recency: the keys' RoPE vectors, same phases, amplitude giving the logit */
-    double bq = qg->rec_amp[g] / (h->n_pairs * ROPE_KEY_AMP);
+    double bq = s->rec_amp[g] / (h->n_pairs * ROPE_KEY_AMP);
     for (int i = 0; i < h->n_pairs; i++) {
         qt[2 * i] = (float)(bq * cos(phase[i]));
         qt[2 * i + 1] = (float)(bq * sin(phase[i]));
@@ -862,68 +804,53 @@ static void query_write(constraints *s, const query_group *qg, int g, const synt
     /* noise z, projected off the constrained keys so that it leaves their logits at target
      * (planted keys are heavy: raw noise would shake them by ~1 logit), then the solution:
      * q_c = z_perp + K_C^T alpha with alpha exact for the targets because K_C z_perp = 0 */
-    double *qc = s->qc, *b = s->b, *alpha = s->alpha;
-    for (int i = 0; i < d_c; i++) qc[i] = tau * rng_normal(r);
+    for (int i = 0; i < d_c; i++) s->qc[i] = s->tau * rng_normal(r);
     for (int a = 0; a < m; a++) {
         double dot = 0;
-        for (int i = 0; i < d_c; i++) dot += s->kc[(size_t)a * d_c + i] * qc[i];
-        b[a] = dot;
+        for (int i = 0; i < d_c; i++) dot += s->kc[(size_t)a * d_c + i] * s->qc[i];
+        s->b[a] = dot;
     }
-    if (m > 0) chol_solve(s->gram, m, b, alpha);
+    if (m > 0) chol_solve(s->gram, m, s->b, s->alpha);
+    for (int a = 0; a < m; a++) s->alpha[a] = -s->alpha[a];
     for (int a = 0; a < m; a++)
-        alpha[a] = -alpha[a];
-    for (int a = 0; a < m; a++)
-        b[a] = s->is_act[a] ? qg->strength[(size_t)g * s->n_planted + s->cset[a]] : 0.0;
+        s->b[a] = s->is_act[a] ? s->strength[(size_t)g * s->n_planted + s->cset[a]] : 0.0;
     if (m > 0) {
         double *beta = s->off_logit; /* scratch: n_planted >= m */
-        chol_solve(s->gram, m, b, beta);
-        for (int a = 0; a < m; a++) alpha[a] += beta[a];
+        chol_solve(s->gram, m, s->b, beta);
+        for (int a = 0; a < m; a++) s->alpha[a] += beta[a];
     }
     for (int i = 0; i < d_c; i++) {
-        double sum = qc[i];
-        for (int a = 0; a < m; a++) sum += alpha[a] * s->kc[(size_t)a * d_c + i];
+        double sum = s->qc[i];
+        for (int a = 0; a < m; a++) sum += s->alpha[a] * s->kc[(size_t)a * d_c + i];
         qt[h->content[i]] = (float)sum;
     }
     for (int i = 0; i < d; i++) qt[i] = (float)(qt[i] * inv_scale);
 }
 
-/* The queries of every head of KV head kvh's group, every position. */
-static void queries_make(const synth_config *c, int layer, int kvh, const head_layout *h,
-                         const planted *pl, int n_planted, const double *phase,
-                         const double *bias, const float *k, float *q) {
-    int d = c->head_dim, n_tokens = synth_n_tokens(c), ldq = c->n_q_heads * d;
-    double inv_scale = 1.0 / synth_attn_scale(c);
-    query_group qg;
-    query_group_make(c, layer, kvh, n_planted, &qg);
-    /* dense content noise has variance E[sd^2] = 1.03 per channel (sd ~ U(0.7, 1.3)) */
-    double tau = c->noise / sqrt(1.03 * h->d_c);
-    constraints s;
-    constraints_make(&s, c, h, pl, n_planted, k, kvh, bias);
-    for (int tq = 0; tq < n_tokens; tq++) {
-        constraints_solve(&s, c->milestone_logit, tq);
-        for (int g = 0; g < qg.group; g++)
-            query_write(&s, &qg, g, c, phase, tau, inv_scale, tq,
-                        q + (size_t)tq * ldq + (size_t)(kvh * qg.group + g) * d);
-    }
-    constraints_free(&s);
-    query_group_free(&qg);
-}
-
 void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *q, float *k,
                  float *v) {
+    int d = c->head_dim, n_tokens = synth_n_tokens(c), group = c->n_q_heads / c->n_kv_heads;
+    int ldq = c->n_q_heads * d;
+    double inv_scale = 1.0 / synth_attn_scale(c);
     int n_planted;
     planted *pl = planted_list(c, t, &n_planted);
     for (int kvh = 0; kvh < c->n_kv_heads; kvh++) {
-        /* the key stream draws the layout, the RoPE phases, then the keys */
         rng rk = rng_make(c->seed, TAG_KEY, layer, kvh);
         head_layout h;
         layout_make(c, pl, n_planted, &rk, &h);
         double *phase = rb_malloc(sizeof(double) * (size_t)h.n_pairs);
         for (int i = 0; i < h.n_pairs; i++) phase[i] = TWO_PI * rng_unif(&rk);
-        double *bias = rb_malloc(sizeof(double) * (size_t)c->head_dim);
+        double *bias = rb_malloc(sizeof(double) * (size_t)d);
         keys_make(c, &h, pl, n_planted, phase, &rk, k, kvh, bias);
         values_make(c, layer, kvh, v);
-        queries_make(c, layer, kvh, &h, pl, n_planted, phase, bias, k, q);
+        query_solver s;
+        solver_init(&s, c, &h, pl, n_planted, layer, kvh, k, bias);
+        for (int tq = 0; tq < n_tokens; tq++) {
+            solve_constraints(&s, tq);
+            for (int g = 0; g < group; g++)
+                query_row(&s, g, tq, phase, inv_scale, q + (size_t)tq * ldq + (size_t)(kvh * group + g) * d);
+        }
+        solver_free(&s);
         free(bias);
         free(phase);
         layout_free(&h);
