@@ -116,7 +116,7 @@ static rb_status make_trace(const char *dir, const char *name, int layers, int p
 /* Median wall time of engine_replay over reps, with its stats of the median run. */
 static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_stats *st,
                              rb_err *e) {
-    int64_t t[16];
+    int64_t t[16] = {0}; /* gcc 13 cannot see that reps >= 1 fills it */
     engine_stats s[16];
     for (int r = 0; r < reps; r++) {
         results_run *runs = rb_calloc((size_t)ec->n_cells, sizeof *runs);
@@ -135,49 +135,18 @@ static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_
     return RB_OK;
 }
 
-/* The options of `bench replay` and its scratch directory. */
-typedef struct replay_bench {
-    const char *policies, *budgets, *trace_path;
-    int layers, decode, prefill, reps, threads;
-    char dir[32];     /* temporary directory of the synthetic traces */
-    char path[512];   /* the synthetic sweep trace, when no --trace */
-} replay_bench;
-
-/* Parse the options: -1 to go on, else the exit code (0 after --help). */
-static int replay_bench_args(int argc, char **argv, replay_bench *b) {
-    *b = (replay_bench){.policies = "dense,streamingllm,h2o,quest,raas",
-                        .budgets = "128,256,512,1024", .layers = 4, .decode = 3000,
-                        .prefill = 128, .reps = 3};
-    const arg_spec specs[] = {
-        {"trace", ARG_STR, &b->trace_path, "TRACE", "trace to replay (default: a synthetic one)"},
-        {"layers", ARG_INT, &b->layers, "N", "layers of the synthetic trace (default 4)"},
-        {"prefill", ARG_INT, &b->prefill, "N", "prompt length of the synthetic trace (default 128)"},
-        {"decode", ARG_INT, &b->decode, "N", "decode steps of the synthetic trace (default 3000)"},
-        {"policies", ARG_STR, &b->policies, "a,b", "policies of the sweep (default: the paper's five, dense,streamingllm,h2o,quest,raas)"},
-        {"budgets", ARG_STR, &b->budgets, "L1,L2", "budgets of the sweep (default 128,256,512,1024)"},
-        {"reps", ARG_INT, &b->reps, "R", "repeats, median reported (default 3)"},
-        {"threads", ARG_INT, &b->threads, "N", "engine threads (default: all cores)"},
-        {NULL, ARG_FLAG, NULL, NULL, NULL},
-    };
-    int rc = args_parse_cmd("bench replay", "[options]", specs, argc, argv, NULL, 0, NULL);
-    if (rc >= 0) return rc;
-    if (b->reps < 1 || b->reps > 15) return rb_report(RB_EINPUT, "--reps", "must be in 1..15");
-    if (b->threads <= 0) b->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    return -1;
-}
-
-/* Replaying dense alone against replaying the whole sweep: every step attended for real and
- * timed (the default), then latency sampled every 8th step with exact metrics from the
- * shared reference in between. */
-static rb_status sweep_cost(const replay_bench *b, trace *t, const cell *dense, int n_dense,
-                            const cell *sweep, int n_sweep, rb_err *e) {
+/* Sweep cost: replay of dense alone against the whole sweep on the same trace, with latency
+ * timed on every step (the default) and on every 8th step (exact metrics from the shared
+ * reference in between). */
+static rb_status sweep_cost(trace *t, const char *trace_path, const cell *dense, int n_dense,
+                            const cell *sweep, int n_sweep, const char *policies,
+                            const char *budgets, int threads, int reps, rb_err *e) {
     const trace_meta *m = trace_get_meta(t);
     printf("\n== sweep cost: %s (%d layers, %d q / %d kv heads, head_dim %d, %d prefill + %d "
-           "decode), %d threads, median of %d\n", trace_path(t), m->n_stored, m->n_q_heads,
-           m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, b->threads,
-           b->reps);
+           "decode), %d threads, median of %d\n", trace_path, m->n_stored, m->n_q_heads,
+           m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, threads, reps);
     engine_config ec = {.trace = t, .page_size = 16, .dense_layers = 2, .elem_bytes = 2,
-                        .threads = b->threads, .seed = 1};
+                        .threads = threads, .seed = 1};
     int T = m->n_tokens - m->n_prefill;
     engine_stats s_sweep = {0};
     const int every[] = {1, 8};
@@ -186,15 +155,14 @@ static rb_status sweep_cost(const replay_bench *b, trace *t, const cell *dense, 
         engine_stats s_dense;
         ec.latency_every = every[k];
         ec.cells = dense, ec.n_cells = n_dense;
-        rb_status st = time_replay(&ec, b->reps, &w_dense, &s_dense, e);
-        if (st) return st;
+        rb_status st = time_replay(&ec, reps, &w_dense, &s_dense, e);
         ec.cells = sweep, ec.n_cells = n_sweep;
-        if ((st = time_replay(&ec, b->reps, &w_sweep, &s_sweep, e))) return st;
+        if (st || (st = time_replay(&ec, reps, &w_sweep, &s_sweep, e))) return st;
         printf("-- latency timed on every %s step%s\n", every[k] == 1 ? "" : "8th",
                every[k] == 1 ? " (replay's default)" : " (replay --latency-every 8)");
         printf("%-44s %10.3f s\n", "replay dense alone (wall)", w_dense / 1e9);
         printf("%-44s %10.3f s   (%d cells: %s x %s)\n", "replay sweep (wall)", w_sweep / 1e9,
-               n_sweep, b->policies, b->budgets);
+               n_sweep, policies, budgets);
         printf("%-44s %10.2fx   (acceptance: <= 3x)\n", "sweep / dense alone",
                (double)w_sweep / w_dense);
         printf("%-44s %10.1f us/step/layer\n", "dense reference pass",
@@ -208,26 +176,25 @@ static rb_status sweep_cost(const replay_bench *b, trace *t, const cell *dense, 
     return RB_OK;
 }
 
-static const int long_ns[] = {8192, 16384, 32768, 65536}; /* context lengths of the long runs */
+static const int long_Ns[] = {8192, 16384, 32768, 65536};
 
-/* The dense pass as replay runs it on one thread, over synthetic traces of 1 layer and
- * long_ns positions (a layer's K and V stay cached across its steps while they fit), beside
- * memcpy of the same size. *shape receives the traces' head shapes. */
-static rb_status dense_in_replay(const replay_bench *b, const cell *dense, dense_job *shape,
-                                 rb_err *e) {
+/* The dense pass as replay runs it on one thread, on 1-layer synthetic traces of each long
+ * N: a layer's K and V re-read every step, from cache while they fit, beside memcpy of the
+ * same size. *shape receives the traces' shapes. */
+static rb_status bandwidth_in_replay(const char *dir, const cell *dense, int reps,
+                                     dense_job *shape, rb_err *e) {
     printf("-- in replay, 1 thread, synthetic traces of 1 layer (the synthetic shapes): K and V\n"
            "   of the layer are re-read every step, from cache while they fit; beside memcpy of\n"
            "   the same size (in cache too: the dense pass is compute-bound there)\n");
     printf("%8s %10s %12s %12s %12s %10s\n", "N", "K+V MiB", "us/step", "GB/s", "memcpy GB/s",
            "ratio");
     for (int i = 0; i < 4; i++) {
-        int N = long_ns[i], steps = 64;
-        char name[32], path[512];
+        int N = long_Ns[i], steps = 64;
+        char name[32], long_path[512];
         trace *tl = NULL;
         snprintf(name, sizeof name, "long%d", N);
-        rb_status st = make_trace(b->dir, name, 1, N - steps, steps, path, sizeof path, e);
-        if (!st) st = trace_open(path, &tl, e);
-        if (st) return st;
+        rb_status st = make_trace(dir, name, 1, N - steps, steps, long_path, sizeof long_path, e);
+        if (st || (st = trace_open(long_path, &tl, e))) return st;
         const trace_meta *lm = trace_get_meta(tl);
         *shape = (dense_job){.Hq = lm->n_q_heads, .Hkv = lm->n_kv_heads, .d = lm->head_dim,
                              .scale = lm->attn_scale};
@@ -235,32 +202,30 @@ static rb_status dense_in_replay(const replay_bench *b, const cell *dense, dense
                             .dense_layers = 0, .elem_bytes = 2, .threads = 1, .seed = 1};
         int64_t wl;
         engine_stats sl;
-        if ((st = time_replay(&el, b->reps, &wl, &sl, e))) {
-            trace_close(tl);
-            return st;
-        }
+        st = time_replay(&el, reps, &wl, &sl, e);
         double kv_mib = (double)N * lm->n_kv_heads * lm->head_dim * 2 * 4 / (1 << 20);
+        trace_close(tl);
+        remove(long_path);
+        if (st) return st;
         /* Copy bandwidth at the same working-set size: a fair peer when K and V stay in
          * cache between steps, as they do in replay. */
         double copy_same = copy_bandwidth((size_t)(kv_mib * (1 << 20)), 1, 9);
         double gbs = (double)sl.dense_bytes / sl.dense_ns;
         printf("%8d %10.1f %12.1f %12.2f %12.2f %9.2fx\n", N, kv_mib, sl.dense_ns / 1e3 / steps,
                gbs, copy_same, gbs / copy_same);
-        trace_close(tl);
-        remove(path);
     }
     return RB_OK;
 }
 
-/* The same kernel and shapes with K and V from memory: one thread, then replay's thread
- * count (threads run layers side by side), beside memcpy on as many threads; then the
- * acceptance line. copy_1 is memcpy's bandwidth on one thread. */
-static void dense_from_memory_table(const dense_job *shape, int threads, double copy_1) {
+/* The same kernel with K and V from memory, on one thread and on replay's thread count
+ * (threads run layers side by side), against memcpy on as many threads: the acceptance
+ * figures. */
+static void bandwidth_from_memory(const dense_job *shape, int threads, double copy_dram) {
     int mem_threads[2] = {1, threads > 16 ? 16 : threads};
     double lowest[2] = {1e9, 1e9};
     for (int k = 0; k < (mem_threads[1] > 1 ? 2 : 1); k++) {
         int nt = mem_threads[k];
-        double copy = k == 0 ? copy_1 : copy_bandwidth((size_t)256 << 20, nt, 5);
+        double copy = k == 0 ? copy_dram : copy_bandwidth((size_t)256 << 20, nt, 5);
         printf("-- from memory, %d thread%s: the same kernel and shapes (%d q / %d kv heads, "
                "head_dim %d),\n   K and V rotating over >= 192 MiB per thread so no call finds "
                "them cached;\n   beside memcpy of 256 MiB on %d thread%s: %.2f GB/s\n",
@@ -268,7 +233,7 @@ static void dense_from_memory_table(const dense_job *shape, int threads, double 
                nt > 1 ? "s" : "", copy);
         printf("%8s %10s %12s %10s\n", "N", "K+V MiB", "GB/s", "of copy");
         for (int i = 0; i < 4; i++) {
-            int N = long_ns[i];
+            int N = long_Ns[i];
             double kv_mib = (double)N * shape->Hkv * shape->d * 2 * 4 / (1 << 20);
             double gbs = dense_from_memory(N, shape, nt, 15);
             printf("%8d %10.1f %12.2f %9.2fx\n", N, kv_mib, gbs, gbs / copy);
@@ -283,27 +248,37 @@ static void dense_from_memory_table(const dense_job *shape, int threads, double 
     printf("\n");
 }
 
-/* Dense pass bandwidth at long contexts against memcpy: first as replay runs it, then the
- * same kernel with K and V from memory (the acceptance figures). */
-static rb_status dense_bandwidth(const replay_bench *b, const cell *dense, rb_err *e) {
-    printf("\n== dense reference pass bandwidth (memcpy on the same number of threads)\n");
-    double copy_dram = copy_bandwidth((size_t)256 << 20, 1, 5);
-    printf("%-44s %10.2f GB/s   (read + written bytes)\n", "memcpy 256 MiB (from memory)",
-           copy_dram);
-    dense_job shape = {0}; /* the long traces' shapes (synthetic defaults) */
-    rb_status st = dense_in_replay(b, dense, &shape, e);
-    if (st) return st;
-    dense_from_memory_table(&shape, b->threads, copy_dram);
-    return RB_OK;
-}
-
 static int bench_replay(int argc, char **argv) {
-    replay_bench b;
-    int rc = replay_bench_args(argc, argv, &b);
-    if (rc >= 0) return rc;
-    snprintf(b.dir, sizeof b.dir, "/tmp/raasbench-bench-XXXXXX");
-    if (!mkdtemp(b.dir)) return rb_report(RB_EINTERNAL, "bench", "cannot create a temporary directory");
+    const char *policies = "dense,streamingllm,h2o,quest,raas", *budgets = "128,256,512,1024";
+    const char *trace_path = NULL;
+    int layers = 4, decode = 3000, prefill = 128, reps = 3, threads = 0;
+    const arg_spec specs[] = {
+        {"trace", ARG_STR, &trace_path, "TRACE", "trace to replay (default: a synthetic one)"},
+        {"layers", ARG_INT, &layers, "N", "layers of the synthetic trace (default 4)"},
+        {"prefill", ARG_INT, &prefill, "N", "prompt length of the synthetic trace (default 128)"},
+        {"decode", ARG_INT, &decode, "N", "decode steps of the synthetic trace (default 3000)"},
+        {"policies", ARG_STR, &policies, "a,b", "policies of the sweep (default: the paper's five, dense,streamingllm,h2o,quest,raas)"},
+        {"budgets", ARG_STR, &budgets, "L1,L2", "budgets of the sweep (default 128,256,512,1024)"},
+        {"reps", ARG_INT, &reps, "R", "repeats, median reported (default 3)"},
+        {"threads", ARG_INT, &threads, "N", "engine threads (default: all cores)"},
+        {NULL, ARG_FLAG, NULL, NULL, NULL},
+    };
+    int help = 0;
     rb_err e = {0};
+    if (args_parse("bench replay", "[options]", specs, argc, argv, NULL, 0, NULL, &help, &e))
+        return rb_err_print(&e);
+    if (help) return 0;
+    if (reps < 1 || reps > 15) {
+        rb_fail(&e, RB_EINPUT, "--reps", "must be in 1..15");
+        return rb_err_print(&e);
+    }
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    char dir[] = "/tmp/raasbench-bench-XXXXXX", path[512];
+    if (!mkdtemp(dir)) {
+        rb_fail(&e, RB_EINTERNAL, "bench", "cannot create a temporary directory");
+        return rb_err_print(&e);
+    }
+    int rc = 0;
     trace *t = NULL;
     cell *dense = NULL, *sweep = NULL;
     int n_dense = 0, n_sweep = 0;
@@ -312,28 +287,38 @@ static int bench_replay(int argc, char **argv) {
     int n_names = 0, bud[64], n_bud = 0;
     const char *dense_name[] = {"dense"};
     int one_budget[] = {1024};
-    rb_status st = RB_OK;
-    if (!b.trace_path) {
-        printf("generating synthetic trace: %d layers, prefill %d, decode %d ...\n", b.layers,
-               b.prefill, b.decode);
-        st = make_trace(b.dir, "sweep", b.layers, b.prefill, b.decode, b.path, sizeof b.path, &e);
-        b.trace_path = b.path;
+    if (!trace_path) {
+        printf("generating synthetic trace: %d layers, prefill %d, decode %d ...\n", layers,
+               prefill, decode);
+        if (make_trace(dir, "sweep", layers, prefill, decode, path, sizeof path, &e)) goto fail;
+        trace_path = path;
     }
-    if (!st) st = trace_open(b.trace_path, &t, &e);
-    if (!st) st = args_name_list("--policies", b.policies, &names_buf, names, 64, &n_names, &e);
-    if (!st) st = args_int_list("--budgets", b.budgets, bud, 64, &n_bud, &e);
-    if (!st) st = cells_make(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e);
-    if (!st) st = cells_make(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e);
-    if (!st) st = sweep_cost(&b, t, dense, n_dense, sweep, n_sweep, &e);
-    if (!st) st = dense_bandwidth(&b, dense, &e);
-    rc = st ? rb_err_print(&e) : 0;
+    if (trace_open(trace_path, &t, &e) ||
+        args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
+        args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
+        cells_make(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e) ||
+        cells_make(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e) ||
+        sweep_cost(t, trace_path, dense, n_dense, sweep, n_sweep, policies, budgets, threads,
+                   reps, &e))
+        goto fail;
+    printf("\n== dense reference pass bandwidth (memcpy on the same number of threads)\n");
+    double copy_dram = copy_bandwidth((size_t)256 << 20, 1, 5);
+    printf("%-44s %10.2f GB/s   (read + written bytes)\n", "memcpy 256 MiB (from memory)",
+           copy_dram);
+    dense_job shape = {0};
+    if (bandwidth_in_replay(dir, dense, reps, &shape, &e)) goto fail;
+    bandwidth_from_memory(&shape, threads, copy_dram);
+    goto done;
+fail:
+    rc = rb_err_print(&e);
+done:
     trace_close(t);
     cells_free(dense, n_dense);
     cells_free(sweep, n_sweep);
     free(names_buf);
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", b.dir);
-    if (system(cmd) != 0) fprintf(stderr, "raasbench: bench: could not remove %s\n", b.dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "raasbench: bench: could not remove %s\n", dir);
     return rc;
 }
 
