@@ -36,6 +36,15 @@ rb_status args_to_double(const char *what, const char *s, double *out, rb_err *e
     return RB_OK;
 }
 
+int args_parse_cmd(const char *cmd, const char *usage, const arg_spec *specs, int argc,
+                   char **argv, const char **pos, int max_pos, int *n_pos) {
+    rb_err e = {0};
+    int help = 0;
+    if (args_parse(cmd, usage, specs, argc, argv, pos, max_pos, n_pos, &help, &e))
+        return rb_err_print(&e);
+    return help ? 0 : -1;
+}
+
 void args_print_help(FILE *f, const char *cmd, const char *usage, const arg_spec *specs) {
     fprintf(f, "usage: raasbench %s %s\n\noptions:\n", cmd, usage);
     for (const arg_spec *s = specs; s && s->name; s++) {

@@ -39,6 +39,12 @@ rb_status args_parse(const char *cmd, const char *usage, const arg_spec *specs, 
                      char **argv, const char **pos, int max_pos, int *n_pos, int *help,
                      rb_err *e);
 
+/* args_parse for a command's entry point, which has nothing to clean up yet: -1 when the
+ * command goes on; else the exit code to return at once: 0 after --help, or the error's
+ * code after its message on stderr. */
+int args_parse_cmd(const char *cmd, const char *usage, const arg_spec *specs, int argc,
+                   char **argv, const char **pos, int max_pos, int *n_pos);
+
 /* Print usage and the option table (used by args_parse for --help). */
 void args_print_help(FILE *f, const char *cmd, const char *usage, const arg_spec *specs);
 

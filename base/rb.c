@@ -38,6 +38,16 @@ int rb_err_print(const rb_err *e) {
     return e->status == RB_OK ? RB_EINTERNAL : (int)e->status;
 }
 
+int rb_report(rb_status status, const char *what, const char *fmt, ...) {
+    rb_err e = {.status = status};
+    snprintf(e.what, sizeof e.what, "%s", what ? what : "error");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.why, sizeof e.why, fmt, ap);
+    va_end(ap);
+    return rb_err_print(&e);
+}
+
 void rb_die(const char *file, int line, const char *fmt, ...) {
     fprintf(stderr, "raasbench: internal error at %s:%d: ", file, line);
     va_list ap;

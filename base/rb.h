@@ -32,6 +32,11 @@ rb_status rb_fail(rb_err *e, rb_status status, const char *what, const char *fmt
 /* Print `raasbench: <what>: <why>` on stderr; return the exit code for the status. */
 int rb_err_print(const rb_err *e);
 
+/* rb_fail and rb_err_print in one, for a command's entry point that finds bad input itself:
+ *   if (reps < 1) return rb_report(RB_EINPUT, "--reps", "must be in 1..15"); */
+int rb_report(rb_status status, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Broken invariants and failed system calls in infrastructure: stop at once, naming the
  * expression, file and line. Never for bad user input (that is rb_fail's job). */
 #define RB_CHECK(cond)                                                                        \

@@ -37,6 +37,22 @@ typedef struct shape {
     const char *what;
 } shape;
 
+/* --types: supported format names into types[0..16). */
+static rb_status parse_types(const char *arg, ggml_type *types, int *n_types, rb_err *e) {
+    char *storage = NULL;
+    const char *names[16];
+    rb_status st = args_name_list("--types", arg, &storage, names, 16, n_types, e);
+    for (int i = 0; !st && i < *n_types; i++) {
+        int found = 0;
+        for (int t = 0; t < 64 && !found; t++)
+            if (quant_supported((ggml_type)t) && strcmp(ggml_type_name((ggml_type)t), names[i]) == 0)
+                types[i] = (ggml_type)t, found = 1;
+        if (!found) st = rb_fail(e, RB_EINPUT, "--types", "unknown or unsupported format '%s'", names[i]);
+    }
+    free(storage);
+    return st;
+}
+
 int main(int argc, char **argv) {
     int reps = 21, big = 1;
     const char *threads_arg = "1,2";
@@ -48,36 +64,18 @@ int main(int argc, char **argv) {
         {"types", ARG_STR, &types_arg, "LIST", "formats (default Q4_K,Q6_K,Q8_0,Q5_0,F16,F32)"},
         {NULL, 0, NULL, NULL, NULL},
     };
+    int rc = args_parse_cmd("bench_matvec", "[options]", specs, argc - 1, argv + 1, NULL, 0, NULL);
+    if (rc >= 0) return rc;
     rb_err e = {0};
-    int help = 0, n_pos = 0;
-    if (args_parse("bench_matvec", "[options]", specs, argc - 1, argv + 1, NULL, 0, &n_pos, &help, &e))
-        return rb_err_print(&e);
-    if (help) return 0;
     int thread_counts[8], n_tc = 0;
     if (args_int_list("--threads", threads_arg, thread_counts, 8, &n_tc, &e)) return rb_err_print(&e);
     for (int k = 0; k < n_tc; k++)
         if (thread_counts[k] < 1) reps = 0;
-    if (reps < 1 || n_tc < 1) {
-        rb_fail(&e, RB_EINPUT, "bench_matvec", "--reps and every --threads value must be >= 1");
-        return rb_err_print(&e);
-    }
-    char *storage = NULL;
-    const char *names[16];
-    int n_types = 0;
-    if (args_name_list("--types", types_arg, &storage, names, 16, &n_types, &e)) return rb_err_print(&e);
+    if (reps < 1 || n_tc < 1)
+        return rb_report(RB_EINPUT, "bench_matvec", "--reps and every --threads value must be >= 1");
     ggml_type types[16];
-    for (int i = 0; i < n_types; i++) {
-        int found = 0;
-        for (int t = 0; t < 64 && !found; t++)
-            if (quant_supported((ggml_type)t) && strcmp(ggml_type_name((ggml_type)t), names[i]) == 0)
-                types[i] = (ggml_type)t, found = 1;
-        if (!found) {
-            rb_fail(&e, RB_EINPUT, "--types", "unknown or unsupported format '%s'", names[i]);
-            free(storage);
-            return rb_err_print(&e);
-        }
-    }
-    free(storage);
+    int n_types = 0;
+    if (parse_types(types_arg, types, &n_types, &e)) return rb_err_print(&e);
 
     shape shapes[] = {
         {640, 2048, "o/down proj"},

@@ -105,12 +105,9 @@ static inline void k_scales_mins(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) 
 /* ---- fast dequantization ------------------------------------------------------------ */
 
 void quant_dequant_row(ggml_type t, const void *row, float *y, int64_t cols) {
-    RB_CHECK(quant_supported(t));
-    int be = ggml_block_elems(t);
-    RB_CHECK(cols >= 0 && cols % be == 0);
+    int64_t nb = quant_row_blocks(t, cols);
     const uint8_t *b = row;
     size_t bb = ggml_block_bytes(t);
-    int64_t nb = cols / be;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     switch (t) {
     case GGML_T_F32:
@@ -316,26 +313,37 @@ static inline __m256i dot_u8_s8(__m256i wq, __m256i xq) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), _mm256_set1_epi16(1));
 }
 
-/* Q8_0: both sides signed; maddubs wants one unsigned operand, so take |w| and move w's
- * sign onto x. |w| <= 128 and |x| <= 127 keep each pair below 2^15. */
-static float dot_q8_0(const uint8_t *w, const xact *xa, int64_t cols) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t nb = cols / 32, b = 0;
-    for (; b + 2 <= nb; b += 2, w += 68) {
-        __m256i w0 = load256(w + 2), w1 = load256(w + 36);
-        __m256i x0 = load256(xa->q + 32 * b), x1 = load256(xa->q + 32 * b + 32);
-        __m256i p0 = dot_u8_s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
-        __m256i p1 = dot_u8_s8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x1, w1));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w + 34) * xa->d[b + 1]), _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; b < nb; b++, w += 34) {
-        __m256i w0 = load256(w + 2), x0 = load256(xa->q + 32 * b);
-        __m256i p0 = dot_u8_s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1));
+/* Both sides signed: maddubs wants one unsigned operand, so take |w| and move w's sign
+ * onto x. |w| <= 128 and |x| <= 127 keep each pair below 2^15. */
+static inline __m256i dot_s8_s8(__m256i w, __m256i x) {
+    return dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
 }
+
+/* The 32-element formats with signed quants and value d*q (Q8_0, and Q5_0 made signed):
+ * sum = sum_b d_b dx_b sum(q x). QUANTS(block) gives a block's 32 signed quants, BB is the
+ * block's size in bytes, its scale d the first two. Two blocks an iteration give the core
+ * two independent chains. */
+#define SIGNED32_DOT(name, QUANTS, BB)                                                         \
+    static float name(const uint8_t *w, const xact *xa, int64_t cols) {                       \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                       \
+        int64_t nb = cols / 32, b = 0;                                                        \
+        for (; b + 2 <= nb; b += 2, w += 2 * (BB)) {                                          \
+            __m256i p0 = dot_s8_s8(QUANTS(w), load256(xa->q + 32 * b));                       \
+            __m256i p1 = dot_s8_s8(QUANTS(w + (BB)), load256(xa->q + 32 * b + 32));           \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0); \
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w + (BB)) * xa->d[b + 1]),         \
+                                   _mm256_cvtepi32_ps(p1), acc1);                             \
+        }                                                                                     \
+        for (; b < nb; b++, w += (BB)) {                                                      \
+            __m256i p0 = dot_s8_s8(QUANTS(w), load256(xa->q + 32 * b));                       \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0); \
+        }                                                                                     \
+        return hsum8(_mm256_add_ps(acc0, acc1));                                              \
+    }
+
+/* Q8_0: d, then 32 int8. */
+static inline __m256i q8_0_signed(const uint8_t *b) { return load256(b + 2); }
+SIGNED32_DOT(dot_q8_0, q8_0_signed, 34)
 
 /* The 32-element formats with unsigned quants q and value d*q + off (off = -8d, -16d or m):
  * sum = sum_b d_b dx_b sum(q x) + off_b dx_b sum(x). */
@@ -364,8 +372,7 @@ static float dot_q4_1(const uint8_t *w, const xact *xa, int64_t cols) {
 }
 
 /* Q5_0 as signed quants: q - 16 = nibble - 16 (1 - bit), i.e. the nibble with 0xF0 or-ed in
- * where the fifth bit is clear; then the Q8_0 product. Two blocks an iteration give the
- * core two independent chains. */
+ * where the fifth bit is clear; then the Q8_0 product. */
 static inline __m256i q5_0_signed(const uint8_t *b) {
     const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
                                              0x0101010101010101LL, 0x0000000000000000LL);
@@ -374,26 +381,8 @@ static inline __m256i q5_0_signed(const uint8_t *b) {
     __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
     return _mm256_or_si256(nibbles_split16(b + 6), _mm256_andnot_si256(set, _mm256_set1_epi8((char)0xF0)));
 }
-
-static inline __m256i dot_s8_s8(__m256i w, __m256i x) {
-    return dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-}
-
-static float dot_q5_0(const uint8_t *w, const xact *xa, int64_t cols) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t nb = cols / 32, b = 0;
-    for (; b + 2 <= nb; b += 2, w += 44) {
-        __m256i p0 = dot_s8_s8(q5_0_signed(w), load256(xa->q + 32 * b));
-        __m256i p1 = dot_s8_s8(q5_0_signed(w + 22), load256(xa->q + 32 * b + 32));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w + 22) * xa->d[b + 1]), _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; b < nb; b++, w += 22) {
-        __m256i p0 = dot_s8_s8(q5_0_signed(w), load256(xa->q + 32 * b));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w) * xa->d[b]), _mm256_cvtepi32_ps(p0), acc0);
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1));
-}
+SIGNED32_DOT(dot_q5_0, q5_0_signed, 22)
+#undef SIGNED32_DOT
 
 static float dot_q5_1(const uint8_t *w, const xact *xa, int64_t cols) {
     __m256 acc = _mm256_setzero_ps();
@@ -671,8 +660,8 @@ int quant_pool_threads(const quant_pool *p) { return p ? p->n_threads : 1; }
 
 void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64_t cols,
                   const float *x, float *y) {
-    RB_CHECK(quant_supported(t));
-    RB_CHECK(rows >= 0 && cols >= 0 && cols % ggml_block_elems(t) == 0);
+    (void)quant_row_blocks(t, cols); /* dies unless t is supported and cols whole blocks */
+    RB_CHECK(rows >= 0);
     if (rows == 0) return;
     job *j = p ? &p->job : &(job){0};
     j->dot = dot_for(t);

@@ -21,6 +21,9 @@ int quant_supported(ggml_type t);
  * type or negative cols. Requires cols to be a multiple of ggml_block_elems(t) to be
  * meaningful (the callers check that). */
 size_t quant_row_bytes(ggml_type t, int64_t cols);
+/* Blocks in one row of `cols` elements. Requires (RB_CHECK) a supported type and cols >= 0 a
+ * multiple of ggml_block_elems(t): what every function below asks of a row. */
+int64_t quant_row_blocks(ggml_type t, int64_t cols);
 
 /* Reference: dequantize one row of `cols` elements into dst (float32).
  * Requires: cols >= 0 and a multiple of ggml_block_elems(t); row holds

@@ -25,6 +25,13 @@ size_t quant_row_bytes(ggml_type t, int64_t cols) {
     return (size_t)(cols / be) * ggml_block_bytes(t);
 }
 
+int64_t quant_row_blocks(ggml_type t, int64_t cols) {
+    RB_CHECK(quant_supported(t));
+    int be = ggml_block_elems(t);
+    RB_CHECK(cols >= 0 && cols % be == 0);
+    return cols / be;
+}
+
 static float f16_at(const uint8_t *p) {
     return rb_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
 }
@@ -101,27 +108,14 @@ static void k_scale_min(const uint8_t *s, int j, int *sc, int *m) {
     }
 }
 
-/* Q4_K, 144 bytes: d, dmin, 12 scale bytes, 128 bytes of nibbles. Eight sub-blocks of 32;
- * 32 bytes serve two sub-blocks: sub-block 2c takes the low nibbles of bytes 32c..32c+31,
- * sub-block 2c + 1 the high nibbles. Value (d * sc) * q - (dmin * m). */
-static void dequant_q4_k(const uint8_t *b, float *y) {
+/* Q4_K, 144 bytes: d, dmin, 12 scale bytes, 128 bytes of nibbles (qs at b + 16). Eight
+ * sub-blocks of 32; 32 bytes serve two sub-blocks: sub-block 2c takes the low nibbles of
+ * bytes 32c..32c+31, sub-block 2c + 1 the high nibbles. Value (d * sc) * q - (dmin * m).
+ * Q5_K, 176 bytes: the same with 32 bytes qh at b + 16 before the nibbles (qs at b + 48);
+ * bit j of qh[l] is the fifth bit of element l of sub-block j. qh is NULL for Q4_K. */
+static void dequant_q45_k(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, float *y) {
     float d = f16_at(b), dmin = f16_at(b + 2);
-    const uint8_t *scales = b + 4, *qs = b + 16;
-    for (int j = 0; j < 8; j++) {
-        int sc, m;
-        k_scale_min(scales, j, &sc, &m);
-        float d1 = d * (float)sc, m1 = dmin * (float)m;
-        const uint8_t *q = qs + 32 * (j / 2);
-        int shift = 4 * (j % 2);
-        for (int l = 0; l < 32; l++) y[32 * j + l] = d1 * (float)((q[l] >> shift) & 0x0F) - m1;
-    }
-}
-
-/* Q5_K, 176 bytes: d, dmin, 12 scale bytes, 32 bytes qh, 128 bytes of nibbles (as Q4_K).
- * Bit j of qh[l] is the fifth bit of element l of sub-block j. */
-static void dequant_q5_k(const uint8_t *b, float *y) {
-    float d = f16_at(b), dmin = f16_at(b + 2);
-    const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + 48;
+    const uint8_t *scales = b + 4;
     for (int j = 0; j < 8; j++) {
         int sc, m;
         k_scale_min(scales, j, &sc, &m);
@@ -129,7 +123,7 @@ static void dequant_q5_k(const uint8_t *b, float *y) {
         const uint8_t *q = qs + 32 * (j / 2);
         int shift = 4 * (j % 2);
         for (int l = 0; l < 32; l++) {
-            int v = ((q[l] >> shift) & 0x0F) | (((qh[l] >> j) & 1) << 4);
+            int v = ((q[l] >> shift) & 0x0F) | (qh ? ((qh[l] >> j) & 1) << 4 : 0);
             y[32 * j + l] = d1 * (float)v - m1;
         }
     }
@@ -157,12 +151,11 @@ static void dequant_q6_k(const uint8_t *b, float *y) {
 }
 
 void quant_dequant_row_ref(ggml_type t, const void *row, float *dst, int64_t cols) {
-    RB_CHECK(quant_supported(t));
+    int64_t nb = quant_row_blocks(t, cols);
     int be = ggml_block_elems(t);
-    RB_CHECK(cols >= 0 && cols % be == 0);
     const uint8_t *b = row;
     size_t bb = ggml_block_bytes(t);
-    for (int64_t i = 0; i < cols / be; i++, b += bb) {
+    for (int64_t i = 0; i < nb; i++, b += bb) {
         float *y = dst + i * be;
         switch (t) {
         case GGML_T_F32: memcpy(y, b, 4); break;
@@ -173,8 +166,8 @@ void quant_dequant_row_ref(ggml_type t, const void *row, float *dst, int64_t col
         case GGML_T_Q5_0: dequant_q5_0(b, y); break;
         case GGML_T_Q5_1: dequant_q5_1(b, y); break;
         case GGML_T_Q8_0: dequant_q8_0(b, y); break;
-        case GGML_T_Q4_K: dequant_q4_k(b, y); break;
-        case GGML_T_Q5_K: dequant_q5_k(b, y); break;
+        case GGML_T_Q4_K: dequant_q45_k(b, NULL, b + 16, y); break;
+        case GGML_T_Q5_K: dequant_q45_k(b, b + 16, b + 48, y); break;
         case GGML_T_Q6_K: dequant_q6_k(b, y); break;
         default: RB_CHECK(!"unreachable");
         }
@@ -219,12 +212,10 @@ static void put_half(uint8_t *p, uint16_t h) {
 }
 
 void quant_random_row(ggml_type t, void *row, int64_t cols, uint64_t *seed) {
-    RB_CHECK(quant_supported(t));
-    int be = ggml_block_elems(t);
-    RB_CHECK(cols >= 0 && cols % be == 0);
+    int64_t nb = quant_row_blocks(t, cols);
     size_t bb = ggml_block_bytes(t);
     uint8_t *b = row;
-    for (int64_t i = 0; i < cols / be; i++, b += bb) {
+    for (int64_t i = 0; i < nb; i++, b += bb) {
         for (size_t k = 0; k < bb; k++) b[k] = (uint8_t)rng_next(seed);
         switch (t) {
         case GGML_T_F32: {

@@ -287,51 +287,51 @@ static planted *planted_list(const synth_config *c, const synth_truth *t, int *n
     return p;
 }
 
-rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e) {
-    (void)e;
-    memset(t, 0, sizeof *t);
-    rng r = rng_make(c->seed, TAG_TRUTH, 0, 0);
+/* Phoenixes: prompt positions in [n_sinks, n_prefill - PHOENIX_TAIL), revived in
+ * [n_prefill + dormant, n_tokens - REVIVE_MIN]; none (phoenix_dropped) when either range is
+ * too short. */
+static void phoenix_plant(const synth_config *c, rng *r, synth_truth *t) {
     int n_tokens = synth_n_tokens(c);
-
-    /* phoenixes: prompt positions in [n_sinks, n_prefill - PHOENIX_TAIL), revived in
-     * [n_prefill + dormant, n_tokens - REVIVE_MIN] */
     int pos_lo = c->n_sinks, pos_hi = c->n_prefill - PHOENIX_TAIL - 1;
     int rev_lo = c->n_prefill + c->phoenix_dormant, rev_hi = n_tokens - REVIVE_MIN;
-    if (c->n_phoenix > 0) {
-        if (pos_hi - pos_lo + 1 < c->n_phoenix || rev_hi < rev_lo) {
-            t->phoenix_dropped = 1;
-        } else {
-            t->n_phoenix = c->n_phoenix;
-            t->phoenix = rb_malloc(sizeof(int32_t) * 3 * (size_t)c->n_phoenix);
-            int32_t *last = rb_malloc(sizeof(int32_t) * 3 * (size_t)c->n_phoenix);
-            for (int i = 0; i < c->n_phoenix; i++) {
-                int pos, dup;
-                do { /* distinct positions; n_phoenix <= 64 so rejection is cheap */
-                    pos = rng_int(&r, pos_lo, pos_hi);
-                    dup = 0;
-                    for (int j = 0; j < i; j++) dup |= t->phoenix[3 * j] == pos;
-                } while (dup);
-                int rev = rng_int(&r, rev_lo, rev_hi);
-                int life = rng_loguniform(&r, c->life_min, c->life_max);
-                int32_t *row = t->phoenix + 3 * i;
-                row[0] = pos;
-                row[1] = c->n_prefill;
-                row[2] = rev;
-                /* carry the revival's end with the row through the sort */
-                last[3 * i] = pos;
-                last[3 * i + 1] = rev + life - 1 < n_tokens - 1 ? rev + life - 1 : n_tokens - 1;
-                last[3 * i + 2] = 0;
-            }
-            qsort(t->phoenix, (size_t)c->n_phoenix, 3 * sizeof(int32_t), cmp_row);
-            qsort(last, (size_t)c->n_phoenix, 3 * sizeof(int32_t), cmp_row);
-            t->phoenix_last = rb_malloc(sizeof(int32_t) * (size_t)c->n_phoenix);
-            for (int i = 0; i < c->n_phoenix; i++) t->phoenix_last[i] = last[3 * i + 1];
-            free(last);
-        }
+    if (c->n_phoenix <= 0) return;
+    if (pos_hi - pos_lo + 1 < c->n_phoenix || rev_hi < rev_lo) {
+        t->phoenix_dropped = 1;
+        return;
     }
+    t->n_phoenix = c->n_phoenix;
+    t->phoenix = rb_malloc(sizeof(int32_t) * 3 * (size_t)c->n_phoenix);
+    int32_t *last = rb_malloc(sizeof(int32_t) * 3 * (size_t)c->n_phoenix);
+    for (int i = 0; i < c->n_phoenix; i++) {
+        int pos, dup;
+        do { /* distinct positions; n_phoenix <= 64 so rejection is cheap */
+            pos = rng_int(r, pos_lo, pos_hi);
+            dup = 0;
+            for (int j = 0; j < i; j++) dup |= t->phoenix[3 * j] == pos;
+        } while (dup);
+        int rev = rng_int(r, rev_lo, rev_hi);
+        int life = rng_loguniform(r, c->life_min, c->life_max);
+        int32_t *row = t->phoenix + 3 * i;
+        row[0] = pos;
+        row[1] = c->n_prefill;
+        row[2] = rev;
+        /* carry the revival's end with the row through the sort */
+        last[3 * i] = pos;
+        last[3 * i + 1] = rev + life - 1 < n_tokens - 1 ? rev + life - 1 : n_tokens - 1;
+        last[3 * i + 2] = 0;
+    }
+    qsort(t->phoenix, (size_t)c->n_phoenix, 3 * sizeof(int32_t), cmp_row);
+    qsort(last, (size_t)c->n_phoenix, 3 * sizeof(int32_t), cmp_row);
+    t->phoenix_last = rb_malloc(sizeof(int32_t) * (size_t)c->n_phoenix);
+    for (int i = 0; i < c->n_phoenix; i++) t->phoenix_last[i] = last[3 * i + 1];
+    free(last);
+}
 
-    /* Concurrency: the query addresses the active tokens through a linear system on their
-     * keys' content channels, which stays clean up to synth_max_active phrases at once. */
+/* Milestone phrases, in position order by construction. Concurrency: the query addresses
+ * the active tokens through a linear system on their keys' content channels, which stays
+ * clean up to synth_max_active phrases at once (phoenixes count). */
+static void milestones_plant(const synth_config *c, rng *r, synth_truth *t) {
+    int n_tokens = synth_n_tokens(c);
     int limit = synth_max_active(c);
     int *busy = rb_calloc((size_t)n_tokens, sizeof(int)); /* [n_tokens] active phrases */
     for (int i = 0; i < t->n_phoenix; i++) {
@@ -339,15 +339,14 @@ rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e) {
         for (int s = t->phoenix[3 * i + 2]; s <= t->phoenix_last[i]; s++) busy[s]++;
     }
 
-    /* milestones, in position order by construction */
     int cap = 64;
     t->milestones = rb_malloc(sizeof(int32_t) * 3 * (size_t)cap);
     for (int p = c->n_prefill; p < n_tokens; p++) {
-        if (rng_unif(&r) >= c->milestone_rate) continue;
-        int len = rng_int(&r, 1, c->phrase_max);
+        if (rng_unif(r) >= c->milestone_rate) continue;
+        int len = rng_int(r, 1, c->phrase_max);
         if (len > n_tokens - p) len = n_tokens - p;
-        int first = p + len - 1 + rng_int(&r, 1, c->delay_max);
-        int life = rng_loguniform(&r, c->life_min, c->life_max);
+        int first = p + len - 1 + rng_int(r, 1, c->delay_max);
+        int life = rng_loguniform(r, c->life_min, c->life_max);
         if (first > n_tokens - 1) break; /* no later phrase can be active either */
         int last = first + life - 1 < n_tokens - 1 ? first + life - 1 : n_tokens - 1;
         /* thinning: a phrase that would exceed the concurrency limit is not planted (its
@@ -373,15 +372,28 @@ rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e) {
     }
 
     free(busy);
+}
 
-    /* decoys: ordinary positions (not sinks, not planted) with heavy keys */
+/* Decoys: ordinary positions (not sinks, not planted) with heavy keys. */
+static void decoys_plant(const synth_config *c, rng *r, synth_truth *t) {
+    int n_tokens = synth_n_tokens(c);
     char *taken = rb_calloc((size_t)n_tokens, 1);
     for (int i = 0; i < t->n_phoenix; i++) taken[t->phoenix[3 * i]] = 1;
     for (int i = 0; i < t->n_milestones; i++) taken[t->milestones[3 * i]] = 1;
     t->decoys = rb_malloc(sizeof(int32_t) * (size_t)(n_tokens > 0 ? n_tokens : 1));
     for (int j = c->n_sinks; j < n_tokens; j++)
-        if (rng_unif(&r) < c->decoy_rate && !taken[j]) t->decoys[t->n_decoys++] = j;
+        if (rng_unif(r) < c->decoy_rate && !taken[j]) t->decoys[t->n_decoys++] = j;
     free(taken);
+}
+
+rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e) {
+    (void)e;
+    memset(t, 0, sizeof *t);
+    /* one stream, drawn in this order */
+    rng r = rng_make(c->seed, TAG_TRUTH, 0, 0);
+    phoenix_plant(c, &r, t);
+    milestones_plant(c, &r, t);
+    decoys_plant(c, &r, t);
     return RB_OK;
 }
 

@@ -35,6 +35,19 @@ static rb_status row_with_progress(void *ctx, int t, float *imp, rb_err *e) {
     return st;
 }
 
+/* --heat-size ROWSxCOLS into c->heat_rows, c->heat_cols. */
+static rb_status parse_heat_size(const char *heat, lifecycle_config *c, rb_err *e) {
+    const char *x = strchr(heat, 'x');
+    char buf[32];
+    if (!x || x - heat >= (long)sizeof buf)
+        return rb_fail(e, RB_EINPUT, "--heat-size", "expected ROWSxCOLS, got '%s'", heat);
+    memcpy(buf, heat, (size_t)(x - heat));
+    buf[x - heat] = 0;
+    rb_status st = args_to_int("--heat-size", buf, &c->heat_rows, e);
+    if (!st) st = args_to_int("--heat-size", x + 1, &c->heat_cols, e);
+    return st;
+}
+
 int cmd_lifecycle(int argc, char **argv) {
     lifecycle_config c;
     lifecycle_config_default(&c);
@@ -62,45 +75,24 @@ int cmd_lifecycle(int argc, char **argv) {
         {NULL, 0, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int n_pos = 0, help = 0;
-    rb_err e = {0};
-    rb_status st = args_parse("lifecycle", usage, specs, argc, argv, pos, 1, &n_pos, &help, &e);
-    if (st) return rb_err_print(&e);
-    if (help) return 0;
-    if (n_pos != 1) {
-        rb_fail(&e, RB_EINPUT, "lifecycle", "expected one TRACE argument (see --help)");
-        return rb_err_print(&e);
-    }
-    if (!out || layer < 0) {
-        rb_fail(&e, RB_EINPUT, "lifecycle", "--layer and --out are required (see --help)");
-        return rb_err_print(&e);
-    }
+    int n_pos = 0;
+    int rc = args_parse_cmd("lifecycle", usage, specs, argc, argv, pos, 1, &n_pos);
+    if (rc >= 0) return rc;
+    if (n_pos != 1)
+        return rb_report(RB_EINPUT, "lifecycle", "expected one TRACE argument (see --help)");
+    if (!out || layer < 0)
+        return rb_report(RB_EINPUT, "lifecycle", "--layer and --out are required (see --help)");
     lifecycle_reduce red;
     if (!strcmp(reduce, "mean")) red = LIFECYCLE_MEAN;
     else if (!strcmp(reduce, "max")) red = LIFECYCLE_MAX;
     else if (!strcmp(reduce, "median")) red = LIFECYCLE_MEDIAN;
-    else {
-        rb_fail(&e, RB_EINPUT, "--reduce", "must be mean, max or median, got '%s'", reduce);
-        return rb_err_print(&e);
-    }
-    if (heat) {
-        char *x = strchr(heat, 'x');
-        char buf[32];
-        if (!x || x - heat >= (long)sizeof buf) {
-            rb_fail(&e, RB_EINPUT, "--heat-size", "expected ROWSxCOLS, got '%s'", heat);
-            return rb_err_print(&e);
-        }
-        memcpy(buf, heat, (size_t)(x - heat));
-        buf[x - heat] = 0;
-        if (args_to_int("--heat-size", buf, &c.heat_rows, &e) ||
-            args_to_int("--heat-size", x + 1, &c.heat_cols, &e))
-            return rb_err_print(&e);
-    }
-    if (head < -1 || kv_head < -1 || tol < 0) {
-        rb_fail(&e, RB_EINPUT, "lifecycle", "--head, --kv-head and --phoenix-tol must be >= 0");
-        return rb_err_print(&e);
-    }
-    if ((st = lifecycle_config_check(&c, &e))) return rb_err_print(&e);
+    else return rb_report(RB_EINPUT, "--reduce", "must be mean, max or median, got '%s'", reduce);
+    rb_err e = {0};
+    if (heat && parse_heat_size(heat, &c, &e)) return rb_err_print(&e);
+    if (head < -1 || kv_head < -1 || tol < 0)
+        return rb_report(RB_EINPUT, "lifecycle", "--head, --kv-head and --phoenix-tol must be >= 0");
+    rb_status st = lifecycle_config_check(&c, &e);
+    if (st) return rb_err_print(&e);
 
     trace *tr = NULL;
     lifecycle_trace_src *src = NULL;

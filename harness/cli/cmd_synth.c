@@ -65,28 +65,18 @@ int cmd_synth(int argc, char **argv) {
         {"quiet", ARG_FLAG, &quiet, NULL, "print nothing on success"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };
-    int help = 0;
-    rb_err e = {0};
-    if (args_parse("synth", "--out FILE [options]", specs, argc, argv, NULL, 0, NULL, &help, &e))
-        return rb_err_print(&e);
-    if (help) return 0;
-    if (!out || !*out) {
-        rb_fail(&e, RB_EINPUT, "synth", "--out FILE is required (see --help)");
-        return rb_err_print(&e);
-    }
-    if (seed < 0) {
-        rb_fail(&e, RB_EINPUT, "--seed", "must be >= 0, got %lld", (long long)seed);
-        return rb_err_print(&e);
-    }
+    int rc = args_parse_cmd("synth", "--out FILE [options]", specs, argc, argv, NULL, 0, NULL);
+    if (rc >= 0) return rc;
+    if (!out || !*out) return rb_report(RB_EINPUT, "synth", "--out FILE is required (see --help)");
+    if (seed < 0) return rb_report(RB_EINPUT, "--seed", "must be >= 0, got %lld", (long long)seed);
     c.seed = (uint64_t)seed;
-    if (!strcmp(dtype, "f16")) {
+    if (!strcmp(dtype, "f16"))
         c.dtype = TRACE_F16;
-    } else if (!strcmp(dtype, "f32")) {
+    else if (!strcmp(dtype, "f32"))
         c.dtype = TRACE_F32;
-    } else {
-        rb_fail(&e, RB_EINPUT, "--dtype", "must be f16 or f32, got '%s'", dtype);
-        return rb_err_print(&e);
-    }
+    else
+        return rb_report(RB_EINPUT, "--dtype", "must be f16 or f32, got '%s'", dtype);
+    rb_err e = {0};
     if (synth_config_check(&c, &e)) return rb_err_print(&e);
 
     int64_t t0 = rb_now_ns();

@@ -24,6 +24,13 @@ typedef struct gguf_kv {
     uint64_t *str_off;       /* string arrays: [n] offset of each element's length field */
 } gguf_kv;
 
+/* An open-addressing hash index from names to entries 0..n-1. */
+typedef struct name_index {
+    int *slot;          /* [cap] entry + 1, 0 = empty */
+    const char **name;  /* [n] each entry's name (owned by the entry) */
+    size_t cap;         /* a power of two above twice the entries; 0 before index_init */
+} name_index;
+
 struct gguf_file {
     char *path;
     const uint8_t *map;      /* [size] */
@@ -32,12 +39,10 @@ struct gguf_file {
     size_t data_offset;
     int n_kv;
     gguf_kv *kv;             /* [n_kv] */
-    int *kv_hash;            /* [kv_cap] index+1 into kv, 0 = empty */
-    size_t kv_cap;
+    name_index kv_index;     /* keys -> kv */
     int n_tensors;
     gguf_tensor *tensors;    /* [n_tensors] */
-    int *t_hash;             /* [t_cap] index+1 into tensors, 0 = empty */
-    size_t t_cap;
+    name_index t_index;      /* tensor names -> tensors */
 };
 
 /* A cursor over the mapping. Each read checks the bytes left first. */
@@ -188,76 +193,97 @@ static uint64_t hash_bytes(const char *s, size_t n) {
     return h;
 }
 
-static size_t table_cap(int n) {
-    size_t cap = 16;
-    while (cap < (size_t)n * 2 + 1) cap *= 2;
-    return cap;
+static void index_init(name_index *x, int n) {
+    x->cap = 16;
+    while (x->cap < (size_t)n * 2 + 1) x->cap *= 2;
+    x->slot = rb_calloc(x->cap, sizeof *x->slot);
+    x->name = rb_calloc((size_t)(n > 0 ? n : 1), sizeof *x->name);
+}
+
+static void index_free(name_index *x) {
+    free(x->slot);
+    free(x->name);
+}
+
+/* The entry named `name`, or -1. */
+static int index_find(const name_index *x, const char *name) {
+    if (!name || !x->cap) return -1;
+    size_t mask = x->cap - 1, i = hash_bytes(name, strlen(name)) & mask;
+    for (; x->slot[i]; i = (i + 1) & mask)
+        if (!strcmp(x->name[x->slot[i] - 1], name)) return x->slot[i] - 1;
+    return -1;
+}
+
+/* Index entry i under `name` (which must outlive the index); a name already taken fails
+ * with "duplicate <noun> '<name>'", the noun saying what the names are. */
+static rb_status index_add(const parse_ctx *c, name_index *x, int i, const char *name,
+                           const char *noun, size_t at) {
+    if (index_find(x, name) >= 0)
+        return rb_fail(c->e, RB_EINPUT, c->path, "duplicate %s '%s' (at byte %zu)", noun, name, at);
+    size_t mask = x->cap - 1, h = hash_bytes(name, strlen(name)) & mask;
+    while (x->slot[h]) h = (h + 1) & mask;
+    x->slot[h] = i + 1;
+    x->name[i] = name;
+    return RB_OK;
 }
 
 static int kv_lookup(const gguf_file *g, const char *key) {
-    if (!g || !key || !g->kv_cap) return -1;
-    size_t mask = g->kv_cap - 1, i = hash_bytes(key, strlen(key)) & mask;
-    for (; g->kv_hash[i]; i = (i + 1) & mask)
-        if (!strcmp(g->kv[g->kv_hash[i] - 1].key, key)) return g->kv_hash[i] - 1;
-    return -1;
+    return g ? index_find(&g->kv_index, key) : -1;
 }
 
-static int tensor_lookup(const gguf_file *g, const char *name) {
-    if (!g || !name || !g->t_cap) return -1;
-    size_t mask = g->t_cap - 1, i = hash_bytes(name, strlen(name)) & mask;
-    for (; g->t_hash[i]; i = (i + 1) & mask)
-        if (!strcmp(g->tensors[g->t_hash[i] - 1].name, name)) return g->t_hash[i] - 1;
-    return -1;
+/* A string that can serve as a name: not empty, shorter than max bytes, no NUL inside. */
+static int name_valid(gguf_str s, size_t max) {
+    return s.n > 0 && s.n < max && !memchr(s.s, 0, (size_t)s.n);
+}
+
+/* Copy a valid name, NUL-terminated, into dst (at least s.n + 1 bytes). */
+static void name_copy(char *dst, gguf_str s) {
+    memcpy(dst, s.s, (size_t)s.n);
+    dst[s.n] = 0;
+}
+
+/* An array value (already validated by skip_value) at val_at: its element type, count,
+ * first element and, for strings, the offset of each element. */
+static void kv_index_array(gguf_kv *kv, const uint8_t *base, size_t val_at) {
+    uint32_t et;
+    memcpy(&et, base + val_at, 4);
+    memcpy(&kv->n, base + val_at + 4, 8);
+    kv->elem = (gguf_value_type)et;
+    kv->elems = base + val_at + 12;
+    if (et != GGUF_VT_STRING) return;
+    kv->str_off = rb_malloc((size_t)kv->n * sizeof *kv->str_off);
+    size_t p = val_at + 12;
+    for (uint64_t j = 0; j < kv->n; j++) {
+        uint64_t len;
+        memcpy(&len, base + p, 8);
+        kv->str_off[j] = p;
+        p += 8 + (size_t)len;
+    }
 }
 
 static rb_status parse_kvs(gguf_file *g, const parse_ctx *c, cursor *k) {
-    g->kv_cap = table_cap(g->n_kv);
-    g->kv_hash = rb_calloc(g->kv_cap, sizeof *g->kv_hash);
+    index_init(&g->kv_index, g->n_kv);
     for (int i = 0; i < g->n_kv; i++) {
         gguf_kv *kv = &g->kv[i];
         gguf_str key;
         size_t at = k->pos;
         rb_status st = rd_str(c, k, &key, "a metadata key");
         if (st) return st;
-        if (key.n == 0 || memchr(key.s, 0, (size_t)key.n))
+        if (!name_valid(key, SIZE_MAX))
             return rb_fail(c->e, RB_EINPUT, c->path,
                            "metadata key %d is empty or contains a NUL byte (at byte %zu)", i, at);
         kv->key = rb_malloc((size_t)key.n + 1);
-        memcpy(kv->key, key.s, (size_t)key.n);
-        kv->key[key.n] = 0;
-        if (kv_lookup(g, kv->key) >= 0)
-            return rb_fail(c->e, RB_EINPUT, c->path, "duplicate metadata key '%s' (at byte %zu)",
-                           kv->key, at);
-        size_t mask = g->kv_cap - 1, h = hash_bytes(kv->key, (size_t)key.n) & mask;
-        while (g->kv_hash[h]) h = (h + 1) & mask;
-        g->kv_hash[h] = i + 1;
-
+        name_copy(kv->key, key);
         uint32_t t = 0;
-        st = rd_u32(c, k, &t, "a metadata value type");
+        st = index_add(c, &g->kv_index, i, kv->key, "metadata key", at);
+        if (!st) st = rd_u32(c, k, &t, "a metadata value type");
         if (st) return st;
         kv->type = (gguf_value_type)t;
         kv->val = k->base + k->pos;
         size_t val_at = k->pos;
         st = skip_value(c, k, t, kv->key, 0);
         if (st) return st;
-        if (t == GGUF_VT_ARRAY) {
-            /* Already validated by skip_value: re-read the header and index strings. */
-            uint32_t et;
-            memcpy(&et, k->base + val_at, 4);
-            memcpy(&kv->n, k->base + val_at + 4, 8);
-            kv->elem = (gguf_value_type)et;
-            kv->elems = k->base + val_at + 12;
-            if (et == GGUF_VT_STRING) {
-                kv->str_off = rb_malloc((size_t)kv->n * sizeof *kv->str_off);
-                size_t p = val_at + 12;
-                for (uint64_t j = 0; j < kv->n; j++) {
-                    uint64_t len;
-                    memcpy(&len, k->base + p, 8);
-                    kv->str_off[j] = p;
-                    p += 8 + (size_t)len;
-                }
-            }
-        }
+        if (t == GGUF_VT_ARRAY) kv_index_array(kv, k->base, val_at);
     }
     return RB_OK;
 }
@@ -270,30 +296,22 @@ static int mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
 }
 
 static rb_status parse_tensors(gguf_file *g, const parse_ctx *c, cursor *k, uint64_t *offsets) {
-    g->t_cap = table_cap(g->n_tensors);
-    g->t_hash = rb_calloc(g->t_cap, sizeof *g->t_hash);
+    index_init(&g->t_index, g->n_tensors);
     for (int i = 0; i < g->n_tensors; i++) {
         gguf_tensor *t = &g->tensors[i];
         gguf_str name;
         size_t at = k->pos;
         rb_status st = rd_str(c, k, &name, "a tensor name");
         if (st) return st;
-        if (name.n == 0 || name.n >= sizeof t->name || memchr(name.s, 0, (size_t)name.n))
+        if (!name_valid(name, sizeof t->name))
             return rb_fail(c->e, RB_EINPUT, c->path,
                            "tensor %d: name is empty, %zu bytes or longer, or contains a NUL "
                            "byte (at byte %zu)",
                            i, sizeof t->name, at);
-        memcpy(t->name, name.s, (size_t)name.n);
-        t->name[name.n] = 0;
-        if (tensor_lookup(g, t->name) >= 0)
-            return rb_fail(c->e, RB_EINPUT, c->path, "duplicate tensor name '%s' (at byte %zu)",
-                           t->name, at);
-        size_t mask = g->t_cap - 1, h = hash_bytes(t->name, (size_t)name.n) & mask;
-        while (g->t_hash[h]) h = (h + 1) & mask;
-        g->t_hash[h] = i + 1;
-
+        name_copy(t->name, name);
         uint32_t n_dims = 0;
-        st = rd_u32(c, k, &n_dims, "a tensor's dimension count");
+        st = index_add(c, &g->t_index, i, t->name, "tensor name", at);
+        if (!st) st = rd_u32(c, k, &n_dims, "a tensor's dimension count");
         if (st) return st;
         if (n_dims < 1 || n_dims > 4)
             return rb_fail(c->e, RB_EINPUT, c->path,
@@ -495,9 +513,9 @@ void gguf_close(gguf_file *g) {
         free(g->kv[i].str_off);
     }
     free(g->kv);
-    free(g->kv_hash);
+    index_free(&g->kv_index);
     free(g->tensors);
-    free(g->t_hash);
+    index_free(&g->t_index);
     if (g->map) munmap((void *)g->map, g->size);
     free(g->path);
     free(g);
@@ -506,19 +524,6 @@ void gguf_close(gguf_file *g) {
 /* ---- metadata ---- */
 
 int gguf_has_key(const gguf_file *g, const char *key) { return kv_lookup(g, key) >= 0; }
-
-static rb_status find_key(const gguf_file *g, const char *key, int *idx, rb_err *e) {
-    *idx = kv_lookup(g, key);
-    if (*idx < 0)
-        return rb_fail(e, RB_EINPUT, g ? g->path : "gguf", "metadata key '%s' is missing", key);
-    return RB_OK;
-}
-
-static rb_status wrong_type(const gguf_file *g, const char *key, gguf_value_type t,
-                            const char *want, rb_err *e) {
-    return rb_fail(e, RB_EINPUT, g->path, "metadata key '%s' is %s, expected %s", key,
-                   vt_name(t), want);
-}
 
 /* Decode one integer of type t at p. Returns 0 when t is not an integer type or the value
  * does not fit an int64. */
@@ -542,18 +547,44 @@ static int read_int(gguf_value_type t, const uint8_t *p, int64_t *out) {
     }
 }
 
-static int is_int_type(gguf_value_type t) {
-    return t == GGUF_VT_UINT8 || t == GGUF_VT_INT8 || t == GGUF_VT_UINT16 ||
-           t == GGUF_VT_INT16 || t == GGUF_VT_UINT32 || t == GGUF_VT_INT32 ||
-           t == GGUF_VT_UINT64 || t == GGUF_VT_INT64;
+/* Decode one float32 or float64 at p as a double. Returns 0 for other types. */
+static int read_float(gguf_value_type t, const uint8_t *p, double *out) {
+    if (t == GGUF_VT_FLOAT32) {
+        float f;
+        memcpy(&f, p, 4);
+        *out = f;
+        return 1;
+    }
+    if (t == GGUF_VT_FLOAT64) {
+        memcpy(out, p, 8);
+        return 1;
+    }
+    return 0;
+}
+
+#define VT(t) (1u << (t))
+#define VT_INTS (VT(GGUF_VT_UINT8) | VT(GGUF_VT_INT8) | VT(GGUF_VT_UINT16) | VT(GGUF_VT_INT16) | \
+                 VT(GGUF_VT_UINT32) | VT(GGUF_VT_INT32) | VT(GGUF_VT_UINT64) | VT(GGUF_VT_INT64))
+
+/* The entry of `key` when its value type is one of `types` (VT bits); else RB_EINPUT naming
+ * the key: missing, or "<type>, expected <want>". */
+static rb_status kv_get(const gguf_file *g, const char *key, unsigned types, const char *want,
+                        const gguf_kv **out, rb_err *e) {
+    int i = kv_lookup(g, key);
+    if (i < 0)
+        return rb_fail(e, RB_EINPUT, g ? g->path : "gguf", "metadata key '%s' is missing", key);
+    const gguf_kv *kv = &g->kv[i];
+    if (!(types & VT(kv->type)))
+        return rb_fail(e, RB_EINPUT, g->path, "metadata key '%s' is %s, expected %s", key,
+                       vt_name(kv->type), want);
+    *out = kv;
+    return RB_OK;
 }
 
 rb_status gguf_get_int(const gguf_file *g, const char *key, int64_t *out, rb_err *e) {
-    int i;
-    rb_status st = find_key(g, key, &i, e);
+    const gguf_kv *kv;
+    rb_status st = kv_get(g, key, VT_INTS, "an integer", &kv, e);
     if (st) return st;
-    const gguf_kv *kv = &g->kv[i];
-    if (!is_int_type(kv->type)) return wrong_type(g, key, kv->type, "an integer", e);
     if (!read_int(kv->type, kv->val, out))
         return rb_fail(e, RB_EINPUT, g->path, "metadata key '%s' does not fit a signed 64-bit "
                        "integer", key);
@@ -561,38 +592,24 @@ rb_status gguf_get_int(const gguf_file *g, const char *key, int64_t *out, rb_err
 }
 
 rb_status gguf_get_float(const gguf_file *g, const char *key, double *out, rb_err *e) {
-    int i;
-    rb_status st = find_key(g, key, &i, e);
-    if (st) return st;
-    const gguf_kv *kv = &g->kv[i];
-    if (kv->type == GGUF_VT_FLOAT32) {
-        float f;
-        memcpy(&f, kv->val, 4);
-        *out = f;
-    } else if (kv->type == GGUF_VT_FLOAT64) {
-        memcpy(out, kv->val, 8);
-    } else {
-        return wrong_type(g, key, kv->type, "float32 or float64", e);
-    }
-    return RB_OK;
+    const gguf_kv *kv;
+    rb_status st = kv_get(g, key, VT(GGUF_VT_FLOAT32) | VT(GGUF_VT_FLOAT64), "float32 or float64",
+                          &kv, e);
+    if (!st) read_float(kv->type, kv->val, out);
+    return st;
 }
 
 rb_status gguf_get_bool(const gguf_file *g, const char *key, int *out, rb_err *e) {
-    int i;
-    rb_status st = find_key(g, key, &i, e);
-    if (st) return st;
-    const gguf_kv *kv = &g->kv[i];
-    if (kv->type != GGUF_VT_BOOL) return wrong_type(g, key, kv->type, "bool", e);
-    *out = kv->val[0] != 0;
-    return RB_OK;
+    const gguf_kv *kv;
+    rb_status st = kv_get(g, key, VT(GGUF_VT_BOOL), "bool", &kv, e);
+    if (!st) *out = kv->val[0] != 0;
+    return st;
 }
 
 rb_status gguf_get_str(const gguf_file *g, const char *key, gguf_str *out, rb_err *e) {
-    int i;
-    rb_status st = find_key(g, key, &i, e);
+    const gguf_kv *kv;
+    rb_status st = kv_get(g, key, VT(GGUF_VT_STRING), "string", &kv, e);
     if (st) return st;
-    const gguf_kv *kv = &g->kv[i];
-    if (kv->type != GGUF_VT_STRING) return wrong_type(g, key, kv->type, "string", e);
     memcpy(&out->n, kv->val, 8);
     out->s = (const char *)kv->val + 8;
     return RB_OK;
@@ -600,11 +617,9 @@ rb_status gguf_get_str(const gguf_file *g, const char *key, gguf_str *out, rb_er
 
 rb_status gguf_get_array(const gguf_file *g, const char *key, gguf_value_type *elem_type,
                          uint64_t *n, rb_err *e) {
-    int i;
-    rb_status st = find_key(g, key, &i, e);
+    const gguf_kv *kv;
+    rb_status st = kv_get(g, key, VT(GGUF_VT_ARRAY), "array", &kv, e);
     if (st) return st;
-    const gguf_kv *kv = &g->kv[i];
-    if (kv->type != GGUF_VT_ARRAY) return wrong_type(g, key, kv->type, "array", e);
     *elem_type = kv->elem;
     *n = kv->n;
     return RB_OK;
@@ -629,11 +644,11 @@ double gguf_array_num(const gguf_file *g, const char *key, uint64_t i) {
     if (kv->type != GGUF_VT_ARRAY || !sz || i >= kv->n) return NAN;
     const uint8_t *p = kv->elems + i * sz;
     int64_t v;
+    double d;
     if (read_int(kv->elem, p, &v)) return (double)v;
+    if (read_float(kv->elem, p, &d)) return d;
     switch (kv->elem) {
     case GGUF_VT_UINT64: { uint64_t u; memcpy(&u, p, 8); return (double)u; }
-    case GGUF_VT_FLOAT32: { float f; memcpy(&f, p, 4); return f; }
-    case GGUF_VT_FLOAT64: { double d; memcpy(&d, p, 8); return d; }
     case GGUF_VT_BOOL: return p[0] != 0;
     default: return NAN;
     }
@@ -663,7 +678,7 @@ const gguf_tensor *gguf_tensor_at(const gguf_file *g, int i) {
 }
 
 const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name) {
-    int i = tensor_lookup(g, name);
+    int i = g ? index_find(&g->t_index, name) : -1;
     return i < 0 ? NULL : &g->tensors[i];
 }
 
@@ -674,18 +689,11 @@ static void print_value(FILE *f, const gguf_file *g, const char *label, const ch
     if (i < 0) return;
     const gguf_kv *kv = &g->kv[i];
     int64_t v;
+    double d;
     fprintf(f, "  %-28s ", label);
     if (read_int(kv->type, kv->val, &v)) {
         fprintf(f, "%lld\n", (long long)v);
-    } else if (kv->type == GGUF_VT_FLOAT32 || kv->type == GGUF_VT_FLOAT64) {
-        double d;
-        if (kv->type == GGUF_VT_FLOAT32) {
-            float x;
-            memcpy(&x, kv->val, 4);
-            d = x;
-        } else {
-            memcpy(&d, kv->val, 8);
-        }
+    } else if (read_float(kv->type, kv->val, &d)) {
         fprintf(f, "%g\n", d);
     } else if (kv->type == GGUF_VT_BOOL) {
         fprintf(f, "%s\n", kv->val[0] ? "true" : "false");

@@ -20,6 +20,24 @@ static void layer_group_name(int layer, char *buf, size_t cap) {
     snprintf(buf, cap, "layer_%03d", layer);
 }
 
+/* Close the open datasets of n_stored layers and the file (ids <= 0 were never opened). */
+static void close_h5(hid_t dsets[][3], int n_stored, hid_t file) {
+    for (int s = 0; s < n_stored; s++)
+        for (int w = 0; w < 3; w++)
+            if (dsets[s][w] > 0) H5Dclose(dsets[s][w]);
+    if (file > 0) H5Fclose(file);
+}
+
+/* The file space of dataset d [*, heads, head_dim] with rows pos0 .. pos0 + n - 1 selected,
+ * and in *ms a memory space of that shape; the caller closes both. */
+static hid_t select_rows(hid_t d, hsize_t pos0, int n, int heads, int head_dim, hid_t *ms) {
+    hid_t fs = H5Dget_space(d);
+    hsize_t start[3] = {pos0, 0, 0}, cnt[3] = {(hsize_t)n, (hsize_t)heads, (hsize_t)head_dim};
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    *ms = H5Screate_simple(3, cnt, NULL);
+    return fs;
+}
+
 /* ------------------------------------------------------------------ reading */
 
 struct trace {
@@ -36,10 +54,7 @@ int64_t trace_file_bytes(const trace *t) { return t->file_bytes; }
 
 void trace_close(trace *t) {
     if (!t) return;
-    for (int s = 0; s < t->meta.n_stored; s++)
-        for (int w = 0; w < 3; w++)
-            if (t->dsets[s][w] > 0) H5Dclose(t->dsets[s][w]);
-    if (t->file > 0) H5Fclose(t->file);
+    close_h5(t->dsets, t->meta.n_stored, t->file);
     free(t->path);
     free(t);
 }
@@ -218,12 +233,8 @@ rb_status trace_read(trace *t, int slot, trace_tensor which, int pos0, int n, fl
     if (n == 0) return RB_OK;
     int heads = tensor_heads(m, which);
     size_t row = (size_t)heads * m->head_dim, count = (size_t)n * row;
-    hid_t d = t->dsets[slot][which];
-    hid_t fs = H5Dget_space(d);
-    hsize_t start[3] = {(hsize_t)pos0, 0, 0}, cnt[3] = {(hsize_t)n, (hsize_t)heads,
-                                                        (hsize_t)m->head_dim};
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-    hid_t ms = H5Screate_simple(3, cnt, NULL);
+    hid_t d = t->dsets[slot][which], ms;
+    hid_t fs = select_rows(d, (hsize_t)pos0, n, heads, m->head_dim, &ms);
     herr_t rc;
     if (m->dtype == TRACE_F32) {
         rc = H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, dst);
@@ -342,10 +353,7 @@ struct trace_writer {
 
 void trace_writer_abort(trace_writer *w) {
     if (!w) return;
-    for (int s = 0; s < w->meta.n_stored; s++)
-        for (int k = 0; k < 3; k++)
-            if (w->dsets[s][k] > 0) H5Dclose(w->dsets[s][k]);
-    if (w->file > 0) H5Fclose(w->file);
+    close_h5(w->dsets, w->meta.n_stored, w->file);
     remove(w->tmp);
     free(w->half);
     free(w->path);
@@ -465,10 +473,7 @@ static rb_status append_one(trace_writer *w, int slot, trace_tensor which, int n
     hsize_t cur = (hsize_t)w->n_written[slot][which];
     hsize_t newdims[3] = {cur + (hsize_t)n, (hsize_t)heads, (hsize_t)m->head_dim};
     if (H5Dset_extent(d, newdims) < 0) return rb_fail(e, RB_EINTERNAL, w->path, "cannot extend");
-    hid_t fs = H5Dget_space(d);
-    hsize_t start[3] = {cur, 0, 0}, cnt[3] = {(hsize_t)n, (hsize_t)heads, (hsize_t)m->head_dim};
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-    hid_t ms = H5Screate_simple(3, cnt, NULL);
+    hid_t ms, fs = select_rows(d, cur, n, heads, m->head_dim, &ms);
     herr_t rc;
     if (m->dtype == TRACE_F32) {
         rc = H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, src);

@@ -962,48 +962,65 @@ static size_t contraction(const pretok *p, size_t pos, int fold) {
     return 0;
 }
 
+/* Classes of the runs the expressions match: \p{L}+, \p{N}+ and [^\s\p{L}\p{N}]+. */
+enum { RUN_LETTER, RUN_NUMBER, RUN_OTHER };
+
+static int in_run(unsigned f, int run) {
+    switch (run) {
+    case RUN_LETTER: return (f & F_LETTER) != 0;
+    case RUN_NUMBER: return (f & F_NUMBER) != 0;
+    default: return (f & F_VALID) && !(f & (F_SPACE | F_LETTER | F_NUMBER));
+    }
+}
+
+/* The end of the run of class `run` that starts at pos (pos itself when none does). */
+static size_t run_end(const pretok *p, size_t pos, int run) {
+    while (in_run(cp_flags(p, pos), run)) pos++;
+    return pos;
+}
+
+/* The whitespace rules both expressions end with, at a position no earlier rule took:
+ * \s*[\r\n]+ (with `newlines`, llama3: through the run's last newline), then \s+(?!\S)
+ * (the run but its last space when more follows), \s+ (the whole run), else the code
+ * point alone. Adds the word; returns the position after it. */
+static size_t split_spaces(pretok *p, size_t pos, int newlines) {
+    size_t nws = 0, last_rn = 0;
+    while (cp_flags(p, pos + nws) & F_SPACE) {
+        uint32_t c = cp_at(p, pos + nws);
+        if (newlines && (c == '\r' || c == '\n')) last_rn = pos + nws + 1;
+        nws++;
+    }
+    if (last_rn > 0)
+        pos = last_rn;
+    else if (nws > 1 && pos + nws < p->n)
+        pos += nws - 1;
+    else
+        pos += nws > 0 ? nws : 1;
+    add_word(p, pos);
+    return pos;
+}
+
 static void split_gpt2(pretok *p) {
     for (size_t pos = 0; pos < p->n;) {
         uint32_t c = cp_at(p, pos);
-        unsigned f = cp_flags(p, pos);
         size_t k = contraction(p, pos, 0);
         if (k) {
             pos += add_word(p, pos + k);
             continue;
         }
-        unsigned f2 = c == ' ' ? cp_flags(p, pos + 1) : f;
-        if (f2 & F_LETTER) {
-            pos += c == ' ';
-            while (f2 & F_LETTER) f2 = cp_flags(p, ++pos);
+        /* ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+', first match wins */
+        size_t start = pos + (c == ' ');
+        unsigned f2 = cp_flags(p, start);
+        int run = in_run(f2, RUN_LETTER) ? RUN_LETTER
+                  : in_run(f2, RUN_NUMBER) ? RUN_NUMBER
+                  : in_run(f2, RUN_OTHER)  ? RUN_OTHER
+                                           : -1;
+        if (run >= 0) {
+            pos = run_end(p, start, run);
             add_word(p, pos);
             continue;
         }
-        if (f2 & F_NUMBER) {
-            pos += c == ' ';
-            while (f2 & F_NUMBER) f2 = cp_flags(p, ++pos);
-            add_word(p, pos);
-            continue;
-        }
-        if (!(f2 & (F_SPACE | F_LETTER | F_NUMBER)) && (f2 & F_VALID)) {
-            pos += c == ' ';
-            while (!(f2 & (F_SPACE | F_LETTER | F_NUMBER)) && (f2 & F_VALID))
-                f2 = cp_flags(p, ++pos);
-            add_word(p, pos);
-            continue;
-        }
-        size_t nws = 0;
-        while (cp_flags(p, pos + nws) & F_SPACE) nws++;
-        if (nws > 1 && pos + nws < p->n) { /* \s+(?!\S) */
-            pos += nws - 1;
-            add_word(p, pos);
-            continue;
-        }
-        if (nws > 0) {
-            pos += nws;
-            add_word(p, pos);
-            continue;
-        }
-        add_word(p, ++pos);
+        pos = split_spaces(p, pos, 0);
     }
 }
 
@@ -1017,13 +1034,11 @@ static void split_llama3(pretok *p, size_t max_digits) {
             continue;
         }
         /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-        if (!(c == '\r' || c == '\n' || (f & F_NUMBER))) {
-            if ((f & F_LETTER) || (cp_flags(p, pos + 1) & F_LETTER)) {
-                pos++;
-                while (cp_flags(p, pos) & F_LETTER) pos++;
-                add_word(p, pos);
-                continue;
-            }
+        if (!(c == '\r' || c == '\n' || (f & F_NUMBER)) &&
+            ((f & F_LETTER) || (cp_flags(p, pos + 1) & F_LETTER))) {
+            pos = run_end(p, pos + 1, RUN_LETTER);
+            add_word(p, pos);
+            continue;
         }
         /* \p{N}{1,max_digits} */
         if (f & F_NUMBER) {
@@ -1037,38 +1052,15 @@ static void split_llama3(pretok *p, size_t max_digits) {
             add_word(p, pos);
             continue;
         }
-        /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
-        unsigned f2 = c == ' ' ? cp_flags(p, pos + 1) : f;
-        if (!(f2 & (F_SPACE | F_LETTER | F_NUMBER)) && (f & F_VALID)) {
-            pos += c == ' ';
-            while (!(f2 & (F_SPACE | F_LETTER | F_NUMBER)) && (f2 & F_VALID))
-                f2 = cp_flags(p, ++pos);
+        /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' (f is valid here: pos < n) */
+        size_t start = pos + (c == ' ');
+        if (!(cp_flags(p, start) & (F_SPACE | F_LETTER | F_NUMBER)) && (f & F_VALID)) {
+            pos = run_end(p, start, RUN_OTHER);
             while (cp_at(p, pos) == '\r' || cp_at(p, pos) == '\n') pos++;
             add_word(p, pos);
             continue;
         }
-        size_t nws = 0, last_rn = 0;
-        while (cp_flags(p, pos + nws) & F_SPACE) {
-            uint32_t c2 = cp_at(p, pos + nws);
-            if (c2 == '\r' || c2 == '\n') last_rn = pos + nws + 1;
-            nws++;
-        }
-        if (last_rn > 0) { /* \s*[\r\n]+ */
-            pos = last_rn;
-            add_word(p, pos);
-            continue;
-        }
-        if (nws > 1 && pos + nws < p->n) { /* \s+(?!\S) */
-            pos += nws - 1;
-            add_word(p, pos);
-            continue;
-        }
-        if (nws > 0) {
-            pos += nws;
-            add_word(p, pos);
-            continue;
-        }
-        add_word(p, ++pos);
+        pos = split_spaces(p, pos, 1);
     }
 }
 
