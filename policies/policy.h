@@ -96,7 +96,16 @@ enum {
     POLICY_PAGED = 1u << 1,       /* budget counts pages: needs L >= 2P */
     POLICY_BUDGET_FREE = 1u << 2, /* behaves the same at every budget (dense): the engine
                                      runs one instance for all of a sweep's budgets */
+    POLICY_KEEPS_ALL = 1u << 3,   /* every token stays resident (memory grows with t): the
+                                     budget bounds what is attended, not what is kept */
+    POLICY_PINS_PROMPT = 1u << 4, /* never evicts a prompt token: resident tokens may exceed
+                                     L, up to max(L, P * (ceil(n_prefill / P) + 1)) */
+    POLICY_INTERNAL = 1u << 5,    /* run by the engine itself (window on sliding-window
+                                     layers), not a choice for users: `raasbench policies`
+                                     and its --names leave it out */
 };
+/* Without POLICY_KEEPS_ALL or POLICY_PINS_PROMPT, a policy holds at most L tokens per KV
+ * head after every append (tests/test_policy_contract.c checks every registered policy). */
 
 typedef struct policy_ops {
     const char *name;    /* required: lower-case, unique */

@@ -10,95 +10,61 @@ static const policy_param_spec params[] = {
 };
 
 struct policy_state {
-    int n_kv, group, d, budget, layer;
+    pu_all all; /* first: every token resident (the pu_all_* slots); idx: marks per token */
+    int layer;
     uint64_t seed;
-    pu_all all;      /* every token resident */
-    uint8_t *mark;   /* [max_tokens] scratch, all 0 between steps */
-    int *pick;       /* [max_tokens] scratch */
 };
 
 static rb_status random_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "random", PU_BUDGET_TOKENS, e);
+    static const pu_all_spec spec = {
+        .policy = "random", .rule = PU_BUDGET_TOKENS, .scratch = PU_SCRATCH_TOKENS};
+    rb_status st = pu_all_create(cfg, &spec, sizeof(policy_state), out, e);
     if (st) return st;
-    policy_state *s = rb_calloc(1, sizeof *s);
-    s->n_kv = cfg->n_kv_heads;
-    s->group = cfg->n_q_heads / cfg->n_kv_heads;
-    s->d = cfg->head_dim;
-    s->budget = cfg->budget;
-    s->layer = cfg->layer;
     double sd = policy_param_num(cfg->params, "seed");
-    s->seed = sd >= 0 ? (uint64_t)sd : cfg->seed;
-    pu_all_init(&s->all, cfg, 0);
-    s->mark = rb_calloc((size_t)cfg->max_tokens, 1);
-    s->pick = rb_malloc(sizeof *s->pick * (size_t)cfg->max_tokens);
-    *out = s;
+    (*out)->layer = cfg->layer;
+    (*out)->seed = sd >= 0 ? (uint64_t)sd : cfg->seed;
     return RB_OK;
 }
 
-static void random_destroy(policy_state *s) {
-    if (!s) return;
-    pu_all_free(&s->all);
-    free(s->mark);
-    free(s->pick);
-    free(s);
-}
-
-static void random_prefill(policy_state *s, int n, const float *q, const float *k,
-                           const float *v) {
-    (void)q;
-    pu_all_prefill(&s->all, n, k, v);
-}
-
-static void random_append(policy_state *s, int pos, const float *k, const float *v) {
-    pu_all_store(&s->all, pos, k, v);
-}
-
 static void random_select(policy_state *s, const policy_step *step, policy_selection *sel) {
-    int pos = step->pos;
-    RB_CHECK(pos == s->all.last);
-    pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->n_kv; g++) {
-        const pu_pages *pg = &s->all.pages[g];
-        int h0 = g * s->group;
-        if (pos + 1 <= s->budget) {
-            for (int t = 0; t <= pos; t++) pu_sel_add(sel, h0, t, pu_pages_k(pg, t), pu_pages_v(pg, t));
+    pu_all *a = &s->all;
+    int pos = step->pos, *mark = a->idx; /* [max_tokens] all 0 between steps */
+    pu_all_sel_begin(a, step, sel, 1);
+    for (int g = 0; g < a->sh.n_kv; g++) {
+        int h0 = g * a->sh.group;
+        if (pos + 1 <= a->sh.budget) {
+            pu_all_sel_range(sel, h0, a, g, 0, pos);
             continue;
         }
         uint64_t x = pu_mix64(pu_mix64(pu_mix64(pu_mix64(s->seed) ^ (uint64_t)s->layer) ^
                                        (uint64_t)pos) ^ (uint64_t)g);
         /* Floyd's sampling: k = L-1 distinct draws from 0..pos-1 in O(k). */
-        int k = s->budget - 1, n = 0;
+        int k = a->sh.budget - 1;
         for (int j = pos - k; j < pos; j++) {
             x = pu_mix64(x);
             int r = (int)(x % (uint64_t)(j + 1));
-            s->mark[s->mark[r] ? j : r] = 1;
+            mark[mark[r] ? j : r] = 1;
         }
         /* Emit in position order by scanning the marks: O(pos), as the dense reference. */
         for (int t = 0; t < pos; t++)
-            if (s->mark[t]) {
-                s->mark[t] = 0;
-                s->pick[n++] = t;
+            if (mark[t]) {
+                mark[t] = 0;
+                pu_all_sel_range(sel, h0, a, g, t, t);
             }
-        for (int i = 0; i < n; i++)
-            pu_sel_add(sel, h0, s->pick[i], pu_pages_k(pg, s->pick[i]), pu_pages_v(pg, s->pick[i]));
-        pu_sel_add(sel, h0, pos, pu_pages_k(pg, pos), pu_pages_v(pg, pos));
+        pu_all_sel_range(sel, h0, a, g, pos, pos);
     }
-}
-
-static int64_t random_meta_bytes(const policy_state *s) {
-    return pu_all_meta_bytes(&s->all);
 }
 
 const policy_ops policy_random = {
     .name = "random",
     .summary = "floor: the current token + L-1 others drawn uniformly (seeded; all resident)",
-    .flags = 0,
+    .flags = POLICY_KEEPS_ALL,
     .params = params,
     .create = random_create,
-    .destroy = random_destroy,
-    .prefill = random_prefill,
-    .append = random_append,
+    .destroy = pu_all_destroy,
+    .prefill = pu_all_prefill,
+    .append = pu_all_append,
     .select = random_select,
     .observe = NULL,
-    .meta_bytes = random_meta_bytes,
+    .meta_bytes = pu_all_meta_bytes,
 };
