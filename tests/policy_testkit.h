@@ -16,6 +16,8 @@
 #ifndef POLICY_TESTKIT_H
 #define POLICY_TESTKIT_H
 
+#include "testutil.h" /* first: it sets the POSIX level */
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,18 +98,6 @@ typedef struct tk {
         }                                                                                      \
     } while (0)
 
-static inline uint64_t tk_rng_next(uint64_t *s) {
-    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-static inline double tk_uniform(uint64_t *s) { return (tk_rng_next(s) >> 11) * 0x1.0p-53; }
-static inline double tk_normal(uint64_t *s) {
-    double u = tk_uniform(s), v = tk_uniform(s);
-    return sqrt(-2 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
-
 /* Keys: noise, and one in eight tokens carries a strong component along its head's
  * "topic" direction, which every query leans towards: attention is peaky, like a model's,
  * so policies that choose well recall visibly more than those that do not. */
@@ -115,22 +105,22 @@ static inline void tk_fill_random(tk *t, uint64_t seed) {
     int d = t->c.d;
     uint64_t s = seed;
     float *u = rb_malloc(sizeof(float) * (size_t)t->c.n_kv * d);
-    for (int i = 0; i < t->c.n_kv * d; i++) u[i] = (float)tk_normal(&s) / sqrtf((float)d);
+    for (int i = 0; i < t->c.n_kv * d; i++) u[i] = (float)tu_randn(&s) / sqrtf((float)d);
     for (int i = 0; i < t->N; i++) {
         for (int g = 0; g < t->c.n_kv; g++) {
-            int heavy = tk_uniform(&s) < 0.125;
-            double amp = heavy ? 4.0 + 4.0 * tk_uniform(&s) : 0.0;
+            int heavy = tu_uniform(&s) < 0.125;
+            double amp = heavy ? 4.0 + 4.0 * tu_uniform(&s) : 0.0;
             for (int c = 0; c < d; c++) {
                 size_t at = ((size_t)i * t->c.n_kv + g) * d + c;
-                t->k[at] = (float)(tk_normal(&s) + amp * u[g * d + c] * sqrt((double)d));
-                t->v[at] = (float)tk_normal(&s);
+                t->k[at] = (float)(tu_randn(&s) + amp * u[g * d + c] * sqrt((double)d));
+                t->v[at] = (float)tu_randn(&s);
             }
         }
         for (int h = 0; h < t->c.n_q; h++) {
             int g = h / t->G;
             for (int c = 0; c < d; c++)
                 t->q[((size_t)i * t->c.n_q + h) * d + c] =
-                    (float)(0.7 * tk_normal(&s) + 1.5 * u[g * d + c] * sqrt((double)d));
+                    (float)(0.7 * tu_randn(&s) + 1.5 * u[g * d + c] * sqrt((double)d));
         }
     }
     free(u);
