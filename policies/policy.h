@@ -102,7 +102,8 @@ enum {
                                      L, up to max(L, P * (ceil(n_prefill / P) + 1)) */
     POLICY_INTERNAL = 1u << 5,    /* run by the engine itself (window on sliding-window
                                      layers), not a choice for users: `raasbench policies`
-                                     and its --names leave it out */
+                                     and its --names leave it out, policy_find_choice
+                                     refuses it */
 };
 /* Without POLICY_KEEPS_ALL or POLICY_PINS_PROMPT, a policy holds at most L tokens per KV
  * head after every append (tests/test_policy_contract.c checks every registered policy). */
@@ -144,6 +145,10 @@ typedef struct policy_ops {
 const policy_ops *const *policy_list(int *n);
 /* Find by name; NULL (and e filled with the list of known names) when unknown. */
 const policy_ops *policy_find(const char *name, rb_err *e);
+/* Find a policy a user may choose for a run (replay, sweep, decode): as policy_find, but an
+ * internal policy (POLICY_INTERNAL) fails with RB_EINPUT saying so, and the list of known
+ * names in the message leaves internal ones out. */
+const policy_ops *policy_find_choice(const char *name, rb_err *e);
 /* Check a table: every required slot present, name and summary set, parameter specs
  * well-formed (defaults valid). Registration (policy_list) rejects a bad table. */
 rb_status policy_ops_check(const policy_ops *ops, rb_err *e);

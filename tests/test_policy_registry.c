@@ -28,7 +28,19 @@ static void test_list_and_check(void) {
         TK_CHECK(!(l[i]->flags & POLICY_BUDGET_FREE) || (l[i]->flags & POLICY_KEEPS_ALL),
                  "%s: POLICY_BUDGET_FREE must keep everything (no budget to evict to)",
                  l[i]->name);
+        /* A run may choose every policy but the internal ones, which are refused saying so. */
+        const policy_ops *chosen = policy_find_choice(l[i]->name, &e);
+        if (l[i]->flags & POLICY_INTERNAL)
+            TK_CHECK(!chosen && e.status == RB_EINPUT && contains(e.why, "internal"),
+                     "internal %s refused as a choice: %s", l[i]->name, e.why);
+        else
+            TK_CHECK(chosen == l[i], "%s is a choice", l[i]->name);
     }
+    rb_err ce = {0};
+    TK_CHECK(!policy_find_choice("lru", &ce) && ce.status == RB_EINPUT, "unknown choice refused");
+    for (int i = 0; i < n; i++)
+        TK_CHECK(!contains(ce.why, l[i]->name) == !!(l[i]->flags & POLICY_INTERNAL),
+                 "the known choices listed are the non-internal ones: %s", ce.why);
     rb_err e = {0};
     TK_CHECK(policy_find("lru", &e) == NULL && e.status == RB_EINPUT, "unknown policy refused");
     TK_CHECK(contains(e.what, "lru") && contains(e.why, l[n - 1]->name),
