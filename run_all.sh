@@ -27,25 +27,39 @@ R=results
 F=$R/figures
 mkdir -p "$F"
 threads=$(nproc)
-# Policies come from the registry (`raasbench policies --names`): a policy added there is in
-# every sweep and figure below without touching this script.
-quoted() { sed 's/.*/"&"/' | paste -sd, - | sed 's/,/, /g'; }
-policies=$($RB policies --names | quoted)
-practical=$($RB policies --names --practical | paste -sd, -)   # the long replay: no bounds
+
+# Policies come from the registry: `raasbench policies --names` lists every policy a run may
+# choose (internal ones such as window are not listed); a run that leaves some out names
+# them with --except (which refuses a name that is not registered) and says why.
+policy_names() { $RB policies --names "$@" | paste -sd, -; }
+# The sweep's JSON list of policies (comma-separated names in $1); with --exact-raas, RaaS
+# also runs with its exact attention-mass score, labelled "exact", right after RaaS.
+sweep_list() {
+  local p out=
+  for p in ${1//,/ }; do
+    out+="${out:+, }\"$p\""
+    [ "$p" = raas ] && [ "${2:-}" = --exact-raas ] &&
+      out+=', {"name": "raas", "params": {"score": "exact"}, "label": "exact"}'
+  done
+  echo "$out"
+}
 
 if [ $quick = 1 ]; then
   ms_args=(--layers 4 --prefill 128 --decode 1024)
   long_args=(--layers 2 --prefill 128 --decode 2048)
   budgets="64, 128, 256, 512"
+  policies=$(sweep_list "$(policy_names --except random)")   # quick: the random floor left out
   long_budget=256
 else
   ms_args=(--layers 4 --prefill 128 --decode 2048)
   long_args=(--layers 2 --prefill 256 --decode 8192)
   budgets="64, 128, 256, 512, 1024"
-  # and RaaS scoring pages by exact attention instead of the channel bound (a variant)
-  policies="$policies, {\"name\": \"raas\", \"params\": {\"score\": \"exact\"}, \"label\": \"exact\"}"
+  policies=$(sweep_list "$(policy_names)" --exact-raas)
   long_budget=512
 fi
+# The long decode measures latency and memory of what a system could run: the oracle (it
+# reads the dense attention) and the random floor frame accuracy only.
+long_policies=$(policy_names --except oracle,random)
 
 step "synthetic traces"
 $RB synth --out $R/milestones.h5 --seed 1 "${ms_args[@]}"
@@ -70,7 +84,7 @@ $RB sweep $R/sweep.json
 $RB info $R/sweep.h5 | tail -n +9
 
 step "long decode: latency and memory against decode length (L=$long_budget, every layer sparse)"
-$RB replay $R/long.h5 --policies $practical --budgets $long_budget \
+$RB replay $R/long.h5 --policies $long_policies --budgets $long_budget \
   --dense-layers 0 --threads 1 --out $R/long_results.h5 --quiet   # one thread: latency without a neighbour in the cache
 $RB info $R/long_results.h5 | tail -n +9
 

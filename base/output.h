@@ -10,4 +10,10 @@
  * directory, a device, a socket, a FIFO, or a symbolic link). */
 rb_status output_check(const char *path, rb_err *e);
 
+/* Remove the temporary files ("<name>.tmp-<pid>") a killed writer left in `dir`: those whose
+ * process no longer exists (a live writer's are left alone). Returns how many. */
+int output_clean_stale(const char *dir);
+/* The same for one output: its own "<path>.tmp-<pid>" files only. */
+int output_clean_stale_of(const char *path);
+
 #endif

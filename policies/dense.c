@@ -1,22 +1,20 @@
 /* dense.c: the baseline: every token stays resident and every query head attends all of
- * them (docs/DESIGN.md §3). Also what the engine runs on dense layers. */
+ * them (DESIGN §3). Also what the engine runs on dense layers. */
 #include "policy_util.h"
 
 struct policy_state {
-    pu_keep keep; /* every token resident */
+    pu_all all; /* first: every token resident (the pu_all_* slots) */
 };
 
 static rb_status dense_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    return pu_keep_create(cfg, "dense", PU_BUDGET_NONE, 0, sizeof(policy_state), out, e);
+    static const pu_all_spec spec = {.policy = "dense", .rule = PU_BUDGET_NONE};
+    return pu_all_create(cfg, &spec, sizeof(policy_state), out, e);
 }
 
 static void dense_select(policy_state *s, const policy_step *step, policy_selection *sel) {
-    RB_CHECK(step->pos == s->keep.all.last);
-    pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->keep.n_kv; g++)
-        for (int t = 0; t <= step->pos; t++)
-            pu_sel_add(sel, g * s->keep.group, t, pu_pages_k(&s->keep.all.pages[g], t),
-                       pu_pages_v(&s->keep.all.pages[g], t));
+    const pu_all *a = &s->all;
+    pu_all_sel_begin(a, step, sel, 1);
+    for (int g = 0; g < a->sh.n_kv; g++) pu_all_sel_range(sel, g * a->sh.group, a, g, 0, step->pos);
 }
 
 const policy_ops policy_dense = {
@@ -25,10 +23,10 @@ const policy_ops policy_dense = {
     .flags = POLICY_BUDGET_FREE | POLICY_KEEPS_ALL,
     .params = NULL,
     .create = dense_create,
-    .destroy = pu_keep_destroy,
-    .prefill = pu_keep_prefill,
-    .append = pu_keep_append,
+    .destroy = pu_all_destroy,
+    .prefill = pu_all_prefill,
+    .append = pu_all_append,
     .select = dense_select,
     .observe = NULL,
-    .meta_bytes = pu_keep_meta_bytes,
+    .meta_bytes = pu_all_meta_bytes,
 };

@@ -12,15 +12,20 @@ static const policy_param_spec params[] = {
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
+typedef struct h2o_entry {
+    int32_t pos;  /* a resident position */
+    double score; /* its accumulated attention (sum over the group) */
+} h2o_entry;
+
 typedef struct h2o_head {
     pu_tokens tok;
-    int n, cap;      /* resident entries, capacity of the arrays */
-    int32_t *pos;    /* [cap] resident positions, in no particular order */
-    double *score;   /* [cap] accumulated attention of each entry (sum over the group) */
+    int n, cap;     /* resident entries, capacity of the array */
+    h2o_entry *ent; /* [cap] the resident tokens, in no particular order */
 } h2o_head;
 
 struct policy_state {
-    int n_kv, n_q, group, d, budget, recent, last;
+    pu_shape sh;
+    int recent, last;
     float scale;
     h2o_head *heads; /* [n_kv] */
 };
@@ -29,21 +34,16 @@ static rb_status h2o_create(const policy_config *cfg, policy_state **out, rb_err
     rb_status st = pu_check_config(cfg, "h2o", PU_BUDGET_TOKENS, e);
     if (st) return st;
     policy_state *s = rb_calloc(1, sizeof *s);
-    s->n_kv = cfg->n_kv_heads;
-    s->n_q = cfg->n_q_heads;
-    s->group = cfg->n_q_heads / cfg->n_kv_heads;
-    s->d = cfg->head_dim;
-    s->budget = cfg->budget;
+    s->sh = pu_shape_of(cfg);
     s->recent = (int)floor(cfg->budget * policy_param_num(cfg->params, "recent"));
     s->scale = cfg->attn_scale;
     s->last = -1;
-    s->heads = rb_calloc((size_t)s->n_kv, sizeof *s->heads);
-    for (int g = 0; g < s->n_kv; g++) {
+    s->heads = rb_calloc((size_t)s->sh.n_kv, sizeof *s->heads);
+    for (int g = 0; g < s->sh.n_kv; g++) {
         h2o_head *hd = &s->heads[g];
         pu_tokens_init(&hd->tok, cfg->pools[g], cfg->max_tokens);
         hd->cap = cfg->budget + 1;
-        hd->pos = rb_malloc(sizeof *hd->pos * (size_t)hd->cap);
-        hd->score = rb_malloc(sizeof *hd->score * (size_t)hd->cap);
+        hd->ent = rb_malloc(sizeof *hd->ent * (size_t)hd->cap);
     }
     *out = s;
     return RB_OK;
@@ -51,27 +51,21 @@ static rb_status h2o_create(const policy_config *cfg, policy_state **out, rb_err
 
 static void h2o_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->n_kv; g++) {
+    for (int g = 0; g < s->sh.n_kv; g++) {
         pu_tokens_free(&s->heads[g].tok);
-        free(s->heads[g].pos);
-        free(s->heads[g].score);
+        free(s->heads[g].ent);
     }
     free(s->heads);
     free(s);
 }
 
-static void head_push(policy_state *s, h2o_head *hd, int pos, const float *k, const float *v,
-                      double score) {
-    (void)s;
+static void head_push(h2o_head *hd, int pos, const float *k, const float *v, double score) {
     if (hd->n == hd->cap) { /* only a prompt longer than L gets here */
         hd->cap *= 2;
-        hd->pos = rb_realloc(hd->pos, sizeof *hd->pos * (size_t)hd->cap);
-        hd->score = rb_realloc(hd->score, sizeof *hd->score * (size_t)hd->cap);
+        hd->ent = rb_realloc(hd->ent, sizeof *hd->ent * (size_t)hd->cap);
     }
     pu_tokens_store(&hd->tok, pos, k, v);
-    hd->pos[hd->n] = pos;
-    hd->score[hd->n] = score;
-    hd->n++;
+    hd->ent[hd->n++] = (h2o_entry){.pos = pos, .score = score};
 }
 
 static void h2o_prefill(policy_state *s, int n, const float *q, const float *k,
@@ -80,14 +74,14 @@ static void h2o_prefill(policy_state *s, int n, const float *q, const float *k,
     if (n <= 0) return;
     /* Initial scores: each key's causal attention mass over the prompt, summed over the
      * query heads of its group. */
-    float *out = rb_malloc(sizeof(float) * (size_t)n * s->n_q * s->d);
-    float *col = rb_malloc(sizeof(float) * (size_t)n * s->n_kv); /* [n_kv, n] */
-    attn_causal(q, k, v, n, s->n_q, s->n_kv, s->d, s->scale, out, col);
-    size_t row = (size_t)s->n_kv * s->d;
+    float *out = rb_malloc(sizeof(float) * (size_t)n * s->sh.n_q * s->sh.d);
+    float *col = rb_malloc(sizeof(float) * (size_t)n * s->sh.n_kv); /* [n_kv, n] */
+    attn_causal(q, k, v, n, s->sh.n_q, s->sh.n_kv, s->sh.d, s->scale, out, col);
+    size_t row = (size_t)s->sh.n_kv * s->sh.d;
     for (int i = 0; i < n; i++)
-        for (int g = 0; g < s->n_kv; g++)
-            head_push(s, &s->heads[g], i, k + i * row + (size_t)g * s->d,
-                      v + i * row + (size_t)g * s->d, col[(size_t)g * n + i]);
+        for (int g = 0; g < s->sh.n_kv; g++)
+            head_push(&s->heads[g], i, k + i * row + (size_t)g * s->sh.d,
+                      v + i * row + (size_t)g * s->sh.d, col[(size_t)g * n + i]);
     s->last = n - 1;
     free(out);
     free(col);
@@ -96,24 +90,23 @@ static void h2o_prefill(policy_state *s, int n, const float *q, const float *k,
 static void h2o_append(policy_state *s, int pos, const float *k, const float *v) {
     RB_CHECK(pos == s->last + 1);
     int oldest_recent = pos - s->recent; /* candidates: positions <= pos - R */
-    for (int g = 0; g < s->n_kv; g++) {
+    for (int g = 0; g < s->sh.n_kv; g++) {
         h2o_head *hd = &s->heads[g];
-        while (hd->n >= s->budget) {
+        while (hd->n >= s->sh.budget) {
             int w = -1;
             for (int i = 0; i < hd->n; i++) {
-                if (hd->pos[i] > oldest_recent) continue;
-                if (w < 0 || hd->score[i] < hd->score[w] ||
-                    (hd->score[i] == hd->score[w] && hd->pos[i] < hd->pos[w]))
+                const h2o_entry *c = &hd->ent[i];
+                if (c->pos > oldest_recent) continue;
+                if (w < 0 || c->score < hd->ent[w].score ||
+                    (c->score == hd->ent[w].score && c->pos < hd->ent[w].pos))
                     w = i;
             }
             /* n >= L tokens below pos, at most R-1 of them above pos-R: a candidate exists. */
             RB_CHECK(w >= 0);
-            pu_tokens_drop(&hd->tok, hd->pos[w]);
-            hd->n--;
-            hd->pos[w] = hd->pos[hd->n];
-            hd->score[w] = hd->score[hd->n];
+            pu_tokens_drop(&hd->tok, hd->ent[w].pos);
+            hd->ent[w] = hd->ent[--hd->n];
         }
-        head_push(s, hd, pos, k + (size_t)g * s->d, v + (size_t)g * s->d, 0.0);
+        head_push(hd, pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d, 0.0);
     }
     s->last = pos;
 }
@@ -121,35 +114,36 @@ static void h2o_append(policy_state *s, int pos, const float *k, const float *v)
 static void h2o_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     RB_CHECK(step->pos == s->last);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->n_kv; g++) {
+    for (int g = 0; g < s->sh.n_kv; g++) {
         h2o_head *hd = &s->heads[g];
-        for (int i = 0; i < hd->n; i++)
-            pu_sel_add(sel, g * s->group, hd->pos[i], pu_tokens_k(&hd->tok, hd->pos[i]),
-                       pu_tokens_v(&hd->tok, hd->pos[i]));
+        for (int i = 0; i < hd->n; i++) {
+            int p = hd->ent[i].pos;
+            pu_sel_add(sel, g * s->sh.group, p, pu_tokens_k(&hd->tok, p), pu_tokens_v(&hd->tok, p));
+        }
     }
 }
 
 static void h2o_observe(policy_state *s, const policy_step *step, const policy_selection *sel,
                         const float *probs) {
     (void)step;
-    for (int g = 0; g < s->n_kv; g++) {
+    for (int g = 0; g < s->sh.n_kv; g++) {
         h2o_head *hd = &s->heads[g];
-        int h0 = g * s->group;
+        int h0 = g * s->sh.group;
         /* The selection lists the entries in array order (select above, nothing moved
          * since), so probs line up with the entries by index. */
         RB_CHECK(sel->shared_by_group && sel->n[h0] == hd->n);
         for (int i = 0; i < hd->n; i++) {
-            RB_CHECK(sel->pos[(size_t)h0 * sel->cap + i] == hd->pos[i]);
+            RB_CHECK(sel->pos[(size_t)h0 * sel->cap + i] == hd->ent[i].pos);
             double m = 0;
-            for (int h = h0; h < h0 + s->group; h++) m += probs[(size_t)h * sel->cap + i];
-            hd->score[i] += m;
+            for (int h = h0; h < h0 + s->sh.group; h++) m += probs[(size_t)h * sel->cap + i];
+            hd->ent[i].score += m;
         }
     }
 }
 
 static int64_t h2o_meta_bytes(const policy_state *s) {
     int64_t b = 0;
-    for (int g = 0; g < s->n_kv; g++)
+    for (int g = 0; g < s->sh.n_kv; g++)
         b += (int64_t)s->heads[g].n * (int64_t)(sizeof(int32_t) + sizeof(double) + sizeof(kv_slot));
     return b;
 }

@@ -15,8 +15,9 @@ struct kv_pool {
     int cap_ids;          /* capacity of the per-id arrays */
     float **mem;          /* [cap_ids] page memory: [page_size, 2, head_dim] or NULL */
     uint8_t *mode;        /* [cap_ids] PAGE_* */
-    int *n_used;          /* [cap_ids] slots in use (PAGE_SLOTS pages) */
-    uint8_t *used;        /* [cap_ids, page_size] 1 where a slot is in use */
+    int *n_used;          /* [cap_ids] slots holding a token */
+    uint8_t *used;        /* [cap_ids, page_size] 1 where a slot holds a token: taken from
+                           * the slot allocator, or written in a page taken whole */
     int *free_ids;        /* [cap_ids] stack of page ids to reuse */
     int n_free_ids;
     int *partial;         /* [cap_ids] stack of ids that may have a free slot (entries may be
@@ -24,6 +25,7 @@ struct kv_pool {
     uint8_t *in_partial;  /* [cap_ids] 1 while the id is on the stack: each id at most once */
     int n_partial;
     int held, peak;
+    int tokens;           /* slots holding a token, over every held page */
 };
 
 kv_pool *kv_pool_create(int head_dim, int page_size, int elem_bytes) {
@@ -85,6 +87,7 @@ static void partial_push(kv_pool *p, int id) {
 }
 
 static void give(kv_pool *p, int id) {
+    p->tokens -= p->n_used[id];
     free(p->mem[id]);
     p->mem[id] = NULL;
     p->mode[id] = PAGE_FREE;
@@ -121,6 +124,7 @@ kv_slot kv_pool_slot_take(kv_pool *p) {
     while (u[s]) s++;
     u[s] = 1;
     p->n_used[id]++;
+    p->tokens++;
     return (kv_slot){.page = id, .slot = s};
 }
 
@@ -130,6 +134,7 @@ void kv_pool_slot_give(kv_pool *p, kv_slot s) {
     uint8_t *u = p->used + (size_t)s.page * p->page_size;
     RB_CHECK(u[s.slot]);
     u[s.slot] = 0;
+    p->tokens--;
     if (--p->n_used[s.page] == 0) {
         give(p, s.page);
         return;
@@ -150,6 +155,13 @@ float *kv_pool_v(kv_pool *p, int page, int slot) {
 void kv_pool_store(kv_pool *p, kv_slot s, const float *k, const float *v) {
     memcpy(kv_pool_k(p, s.page, s.slot), k, sizeof(float) * (size_t)p->head_dim);
     memcpy(kv_pool_v(p, s.page, s.slot), v, sizeof(float) * (size_t)p->head_dim);
+    uint8_t *u = p->used + (size_t)s.page * p->page_size + s.slot;
+    if (!*u) { /* a page taken whole: its slot holds a token from the first write */
+        RB_CHECK(p->mode[s.page] == PAGE_WHOLE); /* the allocator's slots are marked at take */
+        *u = 1;
+        p->n_used[s.page]++;
+        p->tokens++;
+    }
 }
 
 int kv_pool_page_size(const kv_pool *p) { return p->page_size; }
@@ -165,3 +177,19 @@ int64_t kv_pool_allocated_bytes(const kv_pool *p) {
 }
 
 int kv_pool_peak_pages(const kv_pool *p) { return p->peak; }
+
+int kv_pool_tokens_held(const kv_pool *p) { return p->tokens; }
+
+int kv_pool_holds_row(const kv_pool *p, const float *k_row) {
+    /* Compared as integers: relational operators between pointers into different pages
+     * are undefined in C. */
+    uintptr_t r = (uintptr_t)k_row, row_bytes = sizeof(float) * (size_t)p->head_dim;
+    for (int id = 0; id < p->n_ids; id++) {
+        if (!p->mem[id]) continue;
+        uintptr_t lo = (uintptr_t)p->mem[id];
+        if (r < lo || r >= lo + row_bytes * (size_t)p->page_size) continue;
+        if ((r - lo) % row_bytes) return 0;
+        return p->used[(size_t)id * p->page_size + (r - lo) / row_bytes];
+    }
+    return 0;
+}

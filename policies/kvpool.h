@@ -52,5 +52,11 @@ int64_t kv_pool_resident_bytes(const kv_pool *p);
 int64_t kv_pool_allocated_bytes(const kv_pool *p);
 /* High-water mark of pages held. */
 int kv_pool_peak_pages(const kv_pool *p);
+/* Slots holding a token: slots taken from the slot allocator, and the slots of pages taken
+ * whole that have been written (kv_pool_store) since the page was taken. */
+int kv_pool_tokens_held(const kv_pool *p);
+/* 1 when k_row is the key row (kv_pool_k) of a slot holding a token, else 0. For checks:
+ * O(pages ever taken). */
+int kv_pool_holds_row(const kv_pool *p, const float *k_row);
 
 #endif

@@ -1,4 +1,4 @@
-/* policy.h: the one interface every KV-cache policy implements (docs/DESIGN.md §3).
+/* policy.h: the one interface every KV-cache policy implements (DESIGN §3).
  *
  * A policy is policies/<name>.c exporting one `const policy_ops` table; policies/registry.c
  * is the only list. One policy *instance* manages one layer: all of its KV heads, each
@@ -96,15 +96,17 @@ enum {
     POLICY_PAGED = 1u << 1,       /* budget counts pages: needs L >= 2P */
     POLICY_BUDGET_FREE = 1u << 2, /* behaves the same at every budget (dense): the engine
                                      runs one instance for all of a sweep's budgets */
-    POLICY_KEEPS_ALL = 1u << 3,   /* every token stays resident (memory O(N)): the budget
-                                     bounds what is attended, not what is held */
-    POLICY_BOUND = 1u << 4,       /* a bound to compare against, not a practical policy
-                                     (oracle: ceiling, random: floor) */
-    POLICY_INTERNAL = 1u << 5,    /* run by the engines where a layer needs it (window on
-                                     sliding-window layers); `policies --names` omits it */
-    POLICY_PINS_PROMPT = 1u << 6, /* the prompt's pages stay resident and attended whatever
-                                     L is: a prompt longer than L makes it hold more than L */
+    POLICY_KEEPS_ALL = 1u << 3,   /* every token stays resident (memory grows with t): the
+                                     budget bounds what is attended, not what is kept */
+    POLICY_PINS_PROMPT = 1u << 4, /* never evicts a prompt token: resident tokens may exceed
+                                     L, up to max(L, P * (ceil(n_prefill / P) + 1)) */
+    POLICY_INTERNAL = 1u << 5,    /* run by the engine itself (window on sliding-window
+                                     layers), not a choice for users: `raasbench policies`
+                                     and its --names leave it out, policy_find_choice
+                                     refuses it */
 };
+/* Without POLICY_KEEPS_ALL or POLICY_PINS_PROMPT, a policy holds at most L tokens per KV
+ * head after every append (tests/test_policy_contract.c checks every registered policy). */
 
 typedef struct policy_ops {
     const char *name;    /* required: lower-case, unique */
@@ -143,6 +145,10 @@ typedef struct policy_ops {
 const policy_ops *const *policy_list(int *n);
 /* Find by name; NULL (and e filled with the list of known names) when unknown. */
 const policy_ops *policy_find(const char *name, rb_err *e);
+/* Find a policy a user may choose for a run (replay, sweep, decode): as policy_find, but an
+ * internal policy (POLICY_INTERNAL) fails with RB_EINPUT saying so, and the list of known
+ * names in the message leaves internal ones out. */
+const policy_ops *policy_find_choice(const char *name, rb_err *e);
 /* Check a table: every required slot present, name and summary set, parameter specs
  * well-formed (defaults valid). Registration (policy_list) rejects a bad table. */
 rb_status policy_ops_check(const policy_ops *ops, rb_err *e);

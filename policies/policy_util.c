@@ -153,9 +153,6 @@ void pu_sel_add_pages(policy_selection *sel, int h, const pu_pages *pg, const in
     }
 }
 
-/* a ranks above b: larger score, then lower index. */
-
-
 /* k-th largest of x[0..n) (k in 1..n), by quickselect on a scratch copy: O(n) expected. */
 static double kth_largest(double *x, int n, int k) {
     int lo = 0, hi = n - 1, want = k - 1; /* index in descending order */
@@ -279,157 +276,172 @@ const float *pu_tokens_v(const pu_tokens *tk, int pos) {
     return kv_pool_v(tk->pool, tk->slot_of[pos].page, tk->slot_of[pos].slot);
 }
 
+/* ---- every token resident ---- */
+
+/* The policy's state begins with its pu_all (policy_util.h). */
+static pu_all *all_of(policy_state *s) { return (pu_all *)(void *)s; }
+static const pu_all *all_of_c(const policy_state *s) { return (const pu_all *)(const void *)s; }
+
+rb_status pu_all_create(const policy_config *cfg, const pu_all_spec *spec, size_t state_bytes,
+                        policy_state **out, rb_err *e) {
+    RB_CHECK(state_bytes >= sizeof(pu_all));
+    rb_status st = pu_check_config(cfg, spec->policy, spec->rule, e);
+    if (st) return st;
+    pu_all *a = rb_calloc(1, state_bytes);
+    a->sh = pu_shape_of(cfg);
+    a->last = -1;
+    a->pages = rb_calloc((size_t)cfg->n_kv_heads, sizeof *a->pages);
+    for (int g = 0; g < cfg->n_kv_heads; g++)
+        pu_pages_init(&a->pages[g], cfg->pools[g], cfg->max_tokens, spec->with_bounds);
+    int n_scratch = spec->scratch == PU_SCRATCH_TOKENS ? cfg->max_tokens
+                    : spec->scratch == PU_SCRATCH_PAGES ? a->pages[0].max_pages
+                                                        : 0;
+    if (n_scratch > 0) {
+        a->score = rb_calloc((size_t)n_scratch, sizeof *a->score);
+        a->idx = rb_calloc((size_t)n_scratch, sizeof *a->idx);
+    }
+    *out = (policy_state *)(void *)a;
+    return RB_OK;
+}
+
+void pu_all_destroy(policy_state *s) {
+    if (!s) return;
+    pu_all *a = all_of(s);
+    for (int g = 0; g < a->sh.n_kv; g++) pu_pages_free(&a->pages[g]);
+    free(a->pages);
+    free(a->score);
+    free(a->idx);
+    free(a);
+}
+
+static void all_store(pu_all *a, int pos, const float *k, const float *v) {
+    RB_CHECK(pos == a->last + 1);
+    for (int g = 0; g < a->sh.n_kv; g++)
+        pu_pages_store(&a->pages[g], pos, k + (size_t)g * a->sh.d, v + (size_t)g * a->sh.d);
+    a->last = pos;
+}
+
+void pu_all_prefill(policy_state *s, int n, const float *q, const float *k, const float *v) {
+    (void)q;
+    pu_all *a = all_of(s);
+    size_t row = (size_t)a->sh.n_kv * a->sh.d;
+    for (int i = 0; i < n; i++) all_store(a, i, k + i * row, v + i * row);
+}
+
+void pu_all_append(policy_state *s, int pos, const float *k, const float *v) {
+    all_store(all_of(s), pos, k, v);
+}
+
+int64_t pu_all_meta_bytes(const policy_state *s) {
+    const pu_all *a = all_of_c(s);
+    int64_t b = 0;
+    for (int g = 0; g < a->sh.n_kv; g++) b += pu_pages_meta_bytes(&a->pages[g]);
+    return b;
+}
+
+void pu_all_sel_begin(const pu_all *a, const policy_step *step, policy_selection *sel,
+                      int shared) {
+    RB_CHECK(step->pos == a->last);
+    pu_sel_begin(sel, shared);
+}
+
+void pu_all_sel_range(policy_selection *sel, int h, const pu_all *a, int g, int lo, int hi) {
+    const pu_pages *pg = &a->pages[g];
+    for (int t = lo; t <= hi; t++) pu_sel_add(sel, h, t, pu_pages_k(pg, t), pu_pages_v(pg, t));
+}
+
+void pu_all_sel_list(policy_selection *sel, int h, const pu_all *a, int g, const int *pos,
+                     int n) {
+    const pu_pages *pg = &a->pages[g];
+    for (int i = 0; i < n; i++)
+        pu_sel_add(sel, h, pos[i], pu_pages_k(pg, pos[i]), pu_pages_v(pg, pos[i]));
+}
+
 /* ---- sinks + recent window ---- */
 
-typedef struct pu_sinkwin {
-    int n_kv, group, d, budget, sinks;
+struct pu_sinkwin {
+    pu_shape sh;
+    int sinks;
     int last;    /* highest position stored */
     int lo;      /* lowest resident position >= sinks (the window's start) */
     pu_tokens *tok; /* [n_kv] */
-} pu_sinkwin;
-/* A sink+window policy's state is a pu_sinkwin behind the opaque policy_state. */
-#define SINKWIN(s) ((pu_sinkwin *)(s))
+};
 
-rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, policy_state **out) {
-    RB_CHECK(sinks >= 0 && cfg->budget > sinks);
+/* A sinks+window policy's state is the pu_sinkwin itself (policy_util.h). */
+static pu_sinkwin *sinkwin_of(policy_state *s) { return (pu_sinkwin *)(void *)s; }
+
+rb_status pu_sinkwin_create(const policy_config *cfg, const char *policy, int sinks,
+                            policy_state **out, rb_err *e) {
+    rb_status st = pu_check_config(cfg, policy, PU_BUDGET_TOKENS, e);
+    if (st) return st;
+    RB_CHECK(sinks >= 0);
+    if (cfg->budget <= sinks)
+        return rb_fail(e, RB_EINPUT, policy,
+                       "budget L=%d must exceed the %d sink tokens (L > sinks) to leave room "
+                       "for the current token",
+                       cfg->budget, sinks);
     pu_sinkwin *w = rb_calloc(1, sizeof *w);
-    w->n_kv = cfg->n_kv_heads;
-    w->group = cfg->n_q_heads / cfg->n_kv_heads;
-    w->d = cfg->head_dim;
-    w->budget = cfg->budget;
+    w->sh = pu_shape_of(cfg);
     w->sinks = sinks;
     w->last = -1;
     w->lo = sinks;
-    w->tok = rb_calloc((size_t)w->n_kv, sizeof *w->tok);
-    for (int g = 0; g < w->n_kv; g++) pu_tokens_init(&w->tok[g], cfg->pools[g], cfg->max_tokens);
-    *out = (policy_state *)w;
+    w->tok = rb_calloc((size_t)cfg->n_kv_heads, sizeof *w->tok);
+    for (int g = 0; g < cfg->n_kv_heads; g++)
+        pu_tokens_init(&w->tok[g], cfg->pools[g], cfg->max_tokens);
+    *out = (policy_state *)(void *)w;
     return RB_OK;
 }
 
 void pu_sinkwin_destroy(policy_state *s) {
-    pu_sinkwin *w = SINKWIN(s);
-    if (!w) return;
-    for (int g = 0; g < w->n_kv; g++) pu_tokens_free(&w->tok[g]);
+    if (!s) return;
+    pu_sinkwin *w = sinkwin_of(s);
+    for (int g = 0; g < w->sh.n_kv; g++) pu_tokens_free(&w->tok[g]);
     free(w->tok);
     free(w);
 }
 
 static void sinkwin_store(pu_sinkwin *w, int pos, const float *k, const float *v) {
     RB_CHECK(pos == w->last + 1);
-    for (int g = 0; g < w->n_kv; g++)
-        pu_tokens_store(&w->tok[g], pos, k + (size_t)g * w->d, v + (size_t)g * w->d);
+    for (int g = 0; g < w->sh.n_kv; g++)
+        pu_tokens_store(&w->tok[g], pos, k + (size_t)g * w->sh.d, v + (size_t)g * w->sh.d);
     w->last = pos;
 }
 
 void pu_sinkwin_prefill(policy_state *s, int n, const float *q, const float *k, const float *v) {
     (void)q;
-    pu_sinkwin *w = SINKWIN(s);
-    size_t row = (size_t)w->n_kv * w->d;
+    pu_sinkwin *w = sinkwin_of(s);
+    size_t row = (size_t)w->sh.n_kv * w->sh.d;
     for (int i = 0; i < n; i++) sinkwin_store(w, i, k + i * row, v + i * row);
 }
 
 void pu_sinkwin_append(policy_state *s, int pos, const float *k, const float *v) {
-    pu_sinkwin *w = SINKWIN(s);
+    pu_sinkwin *w = sinkwin_of(s);
     /* Evict before storing so the freed slot is the one the new token reuses. After the
      * append the window is [pos - (L - sinks) + 1, pos]. */
-    int new_lo = pos - (w->budget - w->sinks) + 1;
+    int new_lo = pos - (w->sh.budget - w->sinks) + 1;
     for (; w->lo < new_lo && w->lo <= w->last; w->lo++)
         if (w->lo >= w->sinks)
-            for (int g = 0; g < w->n_kv; g++) pu_tokens_drop(&w->tok[g], w->lo);
+            for (int g = 0; g < w->sh.n_kv; g++) pu_tokens_drop(&w->tok[g], w->lo);
     sinkwin_store(w, pos, k, v);
 }
 
 void pu_sinkwin_select(policy_state *s, const policy_step *step, policy_selection *sel) {
-    pu_sinkwin *w = SINKWIN(s);
+    pu_sinkwin *w = sinkwin_of(s);
     RB_CHECK(step->pos == w->last);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < w->n_kv; g++) {
+    for (int g = 0; g < w->sh.n_kv; g++) {
         const pu_tokens *tk = &w->tok[g];
         for (int t = 0; t < w->sinks && t <= step->pos; t++)
-            pu_sel_add(sel, g * w->group, t, pu_tokens_k(tk, t), pu_tokens_v(tk, t));
+            pu_sel_add(sel, g * w->sh.group, t, pu_tokens_k(tk, t), pu_tokens_v(tk, t));
         for (int t = w->lo; t <= step->pos; t++)
-            pu_sel_add(sel, g * w->group, t, pu_tokens_k(tk, t), pu_tokens_v(tk, t));
+            pu_sel_add(sel, g * w->sh.group, t, pu_tokens_k(tk, t), pu_tokens_v(tk, t));
     }
 }
 
 int64_t pu_sinkwin_meta_bytes(const policy_state *s) {
-    const pu_sinkwin *w = (const pu_sinkwin *)s;
+    const pu_sinkwin *w = (const pu_sinkwin *)(const void *)s;
     /* A serving system needs one slot address per resident token. */
     int64_t b = 0;
-    for (int g = 0; g < w->n_kv; g++) b += (int64_t)w->tok[g].n_res * (int64_t)sizeof(kv_slot);
+    for (int g = 0; g < w->sh.n_kv; g++) b += (int64_t)w->tok[g].n_res * (int64_t)sizeof(kv_slot);
     return b;
-}
-
-void pu_all_init(pu_all *a, const policy_config *cfg, int with_bounds) {
-    a->n_kv = cfg->n_kv_heads;
-    a->d = cfg->head_dim;
-    a->last = -1;
-    a->pages = rb_calloc((size_t)a->n_kv, sizeof *a->pages);
-    for (int g = 0; g < a->n_kv; g++)
-        pu_pages_init(&a->pages[g], cfg->pools[g], cfg->max_tokens, with_bounds);
-}
-
-void pu_all_free(pu_all *a) {
-    for (int g = 0; a->pages && g < a->n_kv; g++) pu_pages_free(&a->pages[g]);
-    free(a->pages);
-    a->pages = NULL;
-}
-
-void pu_all_store(pu_all *a, int pos, const float *k, const float *v) {
-    RB_CHECK(pos == a->last + 1);
-    for (int g = 0; g < a->n_kv; g++)
-        pu_pages_store(&a->pages[g], pos, k + (size_t)g * a->d, v + (size_t)g * a->d);
-    a->last = pos;
-}
-
-void pu_all_prefill(pu_all *a, int n, const float *k, const float *v) {
-    size_t row = (size_t)a->n_kv * a->d;
-    for (int i = 0; i < n; i++) pu_all_store(a, i, k + i * row, v + i * row);
-}
-
-int64_t pu_all_meta_bytes(const pu_all *a) {
-    int64_t b = 0;
-    for (int g = 0; g < a->n_kv; g++) b += pu_pages_meta_bytes(&a->pages[g]);
-    return b;
-}
-
-/* ---- every token resident, as a policy state ---- */
-
-#define KEEP(s) ((pu_keep *)(s))
-
-rb_status pu_keep_create(const policy_config *cfg, const char *policy, pu_budget_rule rule,
-                         int with_bounds, size_t state_size, policy_state **out, rb_err *e) {
-    RB_CHECK(state_size >= sizeof(pu_keep));
-    rb_status st = pu_check_config(cfg, policy, rule, e);
-    if (st) return st;
-    pu_keep *k = rb_calloc(1, state_size);
-    k->n_q = cfg->n_q_heads;
-    k->n_kv = cfg->n_kv_heads;
-    k->group = cfg->n_q_heads / cfg->n_kv_heads;
-    k->d = cfg->head_dim;
-    k->budget = cfg->budget;
-    k->P = cfg->page_size;
-    k->layer = cfg->layer;
-    pu_all_init(&k->all, cfg, with_bounds);
-    *out = (policy_state *)k;
-    return RB_OK;
-}
-
-void pu_keep_destroy(policy_state *s) {
-    if (!s) return;
-    pu_all_free(&KEEP(s)->all);
-    free(s);
-}
-
-void pu_keep_prefill(policy_state *s, int n, const float *q, const float *k, const float *v) {
-    (void)q;
-    pu_all_prefill(&KEEP(s)->all, n, k, v);
-}
-
-void pu_keep_append(policy_state *s, int pos, const float *k, const float *v) {
-    pu_all_store(&KEEP(s)->all, pos, k, v);
-}
-
-int64_t pu_keep_meta_bytes(const policy_state *s) {
-    return pu_all_meta_bytes(&((const pu_keep *)s)->all);
 }

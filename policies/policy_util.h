@@ -1,6 +1,8 @@
 /* policy_util.h: pieces several policies share: a position-aligned page store over one
- * kv_pool (with per-page key min/max for the Quest bound), top-k with the project's tie
- * rule, budget checks, selection filling and a small seeded generator. */
+ * kv_pool (with per-page key min/max for the Quest bound), a token-slot store, top-k with
+ * the project's tie rule, budget checks, selection filling, a small seeded generator, and
+ * two slot-ready stores (keep everything; sinks + window) whose functions fill a policy's
+ * table directly. */
 #ifndef POLICY_UTIL_H
 #define POLICY_UTIL_H
 
@@ -70,18 +72,6 @@ static inline int pu_tokens_resident(const pu_tokens *tk, int pos) {
 const float *pu_tokens_k(const pu_tokens *tk, int pos);
 const float *pu_tokens_v(const pu_tokens *tk, int pos);
 
-/* ---- sinks + recent window (StreamingLLM; window = no sinks) ----
- * The whole state of such a policy: pu_sinkwin_create makes it (the budget checked by the
- * caller: L > sinks), and the other functions have the slot signatures, so a table uses
- * them directly. */
-
-rb_status pu_sinkwin_create(const policy_config *cfg, int sinks, policy_state **out);
-void pu_sinkwin_destroy(policy_state *s);
-void pu_sinkwin_prefill(policy_state *s, int n, const float *q, const float *k, const float *v);
-void pu_sinkwin_append(policy_state *s, int pos, const float *k, const float *v);
-void pu_sinkwin_select(policy_state *s, const policy_step *step, policy_selection *sel);
-int64_t pu_sinkwin_meta_bytes(const policy_state *s);
-
 /* ---- selection ---- */
 
 /* Start filling: every |S_h| = 0; shared: one set per KV group (its first head's row). */
@@ -102,24 +92,6 @@ static inline void pu_sel_add(policy_selection *sel, int h, int pos, const float
 /* Add every position of pages[0..n) (resident, ascending) up to last_pos to head h. */
 void pu_sel_add_pages(policy_selection *sel, int h, const pu_pages *pg, const int *pages, int n,
                       int last_pos);
-
-/* ---- every token resident ---- */
-
-/* Every token of every KV head resident in position-aligned pages: the store that dense,
- * quest, oracle and random share (they differ only in what they attend). */
-typedef struct pu_all {
-    int n_kv, d, last; /* last: highest position stored, -1 before the first */
-    pu_pages *pages;   /* [n_kv] */
-} pu_all;
-/* with_bounds: keep per-page key min/max (Quest's bound). */
-void pu_all_init(pu_all *a, const policy_config *cfg, int with_bounds);
-void pu_all_free(pu_all *a);
-/* Position pos (== last + 1): k, v [n_kv, d]. */
-void pu_all_store(pu_all *a, int pos, const float *k, const float *v);
-/* The prompt: k, v [n, n_kv, d] at positions 0..n-1. */
-void pu_all_prefill(pu_all *a, int n, const float *k, const float *v);
-int64_t pu_all_meta_bytes(const pu_all *a);
-
 
 /* ---- ranking ---- */
 
@@ -142,23 +114,84 @@ typedef enum {
 rb_status pu_check_config(const policy_config *cfg, const char *policy, pu_budget_rule rule,
                           rb_err *e);
 
-/* ---- every token resident, as a policy state ---- */
+/* The layout of one instance, as every policy reads it from its (checked) config. */
+typedef struct pu_shape {
+    int n_q, n_kv, group, d; /* query heads, KV heads, query heads per KV head, head_dim */
+    int budget, P;           /* L tokens per KV head, page size */
+} pu_shape;
+static inline pu_shape pu_shape_of(const policy_config *cfg) {
+    return (pu_shape){.n_q = cfg->n_q_heads, .n_kv = cfg->n_kv_heads,
+                      .group = cfg->n_q_heads / cfg->n_kv_heads, .d = cfg->head_dim,
+                      .budget = cfg->budget, .P = cfg->page_size};
+}
 
-/* A keep-everything policy's state begins with a pu_keep: the store and the shape. The
- * pu_keep_* functions have the slot signatures, so such a policy fills its destroy (when it
- * owns nothing more), prefill, append and meta_bytes slots with them directly. */
-typedef struct pu_keep {
-    pu_all all;
-    int n_q, n_kv, group, d, budget, P, layer;
-} pu_keep;
-/* Check cfg by `rule`, allocate state_size zeroed bytes (a struct policy_state whose first
- * member is a pu_keep) and start the store (with_bounds: Quest's page key bounds). */
-rb_status pu_keep_create(const policy_config *cfg, const char *policy, pu_budget_rule rule,
-                         int with_bounds, size_t state_size, policy_state **out, rb_err *e);
-void pu_keep_destroy(policy_state *s); /* the store and the state; NULL is a no-op */
-void pu_keep_prefill(policy_state *s, int n, const float *q, const float *k, const float *v);
-void pu_keep_append(policy_state *s, int pos, const float *k, const float *v);
-int64_t pu_keep_meta_bytes(const policy_state *s);
+/* ---- slot-ready stores: whole policies but for what makes each one different ----
+ *
+ * The functions below have the signatures of policy_ops slots, so a policy names them in its
+ * table as they are. Each reads the policy's state through the store it declares: a
+ * keep-everything policy's state struct has a pu_all as its FIRST member (C lets a pointer
+ * to a struct stand for a pointer to its first member); a sinks+window policy's state is
+ * the pu_sinkwin itself. */
+
+/* Every token of every KV head resident in position-aligned pages: the store of dense,
+ * quest, oracle and random, which differ only in what they attend. */
+typedef struct pu_all {
+    pu_shape sh;
+    int last;        /* highest position stored, -1 before the first */
+    pu_pages *pages; /* [n_kv] */
+    double *score;   /* [n_scratch] per-step scratch, zeroed at create */
+    int *idx;        /* [n_scratch] per-step scratch, zeroed at create */
+} pu_all;
+
+typedef enum {
+    PU_SCRATCH_NONE,   /* no scratch */
+    PU_SCRATCH_TOKENS, /* n_scratch = max_tokens */
+    PU_SCRATCH_PAGES,  /* n_scratch = the most pages max_tokens can open */
+} pu_scratch;
+
+/* What a keep-everything policy asks of the store. */
+typedef struct pu_all_spec {
+    const char *policy;  /* its name, for messages */
+    pu_budget_rule rule; /* checked at create */
+    int with_bounds;     /* keep per-page key min/max (Quest's bound) */
+    pu_scratch scratch;
+} pu_all_spec;
+
+/* Checks cfg against spec->rule (pu_check_config), then allocates a zeroed state of
+ * state_bytes (>= sizeof(pu_all)) whose first member, the pu_all, it sets up. The policy
+ * fills its own members after. */
+rb_status pu_all_create(const policy_config *cfg, const pu_all_spec *spec, size_t state_bytes,
+                        policy_state **out, rb_err *e);
+/* Slots. destroy gives back every page and frees the state (NULL: no-op); prefill stores
+ * the prompt (q unused); append stores position pos (== last + 1); meta_bytes counts one
+ * block-table entry per held page, plus the key min/max with bounds (pu_pages_meta_bytes). */
+void pu_all_destroy(policy_state *s);
+void pu_all_prefill(policy_state *s, int n, const float *q, const float *k, const float *v);
+void pu_all_append(policy_state *s, int pos, const float *k, const float *v);
+int64_t pu_all_meta_bytes(const policy_state *s);
+
+/* For select: start the sets of step->pos, which must be the last position stored. */
+void pu_all_sel_begin(const pu_all *a, const policy_step *step, policy_selection *sel,
+                      int shared);
+/* Add positions lo..hi of KV head g to query head h's set. */
+void pu_all_sel_range(policy_selection *sel, int h, const pu_all *a, int g, int lo, int hi);
+/* Add the n positions pos[0..n) of KV head g to query head h's set, in that order. */
+void pu_all_sel_list(policy_selection *sel, int h, const pu_all *a, int g, const int *pos,
+                     int n);
+
+/* Sinks + recent window, token-granular (StreamingLLM; window = no sinks): positions
+ * 0..sinks-1 and the most recent L-sinks stay resident, every resident token is attended
+ * (one set per KV group), and one slot address per resident token is counted. */
+typedef struct pu_sinkwin pu_sinkwin;
+/* Checks cfg (budget: L >= 1 tokens, and L > sinks, named in the message under `policy`)
+ * and makes the state. */
+rb_status pu_sinkwin_create(const policy_config *cfg, const char *policy, int sinks,
+                            policy_state **out, rb_err *e);
+void pu_sinkwin_destroy(policy_state *s);
+void pu_sinkwin_prefill(policy_state *s, int n, const float *q, const float *k, const float *v);
+void pu_sinkwin_append(policy_state *s, int pos, const float *k, const float *v);
+void pu_sinkwin_select(policy_state *s, const policy_step *step, policy_selection *sel);
+int64_t pu_sinkwin_meta_bytes(const policy_state *s);
 
 /* ---- seeded stream: splitmix64 ---- */
 static inline uint64_t pu_mix64(uint64_t x) {

@@ -1,7 +1,6 @@
 /* quest.c: Quest (Tang et al.): keeps everything resident (O(N) memory) and attends the
  * current page plus the pages whose upper bound on q.k is largest, from per-page channel
- * min/max of the keys maintained at append (docs/DESIGN.md §3). */
-#include <math.h>
+ * min/max of the keys maintained at append (DESIGN §3). */
 #include <string.h>
 
 #include "policy_util.h"
@@ -13,58 +12,45 @@ static const policy_param_spec params[] = {
 };
 
 struct policy_state {
-    pu_keep keep;    /* every token resident, pages with key bounds */
-    int per_head;    /* gqa=head: a page choice per query head */
-    double *score;   /* [max_pages] scratch */
-    int *top;        /* [max_pages] scratch */
+    pu_all all; /* first: every token resident, pages with key bounds; scratch per page */
+    int per_head;
 };
 
 static rb_status quest_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_keep_create(cfg, "quest", PU_BUDGET_PAGES, 1, sizeof(policy_state), out, e);
+    static const pu_all_spec spec = {.policy = "quest", .rule = PU_BUDGET_PAGES,
+                                     .with_bounds = 1, .scratch = PU_SCRATCH_PAGES};
+    rb_status st = pu_all_create(cfg, &spec, sizeof(policy_state), out, e);
     if (st) return st;
-    policy_state *s = *out;
-    s->per_head = !strcmp(policy_param_str(cfg->params, "gqa"), "head");
-    int max_pages = s->keep.all.pages[0].max_pages;
-    s->score = rb_malloc(sizeof *s->score * (size_t)max_pages);
-    s->top = rb_malloc(sizeof *s->top * (size_t)max_pages);
+    (*out)->per_head = !strcmp(policy_param_str(cfg->params, "gqa"), "head");
     return RB_OK;
-}
-
-static void quest_destroy(policy_state *s) {
-    if (!s) return;
-    free(s->score);
-    free(s->top);
-    pu_keep_destroy(s);
 }
 
 /* Heads h0..h0+nh-1 share one choice: the best floor(L/P)-1 pages before `cur` by the max of
  * their bounds, then the current page, into head h0's set. */
-static void choose(policy_state *s, const pu_pages *pg, const float *q, int h0, int nh, int cur,
+static void choose(pu_all *a, const pu_pages *pg, const float *q, int h0, int nh, int cur,
                    int pos, policy_selection *sel) {
-    pu_pages_bounds_max(pg, NULL, cur, q + (size_t)h0 * s->keep.d, nh, s->score);
-    int n = pu_topk(s->score, cur, s->keep.budget / s->keep.P - 1, s->top);
-    s->top[n++] = cur;
-    pu_sel_add_pages(sel, h0, pg, s->top, n, pos);
+    pu_pages_bounds_max(pg, NULL, cur, q + (size_t)h0 * a->sh.d, nh, a->score);
+    int n = pu_topk(a->score, cur, a->sh.budget / a->sh.P - 1, a->idx);
+    a->idx[n++] = cur;
+    pu_sel_add_pages(sel, h0, pg, a->idx, n, pos);
 }
 
 static void quest_select(policy_state *s, const policy_step *step, policy_selection *sel) {
-    int pos = step->pos;
-    RB_CHECK(pos == s->keep.all.last);
-    pu_sel_begin(sel, !s->per_head);
-    int cur = pos / s->keep.P;
-    for (int g = 0; g < s->keep.n_kv; g++) {
-        const pu_pages *pg = &s->keep.all.pages[g];
-        int h0 = g * s->keep.group;
-        if (pos + 1 <= s->keep.budget) { /* everything fits: attend it all */
-            for (int i = 0; i <= cur; i++) s->top[i] = i;
-            for (int h = h0; h < h0 + (s->per_head ? s->keep.group : 1); h++)
-                pu_sel_add_pages(sel, h, pg, s->top, cur + 1, pos);
+    pu_all *a = &s->all;
+    int pos = step->pos, cur = pos / a->sh.P;
+    pu_all_sel_begin(a, step, sel, !s->per_head);
+    for (int g = 0; g < a->sh.n_kv; g++) {
+        const pu_pages *pg = &a->pages[g];
+        int h0 = g * a->sh.group;
+        if (pos + 1 <= a->sh.budget) { /* everything fits: attend it all */
+            for (int h = h0; h < h0 + (s->per_head ? a->sh.group : 1); h++)
+                pu_all_sel_range(sel, h, a, g, 0, pos);
             continue;
         }
         if (s->per_head)
-            for (int h = h0; h < h0 + s->keep.group; h++) choose(s, pg, step->q, h, 1, cur, pos, sel);
+            for (int h = h0; h < h0 + a->sh.group; h++) choose(a, pg, step->q, h, 1, cur, pos, sel);
         else
-            choose(s, pg, step->q, h0, s->keep.group, cur, pos, sel);
+            choose(a, pg, step->q, h0, a->sh.group, cur, pos, sel);
     }
 }
 
@@ -74,10 +60,10 @@ const policy_ops policy_quest = {
     .flags = POLICY_PAGED | POLICY_KEEPS_ALL,
     .params = params,
     .create = quest_create,
-    .destroy = quest_destroy,
-    .prefill = pu_keep_prefill,
-    .append = pu_keep_append,
+    .destroy = pu_all_destroy,
+    .prefill = pu_all_prefill,
+    .append = pu_all_append,
     .select = quest_select,
     .observe = NULL,
-    .meta_bytes = pu_keep_meta_bytes,
+    .meta_bytes = pu_all_meta_bytes,
 };

@@ -30,7 +30,8 @@ typedef struct raas_head {
 } raas_head;
 
 struct policy_state {
-    int n_kv, group, d, P, cap_pages, last, n_prefill_pages;
+    pu_shape sh;
+    int cap_pages, last, n_prefill_pages;
     int exact_score, threshold;
     double r, alpha;
     raas_head *heads; /* [n_kv] */
@@ -42,18 +43,15 @@ static rb_status raas_create(const policy_config *cfg, policy_state **out, rb_er
     rb_status st = pu_check_config(cfg, "raas", PU_BUDGET_PAGES, e);
     if (st) return st;
     policy_state *s = rb_calloc(1, sizeof *s);
-    s->n_kv = cfg->n_kv_heads;
-    s->group = cfg->n_q_heads / cfg->n_kv_heads;
-    s->d = cfg->head_dim;
-    s->P = cfg->page_size;
+    s->sh = pu_shape_of(cfg);
     s->cap_pages = cfg->budget / cfg->page_size;
     s->last = -1;
     s->exact_score = !strcmp(policy_param_str(cfg->params, "score"), "exact");
     s->threshold = !strcmp(policy_param_str(cfg->params, "refresh"), "threshold");
     s->r = policy_param_num(cfg->params, "r");
     s->alpha = policy_param_num(cfg->params, "alpha");
-    s->heads = rb_calloc((size_t)s->n_kv, sizeof *s->heads);
-    for (int g = 0; g < s->n_kv; g++) {
+    s->heads = rb_calloc((size_t)s->sh.n_kv, sizeof *s->heads);
+    for (int g = 0; g < s->sh.n_kv; g++) {
         raas_head *hd = &s->heads[g];
         pu_pages_init(&hd->pg, cfg->pools[g], cfg->max_tokens, !s->exact_score);
         int mp = hd->pg.max_pages;
@@ -71,7 +69,7 @@ static rb_status raas_create(const policy_config *cfg, policy_state **out, rb_er
 
 static void raas_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->n_kv; g++) {
+    for (int g = 0; g < s->sh.n_kv; g++) {
         pu_pages_free(&s->heads[g].pg);
         free(s->heads[g].state);
         free(s->heads[g].ts);
@@ -88,18 +86,18 @@ static void raas_prefill(policy_state *s, int n, const float *q, const float *k,
                          const float *v) {
     (void)q;
     RB_CHECK(s->last == -1);
-    size_t row = (size_t)s->n_kv * s->d;
+    size_t row = (size_t)s->sh.n_kv * s->sh.d;
     for (int i = 0; i < n; i++)
-        for (int g = 0; g < s->n_kv; g++) {
+        for (int g = 0; g < s->sh.n_kv; g++) {
             raas_head *hd = &s->heads[g];
-            pu_pages_store(&hd->pg, i, k + i * row + (size_t)g * s->d,
-                           v + i * row + (size_t)g * s->d);
+            pu_pages_store(&hd->pg, i, k + i * row + (size_t)g * s->sh.d,
+                           v + i * row + (size_t)g * s->sh.d);
             /* The page holding the last prompt token is pinned even when the prompt fills
              * it only partly: it holds prompt tokens, and RaaS never evicts those. The
              * decode tokens that complete it ride along. */
-            hd->state[i / s->P] = PG_PINNED;
+            hd->state[i / s->sh.P] = PG_PINNED;
         }
-    s->n_prefill_pages = n > 0 ? (n - 1) / s->P + 1 : 0;
+    s->n_prefill_pages = n > 0 ? (n - 1) / s->sh.P + 1 : 0;
     s->last = n - 1;
 }
 
@@ -117,8 +115,8 @@ static int oldest(const raas_head *hd) {
 
 static void raas_append(policy_state *s, int pos, const float *k, const float *v) {
     RB_CHECK(pos == s->last + 1);
-    int page = pos / s->P;
-    for (int g = 0; g < s->n_kv; g++) {
+    int page = pos / s->sh.P;
+    for (int g = 0; g < s->sh.n_kv; g++) {
         raas_head *hd = &s->heads[g];
         if (page >= hd->pg.n_seen) { /* step pos opens a new page */
             if (page > 0 && hd->state[page - 1] == PG_CURRENT) {
@@ -135,7 +133,7 @@ static void raas_append(policy_state *s, int pos, const float *k, const float *v
             }
             hd->state[page] = PG_CURRENT;
         }
-        pu_pages_store(&hd->pg, pos, k + (size_t)g * s->d, v + (size_t)g * s->d);
+        pu_pages_store(&hd->pg, pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d);
     }
     s->last = pos;
 }
@@ -143,12 +141,12 @@ static void raas_append(policy_state *s, int pos, const float *k, const float *v
 static void raas_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     RB_CHECK(step->pos == s->last);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->n_kv; g++) {
+    for (int g = 0; g < s->sh.n_kv; g++) {
         raas_head *hd = &s->heads[g];
         int n = 0;
         for (int p = 0; p < hd->pg.n_seen; p++)
             if (pu_pages_resident(&hd->pg, p)) s->top[n++] = p;
-        pu_sel_add_pages(sel, g * s->group, &hd->pg, s->top, n, step->pos);
+        pu_sel_add_pages(sel, g * s->sh.group, &hd->pg, s->top, n, step->pos);
     }
 }
 
@@ -157,12 +155,12 @@ static void exact_mass(policy_state *s, const raas_head *hd, int h0, const polic
                        const float *probs) {
     for (int i = 0; i < hd->n_ev; i++) s->mass[hd->ev[i]] = 0;
     const int32_t *pos = sel->pos + (size_t)h0 * sel->cap;
-    for (int h = h0; h < h0 + s->group; h++) {
+    for (int h = h0; h < h0 + s->sh.group; h++) {
         /* mass of each page for this head, accumulated in s->score as scratch */
         for (int i = 0; i < hd->n_ev; i++) s->score[hd->ev[i]] = 0;
         const float *ph = probs + (size_t)h * sel->cap;
         for (int j = 0; j < sel->n[h0]; j++) {
-            int p = pos[j] / s->P;
+            int p = pos[j] / s->sh.P;
             if (hd->state[p] == PG_EVICTABLE) s->score[p] += ph[j];
         }
         for (int i = 0; i < hd->n_ev; i++) {
@@ -176,9 +174,9 @@ static void raas_observe(policy_state *s, const policy_step *step, const policy_
                          const float *probs) {
     int t = step->pos;
     RB_CHECK(sel->shared_by_group);
-    for (int g = 0; g < s->n_kv; g++) {
+    for (int g = 0; g < s->sh.n_kv; g++) {
         raas_head *hd = &s->heads[g];
-        int h0 = g * s->group;
+        int h0 = g * s->sh.group;
         if (hd->n_ev == 0) continue;
         if (s->exact_score || s->threshold) exact_mass(s, hd, h0, sel, probs);
         if (s->threshold) {
@@ -191,8 +189,8 @@ static void raas_observe(policy_state *s, const policy_step *step, const policy_
         if (s->exact_score)
             for (int i = 0; i < hd->n_ev; i++) sc[i] = s->mass[hd->ev[i]];
         else
-            pu_pages_bounds_max(&hd->pg, hd->ev, hd->n_ev, step->q + (size_t)h0 * s->d,
-                                s->group, sc);
+            pu_pages_bounds_max(&hd->pg, hd->ev, hd->n_ev, step->q + (size_t)h0 * s->sh.d,
+                                s->sh.group, sc);
         /* Ties go to the lower position: order ev by page first so index order is position
          * order (pu_topk breaks ties by index). */
         for (int i = 1; i < hd->n_ev; i++)
@@ -208,7 +206,7 @@ static void raas_observe(policy_state *s, const policy_step *step, const policy_
 
 static int64_t raas_meta_bytes(const policy_state *s) {
     int64_t b = 0;
-    for (int g = 0; g < s->n_kv; g++) {
+    for (int g = 0; g < s->sh.n_kv; g++) {
         const raas_head *hd = &s->heads[g];
         b += pu_pages_meta_bytes(&hd->pg) + (int64_t)hd->pg.n_held * (int64_t)(sizeof(int32_t) + 1);
     }

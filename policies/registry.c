@@ -37,19 +37,32 @@ const policy_ops *const *policy_list(int *n) {
     return registered;
 }
 
-const policy_ops *policy_find(const char *name, rb_err *e) {
+/* Find `name` among the registered policies (internal ones only when `internal_too`); when
+ * absent, fail naming the ones that were looked through. */
+static const policy_ops *find(const char *name, int internal_too, rb_err *e) {
     int n;
     const policy_ops *const *l = policy_list(&n);
     for (int i = 0; i < n; i++)
-        if (name && !strcmp(l[i]->name, name)) return l[i];
+        if (name && !strcmp(l[i]->name, name)) {
+            if (internal_too || !(l[i]->flags & POLICY_INTERNAL)) return l[i];
+            rb_fail(e, RB_EINPUT, name,
+                    "an internal policy: the engine runs it itself, a run cannot choose it "
+                    "(see raasbench policies)");
+            return NULL;
+        }
     char known[512] = "";
     for (int i = 0; i < n; i++) {
+        if (!internal_too && (l[i]->flags & POLICY_INTERNAL)) continue;
         size_t len = strlen(known);
-        snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", l[i]->name);
+        snprintf(known + len, sizeof known - len, "%s%s", len ? ", " : "", l[i]->name);
     }
     rb_fail(e, RB_EINPUT, name ? name : "(null)", "unknown policy (known: %s)", known);
     return NULL;
 }
+
+const policy_ops *policy_find(const char *name, rb_err *e) { return find(name, 1, e); }
+
+const policy_ops *policy_find_choice(const char *name, rb_err *e) { return find(name, 0, e); }
 
 /* ---- values ---- */
 

@@ -1,6 +1,7 @@
 /* streamingllm.c: attention sinks plus a recent window (Xiao et al., StreamingLLM): the first
  * `sinks` positions and the most recent L-sinks stay resident, everything else is evicted
- * (docs/DESIGN.md §3). Token-granular: evicted slots are reused, so memory stays flat. */
+ * (DESIGN §3). Token-granular: evicted slots are reused, so memory stays flat. The state is
+ * the shared sinks+window store (policy_util.h), which fills every slot but create. */
 #include "policy_util.h"
 
 static const policy_param_spec params[] = {
@@ -9,15 +10,8 @@ static const policy_param_spec params[] = {
 };
 
 static rb_status sl_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "streamingllm", PU_BUDGET_TOKENS, e);
-    if (st) return st;
     int sinks = (int)policy_param_num(cfg->params, "sinks");
-    if (cfg->budget <= sinks)
-        return rb_fail(e, RB_EINPUT, "streamingllm",
-                       "budget L=%d must exceed the %d sink tokens (L > sinks) to leave room "
-                       "for the current token",
-                       cfg->budget, sinks);
-    return pu_sinkwin_create(cfg, sinks, out);
+    return pu_sinkwin_create(cfg, "streamingllm", sinks, out, e);
 }
 
 const policy_ops policy_streamingllm = {

@@ -1,10 +1,10 @@
 /* window.c: a sliding window of the most recent L tokens: what the engine runs on a model's
- * local (sliding-window) layers, with L = the layer's window (docs/DESIGN.md §2, §3). */
+ * local (sliding-window) layers, with L = the layer's window (DESIGN §2, §3). Internal: not
+ * listed for users, not a sweep's choice. StreamingLLM's store with no sinks. */
 #include "policy_util.h"
 
 static rb_status window_create(const policy_config *cfg, policy_state **out, rb_err *e) {
-    rb_status st = pu_check_config(cfg, "window", PU_BUDGET_TOKENS, e);
-    return st ? st : pu_sinkwin_create(cfg, 0, out);
+    return pu_sinkwin_create(cfg, "window", 0, out, e);
 }
 
 const policy_ops policy_window = {

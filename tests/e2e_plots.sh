@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # e2e_plots.sh: every plots/*.gp figure renders from a small real pipeline: a short
-# synthetic trace, a replay of four policies at two budgets, a lifecycle analysis, the
-# export tables, then each script. Checks: exit 0, no gnuplot warning (a warning means a
-# filter matched nothing or a column name is wrong), a PNG of the terminal's size, and a
-# clean refusal when a script is called without its inputs. KEEP=1 keeps the temporary
-# directory (inputs and PNGs) for a look.
+# synthetic trace, a replay of every registered policy at two budgets, a lifecycle
+# analysis, the export tables, then each script. Checks: exit 0, no gnuplot warning (a
+# warning means a filter matched nothing or a column name is wrong), a PNG of the
+# terminal's size, and a clean refusal when a script is called without its inputs. KEEP=1
+# keeps the temporary directory (inputs and PNGs) for a look.
 set -u
 B=${RAASBENCH:-build/raasbench}
 command -v gnuplot >/dev/null || { echo "gnuplot not installed"; exit 77; }
@@ -14,7 +14,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 P=$(cd "$(dirname "$0")/../plots" && pwd)
 
 "$B" synth --out "$D/t.h5" --layers 2 --decode 400 --prefill 64 --quiet || fail "synth"
-"$B" replay "$D/t.h5" --policies dense,streamingllm,quest,raas --budgets 64,128 \
+# Every registered policy (the registry is the only list), so each one's figures render.
+policies=$("$B" policies --names | paste -sd, -)
+[ -n "$policies" ] || fail "no policies listed"
+"$B" replay "$D/t.h5" --policies "$policies" --budgets 64,128 \
     --dense-layers 1 --threads 1 --quiet --out "$D/res.h5" || fail "replay"
 "$B" lifecycle "$D/t.h5" --layer 1 --out "$D/lc.h5" --quiet || fail "lifecycle"
 "$B" export "$D/res.h5" --table summary --out "$D/summary.tsv" || fail "export summary"

@@ -1,12 +1,22 @@
 /* policy_testkit.h: a header-only mini engine for policy tests. It makes the pools, feeds a
  * policy a prompt and decode steps of small random (but attention-peaky) data, computes the
  * attention over each selection from the pool rows with the plain reference kernel, hands
- * the probabilities back through observe, and computes the dense reference of every step,
- * so tests can check each policy's invariants step by step. It also checks what every
- * policy owes the engine: selected positions resident, distinct, <= t, the current one
- * included, and their pool rows equal to the token's true key and value. */
+ * the probabilities back through observe, computes the dense reference of every step (the
+ * tests' own, in double) and scores the step through metrics.h, the one definition of
+ * recall and out_err the engine uses.
+ *
+ * At every step it checks what every policy owes the engine (policy.h), reading the pools
+ * rather than trusting the policy: each attended position is distinct, <= t, held in the
+ * pool (kv_pool_holds_row) with the token's true key and value, and the current one is
+ * included; resident tokens stay within the budget (exactly all of them for
+ * POLICY_KEEPS_ALL, the prompt on top for POLICY_PINS_PROMPT); pool bytes are the pages
+ * held times the page bytes; every prompt token is resident after prefill; destroy gives
+ * back every page. A broken rule is recorded in tk.violated (TK_INV_*) and fails the test,
+ * unless tk_cfg.expect_broken is set (a test of these checks themselves). */
 #ifndef POLICY_TESTKIT_H
 #define POLICY_TESTKIT_H
+
+#include "testutil.h" /* first: it sets the POSIX level */
 
 #include <math.h>
 #include <stdio.h>
@@ -27,14 +37,32 @@ static int tk_failures;
         }                                                                                      \
     } while (0)
 
+/* The rules tk_step and friends check, one bit each in tk.violated. */
+enum {
+    TK_INV_SET = 1u << 0,      /* |S_h| in 1..t+1, every position in 0..t */
+    TK_INV_DUP = 1u << 1,      /* a position twice in one set */
+    TK_INV_CURRENT = 1u << 2,  /* the current position missing */
+    TK_INV_ROWS = 1u << 3,     /* a selected row is not the token's key and value */
+    TK_INV_RESIDENT = 1u << 4, /* a selected row is not held in the pool, or |S_h| exceeds
+                                  the tokens held */
+    TK_INV_BUDGET = 1u << 5,   /* more tokens resident than the budget allows, or a
+                                  POLICY_KEEPS_ALL policy lost one */
+    TK_INV_BYTES = 1u << 6,    /* pool bytes not pages x page bytes, more tokens than the
+                                  pages' slots, or negative meta_bytes */
+    TK_INV_PREFILL = 1u << 7,  /* a prompt token not resident after prefill */
+    TK_INV_DESTROY = 1u << 8,  /* pages left in a pool after destroy */
+};
+
 typedef struct tk_cfg {
     const char *policy;
+    const policy_ops *ops; /* a table to run instead of looking `policy` up (unregistered) */
     const char *const *params; /* "policy.key=value" entries */
     int n_params;
     int n_q, n_kv, d, budget, page_size, n_prefill, n_tokens;
     uint64_t seed;
     int layer;
     int elem_bytes; /* 0: 2 */
+    int expect_broken; /* record broken rules in tk.violated without failing the test */
 } tk_cfg;
 
 typedef struct tk {
@@ -52,25 +80,23 @@ typedef struct tk {
     float *out;        /* [n_q, d] sparse output */
     float *dlogits;    /* [n_q, N] dense logits of the step (stride N) */
     float *dlse;       /* [n_q] */
-    double *dlog64;    /* [n_q, N] the same logits in double, for the metrics */
-    double *dlse64;    /* [n_q] */
+    double *dlog64;    /* [n_q, N] the same logits in double: the reference */
+    float *dprobs;     /* [n_q, N] dense probabilities exp(logit - lse), for the metrics */
     float *dout;       /* [n_q, d] */
-    float *dprobs;     /* [n_q, N] dense probabilities exp(logit - lse) from the double ones */
-    double *recall;    /* [n_q] */
+    double *recall;    /* [n_q] of the last step (metrics_score_step) */
     double *out_err;   /* [n_q] */
+    double attended;   /* mean |S_h| of the last step */
+    unsigned violated; /* TK_INV_* rules broken so far */
 } tk;
 
-static inline uint64_t tk_rng_next(uint64_t *s) {
-    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-static inline double tk_uniform(uint64_t *s) { return (tk_rng_next(s) >> 11) * 0x1.0p-53; }
-static inline double tk_normal(uint64_t *s) {
-    double u = tk_uniform(s), v = tk_uniform(s);
-    return sqrt(-2 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
+/* Record a broken rule of the policy under test (see the top of this file). */
+#define TK_RULE(t, inv, cond, ...)                                                             \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            (t)->violated |= (inv);                                                            \
+            if (!(t)->c.expect_broken) TK_CHECK(cond, __VA_ARGS__);                            \
+        }                                                                                      \
+    } while (0)
 
 /* Keys: noise, and one in eight tokens carries a strong component along its head's
  * "topic" direction, which every query leans towards: attention is peaky, like a model's,
@@ -79,22 +105,22 @@ static inline void tk_fill_random(tk *t, uint64_t seed) {
     int d = t->c.d;
     uint64_t s = seed;
     float *u = rb_malloc(sizeof(float) * (size_t)t->c.n_kv * d);
-    for (int i = 0; i < t->c.n_kv * d; i++) u[i] = (float)tk_normal(&s) / sqrtf((float)d);
+    for (int i = 0; i < t->c.n_kv * d; i++) u[i] = (float)tu_randn(&s) / sqrtf((float)d);
     for (int i = 0; i < t->N; i++) {
         for (int g = 0; g < t->c.n_kv; g++) {
-            int heavy = tk_uniform(&s) < 0.125;
-            double amp = heavy ? 4.0 + 4.0 * tk_uniform(&s) : 0.0;
+            int heavy = tu_uniform(&s) < 0.125;
+            double amp = heavy ? 4.0 + 4.0 * tu_uniform(&s) : 0.0;
             for (int c = 0; c < d; c++) {
                 size_t at = ((size_t)i * t->c.n_kv + g) * d + c;
-                t->k[at] = (float)(tk_normal(&s) + amp * u[g * d + c] * sqrt((double)d));
-                t->v[at] = (float)tk_normal(&s);
+                t->k[at] = (float)(tu_randn(&s) + amp * u[g * d + c] * sqrt((double)d));
+                t->v[at] = (float)tu_randn(&s);
             }
         }
         for (int h = 0; h < t->c.n_q; h++) {
             int g = h / t->G;
             for (int c = 0; c < d; c++)
                 t->q[((size_t)i * t->c.n_q + h) * d + c] =
-                    (float)(0.7 * tk_normal(&s) + 1.5 * u[g * d + c] * sqrt((double)d));
+                    (float)(0.7 * tu_randn(&s) + 1.5 * u[g * d + c] * sqrt((double)d));
         }
     }
     free(u);
@@ -106,8 +132,9 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
     memset(t, 0, sizeof *t);
     t->c = *c;
     if (!t->c.elem_bytes) t->c.elem_bytes = 2;
-    t->ops = policy_find(c->policy, e);
+    t->ops = c->ops ? c->ops : policy_find(c->policy, e);
     if (!t->ops) return RB_EINPUT;
+    t->c.policy = t->ops->name;
     rb_status st = policy_params_for(t->ops, c->params, c->n_params, &t->prm, e);
     if (st) return st;
     t->G = c->n_q / c->n_kv;
@@ -139,32 +166,76 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
     t->dlogits = rb_malloc(sizeof(float) * N * c->n_q);
     t->dlse = rb_malloc(sizeof(float) * (size_t)c->n_q);
     t->dlog64 = rb_malloc(sizeof(double) * N * c->n_q);
-    t->dlse64 = rb_malloc(sizeof(double) * (size_t)c->n_q);
-    t->dout = rb_malloc(sizeof(float) * (size_t)c->n_q * c->d);
     t->dprobs = rb_malloc(sizeof(float) * N * c->n_q);
+    t->dout = rb_malloc(sizeof(float) * (size_t)c->n_q * c->d);
     t->recall = rb_calloc((size_t)c->n_q, sizeof(double));
     t->out_err = rb_calloc((size_t)c->n_q, sizeof(double));
     tk_fill_random(t, c->seed * 7919 + 17);
     return RB_OK;
 }
 
+/* Destroys the policy (checking that every page came back) and the pools. */
 static inline void tk_destroy(tk *t) {
     t->ops->destroy(t->st);
     for (int g = 0; g < t->c.n_kv; g++) {
-        TK_CHECK(kv_pool_pages_held(t->pools[g]) == 0, "destroy left %d pages in pool %d",
-                 kv_pool_pages_held(t->pools[g]), g);
+        TK_RULE(t, TK_INV_DESTROY, kv_pool_pages_held(t->pools[g]) == 0,
+                "%s: destroy left %d pages in pool %d", t->c.policy,
+                kv_pool_pages_held(t->pools[g]), g);
         kv_pool_destroy(t->pools[g]);
     }
     free(t->pools);
     free(t->q); free(t->k); free(t->v);
     free(t->sel.n); free(t->sel.pos); free(t->sel.k); free(t->sel.v);
-    free(t->probs); free(t->out); free(t->dlogits); free(t->dlse); free(t->dlog64); free(t->dlse64); free(t->dout);
-    free(t->dprobs);
+    free(t->probs); free(t->out); free(t->dlogits); free(t->dlse); free(t->dlog64); free(t->dprobs); free(t->dout);
     free(t->recall); free(t->out_err);
 }
 
+/* The most tokens a KV head may hold after an append (policy.h): L, or the prompt's pages
+ * plus one with POLICY_PINS_PROMPT; everything for POLICY_KEEPS_ALL (checked exactly). */
+static inline int tk_resident_bound(const tk *t) {
+    int L = t->c.budget, P = t->c.page_size;
+    int pinned = P * ((t->c.n_prefill + P - 1) / P + 1);
+    return (t->ops->flags & POLICY_PINS_PROMPT) && pinned > L ? pinned : L;
+}
+
+/* Pool bookkeeping after prefill or append at position pos: tokens within the budget,
+ * bytes equal to whole pages, bookkeeping bytes not negative. */
+static inline void tk_check_pools(tk *t, int pos) {
+    const char *nm = t->c.policy;
+    int P = t->c.page_size, d = t->c.d;
+    for (int g = 0; g < t->c.n_kv; g++) {
+        const kv_pool *pl = t->pools[g];
+        int held = kv_pool_tokens_held(pl), pages = kv_pool_pages_held(pl);
+        if (t->ops->flags & POLICY_KEEPS_ALL)
+            TK_RULE(t, TK_INV_BUDGET, held == pos + 1,
+                    "%s step %d KV head %d: keeps everything, yet holds %d tokens", nm, pos, g,
+                    held);
+        else if (pos >= t->c.n_prefill) /* a long prompt is evicted from the first append */
+            TK_RULE(t, TK_INV_BUDGET, held <= tk_resident_bound(t),
+                    "%s step %d KV head %d: %d tokens resident, budget L=%d allows %d", nm, pos,
+                    g, held, t->c.budget, tk_resident_bound(t));
+        int64_t page_floats = (int64_t)P * d * 2;
+        TK_RULE(t, TK_INV_BYTES,
+                kv_pool_resident_bytes(pl) == pages * page_floats * t->c.elem_bytes &&
+                    kv_pool_allocated_bytes(pl) == pages * page_floats * (int64_t)sizeof(float),
+                "%s step %d KV head %d: pool bytes %lld are not %d pages x %d bytes", nm, pos, g,
+                (long long)kv_pool_resident_bytes(pl), pages, P * d * 2 * t->c.elem_bytes);
+        TK_RULE(t, TK_INV_BYTES, (int64_t)pages * P >= held,
+                "%s step %d KV head %d: %d pages hold %d tokens", nm, pos, g, pages, held);
+    }
+    TK_RULE(t, TK_INV_BYTES, !t->ops->meta_bytes || t->ops->meta_bytes(t->st) >= 0,
+            "%s step %d: meta_bytes %lld", nm, pos, (long long)t->ops->meta_bytes(t->st));
+}
+
+/* The prompt; afterwards every prompt token is resident. */
 static inline void tk_prefill(tk *t) {
-    t->ops->prefill(t->st, t->c.n_prefill, t->q, t->k, t->v);
+    int n = t->c.n_prefill;
+    t->ops->prefill(t->st, n, t->q, t->k, t->v);
+    for (int g = 0; g < t->c.n_kv; g++)
+        TK_RULE(t, TK_INV_PREFILL, kv_pool_tokens_held(t->pools[g]) == n,
+                "%s: %d of the %d prompt tokens resident in KV head %d", t->c.policy,
+                kv_pool_tokens_held(t->pools[g]), n, g);
+    if (n > 0) tk_check_pools(t, n - 1);
 }
 
 /* Row of head h's set in the selection (the group's first head when shared). */
@@ -186,8 +257,10 @@ static inline int64_t tk_meta_bytes(const tk *t) {
 }
 static inline int tk_pages_held(const tk *t, int g) { return kv_pool_pages_held(t->pools[g]); }
 
-/* Decode position pos: append, select, check the selection, attend, observe, then the
- * dense reference and each head's recall and output error. */
+/* Decode position pos: append, the dense reference, the pools checked, select, the
+ * selection checked, attend over it, observe, and the step scored (t->recall, t->out_err,
+ * t->attended). A selection attention cannot read (sizes or positions out of range) ends
+ * the step after the checks. */
 static inline void tk_step(tk *t, int pos) {
     int d = t->c.d, nq = t->c.n_q, nkv = t->c.n_kv, G = t->G, cap = t->sel.cap;
     const float *qt = t->q + (size_t)pos * nq * d;
@@ -199,18 +272,20 @@ static inline void tk_step(tk *t, int pos) {
                        pos + 1, d, nkv * d, t->cfg.attn_scale, NULL, t->dlse + g * G,
                        t->dout + (size_t)g * G * d);
     for (int h = 0; h < nq; h++) {
-        double m = -INFINITY, z = 0;
+        double *lg = t->dlog64 + (size_t)h * t->N, m = -INFINITY, z = 0;
         for (int j = 0; j <= pos; j++) {
             double dot = 0;
             const float *kj = t->k + ((size_t)j * nkv + h / G) * d;
             for (int c = 0; c < d; c++) dot += (double)qt[(size_t)h * d + c] * kj[c];
-            t->dlog64[(size_t)h * t->N + j] = dot * t->cfg.attn_scale;
-            t->dlogits[(size_t)h * t->N + j] = (float)(dot * t->cfg.attn_scale);
-            if (dot * t->cfg.attn_scale > m) m = dot * t->cfg.attn_scale;
+            lg[j] = dot * t->cfg.attn_scale;
+            t->dlogits[(size_t)h * t->N + j] = (float)lg[j];
+            if (lg[j] > m) m = lg[j];
         }
-        for (int j = 0; j <= pos; j++) z += exp(t->dlog64[(size_t)h * t->N + j] - m);
-        t->dlse64[h] = m + log(z);
+        for (int j = 0; j <= pos; j++) z += exp(lg[j] - m);
+        double lse = m + log(z);
+        for (int j = 0; j <= pos; j++) t->dprobs[(size_t)h * t->N + j] = (float)exp(lg[j] - lse);
     }
+    tk_check_pools(t, pos);
     policy_step step = {.pos = pos, .q = qt, .score_stride = t->N};
     if (t->ops->flags & POLICY_NEEDS_DENSE) {
         step.dense_logits = t->dlogits;
@@ -218,29 +293,51 @@ static inline void tk_step(tk *t, int pos) {
     }
     for (int h = 0; h < nq; h++) t->sel.n[h] = -1;
     t->ops->select(t->st, &step, &t->sel);
+    const char *nm = t->c.policy;
     uint8_t *seen = rb_calloc((size_t)pos + 1, 1);
+    int unusable = 0; /* a set attention cannot read: the step ends after the checks */
     for (int h = 0; h < nq; h++) {
         if (tk_row(t, h) != h) continue;
-        int n = t->sel.n[h];
-        TK_CHECK(n >= 1 && n <= pos + 1, "step %d head %d: |S| = %d", pos, h, n);
-        if (n < 1 || n > pos + 1) continue;
+        int n = t->sel.n[h], g = h / G;
+        TK_RULE(t, TK_INV_SET, n >= 1 && n <= pos + 1, "%s step %d head %d: |S| = %d", nm, pos,
+                h, n);
+        if (n < 1 || n > pos + 1) {
+            unusable = 1;
+            continue;
+        }
+        TK_RULE(t, TK_INV_RESIDENT, n <= kv_pool_tokens_held(t->pools[g]),
+                "%s step %d head %d: |S| = %d, but %d tokens resident", nm, pos, h, n,
+                kv_pool_tokens_held(t->pools[g]));
         memset(seen, 0, (size_t)pos + 1);
         for (int j = 0; j < n; j++) {
             size_t at = (size_t)h * cap + j;
             int p = t->sel.pos[at];
-            TK_CHECK(p >= 0 && p <= pos, "step %d head %d: position %d", pos, h, p);
-            if (p < 0 || p > pos) continue;
-            TK_CHECK(!seen[p], "step %d head %d: position %d twice", pos, h, p);
+            TK_RULE(t, TK_INV_SET, p >= 0 && p <= pos, "%s step %d head %d: position %d", nm,
+                    pos, h, p);
+            if (p < 0 || p > pos) {
+                unusable = 1;
+                continue;
+            }
+            TK_RULE(t, TK_INV_DUP, !seen[p], "%s step %d head %d: position %d twice", nm, pos, h,
+                    p);
             seen[p] = 1;
-            const float *kr = t->k + ((size_t)p * nkv + h / G) * d;
-            const float *vr = t->v + ((size_t)p * nkv + h / G) * d;
-            TK_CHECK(!memcmp(t->sel.k[at], kr, sizeof(float) * d) &&
-                         !memcmp(t->sel.v[at], vr, sizeof(float) * d),
-                     "step %d head %d: pool rows of position %d are not its k, v", pos, h, p);
+            int held = kv_pool_holds_row(t->pools[g], t->sel.k[at]);
+            TK_RULE(t, TK_INV_RESIDENT, held,
+                    "%s step %d head %d: the row of position %d is not held in the pool", nm,
+                    pos, h, p);
+            if (!held) continue; /* its memory may be gone: not read */
+            const float *kr = t->k + ((size_t)p * nkv + g) * d;
+            const float *vr = t->v + ((size_t)p * nkv + g) * d;
+            TK_RULE(t, TK_INV_ROWS,
+                    !memcmp(t->sel.k[at], kr, sizeof(float) * d) &&
+                        !memcmp(t->sel.v[at], vr, sizeof(float) * d),
+                    "%s step %d head %d: pool rows of position %d are not its k, v", nm, pos, h, p);
         }
-        TK_CHECK(seen[pos], "step %d head %d: current position not attended", pos, h);
+        TK_RULE(t, TK_INV_CURRENT, seen[pos], "%s step %d head %d: current position not attended",
+                nm, pos, h);
     }
     free(seen);
+    if (unusable) return;
     for (int g = 0; g < nkv; g++) {
         int h0 = g * G;
         attn_gather_ref(qt + (size_t)h0 * d, G, t->sel.k + (size_t)h0 * cap,
@@ -249,20 +346,30 @@ static inline void tk_step(tk *t, int pos) {
                         t->out + (size_t)h0 * d);
     }
     if (t->ops->observe) t->ops->observe(t->st, &step, &t->sel, t->probs);
-    /* Scored as every engine scores (metrics.h), against this kit's double reference. */
-    for (int h = 0; h < nq; h++)
-        for (int j = 0; j <= pos; j++)
-            t->dprobs[(size_t)h * t->N + j] =
-                (float)exp(t->dlog64[(size_t)h * t->N + j] - t->dlse64[h]);
-    step_metrics sm = {.recall = t->recall, .out_err = t->out_err};
-    metrics_score_step(&t->sel, t->out, t->dprobs, t->N, 0, t->dout, d, &sm);
+    step_metrics m = {.recall = t->recall, .out_err = t->out_err};
+    metrics_score_step(&t->sel, t->out, t->dprobs, t->N, 0, t->dout, d, &m);
+    t->attended = m.attended;
 }
 
-/* Mean recall over the query heads of the last step. */
-static inline double tk_mean_recall(const tk *t) {
-    double s = 0;
-    for (int h = 0; h < t->c.n_q; h++) s += t->recall[h];
-    return s / t->c.n_q;
+/* Every choice of every choice parameter of ops but its default, as "policy.key=choice"
+ * entries in out[0..n) (n returned, at most cap): the variants a test runs besides the
+ * defaults, read from the parameter specs. */
+typedef char tk_entry[96];
+static inline int tk_choice_entries(const policy_ops *ops, tk_entry *out, int cap) {
+    int n = 0;
+    for (const policy_param_spec *sp = ops->params; sp && sp->key; sp++) {
+        if (sp->type != PARAM_CHOICE) continue;
+        for (const char *c = sp->choices; *c;) {
+            const char *bar = strchr(c, '|');
+            int len = bar ? (int)(bar - c) : (int)strlen(c);
+            if (strncmp(c, sp->def, (size_t)len) || sp->def[len]) {
+                RB_CHECK(n < cap);
+                snprintf(out[n++], sizeof out[0], "%s.%s=%.*s", ops->name, sp->key, len, c);
+            }
+            c = bar ? bar + 1 : c + len;
+        }
+    }
+    return n;
 }
 
 /* ---- a direct driver for hand-worked examples: one KV head, one query head, head_dim 2,

@@ -1,7 +1,7 @@
 /* test_kvpool.c: the paged KV pool: pages given back are really freed (allocated bytes go
  * down, ids are reused), resident bytes count whole pages at the reporting element size,
  * the slot allocator reuses freed slots before taking a page and gives a page back when its
- * last slot goes, rows hold what was stored. */
+ * last slot goes, rows hold what was stored, tokens held and held rows are counted. */
 #include "kvpool.h"
 #include "policy_testkit.h"
 
@@ -81,10 +81,48 @@ static void test_slots(void) {
     kv_pool_destroy(p);
 }
 
+/* Tokens held: a page taken whole counts a slot from its first write (once, however often
+ * it is written), an allocator slot from its take; giving back uncounts. A row is "held"
+ * only while its slot holds a token, and only at a row's start. */
+static void test_tokens_held(void) {
+    const int d = 4, P = 4;
+    kv_pool *p = kv_pool_create(d, P, 2);
+    float k[4] = {1, 2, 3, 4}, v[4] = {5, 6, 7, 8};
+    int a = kv_pool_page_take(p);
+    TK_CHECK(kv_pool_tokens_held(p) == 0, "a page taken holds no token yet");
+    TK_CHECK(!kv_pool_holds_row(p, kv_pool_k(p, a, 0)), "an unwritten slot's row is not held");
+    kv_pool_store(p, (kv_slot){a, 0}, k, v);
+    kv_pool_store(p, (kv_slot){a, 2}, k, v);
+    kv_pool_store(p, (kv_slot){a, 2}, v, k); /* overwrite: still one token */
+    TK_CHECK(kv_pool_tokens_held(p) == 2, "two written slots: %d", kv_pool_tokens_held(p));
+    TK_CHECK(kv_pool_holds_row(p, kv_pool_k(p, a, 2)) && !kv_pool_holds_row(p, kv_pool_k(p, a, 1)),
+             "written slot held, skipped one not");
+    TK_CHECK(!kv_pool_holds_row(p, kv_pool_k(p, a, 2) + 1), "inside a row is not a row");
+    TK_CHECK(!kv_pool_holds_row(p, k), "memory outside the pool is not held");
+    kv_slot s1 = kv_pool_slot_take(p), s2 = kv_pool_slot_take(p);
+    TK_CHECK(kv_pool_tokens_held(p) == 4, "allocator slots count at take: %d",
+             kv_pool_tokens_held(p));
+    TK_CHECK(kv_pool_holds_row(p, kv_pool_k(p, s2.page, s2.slot)), "allocator slot held");
+    kv_pool_slot_give(p, s2);
+    TK_CHECK(kv_pool_tokens_held(p) == 3, "slot given back: %d", kv_pool_tokens_held(p));
+    kv_pool_page_give(p, a);
+    TK_CHECK(kv_pool_tokens_held(p) == 1, "page given back takes its two: %d",
+             kv_pool_tokens_held(p));
+    kv_pool_slot_give(p, s1);
+    TK_CHECK(kv_pool_tokens_held(p) == 0 && kv_pool_pages_held(p) == 0, "all back");
+    int b = kv_pool_page_take(p); /* a reused id starts empty */
+    TK_CHECK(kv_pool_tokens_held(p) == 0 && !kv_pool_holds_row(p, kv_pool_k(p, b, 2)),
+             "a reused page holds nothing");
+    kv_pool_page_give(p, b);
+    kv_pool_destroy(p);
+}
+
 int main(void) {
     test_pages();
     test_slots();
+    test_tokens_held();
     if (tk_failures) return 1;
-    printf("# kvpool: pages freed for real, ids and slots reused, memory flat under churn\n");
+    printf("# kvpool: pages freed for real, ids and slots reused, memory flat under churn, "
+           "tokens held counted\n");
     return 0;
 }

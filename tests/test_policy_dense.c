@@ -14,15 +14,15 @@ int main(void) {
         tk_step(&t, pos);
         for (int h = 0; h < c.n_q; h++) {
             TK_CHECK(tk_attended(&t, h) == pos + 1, "step %d: |S| = %d", pos, tk_attended(&t, h));
-            /* recall (metrics.h) sums the dense probabilities as floats: each is exp(logit -
-             * lse) from double logits rounded once to float (relative u = 6e-8), summed in
-             * double, so |recall - 1| <= u * sum p = 6e-8; 2.4e-7 = 4u leaves room. */
+            /* recall (metrics.h) sums the dense probabilities, each exp(logit - lse) from
+             * double logits rounded once to float (relative 2^-24 ~ 6e-8): the error of the
+             * sum is at most ~6e-8 of the total, 1; 1e-6 leaves room. */
             double dr = fabs(t.recall[h] - 1);
             /* Sparse and dense outputs both accumulate in double over the same terms in the
              * same order and round once to float: they differ by float rounding, ~1e-7. */
             if (dr > worst_rec) worst_rec = dr;
             if (t.out_err[h] > worst_err) worst_err = t.out_err[h];
-            TK_CHECK(dr < 2.4e-7, "step %d head %d recall %.9f", pos, h, t.recall[h]);
+            TK_CHECK(dr < 1e-6, "step %d head %d recall %.9f", pos, h, t.recall[h]);
             TK_CHECK(t.out_err[h] < 1e-5, "step %d head %d out_err %.3g", pos, h, t.out_err[h]);
         }
         /* linear: ceil((pos+1)/P) pages x P x d x 2 (K,V) x 2 bytes, per KV head */

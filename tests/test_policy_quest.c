@@ -14,12 +14,12 @@ static void test_bound(void) {
     pu_pages_init(&pg, pool, n, 1);
     float k[100][16], v[16] = {0};
     for (int i = 0; i < n; i++) {
-        for (int c = 0; c < d; c++) k[i][c] = (float)(tk_normal(&s) * (1 + i % 3));
+        for (int c = 0; c < d; c++) k[i][c] = (float)(tu_randn(&s) * (1 + i % 3));
         pu_pages_store(&pg, i, k[i], v);
     }
     for (int trial = 0; trial < 50; trial++) {
         float q[16];
-        for (int c = 0; c < d; c++) q[c] = (float)tk_normal(&s);
+        for (int c = 0; c < d; c++) q[c] = (float)tu_randn(&s);
         for (int p = 0; p * P < n; p++) {
             double best = -INFINITY, brute = 0, mag = 0;
             for (int c = 0; c < d; c++) {
@@ -50,7 +50,7 @@ static void test_bound(void) {
     for (int nq = 1; nq <= 6; nq++)
         for (int use_list = 0; use_list < 2; use_list++) {
             float q[6 * 16];
-            for (int c = 0; c < nq * d; c++) q[c] = (float)tk_normal(&s);
+            for (int c = 0; c < nq * d; c++) q[c] = (float)tu_randn(&s);
             double fast[16];
             pu_pages_bounds_max(&pg, use_list ? list : NULL, n_pages, q, nq, fast);
             for (int i = 0; i < n_pages; i++) {

@@ -22,6 +22,14 @@ if ! tools/get-model.sh; then
 fi
 
 threads=$(nproc)
+# Policies come from the registry (`raasbench policies --names`); each run below that leaves
+# some out names them with --except (a name not registered is refused) and says why.
+policy_names() { $RB policies --names "$@" | paste -sd, -; }
+# The replay sweep: every policy but the random floor, which the synthetic sweep draws.
+sweep_policies=$(policy_names --except random | sed 's/[^,]*/"&"/g; s/,/, /g')
+# Teacher-forced decode: the sparse policies a system could run; dense is the reference every
+# cell is fed, and the oracle and the random floor frame accuracy only.
+tf_policies=$(policy_names --except dense,oracle,random)
 if [ $quick = 1 ]; then n_prompts=1; n_tokens=96; tf_tokens=48; budgets="32, 64, 128"
 else n_prompts=4; n_tokens=384; tf_tokens=192; budgets="32, 64, 128, 256"; fi
 
@@ -39,14 +47,12 @@ done < datasets/arith_prompts.txt
 $RB info "$R/gemma_arith_1.h5" | sed -n '5,10p' | sed 's/^/  /'
 
 echo "• replaying the recorded traces under every policy and budget"
-# the registry's list (`raasbench policies --names`), so a new policy joins without an edit here
-policies=$($RB policies --names | sed 's/.*/"&"/' | paste -sd, -)
 list=$(IFS=,; echo "${traces[*]}")
 cat > $R/gemma_sweep.json <<JSON
 {
   "comment": "written by tools/run-model-job.sh",
   "traces": [$list],
-  "policies": [$policies],
+  "policies": [$sweep_policies],
   "budgets": [$budgets],
   "page_size": 16,
   "dense_layers": 2,
@@ -61,8 +67,7 @@ $RB info $R/gemma_sweep.h5 | tail -n +9
 echo "• teacher-forced decode: every cell fed the dense tokens, token_match and KL per step"
 prompt=$(head -1 datasets/arith_prompts.txt)
 $RB decode --model $M --prompt "$prompt" --max-tokens $tf_tokens --threads $threads --quiet \
-  --teacher-forced --policies $($RB policies --names --practical | paste -sd, -) --budgets 32,64 \
-  --out $R/gemma_teacher_forced.h5
+  --teacher-forced --policies $tf_policies --budgets 32,64 --out $R/gemma_teacher_forced.h5
 $RB export $R/gemma_teacher_forced.h5 --table summary |
   awk -F'\t' 'NR == 1 {for (i = 1; i <= NF; i++) c[$i] = i; printf "  %-20s %8s %12s %10s\n", "run", "budget", "token_match", "kl"; next}
               {printf "  %-20s %8s %12.3f %10.4f\n", $c["run_id"], $c["budget"], $c["mean_token_match"], $c["mean_kl"]}'

@@ -143,7 +143,7 @@ int cmd_bench_decode(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, "--tokens", "must be >= 1");
         return rb_err_print(&e);
     }
-    const policy_ops *ops = policy_find(policy, &e);
+    const policy_ops *ops = policy_find_choice(policy, &e);
     if (!ops) return rb_err_print(&e);
     policy_params params;
     if (policy_params_resolve(ops, NULL, 0, &params, &e)) return rb_err_print(&e);

@@ -311,7 +311,7 @@ static rb_status teacher_forced_cells(const decode_opts *o, cell **cs, int *n, r
 static rb_status make_sessions(decode_run *d, rb_err *e) {
     const decode_opts *o = d->o;
     /* the trajectory of a teacher-forced run is the dense reference */
-    const policy_ops *main_ops = policy_find(o->teacher_forced ? "dense" : o->policy, e);
+    const policy_ops *main_ops = policy_find_choice(o->teacher_forced ? "dense" : o->policy, e);
     if (!main_ops) return RB_EINPUT;
     /* policy_params_for checks every entry, also those naming other policies */
     policy_params main_params;
@@ -583,7 +583,7 @@ int cmd_decode(int argc, char **argv) {
     else if (o.budget < 0) st = rb_fail(&e, RB_EINPUT, "--budget", "must be >= 0");
     else if (!o.teacher_forced && o.budget == 0) {
         /* only a budget-free policy (dense) may go without one */
-        const policy_ops *ops = policy_find(o.policy, &e);
+        const policy_ops *ops = policy_find_choice(o.policy, &e);
         if (!ops) st = RB_EINPUT;
         else if (!(ops->flags & POLICY_BUDGET_FREE))
             st = rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", o.policy);

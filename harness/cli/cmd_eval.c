@@ -132,6 +132,7 @@ int cmd_eval(int argc, char **argv) {
     if (e.status) return rb_err_print(&e);
     if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (output_check(out, &e)) return rb_err_print(&e);
+    output_clean_stale_of(out); /* what a killed run of this evaluation was writing */
 
     task_set tasks = {0};
     cell *cells = NULL;

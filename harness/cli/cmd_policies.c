@@ -1,6 +1,11 @@
-/* cmd_policies.c: `raasbench policies [NAME]`: every registered policy (or one) with its
- * summary, flags and parameters (type, default, range or choices, help), so users can see
- * what --param accepts without reading the source. */
+/* cmd_policies.c: `raasbench policies [NAME] [--names] [--all] [--except a,b]`: every
+ * registered policy (or one) with its summary, flags and parameters (type, default, range or
+ * choices, help), so users can see what --param accepts without reading the source.
+ * `--names` prints only the names, one a line: the list scripts take policies from (the
+ * registry is the only list); `--except` leaves named ones out and refuses a name that is
+ * not registered. Internal policies (POLICY_INTERNAL: run by the engine itself) are left out
+ * unless --all or asked for by name. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -9,14 +14,14 @@
 
 static void print_policy(const policy_ops *ops) {
     printf("%s\n  %s\n", ops->name, ops->summary);
-    if (ops->flags & POLICY_PAGED) printf("  budget counts whole pages: needs L >= 2P\n");
-    if (ops->flags & POLICY_NEEDS_DENSE) printf("  reads the dense attention\n");
-    if (ops->flags & POLICY_KEEPS_ALL) printf("  keeps every token resident (memory O(N))\n");
-    if (ops->flags & POLICY_BOUND) printf("  a bound to compare against, not a practical policy\n");
-    if (ops->flags & POLICY_PINS_PROMPT)
-        printf("  pins the prompt's pages: a prompt longer than L makes it hold more than L\n");
     if (ops->flags & POLICY_INTERNAL)
-        printf("  internal: run by the engines where a layer needs it\n");
+        printf("  internal: the engine runs it itself; not a choice for a run\n");
+    if (ops->flags & POLICY_PAGED) printf("  budget counts whole pages: needs L >= 2P\n");
+    if (ops->flags & POLICY_KEEPS_ALL)
+        printf("  keeps every token resident: L bounds what is attended, not memory\n");
+    if (ops->flags & POLICY_PINS_PROMPT)
+        printf("  never evicts a prompt token: a prompt over the budget stays resident\n");
+    if (ops->flags & POLICY_NEEDS_DENSE) printf("  reads the dense attention (a ceiling)\n");
     if (!ops->params || !ops->params->key) {
         printf("  parameters: none\n\n");
         return;
@@ -38,27 +43,25 @@ static void print_policy(const policy_ops *ops) {
     printf("\n");
 }
 
-/* --names: the names scripts and tests take, one a line, registry order; internal policies
- * never, bounds (oracle, random) unless --practical. */
-static void print_names(int practical) {
-    int n;
-    const policy_ops *const *list = policy_list(&n);
-    for (int i = 0; i < n; i++) {
-        unsigned f = list[i]->flags;
-        if ((f & POLICY_INTERNAL) || (practical && (f & POLICY_BOUND))) continue;
-        printf("%s\n", list[i]->name);
-    }
+/* Is ops one of the names in out[0..n)? */
+static int named(const policy_ops *ops, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ops->name, names[i])) return 1;
+    return 0;
 }
 
 int cmd_policies(int argc, char **argv) {
     static const char usage[] =
-        "[NAME] [--names [--practical]]\n\nLists every policy (or the one named) with its "
-        "parameters. Set a parameter on replay, sweep or decode with --param NAME.KEY=VALUE "
-        "(e.g. --param raas.r=0.3). --names prints the names a sweep may use, one a line.";
-    int names = 0, practical = 0;
+        "[NAME] [--names] [--all] [--except a,b]\n\nLists every policy (or the one named) with "
+        "its parameters. Set a parameter on replay, sweep or decode with --param "
+        "NAME.KEY=VALUE (e.g. --param raas.r=0.3). Scripts take their policies from "
+        "`raasbench policies --names` (one a line), leaving some out with --except.";
+    int names = 0, all = 0;
+    const char *except = NULL;
     const arg_spec specs[] = {
-        {"names", ARG_FLAG, &names, NULL, "names only, one a line (internal policies omitted)"},
-        {"practical", ARG_FLAG, &practical, NULL, "with --names: leave out the bounds (oracle, random)"},
+        {"names", ARG_FLAG, &names, NULL, "only the names, one a line (for scripts)"},
+        {"all", ARG_FLAG, &all, NULL, "also the internal policies the engine runs itself"},
+        {"except", ARG_STR, &except, "a,b", "leave these registered policies out"},
         {NULL, 0, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -67,26 +70,46 @@ int cmd_policies(int argc, char **argv) {
     if (args_parse("policies", usage, specs, argc, argv, pos, 1, &n_pos, &help, &e))
         return rb_err_print(&e);
     if (help) return 0;
-    if (practical && !names) {
-        rb_fail(&e, RB_EINPUT, "--practical", "only with --names");
+    char *storage = NULL;
+    const char *left_out[64];
+    int n_left_out = 0;
+    if (except && args_name_list("--except", except, &storage, left_out, 64, &n_left_out, &e)) {
+        free(storage);
         return rb_err_print(&e);
     }
-    if (names) {
-        if (n_pos) {
-            rb_fail(&e, RB_EINPUT, "--names", "takes no policy name");
+    /* An exclusion must name a registered policy, so a typo or a renamed policy is caught
+     * instead of silently keeping it in. */
+    for (int i = 0; i < n_left_out; i++)
+        if (!policy_find(left_out[i], &e)) {
+            free(storage);
             return rb_err_print(&e);
         }
-        print_names(practical);
-        return 0;
-    }
+    int n = 1;
+    const policy_ops *one = NULL, *const *list = &one;
     if (n_pos == 1) {
-        const policy_ops *ops = policy_find(pos[0], &e);
-        if (!ops) return rb_err_print(&e);
-        print_policy(ops);
-        return 0;
+        one = policy_find(pos[0], &e);
+        if (!one) {
+            free(storage);
+            return rb_err_print(&e);
+        }
+    } else {
+        list = policy_list(&n);
     }
-    int n;
-    const policy_ops *const *list = policy_list(&n);
-    for (int i = 0; i < n; i++) print_policy(list[i]);
+    int hidden = 0;
+    for (int i = 0; i < n; i++) {
+        if (named(list[i], left_out, n_left_out)) continue;
+        if ((list[i]->flags & POLICY_INTERNAL) && !all && n_pos == 0) {
+            hidden++;
+            continue;
+        }
+        if (names)
+            printf("%s\n", list[i]->name);
+        else
+            print_policy(list[i]);
+    }
+    if (hidden && !names)
+        printf("(%d internal %s, run by the engine itself: raasbench policies --all)\n", hidden,
+               hidden == 1 ? "policy" : "policies");
+    free(storage);
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "args.h"
 #include "commands.h"
 #include "engine.h"
+#include "output.h"
 
 #define MAX_ITEMS 64
 
@@ -60,7 +61,7 @@ static rb_status parse_policy(const cJSON *item, int idx, sweep_policy *p, rb_er
     char kvbuf[POLICY_MAX_PARAMS][96];
     int n_kv = 0;
     if (cJSON_IsString(item)) {
-        if (!(p->ops = policy_find(item->valuestring, e))) return RB_EINPUT;
+        if (!(p->ops = policy_find_choice(item->valuestring, e))) return RB_EINPUT;
     } else if (cJSON_IsObject(item)) {
         for (const cJSON *c = item->child; c; c = c->next)
             if (strcmp(c->string, "name") && strcmp(c->string, "params") && strcmp(c->string, "label"))
@@ -68,7 +69,7 @@ static rb_status parse_policy(const cJSON *item, int idx, sweep_policy *p, rb_er
                                "label)", c->string);
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(item, "name");
         if (!cJSON_IsString(name)) return rb_fail(e, RB_EINPUT, what, "needs a string 'name'");
-        if (!(p->ops = policy_find(name->valuestring, e))) return RB_EINPUT;
+        if (!(p->ops = policy_find_choice(name->valuestring, e))) return RB_EINPUT;
         const cJSON *label = cJSON_GetObjectItemCaseSensitive(item, "label");
         if (label) {
             if (!cJSON_IsString(label) || !*label->valuestring ||
@@ -217,19 +218,6 @@ static rb_status claim_cells_dir(const char *dir, const char *identity, rb_err *
 }
 
 /* Remove temporary files a killed run left behind. */
-static void sweep_clean_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[4400];
-    while ((de = readdir(d)))
-        if (strstr(de->d_name, ".tmp-")) {
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            remove(p);
-        }
-    closedir(d);
-}
-
 /* Identity of the sweep: everything that changes a cell's content (not 'threads'). */
 static char *sweep_identity(const sweep_config *c) {
     cJSON *o = cJSON_Duplicate(c->root, 1);
@@ -351,7 +339,7 @@ int cmd_sweep(int argc, char **argv) {
     snprintf(sr.dir, sizeof sr.dir, "%s.cells", c.out);
     sr.identity = sweep_identity(&c);
     if (claim_cells_dir(sr.dir, sr.identity, &e)) goto fail;
-    sweep_clean_tmp(sr.dir);
+    output_clean_stale(sr.dir);
     int total = c.n_traces * c.n_policies * c.n_budgets;
     sr.cell_paths = rb_calloc((size_t)total, sizeof(char *));
     for (int ti = 0; ti < c.n_traces; ti++) {

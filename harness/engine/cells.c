@@ -52,7 +52,7 @@ rb_status cells_make(const char *const *policies, int n_policies, const int *bud
     int n = 0;
     rb_status s = RB_OK;
     for (int p = 0; p < n_policies && !s; p++) {
-        const policy_ops *ops = policy_find(policies[p], e);
+        const policy_ops *ops = policy_find_choice(policies[p], e);
         if (!ops) {
             s = RB_EINPUT;
             break;

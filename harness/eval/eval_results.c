@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "h5util.h"
+#include "output.h"
 
 /* ------------------------------------------------------------------ summary */
 
@@ -229,6 +230,7 @@ static rb_status write_atomic(const char *path, const char *text, rb_err *e) {
 rb_status eval_parts_claim(const char *dir, const char *identity, rb_err *e) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return rb_fail(e, RB_EINPUT, dir, "cannot create the parts directory: %s", strerror(errno));
+    output_clean_stale(dir); /* parts a killed evaluation was writing */
     char path[4200];
     snprintf(path, sizeof path, "%s/identity.json", dir);
     if (access(path, F_OK) != 0) return write_atomic(path, identity, e);
