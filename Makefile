@@ -90,18 +90,25 @@ banner:
 COMMIT_STAMP := $(BUILD)/.commit-$(GIT_COMMIT)
 $(COMMIT_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.commit-* && touch $@
-$(BUILD)/base/rb.o: base/rb.c $(COMMIT_STAMP)
+$(BUILD)/base/rb.o: base/rb.c $(COMMIT_STAMP) $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -DRB_GIT_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
 
+# Objects depend on the settings they were compiled with: switching CUDA, ARCH or SAN in one
+# build directory (`make CUDA=0` after `make`) rebuilds everything instead of linking objects
+# compiled for the other setting.
+CONFIG_STAMP := $(BUILD)/.config-cuda$(CUDA)-$(ARCH)-san$(subst $(comma),+,$(SAN))
+$(CONFIG_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/.config-* && touch $@
+
 Q := $(if $(V),,@)
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu
+$(BUILD)/%.o: %.cu $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  NVCC  $<")
 	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@

@@ -1,17 +1,27 @@
 /* attn_backend.h: the attention backend table, the one seam between the engine and the
  * attention kernels (as ggml's backend interface: named slots, one table per backend).
  *
- * The stepper (harness/engine/stepper.c) and the replay engine call attention only through a
- * backend; a backend is a `const attn_backend` table with every slot filled. The backends:
+ * The stepper (harness/engine/stepper.c), the replay engine and live decode call attention
+ * only through a backend; a backend is a `const attn_backend` table with every slot filled.
+ * The backends:
  *   "ref"   the plain references of attn_ref.c: double accumulation, obviously right, slow
  *   "cpu"   the fast CPU kernels (attn.c, attn_stream.c, attn_block.c): the default
- *   "cuda"  the CUDA kernels of kernels/cuda/ (present only in a CUDA build with a GPU)
+ *   "cuda"  the CUDA kernels of kernels/cuda/, behind host-pointer wrappers that move the
+ *           data every call (correct, not fast): kernels/attn_backend_cuda.c says which
+ *           slot runs what where. Listed only in a CUDA build (RB_HAVE_CUDA).
  * kernels/attn_backends.c is the only list. Every slot has the contract of the CPU kernel of
- * the same name in attn.h (layouts, strides, which outputs may be NULL); a backend returns
- * the same numbers as "ref" within the tolerances tests/test_attn_backends.c states for it.
- * Slots take host pointers: a device backend moves the data it needs (correct, not fast;
- * kernels/attn_backend_cuda.c says which slots run on the device). Every slot may be called
- * from several threads at once (a device backend serialises inside). */
+ * the same name in attn.h (layouts, strides, which outputs may be NULL; an output is written
+ * only where that kernel writes it) and returns the same numbers as "ref" within the
+ * tolerances tests/test_attn_backends.c states. "cpu" is what every number raasbench has
+ * published came from: another backend changes results within those tolerances, not bit for
+ * bit. Slots take host pointers. Every slot may be called from several threads at once (a
+ * device backend serialises inside) and, whatever supports() says, computes the right
+ * numbers for any input the CPU kernel accepts (a device backend runs the CPU kernel for
+ * what its device cannot do).
+ *
+ * Not a slot: attn_exp_shift (probabilities from logits the caller already holds in host
+ * memory). It is an elementwise map, not attention; a device backend would have to upload
+ * the logits to exponentiate them, so the callers keep calling the CPU kernel directly. */
 #ifndef ATTN_BACKEND_H
 #define ATTN_BACKEND_H
 
@@ -27,7 +37,8 @@ typedef struct attn_backend {
     const char *summary; /* required: one line */
 
     /* required: 1 if this backend is usable on this machine now (a GPU backend without a
-     * device answers 0) and computes the shape; 0 otherwise. Callers fall back to "cpu". */
+     * device answers 0) and runs the shape itself; 0 otherwise. A caller that wants the
+     * device asks first and picks "cpu" on 0 (the slots would work, on the CPU). */
     int (*supports)(const attn_shape *s);
 
     /* required: attn_dense_heads (every KV head of a layer, one query position). */
@@ -46,8 +57,8 @@ typedef struct attn_backend {
                    int d, float scale, float *out, float *col_mass);
 } attn_backend;
 
-/* The registered backends, in display order: ref, cpu, cuda. *n receives the count. A
- * backend listed may answer supports() = 0 (cuda without a GPU or in a build without CUDA). */
+/* The registered backends, in display order: ref, cpu, then cuda in a CUDA build. *n
+ * receives the count. A backend listed may answer supports() = 0 (cuda without a GPU). */
 const attn_backend *const *attn_backend_list(int *n);
 /* By name; NULL when unknown. */
 const attn_backend *attn_backend_find(const char *name);

@@ -47,10 +47,17 @@ static const attn_backend backend_cpu = {
     .causal = attn_causal,
 };
 
+#ifdef RB_HAVE_CUDA
 extern const attn_backend attn_backend_cuda_table; /* attn_backend_cuda.c */
+#endif
 
-static const attn_backend *const backends[] = {&backend_ref, &backend_cpu,
-                                               &attn_backend_cuda_table};
+static const attn_backend *const backends[] = {
+    &backend_ref,
+    &backend_cpu,
+#ifdef RB_HAVE_CUDA
+    &attn_backend_cuda_table,
+#endif
+};
 
 const attn_backend *const *attn_backend_list(int *n) {
     *n = (int)(sizeof backends / sizeof backends[0]);

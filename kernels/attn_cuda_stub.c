@@ -67,6 +67,25 @@ rb_status attn_cuda_gather(attn_cuda *c, const attn_cuda_shape *s, const float *
     return no_cuda(e);
 }
 
+rb_status attn_cuda_scores(attn_cuda *c, const attn_cuda_shape *s, const float *q, const void *k,
+                           int n, const int32_t *idx, int L, const float *lse, float *p, int ldp,
+                           rb_err *e) {
+    (void)c, (void)s, (void)q, (void)k, (void)n, (void)idx, (void)L, (void)lse, (void)p, (void)ldp;
+    return no_cuda(e);
+}
+
+rb_status attn_cuda_weighted(attn_cuda *c, const float *p, int n_rows, int ldp, const float *v,
+                             int n, int d, float *o, rb_err *e) {
+    (void)c, (void)p, (void)n_rows, (void)ldp, (void)v, (void)n, (void)d, (void)o;
+    return no_cuda(e);
+}
+
+rb_status attn_cuda_col_mass(attn_cuda *c, const attn_cuda_shape *s, const float *q,
+                             const void *k, int n, const float *lse, float *col, rb_err *e) {
+    (void)c, (void)s, (void)q, (void)k, (void)n, (void)lse, (void)col;
+    return no_cuda(e);
+}
+
 rb_status attn_cuda_sync(attn_cuda *c, rb_err *e) {
     (void)c;
     return no_cuda(e);
@@ -78,7 +97,7 @@ int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len) {
 }
 
 attn_cuda_tuning attn_cuda_tuning_default(void) {
-    attn_cuda_tuning t = {4, -1, 1};
+    attn_cuda_tuning t = ATTN_CUDA_TUNING_DEFAULT;
     return t;
 }
 

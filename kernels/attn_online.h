@@ -62,6 +62,16 @@ static inline __m256 mask_from(__m256 s, int n) {
     return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), s, keep);
 }
 
+/* t[i] = sum over c in [c0, d) of q[c] * k[i][c], for the nk keys k[0..nk): the scalar tail
+ * of the vector dot products below when d is not a multiple of 8. */
+static inline void tail_dots(const float *q, const float *const *k, int nk, int c0, int d,
+                             float *t) {
+    for (int i = 0; i < nk; i++) {
+        t[i] = 0;
+        for (int c = c0; c < d; c++) t[i] += q[c] * k[i][c];
+    }
+}
+
 /* q . k_i for the 8 keys k[0..8) (all readable), one per lane. */
 static inline __m256 qk8(const float *q, const float *const *k, int d) {
     int d8 = d & ~7;
@@ -76,10 +86,7 @@ static inline __m256 qk8(const float *q, const float *const *k, int d) {
     __m256 dots = transpose_sum8(a);
     if (d8 < d) {
         float t[8];
-        for (int i = 0; i < 8; i++) {
-            t[i] = 0;
-            for (int c = d8; c < d; c++) t[i] += q[c] * k[i][c];
-        }
+        tail_dots(q, k, 8, d8, d, t);
         dots = _mm256_add_ps(dots, _mm256_loadu_ps(t));
     }
     return dots;
@@ -104,10 +111,7 @@ static inline __m256 qk2x4(const float *q0, const float *q1, const float *const 
     __m256 dots = transpose_sum8(a);
     if (d8 < d) {
         float t[8];
-        for (int i = 0; i < 4; i++) {
-            t[i] = t[4 + i] = 0;
-            for (int c = d8; c < d; c++) t[i] += q0[c] * k[i][c], t[4 + i] += q1[c] * k[i][c];
-        }
+        tail_dots(q0, k, 4, d8, d, t), tail_dots(q1, k, 4, d8, d, t + 4);
         dots = _mm256_add_ps(dots, _mm256_loadu_ps(t));
     }
     return dots;

@@ -58,10 +58,7 @@ static inline __m256 qk4(const float *q, const float *const *k, int nk, int d) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
     if (d8 < d) {
         float r[4];
-        for (int i = 0; i < 4; i++) {
-            r[i] = 0;
-            for (int c = d8; c < d; c++) r[i] += q[c] * k[i][c];
-        }
+        tail_dots(q, k, 4, d8, d, r);
         s = _mm_add_ps(s, _mm_loadu_ps(r));
     }
     return _mm256_insertf128_ps(_mm256_set1_ps(-INFINITY), s, 0);

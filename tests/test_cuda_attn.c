@@ -1,9 +1,10 @@
 /* test_cuda_attn.c: the GPU decode attention (kernels/cuda/attn_cuda.cu) against the plain
  * CPU references (kernels/attn_ref.c, double accumulation) on random data: dense and gather,
  * float32 and half K/V, every supported group size G and head_dim, token counts from 1 up,
- * logits of magnitude ~80, several split plans, and bad input (refused shapes, misaligned
- * pointers, out-of-range gather indices reported by the next sync without breaking the
- * context). Outputs are poisoned with NaN on the device before every call, so an unwritten
+ * logits of magnitude ~80, several split plans, the backend's plain kernels (scores,
+ * weighted rows, column mass; their bounds are stated above check_one), and bad input
+ * (refused shapes, misaligned pointers, out-of-range gather indices reported by the next
+ * sync without breaking the context). Outputs are poisoned with NaN on the device before every call, so an unwritten
  * element fails. Exits 77 ("no GPU") where no CUDA device is usable or CUDA is not built.
  *
  * TOLERANCE, per query head, from first-order worst-case bounds (u = 2^-24, float32):
@@ -265,6 +266,230 @@ static void bad_input_cases(void) {
     problem_free(&p);
 }
 
+/* ---- The backend's plain kernels: scores, weighted rows, column mass -------------------
+ * One thread per output, sums in order (attn_cuda.h), so first-order worst-case bounds are
+ * short: a dot of d products in sequence is within d u S of exact (S = scale sum_c
+ * |q_c k_c|), the scale multiply adds u |x|; expf is within 2 ulp (4 u relative) and its
+ * argument's subtraction within u |x - lse|; a sequential sum of n products within
+ * n u sum_j |p_j v_j|. Each tolerance below is twice that bound, plus the reference's own
+ * rounding to float (u |want|). */
+
+static void check_one(const char *what, int i, double got, double want, double tol) {
+    n_checked++;
+    if (!(fabs(got - want) <= tol)) {
+        if (n_fail++ < 20)
+            printf("FAIL %s [%d]: got %.9g want %.9g (err %.3g > tol %.3g)\n", what, i, got, want,
+                   fabs(got - want), tol);
+    } else if (fabs(got - want) / tol > worst_o) {
+        worst_o = fabs(got - want) / tol;
+    }
+}
+
+/* q_h . k_t in double, and its magnitude sum_c |q_c k_c|. */
+static double dot_mag(const float *q, const float *k, int d, double *mag) {
+    double x = 0, m = 0;
+    for (int c = 0; c < d; c++) x += (double)q[c] * k[c], m += fabs((double)q[c] * k[c]);
+    *mag = m;
+    return x;
+}
+
+/* attn_cuda_scores on problem p: logits (with_lse 0) or probabilities with the reference's
+ * lse, rows ldp = len + 3 apart; the 3 floats after each row must stay untouched. */
+static void scores_check(problem *p, int with_lse, const char *what) {
+    int Hq = p->s.n_q_heads, Hkv = p->s.n_kv_heads, d = p->s.head_dim, G = Hq / Hkv;
+    int len = p->L > 0 ? p->L : p->n, ldp = len + 3;
+    double sc = p->s.scale;
+    float *lse = rb_malloc(sizeof(float) * Hq), *got = rb_malloc(sizeof(float) * Hq * ldp);
+    double *x = rb_malloc(sizeof(double) * Hq * len), *mag = rb_malloc(sizeof(double) * Hq * len);
+    for (int h = 0; h < Hq; h++) {
+        double m = -INFINITY, z = 0;
+        for (int j = 0; j < len; j++) {
+            int t = p->L > 0 ? p->idx[(size_t)(h / G) * p->L + j] : j;
+            const float *kt = p->k + ((size_t)t * Hkv + h / G) * d;
+            size_t o = (size_t)h * len + j;
+            x[o] = sc * dot_mag(p->q + (size_t)h * d, kt, d, &mag[o]);
+            m = fmax(m, x[o]);
+        }
+        for (int j = 0; j < len; j++) z += exp(x[(size_t)h * len + j] - m);
+        lse[h] = (float)(m + log(z));
+    }
+    for (int i = 0; i < Hq * ldp; i++) got[i] = NAN;
+    void *dp;
+    CHECK_OK(attn_cuda_alloc(ctx, sizeof(float) * Hq * ldp, &dp, &e_));
+    CHECK_OK(attn_cuda_upload(ctx, dp, got, sizeof(float) * Hq * ldp, &e_));
+    CHECK_OK(attn_cuda_upload(ctx, p->dlse, lse, sizeof(float) * Hq, &e_));
+    CHECK_OK(attn_cuda_scores(ctx, &p->s, p->dq, p->dk, p->n, p->L > 0 ? p->didx : NULL, p->L,
+                              with_lse ? p->dlse : NULL, dp, ldp, &e_));
+    CHECK_OK(attn_cuda_sync(ctx, &e_));
+    CHECK_OK(attn_cuda_download(ctx, got, dp, sizeof(float) * Hq * ldp, &e_));
+    for (int h = 0; h < Hq; h++) {
+        for (int j = 0; j < len; j++) {
+            double xj = x[(size_t)h * len + j];
+            double dx = d * U * sc * mag[(size_t)h * len + j] + U * fabs(xj);
+            double want = with_lse ? exp(xj - lse[h]) : xj;
+            double tol = with_lse ? 2 * want * (dx + U * fabs(xj - lse[h]) + 4 * U) + U * want
+                                  : 2 * dx + U * fabs(want);
+            check_one(what, h * ldp + j, got[(size_t)h * ldp + j], want, tol);
+        }
+        for (int j = len; j < ldp; j++) {
+            n_checked++;
+            if (!isnan(got[(size_t)h * ldp + j]))
+                printf("FAIL %s: wrote [%d][%d] past the %d keys\n", what, h, j, len), n_fail++;
+        }
+    }
+    attn_cuda_free(ctx, dp);
+    free(lse), free(got), free(x), free(mag);
+}
+
+static void scores_case(int Hq, int Hkv, int d, attn_cuda_dtype dt, int n, int L) {
+    char what[160];
+    problem p;
+    problem_make(&p, Hq, Hkv, d, dt, n, L, 1.0f);
+    for (int with_lse = 0; with_lse < 2; with_lse++) {
+        snprintf(what, sizeof what, "scores (%s) Hq=%d Hkv=%d d=%d %s n=%d L=%d",
+                 with_lse ? "probs" : "logits", Hq, Hkv, d, dt == ATTN_CUDA_F16 ? "f16" : "f32", n,
+                 L);
+        scores_check(&p, with_lse, what);
+    }
+    problem_free(&p);
+}
+
+static void weighted_case(int n_rows, int n, int d) {
+    int ldp = n + 5;
+    float *p = rb_malloc(sizeof(float) * n_rows * ldp), *v = rb_malloc(sizeof(float) * n * d);
+    float *o = rb_malloc(sizeof(float) * n_rows * d);
+    for (int i = 0; i < n_rows * ldp; i++) p[i] = (float)tu_uniform(&rng_state) * 2 / n;
+    for (int i = 0; i < n * d; i++) v[i] = rng_gauss();
+    void *dp, *dv, *dout;
+    CHECK_OK(attn_cuda_alloc(ctx, sizeof(float) * n_rows * ldp, &dp, &e_));
+    CHECK_OK(attn_cuda_alloc(ctx, sizeof(float) * n * d, &dv, &e_));
+    CHECK_OK(attn_cuda_alloc(ctx, sizeof(float) * n_rows * d, &dout, &e_));
+    CHECK_OK(attn_cuda_upload(ctx, dp, p, sizeof(float) * n_rows * ldp, &e_));
+    CHECK_OK(attn_cuda_upload(ctx, dv, v, sizeof(float) * n * d, &e_));
+    CHECK_OK(attn_cuda_weighted(ctx, dp, n_rows, ldp, dv, n, d, dout, &e_));
+    CHECK_OK(attn_cuda_sync(ctx, &e_));
+    CHECK_OK(attn_cuda_download(ctx, o, dout, sizeof(float) * n_rows * d, &e_));
+    char what[80];
+    snprintf(what, sizeof what, "weighted rows=%d n=%d d=%d", n_rows, n, d);
+    for (int r = 0; r < n_rows; r++)
+        for (int c = 0; c < d; c++) {
+            double want = 0, A = 0;
+            for (int j = 0; j < n; j++) {
+                double t = (double)p[(size_t)r * ldp + j] * v[(size_t)j * d + c];
+                want += t, A += fabs(t);
+            }
+            check_one(what, r * d + c, o[(size_t)r * d + c], want, 2 * n * U * A + U * fabs(want));
+        }
+    attn_cuda_free(ctx, dp), attn_cuda_free(ctx, dv), attn_cuda_free(ctx, dout);
+    free(p), free(v), free(o);
+}
+
+/* A causal prompt of n positions: lse from the double reference, column mass on the GPU. */
+static void col_mass_case(int Hq, int Hkv, int d, attn_cuda_dtype dt, int n) {
+    int G = Hq / Hkv;
+    double sc = 1.0 / sqrt((double)d);
+    size_t nq = (size_t)n * Hq * d, nk = (size_t)n * Hkv * d, elt = dt == ATTN_CUDA_F16 ? 2 : 4;
+    float *q = rb_malloc(sizeof(float) * nq), *k = rb_malloc(sizeof(float) * nk);
+    void *hk = rb_malloc(elt * nk);
+    for (size_t i = 0; i < nq; i++) q[i] = rng_gauss();
+    for (size_t i = 0; i < nk; i++) {
+        float a = rng_gauss();
+        if (dt == ATTN_CUDA_F16) {
+            uint16_t h = rb_float_to_half(a);
+            ((uint16_t *)hk)[i] = h, k[i] = rb_half_to_float(h);
+        } else {
+            ((float *)hk)[i] = a, k[i] = a;
+        }
+    }
+    float *lse = rb_malloc(sizeof(float) * n * Hq), *col = rb_malloc(sizeof(float) * Hkv * n);
+    double mag;
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < Hq; h++) {
+            double m = -INFINITY, z = 0, *x = rb_malloc(sizeof(double) * (i + 1));
+            const float *qi = q + ((size_t)i * Hq + h) * d;
+            for (int j = 0; j <= i; j++)
+                x[j] = sc * dot_mag(qi, k + ((size_t)j * Hkv + h / G) * d, d, &mag),
+                m = fmax(m, x[j]);
+            for (int j = 0; j <= i; j++) z += exp(x[j] - m);
+            lse[(size_t)i * Hq + h] = (float)(m + log(z));
+            free(x);
+        }
+    void *dq, *dk, *dlse, *dcol;
+    CHECK_OK(attn_cuda_alloc(ctx, sizeof(float) * nq, &dq, &e_));
+    CHECK_OK(attn_cuda_alloc(ctx, elt * nk, &dk, &e_));
+    CHECK_OK(attn_cuda_alloc(ctx, sizeof(float) * n * Hq, &dlse, &e_));
+    CHECK_OK(attn_cuda_alloc(ctx, sizeof(float) * Hkv * n, &dcol, &e_));
+    CHECK_OK(attn_cuda_upload(ctx, dq, q, sizeof(float) * nq, &e_));
+    CHECK_OK(attn_cuda_upload(ctx, dk, hk, elt * nk, &e_));
+    CHECK_OK(attn_cuda_upload(ctx, dlse, lse, sizeof(float) * n * Hq, &e_));
+    attn_cuda_shape s = {Hq, Hkv, d, (float)sc, dt};
+    CHECK_OK(attn_cuda_col_mass(ctx, &s, dq, dk, n, dlse, dcol, &e_));
+    CHECK_OK(attn_cuda_sync(ctx, &e_));
+    CHECK_OK(attn_cuda_download(ctx, col, dcol, sizeof(float) * Hkv * n, &e_));
+    char what[120];
+    snprintf(what, sizeof what, "col_mass Hq=%d Hkv=%d d=%d %s n=%d", Hq, Hkv, d,
+             dt == ATTN_CUDA_F16 ? "f16" : "f32", n);
+    for (int kv = 0; kv < Hkv; kv++)
+        for (int j = 0; j < n; j++) {
+            /* every term's relative bound as in scores; the double sum adds nothing visible */
+            double want = 0, err = 0;
+            for (int i = j; i < n; i++)
+                for (int g = 0; g < G; g++) {
+                    size_t row = (size_t)i * Hq + kv * G + g;
+                    double x = sc * dot_mag(q + row * d, k + ((size_t)j * Hkv + kv) * d, d, &mag);
+                    double t = exp(x - lse[row]);
+                    want += t;
+                    err += t * (d * U * sc * mag + U * fabs(x) + U * fabs(x - lse[row]) + 4 * U);
+                }
+            check_one(what, kv * n + j, col[(size_t)kv * n + j], want, 2 * err + U * want);
+        }
+    attn_cuda_free(ctx, dq), attn_cuda_free(ctx, dk);
+    attn_cuda_free(ctx, dlse), attn_cuda_free(ctx, dcol);
+    free(q), free(k), free(hk), free(lse), free(col);
+}
+
+static void plain_kernel_cases(void) {
+    for (int dt = 0; dt < 2; dt++) {
+        attn_cuda_dtype t = dt ? ATTN_CUDA_F16 : ATTN_CUDA_F32;
+        scores_case(8, 8, 64, t, 1, 0);
+        scores_case(32, 8, 128, t, 1000, 0);
+        scores_case(16, 2, 256, t, 300, 0);  /* G = 8 */
+        scores_case(32, 8, 128, t, 3000, 500); /* gathered keys */
+        scores_case(4, 2, 64, t, 50, 200);    /* more indices than tokens */
+        col_mass_case(8, 2, 64, t, 1);
+        col_mass_case(8, 2, 64, t, 200);
+        col_mass_case(4, 4, 128, t, 150);
+    }
+    weighted_case(1, 1, 64);
+    weighted_case(8, 300, 128);
+    weighted_case(3, 2000, 100); /* any d */
+    weighted_case(2, 0, 64);     /* no rows: zeros */
+
+    problem p;
+    problem_make(&p, 8, 2, 64, ATTN_CUDA_F32, 100, 10, 1.0f);
+    rb_err e = {0};
+    attn_cuda_shape s = p.s;
+    s.head_dim = 96;
+    expect_input_error(attn_cuda_scores(ctx, &s, p.dq, p.dk, p.n, NULL, 0, NULL, p.dout, p.n, &e),
+                       &e, "scores d = 96");
+    expect_input_error(
+        attn_cuda_scores(ctx, &p.s, p.dq, p.dk, p.n, NULL, 0, NULL, p.dout, p.n - 1, &e), &e,
+        "scores ldp < n");
+    expect_input_error(attn_cuda_weighted(ctx, p.dq, 2, 5, p.dk, 6, 64, p.dout, &e), &e,
+                       "weighted ldp < n");
+    expect_input_error(attn_cuda_col_mass(ctx, &p.s, p.dq, p.dk, 0, p.dlse, p.dout, &e), &e,
+                       "col_mass n = 0");
+    /* an out-of-range index: p is 0 there, and the next sync says so */
+    int32_t saved = p.idx[4];
+    p.idx[4] = p.n;
+    CHECK_OK(attn_cuda_upload(ctx, p.didx, p.idx, sizeof(int32_t) * 2 * p.L, &e_));
+    rb_status st = attn_cuda_scores(ctx, &p.s, p.dq, p.dk, p.n, p.didx, p.L, NULL, p.dout, p.L, &e);
+    if (st != RB_OK) printf("FAIL scores bad index: launch status %d\n", (int)st), n_fail++;
+    expect_input_error(attn_cuda_sync(ctx, &e), &e, "scores bad index at sync");
+    p.idx[4] = saved;
+    problem_free(&p);
+}
+
 int main(void) {
     if (attn_cuda_device_count() == 0) {
         rb_err e = {0};
@@ -324,9 +549,11 @@ int main(void) {
         CHECK_OK(attn_cuda_tune(ctx, &def, &e_));
     }
     bad_input_cases();
+    plain_kernel_cases();
 
     attn_cuda_destroy(ctx);
-    printf("# %d values checked, largest err/tol: out %.3g, lse %.3g\n", n_checked, worst_o, worst_lse);
+    printf("# %d values checked, largest err/tol: out (and the plain kernels) %.3g, lse %.3g\n",
+           n_checked, worst_o, worst_lse);
     if (n_fail) {
         printf("%d failures\n", n_fail);
         return 1;

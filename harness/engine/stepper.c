@@ -7,8 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "attn.h"
-
 struct stepper {
     const policy_ops *ops;
     const attn_backend *be;  /* every attention of the stepper runs here */
@@ -83,7 +81,9 @@ void stepper_prefill(stepper *s, int n, const float *q, const float *k, const fl
                      float *out) {
     RB_CHECK(!s->prefilled && s->n_prompt == 0 && n > 0 && n < s->cfg.max_tokens);
     const policy_config *c = &s->cfg;
-    if (out) s->be->causal(q, k, v, n, c->n_q_heads, c->n_kv_heads, c->head_dim, c->attn_scale, out, NULL);
+    if (out)
+        s->be->causal(q, k, v, n, c->n_q_heads, c->n_kv_heads, c->head_dim, c->attn_scale, out,
+                      NULL);
     keep_keys(s, 0, n, k);
     s->ops->prefill(s->state, n, q, k, v);
     s->prefilled = 1;
@@ -120,7 +120,10 @@ static void flush_prompt(stepper *s) {
 }
 
 /* Dense logits over 0..pos from the stepper's own key copy (policies that need them when
- * the caller, a live decode, has none). */
+ * the caller, a live decode, has none). Not the backend's dense_heads: this scalar loop
+ * (products summed in order, lse through double exp) is what the published oracle results
+ * of live decode were computed with, and dense_heads's vector sums give different logits in
+ * the last bits (most of them, measured), which can change a top-k choice. */
 static void own_dense_logits(stepper *s, int pos, const float *q) {
     const policy_config *c = &s->cfg;
     int H = c->n_q_heads, G = H / c->n_kv_heads, n = pos + 1, stride = c->max_tokens;
@@ -172,9 +175,9 @@ static void attend(stepper *s, const float *q, float *out) {
     int G = c->n_q_heads / c->n_kv_heads, d = c->head_dim, cap = s->sel.cap;
     for (int g = 0; g < c->n_kv_heads; g++) {
         size_t h0 = (size_t)g * G;
-        s->be->gather(q + h0 * d, G, s->sel.k + h0 * cap, s->sel.v + h0 * cap, s->sel.n + h0, cap,
-                    s->sel.shared_by_group, d, c->attn_scale, s->probs + h0 * cap, out + h0 * d,
-                    s->work);
+        s->be->gather(q + h0 * d, G, s->sel.k + h0 * cap, s->sel.v + h0 * cap, s->sel.n + h0,
+                      cap, s->sel.shared_by_group, d, c->attn_scale, s->probs + h0 * cap,
+                      out + h0 * d, s->work);
     }
 }
 
@@ -220,12 +223,13 @@ void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, co
     for (int g = 0; g < c->n_kv_heads; g++) {
         size_t h0 = (size_t)g * G;
         if (shared) {
-            s->be->weighted_rows(s->probs + h0 * cap, G, cap, s->sel.v + h0 * cap, s->sel.n[h0],
-                               d, out + h0 * d);
+            s->be->weighted_rows(s->probs + h0 * cap, G, cap, s->sel.v + h0 * cap,
+                                 s->sel.n[h0], d, out + h0 * d);
         } else {
             for (int j = 0; j < G; j++)
-                s->be->weighted_rows(s->probs + (h0 + j) * cap, 1, cap, s->sel.v + (h0 + j) * cap,
-                                   s->sel.n[h0 + j], d, out + (h0 + j) * d);
+                s->be->weighted_rows(s->probs + (h0 + j) * cap, 1, cap,
+                                     s->sel.v + (h0 + j) * cap, s->sel.n[h0 + j], d,
+                                     out + (h0 + j) * d);
         }
     }
 observe:

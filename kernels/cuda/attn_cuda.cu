@@ -301,6 +301,66 @@ __global__ void spin_kernel(uint64_t ns) {
     do asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); while (t - t0 < ns);
 }
 
+/* The backend's plain kernels (attn_cuda_scores, _weighted, _col_mass): one thread per
+ * output, sums in order, no tiling. They serve the outputs the split kernels do not give
+ * (logits, probabilities, column mass) and are checked against the references, not tuned. */
+__device__ inline float to_float(float x) { return x; }
+__device__ inline float to_float(__half x) { return __half2float(x); }
+
+template <typename T> __device__ float dot_row(const float *q, const T *k, int d) {
+    float a = 0;
+    for (int c = 0; c < d; c++) a = fmaf(q[c], to_float(k[c]), a);
+    return a;
+}
+
+/* Thread (j, h): query head h's score of its j-th key. */
+template <typename T>
+__global__ void scores_kernel(const float *__restrict__ q, const T *__restrict__ k, int n, int n_kv,
+                              int G, int d, const int *__restrict__ idx, int L, float scale,
+                              const float *__restrict__ lse, float *__restrict__ p, int ldp,
+                              int *__restrict__ bad) {
+    const int h = blockIdx.y, kv = h / G, len = idx ? L : n;
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= len) return;
+    const int t = idx ? idx[(size_t)kv * L + j] : j;
+    float *out = p + (size_t)h * ldp + j;
+    if ((unsigned)t >= (unsigned)n) {
+        *bad = 1, *out = 0.f;
+        return;
+    }
+    float x = scale * dot_row(q + (size_t)h * d, k + ((size_t)t * n_kv + kv) * d, d);
+    *out = lse ? expf(x - lse[h]) : x;
+}
+
+/* Block r, thread column c (strided by the block): o[r, c]. */
+__global__ void weighted_kernel(const float *__restrict__ p, int ldp, const float *__restrict__ v,
+                                int n, int d, float *__restrict__ o) {
+    const int r = blockIdx.x;
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+        float a = 0;
+        for (int j = 0; j < n; j++) a = fmaf(p[(size_t)r * ldp + j], v[(size_t)j * d + c], a);
+        o[(size_t)r * d + c] = a;
+    }
+}
+
+/* Thread (j, kv): the mass key j of KV head kv receives from every later query row. */
+template <typename T>
+__global__ void col_mass_kernel(const float *__restrict__ q, const T *__restrict__ k, int n,
+                                int n_kv, int G, int d, float scale, const float *__restrict__ lse,
+                                float *__restrict__ col) {
+    const int kv = blockIdx.y, Hq = n_kv * G;
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= n) return;
+    const T *kj = k + ((size_t)j * n_kv + kv) * d;
+    double acc = 0;
+    for (int i = j; i < n; i++)
+        for (int g = 0; g < G; g++) {
+            const size_t row = (size_t)i * Hq + kv * G + g;
+            acc += expf(scale * dot_row(q + row * d, kj, d) - lse[row]);
+        }
+    col[(size_t)kv * n + j] = (float)acc;
+}
+
 } // namespace
 
 struct attn_cuda {
@@ -505,15 +565,18 @@ void attn_cuda_free(attn_cuda *c, void *dev) {
     cudaFree(dev);
 }
 
+/* On the context's stream, then waited for: a plain cudaMemcpy runs on the legacy default
+ * stream, which a non-blocking stream's kernels do not wait for, and from pageable memory it
+ * may return before its DMA has landed. */
 rb_status attn_cuda_upload(attn_cuda *c, void *dev, const void *host, size_t bytes, rb_err *e) {
+    CU_TRY(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, c->stream));
     CU_TRY(cudaStreamSynchronize(c->stream));
-    CU_TRY(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice));
     return RB_OK;
 }
 
 rb_status attn_cuda_download(attn_cuda *c, void *host, const void *dev, size_t bytes, rb_err *e) {
+    CU_TRY(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, c->stream));
     CU_TRY(cudaStreamSynchronize(c->stream));
-    CU_TRY(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost));
     return RB_OK;
 }
 
@@ -544,6 +607,67 @@ rb_status attn_cuda_gather(attn_cuda *c, const attn_cuda_shape *s, const float *
     return run_attention(c, s, q, k, v, n, idx, L, o, lse, e);
 }
 
+rb_status attn_cuda_scores(attn_cuda *c, const attn_cuda_shape *s, const float *q, const void *k,
+                           int n, const int32_t *idx, int L, const float *lse, float *p, int ldp,
+                           rb_err *e) {
+    if (!c) return rb_fail(e, RB_EINPUT, "attn_cuda", "no context");
+    if (!shape_ok(s)) return rb_fail(e, RB_EINPUT, "attn_cuda", "unsupported shape");
+    const int len = idx ? L : n;
+    if (n < 1 || len < 1 || ldp < len)
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "scores: n = %d, %d keys, ldp = %d", n, len, ldp);
+    const size_t elt = s->kv_dtype == ATTN_CUDA_F16 ? 2 : 4;
+    if (!aligned(q, 4) || !aligned(k, elt) || !aligned(p, 4) || (lse && !aligned(lse, 4)) ||
+        (idx && !aligned(idx, 4)))
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "scores: NULL or misaligned pointer");
+    const int G = s->n_q_heads / s->n_kv_heads;
+    dim3 grid((unsigned)((len + 127) / 128), (unsigned)s->n_q_heads);
+    if (s->kv_dtype == ATTN_CUDA_F16)
+        scores_kernel<__half><<<grid, 128, 0, c->stream>>>(q, static_cast<const __half *>(k), n,
+                                                           s->n_kv_heads, G, s->head_dim, idx, L,
+                                                           s->scale, lse, p, ldp, c->bad);
+    else
+        scores_kernel<float><<<grid, 128, 0, c->stream>>>(q, static_cast<const float *>(k), n,
+                                                          s->n_kv_heads, G, s->head_dim, idx, L,
+                                                          s->scale, lse, p, ldp, c->bad);
+    CU_TRY(cudaGetLastError());
+    return RB_OK;
+}
+
+rb_status attn_cuda_weighted(attn_cuda *c, const float *p, int n_rows, int ldp, const float *v,
+                             int n, int d, float *o, rb_err *e) {
+    if (!c) return rb_fail(e, RB_EINPUT, "attn_cuda", "no context");
+    if (n_rows < 1 || n < 0 || d < 1 || ldp < n)
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "weighted: %d rows, n = %d, d = %d, ldp = %d",
+                       n_rows, n, d, ldp);
+    if (!aligned(o, 4) || (n > 0 && (!aligned(p, 4) || !aligned(v, 4))))
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "weighted: NULL or misaligned pointer");
+    weighted_kernel<<<n_rows, 256, 0, c->stream>>>(p, ldp, v, n, d, o);
+    CU_TRY(cudaGetLastError());
+    return RB_OK;
+}
+
+rb_status attn_cuda_col_mass(attn_cuda *c, const attn_cuda_shape *s, const float *q,
+                             const void *k, int n, const float *lse, float *col, rb_err *e) {
+    if (!c) return rb_fail(e, RB_EINPUT, "attn_cuda", "no context");
+    if (!shape_ok(s)) return rb_fail(e, RB_EINPUT, "attn_cuda", "unsupported shape");
+    if (n < 1) return rb_fail(e, RB_EINPUT, "attn_cuda", "col_mass: n = %d (need >= 1)", n);
+    const size_t elt = s->kv_dtype == ATTN_CUDA_F16 ? 2 : 4;
+    if (!aligned(q, 4) || !aligned(k, elt) || !aligned(lse, 4) || !aligned(col, 4))
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "col_mass: NULL or misaligned pointer");
+    const int G = s->n_q_heads / s->n_kv_heads;
+    dim3 grid((unsigned)((n + 127) / 128), (unsigned)s->n_kv_heads);
+    if (s->kv_dtype == ATTN_CUDA_F16)
+        col_mass_kernel<__half><<<grid, 128, 0, c->stream>>>(q, static_cast<const __half *>(k), n,
+                                                             s->n_kv_heads, G, s->head_dim,
+                                                             s->scale, lse, col);
+    else
+        col_mass_kernel<float><<<grid, 128, 0, c->stream>>>(q, static_cast<const float *>(k), n,
+                                                            s->n_kv_heads, G, s->head_dim,
+                                                            s->scale, lse, col);
+    CU_TRY(cudaGetLastError());
+    return RB_OK;
+}
+
 rb_status attn_cuda_sync(attn_cuda *c, rb_err *e) {
     CU_TRY(cudaStreamSynchronize(c->stream));
     int bad = 0;
@@ -561,7 +685,7 @@ int attn_cuda_max_run(const attn_cuda *c, const attn_cuda_shape *s, int len) {
 }
 
 attn_cuda_tuning attn_cuda_tuning_default(void) {
-    attn_cuda_tuning t = {4, -1, 1};
+    attn_cuda_tuning t = ATTN_CUDA_TUNING_DEFAULT;
     return t;
 }
 

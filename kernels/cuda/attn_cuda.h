@@ -56,7 +56,8 @@ void attn_cuda_describe(const attn_cuda *c, char *buf, size_t buf_size);
 /* Device memory. alloc: RB_EINTERNAL when the device is out of memory. free(NULL) no-op. */
 rb_status attn_cuda_alloc(attn_cuda *c, size_t bytes, void **dev, rb_err *e);
 void attn_cuda_free(attn_cuda *c, void *dev);
-/* Synchronous copies between host and device (they wait for the stream first). */
+/* Synchronous copies between host and device, ordered on the context's stream after
+ * everything queued before them. */
 rb_status attn_cuda_upload(attn_cuda *c, void *dev, const void *host, size_t bytes, rb_err *e);
 rb_status attn_cuda_download(attn_cuda *c, void *host, const void *dev, size_t bytes, rb_err *e);
 /* Asynchronous device-to-device copy on the stream (the bench's bandwidth ceiling). */
@@ -81,6 +82,35 @@ rb_status attn_cuda_gather(attn_cuda *c, const attn_cuda_shape *s, const float *
                            const void *v, int n, const int32_t *idx, int L, float *o,
                            float *lse, rb_err *e);
 
+/* The pieces the split kernels do not give, for the attention backend table
+ * (kernels/attn_backend_cuda.c): plain kernels, one thread per output, correct and not tuned.
+ * Pointers are device pointers (4-byte aligned); every check is made before any launch.
+ *
+ * attn_cuda_scores: per query head h (KV head h / G) and j < len (len = L with idx, else n),
+ * with t = idx ? idx[(h / G) * L + j] : j and x = scale * q_h . k_t (float32, c in order):
+ *   p[h * ldp + j] = x                   when lse is NULL (the scaled logits)
+ *   p[h * ldp + j] = exp(x - lse[h])     otherwise (the probabilities of the softmax whose
+ *                                        log-sum-exp lse holds, e.g. attn_cuda_dense's)
+ * q [Hq, d]; k [n, Hkv, d] of s->kv_dtype; lse [Hq]; p [Hq, ldp], ldp >= len. An index outside
+ * [0, n) is not read: p is 0 there and the next attn_cuda_sync returns RB_EINPUT. */
+rb_status attn_cuda_scores(attn_cuda *c, const attn_cuda_shape *s, const float *q, const void *k,
+                           int n, const int32_t *idx, int L, const float *lse, float *p, int ldp,
+                           rb_err *e);
+
+/* o[r * d + c] = sum_{j < n} p[r * ldp + j] * v[j * d + c] for the n_rows >= 1 rows r, summed
+ * in j order in float32: p [n_rows, ldp] (ldp >= n), v float32 [n, d], o [n_rows, d]; any
+ * d >= 1; n = 0 writes zeros (v may then be NULL). */
+rb_status attn_cuda_weighted(attn_cuda *c, const float *p, int n_rows, int ldp, const float *v,
+                             int n, int d, float *o, rb_err *e);
+
+/* The column mass of a causal prompt (attn_causal's col_mass): for KV head kv and key j < n,
+ * col[kv * n + j] = sum over the G query heads h of kv and the positions i >= j of
+ * exp(scale * q_{i,h} . k_{j,kv} - lse[i * Hq + h]), accumulated in double. q [n, Hq, d];
+ * k [n, Hkv, d] of s->kv_dtype; lse [n, Hq]: position i's log-sum-exp over keys 0..i (as
+ * attn_cuda_dense gives it with n = i + 1); col [Hkv, n]; n >= 1. */
+rb_status attn_cuda_col_mass(attn_cuda *c, const attn_cuda_shape *s, const float *q,
+                             const void *k, int n, const float *lse, float *col, rb_err *e);
+
 /* Waits for everything queued; RB_EINTERNAL on a CUDA fault, RB_EINPUT when a gather since
  * the last sync met an out-of-range index (the flag is then cleared). */
 rb_status attn_cuda_sync(attn_cuda *c, rb_err *e);
@@ -98,7 +128,10 @@ typedef struct attn_cuda_tuning {
     int heads_inner;   /* 1: consecutive blocks take the KV heads of one split (together they
                           read whole token rows); 0: consecutive splits of one head */
 } attn_cuda_tuning;
-attn_cuda_tuning attn_cuda_tuning_default(void); /* what a new context uses */
+/* What a new context uses: 4 blocks per SM, prefetch for half only, heads-inner order. One
+ * definition for the CUDA build and the stub. */
+#define ATTN_CUDA_TUNING_DEFAULT {4, -1, 1}
+attn_cuda_tuning attn_cuda_tuning_default(void);
 rb_status attn_cuda_tune(attn_cuda *c, const attn_cuda_tuning *t, rb_err *e);
 
 /* Timing. attn_cuda_mark records timing event `slot` (0 <= slot < ATTN_CUDA_MAX_MARKS) on
