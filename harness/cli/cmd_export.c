@@ -23,11 +23,11 @@ static const char usage[] =
     "RESULTS.h5|LIFECYCLE.h5 --table T [--run ID] [--out F.tsv]\n"
     "       raasbench export --schema\n\n"
     "Tables of a results file (raasbench replay/sweep/decode):\n"
-    "  summary    one row per run, every field of /summary\n"
-    "  steps      per run and decode step: run_id policy budget step recall out_err\n"
-    "             attended (means over the sparse layers) latency_ns kv_bytes meta_bytes,\n"
-    "             and token_match kl token_latency_ns for live decodes; runs in name order,\n"
-    "             each a block (two blank lines apart: gnuplot `index i` is the i-th run)\n"
+    "  summary    one row per run, every column of /summary\n"
+    "  steps      per run and decode step: run_id policy budget, then every per-step\n"
+    "             series ([T, n_layers] ones as means over the sparse layers; the columns\n"
+    "             are listed by --schema); runs in name order, each a block (two blank\n"
+    "             lines apart: gnuplot `index i` is the i-th run)\n"
     "Tables of a lifecycle file (raasbench lifecycle):\n"
     "  heatmap    step token importance (cell centres; importance = max ratio to uniform\n"
     "             in the cell, NaN where the token did not exist yet), a blank line after\n"
@@ -54,7 +54,7 @@ static void put_field(FILE *o, const results_column *c, const void *rec) {
     switch (c->type) {
     case RESULTS_STR: put_str(o, p); break;
     case RESULTS_INT: fprintf(o, "%d", *(const int *)p); break;
-    case RESULTS_I32: fprintf(o, "%lld", (long long)*(const int32_t *)p); break;
+    case RESULTS_I32: fprintf(o, "%d", (int)*(const int32_t *)p); break;
     case RESULTS_I64: fprintf(o, "%lld", (long long)*(const int64_t *)p); break;
     default: put_f(o, *(const double *)p); break;
     }
@@ -113,7 +113,7 @@ static double layer_mean(const float *x, int L, int t, const int32_t *counted) {
 
 /* One series value of step t (NaN where the run lacks the series or did not measure). */
 static void put_series(FILE *o, const results_column *c, const results_run *r, int t) {
-    const void *x = results_column_array(r, c);
+    const void *x = results_field_ptr(r, c);
     if (!x) fputs("NaN", o);
     else if (c->shape == RESULTS_SHAPE_T_L) put_f(o, layer_mean(x, r->n_layers, t, r->sparse));
     else if (c->type == RESULTS_I32) fprintf(o, "%d", ((const int32_t *)x)[t]);
@@ -164,22 +164,16 @@ static rb_status export_steps(results_reader *rd, const char *path, const char *
         for (int k = 0; k < n && !st; k++)
             if (has >> k & 1) shown |= RESULTS_SKIP(c[k].when);
     }
-    if (st) {
-    } else if (run && !found) {
-        st = rb_fail(e, RB_EINPUT, run, "no such run in %s", path);
-    } else if (!n_ids) {
-        st = rb_fail(e, RB_EINPUT, path, "/runs holds no runs");
-    } else {
-        put_steps_line(o, shown, NULL, 0);
-        int block = 0;
-        for (int i = 0; i < n_ids && !st; i++) {
-            if (run && strcmp(ids[i], run)) continue;
-            if (block++) fputs("\n\n", o);
-            results_run r;
-            if ((st = results_reader_run(rd, ids[i], ~(in_table & shown), &r, e))) break;
-            for (int t = 0; t < r.T; t++) put_steps_line(o, shown, &r, t);
-            results_run_free(&r);
-        }
+    if (!st && run && !found) st = rb_fail(e, RB_EINPUT, run, "no such run in %s", path);
+    if (!st && !n_ids) st = rb_fail(e, RB_EINPUT, path, "/runs holds no runs");
+    if (!st) put_steps_line(o, shown, NULL, 0);
+    for (int i = 0, block = 0; i < n_ids && !st; i++) {
+        if (run && strcmp(ids[i], run)) continue;
+        if (block++) fputs("\n\n", o);
+        results_run r;
+        if ((st = results_reader_run(rd, ids[i], ~(in_table & shown), &r, e))) break;
+        for (int t = 0; t < r.T; t++) put_steps_line(o, shown, &r, t);
+        results_run_free(&r);
     }
     for (int i = 0; i < n_ids; i++) free(ids[i]);
     free(ids);
@@ -258,6 +252,39 @@ static rb_status export_results(const char *path, const char *table, const char 
 
 /* ---- command ---- */
 
+/* Which kind of file `table` needs: 0 a results file, 1 a lifecycle file, -1 unknown. */
+static int table_kind(const char *table) {
+    static const char *const tables[] = {"summary", "steps", "heatmap", "milestones",
+                                         "phoenix", "lifespan"};
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(table, tables[i])) return i >= 2;
+    return -1;
+}
+
+/* The file at path is of the kind table needs (want_lc: a lifecycle file). */
+static rb_status check_file(const char *path, const char *table, int want_lc, rb_err *e) {
+    char format[64];
+    int64_t version;
+    if (h5_file_format(path, format, sizeof format, &version) != 0)
+        return rb_fail(e, RB_EINPUT, path, "cannot open as HDF5 (missing, or not an HDF5 file)");
+    int is_res = !strcmp(format, RESULTS_FORMAT), is_lc = !strcmp(format, LIFECYCLE_FORMAT);
+    if (!is_res && !is_lc)
+        return rb_fail(e, RB_EINPUT, path,
+                       "not a raasbench results or lifecycle file (format attribute '%s')",
+                       format);
+    if (version != 1)
+        return rb_fail(e, RB_EINPUT, path, "format_version %lld is not supported (1 is)",
+                       (long long)version);
+    if (want_lc && !is_lc)
+        return rb_fail(e, RB_EINPUT, path,
+                       "is a results file; table '%s' needs a lifecycle file (raasbench "
+                       "lifecycle)", table);
+    if (!want_lc && !is_res)
+        return rb_fail(e, RB_EINPUT, path, "is a lifecycle file; table '%s' needs a results file",
+                       table);
+    return RB_OK;
+}
+
 int cmd_export(int argc, char **argv) {
     const char *table = NULL, *run = NULL, *out = NULL;
     int schema = 0;
@@ -283,46 +310,16 @@ int cmd_export(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, "export", "expected FILE and --table (see --help)");
         return rb_err_print(&e);
     }
-    static const char *const res_tables[] = {"summary", "steps"};
-    static const char *const lc_tables[] = {"heatmap", "milestones", "phoenix", "lifespan"};
-    int want_lc = -1;
-    for (int i = 0; i < 2; i++)
-        if (!strcmp(table, res_tables[i])) want_lc = 0;
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(table, lc_tables[i])) want_lc = 1;
-    if (want_lc < 0) {
+    int want_lc = table_kind(table);
+    if (want_lc < 0)
         rb_fail(&e, RB_EINPUT, "--table",
                 "unknown table '%s' (summary, steps, heatmap, milestones, phoenix, lifespan)",
                 table);
-        return rb_err_print(&e);
-    }
-    if (run && want_lc) {
+    else if (run && want_lc)
         rb_fail(&e, RB_EINPUT, "--run", "applies to summary and steps only");
-        return rb_err_print(&e);
-    }
-    const char *path = pos[0];
-    char format[64];
-    int64_t version;
-    if (h5_file_format(path, format, sizeof format, &version) != 0) {
-        rb_fail(&e, RB_EINPUT, path, "cannot open as HDF5 (missing, or not an HDF5 file)");
-        return rb_err_print(&e);
-    }
-    int is_res = !strcmp(format, RESULTS_FORMAT), is_lc = !strcmp(format, LIFECYCLE_FORMAT);
-    rb_status st = RB_OK;
-    if (!is_res && !is_lc)
-        st = rb_fail(&e, RB_EINPUT, path,
-                     "not a raasbench results or lifecycle file (format attribute '%s')", format);
-    else if (version != 1)
-        st = rb_fail(&e, RB_EINPUT, path, "format_version %lld is not supported (1 is)",
-                     (long long)version);
-    else if (want_lc && !is_lc)
-        st = rb_fail(&e, RB_EINPUT, path,
-                     "is a results file; table '%s' needs a lifecycle file (raasbench lifecycle)",
-                     table);
-    else if (!want_lc && !is_res)
-        st = rb_fail(&e, RB_EINPUT, path,
-                     "is a lifecycle file; table '%s' needs a results file", table);
-    if (st) return rb_err_print(&e);
+    else
+        check_file(pos[0], table, want_lc, &e);
+    if (e.status) return rb_err_print(&e);
     FILE *o = stdout;
     char *tmp = NULL;
     if (out) {
@@ -336,7 +333,8 @@ int cmd_export(int argc, char **argv) {
             return rb_err_print(&e);
         }
     }
-    st = want_lc ? export_lifecycle(path, table, o, &e) : export_results(path, table, run, o, &e);
+    rb_status st = want_lc ? export_lifecycle(pos[0], table, o, &e)
+                           : export_results(pos[0], table, run, o, &e);
     if (out) {
         if (fclose(o) != 0 && !st) st = rb_fail(&e, RB_EINTERNAL, out, "write failed");
         if (!st && rename(tmp, out) != 0)

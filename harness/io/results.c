@@ -52,12 +52,6 @@ static hid_t fixed_str(size_t n) {
     return t;
 }
 
-static char *heap_str(const void *rec, const results_column *c) {
-    char *s;
-    memcpy(&s, results_field(rec, c), sizeof s);
-    return s;
-}
-
 /* ------------------------------------------------------------------ runs */
 
 void results_run_alloc(results_run *r, int T, int n_layers, int n_q_heads, int per_head) {
@@ -66,14 +60,13 @@ void results_run_alloc(results_run *r, int T, int n_layers, int n_q_heads, int p
     const results_column *c = results_columns(RESULTS_RUN_ATTR, &n);
     for (int i = 0; i < n; i++)
         if (c[i].shape == RESULTS_SHAPE_L)
-            results_column_set_array(r, &c[i], rb_calloc((size_t)n_layers, results_type_size(c[i].type)));
+            results_field_set_ptr(r, &c[i], rb_calloc((size_t)n_layers, sizeof(int32_t)));
     c = results_columns(RESULTS_SERIES, &n);
-    for (int i = 0; i < n; i++)
-        if (c[i].when == RESULTS_ALWAYS || (c[i].when == RESULTS_PER_HEAD && per_head))
-            results_column_set_array(r, &c[i],
-                                     rb_calloc(results_shape_elems(c[i].shape, T, n_layers,
-                                                                   n_q_heads, 0),
-                                               results_type_size(c[i].type)));
+    for (int i = 0; i < n; i++) {
+        if (c[i].when != RESULTS_ALWAYS && !(c[i].when == RESULTS_PER_HEAD && per_head)) continue;
+        size_t elems = results_shape_elems(c[i].shape, T, n_layers, n_q_heads, 0);
+        results_field_set_ptr(r, &c[i], rb_calloc(elems, results_type_size(c[i].type)));
+    }
 }
 
 void results_run_free(results_run *r) {
@@ -81,10 +74,10 @@ void results_run_free(results_run *r) {
     const results_column *c = results_columns(RESULTS_RUN_ATTR, &n);
     for (int i = 0; i < n; i++)
         if (c[i].shape == RESULTS_SHAPE_L || c[i].type == RESULTS_STR_HEAP)
-            free(results_column_array(r, &c[i]));
+            free(results_field_ptr(r, &c[i]));
     c = results_columns(RESULTS_SERIES, &n);
     for (int i = 0; i < n; i++) {
-        void *x = results_column_array(r, &c[i]);
+        void *x = results_field_ptr(r, &c[i]);
         if (x && c[i].shape == RESULTS_SHAPE_LAYERS_T_H_N)
             for (int l = 0; l < r->n_layers; l++) free(((void **)x)[l]);
         free(x);
@@ -118,13 +111,14 @@ static void summarise_column(const results_run *r, const results_column *c, void
     if (c->reduce == RESULTS_COPY) {
         const results_column *src = results_column_find(RESULTS_RUN_ATTR, c->source);
         RB_CHECK(src && src->type == (c->type == RESULTS_STR ? RESULTS_STR : RESULTS_INT));
-        if (c->type == RESULTS_STR) snprintf(out, c->size, "%s", (const char *)results_field(r, src));
-        else *(int32_t *)out = *(const int *)results_field(r, src);
+        const void *p = results_field(r, src);
+        if (c->type == RESULTS_STR) snprintf(out, c->size, "%s", (const char *)p);
+        else *(int32_t *)out = *(const int *)p;
         return;
     }
     const results_column *src = results_column_find(RESULTS_SERIES, c->source);
     RB_CHECK(src);
-    const void *x = results_column_array(r, src);
+    const void *x = results_field_ptr(r, src);
     int T = r->T, L = r->n_layers;
     switch (c->reduce) {
     case RESULTS_MEAN_SPARSE: {
@@ -205,11 +199,11 @@ static int write_attrs(hid_t obj, results_place place, const void *rec, int n_la
         if (c[i].type == RESULTS_STR) {
             bad |= h5_attr_write_str(obj, c[i].name, p);
         } else if (c[i].type == RESULTS_STR_HEAP) {
-            const char *s = heap_str(rec, &c[i]);
+            const char *s = results_field_ptr(rec, &c[i]);
             bad |= h5_attr_write_str(obj, c[i].name, s ? s : c[i].dflt ? c[i].dflt : "");
         } else if (c[i].shape == RESULTS_SHAPE_L) {
             bad |= h5_attr_write_i32_array(obj, c[i].name,
-                                           results_column_array(rec, &c[i]), n_layers);
+                                           results_field_ptr(rec, &c[i]), n_layers);
         } else {
             bad |= h5_attr_write_i64(obj, c[i].name, *(const int *)p);
         }
@@ -263,7 +257,7 @@ rb_status results_create(const char *path, const results_provenance *p, results_
 
 /* One series of a run, if the run has it; non-zero on failure. */
 static int write_series(hid_t g, const results_column *c, const results_run *r) {
-    const void *x = results_column_array(r, c);
+    const void *x = results_field_ptr(r, c);
     if (!x) return 0;
     int sym[N_SYMS] = {r->T, r->n_layers, r->n_q_heads, r->n_tokens};
     hsize_t dims[3];
@@ -399,12 +393,13 @@ static rb_status read_attrs(hid_t obj, results_place place, void *rec, int n_lay
             char *s = h5_attr_read_strdup(obj, c[i].name);
             found = s != NULL;
             if (!s) s = rb_strdup(c[i].dflt ? c[i].dflt : "");
-            memcpy(p, &s, sizeof s);
+            results_field_set_ptr(rec, &c[i], s);
         } else if (c[i].shape == RESULTS_SHAPE_L) {
             int32_t *x = rb_calloc((size_t)n_layers, sizeof(int32_t));
-            results_column_set_array(rec, &c[i], x);
+            results_field_set_ptr(rec, &c[i], x);
             found = h5_attr_exists(obj, c[i].name);
-            if (found && (h5_attr_read_i32_array(obj, c[i].name, x, n_layers, &len) || len != n_layers))
+            if (found &&
+                (h5_attr_read_i32_array(obj, c[i].name, x, n_layers, &len) || len != n_layers))
                 return rb_fail(e, RB_EINPUT, what, "attribute %s is not int32 [n_layers] = [%d]",
                                c[i].name, n_layers);
         } else {
@@ -475,7 +470,8 @@ static rb_status read_dataset(hid_t g, const char *name, const results_column *c
     char got[96] = "", exp[96] = "", syms[96] = "";
     for (int k = 0; k < rank; k++) {
         const char *sep = k ? ", " : "";
-        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", sep, (unsigned long long)dims[k]);
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", sep,
+                 (unsigned long long)dims[k]);
         snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%d", sep, want[k]);
         snprintf(syms + strlen(syms), sizeof syms - strlen(syms), "%s%s", sep,
                  sym_names[shapes[c->shape].sym[k]]);
@@ -489,7 +485,7 @@ static rb_status read_dataset(hid_t g, const char *name, const results_column *c
 static rb_status read_layer_group(hid_t g, const results_column *c, results_run *r,
                                   int sym[N_SYMS], const char *what, rb_err *e) {
     void **x = rb_calloc((size_t)(r->n_layers ? r->n_layers : 1), sizeof(void *));
-    results_column_set_array(r, c, x);
+    results_field_set_ptr(r, c, x);
     rb_status st = RB_OK;
     for (int l = 0; l < r->n_layers && !st; l++) {
         char name[64];
@@ -519,7 +515,7 @@ rb_status results_reader_run(results_reader *rd, const char *id, unsigned skip, 
         }
         void *x;
         st = read_dataset(g, c[i].name, &c[i], sym, &x, what, e);
-        results_column_set_array(r, &c[i], x);
+        results_field_set_ptr(r, &c[i], x);
     }
     r->T = sym[SYM_T] > 0 ? sym[SYM_T] : 0;
     r->n_layers = sym[SYM_L] > 0 ? sym[SYM_L] : 0;
@@ -600,7 +596,9 @@ rb_status results_reader_summary(results_reader *rd, results_summary **rows, int
         for (int i = 0; i < nc && !st; i++) {
             int rc = n_rows ? read_summary_member(d, ft, &c[i], *rows, n_rows)
                             : H5Tget_member_index(ft, c[i].name) >= 0;
-            if (rc < 0) st = rb_fail(e, RB_EINPUT, rd->path, "/summary member %s cannot be read", c[i].name);
+            if (rc < 0)
+                st = rb_fail(e, RB_EINPUT, rd->path, "/summary member %s cannot be read",
+                             c[i].name);
             if (rc > 0 && present) *present |= 1ull << i;
         }
         if (st) {

@@ -10,14 +10,18 @@
 static const results_column root_columns[] = {
     ROOT(format, RESULTS_STR, 0, "`" RESULTS_FORMAT "`"),
     ROOT(format_version, RESULTS_INT, 0, "1, the version this document describes"),
-    ROOT(raasbench_version, RESULTS_STR, RESULTS_F_INFO, "version of the raasbench that wrote the file"),
-    ROOT(git_commit, RESULTS_STR, RESULTS_F_INFO, "its git commit (`-dirty`: with uncommitted changes)"),
+    ROOT(raasbench_version, RESULTS_STR, RESULTS_F_INFO,
+         "version of the raasbench that wrote the file"),
+    ROOT(git_commit, RESULTS_STR, RESULTS_F_INFO,
+         "its git commit (`-dirty`: with uncommitted changes)"),
     ROOT(compiler, RESULTS_STR, 0, "the compiler that built it"),
     ROOT(libraries, RESULTS_STR, 0, "versions of the libraries it used (`hdf5 X.Y.Z`)"),
     ROOT(created, RESULTS_STR, RESULTS_F_INFO, "when the file was written (ISO 8601, UTC)"),
     ROOT(host, RESULTS_STR, RESULTS_F_INFO, "name of the machine that wrote it"),
-    ROOT(trace, RESULTS_STR, RESULTS_F_INFO, "path of the (first) trace replayed; of the trace a decode recorded, else empty"),
-    ROOT(trace_sha256, RESULTS_STR, RESULTS_F_INFO, "SHA-256 of that trace, hex; empty for a decode and a sweep over several traces"),
+    ROOT(trace, RESULTS_STR, RESULTS_F_INFO,
+         "path of the (first) trace replayed; of the trace a decode recorded, else empty"),
+    ROOT(trace_sha256, RESULTS_STR, RESULTS_F_INFO,
+         "SHA-256 of that trace, hex; empty for a decode and a sweep over several traces"),
     {.name = "config", .type = RESULTS_STR_HEAP, .unit = "", .dflt = "{}",
      .meaning = "the resolved configuration of the command (JSON)",
      .offset = offsetof(results_header, config)},
@@ -29,9 +33,10 @@ static const results_column root_columns[] = {
      .size = sizeof(((results_run *)0)->field)}
 
 static const results_column run_attr_columns[] = {
-    RUN(run_id, RESULTS_STR, RESULTS_SCALAR, RESULTS_ALWAYS, RESULTS_F_GROUP_NAME | RESULTS_F_STEPS, "",
-        "the name of the run's group: `<policy>[-<label>]_L<budget>`, with `@<trace-stem>` "
-        "appended in sweeps over several traces"),
+    RUN(run_id, RESULTS_STR, RESULTS_SCALAR, RESULTS_ALWAYS,
+        RESULTS_F_GROUP_NAME | RESULTS_F_STEPS, "",
+        "the name of the run's group (not an attribute): `<policy>[-<label>]_L<budget>`, "
+        "with `@<trace-stem>` appended in sweeps over several traces"),
     RUN(policy, RESULTS_STR, RESULTS_SCALAR, RESULTS_ALWAYS, RESULTS_F_STEPS, "",
         "the policy's registered name"),
     RUN(budget, RESULTS_INT, RESULTS_SCALAR, RESULTS_ALWAYS, RESULTS_F_STEPS, "tokens",
@@ -91,7 +96,8 @@ static const results_column series_columns[] = {
     RUN(token_latency_ns, RESULTS_I64, RESULTS_SHAPE_T, RESULTS_LIVE, RESULTS_F_STEPS, "ns",
         "wall time of the whole token"),
     RUN(selection, RESULTS_U8, RESULTS_SHAPE_LAYERS_T_H_N, RESULTS_SELECTION, 0, "",
-        "1 where the query head attended the token"),
+        "1 where the query head attended the token; one dataset per stored layer, NNN its "
+        "model layer (`layers`)"),
 };
 
 #define SUM(field, ty, red, src, ihead, iwidth, iconv, idiv)                                  \
@@ -160,16 +166,16 @@ size_t results_shape_elems(results_shape s, int T, int n_layers, int n_q_heads, 
     }
 }
 
-/* Array fields are typed pointers (float *, int64_t *, ...) of one representation; they are
- * copied as bytes rather than read through a void * lvalue. */
-void *results_column_array(const results_run *r, const results_column *c) {
+/* Pointer fields are typed (float *, int64_t *, char *, ...) and of one representation;
+ * they are copied as bytes rather than read through a void * lvalue. */
+void *results_field_ptr(const void *rec, const results_column *c) {
     void *x;
-    memcpy(&x, (const char *)r + c->offset, sizeof x);
+    memcpy(&x, (const char *)rec + c->offset, sizeof x);
     return x;
 }
 
-void results_column_set_array(results_run *r, const results_column *c, void *x) {
-    memcpy((char *)r + c->offset, &x, sizeof x);
+void results_field_set_ptr(void *rec, const results_column *c, void *x) {
+    memcpy((char *)rec + c->offset, &x, sizeof x);
 }
 
 void results_column_info(const results_column *c, const results_summary *s, char *buf,
@@ -214,15 +220,19 @@ static const char *type_name(results_type t) {
 }
 
 static const char *shape_name(results_shape s) {
-    static const char *const names[] = {"", "[T]", "[T, n_layers]", "[T, n_layers, n_q_heads]",
-                                        "[n_layers]", "[T, n_q_heads, n_tokens] each"};
+    static const char *const names[] = {"scalar", "[T]", "[T, n_layers]",
+                                        "[T, n_layers, n_q_heads]", "[n_layers]",
+                                        "[T, n_q_heads, n_tokens] each"};
     return names[s];
 }
 
 static void when_text(FILE *f, const results_column *c) {
     switch (c->when) {
     case RESULTS_ALWAYS: fputs("always", f); break;
-    case RESULTS_OPTIONAL: fprintf(f, "optional (absent: `%s`)", c->dflt); break;
+    case RESULTS_OPTIONAL:
+        if (*c->dflt) fprintf(f, "optional (absent: `%s`)", c->dflt);
+        else fputs("optional (absent: empty)", f);
+        break;
     case RESULTS_PER_HEAD: fputs("`replay --per-head`", f); break;
     case RESULTS_LIVE: fputs("live decode (`decode --out`)", f); break;
     case RESULTS_SELECTION: fputs("`replay --dump-selection`", f); break;
@@ -241,7 +251,9 @@ static void reduce_text(FILE *f, const results_column *c) {
         fprintf(f, "mean of `%s` over the steps and the sparse layers; NaN when no layer is "
                    "sparse", s);
         break;
-    case RESULTS_MEAN: fprintf(f, "mean of `%s` over the steps; NaN when the run has none", s); break;
+    case RESULTS_MEAN:
+        fprintf(f, "mean of `%s` over the steps; NaN when the run has none", s);
+        break;
     case RESULTS_P50:
     case RESULTS_P99:
         fprintf(f, "%s of `%s` over the steps measured (nearest rank); −1 when none was",
@@ -252,39 +264,36 @@ static void reduce_text(FILE *f, const results_column *c) {
     }
 }
 
-void results_schema_markdown(FILE *f) {
+/* The rows of the attribute and dataset tables; the root's have no shape, unit or when. */
+static void md_rows(FILE *f, results_place p) {
     int n;
-    const results_column *c = results_columns(RESULTS_ROOT, &n);
-    fputs("### Attributes of the root, `/`\n\n| attribute | type | meaning |\n|---|---|---|\n", f);
+    const results_column *c = results_columns(p, &n);
     for (int i = 0; i < n; i++) {
         name_cell(f, &c[i]);
         fprintf(f, "%s | ", type_name(c[i].type));
+        if (p != RESULTS_ROOT) {
+            fprintf(f, "%s | %s | ", shape_name(c[i].shape), c[i].unit);
+            when_text(f, &c[i]);
+            fputs(" | ", f);
+        }
         md(f, c[i].meaning);
         fputs(" |\n", f);
     }
-    c = results_columns(RESULTS_RUN_ATTR, &n);
+}
+
+void results_schema_markdown(FILE *f) {
+    fputs("### Attributes of the root, `/`\n\n| attribute | type | meaning |\n|---|---|---|\n", f);
+    md_rows(f, RESULTS_ROOT);
     fputs("\n### Attributes of each run, `/runs/<run_id>`\n\n"
-          "| attribute | type | shape | unit | present | meaning |\n|---|---|---|---|---|---|\n", f);
-    for (int i = 0; i < n; i++) {
-        name_cell(f, &c[i]);
-        fprintf(f, "%s | %s | %s | ", type_name(c[i].type), shape_name(c[i].shape), c[i].unit);
-        when_text(f, &c[i]);
-        fputs(" | ", f);
-        md(f, c[i].meaning);
-        fputs(" |\n", f);
-    }
-    c = results_columns(RESULTS_SERIES, &n);
+          "| attribute | type | shape | unit | present | meaning |\n"
+          "|---|---|---|---|---|---|\n", f);
+    md_rows(f, RESULTS_RUN_ATTR);
     fputs("\n### Datasets of each run, `/runs/<run_id>/...`\n\n"
-          "| dataset | type | shape | unit | present | meaning |\n|---|---|---|---|---|---|\n", f);
-    for (int i = 0; i < n; i++) {
-        name_cell(f, &c[i]);
-        fprintf(f, "%s | %s | %s | ", type_name(c[i].type), shape_name(c[i].shape), c[i].unit);
-        when_text(f, &c[i]);
-        fputs(" | ", f);
-        md(f, c[i].meaning);
-        fputs(" |\n", f);
-    }
-    c = results_columns(RESULTS_SUMMARY, &n);
+          "| dataset | type | shape | unit | present | meaning |\n"
+          "|---|---|---|---|---|---|\n", f);
+    md_rows(f, RESULTS_SERIES);
+    int n;
+    const results_column *c = results_columns(RESULTS_SUMMARY, &n);
     fputs("\n### `/summary`: a compound dataset `[n_runs]`, one row per run in the order "
           "written\n\n| column | type | unit | value |\n|---|---|---|---|\n", f);
     for (int i = 0; i < n; i++) {

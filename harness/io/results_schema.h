@@ -96,7 +96,8 @@ typedef struct results_column {
     const char *meaning; /* one line, markdown */
     size_t offset;       /* of the field in results_header, results_run or results_summary */
     size_t size;         /* RESULTS_STR: bytes of the field */
-    const char *dflt;    /* RESULTS_OPTIONAL: value when absent (integers in decimal) */
+    const char *dflt;    /* RESULTS_OPTIONAL: the value when absent (integers in decimal);
+                            RESULTS_STR_HEAP: also the value written for NULL */
     /* summary columns */
     results_reduce reduce;
     const char *source;  /* the run attribute or series it is computed from */
@@ -123,10 +124,10 @@ size_t results_shape_elems(results_shape s, int T, int n_layers, int n_q_heads, 
 static inline void *results_field(const void *rec, const results_column *c) {
     return (char *)rec + c->offset;
 }
-/* The array of an array column of a run (a series, or an [n_layers] attribute); NULL when
- * the run has none. */
-void *results_column_array(const results_run *r, const results_column *c);
-void results_column_set_array(results_run *r, const results_column *c, void *x);
+/* The pointer held by a pointer field of rec: an array column of a run (a series, or an
+ * [n_layers] attribute; NULL when the run has none) or a RESULTS_STR_HEAP string. */
+void *results_field_ptr(const void *rec, const results_column *c);
+void results_field_set_ptr(void *rec, const results_column *c, void *x);
 
 /* The value of summary column c of row s as `raasbench info` prints it (without width). */
 void results_column_info(const results_column *c, const results_summary *s, char *buf,
