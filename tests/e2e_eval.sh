@@ -48,6 +48,13 @@ assert checked >= 20, checked
 print(f"# eval: {checked} (task, cell) texts equal decode's")
 PY
 
+# info and export read the file
+"$RB" info "$T/a.h5" | grep -q "^h2o_L8 " || fail "info lacks the h2o_L8 row"
+"$RB" export "$T/a.h5" --table summary --out "$T/s.tsv" || fail "export summary"
+[ "$(wc -l <"$T/s.tsv")" = 7 ] || fail "summary: $(wc -l <"$T/s.tsv") lines, want a header and 6 cells"
+"$RB" export "$T/a.h5" --table tasks --run h2o_L8 | awk -F'\t' 'NR > 1 {n++} END {exit n != 6}' || fail "tasks of one run"
+"$RB" export "$T/a.h5" --table steps >/dev/null 2>&1 && fail "an eval file has no steps table"
+
 # kill -9 mid-run, rerun: the same file as an uninterrupted run
 "$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies h2o,raas --budgets 32 --max-tokens 40 \
   --threads 1 --out "$T/b.h5" --quiet || fail "uninterrupted eval"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # e2e_export.sh: `raasbench export` on a small results file written here with h5py in the
-# layout of docs/DESIGN.md §5 (until the replay engine writes real ones): the summary table echoes
-# /summary (variable- and fixed-length strings), the steps table gives the means over the
-# sparse layers (computed here independently with numpy), one block per run, --run selects,
-# live-decode columns appear when present, and bad input exits 2 with a clear message.
+# layout of results/FORMAT.md (as another program would write one), and on one the replay
+# engine writes: the summary table echoes /summary (variable- and fixed-length strings), the
+# steps table gives the means over the sparse layers (computed here independently with
+# numpy), one block per run, --run selects, live-decode columns appear when present, and bad
+# input (a run missing an attribute or with inconsistent shapes) exits 2 with a clear message.
 set -u
 B=${RAASBENCH:-build/raasbench}
 python3 -c "import h5py, numpy" 2>/dev/null || { echo "h5py/numpy missing"; exit 77; }
@@ -24,6 +25,7 @@ for name, vlen in (("res.h5", True), ("res_fixed.h5", False)):
             g = f.create_group(f"runs/{rid}")
             g.attrs["policy"] = pol; g.attrs["budget"] = L; g.attrs["params"] = json.dumps({})
             g.attrs["page_size"] = 16; g.attrs["dense_layers"] = 1; g.attrs["trace"] = "t.h5"
+            g.attrs["layers"] = np.arange(4, dtype=np.int32)
             g.attrs["sparse_layers"] = np.array([0, 1, 0, 1], dtype=np.int32)  # layer 2 windowed
             T = 5
             g["step"] = np.arange(100, 100 + T, dtype=np.int32)
@@ -162,9 +164,16 @@ python3 -c "
 import h5py, numpy as np
 f = h5py.File('$D/bad.h5', 'w'); f.attrs['format'] = 'raasbench-results'; f.attrs['format_version'] = 1
 g = f.create_group('runs/r'); g['step'] = np.arange(3, dtype=np.int32)
+g.attrs['policy'] = 'raas'; g.attrs['budget'] = 64; g.attrs['page_size'] = 16; g.attrs['dense_layers'] = 0
+g.attrs['layers'] = np.arange(2, dtype=np.int32); g.attrs['sparse_layers'] = np.ones(2, np.int32)
 for k in ('recall', 'out_err'): g[k] = np.zeros((3, 2), np.float32)
 g['attended'] = np.zeros((4, 2), np.float32)
 for k in ('latency_ns', 'kv_bytes', 'meta_bytes'): g[k] = np.zeros(3, np.int64)"
-expect_err "not all" "$D/bad.h5" --table steps
+expect_err "run r: attended is \[4, 2\], expected \[T, n_layers\] = \[3, 2\]" "$D/bad.h5" --table steps
+python3 -c "
+import h5py
+f = h5py.File('$D/bad.h5', 'a'); g = f['runs/r']; del g['attended']; g['attended'] = g['recall'][:]
+del g.attrs['sparse_layers']"
+expect_err "run r: missing attribute sparse_layers" "$D/bad.h5" --table steps
 [ -z "$(ls "$D" | grep tmp-)" ] || fail "a temporary file was left behind"
-echo "# export: summary, steps (3 runs, sparse-layer means), --run and 9 refusals checked"
+echo "# export: summary, steps (3 runs, sparse-layer means), --run and 10 refusals checked"

@@ -83,5 +83,13 @@ expect_err "cannot create" lifecycle "$D/t.h5" --layer 0 --out "$D/no/dir/o.h5"
 expect_err "is a lifecycle file" export "$D/lc.h5" --table summary
 expect_err "applies to summary and steps" export "$D/lc.h5" --table heatmap --run x
 expect_err "not a raasbench results or lifecycle" export "$D/t.h5" --table heatmap
+cp "$D/lc.h5" "$D/bad.h5"
+python3 -c "import h5py; f = h5py.File('$D/bad.h5', 'a'); del f['heatmap'].attrs['step_bin']"
+expect_err "heatmap lacks valid step_bin" export "$D/bad.h5" --table heatmap
+cp "$D/lc.h5" "$D/bad.h5"
+python3 -c "
+import h5py, numpy as np
+f = h5py.File('$D/bad.h5', 'a'); del f['phoenix']; f['phoenix'] = np.zeros((2, 4), np.int32)"
+expect_err "phoenix is not \[n, 3\]" export "$D/bad.h5" --table phoenix
 [ -z "$(ls "$D" | grep tmp-)" ] || fail "a temporary file was left behind"
-echo "# lifecycle file, 4 exported tables and 12 refusals checked"
+echo "# lifecycle file, 4 exported tables and 14 refusals checked"

@@ -661,3 +661,88 @@ rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lif
     free(tmp);
     return st;
 }
+
+/* ---- reading ---- */
+
+/* A [n, 3] table of rows. */
+static rb_status read_rows(hid_t f, const char *name, int32_t **rows, int *n, const char *path,
+                           rb_err *e) {
+    hsize_t d[2];
+    rb_status st = h5_read_dataset(f, name, H5T_NATIVE_INT32, 2, d, (void **)rows, path, e);
+    if (st) return st;
+    if (d[1] != 3) return rb_fail(e, RB_EINPUT, path, "%s is not [n, 3]", name);
+    *n = (int)d[0];
+    return RB_OK;
+}
+
+static int has_link(hid_t f, const char *name) { return H5Lexists(f, name, H5P_DEFAULT) > 0; }
+
+static rb_status read_tables(hid_t f, const char *path, lifecycle_file *o, rb_err *e) {
+    rb_status st;
+    int truth = has_link(f, "truth");
+    if ((st = read_rows(f, "milestones", &o->milestones, &o->n_milestones, path, e)) ||
+        (st = read_rows(f, "phoenix", &o->phoenix, &o->n_phoenix, path, e)))
+        return st;
+    if (truth && has_link(f, "truth/milestones") &&
+        (st = read_rows(f, "truth/milestones", &o->truth_milestones, &o->n_truth_milestones,
+                        path, e)))
+        return st;
+    if (truth && has_link(f, "truth/phoenix") &&
+        (st = read_rows(f, "truth/phoenix", &o->truth_phoenix, &o->n_truth_phoenix, path, e)))
+        return st;
+    hsize_t de, dc, dt, dh[2];
+    if ((st = h5_read_dataset(f, "lifespan_hist/edges", H5T_NATIVE_INT32, 1, &de,
+                              (void **)&o->hist_edges, path, e)) ||
+        (st = h5_read_dataset(f, "lifespan_hist/counts", H5T_NATIVE_INT32, 1, &dc,
+                              (void **)&o->hist_counts, path, e)))
+        return st;
+    if (de != dc + 1)
+        return rb_fail(e, RB_EINPUT, path, "lifespan_hist: %llu edges for %llu counts",
+                       (unsigned long long)de, (unsigned long long)dc);
+    o->n_bins = (int)dc;
+    if (truth && has_link(f, "truth/lifespan_hist")) {
+        if ((st = h5_read_dataset(f, "truth/lifespan_hist/counts", H5T_NATIVE_INT32, 1, &dt,
+                                  (void **)&o->truth_hist_counts, path, e)))
+            return st;
+        if (dt != dc)
+            return rb_fail(e, RB_EINPUT, path, "truth/lifespan_hist has %llu bins, not %llu",
+                           (unsigned long long)dt, (unsigned long long)dc);
+    }
+    if ((st = h5_read_dataset(f, "heatmap", H5T_NATIVE_FLOAT, 2, dh, (void **)&o->heatmap,
+                              path, e)))
+        return st;
+    o->heat_rows = (int)dh[0], o->heat_cols = (int)dh[1];
+    hid_t ds = H5Dopen2(f, "heatmap", H5P_DEFAULT);
+    int64_t sb, tb, s0, t0;
+    if (h5_attr_read_i64(ds, "step_bin", &sb) || h5_attr_read_i64(ds, "token_bin", &tb) ||
+        h5_attr_read_i64(ds, "step0", &s0) || h5_attr_read_i64(ds, "token0", &t0) || sb < 1 ||
+        tb < 1)
+        st = rb_fail(e, RB_EINPUT, path, "heatmap lacks valid step_bin/token_bin/step0/token0");
+    H5Dclose(ds);
+    o->step_bin = (int)sb, o->token_bin = (int)tb, o->step0 = (int)s0, o->token0 = (int)t0;
+    return st;
+}
+
+rb_status lifecycle_read(const char *path, lifecycle_file *out, rb_err *e) {
+    memset(out, 0, sizeof *out);
+    char fmt[64];
+    int64_t version;
+    if (h5_file_format(path, fmt, sizeof fmt, &version) != 0)
+        return rb_fail(e, RB_EINPUT, path, "cannot open as HDF5 (missing, or not an HDF5 file)");
+    if (strcmp(fmt, LIFECYCLE_FORMAT))
+        return rb_fail(e, RB_EINPUT, path, "not a raasbench lifecycle file (format '%s')", fmt);
+    if (version != LIFECYCLE_FORMAT_VERSION)
+        return rb_fail(e, RB_EINPUT, path, "lifecycle format_version %lld not supported",
+                       (long long)version);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    rb_status st = read_tables(f, path, out, e);
+    H5Fclose(f);
+    if (st) lifecycle_file_free(out);
+    return st;
+}
+
+void lifecycle_file_free(lifecycle_file *f) {
+    free(f->milestones), free(f->phoenix), free(f->truth_milestones), free(f->truth_phoenix);
+    free(f->hist_edges), free(f->hist_counts), free(f->truth_hist_counts), free(f->heatmap);
+    memset(f, 0, sizeof *f);
+}

@@ -153,4 +153,24 @@ typedef struct lifecycle_meta {
 rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lifecycle_meta *m,
                           const lifecycle_result *r, rb_err *e);
 
+/* A lifecycle file read back (lifecycle_read): the tables lifecycle_write stored. The truth
+ * tables are NULL when the file has none (an empty table is not NULL). */
+typedef struct lifecycle_file {
+    int32_t *milestones, *phoenix;             /* [n, 3], as in lifecycle_result */
+    int n_milestones, n_phoenix;
+    int32_t *truth_milestones, *truth_phoenix; /* [n, 3] planted rows, or NULL */
+    int n_truth_milestones, n_truth_phoenix;
+    int32_t *hist_edges, *hist_counts;         /* [n_bins + 1], [n_bins] */
+    int32_t *truth_hist_counts;                /* [n_bins] of the planted rows, or NULL */
+    int n_bins;
+    float *heatmap;                            /* [heat_rows, heat_cols] */
+    int heat_rows, heat_cols;
+    int step_bin, token_bin; /* steps and tokens per heatmap cell (>= 1) */
+    int step0, token0;       /* step of row 0, token of column 0 */
+} lifecycle_file;
+/* Read every table of a lifecycle file, checked (format, shapes, heatmap attributes);
+ * RB_EINPUT naming the file and the table at fault. On failure *out is empty. */
+rb_status lifecycle_read(const char *path, lifecycle_file *out, rb_err *e);
+void lifecycle_file_free(lifecycle_file *f); /* zeroed is fine */
+
 #endif

@@ -1,14 +1,15 @@
-/* cmd_info.c: `raasbench info FILE`: what a trace or results file holds, at a glance. */
-#include <hdf5.h>
+/* cmd_info.c: `raasbench info FILE`: what a trace, results file or GGUF model holds, at a
+ * glance. */
 #include <string.h>
 #include <sys/stat.h>
 
 #include "args.h"
 #include "commands.h"
 #include "gguf.h"
-#include "h5util.h"
 #include "eval_results.h"
+#include "h5util.h"
 #include "results.h"
+#include "results_schema.h"
 #include "trace.h"
 
 static void human_bytes(int64_t b, char *buf, size_t cap) {
@@ -67,6 +68,42 @@ static int info_trace(const char *path) {
     return 0;
 }
 
+/* A results file: the provenance and one line per run, both as the schema's RESULTS_F_INFO
+ * rows say. */
+static int info_results(const char *path) {
+    rb_err e = {0};
+    results_reader *rd;
+    if (results_reader_open(path, &rd, &e)) return rb_err_print(&e);
+    results_header h;
+    results_reader_header(rd, &h);
+    printf("results        %s\n", path);
+    int n;
+    const results_column *c = results_columns(RESULTS_ROOT, &n);
+    for (int i = 0; i < n; i++)
+        if ((c[i].flags & RESULTS_F_INFO) && (h.present >> i & 1))
+            printf("%-14s %s\n", c[i].name, (const char *)results_field(&h, &c[i]));
+    results_header_free(&h);
+    results_summary *rows = NULL;
+    int n_rows = 0;
+    if (results_reader_summary(rd, &rows, &n_rows, NULL, &e)) n_rows = 0; /* none: 0 runs */
+    results_reader_close(rd);
+    printf("runs           %d\n\n", n_rows);
+    c = results_columns(RESULTS_SUMMARY, &n);
+    for (int r = -1; r < n_rows; r++) {
+        const char *sep = "";
+        for (int i = 0; i < n; i++) {
+            if (!(c[i].flags & RESULTS_F_INFO)) continue;
+            char v[128];
+            if (r >= 0) results_column_info(&c[i], &rows[r], v, sizeof v);
+            printf("%s%*s", sep, c[i].info_width, r < 0 ? c[i].info_head : v);
+            sep = " ";
+        }
+        putchar('\n');
+    }
+    free(rows);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
     static const arg_spec specs[] = {{NULL, ARG_FLAG, NULL, NULL, NULL}};
     const char *pos[1];
@@ -99,19 +136,15 @@ int cmd_info(int argc, char **argv) {
         gguf_close(g);
         return 0;
     }
-    h5_quiet();
-    if (H5Fis_hdf5(path) <= 0) {
+    char fmt[64];
+    int64_t version;
+    int rc = h5_file_format(path, fmt, sizeof fmt, &version);
+    if (rc == -1) {
         rb_fail(&e, RB_EINPUT, path, "not an HDF5 file (expected a raasbench trace or results "
                 "file, or a GGUF model)");
         return rb_err_print(&e);
     }
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    char fmt[64] = "";
-    if (f >= 0) {
-        h5_attr_read_str(f, "format", fmt, sizeof fmt);
-        H5Fclose(f);
-    }
-    if (!strcmp(fmt, RESULTS_FORMAT)) return results_print_info(path);
+    if (!strcmp(fmt, RESULTS_FORMAT)) return info_results(path);
     if (!strcmp(fmt, EVAL_FORMAT)) return eval_results_print_info(path);
     return info_trace(path);
 }

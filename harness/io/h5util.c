@@ -85,20 +85,19 @@ static hid_t attr_open_class(hid_t obj, const char *name, H5T_class_t want, H5T_
     return a;
 }
 
-int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t cap) {
+char *h5_attr_read_strdup(hid_t obj, const char *name) {
     hid_t a = attr_open_class(obj, name, H5T_STRING, H5T_STRING);
-    if (a < 0) return -1;
+    if (a < 0) return NULL;
     hid_t ft = H5Aget_type(a);
     hid_t space = H5Aget_space(a);
-    int rc = -1;
+    char *out = NULL;
     if (H5Sget_simple_extent_npoints(space) == 1) {
         if (H5Tis_variable_str(ft) > 0) {
             char *p = NULL;
             hid_t mt = str_type();
             if (H5Aread(a, mt, &p) >= 0 && p) {
-                snprintf(buf, cap, "%s", p);
+                out = rb_strdup(p);
                 H5free_memory(p);
-                rc = 0;
             }
             H5Tclose(mt);
         } else {
@@ -107,18 +106,23 @@ int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t cap) {
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, n + 1);
             H5Tset_strpad(mt, H5T_STR_NULLTERM);
-            if (H5Aread(a, mt, tmp) >= 0) {
-                snprintf(buf, cap, "%s", tmp);
-                rc = 0;
-            }
+            if (H5Aread(a, mt, tmp) >= 0) out = tmp;
+            else free(tmp);
             H5Tclose(mt);
-            free(tmp);
         }
     }
     H5Sclose(space);
     H5Tclose(ft);
     H5Aclose(a);
-    return rc;
+    return out;
+}
+
+int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t cap) {
+    char *s = h5_attr_read_strdup(obj, name);
+    if (!s) return -1;
+    snprintf(buf, cap, "%s", s);
+    free(s);
+    return 0;
 }
 
 static int attr_read_scalar(hid_t obj, const char *name, H5T_class_t c1, H5T_class_t c2,
@@ -155,6 +159,48 @@ int h5_attr_read_i32_array(hid_t obj, const char *name, int32_t *v, int cap, int
     return rc;
 }
 
+int h5_file_format(const char *path, char *fmt, size_t cap, int64_t *version) {
+    h5_quiet();
+    fmt[0] = 0;
+    *version = -1;
+    if (H5Fis_hdf5(path) <= 0) return -1;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return -2;
+    h5_attr_read_str(f, "format", fmt, cap);
+    h5_attr_read_i64(f, "format_version", version);
+    H5Fclose(f);
+    return 0;
+}
+
+typedef struct name_list {
+    char **v;
+    int n, cap;
+} name_list;
+
+static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g, (void)info;
+    name_list *l = data;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->v = rb_realloc(l->v, sizeof(char *) * (size_t)l->cap);
+    }
+    l->v[l->n++] = rb_strdup(name);
+    return 0;
+}
+
+int h5_link_names(hid_t loc, const char *group, char ***names) {
+    name_list l = {0};
+    if (H5Lexists(loc, group, H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(loc, group, H5P_DEFAULT);
+        if (g >= 0) {
+            H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &l);
+            H5Gclose(g);
+        }
+    }
+    *names = l.v;
+    return l.n;
+}
+
 void h5_tmp_path(const char *path, char *buf, size_t cap) {
     snprintf(buf, cap, "%s.tmp-%ld", path, (long)getpid());
 }
@@ -184,4 +230,30 @@ int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
     H5Pclose(dcpl);
     H5Sclose(space);
     return rc;
+}
+
+rb_status h5_read_dataset(hid_t loc, const char *name, hid_t mem_type, int rank, hsize_t *dims,
+                          void **out, const char *what, rb_err *e) {
+    *out = NULL;
+    hid_t ds = H5Lexists(loc, name, H5P_DEFAULT) > 0 ? H5Dopen2(loc, name, H5P_DEFAULT) : -1;
+    if (ds < 0) return rb_fail(e, RB_EINPUT, what, "missing dataset %s", name);
+    hid_t sp = H5Dget_space(ds);
+    int r = H5Sget_simple_extent_ndims(sp);
+    rb_status st = RB_OK;
+    if (r != rank) {
+        st = rb_fail(e, RB_EINPUT, what, "%s has rank %d, expected %d", name, r, rank);
+    } else {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        size_t n = 1;
+        for (int i = 0; i < rank; i++) n *= dims[i];
+        *out = rb_malloc(H5Tget_size(mem_type) * (n ? n : 1));
+        if (n && H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
+            free(*out);
+            *out = NULL;
+            st = rb_fail(e, RB_EINPUT, what, "%s cannot be read as numbers", name);
+        }
+    }
+    H5Sclose(sp);
+    H5Dclose(ds);
+    return st;
 }

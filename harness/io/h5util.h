@@ -26,11 +26,22 @@ int h5_attr_write_i32_array(hid_t obj, const char *name, const int32_t *v, int n
  * into buf (truncated to cap-1 bytes); integer readers accept any integer type; the float
  * reader accepts floats and integers. */
 int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t cap);
+/* A string attribute whole, as a new string (malloc'd); NULL when missing or not a string. */
+char *h5_attr_read_strdup(hid_t obj, const char *name);
 int h5_attr_read_i64(hid_t obj, const char *name, int64_t *out);
 int h5_attr_read_f64(hid_t obj, const char *name, double *out);
 /* Integer array attribute: *n receives the element count; reads at most cap values. */
 int h5_attr_read_i32_array(hid_t obj, const char *name, int32_t *v, int cap, int *n);
 int h5_attr_exists(hid_t obj, const char *name);
+
+/* The `format` and `format_version` attributes of an HDF5 file's root ("" and -1 where
+ * absent). Returns 0; -1 when path is not an HDF5 file (or missing), -2 when it is one that
+ * does not open (damaged). */
+int h5_file_format(const char *path, char *fmt, size_t cap, int64_t *version);
+
+/* The names of the links in group `group` of loc, in name order (*names and each name
+ * malloc'd); none when the group is missing. Returns the count. */
+int h5_link_names(hid_t loc, const char *group, char ***names);
 
 /* Temporary-file discipline: "<path>.tmp-<pid>". */
 void h5_tmp_path(const char *path, char *buf, size_t cap);
@@ -39,5 +50,11 @@ void h5_tmp_path(const char *path, char *buf, size_t cap);
  * dims: rank sizes. Returns 0 or -1. */
 int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
                      const hsize_t *dims, const void *data, int compress);
+
+/* Read the whole dataset `name` of loc, which must have rank `rank`, as mem_type into a new
+ * array *out (at least one element allocated); dims receives its sizes. Fails with RB_EINPUT
+ * naming `what` when it is missing, of another rank, or not convertible. */
+rb_status h5_read_dataset(hid_t loc, const char *name, hid_t mem_type, int rank, hsize_t *dims,
+                          void **out, const char *what, rb_err *e);
 
 #endif

@@ -10,133 +10,77 @@
 #include <unistd.h>
 
 #include "h5util.h"
+#include "results_schema.h"
 #include "sha256.h"
 
-/* ------------------------------------------------------------------ the schema */
-
-#define RUN_COL(field) offsetof(results_run, field)
-/* In `export --table steps` order (the TSV's columns), then the per-head ones. */
-static const results_column columns[] = {
-    {"step", RESULTS_I32, RESULTS_SHAPE_T, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "position",
-     "decode position of the step", RUN_COL(step)},
-    {"recall", RESULTS_F32, RESULTS_SHAPE_T_LAYERS, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "",
-     "attention mass kept: sum over S of the dense softmax, mean over query heads",
-     RUN_COL(recall)},
-    {"out_err", RESULTS_F32, RESULTS_SHAPE_T_LAYERS, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "",
-     "\u2016o_S \u2212 o*\u2016 / \u2016o*\u2016 (absolute when o* = 0), mean over query heads",
-     RUN_COL(out_err)},
-    {"attended", RESULTS_F32, RESULTS_SHAPE_T_LAYERS, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS,
-     "tokens", "mean size of S over query heads", RUN_COL(attended)},
-    {"latency_ns", RESULTS_I64, RESULTS_SHAPE_T,
-     RESULTS_COL_REQUIRED | RESULTS_COL_STEPS | RESULTS_COL_NEG_NA, "ns",
-     "wall time of the policy's step over all layers: append + select + attention over S + "
-     "observe; -1 on steps not timed (latency_every > 1)",
-     RUN_COL(latency_ns)},
-    {"kv_bytes", RESULTS_I64, RESULTS_SHAPE_T, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "bytes",
-     "resident K and V bytes, all layers and KV heads, pages counted whole, at elem_bytes per "
-     "element",
-     RUN_COL(kv_bytes)},
-    {"meta_bytes", RESULTS_I64, RESULTS_SHAPE_T, RESULTS_COL_REQUIRED | RESULTS_COL_STEPS, "bytes",
-     "the policy's own bookkeeping", RUN_COL(meta_bytes)},
-    {"token_match", RESULTS_F32, RESULTS_SHAPE_T, RESULTS_COL_LIVE | RESULTS_COL_STEPS, "",
-     "1 where the cell's argmax equals the dense trajectory's (teacher-forced decode)",
-     RUN_COL(token_match)},
-    {"kl", RESULTS_F32, RESULTS_SHAPE_T, RESULTS_COL_LIVE | RESULTS_COL_STEPS, "nats",
-     "KL(dense \u2016 cell) of the next-token distributions (teacher-forced decode)",
-     RUN_COL(kl)},
-    {"token_latency_ns", RESULTS_I64, RESULTS_SHAPE_T,
-     RESULTS_COL_LIVE | RESULTS_COL_STEPS | RESULTS_COL_NEG_NA, "ns",
-     "whole-token time of the live decode", RUN_COL(token_latency_ns)},
-    {"recall_head", RESULTS_F32, RESULTS_SHAPE_T_LAYERS_HEADS, RESULTS_COL_PER_HEAD, "",
-     "recall of each query head (--per-head)", RUN_COL(recall_head)},
-    {"out_err_head", RESULTS_F32, RESULTS_SHAPE_T_LAYERS_HEADS, RESULTS_COL_PER_HEAD, "",
-     "out_err of each query head (--per-head)", RUN_COL(out_err_head)},
+/* Symbols of the shapes (results_schema.h) and the axes of each shape. */
+enum { SYM_T, SYM_L, SYM_H, SYM_N, N_SYMS };
+static const char *const sym_names[N_SYMS] = {"T", "n_layers", "n_q_heads", "n_tokens"};
+static const struct {
+    int rank, sym[3];
+} shapes[] = {
+    [RESULTS_SCALAR] = {0, {0}},
+    [RESULTS_SHAPE_T] = {1, {SYM_T}},
+    [RESULTS_SHAPE_T_L] = {2, {SYM_T, SYM_L}},
+    [RESULTS_SHAPE_T_L_H] = {3, {SYM_T, SYM_L, SYM_H}},
+    [RESULTS_SHAPE_L] = {1, {SYM_L}},
+    [RESULTS_SHAPE_LAYERS_T_H_N] = {3, {SYM_T, SYM_H, SYM_N}},
 };
-#define N_COLUMNS ((int)(sizeof columns / sizeof columns[0]))
 
-#define SUM_COL(field) offsetof(results_summary, field), sizeof(((results_summary *)0)->field)
-static const results_summary_column summary_columns[] = {
-    {"run_id", RESULTS_STR, SUM_COL(run_id), "", "the run"},
-    {"trace", RESULTS_STR, SUM_COL(trace), "", "the trace (or model) it ran on"},
-    {"policy", RESULTS_STR, SUM_COL(policy), "", "policy name"},
-    {"budget", RESULTS_I32, SUM_COL(budget), "tokens", "L, per KV head"},
-    {"mean_recall", RESULTS_F64, SUM_COL(mean_recall), "", "mean over steps and sparse layers"},
-    {"mean_out_err", RESULTS_F64, SUM_COL(mean_out_err), "", "mean over steps and sparse layers"},
-    {"mean_attended", RESULTS_F64, SUM_COL(mean_attended), "tokens",
-     "mean over steps and sparse layers"},
-    {"p50_latency_ns", RESULTS_I64, SUM_COL(p50_latency_ns), "ns",
-     "median over the timed steps (nearest rank); -1 when none"},
-    {"p99_latency_ns", RESULTS_I64, SUM_COL(p99_latency_ns), "ns",
-     "99th percentile over the timed steps (nearest rank); -1 when none"},
-    {"peak_kv_bytes", RESULTS_I64, SUM_COL(peak_kv_bytes), "bytes", "largest kv_bytes"},
-    {"final_kv_bytes", RESULTS_I64, SUM_COL(final_kv_bytes), "bytes", "kv_bytes at the last step"},
-    {"peak_meta_bytes", RESULTS_I64, SUM_COL(peak_meta_bytes), "bytes", "largest meta_bytes"},
-    {"mean_token_match", RESULTS_F64, SUM_COL(mean_token_match), "",
-     "mean token_match; NaN unless a teacher-forced decode"},
-    {"mean_kl", RESULTS_F64, SUM_COL(mean_kl), "nats",
-     "mean kl; NaN unless a teacher-forced decode"},
-};
-#define N_SUMMARY ((int)(sizeof summary_columns / sizeof summary_columns[0]))
-_Static_assert(N_SUMMARY <= RESULTS_MAX_SUMMARY_COLUMNS, "raise RESULTS_MAX_SUMMARY_COLUMNS");
-
-const results_column *results_columns(int *n) {
-    *n = N_COLUMNS;
-    return columns;
+static int shape_dims(results_shape s, const int sym[N_SYMS], hsize_t *dims) {
+    for (int k = 0; k < shapes[s].rank; k++) dims[k] = (hsize_t)sym[shapes[s].sym[k]];
+    return shapes[s].rank;
 }
 
-const results_summary_column *results_summary_columns(int *n) {
-    *n = N_SUMMARY;
-    return summary_columns;
-}
-
-static void **col_ptr(const results_run *r, const results_column *c) {
-    return (void **)((char *)r + c->offset);
-}
-
-static size_t type_size(results_type t) {
-    return t == RESULTS_I32 || t == RESULTS_F32 ? 4 : 8;
-}
-
-static hid_t mem_type(results_type t) {
+/* The HDF5 memory (and dataset) type of a numeric schema type; a copy, to be closed. */
+static hid_t h5_type(results_type t) {
     switch (t) {
-    case RESULTS_I32: return H5T_NATIVE_INT32;
-    case RESULTS_I64: return H5T_NATIVE_INT64;
-    case RESULTS_F32: return H5T_NATIVE_FLOAT;
-    default: return H5T_NATIVE_DOUBLE;
+    case RESULTS_I32: return H5Tcopy(H5T_NATIVE_INT32);
+    case RESULTS_I64: return H5Tcopy(H5T_NATIVE_INT64);
+    case RESULTS_F32: return H5Tcopy(H5T_NATIVE_FLOAT);
+    case RESULTS_F64: return H5Tcopy(H5T_NATIVE_DOUBLE);
+    case RESULTS_U8: return H5Tcopy(H5T_NATIVE_UINT8);
+    default: return H5Tcopy(H5T_NATIVE_INT);
     }
 }
 
-/* The dimensions of a column in a run of T steps, L layers, H query heads; returns the rank. */
-static int col_dims(results_shape sh, hsize_t T, hsize_t L, hsize_t H, hsize_t *dims) {
-    dims[0] = T, dims[1] = L, dims[2] = H;
-    return sh == RESULTS_SHAPE_T ? 1 : sh == RESULTS_SHAPE_T_LAYERS ? 2 : 3;
-}
-
-static size_t col_elems(results_shape sh, size_t T, size_t L, size_t H) {
-    return sh == RESULTS_SHAPE_T ? T : sh == RESULTS_SHAPE_T_LAYERS ? T * L : T * L * H;
+/* A NUL-terminated fixed-size string type of n bytes. */
+static hid_t fixed_str(size_t n) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, n);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    return t;
 }
 
 /* ------------------------------------------------------------------ runs */
 
 void results_run_alloc(results_run *r, int T, int n_layers, int n_q_heads, int per_head) {
     r->T = T, r->n_layers = n_layers, r->n_q_heads = n_q_heads;
-    r->layers = rb_calloc((size_t)n_layers, sizeof(int32_t));
-    r->sparse = rb_calloc((size_t)n_layers, sizeof(int32_t));
-    for (int i = 0; i < N_COLUMNS; i++) {
-        const results_column *c = &columns[i];
-        if ((c->flags & RESULTS_COL_REQUIRED) || (per_head && (c->flags & RESULTS_COL_PER_HEAD)))
-            *col_ptr(r, c) = rb_calloc(col_elems(c->shape, (size_t)T, (size_t)n_layers,
-                                                 (size_t)n_q_heads),
-                                       type_size(c->type));
+    int n;
+    const results_column *c = results_columns(RESULTS_RUN_ATTR, &n);
+    for (int i = 0; i < n; i++)
+        if (c[i].shape == RESULTS_SHAPE_L)
+            results_field_set_ptr(r, &c[i], rb_calloc((size_t)n_layers, sizeof(int32_t)));
+    c = results_columns(RESULTS_SERIES, &n);
+    for (int i = 0; i < n; i++) {
+        if (c[i].when != RESULTS_ALWAYS && !(c[i].when == RESULTS_PER_HEAD && per_head)) continue;
+        size_t elems = results_shape_elems(c[i].shape, T, n_layers, n_q_heads, 0);
+        results_field_set_ptr(r, &c[i], rb_calloc(elems, results_type_size(c[i].type)));
     }
 }
 
 void results_run_free(results_run *r) {
-    for (int i = 0; i < N_COLUMNS; i++) free(*col_ptr(r, &columns[i]));
-    free(r->params_json), free(r->layers), free(r->sparse);
-    if (r->selection) {
-        for (int l = 0; l < r->n_layers; l++) free(r->selection[l]);
-        free(r->selection);
+    int n;
+    const results_column *c = results_columns(RESULTS_RUN_ATTR, &n);
+    for (int i = 0; i < n; i++)
+        if (c[i].shape == RESULTS_SHAPE_L || c[i].type == RESULTS_STR_HEAP)
+            free(results_field_ptr(r, &c[i]));
+    c = results_columns(RESULTS_SERIES, &n);
+    for (int i = 0; i < n; i++) {
+        void *x = results_field_ptr(r, &c[i]);
+        if (x && c[i].shape == RESULTS_SHAPE_LAYERS_T_H_N)
+            for (int l = 0; l < r->n_layers; l++) free(((void **)x)[l]);
+        free(x);
     }
     memset(r, 0, sizeof *r);
 }
@@ -146,53 +90,86 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Nearest-rank percentile of a sorted array. */
-static int64_t percentile(const int64_t *sorted, int n, double p) {
-    if (n == 0) return 0;
-    int k = (int)ceil(p / 100.0 * n) - 1;
-    if (k < 0) k = 0;
-    if (k >= n) k = n - 1;
-    return sorted[k];
+/* Nearest-rank percentile of the measured (>= 0) values of x[0..T); -1 when none. */
+static int64_t percentile(const int64_t *x, int T, double p) {
+    int64_t *v = rb_malloc(sizeof(int64_t) * (size_t)(T ? T : 1));
+    int n = 0;
+    for (int t = 0; t < T; t++)
+        if (x[t] >= 0) v[n++] = x[t];
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    int64_t out = -1;
+    if (n) {
+        int k = (int)ceil(p / 100.0 * n) - 1;
+        out = v[k < 0 ? 0 : k >= n ? n - 1 : k];
+    }
+    free(v);
+    return out;
+}
+
+/* One summary column of run r into *out (see results_reduce). */
+static void summarise_column(const results_run *r, const results_column *c, void *out) {
+    if (c->reduce == RESULTS_COPY) {
+        const results_column *src = results_column_find(RESULTS_RUN_ATTR, c->source);
+        RB_CHECK(src && src->type == (c->type == RESULTS_STR ? RESULTS_STR : RESULTS_INT));
+        const void *p = results_field(r, src);
+        if (c->type == RESULTS_STR) snprintf(out, c->size, "%s", (const char *)p);
+        else *(int32_t *)out = *(const int *)p;
+        return;
+    }
+    const results_column *src = results_column_find(RESULTS_SERIES, c->source);
+    RB_CHECK(src);
+    const void *x = results_field_ptr(r, src);
+    int T = r->T, L = r->n_layers;
+    switch (c->reduce) {
+    case RESULTS_MEAN_SPARSE: {
+        RB_CHECK(src->type == RESULTS_F32 && src->shape == RESULTS_SHAPE_T_L);
+        const float *v = x;
+        double sum = 0;
+        long cnt = 0;
+        for (int t = 0; x && t < T; t++)
+            for (int l = 0; l < L; l++) {
+                if (!r->sparse[l]) continue;
+                sum += v[(size_t)t * L + l];
+                cnt++;
+            }
+        *(double *)out = cnt ? sum / cnt : NAN;
+        break;
+    }
+    case RESULTS_MEAN: {
+        RB_CHECK(src->type == RESULTS_F32 && src->shape == RESULTS_SHAPE_T);
+        const float *v = x;
+        double sum = 0;
+        for (int t = 0; x && t < T; t++) sum += v[t];
+        *(double *)out = x && T ? sum / T : NAN;
+        break;
+    }
+    default: {
+        RB_CHECK(src->type == RESULTS_I64 && src->shape == RESULTS_SHAPE_T);
+        const int64_t *v = x;
+        int64_t *o = out;
+        if (c->reduce == RESULTS_P50 || c->reduce == RESULTS_P99) {
+            *o = x ? percentile(v, T, c->reduce == RESULTS_P50 ? 50 : 99) : -1;
+        } else if (c->reduce == RESULTS_PEAK) {
+            *o = 0;
+            for (int t = 0; x && t < T; t++)
+                if (v[t] > *o) *o = v[t];
+        } else {
+            *o = x && T ? v[T - 1] : 0;
+        }
+    }
+    }
 }
 
 void results_summarise(const results_run *r, results_summary *s) {
     memset(s, 0, sizeof *s);
-    snprintf(s->run_id, sizeof s->run_id, "%s", r->run_id);
-    snprintf(s->trace, sizeof s->trace, "%s", r->trace);
-    snprintf(s->policy, sizeof s->policy, "%s", r->policy);
-    s->budget = r->budget;
-    double sr = 0, se = 0, sa = 0;
-    long cnt = 0;
-    for (int t = 0; t < r->T; t++)
-        for (int l = 0; l < r->n_layers; l++) {
-            if (!r->sparse[l]) continue;
-            size_t i = (size_t)t * r->n_layers + l;
-            sr += r->recall[i], se += r->out_err[i], sa += r->attended[i];
-            cnt++;
-        }
-    s->mean_recall = cnt ? sr / cnt : NAN;
-    s->mean_out_err = cnt ? se / cnt : NAN;
-    s->mean_attended = cnt ? sa / cnt : NAN;
-    /* Percentiles over the measured steps (-1 marks a step that was not timed). */
-    int64_t *lat = rb_malloc(sizeof(int64_t) * (size_t)(r->T ? r->T : 1));
-    int n_lat = 0;
-    for (int t = 0; t < r->T; t++)
-        if (r->latency_ns[t] >= 0) lat[n_lat++] = r->latency_ns[t];
-    qsort(lat, (size_t)n_lat, sizeof *lat, cmp_i64);
-    s->p50_latency_ns = n_lat ? percentile(lat, n_lat, 50) : -1;
-    s->p99_latency_ns = n_lat ? percentile(lat, n_lat, 99) : -1;
-    free(lat);
-    for (int t = 0; t < r->T; t++) {
-        if (r->kv_bytes[t] > s->peak_kv_bytes) s->peak_kv_bytes = r->kv_bytes[t];
-        if (r->meta_bytes[t] > s->peak_meta_bytes) s->peak_meta_bytes = r->meta_bytes[t];
-    }
-    s->final_kv_bytes = r->T ? r->kv_bytes[r->T - 1] : 0;
-    s->mean_token_match = s->mean_kl = NAN;
-    if (r->token_match && r->kl && r->T) {
-        double a = 0, b = 0;
-        for (int t = 0; t < r->T; t++) a += r->token_match[t], b += r->kl[t];
-        s->mean_token_match = a / r->T, s->mean_kl = b / r->T;
-    }
+    int n;
+    const results_column *c = results_columns(RESULTS_SUMMARY, &n);
+    for (int i = 0; i < n; i++) summarise_column(r, &c[i], results_field(s, &c[i]));
+}
+
+void results_header_free(results_header *h) {
+    free(h->config);
+    h->config = NULL;
 }
 
 /* ------------------------------------------------------------------ writing */
@@ -212,6 +189,28 @@ void results_abort(results_writer *w) {
     free(w->rows), free(w->path), free(w->tmp), free(w);
 }
 
+/* The attributes of one place (root or run) from the fields of rec; non-zero on failure. */
+static int write_attrs(hid_t obj, results_place place, const void *rec, int n_layers) {
+    int n, bad = 0;
+    const results_column *c = results_columns(place, &n);
+    for (int i = 0; i < n; i++) {
+        const void *p = results_field(rec, &c[i]);
+        if (c[i].flags & RESULTS_F_GROUP_NAME) continue;
+        if (c[i].type == RESULTS_STR) {
+            bad |= h5_attr_write_str(obj, c[i].name, p);
+        } else if (c[i].type == RESULTS_STR_HEAP) {
+            const char *s = results_field_ptr(rec, &c[i]);
+            bad |= h5_attr_write_str(obj, c[i].name, s ? s : c[i].dflt ? c[i].dflt : "");
+        } else if (c[i].shape == RESULTS_SHAPE_L) {
+            bad |= h5_attr_write_i32_array(obj, c[i].name,
+                                           results_field_ptr(rec, &c[i]), n_layers);
+        } else {
+            bad |= h5_attr_write_i64(obj, c[i].name, *(const int *)p);
+        }
+    }
+    return bad;
+}
+
 rb_status results_create(const char *path, const results_provenance *p, results_writer **out,
                          rb_err *e) {
     *out = NULL;
@@ -228,29 +227,25 @@ rb_status results_create(const char *path, const results_provenance *p, results_
         results_abort(w);
         return s;
     }
-    char created[64], host[256] = "unknown", libs[256];
+    results_header h = {.format_version = RESULTS_FORMAT_VERSION, .host = "unknown"};
     time_t now = time(NULL);
     struct tm tmv;
     gmtime_r(&now, &tmv);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    gethostname(host, sizeof host - 1);
+    strftime(h.created, sizeof h.created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    gethostname(h.host, sizeof h.host - 1);
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);
-    snprintf(libs, sizeof libs, "hdf5 %u.%u.%u", maj, min, rel);
-    hid_t f = w->file;
-    int bad = 0;
-    bad |= h5_attr_write_str(f, "format", RESULTS_FORMAT);
-    bad |= h5_attr_write_i64(f, "format_version", RESULTS_FORMAT_VERSION);
-    bad |= h5_attr_write_str(f, "raasbench_version", rb_version);
-    bad |= h5_attr_write_str(f, "git_commit", rb_git_commit);
-    bad |= h5_attr_write_str(f, "compiler", rb_compiler);
-    bad |= h5_attr_write_str(f, "libraries", libs);
-    bad |= h5_attr_write_str(f, "created", created);
-    bad |= h5_attr_write_str(f, "host", host);
-    bad |= h5_attr_write_str(f, "trace", p && p->trace ? p->trace : "");
-    bad |= h5_attr_write_str(f, "trace_sha256", p && p->trace_sha256 ? p->trace_sha256 : "");
-    bad |= h5_attr_write_str(f, "config", p && p->config_json ? p->config_json : "{}");
-    w->runs = H5Gcreate2(f, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    snprintf(h.libraries, sizeof h.libraries, "hdf5 %u.%u.%u", maj, min, rel);
+    snprintf(h.format, sizeof h.format, "%s", RESULTS_FORMAT);
+    snprintf(h.raasbench_version, sizeof h.raasbench_version, "%s", rb_version);
+    snprintf(h.git_commit, sizeof h.git_commit, "%s", rb_git_commit);
+    snprintf(h.compiler, sizeof h.compiler, "%s", rb_compiler);
+    snprintf(h.trace, sizeof h.trace, "%s", p && p->trace ? p->trace : "");
+    snprintf(h.trace_sha256, sizeof h.trace_sha256, "%s",
+             p && p->trace_sha256 ? p->trace_sha256 : "");
+    h.config = p && p->config_json ? (char *)p->config_json : NULL; /* not owned */
+    int bad = write_attrs(w->file, RESULTS_ROOT, &h, 0);
+    w->runs = H5Gcreate2(w->file, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (bad || w->runs < 0) {
         rb_status s = rb_fail(e, RB_EINTERNAL, path, "HDF5 failed writing the file header");
         results_abort(w);
@@ -260,43 +255,37 @@ rb_status results_create(const char *path, const results_provenance *p, results_
     return RB_OK;
 }
 
+/* One series of a run, if the run has it; non-zero on failure. */
+static int write_series(hid_t g, const results_column *c, const results_run *r) {
+    const void *x = results_field_ptr(r, c);
+    if (!x) return 0;
+    int sym[N_SYMS] = {r->T, r->n_layers, r->n_q_heads, r->n_tokens};
+    hsize_t dims[3];
+    int rank = shape_dims(c->shape, sym, dims), bad = 0;
+    hid_t t = h5_type(c->type);
+    if (c->shape != RESULTS_SHAPE_LAYERS_T_H_N) {
+        bad = h5_write_dataset(g, c->name, t, rank, dims, x, 1);
+    } else {
+        hid_t sg = H5Gcreate2(g, c->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        for (int l = 0; l < r->n_layers && !bad; l++) {
+            char name[32];
+            snprintf(name, sizeof name, "layer_%03d", r->layers[l]);
+            bad |= h5_write_dataset(sg, name, t, rank, dims, ((void *const *)x)[l], 1);
+        }
+        H5Gclose(sg);
+    }
+    H5Tclose(t);
+    return bad;
+}
+
 rb_status results_add_run(results_writer *w, const results_run *r, rb_err *e) {
     if (H5Lexists(w->runs, r->run_id, H5P_DEFAULT) > 0)
         return rb_fail(e, RB_EINPUT, r->run_id, "run id appears twice in one results file");
     hid_t g = H5Gcreate2(w->runs, r->run_id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return rb_fail(e, RB_EINTERNAL, r->run_id, "cannot create run group");
-    int bad = 0;
-    bad |= h5_attr_write_str(g, "policy", r->policy);
-    bad |= h5_attr_write_i64(g, "budget", r->budget);
-    bad |= h5_attr_write_str(g, "params", r->params_json ? r->params_json : "{}");
-    bad |= h5_attr_write_i64(g, "page_size", r->page_size);
-    bad |= h5_attr_write_i64(g, "dense_layers", r->dense_layers);
-    bad |= h5_attr_write_i64(g, "latency_every", r->latency_every > 0 ? r->latency_every : 1);
-    bad |= h5_attr_write_str(g, "trace", r->trace);
-    bad |= h5_attr_write_i32_array(g, "layers", r->layers, r->n_layers);
-    bad |= h5_attr_write_i32_array(g, "sparse_layers", r->sparse, r->n_layers);
-    hsize_t T = (hsize_t)r->T;
-    for (int i = 0; i < N_COLUMNS && !bad; i++) {
-        const results_column *c = &columns[i];
-        const void *x = *col_ptr(r, c);
-        if (!x) {
-            bad |= (c->flags & RESULTS_COL_REQUIRED) != 0;
-            continue;
-        }
-        hsize_t dims[3];
-        int rank = col_dims(c->shape, T, (hsize_t)r->n_layers, (hsize_t)r->n_q_heads, dims);
-        bad |= h5_write_dataset(g, c->name, mem_type(c->type), rank, dims, x, 1);
-    }
-    if (r->selection) {
-        hid_t sg = H5Gcreate2(g, "selection", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        hsize_t dims[3] = {T, (hsize_t)r->n_q_heads, (hsize_t)r->n_tokens};
-        for (int l = 0; l < r->n_layers && !bad; l++) {
-            char name[32];
-            snprintf(name, sizeof name, "layer_%03d", r->layers[l]);
-            bad |= h5_write_dataset(sg, name, H5T_NATIVE_UINT8, 3, dims, r->selection[l], 1);
-        }
-        H5Gclose(sg);
-    }
+    int bad = write_attrs(g, RESULTS_RUN_ATTR, r, r->n_layers), n;
+    const results_column *c = results_columns(RESULTS_SERIES, &n);
+    for (int i = 0; i < n; i++) bad |= write_series(g, &c[i], r);
     H5Gclose(g);
     if (bad) return rb_fail(e, RB_EINTERNAL, w->path, "HDF5 failed writing run %s", r->run_id);
     if (w->n_rows == w->cap_rows) {
@@ -307,25 +296,20 @@ rb_status results_add_run(results_writer *w, const results_run *r, rb_err *e) {
     return RB_OK;
 }
 
-static hid_t fixed_str(size_t n) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, n);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    return t;
+/* The type of one /summary member in memory and in the file; a copy, to be closed. */
+static hid_t summary_member_type(const results_column *c) {
+    return c->type == RESULTS_STR ? fixed_str(c->size) : h5_type(c->type);
 }
 
 /* The /summary compound type, in memory and in the file (same layout). */
 static hid_t summary_type(void) {
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(results_summary));
-    for (int i = 0; i < N_SUMMARY; i++) {
-        const results_summary_column *c = &summary_columns[i];
-        if (c->type == RESULTS_STR) {
-            hid_t st = fixed_str(c->size);
-            H5Tinsert(t, c->name, c->offset, st);
-            H5Tclose(st);
-        } else {
-            H5Tinsert(t, c->name, c->offset, mem_type(c->type));
-        }
+    int n;
+    const results_column *c = results_columns(RESULTS_SUMMARY, &n);
+    for (int i = 0; i < n; i++) {
+        hid_t mt = summary_member_type(&c[i]);
+        H5Tinsert(t, c[i].name, c[i].offset, mt);
+        H5Tclose(mt);
     }
     return t;
 }
@@ -354,250 +338,297 @@ rb_status results_finish(results_writer *w, rb_err *e) {
 
 /* ------------------------------------------------------------------ reading */
 
-static rb_status open_results(const char *path, hid_t *f, rb_err *e) {
+struct results_reader {
+    char *path;
+    hid_t file;
+};
+
+rb_status results_reader_open(const char *path, results_reader **out, rb_err *e) {
+    *out = NULL;
     h5_quiet();
     if (access(path, R_OK) != 0) return rb_fail(e, RB_EINPUT, path, "no such file");
     if (H5Fis_hdf5(path) <= 0) return rb_fail(e, RB_EINPUT, path, "not an HDF5 file");
-    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (*f < 0) return rb_fail(e, RB_EINPUT, path, "cannot open (damaged file?)");
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return rb_fail(e, RB_EINPUT, path, "cannot open (damaged file?)");
     char fmt[64] = "";
     int64_t ver = 0;
-    if (h5_attr_read_str(*f, "format", fmt, sizeof fmt) || strcmp(fmt, RESULTS_FORMAT)) {
-        H5Fclose(*f);
-        return rb_fail(e, RB_EINPUT, path, "not a raasbench results file (format '%s')", fmt);
-    }
-    if (h5_attr_read_i64(*f, "format_version", &ver) || ver != RESULTS_FORMAT_VERSION) {
-        H5Fclose(*f);
-        return rb_fail(e, RB_EINPUT, path, "results format_version %lld not supported",
-                       (long long)ver);
-    }
-    return RB_OK;
-}
-
-typedef struct name_list { char **v; int n; } name_list;
-static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, void *op) {
-    (void)g, (void)info;
-    name_list *l = op;
-    l->v = rb_realloc(l->v, sizeof(char *) * (size_t)(l->n + 1));
-    l->v[l->n++] = rb_strdup(name);
-    return 0;
-}
-
-rb_status results_list_runs(const char *path, char ***ids, int *n, rb_err *e) {
-    hid_t f;
-    rb_status s = open_results(path, &f, e);
-    if (s) return s;
-    name_list l = {0};
-    if (H5Lexists(f, "runs", H5P_DEFAULT) > 0) {
-        hid_t g = H5Gopen2(f, "runs", H5P_DEFAULT);
-        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &l);
-        H5Gclose(g);
-    }
-    H5Fclose(f);
-    *ids = l.v;
-    *n = l.n;
-    return RB_OK;
-}
-
-/* Read column c of run group g, whose shape must be dims[0..rank). Absent: NULL and RB_OK.
- * A wrong shape or unreadable data: RB_EINPUT naming the dataset. */
-static rb_status read_column(hid_t g, const results_column *c, const hsize_t *dims,
-                             const char *what, void **out, rb_err *e) {
-    *out = NULL;
-    if (H5Lexists(g, c->name, H5P_DEFAULT) <= 0) return RB_OK;
-    hid_t d = H5Dopen2(g, c->name, H5P_DEFAULT);
-    if (d < 0) return rb_fail(e, RB_EINPUT, what, "%s is not a dataset", c->name);
-    hid_t sp = H5Dget_space(d);
-    int rank = col_dims(c->shape, dims[0], dims[1], dims[2], (hsize_t[3]){0, 0, 0});
-    hsize_t got[3] = {0, 0, 0};
-    int got_rank = H5Sget_simple_extent_ndims(sp);
-    if (got_rank == rank) H5Sget_simple_extent_dims(sp, got, NULL);
-    H5Sclose(sp);
-    size_t n = 1;
-    int ok = got_rank == rank;
-    for (int i = 0; i < rank && ok; i++) ok = got[i] == dims[i], n *= (size_t)dims[i];
     rb_status st = RB_OK;
-    if (!ok) {
-        st = rb_fail(e, RB_EINPUT, what, "%s has shape [%llu, %llu, %llu] (rank %d), expected rank %d "
-                     "[%llu, %llu, %llu] (not all of step's T and the layers agree)", c->name,
-                     (unsigned long long)got[0], (unsigned long long)got[1],
-                     (unsigned long long)got[2], got_rank, rank, (unsigned long long)dims[0],
-                     (unsigned long long)(rank > 1 ? dims[1] : 0),
-                     (unsigned long long)(rank > 2 ? dims[2] : 0));
-    } else {
-        *out = rb_malloc(type_size(c->type) * (n ? n : 1));
-        if (n && H5Dread(d, mem_type(c->type), H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
-            free(*out);
-            *out = NULL;
-            st = rb_fail(e, RB_EINPUT, what, "%s cannot be read as numbers", c->name);
-        }
+    if (h5_attr_read_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, RESULTS_FORMAT))
+        st = rb_fail(e, RB_EINPUT, path, "not a raasbench results file (format '%s')", fmt);
+    else if (h5_attr_read_i64(f, "format_version", &ver) || ver != RESULTS_FORMAT_VERSION)
+        st = rb_fail(e, RB_EINPUT, path, "results format_version %lld not supported",
+                     (long long)ver);
+    if (st) {
+        H5Fclose(f);
+        return st;
     }
-    H5Dclose(d);
+    results_reader *rd = rb_calloc(1, sizeof *rd);
+    rd->path = rb_strdup(path);
+    rd->file = f;
+    *out = rd;
+    return RB_OK;
+}
+
+void results_reader_close(results_reader *rd) {
+    if (!rd) return;
+    H5Fclose(rd->file);
+    free(rd->path), free(rd);
+}
+
+/* The attributes of one place (root or run) into the fields of rec; the [n_layers] ones
+ * allocated. strict: fail on a missing attribute that is always present. */
+static rb_status read_attrs(hid_t obj, results_place place, void *rec, int n_layers,
+                            int strict, uint64_t *present, const char *what, rb_err *e) {
+    int n;
+    const results_column *c = results_columns(place, &n);
+    for (int i = 0; i < n; i++) {
+        void *p = results_field(rec, &c[i]);
+        int64_t v;
+        int found = 1, len;
+        if (c[i].flags & RESULTS_F_GROUP_NAME) continue;
+        if (c[i].type == RESULTS_STR) {
+            found = !h5_attr_read_str(obj, c[i].name, p, c[i].size);
+            if (!found) snprintf(p, c[i].size, "%s", c[i].dflt ? c[i].dflt : "");
+        } else if (c[i].type == RESULTS_STR_HEAP) {
+            char *s = h5_attr_read_strdup(obj, c[i].name);
+            found = s != NULL;
+            if (!s) s = rb_strdup(c[i].dflt ? c[i].dflt : "");
+            results_field_set_ptr(rec, &c[i], s);
+        } else if (c[i].shape == RESULTS_SHAPE_L) {
+            int32_t *x = rb_calloc((size_t)n_layers, sizeof(int32_t));
+            results_field_set_ptr(rec, &c[i], x);
+            found = h5_attr_exists(obj, c[i].name);
+            if (found &&
+                (h5_attr_read_i32_array(obj, c[i].name, x, n_layers, &len) || len != n_layers))
+                return rb_fail(e, RB_EINPUT, what, "attribute %s is not int32 [n_layers] = [%d]",
+                               c[i].name, n_layers);
+        } else {
+            found = !h5_attr_read_i64(obj, c[i].name, &v);
+            *(int *)p = found ? (int)v : c[i].dflt ? atoi(c[i].dflt) : 0;
+        }
+        if (!found && strict && c[i].when == RESULTS_ALWAYS)
+            return rb_fail(e, RB_EINPUT, what, "missing attribute %s", c[i].name);
+        if (found && present) *present |= 1ull << i;
+    }
+    return RB_OK;
+}
+
+void results_reader_header(results_reader *rd, results_header *h) {
+    memset(h, 0, sizeof *h);
+    read_attrs(rd->file, RESULTS_ROOT, h, 0, 0, &h->present, rd->path, NULL);
+}
+
+rb_status results_reader_runs(results_reader *rd, char ***ids, int *n, rb_err *e) {
+    (void)e;
+    *n = h5_link_names(rd->file, "runs", ids);
+    return RB_OK;
+}
+
+static hid_t open_run(results_reader *rd, const char *id, rb_err *e) {
+    char gp[256];
+    snprintf(gp, sizeof gp, "runs/%s", id);
+    hid_t g = -1;
+    if (H5Lexists(rd->file, "runs", H5P_DEFAULT) > 0 && H5Lexists(rd->file, gp, H5P_DEFAULT) > 0)
+        g = H5Gopen2(rd->file, gp, H5P_DEFAULT);
+    if (g < 0) rb_fail(e, RB_EINPUT, rd->path, "no run '%s'", id);
+    return g;
+}
+
+rb_status results_reader_present(results_reader *rd, const char *id, uint64_t *series,
+                                 rb_err *e) {
+    *series = 0;
+    hid_t g = open_run(rd, id, e);
+    if (g < 0) return RB_EINPUT;
+    int n;
+    const results_column *c = results_columns(RESULTS_SERIES, &n);
+    for (int i = 0; i < n; i++)
+        if (H5Lexists(g, c[i].name, H5P_DEFAULT) > 0) *series |= 1ull << i;
+    H5Gclose(g);
+    return RB_OK;
+}
+
+/* Read dataset `name` of g as column c's type into *x, matching its dims against the
+ * symbols known so far (sym[s] < 0: not yet known, taken from this dataset). */
+static rb_status read_dataset(hid_t g, const char *name, const results_column *c,
+                              int sym[N_SYMS], void **x, const char *what, rb_err *e) {
+    hsize_t dims[3];
+    int rank = shapes[c->shape].rank;
+    hid_t t = h5_type(c->type);
+    rb_status st = h5_read_dataset(g, name, t, rank, dims, x, what, e);
+    H5Tclose(t);
+    if (st) return st;
+    int want[3], ok = 1;
+    for (int k = 0; k < rank; k++) {
+        int s = shapes[c->shape].sym[k];
+        want[k] = sym[s] >= 0 ? sym[s] : (int)dims[k];
+        ok &= (hsize_t)want[k] == dims[k];
+    }
+    if (ok) {
+        for (int k = 0; k < rank; k++) sym[shapes[c->shape].sym[k]] = want[k];
+        return RB_OK;
+    }
+    char got[96] = "", exp[96] = "", syms[96] = "";
+    for (int k = 0; k < rank; k++) {
+        const char *sep = k ? ", " : "";
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", sep,
+                 (unsigned long long)dims[k]);
+        snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%d", sep, want[k]);
+        snprintf(syms + strlen(syms), sizeof syms - strlen(syms), "%s%s", sep,
+                 sym_names[shapes[c->shape].sym[k]]);
+    }
+    free(*x);
+    *x = NULL;
+    return rb_fail(e, RB_EINPUT, what, "%s is [%s], expected [%s] = [%s]", name, got, syms, exp);
+}
+
+/* The layer-group series c (selection): one dataset per layer, named by r->layers. */
+static rb_status read_layer_group(hid_t g, const results_column *c, results_run *r,
+                                  int sym[N_SYMS], const char *what, rb_err *e) {
+    void **x = rb_calloc((size_t)(r->n_layers ? r->n_layers : 1), sizeof(void *));
+    results_field_set_ptr(r, c, x);
+    rb_status st = RB_OK;
+    for (int l = 0; l < r->n_layers && !st; l++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s/layer_%03d", c->name, r->layers[l]);
+        st = read_dataset(g, name, c, sym, &x[l], what, e);
+    }
     return st;
 }
 
-/* The extent of dimension k of a dataset of g, 0 when absent or of another rank. */
-static hsize_t extent(hid_t g, const char *name, int rank, int k) {
-    if (H5Lexists(g, name, H5P_DEFAULT) <= 0) return 0;
-    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    if (d < 0) return 0;
-    hid_t sp = H5Dget_space(d);
-    hsize_t dims[3] = {0, 0, 0};
-    if (H5Sget_simple_extent_ndims(sp) == rank) H5Sget_simple_extent_dims(sp, dims, NULL);
-    H5Sclose(sp);
-    H5Dclose(d);
-    return dims[k];
+rb_status results_reader_run(results_reader *rd, const char *id, unsigned skip, results_run *r,
+                             rb_err *e) {
+    memset(r, 0, sizeof *r);
+    hid_t g = open_run(rd, id, e);
+    if (g < 0) return RB_EINPUT;
+    char what[1024];
+    snprintf(what, sizeof what, "%s: run %s", rd->path, id);
+    snprintf(r->run_id, sizeof r->run_id, "%s", id);
+    int sym[N_SYMS] = {-1, -1, -1, -1}, n;
+    const results_column *c = results_columns(RESULTS_SERIES, &n);
+    rb_status st = RB_OK;
+    for (int i = 0; i < n && !st; i++) {
+        if ((skip & RESULTS_SKIP(c[i].when)) || c[i].shape == RESULTS_SHAPE_LAYERS_T_H_N) continue;
+        if (H5Lexists(g, c[i].name, H5P_DEFAULT) <= 0) {
+            if (c[i].when == RESULTS_ALWAYS)
+                st = rb_fail(e, RB_EINPUT, what, "missing dataset %s", c[i].name);
+            continue;
+        }
+        void *x;
+        st = read_dataset(g, c[i].name, &c[i], sym, &x, what, e);
+        results_field_set_ptr(r, &c[i], x);
+    }
+    r->T = sym[SYM_T] > 0 ? sym[SYM_T] : 0;
+    r->n_layers = sym[SYM_L] > 0 ? sym[SYM_L] : 0;
+    if (!st) st = read_attrs(g, RESULTS_RUN_ATTR, r, r->n_layers, 1, NULL, what, e);
+    for (int i = 0; i < n && !st; i++)
+        if (c[i].shape == RESULTS_SHAPE_LAYERS_T_H_N && !(skip & RESULTS_SKIP(c[i].when)) &&
+            H5Lexists(g, c[i].name, H5P_DEFAULT) > 0)
+            st = read_layer_group(g, &c[i], r, sym, what, e);
+    r->n_q_heads = sym[SYM_H] > 0 ? sym[SYM_H] : 0;
+    r->n_tokens = sym[SYM_N] > 0 ? sym[SYM_N] : 0;
+    H5Gclose(g);
+    if (st) results_run_free(r);
+    return st;
+}
+
+/* One member of /summary (dataset d, file type ft) into the rows, by name; 0 when the file
+ * has no such member, 1 when read, -1 on failure. */
+static int read_summary_member(hid_t d, hid_t ft, const results_column *c,
+                               results_summary *rows, size_t n) {
+    int idx = H5Tget_member_index(ft, c->name);
+    if (idx < 0) return 0;
+    hid_t fm = H5Tget_member_type(ft, (unsigned)idx);
+    int vlen = c->type == RESULTS_STR && H5Tget_class(fm) == H5T_STRING &&
+               H5Tis_variable_str(fm) > 0;
+    hid_t mt;
+    if (vlen) {
+        mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(fm));
+    } else {
+        mt = summary_member_type(c);
+    }
+    H5Tclose(fm);
+    size_t sz = H5Tget_size(mt);
+    hid_t mem = H5Tcreate(H5T_COMPOUND, sz);
+    H5Tinsert(mem, c->name, 0, mt);
+    char *buf = rb_calloc(n ? n : 1, sz);
+    int rc = H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0 ? -1 : 1;
+    for (size_t i = 0; i < n && rc > 0; i++) {
+        char *dst = results_field(&rows[i], c);
+        if (vlen) {
+            const char *s = *(char **)(buf + i * sz);
+            snprintf(dst, c->size, "%s", s ? s : "");
+        } else {
+            memcpy(dst, buf + i * sz, sz);
+        }
+    }
+    if (vlen && rc > 0) {
+        hsize_t dn = (hsize_t)n;
+        hid_t sp = H5Screate_simple(1, &dn, NULL);
+        H5Dvlen_reclaim(mem, sp, H5P_DEFAULT, buf);
+        H5Sclose(sp);
+    }
+    free(buf);
+    H5Tclose(mem);
+    H5Tclose(mt);
+    return rc;
+}
+
+rb_status results_reader_summary(results_reader *rd, results_summary **rows, int *n,
+                                 uint64_t *present, rb_err *e) {
+    *rows = NULL, *n = 0;
+    if (present) *present = 0;
+    if (H5Lexists(rd->file, "summary", H5P_DEFAULT) <= 0)
+        return rb_fail(e, RB_EINPUT, rd->path, "has no /summary table");
+    hid_t d = H5Dopen2(rd->file, "summary", H5P_DEFAULT);
+    if (d < 0) return rb_fail(e, RB_EINPUT, rd->path, "/summary is not a dataset");
+    hid_t ft = H5Dget_type(d), sp = H5Dget_space(d);
+    rb_status st = RB_OK;
+    hsize_t n_rows = 0;
+    if (H5Tget_class(ft) != H5T_COMPOUND || H5Sget_simple_extent_ndims(sp) != 1) {
+        st = rb_fail(e, RB_EINPUT, rd->path, "/summary is not a one-dimensional compound table");
+    } else {
+        H5Sget_simple_extent_dims(sp, &n_rows, NULL);
+        *rows = rb_calloc(n_rows ? n_rows : 1, sizeof **rows);
+        int nc;
+        const results_column *c = results_columns(RESULTS_SUMMARY, &nc);
+        for (int i = 0; i < nc && !st; i++) {
+            int rc = n_rows ? read_summary_member(d, ft, &c[i], *rows, n_rows)
+                            : H5Tget_member_index(ft, c[i].name) >= 0;
+            if (rc < 0)
+                st = rb_fail(e, RB_EINPUT, rd->path, "/summary member %s cannot be read",
+                             c[i].name);
+            if (rc > 0 && present) *present |= 1ull << i;
+        }
+        if (st) {
+            free(*rows);
+            *rows = NULL;
+        } else {
+            *n = (int)n_rows;
+        }
+    }
+    H5Sclose(sp), H5Tclose(ft), H5Dclose(d);
+    return st;
+}
+
+rb_status results_list_runs(const char *path, char ***ids, int *n, rb_err *e) {
+    results_reader *rd;
+    rb_status s = results_reader_open(path, &rd, e);
+    if (s) return s;
+    s = results_reader_runs(rd, ids, n, e);
+    results_reader_close(rd);
+    return s;
 }
 
 rb_status results_read_run(const char *path, const char *run_id, results_run *r, rb_err *e) {
     memset(r, 0, sizeof *r);
-    hid_t f;
-    rb_status s = open_results(path, &f, e);
+    results_reader *rd;
+    rb_status s = results_reader_open(path, &rd, e);
     if (s) return s;
-    char gp[256], what[600];
-    snprintf(gp, sizeof gp, "runs/%s", run_id);
-    snprintf(what, sizeof what, "%s: run %s", path, run_id);
-    if (H5Lexists(f, "runs", H5P_DEFAULT) <= 0 || H5Lexists(f, gp, H5P_DEFAULT) <= 0) {
-        H5Fclose(f);
-        return rb_fail(e, RB_EINPUT, path, "no run '%s'", run_id);
-    }
-    hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
-    snprintf(r->run_id, sizeof r->run_id, "%s", run_id);
-    int64_t v = 0;
-    char params[8192] = "{}";
-    h5_attr_read_str(g, "policy", r->policy, sizeof r->policy);
-    r->budget = h5_attr_read_i64(g, "budget", &v) ? -1 : (int)v;
-    r->page_size = h5_attr_read_i64(g, "page_size", &v) ? 0 : (int)v;
-    r->dense_layers = h5_attr_read_i64(g, "dense_layers", &v) ? 0 : (int)v;
-    r->latency_every = h5_attr_read_i64(g, "latency_every", &v) ? 1 : (int)v;
-    h5_attr_read_str(g, "params", params, sizeof params);
-    r->params_json = rb_strdup(params);
-    h5_attr_read_str(g, "trace", r->trace, sizeof r->trace);
-    /* T from step, the layers from recall, the heads from recall_head (when present) */
-    hsize_t dims[3] = {extent(g, "step", 1, 0), extent(g, "recall", 2, 1),
-                       extent(g, "recall_head", 3, 2)};
-    r->T = (int)dims[0], r->n_layers = (int)dims[1], r->n_q_heads = (int)dims[2];
-    for (int i = 0; i < N_COLUMNS && !s; i++) {
-        const results_column *c = &columns[i];
-        void *x;
-        if ((s = read_column(g, c, dims, what, &x, e))) break;
-        *col_ptr(r, c) = x;
-        if (!x && (c->flags & RESULTS_COL_REQUIRED))
-            s = rb_fail(e, RB_EINPUT, what, "missing dataset %s", c->name);
-    }
-    if (!s) {
-        int L = r->n_layers, n;
-        r->layers = rb_calloc((size_t)(L ? L : 1), sizeof(int32_t));
-        r->sparse = rb_calloc((size_t)(L ? L : 1), sizeof(int32_t));
-        /* layers: absent means 0..L-1; sparse_layers is required */
-        if (h5_attr_read_i32_array(g, "layers", r->layers, L, &n))
-            for (int l = 0; l < L; l++) r->layers[l] = l;
-        else if (n != L)
-            s = rb_fail(e, RB_EINPUT, what, "layers has %d entries for %d layers", n, L);
-        if (!s && (h5_attr_read_i32_array(g, "sparse_layers", r->sparse, L, &n) || n != L))
-            s = rb_fail(e, RB_EINPUT, what, "sparse_layers missing or not %d entries", L);
-    }
-    H5Gclose(g);
-    H5Fclose(f);
-    if (s) results_run_free(r);
+    s = results_reader_run(rd, run_id, 0, r, e);
+    results_reader_close(rd);
     return s;
-}
-
-/* One /summary field as read: the file's member type converted to int64, double or a C
- * string (fixed or variable in the file). */
-typedef struct sum_field {
-    int col;     /* index in summary_columns */
-    hid_t mt;
-    int vlen;    /* a variable-length string */
-    size_t off;  /* in the read row */
-} sum_field;
-
-rb_status results_read_summary(const char *path, results_summary **rows, int *n,
-                               uint8_t *present, rb_err *e) {
-    *rows = NULL, *n = 0;
-    memset(present, 0, N_SUMMARY);
-    hid_t f;
-    rb_status st = open_results(path, &f, e);
-    if (st) return st;
-    if (H5Lexists(f, "summary", H5P_DEFAULT) <= 0) {
-        H5Fclose(f);
-        return rb_fail(e, RB_EINPUT, path, "has no /summary table");
-    }
-    hid_t ds = H5Dopen2(f, "summary", H5P_DEFAULT);
-    hid_t ft = H5Dget_type(ds), sp = H5Dget_space(ds);
-    hsize_t n_rows = 0;
-    if (H5Tget_class(ft) != H5T_COMPOUND || H5Sget_simple_extent_ndims(sp) != 1) {
-        st = rb_fail(e, RB_EINPUT, path, "/summary is not a one-dimensional compound table");
-    } else {
-        H5Sget_simple_extent_dims(sp, &n_rows, NULL);
-        sum_field fl[RESULTS_MAX_SUMMARY_COLUMNS];
-        int nf = 0;
-        size_t row = 0;
-        for (int i = 0; i < N_SUMMARY; i++) {
-            const results_summary_column *c = &summary_columns[i];
-            int k = H5Tget_member_index(ft, c->name);
-            if (k < 0) continue;
-            hid_t mt = H5Tget_member_type(ft, (unsigned)k);
-            sum_field *x = &fl[nf++];
-            x->col = i, x->vlen = 0;
-            if (c->type == RESULTS_STR) {
-                x->mt = H5Tcopy(H5T_C_S1);
-                x->vlen = H5Tget_class(mt) == H5T_STRING && H5Tis_variable_str(mt) > 0;
-                H5Tset_size(x->mt, x->vlen ? H5T_VARIABLE : c->size);
-                H5Tset_strpad(x->mt, H5T_STR_NULLTERM);
-                if (H5Tget_class(mt) == H5T_STRING) H5Tset_cset(x->mt, H5Tget_cset(mt));
-            } else {
-                x->mt = H5Tcopy(c->type == RESULTS_F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64);
-            }
-            H5Tclose(mt);
-            row = (row + 7) / 8 * 8;
-            x->off = row;
-            row += H5Tget_size(x->mt);
-            present[i] = 1;
-        }
-        row = (row + 7) / 8 * 8;
-        hid_t mem = H5Tcreate(H5T_COMPOUND, row ? row : 8);
-        for (int i = 0; i < nf; i++) H5Tinsert(mem, summary_columns[fl[i].col].name, fl[i].off, fl[i].mt);
-        char *buf = rb_calloc(n_rows ? n_rows : 1, row ? row : 8);
-        if (n_rows && H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-            st = rb_fail(e, RB_EINPUT, path, "/summary cannot be read");
-        } else {
-            *rows = rb_calloc(n_rows ? n_rows : 1, sizeof **rows);
-            for (hsize_t r = 0; r < n_rows; r++) {
-                results_summary *o = &(*rows)[r];
-                o->mean_token_match = o->mean_kl = NAN; /* absent: not a live decode */
-                for (int i = 0; i < nf; i++) {
-                    const results_summary_column *c = &summary_columns[fl[i].col];
-                    const char *src = buf + r * row + fl[i].off;
-                    char *dst = (char *)o + c->offset;
-                    if (c->type == RESULTS_STR) {
-                        const char *str = fl[i].vlen ? *(char *const *)src : src;
-                        snprintf(dst, c->size, "%s", str ? str : "");
-                    } else if (c->type == RESULTS_F64) {
-                        memcpy(dst, src, sizeof(double));
-                    } else if (c->type == RESULTS_I32) {
-                        int64_t x;
-                        memcpy(&x, src, sizeof x);
-                        *(int32_t *)dst = (int32_t)x;
-                    } else {
-                        memcpy(dst, src, sizeof(int64_t));
-                    }
-                }
-            }
-            *n = (int)n_rows;
-            hid_t msp = H5Screate_simple(1, &n_rows, NULL);
-            if (n_rows) H5Dvlen_reclaim(mem, msp, H5P_DEFAULT, buf);
-            H5Sclose(msp);
-        }
-        free(buf);
-        H5Tclose(mem);
-        for (int i = 0; i < nf; i++) H5Tclose(fl[i].mt);
-    }
-    H5Sclose(sp);
-    H5Tclose(ft);
-    H5Dclose(ds);
-    H5Fclose(f);
-    return st;
 }
 
 rb_status results_assemble(const char *path, const results_provenance *p,
@@ -605,81 +636,28 @@ rb_status results_assemble(const char *path, const results_provenance *p,
     results_writer *w;
     rb_status s = results_create(path, p, &w, e);
     if (s) return s;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !s; i++) {
+        results_reader *rd;
+        if ((s = results_reader_open(srcs[i], &rd, e))) break;
         char **ids;
         int n_ids;
-        if ((s = results_list_runs(srcs[i], &ids, &n_ids, e))) break;
-        for (int j = 0; j < n_ids; j++) {
+        s = results_reader_runs(rd, &ids, &n_ids, e);
+        for (int j = 0; !s && j < n_ids; j++) {
             results_run r;
-            if (!s && !(s = results_read_run(srcs[i], ids[j], &r, e))) {
+            if (!(s = results_reader_run(rd, ids[j], 0, &r, e))) {
                 s = results_add_run(w, &r, e);
                 results_run_free(&r);
             }
-            free(ids[j]);
         }
+        for (int j = 0; j < n_ids; j++) free(ids[j]);
         free(ids);
-        if (s) break;
+        results_reader_close(rd);
     }
     if (s) {
         results_abort(w);
         return s;
     }
     return results_finish(w, e);
-}
-
-/* ------------------------------------------------------------------ info */
-
-int results_print_info(const char *path) {
-    rb_err e = {0};
-    hid_t f;
-    if (open_results(path, &f, &e)) return rb_err_print(&e);
-    char buf[512];
-    printf("results        %s\n", path);
-    const char *keys[] = {"raasbench_version", "git_commit", "created", "host", "trace",
-                          "trace_sha256"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (!h5_attr_read_str(f, keys[i], buf, sizeof buf)) printf("%-14s %s\n", keys[i], buf);
-    H5Fclose(f);
-    int n_rows = 0;
-    results_summary *rows = NULL;
-    uint8_t present[RESULTS_MAX_SUMMARY_COLUMNS];
-    rb_err ignored = {0}; /* a file without a readable /summary shows no rows */
-    if (results_read_summary(path, &rows, &n_rows, present, &ignored)) n_rows = 0;
-    printf("runs           %d\n\n", n_rows);
-    printf("%-28s %-13s %7s %9s %10s %9s %11s %11s %11s\n", "run_id", "policy", "budget",
-           "recall", "out_err", "attended", "p50_lat_us", "p99_lat_us", "peak_kv_KiB");
-    for (int i = 0; i < n_rows; i++) {
-        const results_summary *s = &rows[i];
-        printf("%-28s %-13s %7d %9.4f %10.4g %9.1f %11.1f %11.1f %11.1f\n", s->run_id, s->policy,
-               s->budget, s->mean_recall, s->mean_out_err, s->mean_attended,
-               s->p50_latency_ns / 1e3, s->p99_latency_ns / 1e3, s->peak_kv_bytes / 1024.0);
-    }
-    free(rows);
-    return 0;
-}
-
-static const char *type_name(results_type t) {
-    static const char *const names[] = {"int32", "int64", "float32", "float64", "string"};
-    return names[t];
-}
-
-void results_print_schema(FILE *f) {
-    static const char *const shapes[] = {"[T]", "[T, n_layers]", "[T, n_layers, n_q_heads]"};
-    fprintf(f, "| dataset `/runs/<run_id>/...` | type | shape | unit | present | meaning |\n"
-               "|---|---|---|---|---|---|\n");
-    for (int i = 0; i < N_COLUMNS; i++) {
-        const results_column *c = &columns[i];
-        const char *when = (c->flags & RESULTS_COL_REQUIRED) ? "always"
-                           : (c->flags & RESULTS_COL_PER_HEAD) ? "with --per-head"
-                                                               : "live decode";
-        fprintf(f, "| `%s` | %s | `%s` | %s | %s | %s |\n", c->name, type_name(c->type),
-                shapes[c->shape], *c->unit ? c->unit : "", when, c->meaning);
-    }
-    fprintf(f, "\n| `/summary` column | type | unit | meaning |\n|---|---|---|---|\n");
-    for (int i = 0; i < N_SUMMARY; i++) {
-        const results_summary_column *c = &summary_columns[i];
-        fprintf(f, "| `%s` | %s | %s | %s |\n", c->name, type_name(c->type), c->unit, c->meaning);
-    }
 }
 
 rb_status results_file_sha256(const char *path, char hex[65], rb_err *e) {

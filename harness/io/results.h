@@ -1,15 +1,17 @@
-/* results.h: results files (HDF5, format_version 1, docs/DESIGN.md §5; results/FORMAT.md).
+/* results.h: results files (HDF5, format_version 1, DESIGN §5; results/FORMAT.md).
  *
  * A results file holds runs: one (trace, policy, parameters, budget) cell each, with its
  * per-step series, and a /summary table of one row per run. Files are written to a
  * temporary name and renamed when complete. A sweep writes each finished cell as its own
- * one-run file and assembles them (results_assemble), so a killed sweep loses nothing. */
+ * one-run file and assembles them (results_assemble), so a killed sweep loses nothing.
+ *
+ * Every attribute, dataset and summary column is one row of the schema in
+ * results_schema.{h,c}; the writer, the reader and results_summarise below go through
+ * those rows, never through a list of their own. */
 #ifndef RESULTS_H
 #define RESULTS_H
 
-#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "rb.h"
 
@@ -46,12 +48,14 @@ typedef struct results_run {
     int n_tokens;
 } results_run;
 
-/* Allocate the series of a run (zeroed). per_head adds the per-head arrays. */
+/* Allocate the series of a run (zeroed): the [n_layers] attributes and every series present
+ * in every run; per_head adds the per-head arrays. Live-decode series and the selection
+ * dump are left NULL for their producers. */
 void results_run_alloc(results_run *r, int T, int n_layers, int n_q_heads, int per_head);
 void results_run_free(results_run *r);
 
 /* The summary row of a run: means over sparse layers and all steps; latency percentiles
- * over the measured steps. */
+ * over the measured steps (each column's rule is its row in results_schema.c). */
 typedef struct results_summary {
     char run_id[160], trace[512], policy[32];
     int32_t budget;
@@ -60,6 +64,17 @@ typedef struct results_summary {
     double mean_token_match, mean_kl; /* NaN when not a live decode */
 } results_summary;
 void results_summarise(const results_run *r, results_summary *s);
+
+/* The attributes of a results file's root (rows of RESULTS_ROOT in results_schema.c). */
+typedef struct results_header {
+    char format[64];
+    int format_version;
+    char raasbench_version[64], git_commit[64], compiler[256], libraries[256], created[64];
+    char host[256], trace[512], trace_sha256[72];
+    char *config;     /* the resolved configuration, JSON; owned (results_header_free) */
+    uint64_t present; /* bit i: root row i was in the file (reading) */
+} results_header;
+void results_header_free(results_header *h);
 
 /* Provenance written to the root of every results file. */
 typedef struct results_provenance {
@@ -76,68 +91,36 @@ rb_status results_add_run(results_writer *w, const results_run *r, rb_err *e);
 rb_status results_finish(results_writer *w, rb_err *e);
 void results_abort(results_writer *w); /* NULL is a no-op */
 
-/* Read back: the run ids of a file, and one run whole. */
+/* Reading. A reader holds one results file open (its format and version checked).
+ * Messages name the file, and the run, dataset or attribute at fault. */
+typedef struct results_reader results_reader;
+rb_status results_reader_open(const char *path, results_reader **out, rb_err *e);
+void results_reader_close(results_reader *rd); /* NULL is a no-op */
+/* The root attributes; those missing are empty and their bit of h->present clear. */
+void results_reader_header(results_reader *rd, results_header *h);
+/* The run ids, in name order (ids and each id malloc'd). */
+rb_status results_reader_runs(results_reader *rd, char ***ids, int *n, rb_err *e);
+/* Which series (RESULTS_SERIES rows, bit i for row i) run `id` has, without reading them. */
+rb_status results_reader_present(results_reader *rd, const char *id, uint64_t *series,
+                                 rb_err *e);
+/* One run, checked against the schema: every required attribute and series present, every
+ * shape consistent in T, n_layers, n_q_heads and n_tokens. Series whose `when` is in skip
+ * (RESULTS_SKIP bits) are not read. On failure *r is empty. */
+rb_status results_reader_run(results_reader *rd, const char *id, unsigned skip, results_run *r,
+                             rb_err *e);
+/* The /summary table: *rows (malloc'd, *n of them) with the members the file has, by
+ * name, whatever their order or string kind; the others zero. present (may be NULL): bit i
+ * for RESULTS_SUMMARY row i found in the file. */
+rb_status results_reader_summary(results_reader *rd, results_summary **rows, int *n,
+                                 uint64_t *present, rb_err *e);
+
+/* One-shot forms: the run ids of a file, and one run whole. */
 rb_status results_list_runs(const char *path, char ***ids, int *n, rb_err *e);
 rb_status results_read_run(const char *path, const char *run_id, results_run *r, rb_err *e);
 
 /* Copy every run of the files srcs[0..n) into a new results file at path (provenance p). */
 rb_status results_assemble(const char *path, const results_provenance *p,
                            const char *const *srcs, int n, rb_err *e);
-
-/* Read /summary, rows in file order (*rows malloc'd). present[c] is set to 1 for each summary
- * column c (results_summary_columns order) the file holds: a file of another writer may
- * lack some, and those fields are then 0 or NaN. */
-rb_status results_read_summary(const char *path, results_summary **rows, int *n,
-                               uint8_t *present, rb_err *e);
-
-/* `raasbench info` for a results file: provenance and the summary table. Exit code. */
-int results_print_info(const char *path);
-
-/* ---- the format, described once ----
- * Every per-step dataset of a run and every column of /summary is one row below. The
- * writer, the reader, `export` (its steps and summary tables) and `info` iterate these rows,
- * and results/FORMAT.md prints them (`raasbench export --schema`, checked by
- * tests/e2e_results_schema.sh). A new per-step metric is one row here, one array in
- * results_run, and its computation where it is measured. */
-
-typedef enum { RESULTS_I32, RESULTS_I64, RESULTS_F32, RESULTS_F64, RESULTS_STR } results_type;
-typedef enum {
-    RESULTS_SHAPE_T,             /* [T] */
-    RESULTS_SHAPE_T_LAYERS,      /* [T, n_layers] */
-    RESULTS_SHAPE_T_LAYERS_HEADS /* [T, n_layers, n_q_heads] */
-} results_shape;
-enum {
-    RESULTS_COL_REQUIRED = 1u << 0, /* every run has it */
-    RESULTS_COL_PER_HEAD = 1u << 1, /* only with --per-head */
-    RESULTS_COL_LIVE = 1u << 2,     /* only from a live decode */
-    RESULTS_COL_STEPS = 1u << 3,    /* a column of `export --table steps` ([T, n_layers]:
-                                       the mean over the run's sparse layers, NaN skipped) */
-    RESULTS_COL_NEG_NA = 1u << 4,   /* a negative value means not measured: NaN in exports */
-};
-
-typedef struct results_column {
-    const char *name;
-    results_type type;
-    results_shape shape;
-    unsigned flags;
-    const char *unit;
-    const char *meaning;
-    size_t offset; /* of the array's pointer in results_run */
-} results_column;
-const results_column *results_columns(int *n);
-
-typedef struct results_summary_column {
-    const char *name;
-    results_type type;
-    size_t offset, size; /* in results_summary; size: strings' buffer */
-    const char *unit;
-    const char *meaning;
-} results_summary_column;
-const results_summary_column *results_summary_columns(int *n);
-#define RESULTS_MAX_SUMMARY_COLUMNS 32
-
-/* The markdown tables of results/FORMAT.md's per-step datasets and /summary columns. */
-void results_print_schema(FILE *f);
 
 /* SHA-256 of a file as 64 hex characters + NUL. */
 rb_status results_file_sha256(const char *path, char hex[65], rb_err *e);
