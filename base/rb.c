@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "rb.h"
 
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -128,4 +130,31 @@ uint16_t rb_float_to_half(float f) {
     uint32_t rem = absu & 0x1fff;
     if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
     return (uint16_t)(sign | half);
+}
+
+rb_status rb_read_file(const char *path, size_t max_bytes, char **out, size_t *len, rb_err *e) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return rb_fail(e, RB_EINPUT, path, "is a directory, not a file");
+    FILE *f = fopen(path, "rb");
+    if (!f) return rb_fail(e, RB_EINPUT, path, "cannot open");
+    size_t cap = 4096, n = 0, r;
+    char *buf = rb_malloc(cap);
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n > max_bytes) break;
+        if (n + 1 == cap) buf = rb_realloc(buf, cap *= 2);
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err || n > max_bytes) {
+        free(buf);
+        return err ? rb_fail(e, RB_EINPUT, path, "read error")
+                   : rb_fail(e, RB_EINPUT, path, "larger than %zu bytes", max_bytes);
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    *out = buf;
+    return RB_OK;
 }

@@ -52,6 +52,10 @@ void *rb_calloc(size_t count, size_t size);
 void *rb_realloc(void *p, size_t n);
 char *rb_strdup(const char *s);
 
+/* A whole file as a NUL-terminated string (*len, may be NULL, gets its length). Files over
+ * max_bytes, missing or unreadable are refused with RB_EINPUT naming the path. */
+rb_status rb_read_file(const char *path, size_t max_bytes, char **out, size_t *len, rb_err *e);
+
 /* Monotonic time in nanoseconds. */
 int64_t rb_now_ns(void);
 

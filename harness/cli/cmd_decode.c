@@ -50,27 +50,12 @@ static uint64_t splitmix64(uint64_t *x) {
 
 static double uniform01(uint64_t *x) { return (double)(splitmix64(x) >> 11) * 0x1.0p-53; }
 
-static rb_status read_file(const char *path, char **out, rb_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rb_fail(e, RB_EINPUT, path, "cannot open prompt file");
-    size_t cap = 4096, n = 0;
-    char *buf = rb_malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (n + 1 == cap) buf = rb_realloc(buf, cap *= 2);
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return rb_fail(e, RB_EINPUT, path, "read error");
-    }
-    buf[n] = 0;
-    /* a trailing newline is the file's, not the prompt's */
-    if (n > 0 && buf[n - 1] == '\n') buf[--n] = 0;
-    *out = buf;
-    return RB_OK;
+/* A prompt file; a trailing newline is the file's, not the prompt's. */
+static rb_status read_prompt_file(const char *path, char **out, rb_err *e) {
+    size_t n;
+    rb_status st = rb_read_file(path, (size_t)1 << 30, out, &n, e);
+    if (!st && n > 0 && (*out)[n - 1] == '\n') (*out)[n - 1] = 0;
+    return st;
 }
 
 /* ---- trace recording: buffered appends of every layer's q, k, v ---- */
@@ -253,7 +238,7 @@ static rb_status prompt_ids(const decode_opts *o, const model *m, const tokenize
     } else {
         char *text = NULL;
         if (o->prompt_file) {
-            if ((st = read_file(o->prompt_file, &text, e))) return st;
+            if ((st = read_prompt_file(o->prompt_file, &text, e))) return st;
         } else {
             text = rb_strdup(o->prompt);
         }

@@ -78,20 +78,12 @@ static char *identity_json(const char *model, const task_set *tasks, int limit,
 }
 
 static rb_status read_template(const char *path, char **out, rb_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rb_fail(e, RB_EINPUT, path, "cannot open the template");
-    char *buf = rb_malloc(1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    int big = !feof(f);
-    fclose(f);
-    buf[n] = 0;
-    if (big || !strstr(buf, "{question}")) {
-        free(buf);
-        return rb_fail(e, RB_EINPUT, path, big ? "template larger than 1 MiB"
-                                                : "a template must contain {question}");
+    rb_status st = rb_read_file(path, (size_t)1 << 20, out, NULL, e);
+    if (!st && !strstr(*out, "{question}")) {
+        free(*out), *out = NULL;
+        return rb_fail(e, RB_EINPUT, path, "a template must contain {question}");
     }
-    *out = buf;
-    return RB_OK;
+    return st;
 }
 
 int cmd_eval(int argc, char **argv) {

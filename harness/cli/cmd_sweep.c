@@ -113,19 +113,9 @@ static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
     memset(c, 0, sizeof *c);
     c->page_size = 16, c->dense_layers = 2, c->elem_bytes = 2, c->seed = 1, c->latency_every = 1;
     c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    FILE *f = fopen(path, "rb");
-    if (!f) return rb_fail(e, RB_EINPUT, path, "cannot open");
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len < 0 || len > (1 << 24)) {
-        fclose(f);
-        return rb_fail(e, RB_EINPUT, path, "not a sweep config (size)");
-    }
-    char *text = rb_malloc((size_t)len + 1);
-    size_t got = fread(text, 1, (size_t)len, f);
-    fclose(f);
-    text[got] = 0;
+    char *text;
+    rb_status rs = rb_read_file(path, (size_t)1 << 24, &text, NULL, e);
+    if (rs) return rs;
     const char *end = NULL;
     c->root = cJSON_ParseWithOpts(text, &end, 1);
     if (!c->root) {

@@ -53,24 +53,10 @@ void eval_summarise(const cell *cells, int n_cells, eval_result *const *results,
     }
 }
 
-static hid_t fixed_str(size_t n) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, n);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    return t;
-}
-
-static hid_t vlen_str(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
 /* The /summary compound, in memory and in the file. */
 static hid_t summary_type(void) {
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(eval_summary));
-    hid_t s160 = fixed_str(160), s32 = fixed_str(32), s64 = fixed_str(64);
+    hid_t s160 = h5_type_fixed_str(160), s32 = h5_type_fixed_str(32), s64 = h5_type_fixed_str(64);
     H5Tinsert(t, "run_id", HOFFSET(eval_summary, run_id), s160);
     H5Tinsert(t, "policy", HOFFSET(eval_summary, policy), s32);
     H5Tinsert(t, "label", HOFFSET(eval_summary, label), s64);
@@ -92,7 +78,7 @@ static hid_t summary_type(void) {
 /* ------------------------------------------------------------------ writing */
 
 static int write_strings(hid_t loc, const char *name, const char *const *v, hsize_t n) {
-    hid_t t = vlen_str();
+    hid_t t = h5_type_vlen_str();
     int bad = h5_write_dataset(loc, name, t, 1, &n, v, 0);
     H5Tclose(t);
     return bad;
@@ -195,24 +181,6 @@ rb_status eval_results_write(const char *path, const char *model_path, const tas
 
 /* ------------------------------------------------------------------ parts */
 
-static rb_status read_text(const char *path, char **out, rb_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rb_fail(e, RB_EINPUT, path, "%s", strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len < 0 || len > (64L << 20)) {
-        fclose(f);
-        return rb_fail(e, RB_EINPUT, path, "unreadable or larger than 64 MiB");
-    }
-    char *s = rb_malloc((size_t)len + 1);
-    size_t got = fread(s, 1, (size_t)len, f);
-    fclose(f);
-    s[got] = 0;
-    *out = s;
-    return RB_OK;
-}
-
 static rb_status write_atomic(const char *path, const char *text, rb_err *e) {
     char tmp[4200];
     h5_tmp_path(path, tmp, sizeof tmp);
@@ -235,7 +203,7 @@ rb_status eval_parts_claim(const char *dir, const char *identity, rb_err *e) {
     snprintf(path, sizeof path, "%s/identity.json", dir);
     if (access(path, F_OK) != 0) return write_atomic(path, identity, e);
     char *old;
-    rb_status st = read_text(path, &old, e);
+    rb_status st = rb_read_file(path, (size_t)64 << 20, &old, NULL, e);
     if (st) return st;
     int same = !strcmp(old, identity);
     free(old);
@@ -293,7 +261,7 @@ int eval_parts_get(const char *dir, int ti, const task *t, const cell *cells, in
     part_path(dir, ti, path, sizeof path);
     if (access(path, F_OK) != 0) return 0;
     char *text;
-    if (read_text(path, &text, e)) return -1;
+    if (rb_read_file(path, (size_t)64 << 20, &text, NULL, e)) return -1;
     cJSON *o = cJSON_Parse(text);
     free(text);
     const cJSON *task_id = cJSON_GetObjectItemCaseSensitive(o, "task");
@@ -424,7 +392,7 @@ static rb_status export_tasks(hid_t f, const char *path, const eval_summary *row
     hid_t ds = H5Dopen2(tg, "id", H5P_DEFAULT), sp = H5Dget_space(ds);
     hsize_t n = (hsize_t)H5Sget_simple_extent_npoints(sp);
     H5Sclose(sp), H5Dclose(ds);
-    hid_t vs = vlen_str();
+    hid_t vs = h5_type_vlen_str();
     int bad = 0;
     char **ids = read_col(tg, "id", vs, sizeof(char *), n, &bad);
     char **gold = read_col(tg, "answer", vs, sizeof(char *), n, &bad);

@@ -22,10 +22,17 @@ hid_t h5_type_f16(void) {
     return t;
 }
 
-static hid_t str_type(void) {
+hid_t h5_type_vlen_str(void) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+hid_t h5_type_fixed_str(size_t n) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, n);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
     return t;
 }
 
@@ -40,7 +47,7 @@ static int attr_write(hid_t obj, const char *name, hid_t ftype, hid_t mtype, hid
 }
 
 int h5_attr_write_str(hid_t obj, const char *name, const char *value) {
-    hid_t t = str_type(), s = H5Screate(H5S_SCALAR);
+    hid_t t = h5_type_vlen_str(), s = H5Screate(H5S_SCALAR);
     int rc = attr_write(obj, name, t, t, s, &value);
     H5Sclose(s);
     H5Tclose(t);
@@ -94,7 +101,7 @@ char *h5_attr_read_strdup(hid_t obj, const char *name) {
     if (H5Sget_simple_extent_npoints(space) == 1) {
         if (H5Tis_variable_str(ft) > 0) {
             char *p = NULL;
-            hid_t mt = str_type();
+            hid_t mt = h5_type_vlen_str();
             if (H5Aread(a, mt, &p) >= 0 && p) {
                 out = rb_strdup(p);
                 H5free_memory(p);

@@ -16,6 +16,10 @@ void h5_quiet(void);
 /* The IEEE half-precision little-endian file type (HDF5 1.10 has none predefined).
  * Owned by h5util; do not close. */
 hid_t h5_type_f16(void);
+/* String types (the caller closes them): variable-length UTF-8, as h5py writes strings, and
+ * NUL-terminated fixed-size buffers of n bytes (structs' char arrays). */
+hid_t h5_type_vlen_str(void);
+hid_t h5_type_fixed_str(size_t n);
 
 /* Attributes on any object. Writers overwrite an existing attribute. */
 int h5_attr_write_str(hid_t obj, const char *name, const char *value);

@@ -45,13 +45,6 @@ static hid_t h5_type(results_type t) {
 }
 
 /* A NUL-terminated fixed-size string type of n bytes. */
-static hid_t fixed_str(size_t n) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, n);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    return t;
-}
-
 /* ------------------------------------------------------------------ runs */
 
 void results_run_alloc(results_run *r, int T, int n_layers, int n_q_heads, int per_head) {
@@ -298,7 +291,7 @@ rb_status results_add_run(results_writer *w, const results_run *r, rb_err *e) {
 
 /* The type of one /summary member in memory and in the file; a copy, to be closed. */
 static hid_t summary_member_type(const results_column *c) {
-    return c->type == RESULTS_STR ? fixed_str(c->size) : h5_type(c->type);
+    return c->type == RESULTS_STR ? h5_type_fixed_str(c->size) : h5_type(c->type);
 }
 
 /* The /summary compound type, in memory and in the file (same layout). */

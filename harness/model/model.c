@@ -35,28 +35,33 @@ struct model {
 
 /* ---- loading ---- */
 
+/* The metadata key "<arch>.<suffix>" into key[160]; 0 when absent, with *st = RB_EINPUT
+ * naming it when required (RB_OK otherwise: the caller takes its default). */
+static int meta_key(const gguf_file *g, const char *arch, const char *suffix, int required,
+                    char *key, rb_status *st, rb_err *e) {
+    snprintf(key, 160, "%s.%s", arch, suffix);
+    *st = RB_OK;
+    if (gguf_has_key(g, key)) return 1;
+    if (required) *st = rb_fail(e, RB_EINPUT, key, "missing from the GGUF metadata");
+    return 0;
+}
+
 static rb_status meta_int(const gguf_file *g, const char *arch, const char *suffix, int64_t def,
                           int required, int64_t *out, rb_err *e) {
     char key[160];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    if (!gguf_has_key(g, key)) {
-        if (required) return rb_fail(e, RB_EINPUT, key, "missing from the GGUF metadata");
-        *out = def;
-        return RB_OK;
-    }
-    return gguf_get_int(g, key, out, e);
+    rb_status st;
+    if (meta_key(g, arch, suffix, required, key, &st, e)) return gguf_get_int(g, key, out, e);
+    if (!st) *out = def;
+    return st;
 }
 
 static rb_status meta_float(const gguf_file *g, const char *arch, const char *suffix,
                             double def, int required, double *out, rb_err *e) {
     char key[160];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    if (!gguf_has_key(g, key)) {
-        if (required) return rb_fail(e, RB_EINPUT, key, "missing from the GGUF metadata");
-        *out = def;
-        return RB_OK;
-    }
-    return gguf_get_float(g, key, out, e);
+    rb_status st;
+    if (meta_key(g, arch, suffix, required, key, &st, e)) return gguf_get_float(g, key, out, e);
+    if (!st) *out = def;
+    return st;
 }
 
 /* A weight matrix y = W x with W [rows, cols]: ggml ne[0] = cols, ne[1] = rows. */
