@@ -98,8 +98,8 @@ enum {
                                      runs one instance for all of a sweep's budgets */
     POLICY_KEEPS_ALL = 1u << 3,   /* every token stays resident (memory grows with t): the
                                      budget bounds what is attended, not what is kept */
-    POLICY_PINS_PROMPT = 1u << 4, /* never evicts a prompt token: resident tokens may exceed
-                                     L, up to max(L, P * (ceil(n_prefill / P) + 1)) */
+    POLICY_PINS_PROMPT = 1u << 4, /* may keep the prompt outside the budget: resident tokens
+                                     may exceed L, up to L + P * ceil(n_prefill / P) */
     POLICY_INTERNAL = 1u << 5,    /* run by the engine itself (window on sliding-window
                                      layers), not a choice for users: `raasbench policies`
                                      and its --names leave it out, policy_find_choice

@@ -15,7 +15,14 @@ static const policy_param_spec params[] = {
      "top_frac: the top ceil(r * evictable) pages by score get timestamp t; threshold: pages "
      "whose exact attention mass exceeds alpha do"},
     {"r", PARAM_FLOAT, "0.5", NULL, 0, 1, "fraction of evictable pages refreshed (top_frac)"},
-    {"alpha", PARAM_FLOAT, "1e-4", NULL, 0, 1, "attention mass threshold (threshold)"},
+    {"alpha", PARAM_FLOAT, "1", NULL, 0, 1e6,
+     "threshold: a page is refreshed when its tokens' mean attention exceeds alpha times "
+     "uniform attention over the attended set, 1/|S| (free of t, P and L)"},
+    {"budget", PARAM_CHOICE, "total", "total|decode", 0, 0,
+     "total: floor(L/P) pages in all, pinned prompt pages included; decode: the paper's "
+     "reading, the pinned prompt outside L and floor(L/P) pages for the decode"},
+    {"pin_prefill", PARAM_INT, "1", NULL, 0, 1,
+     "1: prompt pages are never evicted; 0: they are evicted like decode pages (RQ3)"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
@@ -32,7 +39,7 @@ typedef struct raas_head {
 struct policy_state {
     pu_shape sh;
     int cap_pages, last, n_prefill_pages;
-    int exact_score, threshold;
+    int exact_score, threshold, budget_decode, pin_prefill;
     double r, alpha;
     raas_head *heads; /* [n_kv] */
     double *score, *mass; /* [max_pages] scratch */
@@ -50,6 +57,8 @@ static rb_status raas_create(const policy_config *cfg, policy_state **out, rb_er
     s->threshold = !strcmp(policy_param_str(cfg->params, "refresh"), "threshold");
     s->r = policy_param_num(cfg->params, "r");
     s->alpha = policy_param_num(cfg->params, "alpha");
+    s->budget_decode = !strcmp(policy_param_str(cfg->params, "budget"), "decode");
+    s->pin_prefill = (int)policy_param_num(cfg->params, "pin_prefill");
     s->heads = rb_calloc((size_t)s->sh.n_kv, sizeof *s->heads);
     for (int g = 0; g < s->sh.n_kv; g++) {
         raas_head *hd = &s->heads[g];
@@ -99,6 +108,23 @@ static void raas_prefill(policy_state *s, int n, const float *q, const float *k,
         }
     s->n_prefill_pages = n > 0 ? (n - 1) / s->sh.P + 1 : 0;
     s->last = n - 1;
+    /* budget=decode: the pinned prompt is outside L */
+    if (s->budget_decode && s->pin_prefill) s->cap_pages += s->n_prefill_pages;
+    if (!s->pin_prefill)
+        for (int g = 0; g < s->sh.n_kv; g++) {
+            /* prompt pages compete like decode pages, stamped with the prompt's last
+             * position; the page holding the last prompt token is the current page */
+            raas_head *hd = &s->heads[g];
+            for (int p = 0; p < s->n_prefill_pages; p++) {
+                if (p == s->n_prefill_pages - 1) {
+                    hd->state[p] = PG_CURRENT;
+                } else {
+                    hd->state[p] = PG_EVICTABLE;
+                    hd->ts[p] = n - 1;
+                    hd->ev[hd->n_ev++] = p;
+                }
+            }
+        }
 }
 
 /* The evictable page with the oldest timestamp (ties: lowest position); its index in ev. */
@@ -180,8 +206,16 @@ static void raas_observe(policy_state *s, const policy_step *step, const policy_
         if (hd->n_ev == 0) continue;
         if (s->exact_score || s->threshold) exact_mass(s, hd, h0, sel, probs);
         if (s->threshold) {
-            for (int i = 0; i < hd->n_ev; i++)
-                if (s->mass[hd->ev[i]] > s->alpha) hd->ts[hd->ev[i]] = t;
+            /* the page's mean attention per token against uniform attention over the attended
+             * set, 1/|S|: free of t, P and L. (A page sum of P tokens passes any fixed alpha
+             * once t grows, and every page refreshed makes RaaS a FIFO; against 1/(t+1) every
+             * resident token looks heavy in a sparse cache.) */
+            int n_att = sel->n[h0];
+            for (int i = 0; i < hd->n_ev; i++) {
+                int p = hd->ev[i], lo = p * s->sh.P, hi = lo + s->sh.P;
+                int n_tok = (hi > t + 1 ? t + 1 : hi) - lo;
+                if (s->mass[p] / n_tok * n_att > s->alpha) hd->ts[p] = t;
+            }
             continue;
         }
         /* top_frac: rank the evictable pages; s->score is indexed by ev order here. */

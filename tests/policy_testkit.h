@@ -190,12 +190,12 @@ static inline void tk_destroy(tk *t) {
     free(t->recall); free(t->out_err);
 }
 
-/* The most tokens a KV head may hold after an append (policy.h): L, or the prompt's pages
- * plus one with POLICY_PINS_PROMPT; everything for POLICY_KEEPS_ALL (checked exactly). */
+/* The most tokens a KV head may hold after an append (policy.h): L, or with
+ * POLICY_PINS_PROMPT the prompt's pages on top of L; everything for POLICY_KEEPS_ALL (checked
+ * exactly). */
 static inline int tk_resident_bound(const tk *t) {
     int L = t->c.budget, P = t->c.page_size;
-    int pinned = P * ((t->c.n_prefill + P - 1) / P + 1);
-    return (t->ops->flags & POLICY_PINS_PROMPT) && pinned > L ? pinned : L;
+    return (t->ops->flags & POLICY_PINS_PROMPT) ? L + P * ((t->c.n_prefill + P - 1) / P) : L;
 }
 
 /* Pool bookkeeping after prefill or append at position pos: tokens within the budget,

@@ -72,23 +72,25 @@ static void hand_top_frac(void) {
 }
 
 static void hand_threshold(void) {
-    /* P=2, L=8: capacity 4 pages. refresh=threshold alpha=0.1: evictable pages whose exact
-     * mass exceeds 0.1 get the step's timestamp. The prompt is 2 tokens: page 0 pinned. */
+    /* P=2, L=8: capacity 4 pages. refresh=threshold alpha=0.5: evictable pages whose mean
+     * attention per token exceeds 0.5 times uniform over the attended set, mass / 2 * |S|
+     * > 0.5, get the step's timestamp. The prompt is 2 tokens: page 0 pinned. */
     drv d;
-    drv_create(&d, "raas", "raas.refresh=threshold", "raas.alpha=0.1", 8, 2);
+    drv_create(&d, "raas", "raas.refresh=threshold", "raas.alpha=0.5", 8, 2);
     drv_prefill(&d, 2);
     double p[64] = {0};
     step_pages(&d, 2, (int[]){0, 1}, 2, NULL);
     step_pages(&d, 3, (int[]){0, 1}, 2, NULL);
     /* t=4 opens page 2: page 1 evictable, ts 4. */
     step_pages(&d, 4, (int[]){0, 1, 2}, 3, NULL);
-    p[2] = .25; /* page 1 mass .25 > .1: ts 5 */
+    p[2] = .25; /* page 1: .25 / 2 * |S| (6) = .75 > .5: ts 5 */
     step_pages(&d, 5, (int[]){0, 1, 2}, 3, p);
-    /* t=6 opens page 3: page 2 evictable ts 6; 4 pages held. Nothing above alpha. */
+    /* t=6 opens page 3: page 2 evictable ts 6; 4 pages held. Nothing above alpha: each page
+     * .05 / 2 * 7 = .175. */
     memset(p, 0, sizeof p);
     p[2] = .05, p[4] = .05;
     step_pages(&d, 6, (int[]){0, 1, 2, 3}, 4, p);
-    /* t=7: page 1 (.2) and page 2 (.3) both refreshed: both ts 7. */
+    /* t=7: page 1 (.2 / 2 * 8 = .8) and page 2 (1.2) both refreshed: both ts 7. */
     memset(p, 0, sizeof p);
     p[3] = .2, p[5] = .3;
     step_pages(&d, 7, (int[]){0, 1, 2, 3}, 4, p);
@@ -99,6 +101,75 @@ static void hand_threshold(void) {
     /* t=10 opens page 5: page 4 evictable ts 10; the oldest is page 2 (7). */
     step_pages(&d, 10, (int[]){0, 3, 4, 5}, 4, NULL);
     drv_destroy(&d);
+}
+
+/* A decode of n steps after a prompt of n_prefill tokens on the driver (P=2, L=8: 4 pages),
+ * where position `milestone` gets attention mass `m` at every step and the rest is spread
+ * evenly. Returns 1 if the milestone is still attended at the end. */
+static int milestone_kept(const char *p1, const char *p2, int n_prefill, int milestone, double m,
+                          int steps) {
+    drv d;
+    drv_create(&d, "raas", p1, p2, 8, 2);
+    drv_prefill(&d, n_prefill);
+    for (int pos = n_prefill; pos < n_prefill + steps; pos++) {
+        d.ops->append(d.st, pos, d.k[pos], d.v[pos]);
+        float q[2] = {0, 0};
+        policy_step step = {.pos = pos, .q = q};
+        d.ops->select(d.st, &step, &d.sel);
+        int n = d.sel.n[0], has = 0;
+        for (int j = 0; j < n; j++) has |= d.sel.pos[j] == milestone;
+        for (int j = 0; j < n; j++)
+            d.probs[j] = has ? (d.sel.pos[j] == milestone ? (float)m : (float)((1 - m) / (n - 1)))
+                             : (float)(1.0 / n);
+        d.ops->observe(d.st, &step, &d.sel, d.probs);
+        if (!has) {
+            drv_destroy(&d);
+            return 0;
+        }
+    }
+    drv_destroy(&d);
+    return 1;
+}
+
+static void threshold_keeps_milestones(void) {
+    /* A milestone at position 2 (page 1) that draws half the attention at every step. The
+     * threshold rule (a page's mean attention per token above alpha = 2 times uniform) keeps
+     * refreshing its page, so it survives 40 steps in a 4-page cache, while the other pages
+     * (about 0.7 times uniform) are not refreshed; with no refresh (top_frac r=0) RaaS is
+     * FIFO and the page goes as soon as three newer pages need room. */
+    TK_CHECK(milestone_kept("raas.refresh=threshold", "raas.alpha=2", 2, 2, 0.5, 40),
+             "threshold refresh lost the milestone");
+    TK_CHECK(!milestone_kept("raas.refresh=top_frac", "raas.r=0", 2, 2, 0.5, 40),
+             "FIFO kept the milestone");
+    /* and a page of ordinary tokens (no milestone) is not kept by the threshold rule */
+    TK_CHECK(!milestone_kept("raas.refresh=threshold", "raas.alpha=2", 2, 2, 0.0, 40),
+             "an unattended page survived the threshold rule");
+}
+
+/* budget=decode keeps the pinned prompt outside L; pin_prefill=0 lets prompt pages go. */
+static void budget_modes(void) {
+    /* P=8, L=32 (4 pages), a prompt of 40 tokens (5 pages). */
+    const char *modes[][2] = {{"raas.budget=total", NULL}, {"raas.budget=decode", NULL},
+                              {"raas.pin_prefill=0", NULL}};
+    int want_pages[] = {6, 9, 4}; /* max(4, 5 + 1); 5 + 4; 4 */
+    for (int m = 0; m < 3; m++) {
+        tk_cfg c = {.policy = "raas", .params = modes[m], .n_params = 1, .n_q = 4, .n_kv = 2,
+                    .d = 8, .budget = 32, .page_size = 8, .n_prefill = 40, .n_tokens = 200,
+                    .seed = 3};
+        tk t;
+        rb_err e = {0};
+        RB_CHECK(tk_create(&t, &c, &e) == RB_OK);
+        tk_prefill(&t);
+        for (int pos = 40; pos < 200; pos++) tk_step(&t, pos);
+        for (int g = 0; g < 2; g++)
+            TK_CHECK(tk_pages_held(&t, g) == want_pages[m], "%s: %d pages held, want %d",
+                     modes[m][0], tk_pages_held(&t, g), want_pages[m]);
+        int prompt_attended = 0;
+        for (int j = 0; j < 40; j++) prompt_attended += tk_in_sel(&t, 0, j);
+        TK_CHECK(m == 2 ? prompt_attended < 40 : prompt_attended == 40,
+                 "%s: %d of 40 prompt tokens attended at the end", modes[m][0], prompt_attended);
+        tk_destroy(&t);
+    }
 }
 
 /* ---- random data against a by-page simulation ---- */
@@ -178,9 +249,11 @@ static void random_run(int L, int P, int n_prefill, const char *score, const cha
                 }
                 for (int i = 0; i < n_ev; i++) mass[ev[i]] = fmax(mass[ev[i]], m[ev[i]]);
             }
-            if (thr) {
-                for (int i = 0; i < n_ev; i++)
-                    if (mass[ev[i]] > alpha) tsg[ev[i]] = pos;
+            if (thr) { /* mean attention per token against uniform 1/|S| */
+                for (int i = 0; i < n_ev; i++) {
+                    int n_tok = (ev[i] + 1) * P > pos + 1 ? pos + 1 - ev[i] * P : P;
+                    if (mass[ev[i]] / n_tok * t.sel.n[h0] > alpha) tsg[ev[i]] = pos;
+                }
                 continue;
             }
             for (int i = 0; i < n_ev; i++) {
@@ -235,14 +308,18 @@ static void random_run(int L, int P, int n_prefill, const char *score, const cha
 int main(void) {
     hand_top_frac();
     hand_threshold();
+    threshold_keeps_milestones();
+    budget_modes();
     random_run(32, 8, 20, "bound", "top_frac", 0.5, 1e-4, 21);
     random_run(32, 8, 20, "exact", "top_frac", 0.5, 1e-4, 22);
-    random_run(48, 8, 5, "exact", "threshold", 0.5, 0.02, 23);
-    random_run(40, 8, 0, "bound", "threshold", 0.5, 0.05, 24);
+    random_run(48, 8, 5, "exact", "threshold", 0.5, 0.8, 23);
+    random_run(40, 8, 0, "bound", "threshold", 0.5, 1.5, 24);
     random_run(32, 8, 17, "bound", "top_frac", 0.2, 1e-4, 25);
     random_run(16, 8, 50, "bound", "top_frac", 0.5, 1e-4, 26); /* pinned (7) > capacity (2) */
     random_run(16, 4, 16, "exact", "top_frac", 1.0, 1e-4, 27);
     if (tk_failures) return 1;
-    printf("# raas: hand examples and simulation agree; prefill pinned, <= max(L/P, pinned+1) pages, flat bytes\n");
+    printf("# raas: hand examples and simulation agree; prefill pinned, <= max(L/P, pinned+1) pages, flat bytes;\n"
+           "# budget=decode holds prompt + L/P pages, pin_prefill=0 evicts prompt pages; the threshold rule keeps\n"
+           "# a milestone FIFO loses\n");
     return 0;
 }

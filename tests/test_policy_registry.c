@@ -102,8 +102,10 @@ static void test_params(void) {
     rb_err e = {0};
     /* Defaults. */
     TK_CHECK(policy_params_for(raas, NULL, 0, &p, &e) == RB_OK, "no entries");
-    TK_CHECK(policy_param_num(&p, "r") == 0.5 && policy_param_num(&p, "alpha") == 1e-4,
-             "defaults r=0.5 alpha=1e-4");
+    TK_CHECK(policy_param_num(&p, "r") == 0.5 && policy_param_num(&p, "alpha") == 1 &&
+                 !strcmp(policy_param_str(&p, "budget"), "total") &&
+                 policy_param_num(&p, "pin_prefill") == 1,
+             "defaults r=0.5 alpha=1 budget=total pin_prefill=1");
     TK_CHECK(!strcmp(policy_param_str(&p, "score"), "bound") &&
                  !strcmp(policy_param_str(&p, "refresh"), "top_frac"),
              "default choices");
@@ -149,7 +151,7 @@ static void test_params(void) {
         cJSON *r = cJSON_GetObjectItem(o, "r"), *rf = cJSON_GetObjectItem(o, "refresh");
         TK_CHECK(r && cJSON_IsNumber(r) && r->valuedouble == 0.3, "r in json");
         TK_CHECK(rf && cJSON_IsString(rf) && !strcmp(rf->valuestring, "threshold"), "refresh");
-        TK_CHECK(cJSON_GetArraySize(o) == 4, "4 parameters in json");
+        TK_CHECK(cJSON_GetArraySize(o) == 6, "6 parameters in json");
         cJSON_Delete(o);
     }
     free(js);
@@ -210,10 +212,10 @@ static void test_budgets(void) {
                 .n_tokens = 16};
     TK_CHECK(tk_create(&t, &c, &e) == RB_EINPUT && contains(e.why, "unknown policy"),
              "unknown policy: %s", e.why);
-    const char *bad[] = {"raas.alpha=2"};
+    const char *bad[] = {"raas.alpha=-1"};
     tk_cfg c2 = {.policy = "raas", .params = bad, .n_params = 1, .n_q = 2, .n_kv = 1, .d = 4,
                  .budget = 8, .page_size = 4, .n_tokens = 16};
-    TK_CHECK(tk_create(&t, &c2, &e) == RB_EINPUT && !strcmp(e.what, "raas.alpha=2"),
+    TK_CHECK(tk_create(&t, &c2, &e) == RB_EINPUT && !strcmp(e.what, "raas.alpha=-1"),
              "bad value refused before create: %s", e.what);
 }
 
