@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 rb_status output_check(const char *path, rb_err *e) {
     struct stat st;
@@ -54,4 +55,53 @@ int output_clean_stale_of(const char *path) {
     if (!slash) return clean(".", path);
     snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) > 0 ? (int)(slash - path) : 1, path);
     return clean(dir, slash + 1);
+}
+
+void output_tmp_path(const char *path, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s.tmp-%ld", path, (long)getpid());
+}
+
+rb_status output_text_open(output_text *o, const char *path, rb_err *e) {
+    o->f = NULL;
+    o->path = path;
+    rb_status st = output_check(path, e);
+    if (st) return st;
+    output_tmp_path(path, o->tmp, sizeof o->tmp);
+    if (!(o->f = fopen(o->tmp, "wb")))
+        return rb_fail(e, RB_EINPUT, path, "cannot create (directory missing or not writable?)");
+    return RB_OK;
+}
+
+rb_status output_text_close(output_text *o, rb_status st, rb_err *e) {
+    if (!o->f) return st;
+    if (fclose(o->f) != 0 && !st) st = rb_fail(e, RB_EINTERNAL, o->path, "write failed");
+    o->f = NULL;
+    if (!st && rename(o->tmp, o->path) != 0)
+        st = rb_fail(e, RB_EINTERNAL, o->path, "cannot rename %s into place", o->tmp);
+    if (st) remove(o->tmp);
+    return st;
+}
+
+rb_status output_write_text(const char *path, const char *text, rb_err *e) {
+    output_text o;
+    rb_status st = output_text_open(&o, path, e);
+    if (st) return st;
+    if (fputs(text, o.f) < 0) st = rb_fail(e, RB_EINTERNAL, path, "write failed");
+    return output_text_close(&o, st, e);
+}
+
+rb_status output_claim_dir(const char *dir, const char *name, const char *identity,
+                           const char *mismatch, rb_err *e) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return rb_fail(e, RB_EINPUT, dir, "cannot create the directory: %s", strerror(errno));
+    output_clean_stale(dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (access(path, F_OK) != 0) return output_write_text(path, identity, e);
+    char *old;
+    rb_status st = rb_read_file(path, (size_t)64 << 20, &old, NULL, e);
+    if (st) return st;
+    int same = !strcmp(old, identity);
+    free(old);
+    return same ? RB_OK : rb_fail(e, RB_EINPUT, dir, "%s", mismatch);
 }

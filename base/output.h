@@ -1,10 +1,17 @@
-/* output.h: the check every writer makes before it writes a final file under a temporary name
- * and renames it into place: a rename over a device, a directory or a link target would
- * destroy it (renaming onto /dev/null replaces the device with a file). */
+/* output.h: how every writer puts a file in place: checked first (a rename over a device, a
+ * directory or a link target would destroy it: renaming onto /dev/null replaces the device
+ * with a file), written under "<path>.tmp-<pid>", renamed when whole; temporaries of killed
+ * writers cleaned by the next run. Also the directories of resumable work (sweep cells, eval
+ * parts), which remember what they belong to. */
 #ifndef OUTPUT_H
 #define OUTPUT_H
 
+#include <stdio.h>
+
 #include "rb.h"
+
+/* "<path>.tmp-<pid>": where a file is written before it is renamed into place. */
+void output_tmp_path(const char *path, char *buf, size_t cap);
 
 /* RB_OK when `path` is absent or a regular file; RB_EINPUT naming the path otherwise (a
  * directory, a device, a socket, a FIFO, or a symbolic link). */
@@ -15,5 +22,26 @@ rb_status output_check(const char *path, rb_err *e);
 int output_clean_stale(const char *dir);
 /* The same for one output: its own "<path>.tmp-<pid>" files only. */
 int output_clean_stale_of(const char *path);
+
+/* A text output written under its temporary name. output_text_open checks the path
+ * (output_check) and creates the temporary; output_text_close closes it and, when st is RB_OK
+ * and the write succeeded, renames it into place, otherwise removes it; it returns st or the
+ * close's own failure. */
+typedef struct output_text {
+    FILE *f;
+    const char *path;
+    char tmp[4352];
+} output_text;
+rb_status output_text_open(output_text *o, const char *path, rb_err *e);
+rb_status output_text_close(output_text *o, rb_status st, rb_err *e);
+/* A whole text file at once, the same way. */
+rb_status output_write_text(const char *path, const char *text, rb_err *e);
+
+/* Create `dir` if needed and claim it for the work described by `identity` (a text kept in
+ * dir/name): a new directory takes it, one holding the same identity is resumed, one holding
+ * another is refused with RB_EINPUT and `mismatch` as the reason. Stale temporaries of dead
+ * writers in dir are removed. */
+rb_status output_claim_dir(const char *dir, const char *name, const char *identity,
+                           const char *mismatch, rb_err *e);
 
 #endif

@@ -318,7 +318,6 @@ int cmd_export(int argc, char **argv) {
     int64_t fver = 0;
     int is_eval = h5_file_format(pos[0], fmt, sizeof fmt, &fver) == 0 && !strcmp(fmt, EVAL_FORMAT);
     int want_lc = table_kind(table);
-    if (out && output_check(out, &e)) return rb_err_print(&e);
     if (is_eval) { /* an eval results file (raasbench eval): tables summary and tasks */
         if (strcmp(table, "summary") && strcmp(table, "tasks"))
             rb_fail(&e, RB_EINPUT, "--table", "an eval file has tables summary and tasks, not '%s'",
@@ -332,30 +331,13 @@ int cmd_export(int argc, char **argv) {
     else
         check_file(pos[0], table, want_lc, &e);
     if (e.status) return rb_err_print(&e);
-    FILE *o = stdout;
-    char *tmp = NULL;
-    if (out) {
-        size_t len = strlen(out) + 32;
-        tmp = rb_malloc(len);
-        h5_tmp_path(out, tmp, len);
-        o = fopen(tmp, "w");
-        if (!o) {
-            free(tmp);
-            rb_fail(&e, RB_EINPUT, out, "cannot create (directory missing or not writable?)");
-            return rb_err_print(&e);
-        }
-    }
+    output_text ot = {.f = stdout};
+    if (out && output_text_open(&ot, out, &e)) return rb_err_print(&e);
+    FILE *o = ot.f;
     rb_status st = is_eval   ? eval_results_export(pos[0], table, run, o, &e)
                    : want_lc ? export_lifecycle(pos[0], table, o, &e)
                              : export_results(pos[0], table, run, o, &e);
-    if (out) {
-        if (fclose(o) != 0 && !st) st = rb_fail(&e, RB_EINTERNAL, out, "write failed");
-        if (!st && rename(tmp, out) != 0)
-            st = rb_fail(&e, RB_EINTERNAL, out, "cannot rename %s into place", tmp);
-        if (st) unlink(tmp);
-        free(tmp);
-    } else if (fflush(stdout) != 0 && !st) {
-        st = rb_fail(&e, RB_EINTERNAL, "stdout", "write failed");
-    }
+    if (out) st = output_text_close(&ot, st, &e);
+    else if (fflush(stdout) != 0 && !st) st = rb_fail(&e, RB_EINTERNAL, "stdout", "write failed");
     return st ? rb_err_print(&e) : 0;
 }

@@ -182,29 +182,9 @@ static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
 /* The cells directory remembers which sweep it belongs to. */
 static rb_status claim_cells_dir(const char *dir, const char *identity, rb_err *e) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return rb_fail(e, RB_EINPUT, dir, "cannot create the cells directory: %s", strerror(errno));
-    char idp[4200];
-    snprintf(idp, sizeof idp, "%s/sweep.json", dir);
-    FILE *f = fopen(idp, "rb");
-    if (f) {
-        char buf[1 << 16];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        if (strcmp(buf, identity))
-            return rb_fail(e, RB_EINPUT, dir, "holds the cells of a different sweep (its "
-                           "sweep.json differs from this config); use another 'out' or remove it");
-        return RB_OK;
-    }
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", idp, (long)getpid());
-    f = fopen(tmp, "wb");
-    if (!f) return rb_fail(e, RB_EINPUT, dir, "cannot write %s", tmp);
-    fputs(identity, f);
-    int bad = fclose(f) != 0;
-    if (bad || rename(tmp, idp) != 0) return rb_fail(e, RB_EINTERNAL, dir, "cannot write sweep.json");
-    return RB_OK;
+    return output_claim_dir(dir, "sweep.json", identity,
+                            "holds the cells of a different sweep (its sweep.json differs from "
+                            "this config); use another 'out' or remove it", e);
 }
 
 /* Remove temporary files a killed run left behind. */
@@ -329,7 +309,6 @@ int cmd_sweep(int argc, char **argv) {
     snprintf(sr.dir, sizeof sr.dir, "%s.cells", c.out);
     sr.identity = sweep_identity(&c);
     if (claim_cells_dir(sr.dir, sr.identity, &e)) goto fail;
-    output_clean_stale(sr.dir);
     int total = c.n_traces * c.n_policies * c.n_budgets;
     sr.cell_paths = rb_calloc((size_t)total, sizeof(char *));
     for (int ti = 0; ti < c.n_traces; ti++) {

@@ -10,7 +10,6 @@
 #include "args.h"
 #include "chains.h"
 #include "commands.h"
-#include "h5util.h"
 #include "output.h"
 
 static const char usage[] =
@@ -84,16 +83,8 @@ int cmd_tasks(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, "tasks", "%s", why);
         return rb_err_print(&e);
     }
-    if (output_check(out, &e)) return rb_err_print(&e);
-    size_t len = strlen(out) + 32;
-    char *tmp = rb_malloc(len);
-    h5_tmp_path(out, tmp, len);
-    FILE *o = fopen(tmp, "w");
-    rb_status st = o ? write_tasks(o, &c, &e) : rb_fail(&e, RB_EINPUT, out, "cannot create");
-    if (o && fclose(o) != 0 && !st) st = rb_fail(&e, RB_EINTERNAL, out, "write failed");
-    if (o && !st && rename(tmp, out) != 0)
-        st = rb_fail(&e, RB_EINTERNAL, out, "cannot rename %s into place", tmp);
-    if (o && st) unlink(tmp);
-    free(tmp);
+    output_text o;
+    rb_status st = output_text_open(&o, out, &e);
+    if (!st) st = output_text_close(&o, write_tasks(o.f, &c, &e), &e);
     return st ? rb_err_print(&e) : 0;
 }

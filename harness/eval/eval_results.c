@@ -181,36 +181,10 @@ rb_status eval_results_write(const char *path, const char *model_path, const tas
 
 /* ------------------------------------------------------------------ parts */
 
-static rb_status write_atomic(const char *path, const char *text, rb_err *e) {
-    char tmp[4200];
-    h5_tmp_path(path, tmp, sizeof tmp);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return rb_fail(e, RB_EINPUT, path, "cannot create: %s", strerror(errno));
-    int ok = fputs(text, f) >= 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return rb_fail(e, RB_EINTERNAL, path, "write failed");
-    }
-    return RB_OK;
-}
-
 rb_status eval_parts_claim(const char *dir, const char *identity, rb_err *e) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return rb_fail(e, RB_EINPUT, dir, "cannot create the parts directory: %s", strerror(errno));
-    output_clean_stale(dir); /* parts a killed evaluation was writing */
-    char path[4200];
-    snprintf(path, sizeof path, "%s/identity.json", dir);
-    if (access(path, F_OK) != 0) return write_atomic(path, identity, e);
-    char *old;
-    rb_status st = rb_read_file(path, (size_t)64 << 20, &old, NULL, e);
-    if (st) return st;
-    int same = !strcmp(old, identity);
-    free(old);
-    if (!same)
-        return rb_fail(e, RB_EINPUT, dir, "holds the parts of a different evaluation (its "
-                       "identity.json differs); remove it or choose another --out");
-    return RB_OK;
+    return output_claim_dir(dir, "identity.json", identity,
+                            "holds the parts of a different evaluation (its identity.json "
+                            "differs); remove it or choose another --out", e);
 }
 
 static void part_path(const char *dir, int ti, char *buf, size_t cap) {
@@ -241,7 +215,7 @@ rb_status eval_parts_put(const char *dir, int ti, const task *t, const cell *cel
     cJSON_Delete(o);
     char path[4200];
     part_path(dir, ti, path, sizeof path);
-    rb_status st = write_atomic(path, text, e);
+    rb_status st = output_write_text(path, text, e);
     cJSON_free(text);
     return st;
 }

@@ -1,6 +1,7 @@
 /* h5util.c: HDF5 helpers (see h5util.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "h5util.h"
+#include "output.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -208,9 +209,7 @@ int h5_link_names(hid_t loc, const char *group, char ***names) {
     return l.n;
 }
 
-void h5_tmp_path(const char *path, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s.tmp-%ld", path, (long)getpid());
-}
+void h5_tmp_path(const char *path, char *buf, size_t cap) { output_tmp_path(path, buf, cap); }
 
 int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
                      const hsize_t *dims, const void *data, int compress) {
