@@ -189,6 +189,50 @@ static void test_cells_make(void) {
               "budget 0 in a list");
 }
 
+/* Labelled variants in the policy list: their own parameters after the common ones, their
+ * own label in the run id; an unlabelled variant and malformed entries are refused. */
+static void test_cells_variants(void) {
+    rb_err e = {0};
+    const char *pol[] = {"raas", "decode=raas:budget=decode", "loose=raas:budget=decode:alpha=2",
+                         "sinks4=streamingllm"};
+    const int bud[] = {64};
+    const char *kv[] = {"raas.alpha=3"};
+    cell *cs = NULL;
+    int n = 0;
+    TU_OK(cells_make(pol, 4, bud, 1, kv, 1, NULL, &cs, &n, &e), e);
+    const char *want[] = {"raas_L64", "raas-decode_L64", "raas-loose_L64", "streamingllm-sinks4_L64"};
+    TU_ASSERT(n == 4, "%d cells", n);
+    for (int i = 0; i < n; i++)
+        TU_ASSERT(!strcmp(cs[i].run_id, want[i]), "cell %d: '%s', want '%s'", i, cs[i].run_id,
+                  want[i]);
+    TU_ASSERT(strstr(cs[0].params_json, "\"budget\":\"total\"") &&
+              strstr(cs[0].params_json, "\"alpha\":3"), "plain raas %s", cs[0].params_json);
+    TU_ASSERT(strstr(cs[1].params_json, "\"budget\":\"decode\"") &&
+              strstr(cs[1].params_json, "\"alpha\":3"), "common then own: %s", cs[1].params_json);
+    TU_ASSERT(strstr(cs[2].params_json, "\"alpha\":2"), "own wins: %s", cs[2].params_json);
+    TU_ASSERT(!strcmp(cs[1].label, "decode"), "label '%s'", cs[1].label);
+    cells_free(cs, n);
+
+    struct {
+        const char *entry, *want;
+    } bad[] = {
+        {"raas:budget=decode", "needs a label"},
+        {"x=raas:budget", "not KEY=VALUE"},
+        {"x=raas:=3", "not KEY=VALUE"},
+        {"x=raas:budget=sideways", ""},
+        {"x=nosuch", "unknown policy"},
+        {"=raas", "a label must be"},
+        {"a b=raas", "a label must be"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rb_err be = {0};
+        const char *one_entry[] = {bad[i].entry};
+        rb_status s = cells_make(one_entry, 1, bud, 1, NULL, 0, NULL, &cs, &n, &be);
+        TU_ASSERT(s == RB_EINPUT && !cs && n == 0, "'%s': status %d", bad[i].entry, (int)s);
+        TU_ASSERT(strstr(be.why, bad[i].want), "'%s': '%s: %s'", bad[i].entry, be.what, be.why);
+    }
+}
+
 /* A run started from a cell carries its identity and the layer columns from the roles. */
 static void test_run_init(void) {
     cell c = one("quest", NULL, 0, 128, "q", NULL);
@@ -218,6 +262,7 @@ int main(void) {
     test_cell_refusals();
     test_layer_roles();
     test_cells_make();
+    test_cells_variants();
     test_run_init();
     return tu_done("test_cells");
 }

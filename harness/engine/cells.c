@@ -43,6 +43,58 @@ rb_status cells_check_unique(const cell *cells, int n, rb_err *e) {
     return RB_OK;
 }
 
+/* One --policies entry "[LABEL=]POLICY[:KEY=VALUE]...": its policy, its label (or the
+ * common one) and its parameters, the entry's own after the common ones (a later entry wins). */
+static rb_status parse_choice(const char *entry, const char *const *params, int n_params,
+                              const char *label, const policy_ops **ops, policy_params *pp,
+                              char *own_label, size_t cap, rb_err *e) {
+    char buf[256];
+    if (strlen(entry) >= sizeof buf)
+        return rb_fail(e, RB_EINPUT, "--policies", "entry '%.40s...' too long", entry);
+    snprintf(buf, sizeof buf, "%s", entry);
+    char *name = buf, *colon = strchr(buf, ':'), *eq = strchr(buf, '=');
+    snprintf(own_label, cap, "%s", label ? label : "");
+    if (eq && (!colon || eq < colon)) { /* LABEL=POLICY... */
+        *eq = 0;
+        name = eq + 1;
+        if (!*buf || strlen(buf) >= cap || strpbrk(buf, "/ @\t:"))
+            return rb_fail(e, RB_EINPUT, entry, "a label must be 1..%d characters without "
+                           "'/', ' ', '@', ':' or tabs", (int)cap - 1);
+        snprintf(own_label, cap, "%s", buf);
+    }
+    if (colon) *colon = 0;
+    if (!(*ops = policy_find_choice(name, e))) return RB_EINPUT;
+    if (colon && !strcmp(own_label, label ? label : ""))
+        return rb_fail(e, RB_EINPUT, entry, "a policy with its own parameters needs a label "
+                       "that names the variant: LABEL=%s:...", name);
+    /* the common entries, then this entry's as "policy.key=value" */
+    int n_own = 0;
+    for (const char *c = colon ? colon + 1 : NULL; c; c = strchr(c, ':'), c = c ? c + 1 : c)
+        n_own++;
+    const char **kv = rb_calloc((size_t)(n_params + n_own + 1), sizeof *kv);
+    char **own = rb_calloc((size_t)(n_own + 1), sizeof *own);
+    for (int i = 0; i < n_params; i++) kv[i] = params[i];
+    char *c = colon ? colon + 1 : NULL;
+    for (int i = 0; i < n_own; i++) {
+        char *next = strchr(c, ':');
+        if (next) *next = 0;
+        size_t len = strlen(name) + strlen(c) + 2;
+        own[i] = rb_malloc(len);
+        snprintf(own[i], len, "%s.%s", name, c);
+        kv[n_params + i] = own[i];
+        c = next ? next + 1 : NULL;
+    }
+    rb_status s = RB_OK;
+    for (int i = 0; i < n_own && !s; i++)
+        if (!strchr(own[i] + strlen(name) + 1, '=') || own[i][strlen(name) + 1] == '=')
+            s = rb_fail(e, RB_EINPUT, entry, "'%s' is not KEY=VALUE", own[i] + strlen(name) + 1);
+    if (!s) s = policy_params_for(*ops, kv, n_params + n_own, pp, e);
+    for (int i = 0; i < n_own; i++) free(own[i]);
+    free(own);
+    free(kv);
+    return s;
+}
+
 rb_status cells_make(const char *const *policies, int n_policies, const int *budgets,
                      int n_budgets, const char *const *params, int n_params, const char *label,
                      cell **cells, int *n_cells, rb_err *e) {
@@ -52,15 +104,14 @@ rb_status cells_make(const char *const *policies, int n_policies, const int *bud
     int n = 0;
     rb_status s = RB_OK;
     for (int p = 0; p < n_policies && !s; p++) {
-        const policy_ops *ops = policy_find_choice(policies[p], e);
-        if (!ops) {
-            s = RB_EINPUT;
-            break;
-        }
+        const policy_ops *ops = NULL;
         policy_params pp;
-        if ((s = policy_params_for(ops, params, n_params, &pp, e))) break;
+        char own_label[sizeof cs->label];
+        if ((s = parse_choice(policies[p], params, n_params, label, &ops, &pp, own_label,
+                              sizeof own_label, e)))
+            break;
         for (int b = 0; b < n_budgets && !s; b++)
-            if (!(s = cells_init(&cs[n], ops, &pp, budgets[b], label, NULL, e))) n++;
+            if (!(s = cells_init(&cs[n], ops, &pp, budgets[b], own_label, NULL, e))) n++;
     }
     if (!s) s = cells_check_unique(cs, n, e);
     if (s) {

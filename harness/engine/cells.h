@@ -41,6 +41,10 @@ void cells_trace_stem(const char *path, char *buf, size_t cap);
 /* Cells for every (policy, budget) pair, policies outer. params are all the user's
  * "policy.key=value" strings; each policy takes its own (unknown prefixes and keys are
  * refused). label (may be NULL) joins every run id. A run id asked for twice is refused.
+ * An entry of policies may name a labelled variant, "[LABEL=]POLICY[:KEY=VALUE]...":
+ * "decode=raas:budget=decode" is raas with raas.budget=decode after the common params,
+ * labelled "decode" (run ids "raas-decode_L<budget>"); an entry with its own parameters
+ * must have its own label, so variants never share a run id or a figure's series.
  * *cells is malloc'd; free with cells_free. */
 rb_status cells_make(const char *const *policies, int n_policies, const int *budgets,
                      int n_budgets, const char *const *params, int n_params, const char *label,
