@@ -23,7 +23,7 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"id": f"t{i}", "prompt": f"Problem {i}: the numbers are {i} and {i + 3}. " * 2,
                             "answer": i}) + "\n")
 PY
-"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies dense,h2o,streamingllm --budgets 8,16 \
+"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies dense,h2o,streamingllm,s1=streamingllm:sinks=1 --budgets 8,16 \
   --max-tokens 12 --threads 2 --out "$T/a.h5" --quiet || fail "eval exited $?"
 python3 - "$T" "$RB" "$M" <<'PY' || fail "eval text differs from decode"
 import h5py, json, subprocess, sys
@@ -32,15 +32,19 @@ tasks = [json.loads(l) for l in open(f"{d}/tasks.jsonl")]
 f = h5py.File(f"{d}/a.h5", "r")
 checked = 0
 for run in f["runs"]:
-    g = f["runs"][run]
-    pol, L = g.attrs["policy"], int(g.attrs["budget"])
+    g = f["runs"][run]["tasks"]
+    pol, L = f["runs"][run].attrs["policy"], int(f["runs"][run].attrs["budget"])
+    params = json.loads(f["runs"][run].attrs["params"])
+    extra = [a for k, v in params.items() for a in ("--param", f"{pol}.{k}={v}")]
+    ids = [x.decode() if isinstance(x, bytes) else x for x in g["id"][:]]
+    assert ids == [t["id"] for t in tasks], (run, ids)
     for i, t in enumerate(tasks):
         n = int(g["n_generated"][i])
         gen = g["generated"][i].decode("utf-8", "replace") if isinstance(g["generated"][i], bytes) else g["generated"][i]
         if n == 0:
             continue
         out = subprocess.run([rb, "decode", "--model", m, "--prompt", t["prompt"], "--max-tokens", str(n),
-                              "--policy", pol, "--budget", str(L)], capture_output=True).stdout
+                              "--policy", pol, "--budget", str(L)] + extra, capture_output=True).stdout
         out = out.decode("utf-8", "replace")
         assert out == gen + "\n", (run, i, repr(out[:60]), repr(gen[:60]))
         checked += 1
@@ -51,12 +55,19 @@ PY
 # info and export read the file
 "$RB" info "$T/a.h5" | grep -q "^h2o_L8 " || fail "info lacks the h2o_L8 row"
 "$RB" export "$T/a.h5" --table summary --out "$T/s.tsv" || fail "export summary"
-[ "$(wc -l <"$T/s.tsv")" = 7 ] || fail "summary: $(wc -l <"$T/s.tsv") lines, want a header and 6 cells"
+[ "$(wc -l <"$T/s.tsv")" = 9 ] || fail "summary: $(wc -l <"$T/s.tsv") lines, want a header and 8 cells"
+grep -q "^streamingllm-s1_L8	streamingllm	s1	streamingllm-s1	8	" "$T/s.tsv" || fail "the labelled variant's summary row"
+# accuracy by generated length: every run's bins hold every task once
+"$RB" export "$T/a.h5" --table length --out "$T/len.tsv" || fail "export length"
+awk -F'\t' 'NR > 1 {n[$1] += $7} END {for (r in n) if (n[r] != 6) exit 1; exit length(n) != 8}' "$T/len.tsv" \
+  || fail "length table: a run's bins do not hold the 6 tasks once: $(cat "$T/len.tsv")"
 "$RB" export "$T/a.h5" --table tasks --run h2o_L8 | awk -F'\t' 'NR > 1 {n++} END {exit n != 6}' || fail "tasks of one run"
 "$RB" export "$T/a.h5" --table steps >/dev/null 2>&1 && fail "an eval file has no steps table"
 if command -v gnuplot >/dev/null; then
   gnuplot -e "in='$T/s.tsv'; out='$T/eval.png'" plots/eval_budget.gp 2>"$T/gp.err" || fail "eval_budget.gp: $(cat "$T/gp.err")"
   [ -s "$T/eval.png" ] || fail "eval_budget.gp drew nothing"
+  gnuplot -e "in='$T/len.tsv'; out='$T/len.png'; budget=8" plots/eval_length.gp 2>"$T/gp.err" || fail "eval_length.gp: $(cat "$T/gp.err")"
+  [ -s "$T/len.png" ] || fail "eval_length.gp drew nothing"
 fi
 
 # kill -9 mid-run, rerun: the same file as an uninterrupted run

@@ -31,7 +31,8 @@ static const char usage[] =
     "             are listed by --schema); runs in name order, each a block (two blank\n"
     "             lines apart: gnuplot `index i` is the i-th run)\n"
     "Tables of an eval file (raasbench eval): summary (one row per cell: accuracy, Wilson\n"
-    "  interval, retained accuracy, resident tokens) and tasks (one row per task and cell)\n"
+    "  interval, retained accuracy, resident tokens), tasks (one row per task and cell) and\n"
+    "  length (accuracy in four bins of the dense run's generated length: RQ3)\n"
     "Tables of a lifecycle file (raasbench lifecycle):\n"
     "  heatmap    step token importance (cell centres; importance = max ratio to uniform\n"
     "             in the cell, NaN where the token did not exist yet), a blank line after\n"
@@ -294,7 +295,7 @@ int cmd_export(int argc, char **argv) {
     int schema = 0;
     const arg_spec specs[] = {
         {"table", ARG_STR, &table, "T", "summary|steps (results), heatmap|milestones|phoenix|"
-                                        "lifespan (lifecycle), summary|tasks (eval)"},
+                                        "lifespan (lifecycle), summary|tasks|length (eval)"},
         {"run", ARG_STR, &run, "ID", "only this run (summary, steps)"},
         {"out", ARG_STR, &out, "F.tsv", "output file (default stdout)"},
         {"schema", ARG_FLAG, &schema, NULL, "print the results format (markdown) and exit"},
@@ -318,9 +319,9 @@ int cmd_export(int argc, char **argv) {
     int64_t fver = 0;
     int is_eval = h5_file_format(pos[0], fmt, sizeof fmt, &fver) == 0 && !strcmp(fmt, EVAL_FORMAT);
     int want_lc = table_kind(table);
-    if (is_eval) { /* an eval results file (raasbench eval): tables summary and tasks */
-        if (strcmp(table, "summary") && strcmp(table, "tasks"))
-            rb_fail(&e, RB_EINPUT, "--table", "an eval file has tables summary and tasks, not '%s'",
+    if (is_eval) { /* an eval results file (raasbench eval): tables summary, tasks, length */
+        if (strcmp(table, "summary") && strcmp(table, "tasks") && strcmp(table, "length"))
+            rb_fail(&e, RB_EINPUT, "--table", "an eval file has tables summary, tasks and length, not '%s'",
                     table);
     } else if (want_lc < 0)
         rb_fail(&e, RB_EINPUT, "--table",

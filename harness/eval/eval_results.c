@@ -84,15 +84,22 @@ static int write_strings(hid_t loc, const char *name, const char *const *v, hsiz
     return bad;
 }
 
-/* One run's per-task columns. */
-static int write_run(hid_t runs, const cell *c, eval_result *const res, int n) {
-    hid_t g = H5Gcreate2(runs, c->run_id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) return 1;
+/* One run: its attributes, and its per-task columns in /runs/<run_id>/tasks/, one row per
+ * task in the tasks file's order (ids repeated there, so a run reads on its own). */
+static int write_run(hid_t runs, const cell *c, eval_result *const res, const char *const *ids,
+                     int n) {
+    hid_t rg = H5Gcreate2(runs, c->run_id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (rg < 0) return 1;
     int bad = 0;
-    bad |= h5_attr_write_str(g, "policy", c->ops->name);
-    bad |= h5_attr_write_str(g, "label", c->label);
-    bad |= h5_attr_write_i64(g, "budget", c->budget);
-    bad |= h5_attr_write_str(g, "params", c->params_json ? c->params_json : "{}");
+    bad |= h5_attr_write_str(rg, "policy", c->ops->name);
+    bad |= h5_attr_write_str(rg, "label", c->label);
+    bad |= h5_attr_write_i64(rg, "budget", c->budget);
+    bad |= h5_attr_write_str(rg, "params", c->params_json ? c->params_json : "{}");
+    hid_t g = H5Gcreate2(rg, "tasks", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) {
+        H5Gclose(rg);
+        return 1;
+    }
     hsize_t N = (hsize_t)n;
     uint8_t *correct = rb_malloc((size_t)(n ? n : 1));
     int32_t *ngen = rb_malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
@@ -108,6 +115,7 @@ static int write_run(hid_t runs, const cell *c, eval_result *const res, int n) {
         wall[t] = res[t].wall_s, ext[t] = res[t].extracted;
         gen[t] = res[t].generated ? res[t].generated : "";
     }
+    bad |= write_strings(g, "id", ids, N);
     bad |= h5_write_dataset(g, "correct", H5T_NATIVE_UINT8, 1, &N, correct, 1);
     bad |= write_strings(g, "extracted", ext, N);
     bad |= write_strings(g, "generated", gen, N);
@@ -119,6 +127,7 @@ static int write_run(hid_t runs, const cell *c, eval_result *const res, int n) {
     free(correct), free(ngen), free(stop), free(peak), free(resident), free(wall);
     free(ext), free(gen);
     H5Gclose(g);
+    H5Gclose(rg);
     return bad;
 }
 
@@ -159,11 +168,12 @@ rb_status eval_results_write(const char *path, const char *model_path, const tas
     hid_t tg = H5Gcreate2(f, "tasks", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     bad |= tg < 0 || write_strings(tg, "id", ids, (hsize_t)n) || write_strings(tg, "answer", golds, (hsize_t)n);
     if (tg >= 0) H5Gclose(tg);
-    free(ids), free(gold), free(golds);
+    free(gold), free(golds);
     hid_t runs = H5Gcreate2(f, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     bad |= runs < 0;
-    for (int c = 0; c < n_cells && !bad; c++) bad |= write_run(runs, &cells[c], results[c], n);
+    for (int c = 0; c < n_cells && !bad; c++) bad |= write_run(runs, &cells[c], results[c], ids, n);
     if (runs >= 0) H5Gclose(runs);
+    free(ids);
     eval_summary *rows = rb_calloc((size_t)(n_cells ? n_cells : 1), sizeof *rows);
     eval_summarise(cells, n_cells, results, n, rows);
     hid_t st = summary_type();
@@ -287,7 +297,7 @@ static rb_status open_eval(const char *path, hid_t *f, rb_err *e) {
     if (h5_attr_read_str(*f, "format", fmt, sizeof fmt) || strcmp(fmt, EVAL_FORMAT) ||
         h5_attr_read_i64(*f, "format_version", &ver) || ver != EVAL_FORMAT_VERSION) {
         H5Fclose(*f);
-        return rb_fail(e, RB_EINPUT, path, "not a raasbench eval file of format_version 1");
+        return rb_fail(e, RB_EINPUT, path, "not a raasbench eval file of format_version %d", EVAL_FORMAT_VERSION);
     }
     return RB_OK;
 }
@@ -377,7 +387,7 @@ static rb_status export_tasks(hid_t f, const char *path, const eval_summary *row
         if (run && strcmp(rows[r].run_id, run)) continue;
         found = 1;
         char gp[200];
-        snprintf(gp, sizeof gp, "runs/%s", rows[r].run_id);
+        snprintf(gp, sizeof gp, "runs/%s/tasks", rows[r].run_id);
         hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
         if (g < 0) {
             bad = 1;
@@ -430,6 +440,88 @@ static rb_status export_tasks(hid_t f, const char *path, const eval_summary *row
     return RB_OK;
 }
 
+/* A run's correct and n_generated columns (n_tasks rows); 0 when both read. */
+static int read_run_lengths(hid_t f, const char *run_id, hsize_t n, uint8_t **ok, int32_t **ngen) {
+    char gp[200];
+    snprintf(gp, sizeof gp, "runs/%s/tasks", run_id);
+    hid_t g = H5Lexists(f, "runs", H5P_DEFAULT) > 0 ? H5Gopen2(f, gp, H5P_DEFAULT) : -1;
+    int bad = g < 0;
+    *ok = bad ? rb_calloc(n ? n : 1, 1) : read_col(g, "correct", H5T_NATIVE_UINT8, 1, n, &bad);
+    *ngen = bad ? rb_calloc(n ? n : 1, 4) : read_col(g, "n_generated", H5T_NATIVE_INT32, 4, n, &bad);
+    if (g >= 0) H5Gclose(g);
+    return bad;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Accuracy by generated length (RQ3): the tasks are cut into n_bins bins of about equal
+ * counts by the length the reference run (the first budget-free one; without one, each run
+ * itself) generated, so every run is graded on the same tasks per bin whatever it generated
+ * itself. */
+static rb_status export_length(hid_t f, const char *path, const eval_summary *rows, int n_rows,
+                               const char *run, int n_bins, FILE *o, rb_err *e) {
+    if (!n_rows) return RB_OK;
+    hsize_t n = (hsize_t)rows[0].n_tasks;
+    int ref = -1;
+    for (int r = 0; r < n_rows && ref < 0; r++) { /* as the summary's retained accuracy */
+        const policy_ops *ops = policy_find(rows[r].policy, NULL);
+        if (ops && (ops->flags & POLICY_BUDGET_FREE)) ref = r;
+    }
+    uint8_t *ref_ok = NULL;
+    int32_t *ref_len = NULL, *sorted = rb_malloc(sizeof(int32_t) * (n ? n : 1));
+    int bad = ref >= 0 && read_run_lengths(f, rows[ref].run_id, n, &ref_ok, &ref_len);
+    fputs("run_id\tseries\tbudget\tbin\tlen_lo\tlen_hi\tn_tasks\tn_correct\taccuracy"
+          "\twilson_lo\twilson_hi\tmean_generated\n", o);
+    int found = 0;
+    for (int r = 0; r < n_rows && !bad; r++) {
+        if (run && strcmp(rows[r].run_id, run)) continue;
+        found = 1;
+        uint8_t *ok;
+        int32_t *len;
+        if ((bad = read_run_lengths(f, rows[r].run_id, n, &ok, &len))) {
+            free(ok), free(len);
+            break;
+        }
+        const int32_t *by = ref >= 0 ? ref_len : len;
+        memcpy(sorted, by, sizeof(int32_t) * n);
+        qsort(sorted, n, sizeof *sorted, cmp_i32);
+        int32_t lo = n ? sorted[0] : 0;
+        for (int b = 0; b < n_bins && n; b++) {
+            /* bin b holds the lengths in [lo, hi]: hi is the length at the bin's count edge */
+            size_t last = (size_t)(((double)(b + 1) * n) / n_bins);
+            int32_t hi = sorted[(last ? last : 1) - 1];
+            if (b == n_bins - 1) hi = sorted[n - 1];
+            if (hi < lo) continue; /* ties put this bin's share into the one before */
+            int cnt = 0, cor = 0;
+            double gen = 0;
+            for (hsize_t t = 0; t < n; t++)
+                if (by[t] >= lo && by[t] <= hi) cnt++, cor += ok[t], gen += len[t];
+            if (cnt) {
+                double wl, wh;
+                eval_wilson(cor, cnt, &wl, &wh);
+                put_str(o, rows[r].run_id);
+                fputc('\t', o);
+                put_str(o, rows[r].policy);
+                if (*rows[r].label) fputc('-', o), put_str(o, rows[r].label);
+                fprintf(o, "\t%d\t%d\t%d\t%d\t%d\t%d\t", rows[r].budget, b, lo, hi, cnt, cor);
+                const double v[] = {(double)cor / cnt, wl, wh};
+                for (int k = 0; k < 3; k++) put_f(o, v[k]), fputc('\t', o);
+                put_f(o, gen / cnt);
+                fputc('\n', o);
+            }
+            lo = hi + 1;
+        }
+        free(ok), free(len);
+    }
+    free(ref_ok), free(ref_len), free(sorted);
+    if (bad) return rb_fail(e, RB_EINPUT, path, "a run's task columns are missing or malformed");
+    if (run && !found) return rb_fail(e, RB_EINPUT, run, "no such run in %s", path);
+    return RB_OK;
+}
+
 rb_status eval_results_export(const char *path, const char *table, const char *run, FILE *o,
                               rb_err *e) {
     hid_t f;
@@ -443,6 +535,8 @@ rb_status eval_results_export(const char *path, const char *table, const char *r
     }
     if (!strcmp(table, "tasks")) {
         st = export_tasks(f, path, rows, n, run, o, e);
+    } else if (!strcmp(table, "length")) {
+        st = export_length(f, path, rows, n, run, 4, o, e);
     } else if (!strcmp(table, "summary")) {
         /* series: what a figure draws as one line (policy, or policy-label for a variant) */
         fputs("run_id\tpolicy\tlabel\tseries\tbudget\tn_tasks\tn_correct\taccuracy\twilson_lo"
@@ -470,7 +564,7 @@ rb_status eval_results_export(const char *path, const char *table, const char *r
         }
         if (run && !found) st = rb_fail(e, RB_EINPUT, run, "no such run in %s", path);
     } else {
-        st = rb_fail(e, RB_EINPUT, "--table", "an eval file has tables summary and tasks, not '%s'",
+        st = rb_fail(e, RB_EINPUT, "--table", "an eval file has tables summary, tasks and length, not '%s'",
                      table);
     }
     free(rows);

@@ -1,4 +1,4 @@
-/* eval_results.h: the eval results file (HDF5, format "raasbench-eval", version 1; the
+/* eval_results.h: the eval results file (HDF5, format "raasbench-eval", version 2; the
  * layout is in results/EVAL_FORMAT.md) and the per-task part files that make an evaluation
  * resumable.
  *
@@ -17,7 +17,7 @@
 #include "tasks.h"
 
 #define EVAL_FORMAT "raasbench-eval"
-#define EVAL_FORMAT_VERSION 1
+#define EVAL_FORMAT_VERSION 2
 
 /* The summary row of one cell. */
 typedef struct eval_summary {
@@ -58,7 +58,9 @@ int eval_parts_get(const char *dir, int ti, const task *t, const cell *cells, in
 
 /* `raasbench info` of an eval file: provenance and the summary. Exit code. */
 int eval_results_print_info(const char *path);
-/* `raasbench export` of an eval file: table "summary" or "tasks" as TSV. */
+/* `raasbench export` of an eval file as TSV: table "summary" (a row per run), "tasks" (a row
+ * per run and task) or "length" (accuracy per run in four bins of generated length, cut by
+ * the dense run's lengths so every run is graded on the same tasks per bin: RQ3). */
 rb_status eval_results_export(const char *path, const char *table, const char *run, FILE *o,
                               rb_err *e);
 
