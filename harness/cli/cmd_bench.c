@@ -325,14 +325,16 @@ done:
 int cmd_bench(int argc, char **argv) {
     if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         FILE *f = argc < 1 ? stderr : stdout;
-        fprintf(f, "usage: raasbench bench replay|decode [options]   (bench <what> --help)\n\n"
+        fprintf(f, "usage: raasbench bench replay|decode|eval [options]   (bench <what> --help)\n\n"
                    "  replay   sweep cost against dense alone; dense pass bandwidth against memcpy\n"
                    "  decode   live decode tokens/s against llama.cpp, and where the time goes\n"
+                   "  eval     graded eval tokens/s with T workers against T x single-stream decode\n"
                    "Kernel benchmarks are separate programs: build/bench_attn, build/bench_matvec.\n");
         return argc < 1 ? RB_EINPUT : 0;
     }
     if (!strcmp(argv[0], "replay")) return bench_replay(argc - 1, argv + 1);
     if (!strcmp(argv[0], "decode")) return cmd_bench_decode(argc - 1, argv + 1);
-    fprintf(stderr, "raasbench: bench: unknown benchmark '%s' (replay or decode)\n", argv[0]);
+    if (!strcmp(argv[0], "eval")) return cmd_bench_eval(argc - 1, argv + 1);
+    fprintf(stderr, "raasbench: bench: unknown benchmark '%s' (replay, decode or eval)\n", argv[0]);
     return RB_EINPUT;
 }

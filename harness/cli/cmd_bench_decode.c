@@ -12,12 +12,8 @@
 
 #define MAX_THREAD_COUNTS 8
 
-typedef struct bench_result {
-    double tokens_per_s;
-    int64_t matvec_ns, attn_ns, other_ns, total_ns;
-} bench_result;
 
-static rb_status bench_one(const char *path, int threads, const int32_t *ids, int n_prompt,
+rb_status bench_decode_run(const char *path, int threads, const int32_t *ids, int n_prompt,
                            int n_decode, const cell *c, bench_result *r, rb_err *e) {
     model *m = NULL;
     model_session *s = NULL;
@@ -174,7 +170,7 @@ int cmd_bench_decode(int argc, char **argv) {
            n_prompt, n_decode, policy, (ops->flags & POLICY_BUDGET_FREE) ? " (attention only)" : "");
     bench_result res[MAX_THREAD_COUNTS];
     for (int i = 0; i < n_threads; i++) {
-        if (bench_one(path, threads[i], ids, n_prompt, n_decode, &c, &res[i], &e)) {
+        if (bench_decode_run(path, threads[i], ids, n_prompt, n_decode, &c, &res[i], &e)) {
             free(ids);
             free(c.params_json);
             return rb_err_print(&e);

@@ -16,7 +16,7 @@
 #include "results.h"
 
 static const char usage[] =
-    "--model M.gguf --tasks FILE.jsonl --policies a,b --budgets L1,L2 --out R.h5\n"
+    "--model M.gguf --tasks FILE.jsonl --policies a,b [--budgets L1,L2] --out R.h5\n"
     "                      [--max-tokens 256] [--limit K] [--threads T] [--param k=v ...]\n"
     "                      [--template F] [--page-size 16] [--dense-layers 2] [--quiet]\n"
     "Free-running greedy decodes of every task under every (policy, budget) cell, the policy\n"
@@ -94,8 +94,9 @@ int cmd_eval(int argc, char **argv) {
     const arg_spec specs[] = {
         {"model", ARG_STR, &model, "M.gguf", "GGUF model (gemma3, qwen2, llama)"},
         {"tasks", ARG_STR, &tasks_path, "FILE.jsonl", "task file (raasbench tasks, GSM8K lines)"},
-        {"policies", ARG_STR, &policies, "a,b", "policies (raasbench policies --names)"},
-        {"budgets", ARG_STR, &budgets, "L1,L2", "budgets L in tokens per KV head"},
+        {"policies", ARG_STR, &policies, "a,b",
+         "policies (raasbench policies --names); a labelled variant: LABEL=POLICY:KEY=VALUE..."},
+        {"budgets", ARG_STR, &budgets, "L1,L2", "budgets L in tokens per KV head (dense needs none)"},
         {"out", ARG_STR, &out, "R.h5", "eval results file"},
         {"max-tokens", ARG_INT, &max_tokens, "N", "generated tokens per task at most (256)"},
         {"limit", ARG_INT, &limit, "K", "only the first K tasks (0: all)"},
@@ -112,8 +113,8 @@ int cmd_eval(int argc, char **argv) {
     if (args_parse("eval", usage, specs, argc, argv, NULL, 0, &n_pos, &help, &e))
         return rb_err_print(&e);
     if (help) return 0;
-    if (!model || !tasks_path || !policies || !budgets || !out) {
-        rb_fail(&e, RB_EINPUT, "eval", "--model, --tasks, --policies, --budgets and --out are required");
+    if (!model || !tasks_path || !policies || !out) {
+        rb_fail(&e, RB_EINPUT, "eval", "--model, --tasks, --policies and --out are required");
         return rb_err_print(&e);
     }
     if (max_tokens < 1 || max_tokens > 1 << 20) rb_fail(&e, RB_EINPUT, "--max-tokens", "must be in 1..1048576");
@@ -135,9 +136,14 @@ int cmd_eval(int argc, char **argv) {
     if ((template_path && read_template(template_path, &template_text, &e)) ||
         tasks_read(tasks_path, limit, &tasks, &e) ||
         args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
-        args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
-        cells_make(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e))
+        (budgets && args_int_list("--budgets", budgets, bud, 64, &n_bud, &e)))
         goto fail;
+    if (!budgets) bud[0] = 0, n_bud = 1; /* budget-free policies only (dense): no L */
+    if (cells_make(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e)) {
+        if (!budgets && !strcmp(e.what, "--budgets"))
+            rb_fail(&e, RB_EINPUT, "--budgets", "required: a policy in --policies needs a budget");
+        goto fail;
+    }
     if (!(identity = identity_json(model, &tasks, limit, template_text, cells, n_cells,
                                    max_tokens, page_size, dense_layers, &e)))
         goto fail;

@@ -13,9 +13,9 @@
 #include "output.h"
 
 static const char usage[] =
-    "raasbench tasks --kind chain --out FILE.jsonl [--n 100] [--steps 2] [--inits 3]\n"
-    "                [--lookback 2] [--lookback-min 1] [--max-value 99] [--max-add 0]\n"
-    "                [--p-add 0] [--shots 3] [--seed 1]\n"
+    "--kind chain --out FILE.jsonl [--n 100] [--steps 2] [--inits 3]\n"
+    "                      [--lookback 2] [--lookback-min 1] [--max-value 99] [--max-add 0]\n"
+    "                      [--p-add 0] [--shots 3] [--seed 1]\n"
     "Write reasoning-chain tasks with exact answers, one JSON object per line (id, prompt,\n"
     "answer and the knobs), for `raasbench eval --tasks`.";
 

@@ -4,6 +4,10 @@
 #ifndef COMMANDS_H
 #define COMMANDS_H
 
+#include <stdint.h>
+
+#include "cells.h"
+
 int cmd_synth(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
@@ -17,5 +21,16 @@ int cmd_tasks(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 /* `raasbench bench decode` (cmd_bench_decode.c), reached through cmd_bench. */
 int cmd_bench_decode(int argc, char **argv);
+/* `raasbench bench eval` (cmd_bench_eval.c), reached through cmd_bench. */
+int cmd_bench_eval(int argc, char **argv);
+
+/* One timed single-stream decode (cmd_bench_decode.c): prefill ids, then n_decode greedy
+ * steps with cell c on the global layers, `threads` matrix-vector threads. */
+typedef struct bench_result {
+    double tokens_per_s;
+    int64_t matvec_ns, attn_ns, other_ns, total_ns;
+} bench_result;
+rb_status bench_decode_run(const char *path, int threads, const int32_t *ids, int n_prompt,
+                           int n_decode, const cell *c, bench_result *r, rb_err *e);
 
 #endif
