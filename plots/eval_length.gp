@@ -11,14 +11,12 @@
 if (!exists("in") || !exists("out")) { print "eval_length.gp: set in='len.tsv' and out='eval_length.png'"; exit status 2 }
 load sprintf("%s/common.gp", system(sprintf("dirname '%s'", ARG0)))
 set output out
-series = distinct(in, "series")
+series = series_list(in)
 if (words(series) == 0) { print "eval_length.gp: no rows in ".in; exit status 2 }
 if (!exists("budget")) {
   budget = int(system(sprintf("awk -F'\t' 'NR>1 && $3>0 && (m==\"\" || $3<m) {m=$3} END {print m+0}' '%s'", in)))
 }
-base(s) = (strstrt(s, "-") > 0 ? s[1:strstrt(s, "-") - 1] : s)
-series_dt(s) = (s eq base(s) ? pol_dt(s) : 3)   # a variant: dotted, in its policy's colour
-keep(s) = (strcol("series") eq s && (column("budget") == budget || column("budget") == 0))
+keep(x) = (column("budget") == budget || column("budget") == 0)
 mid = "((column(\"len_lo\") + column(\"len_hi\")) / 2.0)"
 
 set title (exists("title") ? title : sprintf("Accuracy against generated length, L = %d", budget)) font ",14"
@@ -26,5 +24,6 @@ set xlabel "tokens the dense decode generated (bin middle; equal-count bins)"
 set ylabel "accuracy (Wilson 95% interval)"
 set yrange [0:1.05]
 set key outside right
-plot for [s in series] in using (keep(s) ? @mid : NaN):"accuracy":"wilson_lo":"wilson_hi" \
-       with yerrorlines lw 2 pt pol_pt(base(s)) ps 1.3 dt series_dt(s) lc rgb pol_color(base(s)) title s
+set offsets graph 0.04, graph 0.04, 0, 0
+plot for [s in series] series_rows(in, s, "len_lo") using (keep(0) ? @mid : NaN):"accuracy":"wilson_lo":"wilson_hi" \
+       with yerrorlines lw 2 pt series_pt(s) ps 1.3 dt series_dt(s, series) lc rgb series_color(s, series) title s

@@ -9,7 +9,8 @@
 if (!exists("in") || !exists("out")) { print "tradeoff.gp: set in='summary.tsv' and out='tradeoff.png'"; exit status 2 }
 load sprintf("%s/common.gp", system(sprintf("dirname '%s'", ARG0)))
 set output out
-pols = distinct(in, "policy")
+pols = series_list(in)
+has_series = colidx(in, "series") > 0
 if (words(pols) == 0) { print "tradeoff.gp: no rows in ".in; exit status 2 }
 stats in using (column("p50_latency_ns") / 1e6) nooutput
 lat_max = STATS_max > 0 ? STATS_max : 1
@@ -27,8 +28,8 @@ set xrange [mmin / 1.4 : mmax * 1.4]
 set yrange [0:1.05]
 # Bottom, left of centre: the dense-memory column (quest, oracle, random) sits at the
 # right edge and the O(L) policies climb from the left.
-set key at graph 0.66, graph 0.03 bottom right title "policy"
-sel(p) = strcol("policy") eq p
+set key at graph 0.66, graph 0.03 bottom right title "series"
+sel(p) = row_series(has_series) eq p
 # budget labels: consecutive budgets (log2 parity) go left and right of their point, so runs
 # that land on the same point (RaaS below its prompt's pages) stay readable; dense and oracle
 # are references and not labelled
@@ -36,16 +37,15 @@ side(b) = int(log(b) / log(2) + 0.5) % 2 == 0 ? -1 : 1
 pols_lab = ""
 do for [p in pols] { if (p ne "dense" && p ne "oracle") { pols_lab = pols_lab.p." " } }
 l1 = lat_max / 10.0; l2 = lat_max / 2.0; l3 = lat_max
-src = sorted_by(in, "budget")  # lines join a policy's points in budget order
-plot for [p in pols] src using (sel(p) ? column("peak_kv_bytes") / 1048576.0 : NaN):"mean_recall" \
-         with lines lw 1.5 dt pol_dt(p) lc rgb pol_color(p) notitle, \
+plot for [p in pols] series_rows(in, p, "budget") using (column("peak_kv_bytes") / 1048576.0):"mean_recall" \
+         with lines lw 1.5 dt series_dt(p, pols) lc rgb series_color(p, pols) notitle, \
      for [p in pols] in using (sel(p) ? column("peak_kv_bytes") / 1048576.0 : NaN):"mean_recall":(psz(column("p50_latency_ns") / 1e6)) \
-         with points pt pol_pt(p) ps variable lw 2 lc rgb pol_color(p) notitle, \
+         with points pt series_pt(p) ps variable lw 2 lc rgb series_color(p, pols) notitle, \
      for [p in pols_lab] in using (sel(p) && side(column("budget")) < 0 ? column("peak_kv_bytes") / 1048576.0 : NaN):"mean_recall":(sprintf("%d", column("budget"))) \
-         with labels right offset char -1.2,0 font ",10" tc rgb pol_color(p) notitle, \
+         with labels right offset char -1.2,0 font ",10" tc rgb series_color(p, pols) notitle, \
      for [p in pols_lab] in using (sel(p) && side(column("budget")) > 0 ? column("peak_kv_bytes") / 1048576.0 : NaN):"mean_recall":(sprintf("%d", column("budget"))) \
-         with labels left offset char 1.2,0 font ",10" tc rgb pol_color(p) notitle, \
-     for [p in pols] NaN with linespoints pt pol_pt(p) ps 1.5 lw 2 dt pol_dt(p) lc rgb pol_color(p) title p, \
+         with labels left offset char 1.2,0 font ",10" tc rgb series_color(p, pols) notitle, \
+     for [p in pols] NaN with linespoints pt series_pt(p) ps 1.5 lw 2 dt series_dt(p, pols) lc rgb series_color(p, pols) title p, \
      NaN with points pt 6 ps psz(l1) lc rgb "#444444" title sprintf("%.2g ms", l1), \
      NaN with points pt 6 ps psz(l2) lc rgb "#444444" title sprintf("%.2g ms", l2), \
      NaN with points pt 6 ps psz(l3) lc rgb "#444444" title sprintf("%.2g ms", l3)

@@ -17,11 +17,17 @@ P=$(cd "$(dirname "$0")/../plots" && pwd)
 # Every registered policy (the registry is the only list), so each one's figures render.
 policies=$("$B" policies --names | paste -sd, -)
 [ -n "$policies" ] || fail "no policies listed"
-"$B" replay "$D/t.h5" --policies "$policies" --budgets 64,128 \
+# plus a labelled variant: a figure's series of its own, never averaged into raas's line
+"$B" replay "$D/t.h5" --policies "$policies,exact=raas:score=exact" --budgets 64,128 \
     --dense-layers 1 --threads 1 --quiet --out "$D/res.h5" || fail "replay"
 "$B" lifecycle "$D/t.h5" --layer 1 --out "$D/lc.h5" --quiet || fail "lifecycle"
 "$B" export "$D/res.h5" --table summary --out "$D/summary.tsv" || fail "export summary"
 "$B" export "$D/res.h5" --table steps --out "$D/steps.tsv" || fail "export steps"
+# series: raas and raas-exact are two, each with its own two budgets in order
+series=$(sh "$P/rows.sh" "$D/summary.tsv" --list)
+case " $series" in *" raas "*" raas-exact "*) ;; *) fail "rows.sh --list: '$series' lacks raas and raas-exact apart" ;; esac
+[ "$(sh "$P/rows.sh" "$D/summary.tsv" raas-exact budget | cut -f1 | paste -sd' ')" = "run_id raas-exact_L64 raas-exact_L128" ] \
+  || fail "rows.sh raas-exact: $(sh "$P/rows.sh" "$D/summary.tsv" raas-exact budget | cut -f1)"
 for t in heatmap milestones lifespan; do
   "$B" export "$D/lc.h5" --table $t --out "$D/$t.tsv" || fail "export $t"
 done
