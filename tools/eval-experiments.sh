@@ -8,11 +8,10 @@
 #
 # Environment: RB (raasbench binary, default build/raasbench), MODEL (default
 # models/gemma-3-270m-q4_k_m.gguf), THREADS (default: all cores), N_CAL (100), N_SWEEP (100),
-# N_GSM8K (200), N_LENGTH (16 per chain length), N_LONG (8), BUDGETS ("32,64,128"), CHAIN (the chain knobs of the sweep and the length
-# stage, default: raasbench tasks' defaults).
+# N_GSM8K (200), N_LENGTH (16 per chain length), N_LONG (8), BUDGETS ("32,64,128"), CHAIN
+# (chain knobs for the sweep and length stages; default: raasbench tasks' defaults).
 #
-#   calibrate  dense accuracy on N_CAL chains for three prompt settings (cal_*.h5); the
-#              best one's knobs go to OUTDIR/chain.txt for sweep and length
+#   calibrate  dense accuracy on N_CAL chains: the defaults and two harder settings (cal_*.h5)
 #   sweep      N_SWEEP chains: dense, streamingllm, h2o, quest, raas (budget total and
 #              decode) and raas with the prompt evictable, at BUDGETS (sweep.h5)
 #   gsm8k      dense on the first N_GSM8K GSM8K problems, few-shot template (gsm8k.h5)
@@ -33,8 +32,6 @@ N_LENGTH=${N_LENGTH:-16}
 N_LONG=${N_LONG:-8}
 BUDGETS=${BUDGETS:-32,64,128}
 mkdir -p "$out"
-# the chain knobs of sweep and length: CHAIN, else what calibrate found best, else the defaults
-[ -n "${CHAIN:-}" ] || CHAIN=$(cat "$out/chain.txt" 2>/dev/null || true)
 read -r -a CHAIN <<<"${CHAIN:-}"
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$out/log.txt"; }
 ev() { # ev NAME TASKS [eval options...]
@@ -53,17 +50,13 @@ chains() { # chains FILE SEED N [knobs...]
 for stage in $stages; do
   case $stage in
   calibrate)
-    best=-1
-    for v in "default:" "shots5:--shots 5" "lookback1:--lookback 1 --shots 5"; do
+    # the defaults, then two harder settings: look-back 2, and look-back 2 with 3 shots
+    for v in "default:" "lookback2:--lookback 2" "lookback2_shots3:--lookback 2 --shots 3"; do
       name=${v%%:*}
       read -r -a knobs <<<"${v#*:}"
       chains "$out/cal_$name.jsonl" 11 "$N_CAL" ${knobs[@]+"${knobs[@]}"}
       ev "cal_$name" "$out/cal_$name.jsonl" --policies dense --max-tokens 64
-      acc=$(awk -F'\t' 'NR == 2 {print $8}' "$out/cal_$name.summary.tsv")
-      if awk -v a="$acc" -v b="$best" 'BEGIN {exit !(a > b)}'; then best=$acc; CHAIN=("${knobs[@]}"); fi
-    done
-    echo "${CHAIN[*]}" >"$out/chain.txt"
-    log "calibrate: best dense accuracy $best with chain knobs '${CHAIN[*]}'" ;;
+    done ;;
   sweep)
     chains "$out/sweep.jsonl" 21 "$N_SWEEP" ${CHAIN[@]+"${CHAIN[@]}"}
     ev sweep "$out/sweep.jsonl" --max-tokens 64 --budgets "$BUDGETS" \

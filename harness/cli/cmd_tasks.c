@@ -14,8 +14,8 @@
 
 static const char usage[] =
     "--kind chain --out FILE.jsonl [--n 100] [--steps 2] [--inits 3]\n"
-    "                      [--lookback 2] [--lookback-min 1] [--max-value 99] [--max-add 0]\n"
-    "                      [--p-add 0] [--shots 3] [--seed 1]\n"
+    "                      [--lookback 1] [--lookback-min 1] [--max-value 99] [--max-add 0]\n"
+    "                      [--p-add 0] [--shots 5] [--seed 1]\n"
     "Write reasoning-chain tasks with exact answers, one JSON object per line (id, prompt,\n"
     "answer and the knobs), for `raasbench eval --tasks`.";
 
@@ -51,12 +51,12 @@ int cmd_tasks(int argc, char **argv) {
         {"n", ARG_INT, &c.n, "N", "tasks (default 100)"},
         {"steps", ARG_INT, &c.steps, "N", "derived variables per chain (default 2)"},
         {"inits", ARG_INT, &c.inits, "N", "literal variables per chain (default 3)"},
-        {"lookback", ARG_INT, &c.lookback, "N", "a line refers up to N lines above (default 2)"},
+        {"lookback", ARG_INT, &c.lookback, "N", "a line refers up to N lines above (default 1)"},
         {"lookback-min", ARG_INT, &c.lookback_min, "N", "... and at least N lines above (default 1)"},
         {"max-value", ARG_INT, &c.max_value, "N", "literals are 1..N (default 99)"},
         {"max-add", ARG_INT, &c.max_add, "N", "a derived line may add 1..N (default 0: copies)"},
         {"p-add", ARG_FLOAT, &c.p_add, "P", "chance a derived line adds (default 0)"},
-        {"shots", ARG_INT, &c.shots, "N", "solved examples before each problem (default 3)"},
+        {"shots", ARG_INT, &c.shots, "N", "solved examples before each problem (default 5)"},
         {"seed", ARG_I64, &seed, "S", "seed, >= 0 (default 1); same seed, same file"},
         {NULL, 0, NULL, NULL, NULL},
     };
