@@ -87,9 +87,13 @@ echo "✓ real model: $F/gemma_budget_accuracy.png"
 echo "• graded decodes: $n_tasks generated reasoning chains, free-running under every practical policy"
 $RB tasks --kind chain --n $n_tasks --seed 1 --out $R/chains.jsonl
 rm -rf $R/gemma_eval.h5 $R/gemma_eval.h5.parts   # a fresh evaluation, not a resumed one
-$RB eval --model $M --tasks $R/chains.jsonl --policies $(policy_names --except oracle,random) \
+# every practical policy, and raas with its prompt evictable (RQ3) as a labelled variant
+$RB eval --model $M --tasks $R/chains.jsonl \
+  --policies "$(policy_names --except oracle,random),unpinned=raas:pin_prefill=0" \
   --budgets $eval_budgets --max-tokens 64 --threads $threads --out $R/gemma_eval.h5 --quiet
 $RB info $R/gemma_eval.h5 | tail -n +10
 $RB export $R/gemma_eval.h5 --table summary --out $F/gemma_eval_summary.tsv
 gnuplot -e "in='$F/gemma_eval_summary.tsv'; out='$F/gemma_eval_budget.png'; title='Gemma 3 270M, $n_tasks generated reasoning chains: accuracy under a KV budget'" plots/eval_budget.gp
-echo "✓ graded decodes: $F/gemma_eval_budget.png"
+$RB export $R/gemma_eval.h5 --table length --out $F/gemma_eval_length.tsv
+gnuplot -e "in='$F/gemma_eval_length.tsv'; out='$F/gemma_eval_length.png'; budget=64" plots/eval_length.gp
+echo "✓ graded decodes: $F/gemma_eval_budget.png, $F/gemma_eval_length.png"
