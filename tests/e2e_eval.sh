@@ -52,6 +52,39 @@ assert checked >= 20, checked
 print(f"# eval: {checked} (task, cell) texts equal decode's")
 PY
 
+# stop sequences: a string an earlier decode produced ends the decode there, the text cut
+# before it: each new text is the old one up to the stop's first occurrence (or all of it)
+stop=$(python3 - "$T/a.h5" <<'PY'
+import h5py, sys
+g = h5py.File(sys.argv[1], "r")["runs/dense_L8/tasks/generated"]
+texts = [x.decode() if isinstance(x, bytes) else x for x in g[:]]
+t = max(texts, key=len)
+print(t[len(t) // 2:len(t) // 2 + 3])
+PY
+)
+[ -n "$stop" ] || fail "no text to take a stop sequence from"
+"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies dense --budgets 8 --max-tokens 12 \
+  --threads 2 --stop "$stop" --out "$T/stop.h5" --quiet || fail "eval --stop exited $?"
+python3 - "$T" "$stop" <<'PY' || fail "stop sequences"
+import h5py, sys
+d, stop = sys.argv[1], sys.argv[2]
+dec = lambda ds: [x.decode() if isinstance(x, bytes) else x for x in ds[:]]
+a = dec(h5py.File(f"{d}/a.h5", "r")["runs/dense_L8/tasks/generated"])
+g = h5py.File(f"{d}/stop.h5", "r")["runs/dense_L8/tasks"]
+b, stops = dec(g["generated"]), list(g["stop"][:])
+cut = 0
+for old, new, why in zip(a, b, stops):
+    assert stop not in new, (stop, new)
+    if stop in old:
+        assert new == old[:old.index(stop)] and why == 3, (old, new, why)
+        cut += 1
+    else:
+        assert new == old and why != 3, (old, new, why)
+assert cut >= 1, "the stop sequence cut nothing"
+print(f"# eval: --stop cut {cut} texts where the sequence began")
+PY
+"$RB" eval --model "$M" --tasks "$T/tasks.jsonl" --policies dense --stop "" --out "$T/x.h5" 2>/dev/null; [ $? = 2 ] || fail "an empty stop sequence accepted"
+
 # info and export read the file
 "$RB" info "$T/a.h5" | grep -q "^h2o_L8 " || fail "info lacks the h2o_L8 row"
 "$RB" export "$T/a.h5" --table summary --out "$T/s.tsv" || fail "export summary"

@@ -62,7 +62,7 @@ for stage in $stages; do
     ev sweep "$out/sweep.jsonl" --max-tokens 64 --budgets "$BUDGETS" \
       --policies dense,streamingllm,h2o,quest,raas,decode=raas:budget=decode,unpinned=raas:pin_prefill=0 ;;
   gsm8k)
-    ev gsm8k datasets/gsm8k/test.jsonl --template datasets/gsm8k/fewshot.txt --policies dense \
+    ev gsm8k datasets/gsm8k/test.jsonl --template datasets/gsm8k/fewshot.txt --stop Question: --policies dense \
       --limit "$N_GSM8K" --max-tokens 256 ;;
   length)
     f="$out/length.jsonl"

@@ -18,7 +18,8 @@
 static const char usage[] =
     "--model M.gguf --tasks FILE.jsonl --policies a,b [--budgets L1,L2] --out R.h5\n"
     "                      [--max-tokens 256] [--limit K] [--threads T] [--param k=v ...]\n"
-    "                      [--template F] [--page-size 16] [--dense-layers 2] [--quiet]\n"
+    "                      [--template F] [--stop TEXT ...] [--page-size 16] [--dense-layers 2]\n"
+    "                      [--quiet]\n"
     "Free-running greedy decodes of every task under every (policy, budget) cell, the policy\n"
     "managing the model's KV cache; the answer is extracted and graded exactly. A task's\n"
     "prompt runs once and is shared by its cells. Finished tasks are kept in R.h5.parts/: a\n"
@@ -47,8 +48,9 @@ static rb_status store_task(void *ctx, int ti, const eval_result *res, rb_err *e
 
 /* What the evaluation is, for the parts directory: everything that changes a result. */
 static char *identity_json(const char *model, const task_set *tasks, int limit,
-                           const char *template_text, const cell *cells, int n_cells,
-                           int max_tokens, int page_size, int dense_layers, rb_err *e) {
+                           const char *template_text, const arg_multi *stops, const cell *cells,
+                           int n_cells, int max_tokens, int page_size, int dense_layers,
+                           rb_err *e) {
     char sha[65];
     if (results_file_sha256(tasks->path, sha, e)) return NULL;
     struct stat st;
@@ -60,6 +62,8 @@ static char *identity_json(const char *model, const task_set *tasks, int limit,
     cJSON_AddStringToObject(o, "tasks_sha256", sha);
     cJSON_AddNumberToObject(o, "limit", limit);
     cJSON_AddStringToObject(o, "template", template_text ? template_text : "");
+    cJSON *sa = cJSON_AddArrayToObject(o, "stop");
+    for (int i = 0; i < stops->n; i++) cJSON_AddItemToArray(sa, cJSON_CreateString(stops->v[i]));
     cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
     cJSON_AddNumberToObject(o, "page_size", page_size);
     cJSON_AddNumberToObject(o, "dense_layers", dense_layers);
@@ -77,8 +81,14 @@ static char *identity_json(const char *model, const task_set *tasks, int limit,
     return r;
 }
 
+/* A template file: its text less the file's final line break (an editor's, not the
+ * prompt's: "Answer:\n" would make the model start a line of its own where the examples
+ * answer on the same line). */
 static rb_status read_template(const char *path, char **out, rb_err *e) {
-    rb_status st = rb_read_file(path, (size_t)1 << 20, out, NULL, e);
+    size_t n = 0;
+    rb_status st = rb_read_file(path, (size_t)1 << 20, out, &n, e);
+    if (!st && n && (*out)[n - 1] == '\n') (*out)[--n] = 0;
+    if (!st && n && (*out)[n - 1] == '\r') (*out)[--n] = 0;
     if (!st && !strstr(*out, "{question}")) {
         free(*out), *out = NULL;
         return rb_fail(e, RB_EINPUT, path, "a template must contain {question}");
@@ -90,7 +100,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *tasks_path = NULL, *policies = NULL, *budgets = NULL;
     const char *out = NULL, *template_path = NULL;
     int max_tokens = 256, limit = 0, threads = 0, page_size = 16, dense_layers = 2, quiet = 0;
-    arg_multi params = {0};
+    arg_multi params = {0}, stops = {0};
     const arg_spec specs[] = {
         {"model", ARG_STR, &model, "M.gguf", "GGUF model (gemma3, qwen2, llama)"},
         {"tasks", ARG_STR, &tasks_path, "FILE.jsonl", "task file (raasbench tasks, GSM8K lines)"},
@@ -102,7 +112,10 @@ int cmd_eval(int argc, char **argv) {
         {"limit", ARG_INT, &limit, "K", "only the first K tasks (0: all)"},
         {"threads", ARG_INT, &threads, "T", "workers over tasks (default: all cores)"},
         {"param", ARG_MULTI, &params, "k=v", "policy parameter (policy.key=value), repeatable"},
-        {"template", ARG_STR, &template_path, "F", "prompt template for question tasks"},
+        {"template", ARG_STR, &template_path, "F",
+         "prompt template for question tasks, {question} replaced (its final newline dropped)"},
+        {"stop", ARG_MULTI, &stops, "TEXT",
+         "stop sequence, repeatable: the decode ends there, the text is cut before it"},
         {"page-size", ARG_INT, &page_size, "P", "page size (16)"},
         {"dense-layers", ARG_INT, &dense_layers, "N", "leading layers kept dense (2)"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary"},
@@ -122,6 +135,10 @@ int cmd_eval(int argc, char **argv) {
     else if (threads < 0 || threads > 256) rb_fail(&e, RB_EINPUT, "--threads", "must be in 0..256");
     else if (page_size < 1 || page_size > 4096) rb_fail(&e, RB_EINPUT, "--page-size", "must be in 1..4096");
     else if (dense_layers < 0) rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
+    else if (stops.n > 16) rb_fail(&e, RB_EINPUT, "--stop", "at most 16 stop sequences");
+    for (int i = 0; i < stops.n && !e.status; i++)
+        if (!*stops.v[i] || strlen(stops.v[i]) > 64)
+            rb_fail(&e, RB_EINPUT, "--stop", "a stop sequence must be 1..64 bytes");
     if (e.status) return rb_err_print(&e);
     if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (output_check(out, &e)) return rb_err_print(&e);
@@ -144,7 +161,7 @@ int cmd_eval(int argc, char **argv) {
             rb_fail(&e, RB_EINPUT, "--budgets", "required: a policy in --policies needs a budget");
         goto fail;
     }
-    if (!(identity = identity_json(model, &tasks, limit, template_text, cells, n_cells,
+    if (!(identity = identity_json(model, &tasks, limit, template_text, &stops, cells, n_cells,
                                    max_tokens, page_size, dense_layers, &e)))
         goto fail;
     snprintf(dir, sizeof dir, "%s.parts", out);
@@ -168,6 +185,7 @@ int cmd_eval(int argc, char **argv) {
     if (!e.status) {
         eval_config ec = {.model_path = model, .tasks = &tasks, .template_text = template_text,
                           .cells = cells, .n_cells = n_cells, .max_tokens = max_tokens,
+                          .stop = (const char *const *)stops.v, .n_stop = stops.n,
                           .page_size = page_size, .dense_layers = dense_layers,
                           .threads = threads, .todo = todo, .progress = !quiet,
                           .on_task = store_task, .ctx = &store};

@@ -34,6 +34,19 @@ static void text_add(text *t, const char *p, size_t n) {
     t->s[t->n] = 0;
 }
 
+/* Where the first stop sequence begins in t, looking only where the last piece (n_new bytes)
+ * can have completed one; -1 when none has. */
+static long stop_at(const eval_config *c, const text *t, size_t n_new) {
+    long best = -1;
+    for (int i = 0; i < c->n_stop; i++) {
+        size_t len = strlen(c->stop[i]);
+        size_t from = t->n > n_new + len ? t->n - n_new - len : 0;
+        const char *hit = strstr(t->s + from, c->stop[i]);
+        if (hit && (best < 0 || hit - t->s < best)) best = hit - t->s;
+    }
+    return best;
+}
+
 /* Token slots resident per KV head on the layers where the policy acts, averaged. */
 static double resident_tokens(const model_session *s, const model_hparams *hp,
                               int dense_layers) {
@@ -78,6 +91,12 @@ static rb_status decode_cell(const eval_config *c, const model *m, const tokeniz
         const char *piece = tokenizer_decode_token(tok, next, &len);
         if (piece && len) text_add(&out, piece, len);
         r->n_generated++;
+        long cut = stop_at(c, &out, len);
+        if (cut >= 0) {
+            out.s[cut] = 0, out.n = (size_t)cut;
+            r->stop = EVAL_STOP_SEQUENCE;
+            break;
+        }
         if (answer_complete(out.s, out.n)) {
             r->stop = EVAL_STOP_ANSWER;
             break;

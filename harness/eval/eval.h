@@ -4,8 +4,8 @@
  * task's prompt is run once through a dense session and captured (model_prompt_capture);
  * each cell loads the captured prompt into its own session and decodes greedily with its
  * policy managing the real model's KV cache, until the answer is complete
- * (answer_complete), the model ends the sequence, or max_tokens; then the answer is
- * extracted and graded exactly (answer.h).
+ * (answer_complete), the model ends the sequence, the text reaches a stop sequence, or
+ * max_tokens; then the answer is extracted and graded exactly (answer.h).
  *
  * Work is done a task at a time (the prompt capture shared by the task's cells), tasks
  * spread over threads, each thread with its own model handle (the weights are mapped once
@@ -25,6 +25,8 @@ typedef enum {
     EVAL_STOP_ANSWER = 0, /* a complete marked answer */
     EVAL_STOP_EOS = 1,    /* the model ended the sequence */
     EVAL_STOP_MAX = 2,    /* max_tokens generated */
+    EVAL_STOP_SEQUENCE = 3, /* the text reached a stop sequence (eval_config.stop): the model
+                               began the next few-shot problem; the text is cut before it */
 } eval_stop;
 
 /* One (task, cell). */
@@ -48,6 +50,8 @@ typedef struct eval_config {
     const cell *cells;
     int n_cells;
     int max_tokens;              /* generated tokens per task and cell */
+    const char *const *stop;     /* [n_stop] stop sequences ("Question:"), may be NULL */
+    int n_stop;
     int page_size, dense_layers;
     int threads;                 /* workers over tasks (>= 1) */
     uint64_t seed;

@@ -400,7 +400,7 @@ static rb_status export_tasks(hid_t f, const char *path, const eval_summary *row
         int64_t *peak = read_col(g, "peak_kv_bytes", H5T_NATIVE_INT64, 8, n, &bad);
         double *res = read_col(g, "mean_resident_tokens", H5T_NATIVE_DOUBLE, 8, n, &bad);
         double *wall = read_col(g, "wall_s", H5T_NATIVE_DOUBLE, 8, n, &bad);
-        static const char *const stops[] = {"answer", "eos", "max"};
+        static const char *const stops[] = {"answer", "eos", "max", "stop"};
         for (hsize_t t = 0; t < n && !bad; t++) {
             put_str(o, rows[r].run_id);
             fputc('\t', o);
@@ -411,7 +411,7 @@ static rb_status export_tasks(hid_t f, const char *path, const eval_summary *row
             put_str(o, ext[t] ? ext[t] : "");
             fputc('\t', o);
             put_str(o, gold[t] ? gold[t] : "");
-            fprintf(o, "\t%d\t%s\t%lld\t", ngen[t], stop[t] >= 0 && stop[t] < 3 ? stops[stop[t]] : "?",
+            fprintf(o, "\t%d\t%s\t%lld\t", ngen[t], stop[t] >= 0 && stop[t] < 4 ? stops[stop[t]] : "?",
                     (long long)peak[t]);
             put_f(o, res[t]);
             fputc('\t', o);
