@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "cells.h"
 #include "model.h"
+#include "output.h"
 #include "progress.h"
 #include "results.h"
 #include "tokenizer.h"
@@ -266,7 +267,7 @@ typedef struct decode_run {
     decode_cell *cells;
     int n_cells;
     float *logits;         /* [n_vocab] the trajectory's next-token logits */
-    FILE *lf;              /* --logits-out */
+    output_text lf;        /* --logits-out, written under a temporary name like every output */
     recorder rec;
     results_writer *rw;
     progress *bar;
@@ -352,22 +353,21 @@ static rb_status open_outputs(decode_run *d, rb_err *e) {
     }
     if (o->out && (st = results_open(o, d->hp, d->n_prompt, model_threads(d->m), &d->rw, e)))
         return st;
-    if (o->logits_out && !(d->lf = fopen(o->logits_out, "wb")))
-        return rb_fail(e, RB_EINPUT, o->logits_out, "cannot open for writing");
+    if (o->logits_out && (st = output_text_open(&d->lf, o->logits_out, e))) return st;
     return RB_OK;
 }
 
 static rb_status write_logits(decode_run *d, rb_err *e) {
     size_t nv = (size_t)d->hp->n_vocab;
-    if (d->lf && fwrite(d->logits, sizeof(float), nv, d->lf) != nv)
-        return rb_fail(e, RB_EINPUT, d->o->logits_out, "write failed");
+    if (d->lf.f && fwrite(d->logits, sizeof(float), nv, d->lf.f) != nv)
+        return output_write_error(e, d->o->logits_out, "the logits");
     return RB_OK;
 }
 
 /* The prompt, token by token, through the trajectory and every teacher-forced session. */
 static rb_status run_prompt(decode_run *d, rb_err *e) {
     for (int i = 0; i < d->n_prompt; i++) {
-        int want = d->lf || i == d->n_prompt - 1;
+        int want = d->lf.f || i == d->n_prompt - 1;
         model_session_forward(d->main_s, d->ids[i], i, 1, want ? d->logits : NULL);
         rb_status st = write_logits(d, e);
         if (st || (st = recorder_add(&d->rec, d->main_s, e))) return st;
@@ -443,11 +443,7 @@ static rb_status finish_outputs(decode_run *d, rb_err *e) {
         d->rec.w = NULL;
         if (st) return st;
     }
-    if (d->lf) {
-        int bad = fclose(d->lf) != 0;
-        d->lf = NULL;
-        if (bad) return rb_fail(e, RB_EINPUT, d->o->logits_out, "write failed");
-    }
+    if (d->lf.f && (st = output_text_close(&d->lf, RB_OK, e))) return st;
     if (d->rw) {
         st = results_fill(d->rw, d->cells, d->n_cells, e);
         d->rw = NULL;
@@ -459,7 +455,7 @@ static rb_status finish_outputs(decode_run *d, rb_err *e) {
 static void decode_run_free(decode_run *d) {
     results_abort(d->rw);
     progress_destroy(d->bar);
-    if (d->lf) fclose(d->lf);
+    output_text_close(&d->lf, RB_EINPUT, NULL); /* removes an unfinished one */
     recorder_free(&d->rec);
     for (int c = 0; c < d->n_cells; c++) {
         model_session_destroy(d->cells[c].s);
@@ -572,6 +568,13 @@ int cmd_decode(int argc, char **argv) {
         if (!ops) st = RB_EINPUT;
         else if (!(ops->flags & POLICY_BUDGET_FREE))
             st = rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", o.policy);
+    }
+    if (!st) {
+        /* before any work: no output may be an input (the mapped model, truncated, would
+         * kill the process with SIGBUS) or a directory or a device */
+        const char *outs[] = {o.record, o.out, o.logits_out};
+        const char *ins[] = {o.model, o.prompt_file};
+        st = output_check_all(outs, 3, ins, 2, &e);
     }
     if (!st) st = run_decode(&o, &e);
     return st ? rb_err_print(&e) : 0;
