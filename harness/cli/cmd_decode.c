@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <limits.h>
+
 #include "args.h"
 #include "commands.h"
 #include "cells.h"
@@ -520,15 +522,15 @@ int cmd_decode(int argc, char **argv) {
         {"prompt", ARG_STR, &o.prompt, "TEXT", "prompt text"},
         {"prompt-file", ARG_STR, &o.prompt_file, "F", "prompt text from a file"},
         {"prompt-tokens", ARG_STR, &o.prompt_tokens, "IDS", "prompt as token ids (1,2,3), BOS included"},
-        {"max-tokens", ARG_INT, &o.max_tokens, "N", "tokens to generate (default 64)"},
+        {"max-tokens", ARG_INT_IN(&o.max_tokens, 1, INT_MAX), "N", "tokens to generate (default 64)"},
         {"temperature", ARG_FLOAT, &o.temperature, "T", "sampling temperature (0 = greedy, default)"},
-        {"seed", ARG_I64, &o.seed, "S", "sampling and policy seed (default 0)"},
+        {"seed", ARG_I64_IN(&o.seed, INT64_MIN, INT64_MAX), "S", "sampling and policy seed (default 0)"},
         {"policy", ARG_STR, &o.policy, "P", "KV-cache policy (default dense)"},
-        {"budget", ARG_INT, &o.budget, "L", "cache budget in tokens per KV head"},
+        {"budget", ARG_INT_IN(&o.budget, 0, INT_MAX), "L", "cache budget in tokens per KV head"},
         {"param", ARG_MULTI, &o.params, "k=v", "policy parameter (policy.key=value), repeatable"},
-        {"page-size", ARG_INT, &o.page_size, "P", "page size (default 16)"},
-        {"dense-layers", ARG_INT, &o.dense_layers, "N", "leading layers kept dense (default 2)"},
-        {"threads", ARG_INT, &o.threads, "N", "matrix-vector threads (default 1; 0 = all cores)"},
+        {"page-size", ARG_INT_IN(&o.page_size, 1, 4096), "P", "page size (default 16)"},
+        {"dense-layers", ARG_INT_IN(&o.dense_layers, 0, TRACE_MAX_LAYERS), "N", "leading layers kept dense (default 2)"},
+        {"threads", ARG_INT_IN(&o.threads, 0, 256), "N", "matrix-vector threads (default 1; 0 = all cores)"},
         {"record", ARG_STR, &o.record, "TRACE.h5", "record a trace v1 of q, k, v"},
         {"record-dtype", ARG_STR, &o.record_dtype, "f16|f32", "trace element type (default f16)"},
         {"out", ARG_STR, &o.out, "RESULTS.h5", "per-step results file"},
@@ -551,22 +553,18 @@ int cmd_decode(int argc, char **argv) {
     if (!o.model) st = rb_fail(&e, RB_EINPUT, "decode", "--model is required");
     else if (n_src != 1)
         st = rb_fail(&e, RB_EINPUT, "decode", "give exactly one of --prompt, --prompt-file, --prompt-tokens");
-    else if (o.max_tokens < 1) st = rb_fail(&e, RB_EINPUT, "--max-tokens", "must be >= 1");
     else if (!(o.temperature >= 0) || !isfinite(o.temperature))
         st = rb_fail(&e, RB_EINPUT, "--temperature", "must be >= 0");
-    else if (o.page_size < 1) st = rb_fail(&e, RB_EINPUT, "--page-size", "must be >= 1");
-    else if (o.dense_layers < 0) st = rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
-    else if (o.threads < 0 || o.threads > 256) st = rb_fail(&e, RB_EINPUT, "--threads", "must be in [0, 256]");
     else if (o.teacher_forced && (!o.policies || !o.budgets))
         st = rb_fail(&e, RB_EINPUT, "--teacher-forced", "needs --policies and --budgets");
     else if (!o.teacher_forced && (o.policies || o.budgets))
         st = rb_fail(&e, RB_EINPUT, "--policies", "only with --teacher-forced");
-    else if (o.budget < 0) st = rb_fail(&e, RB_EINPUT, "--budget", "must be >= 0");
-    else if (!o.teacher_forced && o.budget == 0) {
-        /* only a budget-free policy (dense) may go without one */
+    else if (!o.teacher_forced) {
+        /* the policy's name first; then only a budget-free policy (dense) may go without a
+         * budget */
         const policy_ops *ops = policy_find_choice(o.policy, &e);
         if (!ops) st = RB_EINPUT;
-        else if (!(ops->flags & POLICY_BUDGET_FREE))
+        else if (o.budget == 0 && !(ops->flags & POLICY_BUDGET_FREE))
             st = rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", o.policy);
     }
     if (!st) {
