@@ -1,6 +1,8 @@
 /* json.c: checked JSON parsing (json.h). */
 #include "json.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,4 +87,16 @@ rb_status rb_json_parse(const char *text, size_t len, const char *what, cJSON **
     }
     *out = root;
     return RB_OK;
+}
+
+cJSON *rb_json_add_double(cJSON *o, const char *name, double v) {
+    char buf[64];
+    if (!isfinite(v)) return cJSON_AddNullToObject(o, name); /* JSON has no NaN */
+    snprintf(buf, sizeof buf, "%.17g", v);
+    cJSON *x = cJSON_CreateRaw(buf);
+    if (x && !cJSON_AddItemToObject(o, name, x)) {
+        cJSON_Delete(x);
+        return NULL;
+    }
+    return x;
 }

@@ -16,4 +16,9 @@
  * <where>", where is the path of the object, as $.policies[2].params). */
 rb_status rb_json_parse(const char *text, size_t len, const char *what, cJSON **out, rb_err *e);
 
+/* Add number v to object o as "%.17g", which reads back as the same double (cJSON prints
+ * 15 significant digits when they read back within an epsilon: a value stored and read
+ * again could differ in its last bit). Returns the item, NULL on failure. */
+cJSON *rb_json_add_double(cJSON *o, const char *name, double v);
+
 #endif
