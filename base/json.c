@@ -63,7 +63,7 @@ rb_status rb_json_parse(const char *text, size_t len, const char *what, cJSON **
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         size_t off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-        if (max_depth(text, off < len ? off + 1 : len) >= CJSON_NESTING_LIMIT)
+        if (max_depth(text, off < len ? off + 1 : len) > CJSON_NESTING_LIMIT)
             return rb_fail(e, RB_EINPUT, what, "nested deeper than %d levels", CJSON_NESTING_LIMIT);
         int line = 1, col = 1;
         for (size_t i = 0; i < off; i++) {
