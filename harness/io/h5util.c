@@ -398,6 +398,12 @@ rb_status h5_read_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
         st = rb_fail(e, RB_EINPUT, what, "%s has rank %d, expected %d", name, r, rank);
     } else {
         H5Sget_simple_extent_dims(sp, dims, NULL);
+        for (int i = 0; i < rank && !st; i++)
+            if (dims[i] > INT32_MAX) /* callers index with int */
+                st = rb_fail(e, RB_EINPUT, what, "%s: dimension %d is %llu, more than this build "
+                             "reads (%d)", name, i, (unsigned long long)dims[i], INT32_MAX);
+    }
+    if (!st) {
         size_t n = 1;
         for (int i = 0; i < rank; i++) n *= dims[i];
         *out = rb_malloc(H5Tget_size(mem_type) * (n ? n : 1));
