@@ -51,7 +51,12 @@ void args_print_help(FILE *f, const char *cmd, const char *usage, const arg_spec
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", s->name, s->metavar ? " " : "",
                  s->metavar ? s->metavar : "");
-        fprintf(f, "  %-26s %s\n", left, s->help);
+        fprintf(f, "  %-26s %s", left, s->help);
+        if (s->kind == ARG_RANGE) {
+            const arg_range *r = s->dst;
+            fprintf(f, " [%lld..%lld]", (long long)r->min, (long long)r->max);
+        }
+        fputc('\n', f);
     }
     fprintf(f, "  %-26s %s\n", "--help", "show this help");
 }
@@ -99,6 +104,18 @@ rb_status args_parse(const char *cmd, const char *usage, const arg_spec *specs, 
         case ARG_INT: st = args_to_int(what, val, (int *)s->dst, e); break;
         case ARG_I64: st = args_to_i64(what, val, (int64_t *)s->dst, e); break;
         case ARG_FLOAT: st = args_to_double(what, val, (double *)s->dst, e); break;
+        case ARG_RANGE: {
+            const arg_range *r = s->dst;
+            int64_t v = 0;
+            if ((st = args_to_i64(what, val, &v, e))) break;
+            if (v < r->min || v > r->max)
+                return rb_fail(e, RB_EINPUT, what, "must be in %lld..%lld, got %s",
+                               (long long)r->min, (long long)r->max, val);
+            RB_CHECK(!r->i32 != !r->i64 && (!r->i32 || (r->min >= INT_MIN && r->max <= INT_MAX)));
+            if (r->i32) *r->i32 = (int)v;
+            else *r->i64 = v;
+            break;
+        }
         case ARG_MULTI: {
             arg_multi *m = s->dst;
             if (m->n >= (int)(sizeof m->v / sizeof m->v[0]))

@@ -17,7 +17,20 @@ typedef enum {
     ARG_I64,    /* int64_t *dst */
     ARG_FLOAT,  /* double *dst */
     ARG_MULTI,  /* arg_multi *dst: repeatable, every value kept in order */
+    ARG_RANGE,  /* const arg_range *dst: an integer with its bounds (ARG_INT_IN, ARG_I64_IN) */
 } arg_kind;
+
+/* An integer option's destination and bounds, declared once in its row:
+ *   {"threads", ARG_INT_IN(&threads, 0, 1024), "N", "worker threads (0: all cores)"},
+ * A value outside [min, max] is refused as `--threads: must be in 0..1024, got -5`; the help
+ * shows the range. Every integer option should be declared this way. */
+typedef struct arg_range {
+    int *i32;     /* one of i32, i64 */
+    int64_t *i64;
+    int64_t min, max;
+} arg_range;
+#define ARG_INT_IN(p, lo, hi) ARG_RANGE, (void *)&(const arg_range){.i32 = (p), .min = (lo), .max = (hi)}
+#define ARG_I64_IN(p, lo, hi) ARG_RANGE, (void *)&(const arg_range){.i64 = (p), .min = (lo), .max = (hi)}
 
 typedef struct arg_multi {
     int n;

@@ -13,9 +13,35 @@
 /* "<path>.tmp-<pid>": where a file is written before it is renamed into place. */
 void output_tmp_path(const char *path, char *buf, size_t cap);
 
+/* Begin writing `path`: remove the stale temporaries of dead writers of it, put its
+ * temporary name into buf and register that name, so that it is removed if this process
+ * exits or is killed by SIGINT, SIGTERM or SIGHUP before output_tmp_end. (kill -9 cannot be
+ * caught: the next writer of the path removes what it left.) */
+void output_tmp_begin(const char *path, char *buf, size_t cap);
+/* End it: with st RB_OK rename tmp to path (a failure becomes RB_EINPUT), otherwise remove
+ * tmp; either way release the name. Returns st or the rename's failure. */
+rb_status output_tmp_end(const char *tmp, const char *path, rb_status st, rb_err *e);
+/* The registry itself, for writers that name their temporaries otherwise. */
+void output_tmp_register(const char *tmp);
+void output_tmp_release(const char *tmp);
+/* A failed write of `what` into path as RB_EINPUT, naming errno when it says why (no space
+ * left on device, quota exceeded, I/O error). */
+rb_status output_write_error(rb_err *e, const char *path, const char *what);
+
 /* RB_OK when `path` is absent or a regular file; RB_EINPUT naming the path otherwise (a
  * directory, a device, a socket, a FIFO, or a symbolic link). */
 rb_status output_check(const char *path, rb_err *e);
+
+/* output_check, and then that path is none of inputs[0..n) (NULL entries skipped): the same
+ * file (device and inode), however reached (the same name, a hard link, a symbolic link to
+ * it), is refused with RB_EINPUT before any work, so an output never destroys its input.
+ * Every command calls it with all the files it reads. */
+rb_status output_check_inputs(const char *path, const char *const *inputs, int n, rb_err *e);
+
+/* output_check_inputs for each of outs[0..n_out) (NULL entries skipped) against ins[0..n_in),
+ * and no two outputs the same file. */
+rb_status output_check_all(const char *const *outs, int n_out, const char *const *ins, int n_in,
+                           rb_err *e);
 
 /* Remove the temporary files ("<name>.tmp-<pid>") a killed writer left in `dir`: those whose
  * process no longer exists (a live writer's are left alone). Returns how many. */

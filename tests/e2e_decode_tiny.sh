@@ -116,7 +116,7 @@ assert list(f["tokens"][:15]) == [1,272,87,280,273,272,102,275,115,108,274,33,20
 # projection's; all finite.
 assert np.isfinite(f["layer_000/q"][:]).all()
 EOF
-"$RB" replay "$T/tr.h5" --policies dense,streamingllm --budgets 8 --out "$T/rp.h5" --quiet \
+"$RB" replay "$T/tr.h5" --policies dense,streamingllm --budgets 8 --dense-layers 1 --out "$T/rp.h5" --quiet \
     || fail "replay of the recorded trace failed"
 
 # Bad input: clean errors, exit 2.

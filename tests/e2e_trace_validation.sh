@@ -68,7 +68,7 @@ expect bad_dtype.h5 2 "expected float16 or float32"
 policy=$("$RB" policies --names | head -1)
 replay_expect() {
   local f=$1 pat=$2 out rc
-  out=$("$RB" replay "$dir/$f" --policies "$policy" --budgets 64 --out "$dir/r.h5" --quiet 2>&1 >/dev/null); rc=$?
+  out=$("$RB" replay "$dir/$f" --policies "$policy" --budgets 64 --dense-layers 0 --out "$dir/r.h5" --quiet 2>&1 >/dev/null); rc=$?
   if [ $rc != 2 ] || ! grep -qE "$pat" <<<"$out"; then echo "FAIL replay $f: rc=$rc '$out'"; fail=1; else echo "ok   replay $f -> 2 ($out)"; fi
   if ls "$dir"/r.h5* >/dev/null 2>&1; then echo "FAIL replay $f left a results file behind"; fail=1; fi
 }

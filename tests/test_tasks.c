@@ -87,7 +87,7 @@ int main(void) {
     REFUSED("neither", "{\"id\": \"a\", \"answer\": 1}\n", 1, "exactly one");
     REFUSED("prompt type", "{\"prompt\": 5, \"answer\": 1}\n", 1, "prompt: must be a string");
     REFUSED("id type", "{\"id\": 5, \"prompt\": \"a\", \"answer\": 1}\n", 1, "id: must be a string");
-    REFUSED("duplicate key", "{\"prompt\": \"a\", \"answer\": 1, \"answer\": 2}\n", 1, "answer: duplicate key");
+    REFUSED("duplicate key", "{\"prompt\": \"a\", \"answer\": 1, \"answer\": 2}\n", 1, "duplicate key 'answer' in $");
     REFUSED("duplicate id", "{\"id\": \"x\", \"prompt\": \"a\", \"answer\": 1}\n{\"id\": \"x\", \"prompt\": \"b\", \"answer\": 2}\n", 2, "also on line 1");
     REFUSED("invalid utf-8", "{\"prompt\": \"caf\xc3\", \"answer\": 1}\n", 1, "UTF-8");
     REFUSED("overlong utf-8", "{\"prompt\": \"\xc0\xaf\", \"answer\": 1}\n", 1, "UTF-8");

@@ -11,6 +11,7 @@
 
 #include "attn.h"
 #include "h5util.h"
+#include "output.h"
 
 void lifecycle_config_default(lifecycle_config *c) {
     *c = (lifecycle_config){
@@ -516,63 +517,71 @@ lifecycle_score lifecycle_match(int kind, const int32_t *det, int n_det, const i
 
 /* ---- writing ---- */
 
-static void attr_str(hid_t loc, const char *name, const char *v) {
-    RB_CHECK(h5_attr_write_str(loc, name, v) == 0);
+/* The writers below record a failure (a full disk) in *bad and go on: the file is then
+ * discarded whole by h5_finish. */
+static void attr_str(int *bad, hid_t loc, const char *name, const char *v) {
+    *bad |= h5_attr_write_str(loc, name, v) != 0;
 }
-static void attr_int(hid_t loc, const char *name, int v) {
-    RB_CHECK(h5_attr_write_i64(loc, name, v) == 0);
+static void attr_int(int *bad, hid_t loc, const char *name, int v) {
+    *bad |= h5_attr_write_i64(loc, name, v) != 0;
 }
-static void attr_dbl(hid_t loc, const char *name, double v) {
-    RB_CHECK(h5_attr_write_f64(loc, name, v) == 0);
+static void attr_dbl(int *bad, hid_t loc, const char *name, double v) {
+    *bad |= h5_attr_write_f64(loc, name, v) != 0;
 }
 
 /* A dataset of `rank` dims; an empty [0, 3] table is written as such (h5py reads shape
  * (0, 3)). */
-static hid_t write_ds(hid_t loc, const char *name, hid_t file_ty, hid_t mem_ty, int rank,
-                      const hsize_t *dims, const void *data) {
+static hid_t write_ds(int *bad, hid_t loc, const char *name, hid_t file_ty, hid_t mem_ty,
+                      int rank, const hsize_t *dims, const void *data) {
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t ds = H5Dcreate2(loc, name, file_ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    RB_CHECK(ds >= 0);
     hsize_t total = 1;
     for (int i = 0; i < rank; i++) total *= dims[i];
-    if (total) RB_CHECK(H5Dwrite(ds, mem_ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    if (ds < 0 || (total && H5Dwrite(ds, mem_ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
+        *bad = 1;
     H5Sclose(sp);
     return ds;
 }
-static void write_rows(hid_t loc, const char *name, const int32_t *v, int n) {
+static void close_ds(hid_t ds) {
+    if (ds >= 0) H5Dclose(ds);
+}
+static void close_group(hid_t g) {
+    if (g >= 0) H5Gclose(g);
+}
+static void write_rows(int *bad, hid_t loc, const char *name, const int32_t *v, int n) {
     hsize_t dims[2] = {(hsize_t)n, 3};
-    H5Dclose(write_ds(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 2, dims, v));
+    close_ds(write_ds(bad, loc, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 2, dims, v));
 }
 
-static void write_score(hid_t f, const char *prefix, lifecycle_score s) {
+static void write_score(int *bad, hid_t f, const char *prefix, lifecycle_score s) {
     char name[64];
     snprintf(name, sizeof name, "%s_precision", prefix);
-    attr_dbl(f, name, s.precision);
+    attr_dbl(bad, f, name, s.precision);
     snprintf(name, sizeof name, "%s_recall", prefix);
-    attr_dbl(f, name, s.recall);
+    attr_dbl(bad, f, name, s.recall);
     snprintf(name, sizeof name, "%s_f1", prefix);
-    attr_dbl(f, name, s.f1);
+    attr_dbl(bad, f, name, s.f1);
 }
 
 rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lifecycle_meta *m,
                           const lifecycle_result *r, rb_err *e) {
-    h5_quiet();
     size_t len = strlen(path) + 32;
     char *tmp = rb_malloc(len);
-    h5_tmp_path(path, tmp, len);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
+    hid_t f;
+    int bad = 0;
+    rb_status st = h5_create(path, tmp, len, &f, e);
+    if (st) {
         free(tmp);
-        return rb_fail(e, RB_EINPUT, path, "cannot create (directory missing or not writable?)");
+        return st;
     }
-    attr_str(f, "format", LIFECYCLE_FORMAT);
-    attr_int(f, "format_version", LIFECYCLE_FORMAT_VERSION);
-    attr_str(f, "raasbench_version", rb_version);
-    attr_str(f, "git_commit", rb_git_commit);
-    attr_str(f, "trace", m->trace_path ? m->trace_path : "");
-    attr_int(f, "layer", m->layer);
-    attr_int(f, "head", m->head);
-    attr_int(f, "kv_head", m->kv_head);
+    attr_str(&bad, f, "format", LIFECYCLE_FORMAT);
+    attr_int(&bad, f, "format_version", LIFECYCLE_FORMAT_VERSION);
+    attr_str(&bad, f, "raasbench_version", rb_version);
+    attr_str(&bad, f, "git_commit", rb_git_commit);
+    attr_str(&bad, f, "trace", m->trace_path ? m->trace_path : "");
+    attr_int(&bad, f, "layer", m->layer);
+    attr_int(&bad, f, "head", m->head);
+    attr_int(&bad, f, "kv_head", m->kv_head);
     char sel[128];
     if (m->head >= 0) snprintf(sel, sizeof sel, "query head %d", m->head);
     else if (m->kv_head >= 0)
@@ -580,25 +589,25 @@ rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lif
                  lifecycle_reduce_name(m->reduce), m->kv_head);
     else snprintf(sel, sizeof sel, "%s over every query head of the layer",
                   lifecycle_reduce_name(m->reduce));
-    attr_str(f, "selection", sel);
-    attr_str(f, "reduce", lifecycle_reduce_name(m->reduce));
-    attr_str(f, "importance", "ratio to uniform attention: p_t(j) * (t + 1)");
-    attr_int(f, "n_prefill", r->n_prefill);
-    attr_int(f, "n_tokens", r->n_tokens);
-    attr_dbl(f, "k_sigma", c->k_sigma);
-    attr_dbl(f, "min_ratio", c->min_ratio);
-    attr_int(f, "max_gap", c->max_gap);
-    attr_int(f, "min_span", c->min_span);
-    attr_dbl(f, "min_fill", c->min_fill);
-    attr_int(f, "dormant_steps", c->dormant_steps);
-    attr_int(f, "revive_min", c->revive_min);
-    attr_int(f, "smooth", c->smooth);
-    attr_int(f, "recency", r->recency);
-    attr_int(f, "recency_measured", c->recency < 0);
-    attr_dbl(f, "mean_threshold", r->mean_threshold);
+    attr_str(&bad, f, "selection", sel);
+    attr_str(&bad, f, "reduce", lifecycle_reduce_name(m->reduce));
+    attr_str(&bad, f, "importance", "ratio to uniform attention: p_t(j) * (t + 1)");
+    attr_int(&bad, f, "n_prefill", r->n_prefill);
+    attr_int(&bad, f, "n_tokens", r->n_tokens);
+    attr_dbl(&bad, f, "k_sigma", c->k_sigma);
+    attr_dbl(&bad, f, "min_ratio", c->min_ratio);
+    attr_int(&bad, f, "max_gap", c->max_gap);
+    attr_int(&bad, f, "min_span", c->min_span);
+    attr_dbl(&bad, f, "min_fill", c->min_fill);
+    attr_int(&bad, f, "dormant_steps", c->dormant_steps);
+    attr_int(&bad, f, "revive_min", c->revive_min);
+    attr_int(&bad, f, "smooth", c->smooth);
+    attr_int(&bad, f, "recency", r->recency);
+    attr_int(&bad, f, "recency_measured", c->recency < 0);
+    attr_dbl(&bad, f, "mean_threshold", r->mean_threshold);
 
-    write_rows(f, "milestones", r->milestones, r->n_milestones);
-    write_rows(f, "phoenix", r->phoenix, r->n_phoenix);
+    write_rows(&bad, f, "milestones", r->milestones, r->n_milestones);
+    write_rows(&bad, f, "phoenix", r->phoenix, r->n_phoenix);
 
     int nb = c->hist_bins, max_len = 1;
     int32_t *edges = rb_malloc(sizeof(int32_t) * (size_t)(nb + 1));
@@ -615,49 +624,46 @@ rb_status lifecycle_write(const char *path, const lifecycle_config *c, const lif
     nb = lifecycle_hist(r->milestones, r->n_milestones, max_len, nb, edges, counts);
     hid_t g = H5Gcreate2(f, "lifespan_hist", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t de = (hsize_t)nb + 1, dc = (hsize_t)nb;
-    H5Dclose(write_ds(g, "edges", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &de, edges));
-    H5Dclose(write_ds(g, "counts", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &dc, counts));
-    attr_str(g, "unit", "decode steps (lifespan = last - first + 1); bin b is [edges[b], "
+    close_ds(write_ds(&bad, g, "edges", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &de, edges));
+    close_ds(write_ds(&bad, g, "counts", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &dc, counts));
+    attr_str(&bad, g, "unit", "decode steps (lifespan = last - first + 1); bin b is [edges[b], "
                         "edges[b+1])");
-    H5Gclose(g);
+    close_group(g);
 
     hsize_t hd[2] = {(hsize_t)r->heat_rows, (hsize_t)r->heat_cols};
-    hid_t ds = write_ds(f, "heatmap", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, hd, r->heatmap);
-    attr_int(ds, "step_bin", r->step_bin);
-    attr_int(ds, "token_bin", r->token_bin);
-    attr_int(ds, "step0", r->n_prefill);
-    attr_int(ds, "token0", 0);
-    attr_str(ds, "value", "max over the cell of p_t(j) * (t + 1); NaN where no token existed");
-    H5Dclose(ds);
+    hid_t ds = write_ds(&bad, f, "heatmap", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, hd, r->heatmap);
+    attr_int(&bad, ds, "step_bin", r->step_bin);
+    attr_int(&bad, ds, "token_bin", r->token_bin);
+    attr_int(&bad, ds, "step0", r->n_prefill);
+    attr_int(&bad, ds, "token0", 0);
+    attr_str(&bad, ds, "value", "max over the cell of p_t(j) * (t + 1); NaN where no token existed");
+    close_ds(ds);
 
     if (m->truth_milestones || m->truth_phoenix) {
         hid_t tg = H5Gcreate2(f, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        write_rows(tg, "milestones", m->truth_milestones, m->n_truth_milestones);
-        write_rows(tg, "phoenix", m->truth_phoenix, m->n_truth_phoenix);
+        write_rows(&bad, tg, "milestones", m->truth_milestones, m->n_truth_milestones);
+        write_rows(&bad, tg, "phoenix", m->truth_phoenix, m->n_truth_phoenix);
         int32_t *tedges = rb_malloc(sizeof(int32_t) * (size_t)(nb + 1));
         RB_CHECK(lifecycle_hist(m->truth_milestones, m->n_truth_milestones, max_len,
                                 c->hist_bins, tedges, counts) == nb);
         RB_CHECK(!memcmp(tedges, edges, sizeof(int32_t) * (size_t)(nb + 1)));
         hid_t hg = H5Gcreate2(tg, "lifespan_hist", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        H5Dclose(write_ds(hg, "counts", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &dc, counts));
-        H5Gclose(hg);
-        H5Gclose(tg);
+        close_ds(write_ds(&bad, hg, "counts", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &dc, counts));
+        close_group(hg);
+        close_group(tg);
         free(tedges);
-        write_score(f, "milestone",
+        write_score(&bad, f, "milestone",
                     lifecycle_match(0, r->milestones, r->n_milestones, m->truth_milestones,
                                     m->n_truth_milestones, 0));
-        write_score(f, "phoenix",
+        write_score(&bad, f, "phoenix",
                     lifecycle_match(1, r->phoenix, r->n_phoenix, m->truth_phoenix,
                                     m->n_truth_phoenix, m->phoenix_tol));
-        attr_int(f, "phoenix_tol", m->phoenix_tol);
+        attr_int(&bad, f, "phoenix_tol", m->phoenix_tol);
     }
     free(edges);
     free(counts);
-    rb_status st = RB_OK;
-    if (H5Fclose(f) < 0) st = rb_fail(e, RB_EINTERNAL, path, "closing the HDF5 file failed");
-    else if (rename(tmp, path) != 0)
-        st = rb_fail(e, RB_EINPUT, path, "cannot rename %s into place", tmp);
-    if (st) unlink(tmp);
+    if (bad) st = output_write_error(e, path, "the lifecycle file");
+    st = h5_finish(f, tmp, path, st, e);
     free(tmp);
     return st;
 }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <limits.h>
+
 #include "args.h"
 #include "commands.h"
 #include "model.h"
@@ -116,10 +118,10 @@ int cmd_bench_decode(int argc, char **argv) {
     arg_spec specs[] = {
         {"model", ARG_STR, &path, "M.gguf", "model (default models/gemma-3-270m-q4_k_m.gguf)"},
         {"prompt", ARG_STR, &prompt, "TEXT", "prompt (default \"The capital of France is\")"},
-        {"tokens", ARG_INT, &n_decode, "N", "decode steps timed (default 64)"},
+        {"tokens", ARG_INT_IN(&n_decode, 1, 1 << 20), "N", "decode steps timed (default 64)"},
         {"threads", ARG_STR, &threads_s, "T1,T2", "thread counts (default 1,2)"},
         {"policy", ARG_STR, &policy, "P", "KV-cache policy of the global layers (default dense)"},
-        {"budget", ARG_INT, &budget, "L", "budget for --policy"},
+        {"budget", ARG_INT_IN(&budget, 0, INT_MAX), "L", "budget for --policy"},
         {"no-ref", ARG_FLAG, &no_ref, NULL, "skip llama.cpp"},
         {NULL, 0, NULL, NULL, NULL},
     };

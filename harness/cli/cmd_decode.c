@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <limits.h>
+
 #include "args.h"
 #include "commands.h"
 #include "cells.h"
 #include "model.h"
+#include "output.h"
 #include "progress.h"
 #include "results.h"
 #include "tokenizer.h"
@@ -266,7 +269,7 @@ typedef struct decode_run {
     decode_cell *cells;
     int n_cells;
     float *logits;         /* [n_vocab] the trajectory's next-token logits */
-    FILE *lf;              /* --logits-out */
+    output_text lf;        /* --logits-out, written under a temporary name like every output */
     recorder rec;
     results_writer *rw;
     progress *bar;
@@ -352,22 +355,21 @@ static rb_status open_outputs(decode_run *d, rb_err *e) {
     }
     if (o->out && (st = results_open(o, d->hp, d->n_prompt, model_threads(d->m), &d->rw, e)))
         return st;
-    if (o->logits_out && !(d->lf = fopen(o->logits_out, "wb")))
-        return rb_fail(e, RB_EINPUT, o->logits_out, "cannot open for writing");
+    if (o->logits_out && (st = output_text_open(&d->lf, o->logits_out, e))) return st;
     return RB_OK;
 }
 
 static rb_status write_logits(decode_run *d, rb_err *e) {
     size_t nv = (size_t)d->hp->n_vocab;
-    if (d->lf && fwrite(d->logits, sizeof(float), nv, d->lf) != nv)
-        return rb_fail(e, RB_EINPUT, d->o->logits_out, "write failed");
+    if (d->lf.f && fwrite(d->logits, sizeof(float), nv, d->lf.f) != nv)
+        return output_write_error(e, d->o->logits_out, "the logits");
     return RB_OK;
 }
 
 /* The prompt, token by token, through the trajectory and every teacher-forced session. */
 static rb_status run_prompt(decode_run *d, rb_err *e) {
     for (int i = 0; i < d->n_prompt; i++) {
-        int want = d->lf || i == d->n_prompt - 1;
+        int want = d->lf.f || i == d->n_prompt - 1;
         model_session_forward(d->main_s, d->ids[i], i, 1, want ? d->logits : NULL);
         rb_status st = write_logits(d, e);
         if (st || (st = recorder_add(&d->rec, d->main_s, e))) return st;
@@ -443,11 +445,7 @@ static rb_status finish_outputs(decode_run *d, rb_err *e) {
         d->rec.w = NULL;
         if (st) return st;
     }
-    if (d->lf) {
-        int bad = fclose(d->lf) != 0;
-        d->lf = NULL;
-        if (bad) return rb_fail(e, RB_EINPUT, d->o->logits_out, "write failed");
-    }
+    if (d->lf.f && (st = output_text_close(&d->lf, RB_OK, e))) return st;
     if (d->rw) {
         st = results_fill(d->rw, d->cells, d->n_cells, e);
         d->rw = NULL;
@@ -459,7 +457,7 @@ static rb_status finish_outputs(decode_run *d, rb_err *e) {
 static void decode_run_free(decode_run *d) {
     results_abort(d->rw);
     progress_destroy(d->bar);
-    if (d->lf) fclose(d->lf);
+    output_text_close(&d->lf, RB_EINPUT, NULL); /* removes an unfinished one */
     recorder_free(&d->rec);
     for (int c = 0; c < d->n_cells; c++) {
         model_session_destroy(d->cells[c].s);
@@ -524,15 +522,15 @@ int cmd_decode(int argc, char **argv) {
         {"prompt", ARG_STR, &o.prompt, "TEXT", "prompt text"},
         {"prompt-file", ARG_STR, &o.prompt_file, "F", "prompt text from a file"},
         {"prompt-tokens", ARG_STR, &o.prompt_tokens, "IDS", "prompt as token ids (1,2,3), BOS included"},
-        {"max-tokens", ARG_INT, &o.max_tokens, "N", "tokens to generate (default 64)"},
+        {"max-tokens", ARG_INT_IN(&o.max_tokens, 1, INT_MAX), "N", "tokens to generate (default 64)"},
         {"temperature", ARG_FLOAT, &o.temperature, "T", "sampling temperature (0 = greedy, default)"},
-        {"seed", ARG_I64, &o.seed, "S", "sampling and policy seed (default 0)"},
+        {"seed", ARG_I64_IN(&o.seed, INT64_MIN, INT64_MAX), "S", "sampling and policy seed (default 0)"},
         {"policy", ARG_STR, &o.policy, "P", "KV-cache policy (default dense)"},
-        {"budget", ARG_INT, &o.budget, "L", "cache budget in tokens per KV head"},
+        {"budget", ARG_INT_IN(&o.budget, 0, INT_MAX), "L", "cache budget in tokens per KV head"},
         {"param", ARG_MULTI, &o.params, "k=v", "policy parameter (policy.key=value), repeatable"},
-        {"page-size", ARG_INT, &o.page_size, "P", "page size (default 16)"},
-        {"dense-layers", ARG_INT, &o.dense_layers, "N", "leading layers kept dense (default 2)"},
-        {"threads", ARG_INT, &o.threads, "N", "matrix-vector threads (default 1; 0 = all cores)"},
+        {"page-size", ARG_INT_IN(&o.page_size, 1, 4096), "P", "page size (default 16)"},
+        {"dense-layers", ARG_INT_IN(&o.dense_layers, 0, TRACE_MAX_LAYERS), "N", "leading layers kept dense (default 2)"},
+        {"threads", ARG_INT_IN(&o.threads, 0, 256), "N", "matrix-vector threads (default 1; 0 = all cores)"},
         {"record", ARG_STR, &o.record, "TRACE.h5", "record a trace v1 of q, k, v"},
         {"record-dtype", ARG_STR, &o.record_dtype, "f16|f32", "trace element type (default f16)"},
         {"out", ARG_STR, &o.out, "RESULTS.h5", "per-step results file"},
@@ -555,23 +553,26 @@ int cmd_decode(int argc, char **argv) {
     if (!o.model) st = rb_fail(&e, RB_EINPUT, "decode", "--model is required");
     else if (n_src != 1)
         st = rb_fail(&e, RB_EINPUT, "decode", "give exactly one of --prompt, --prompt-file, --prompt-tokens");
-    else if (o.max_tokens < 1) st = rb_fail(&e, RB_EINPUT, "--max-tokens", "must be >= 1");
     else if (!(o.temperature >= 0) || !isfinite(o.temperature))
         st = rb_fail(&e, RB_EINPUT, "--temperature", "must be >= 0");
-    else if (o.page_size < 1) st = rb_fail(&e, RB_EINPUT, "--page-size", "must be >= 1");
-    else if (o.dense_layers < 0) st = rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
-    else if (o.threads < 0 || o.threads > 256) st = rb_fail(&e, RB_EINPUT, "--threads", "must be in [0, 256]");
     else if (o.teacher_forced && (!o.policies || !o.budgets))
         st = rb_fail(&e, RB_EINPUT, "--teacher-forced", "needs --policies and --budgets");
     else if (!o.teacher_forced && (o.policies || o.budgets))
         st = rb_fail(&e, RB_EINPUT, "--policies", "only with --teacher-forced");
-    else if (o.budget < 0) st = rb_fail(&e, RB_EINPUT, "--budget", "must be >= 0");
-    else if (!o.teacher_forced && o.budget == 0) {
-        /* only a budget-free policy (dense) may go without one */
+    else if (!o.teacher_forced) {
+        /* the policy's name first; then only a budget-free policy (dense) may go without a
+         * budget */
         const policy_ops *ops = policy_find_choice(o.policy, &e);
         if (!ops) st = RB_EINPUT;
-        else if (!(ops->flags & POLICY_BUDGET_FREE))
+        else if (o.budget == 0 && !(ops->flags & POLICY_BUDGET_FREE))
             st = rb_fail(&e, RB_EINPUT, "--budget", "required with --policy %s", o.policy);
+    }
+    if (!st) {
+        /* before any work: no output may be an input (the mapped model, truncated, would
+         * kill the process with SIGBUS) or a directory or a device */
+        const char *outs[] = {o.record, o.out, o.logits_out};
+        const char *ins[] = {o.model, o.prompt_file};
+        st = output_check_all(outs, 3, ins, 2, &e);
     }
     if (!st) st = run_decode(&o, &e);
     return st ? rb_err_print(&e) : 0;

@@ -333,7 +333,8 @@ int cmd_export(int argc, char **argv) {
         check_file(pos[0], table, want_lc, &e);
     if (e.status) return rb_err_print(&e);
     output_text ot = {.f = stdout};
-    if (out && output_text_open(&ot, out, &e)) return rb_err_print(&e);
+    if (out && (output_check_all(&out, 1, pos, 1, &e) || output_text_open(&ot, out, &e)))
+        return rb_err_print(&e);
     FILE *o = ot.f;
     rb_status st = is_eval   ? eval_results_export(pos[0], table, run, o, &e)
                    : want_lc ? export_lifecycle(pos[0], table, o, &e)

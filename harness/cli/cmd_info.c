@@ -85,7 +85,13 @@ static int info_results(const char *path) {
     results_header_free(&h);
     results_summary *rows = NULL;
     int n_rows = 0;
-    if (results_reader_summary(rd, &rows, &n_rows, NULL, &e)) n_rows = 0; /* none: 0 runs */
+    if (results_reader_summary(rd, &rows, &n_rows, NULL, &e)) {
+        n_rows = 0;
+        if (strcmp(e.why, "has no /summary table")) { /* none is 0 runs; a damaged one is not */
+            results_reader_close(rd);
+            return rb_err_print(&e);
+        }
+    }
     results_reader_close(rd);
     printf("runs           %d\n\n", n_rows);
     c = results_columns(RESULTS_SUMMARY, &n);

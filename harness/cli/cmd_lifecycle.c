@@ -1,11 +1,13 @@
 /* cmd_lifecycle.c: `raasbench lifecycle`: milestone and phoenix tokens of one layer's dense
  * attention, written to an HDF5 file for export and plots/lifecycle.gp (see lifecycle.h). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "commands.h"
 #include "lifecycle.h"
+#include "output.h"
 #include "progress.h"
 #include "trace.h"
 
@@ -54,23 +56,23 @@ int cmd_lifecycle(int argc, char **argv) {
     int layer = -1, head = -1, kv_head = -1, tol = 32, quiet = 0;
     const char *out = NULL, *reduce = "median", *heat = NULL;
     const arg_spec specs[] = {
-        {"layer", ARG_INT, &layer, "L", "model layer index (required; must be stored)"},
-        {"head", ARG_INT, &head, "H", "one query head"},
-        {"kv-head", ARG_INT, &kv_head, "G", "the query heads of one KV head"},
+        {"layer", ARG_INT_IN(&layer, 0, TRACE_MAX_LAYERS - 1), "L", "model layer index (required; must be stored)"},
+        {"head", ARG_INT_IN(&head, 0, 65535), "H", "one query head"},
+        {"kv-head", ARG_INT_IN(&kv_head, 0, 65535), "G", "the query heads of one KV head"},
         {"reduce", ARG_STR, &reduce, "mean|max|median", "combine several heads (default median)"},
         {"out", ARG_STR, &out, "F.h5", "output file (required)"},
         {"k-sigma", ARG_FLOAT, &c.k_sigma, "K", "robust sigmas above the step median (3)"},
         {"min-ratio", ARG_FLOAT, &c.min_ratio, "R", "threshold floor, times uniform (4)"},
-        {"max-gap", ARG_INT, &c.max_gap, "N", "inactive steps inside one segment (16)"},
-        {"min-span", ARG_INT, &c.min_span, "N", "milestone: steps in use past recency (32)"},
+        {"max-gap", ARG_INT_IN(&c.max_gap, 0, 1000000), "N", "inactive steps inside one segment (16)"},
+        {"min-span", ARG_INT_IN(&c.min_span, 1, 1000000), "N", "milestone: steps in use past recency (32)"},
         {"min-fill", ARG_FLOAT, &c.min_fill, "F", "milestone: fraction of them active (0.5)"},
-        {"dormant", ARG_INT, &c.dormant_steps, "G", "phoenix: dormant steps (128)"},
-        {"revive-min", ARG_INT, &c.revive_min, "N", "phoenix: active steps after revival (16)"},
-        {"smooth", ARG_INT, &c.smooth, "N", "smoothing time constant, steps; 1 = none (4)"},
-        {"recency", ARG_INT, &c.recency, "W", "recency band in steps (-1 = measure)"},
+        {"dormant", ARG_INT_IN(&c.dormant_steps, 1, 1000000), "G", "phoenix: dormant steps (128)"},
+        {"revive-min", ARG_INT_IN(&c.revive_min, 1, INT_MAX), "N", "phoenix: active steps after revival (16)"},
+        {"smooth", ARG_INT_IN(&c.smooth, 1, 10000), "N", "smoothing time constant, steps; 1 = none (4)"},
+        {"recency", ARG_INT_IN(&c.recency, -1, 1000000), "W", "recency band in steps (-1 = measure)"},
         {"heat-size", ARG_STR, &heat, "RxC", "heatmap size limit (512x512)"},
-        {"hist-bins", ARG_INT, &c.hist_bins, "N", "lifespan histogram bins (24)"},
-        {"phoenix-tol", ARG_INT, &tol, "N", "phoenix scoring: revival tolerance (32)"},
+        {"hist-bins", ARG_INT_IN(&c.hist_bins, 1, 10000), "N", "lifespan histogram bins (24)"},
+        {"phoenix-tol", ARG_INT_IN(&tol, 0, INT_MAX), "N", "phoenix scoring: revival tolerance (32)"},
         {"quiet", ARG_FLAG, &quiet, NULL, "print nothing on success"},
         {NULL, 0, NULL, NULL, NULL},
     };
@@ -80,8 +82,8 @@ int cmd_lifecycle(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (n_pos != 1)
         return rb_report(RB_EINPUT, "lifecycle", "expected one TRACE argument (see --help)");
-    if (!out || layer < 0)
-        return rb_report(RB_EINPUT, "lifecycle", "--layer and --out are required (see --help)");
+    if (layer < 0) return rb_report(RB_EINPUT, "lifecycle", "--layer is required (see --help)");
+    if (!out) return rb_report(RB_EINPUT, "lifecycle", "--out is required (see --help)");
     lifecycle_reduce red;
     if (!strcmp(reduce, "mean")) red = LIFECYCLE_MEAN;
     else if (!strcmp(reduce, "max")) red = LIFECYCLE_MAX;
@@ -89,9 +91,8 @@ int cmd_lifecycle(int argc, char **argv) {
     else return rb_report(RB_EINPUT, "--reduce", "must be mean, max or median, got '%s'", reduce);
     rb_err e = {0};
     if (heat && parse_heat_size(heat, &c, &e)) return rb_err_print(&e);
-    if (head < -1 || kv_head < -1 || tol < 0)
-        return rb_report(RB_EINPUT, "lifecycle", "--head, --kv-head and --phoenix-tol must be >= 0");
     rb_status st = lifecycle_config_check(&c, &e);
+    if (!st) st = output_check_all(&out, 1, pos, 1, &e); /* before the work */
     if (st) return rb_err_print(&e);
 
     trace *tr = NULL;

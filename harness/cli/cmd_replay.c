@@ -1,12 +1,14 @@
 /* cmd_replay.c: `raasbench replay TRACE --policies ... --budgets ... --out RESULTS.h5`. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
 #include "engine.h"
+#include "output.h"
 
 static char *config_json(const char *trace, const char *policies, const char *budgets,
                          const arg_multi *params, int page, int dense_layers, int elem_bytes,
@@ -39,16 +41,16 @@ int cmd_replay(int argc, char **argv) {
         {"policies", ARG_STR, &policies, "a,b,...", "policies to run (see raasbench policies)"},
         {"budgets", ARG_STR, &budgets, "L1,L2,...", "cache budgets L in tokens per KV head"},
         {"param", ARG_MULTI, &params, "policy.key=value", "a policy parameter (repeatable)"},
-        {"page-size", ARG_INT, &page, "P", "page size in tokens (default 16)"},
-        {"dense-layers", ARG_INT, &dense_layers, "N", "layers attended densely (default 2)"},
+        {"page-size", ARG_INT_IN(&page, 1, 4096), "P", "page size in tokens (default 16)"},
+        {"dense-layers", ARG_INT_IN(&dense_layers, 0, TRACE_MAX_LAYERS), "N", "layers attended densely (default 2)"},
         {"per-head", ARG_FLAG, &per_head, NULL, "also store recall and out_err per query head"},
         {"dump-selection", ARG_FLAG, &dump, NULL, "store each head's attended set (large)"},
-        {"threads", ARG_INT, &threads, "N", "worker threads over layers (default: all cores)"},
-        {"elem-bytes", ARG_INT, &elem_bytes, "B", "bytes per K/V element for kv_bytes (default 2)"},
-        {"steps", ARG_INT, &steps, "T", "replay only the first T decode steps (default all)"},
-        {"latency-every", ARG_INT, &latency_every, "K", "attend for real and time every K-th step; "
+        {"threads", ARG_INT_IN(&threads, 0, 1024), "N", "worker threads over layers (default: all cores)"},
+        {"elem-bytes", ARG_INT_IN(&elem_bytes, 1, 8), "B", "bytes per K/V element for kv_bytes (default 2)"},
+        {"steps", ARG_INT_IN(&steps, 0, INT_MAX), "T", "replay only the first T decode steps (default all)"},
+        {"latency-every", ARG_INT_IN(&latency_every, 1, INT_MAX), "K", "attend for real and time every K-th step; "
          "steps between get exact metrics from the shared reference (default 1: every step)"},
-        {"seed", ARG_I64, &seed, "S", "seed for random policies (default 1)"},
+        {"seed", ARG_I64_IN(&seed, INT64_MIN, INT64_MAX), "S", "seed for random policies (default 1)"},
         {"out", ARG_STR, &out, "RESULTS.h5", "results file to write"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no summary table"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
@@ -64,11 +66,7 @@ int cmd_replay(int argc, char **argv) {
     else if (!policies) rb_fail(&e, RB_EINPUT, "replay", "--policies is required");
     else if (!budgets) rb_fail(&e, RB_EINPUT, "replay", "--budgets is required");
     else if (!out) rb_fail(&e, RB_EINPUT, "replay", "--out is required");
-    else if (page < 1 || page > 4096) rb_fail(&e, RB_EINPUT, "--page-size", "must be in 1..4096");
-    else if (dense_layers < 0) rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
-    else if (elem_bytes < 1 || elem_bytes > 8) rb_fail(&e, RB_EINPUT, "--elem-bytes", "must be in 1..8");
-    else if (steps < 0) rb_fail(&e, RB_EINPUT, "--steps", "must be >= 0");
-    else if (latency_every < 1) rb_fail(&e, RB_EINPUT, "--latency-every", "must be >= 1");
+    else output_check_all(&out, 1, pos, 1, &e); /* before the work, not after it */
     if (e.status) return rb_err_print(&e);
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -84,7 +82,8 @@ int cmd_replay(int argc, char **argv) {
     if (args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
         args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
         cells_make(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e) ||
-        trace_open(pos[0], &t, &e))
+        trace_open(pos[0], &t, &e) ||
+        cells_check_layers(trace_get_meta(t), dense_layers, &e))
         goto fail;
     engine_config ec = {.trace = t, .cells = cells, .n_cells = n_cells, .page_size = page,
                         .dense_layers = dense_layers, .elem_bytes = elem_bytes,

@@ -16,6 +16,7 @@
 #include "args.h"
 #include "commands.h"
 #include "engine.h"
+#include "json.h"
 #include "output.h"
 
 #define MAX_ITEMS 64
@@ -114,16 +115,12 @@ static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
     c->page_size = 16, c->dense_layers = 2, c->elem_bytes = 2, c->seed = 1, c->latency_every = 1;
     c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     char *text;
-    rb_status rs = rb_read_file(path, (size_t)1 << 24, &text, NULL, e);
+    size_t len;
+    rb_status rs = rb_read_file(path, (size_t)1 << 24, &text, &len, e);
     if (rs) return rs;
-    const char *end = NULL;
-    c->root = cJSON_ParseWithOpts(text, &end, 1);
-    if (!c->root) {
-        long off = end ? (long)(end - text) : 0;
-        free(text);
-        return rb_fail(e, RB_EINPUT, path, "broken JSON near byte %ld", off);
-    }
+    rs = rb_json_parse(text, len, path, &c->root, e);
     free(text);
+    if (rs) return rs;
     const cJSON *r = c->root;
     if (!cJSON_IsObject(r)) return rb_fail(e, RB_EINPUT, path, "the config must be a JSON object");
     for (const cJSON *it = r->child; it; it = it->next) {
@@ -178,7 +175,32 @@ static void cell_file(const char *dir, const char *run_id, char *buf, size_t cap
     snprintf(buf, cap, "%s/%s.h5", dir, run_id);
 }
 
-static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+/* Whether the cell file at p is whole: a results file holding run run_id and a readable
+ * summary. A file that is there but not whole (truncated by a crash of the machine, or a
+ * full disk under another tool) is removed, so that its cell is run again. */
+static int cell_done(const char *p, const char *run_id) {
+    if (access(p, F_OK) != 0) return 0;
+    results_reader *rd;
+    int whole = 0;
+    if (!results_reader_open(p, &rd, NULL)) {
+        char **ids;
+        int n = 0;
+        results_summary *rows = NULL;
+        int n_rows = 0;
+        results_reader_runs(rd, &ids, &n, NULL);
+        whole = n == 1 && !strcmp(ids[0], run_id) &&
+                !results_reader_summary(rd, &rows, &n_rows, NULL, NULL) && n_rows == 1;
+        for (int i = 0; i < n; i++) free(ids[i]);
+        free(ids);
+        free(rows);
+        results_reader_close(rd);
+    }
+    if (!whole) {
+        fprintf(stderr, "raasbench: %s: note: not a whole cell file; running the cell again\n", p);
+        remove(p);
+    }
+    return whole;
+}
 
 /* The cells directory remembers which sweep it belongs to. */
 static rb_status claim_cells_dir(const char *dir, const char *identity, rb_err *e) {
@@ -233,7 +255,7 @@ static rb_status trace_cells(sweep_run *sr, int ti, cell *todo, int *n_todo, rb_
                                    "sweep (give variants distinct labels)");
                 }
             sr->cell_paths[sr->n_cell_paths++] = rb_strdup(path);
-            if (file_exists(path)) {
+            if (cell_done(path, cl->run_id)) {
                 free(cl->params_json);
                 sr->n_skipped++;
                 continue;
@@ -299,6 +321,11 @@ int cmd_sweep(int argc, char **argv) {
     sweep_run sr = {.c = &c, .progress = !quiet};
     int rc = 0;
     if (parse_config(pos[0], &c, &e)) goto fail;
+    /* the results file is none of the inputs, checked before any work */
+    const char *inputs[MAX_ITEMS + 1];
+    for (int ti = 0; ti < c.n_traces; ti++) inputs[ti] = c.traces[ti];
+    inputs[c.n_traces] = pos[0];
+    if (output_check_all(&c.out, 1, inputs, c.n_traces + 1, &e)) goto fail;
     /* Open every trace before any work: a typo in the last trace must not surface after an
      * hour. */
     for (int ti = 0; ti < c.n_traces; ti++) {

@@ -2,6 +2,8 @@
  * planted sinks, recency, milestone and phoenix tokens (harness/analysis/synth.h, traces/FORMAT.md). */
 #include <string.h>
 
+#include <limits.h>
+
 #include "args.h"
 #include "commands.h"
 #include "synth.h"
@@ -40,26 +42,26 @@ int cmd_synth(int argc, char **argv) {
     snprintf(h_noise, sizeof h_noise, "std of the query-noise logit (default %g)", c.noise);
     const arg_spec specs[] = {
         {"out", ARG_STR, &out, "FILE", "trace file to write (required)"},
-        {"seed", ARG_I64, &seed, "S", "random seed, >= 0 (default 1); same seed, same bytes"},
-        {"layers", ARG_INT, &c.n_layers, "N", "layers (default 4)"},
-        {"q-heads", ARG_INT, &c.n_q_heads, "N", "query heads (default 8)"},
-        {"kv-heads", ARG_INT, &c.n_kv_heads, "N", "KV heads, dividing --q-heads (default 2)"},
-        {"head-dim", ARG_INT, &c.head_dim, "D", "channels per head, even, 32..512 (default 64)"},
-        {"prefill", ARG_INT, &c.n_prefill, "N", "prompt positions (default 128)"},
-        {"decode", ARG_INT, &c.n_decode, "N", "decode steps (default 2048)"},
+        {"seed", ARG_I64_IN(&seed, 0, INT64_MAX), "S", "random seed, >= 0 (default 1); same seed, same bytes"},
+        {"layers", ARG_INT_IN(&c.n_layers, 1, TRACE_MAX_LAYERS), "N", "layers (default 4)"},
+        {"q-heads", ARG_INT_IN(&c.n_q_heads, 1, 4096), "N", "query heads (default 8)"},
+        {"kv-heads", ARG_INT_IN(&c.n_kv_heads, 1, 4096), "N", "KV heads, dividing --q-heads (default 2)"},
+        {"head-dim", ARG_INT_IN(&c.head_dim, 32, 512), "D", "channels per head, even, 32..512 (default 64)"},
+        {"prefill", ARG_INT_IN(&c.n_prefill, 1, INT_MAX), "N", "prompt positions (default 128)"},
+        {"decode", ARG_INT_IN(&c.n_decode, 1, INT_MAX), "N", "decode steps (default 2048)"},
         {"dtype", ARG_STR, &dtype, "f16|f32", "stored precision (default f16)"},
-        {"sinks", ARG_INT, &c.n_sinks, "N", h_sinks},
+        {"sinks", ARG_INT_IN(&c.n_sinks, 0, INT_MAX), "N", h_sinks},
         {"sink-logit", ARG_FLOAT, &c.sink_logit, "X", h_sink},
         {"recency-logit", ARG_FLOAT, &c.recency_logit, "X", h_rec},
         {"milestone-rate", ARG_FLOAT, &c.milestone_rate, "R", h_rate},
-        {"phrase-max", ARG_INT, &c.phrase_max, "N", h_phrase},
-        {"life-min", ARG_INT, &c.life_min, "N", h_lmin},
-        {"life-max", ARG_INT, &c.life_max, "N", h_lmax},
-        {"delay-max", ARG_INT, &c.delay_max, "N", h_delay},
+        {"phrase-max", ARG_INT_IN(&c.phrase_max, 1, INT_MAX), "N", h_phrase},
+        {"life-min", ARG_INT_IN(&c.life_min, 1, INT_MAX), "N", h_lmin},
+        {"life-max", ARG_INT_IN(&c.life_max, 1, INT_MAX), "N", h_lmax},
+        {"delay-max", ARG_INT_IN(&c.delay_max, 0, INT_MAX), "N", h_delay},
         {"milestone-logit", ARG_FLOAT, &c.milestone_logit, "X", h_ml},
         {"jitter", ARG_FLOAT, &c.jitter, "F", h_jit},
-        {"phoenix", ARG_INT, &c.n_phoenix, "N", h_phx},
-        {"phoenix-dormant", ARG_INT, &c.phoenix_dormant, "N", h_dorm},
+        {"phoenix", ARG_INT_IN(&c.n_phoenix, 0, INT_MAX), "N", h_phx},
+        {"phoenix-dormant", ARG_INT_IN(&c.phoenix_dormant, 1, INT_MAX), "N", h_dorm},
         {"decoy-rate", ARG_FLOAT, &c.decoy_rate, "R", h_decoy},
         {"noise", ARG_FLOAT, &c.noise, "X", h_noise},
         {"quiet", ARG_FLAG, &quiet, NULL, "print nothing on success"},
@@ -68,7 +70,6 @@ int cmd_synth(int argc, char **argv) {
     int rc = args_parse_cmd("synth", "--out FILE [options]", specs, argc, argv, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!out || !*out) return rb_report(RB_EINPUT, "synth", "--out FILE is required (see --help)");
-    if (seed < 0) return rb_report(RB_EINPUT, "--seed", "must be >= 0, got %lld", (long long)seed);
     c.seed = (uint64_t)seed;
     if (!strcmp(dtype, "f16"))
         c.dtype = TRACE_F16;

@@ -135,6 +135,16 @@ layer_role cells_layer_role(int layer, int sliding_window, int dense_layers) {
     return LAYER_POLICY;
 }
 
+rb_status cells_check_layers(const trace_meta *m, int dense_layers, rb_err *e) {
+    for (int l = 0; l < m->n_stored; l++)
+        if (cells_layer_role(m->layers[l], m->sliding_window[l], dense_layers) == LAYER_POLICY)
+            return RB_OK;
+    return rb_fail(e, RB_EINPUT, "--dense-layers", "%d leaves no layer of the trace to the "
+                   "policies (it stores %d layers, the last one %d; sliding-window layers keep "
+                   "their window): nothing would be measured", dense_layers, m->n_stored,
+                   m->layers[m->n_stored - 1]);
+}
+
 rb_status cells_layer_policy(layer_role role, const cell *c, int sliding_window, int max_tokens,
                              layer_policy *out, rb_err *e) {
     if (role == LAYER_POLICY) {

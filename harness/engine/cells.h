@@ -18,6 +18,7 @@
 
 #include "policy.h"
 #include "results.h"
+#include "trace.h"
 
 typedef struct cell {
     const policy_ops *ops;
@@ -62,6 +63,9 @@ typedef enum {
 } layer_role;
 
 layer_role cells_layer_role(int layer, int sliding_window, int dense_layers);
+/* RB_OK when at least one stored layer of m is left to the policy with dense_layers;
+ * otherwise RB_EINPUT naming --dense-layers (every summary figure would be NaN). */
+rb_status cells_check_layers(const trace_meta *m, int dense_layers, rb_err *e);
 
 /* What one layer runs: ops, parameters (resolved defaults for dense and window) and budget.
  * For LAYER_POLICY, c must not be NULL; for the forced roles it is ignored. max_tokens is

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "h5util.h"
+#include "json.h"
 #include "output.h"
 
 /* ------------------------------------------------------------------ summary */
@@ -217,7 +218,7 @@ rb_status eval_parts_put(const char *dir, int ti, const task *t, const cell *cel
         cJSON_AddNumberToObject(x, "n_generated", r->n_generated);
         cJSON_AddNumberToObject(x, "stop", r->stop);
         cJSON_AddNumberToObject(x, "peak_kv_bytes", (double)r->peak_kv_bytes);
-        cJSON_AddNumberToObject(x, "mean_resident_tokens", r->mean_resident_tokens);
+        rb_json_add_double(x, "mean_resident_tokens", r->mean_resident_tokens); /* exact */
         cJSON_AddNumberToObject(x, "wall_s", r->wall_s);
         cJSON_AddItemToArray(a, x);
     }

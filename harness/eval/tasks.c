@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
+
 int utf8_valid(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -73,19 +75,14 @@ static rb_status read_answer(const cJSON *a, const char *path, int line, answer_
 static rb_status parse_line(const char *text, size_t len, const char *path, int line, task *t,
                             rb_err *e) {
     if (!utf8_valid(text, len)) return line_fail(e, path, line, "%s", "not valid UTF-8");
-    const char *end = NULL;
-    cJSON *o = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!o) return line_fail(e, path, line, "%s", "not JSON (one object per line)");
+    cJSON *o;
+    rb_err je = {0};
+    /* rb_json_parse: duplicate keys at any depth, nesting too deep, trailing text */
+    if (rb_json_parse(text, len, path, &o, &je))
+        return line_fail(e, path, line, "%s", strncmp(je.why, "broken JSON", 11)
+                                                 ? je.why : "not JSON (one object per line)");
     rb_status s = RB_OK;
-    while (end && (size_t)(end - text) < len && (*end == ' ' || *end == '\t' || *end == '\r')) end++;
-    if (end && (size_t)(end - text) < len) s = line_fail(e, path, line, "%s", "text after the JSON object");
-    else if (!cJSON_IsObject(o)) s = line_fail(e, path, line, "%s", "not a JSON object");
-    for (const cJSON *a = o->child; !s && a; a = a->next)
-        for (const cJSON *b = a->next; b; b = b->next)
-            if (a->string && b->string && !strcmp(a->string, b->string)) {
-                s = line_fail(e, path, line, "%s: duplicate key", a->string);
-                break;
-            }
+    if (!cJSON_IsObject(o)) s = line_fail(e, path, line, "%s", "not a JSON object");
     int has_id, has_prompt, has_q;
     const char *id = s ? NULL : field_string(o, "id", &has_id);
     const char *prompt = s ? NULL : field_string(o, "prompt", &has_prompt);

@@ -3,10 +3,19 @@
 #include "h5util.h"
 #include "output.h"
 
+#include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
-void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/* The library's error printing is a per-thread setting in a threadsafe build (Debian's is
+ * one): each thread turns it off once, the first time it enters one of our readers or
+ * writers. */
+void h5_quiet(void) {
+    static _Thread_local int quiet;
+    if (!quiet) H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    quiet = 1;
+}
 
 hid_t h5_type_f16(void) {
     static hid_t t = -1;
@@ -209,7 +218,32 @@ int h5_link_names(hid_t loc, const char *group, char ***names) {
     return l.n;
 }
 
-void h5_tmp_path(const char *path, char *buf, size_t cap) { output_tmp_path(path, buf, cap); }
+void h5_tmp_path(const char *path, char *buf, size_t cap) { output_tmp_begin(path, buf, cap); }
+
+/* HDF5 1.10 leaves a file id that failed to close (its flush failed: disk full) pointing at
+ * freed memory; the library's own atexit handler then closes it again and crashes. With no
+ * atexit handler nothing touches it: the process ends without the library's cleanup, which
+ * our writers never relied on (each closes its file). Must run before the first HDF5 call. */
+__attribute__((constructor)) static void h5_no_atexit(void) { H5dont_atexit(); }
+
+rb_status h5_create(const char *path, char *tmp, size_t cap, hid_t *f, rb_err *e) {
+    h5_quiet();
+    *f = -1;
+    rb_status st = output_check(path, e);
+    if (st) return st;
+    output_tmp_begin(path, tmp, cap);
+    if ((*f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        return output_tmp_end(tmp, path, rb_fail(e, RB_EINPUT, path, "cannot create %s "
+                                                 "(directory missing or not writable?)", tmp), e);
+    return RB_OK;
+}
+
+rb_status h5_finish(hid_t f, const char *tmp, const char *path, rb_status st, rb_err *e) {
+    errno = 0;
+    /* never close a file twice, even after a failed close (see h5_no_atexit) */
+    if (f > 0 && H5Fclose(f) < 0 && !st) st = output_write_error(e, path, "the HDF5 file");
+    return output_tmp_end(tmp, path, st, e);
+}
 
 int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
                      const hsize_t *dims, const void *data, int compress) {
@@ -238,18 +272,138 @@ int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
     return rc;
 }
 
+int h5_exists(hid_t loc, const char *path) {
+    /* H5Lexists wants every group above the last link to exist: test each prefix */
+    char buf[512];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf; (p = strchr(p + 1, '/'));) {
+        *p = 0;
+        int ok = H5Lexists(loc, buf, H5P_DEFAULT) > 0;
+        *p = '/';
+        if (!ok) return 0;
+    }
+    return H5Lexists(loc, buf, H5P_DEFAULT) > 0;
+}
+
+/* Deflate, the only compression our files use, cannot shrink data more than 1032 : 1
+ * (a length-258 match in at most two bits): more than that is a declaration the stored
+ * bytes cannot fill. */
+#define H5_MAX_RATIO 1100
+
+static void human_bytes(double b, char *buf, size_t cap) {
+    const char *u[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int i = 0;
+    while (b >= 1024 && i < 6) b /= 1024, i++;
+    if (i == 0) snprintf(buf, cap, "%.0f bytes", b);
+    else snprintf(buf, cap, "%.1f %s", b, u[i]);
+}
+
+rb_status h5_dataset_check(hid_t ds, const char *name, rb_err *e) {
+    char file[1024] = "?";
+    hsize_t file_bytes = 0;
+    hid_t f = H5Iget_file_id(ds);
+    if (f >= 0) {
+        H5Fget_name(f, file, sizeof file);
+        H5Fget_filesize(f, &file_bytes);
+        H5Fclose(f);
+    }
+    hid_t sp = H5Dget_space(ds), ft = H5Dget_type(ds);
+    int rank = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[H5S_MAX_RANK] = {0};
+    if (rank > 0) H5Sget_simple_extent_dims(sp, dims, NULL);
+    size_t elem = H5Tget_size(ft);
+    H5Sclose(sp);
+    H5Tclose(ft);
+    if (rank < 0 || elem == 0)
+        return rb_fail(e, RB_EINPUT, file, "%s: has no readable shape or type", name);
+    /* the declared size, in floating point: a product of lies can overflow 64 bits */
+    double declared = (double)elem;
+    char shape[256] = "[";
+    for (int i = 0; i < rank; i++) {
+        declared *= (double)dims[i];
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", i ? ", " : "",
+                 (unsigned long long)dims[i]);
+    }
+    snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "]");
+    if (declared == 0) return RB_OK;
+    char dh[32], sh[32], fh[32];
+    human_bytes(declared, dh, sizeof dh);
+    human_bytes((double)file_bytes, fh, sizeof fh);
+    /* Every chunk (or the contiguous block) must have been written: a declaration with no
+     * data behind it reads as fill values, and is how a file claims sizes it does not
+     * hold. */
+    hid_t dcpl = H5Dget_create_plist(ds);
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    double want_chunks = 1, have_chunks = 1;
+    if (layout == H5D_CHUNKED) {
+        hsize_t chunk[H5S_MAX_RANK] = {0};
+        int cr = H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk);
+        for (int i = 0; i < cr && i < rank; i++)
+            want_chunks *= chunk[i] ? ceil((double)dims[i] / (double)chunk[i]) : 0;
+        hsize_t nc = 0;
+        hid_t all = H5Dget_space(ds); /* 1.10 refuses H5S_ALL here */
+        have_chunks = H5Dget_num_chunks(ds, all, &nc) < 0 ? 0 : (double)nc;
+        H5Sclose(all);
+    } else {
+        H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+        H5Dget_space_status(ds, &status);
+        have_chunks = status == H5D_SPACE_STATUS_ALLOCATED;
+    }
+    H5Pclose(dcpl);
+    if (have_chunks < want_chunks) {
+        if (layout == H5D_CHUNKED)
+            return rb_fail(e, RB_EINPUT, file, "%s: declares %s of %zu-byte elements (%s) but only "
+                           "%.0f of its %.0f chunks were written", name, shape, elem, dh,
+                           have_chunks, want_chunks);
+        return rb_fail(e, RB_EINPUT, file, "%s: declares %s of %zu-byte elements (%s) but none of "
+                       "it was written", name, shape, elem, dh);
+    }
+    double stored = (double)H5Dget_storage_size(ds);
+    human_bytes(stored, sh, sizeof sh);
+    if (stored > (double)file_bytes || declared > stored * H5_MAX_RATIO + 65536)
+        return rb_fail(e, RB_EINPUT, file, "%s: declares %s of %zu-byte elements (%s) but stores "
+                       "%s in a file of %s", name, shape, elem, dh, sh, fh);
+    if (declared > (double)H5_MAX_DATASET_BYTES)
+        return rb_fail(e, RB_EINPUT, file, "%s: declares %s of %zu-byte elements (%s) but this "
+                       "build reads at most %d GiB per dataset", name, shape, elem, dh,
+                       (int)(H5_MAX_DATASET_BYTES >> 30));
+    return RB_OK;
+}
+
+rb_status h5_dataset_open(hid_t loc, const char *name, hid_t *ds, const char *what, rb_err *e) {
+    h5_quiet();
+    *ds = -1;
+    if (!h5_exists(loc, name)) return rb_fail(e, RB_EINPUT, what, "missing dataset %s", name);
+    if ((*ds = H5Dopen2(loc, name, H5P_DEFAULT)) < 0)
+        return rb_fail(e, RB_EINPUT, what, "%s is not a dataset", name);
+    rb_status st = h5_dataset_check(*ds, name, e);
+    if (st) {
+        H5Dclose(*ds);
+        *ds = -1;
+    }
+    return st;
+}
+
 rb_status h5_read_dataset(hid_t loc, const char *name, hid_t mem_type, int rank, hsize_t *dims,
                           void **out, const char *what, rb_err *e) {
     *out = NULL;
-    hid_t ds = H5Lexists(loc, name, H5P_DEFAULT) > 0 ? H5Dopen2(loc, name, H5P_DEFAULT) : -1;
-    if (ds < 0) return rb_fail(e, RB_EINPUT, what, "missing dataset %s", name);
+    hid_t ds;
+    rb_status st = h5_dataset_open(loc, name, &ds, what, e);
+    if (st) return st;
     hid_t sp = H5Dget_space(ds);
     int r = H5Sget_simple_extent_ndims(sp);
-    rb_status st = RB_OK;
     if (r != rank) {
         st = rb_fail(e, RB_EINPUT, what, "%s has rank %d, expected %d", name, r, rank);
     } else {
         H5Sget_simple_extent_dims(sp, dims, NULL);
+        for (int i = 0; i < rank && !st; i++)
+            if (dims[i] > INT32_MAX) /* callers index with int */
+                st = rb_fail(e, RB_EINPUT, what, "%s: dimension %d is %llu, more than this build "
+                             "reads (%d)", name, i, (unsigned long long)dims[i], INT32_MAX);
+    }
+    if (!st) {
         size_t n = 1;
         for (int i = 0; i < rank; i++) n *= dims[i];
         *out = rb_malloc(H5Tget_size(mem_type) * (n ? n : 1));

@@ -10,7 +10,9 @@
 
 #include "rb.h"
 
-/* Turn off HDF5's automatic error stack printing (idempotent). */
+/* Turn off HDF5's automatic error stack printing for the calling thread (cheap after the
+ * first call; every entry point of the readers and writers calls it, since worker threads
+ * read traces). */
 void h5_quiet(void);
 
 /* The IEEE half-precision little-endian file type (HDF5 1.10 has none predefined).
@@ -47,13 +49,36 @@ int h5_file_format(const char *path, char *fmt, size_t cap, int64_t *version);
  * malloc'd); none when the group is missing. Returns the count. */
 int h5_link_names(hid_t loc, const char *group, char ***names);
 
-/* Temporary-file discipline: "<path>.tmp-<pid>". */
+/* Temporary-file discipline: "<path>.tmp-<pid>", begun with output_tmp_begin (stale ones
+ * removed, this one registered for removal on a signal). */
 void h5_tmp_path(const char *path, char *buf, size_t cap);
+
+/* Every HDF5 writer starts and ends here. h5_create checks path (output_check: not a
+ * directory, device or link), and creates the file under its temporary name (buf, cap >=
+ * strlen(path) + 32). h5_finish closes f (when > 0) and, when st is RB_OK and the close
+ * succeeded, renames it into place; otherwise removes it. A failed write, a full disk
+ * included, is RB_EINPUT naming errno. Returns st or the failure. */
+rb_status h5_create(const char *path, char *tmp, size_t cap, hid_t *f, rb_err *e);
+rb_status h5_finish(hid_t f, const char *tmp, const char *path, rb_status st, rb_err *e);
 
 /* Write a whole dataset (creating it, chunked+deflate when compress and rank >= 1).
  * dims: rank sizes. Returns 0 or -1. */
 int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
                      const hsize_t *dims, const void *data, int compress);
+
+/* Whether the link path ("a/b/c") exists below loc, every group on the way included. */
+int h5_exists(hid_t loc, const char *path);
+
+/* Every reader opens its datasets here before it allocates for them. The checked open:
+ * `name` (a path below loc) must exist and be a dataset whose declared extent the file can
+ * hold: all of its storage written, no more stored than the file holds, no more declared
+ * than that storage can decompress to, and at most H5_MAX_DATASET_BYTES. A lie is refused
+ * with RB_EINPUT as `<file>: <name>: declares [dims] ... but ...`; a missing dataset as
+ * `<what>: missing dataset <name>`. *ds is closed by the caller. */
+#define H5_MAX_DATASET_BYTES ((hsize_t)64 << 30)
+rb_status h5_dataset_open(hid_t loc, const char *name, hid_t *ds, const char *what, rb_err *e);
+/* The same check on an open dataset. */
+rb_status h5_dataset_check(hid_t ds, const char *name, rb_err *e);
 
 /* Read the whole dataset `name` of loc, which must have rank `rank`, as mem_type into a new
  * array *out (at least one element allocated); dims receives its sizes. Fails with RB_EINPUT

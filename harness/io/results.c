@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "h5util.h"
+#include "output.h"
 #include "results_schema.h"
 #include "sha256.h"
 
@@ -177,8 +178,7 @@ struct results_writer {
 void results_abort(results_writer *w) {
     if (!w) return;
     if (w->runs > 0) H5Gclose(w->runs);
-    if (w->file > 0) H5Fclose(w->file);
-    remove(w->tmp);
+    h5_finish(w->file, w->tmp, w->path, RB_EINPUT, NULL);
     free(w->rows), free(w->path), free(w->tmp), free(w);
 }
 
@@ -210,15 +210,13 @@ rb_status results_create(const char *path, const results_provenance *p, results_
     h5_quiet();
     results_writer *w = rb_calloc(1, sizeof *w);
     w->path = rb_strdup(path);
-    char tmp[4096];
-    h5_tmp_path(path, tmp, sizeof tmp);
+    char tmp[4400];
+    rb_status cs = h5_create(path, tmp, sizeof tmp, &w->file, e);
     w->tmp = rb_strdup(tmp);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (w->file < 0) {
-        rb_status s = rb_fail(e, RB_EINPUT, path, "cannot create %s (directory missing or not "
-                              "writable?)", w->tmp);
+    if (cs) {
+        w->file = 0;
         results_abort(w);
-        return s;
+        return cs;
     }
     results_header h = {.format_version = RESULTS_FORMAT_VERSION, .host = "unknown"};
     time_t now = time(NULL);
@@ -240,7 +238,7 @@ rb_status results_create(const char *path, const results_provenance *p, results_
     int bad = write_attrs(w->file, RESULTS_ROOT, &h, 0);
     w->runs = H5Gcreate2(w->file, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (bad || w->runs < 0) {
-        rb_status s = rb_fail(e, RB_EINTERNAL, path, "HDF5 failed writing the file header");
+        rb_status s = output_write_error(e, path, "the file header");
         results_abort(w);
         return s;
     }
@@ -280,7 +278,11 @@ rb_status results_add_run(results_writer *w, const results_run *r, rb_err *e) {
     const results_column *c = results_columns(RESULTS_SERIES, &n);
     for (int i = 0; i < n; i++) bad |= write_series(g, &c[i], r);
     H5Gclose(g);
-    if (bad) return rb_fail(e, RB_EINTERNAL, w->path, "HDF5 failed writing run %s", r->run_id);
+    if (bad) {
+        char what[sizeof r->run_id + 8];
+        snprintf(what, sizeof what, "run %s", r->run_id);
+        return output_write_error(e, w->path, what);
+    }
     if (w->n_rows == w->cap_rows) {
         w->cap_rows = w->cap_rows ? 2 * w->cap_rows : 16;
         w->rows = rb_realloc(w->rows, sizeof *w->rows * (size_t)w->cap_rows);
@@ -318,15 +320,10 @@ rb_status results_finish(results_writer *w, rb_err *e) {
     H5Tclose(t);
     H5Gclose(w->runs);
     w->runs = 0;
-    ok = ok && H5Fclose(w->file) >= 0;
-    w->file = 0;
-    if (!ok || rename(w->tmp, w->path) != 0) {
-        rb_status s = rb_fail(e, RB_EINTERNAL, w->path, "could not complete the results file");
-        results_abort(w);
-        return s;
-    }
+    rb_status st = ok ? RB_OK : output_write_error(e, w->path, "/summary");
+    st = h5_finish(w->file, w->tmp, w->path, st, e);
     free(w->rows), free(w->path), free(w->tmp), free(w);
-    return RB_OK;
+    return st;
 }
 
 /* ------------------------------------------------------------------ reading */
@@ -572,14 +569,17 @@ rb_status results_reader_summary(results_reader *rd, results_summary **rows, int
                                  uint64_t *present, rb_err *e) {
     *rows = NULL, *n = 0;
     if (present) *present = 0;
-    if (H5Lexists(rd->file, "summary", H5P_DEFAULT) <= 0)
+    h5_quiet();
+    if (!h5_exists(rd->file, "summary"))
         return rb_fail(e, RB_EINPUT, rd->path, "has no /summary table");
-    hid_t d = H5Dopen2(rd->file, "summary", H5P_DEFAULT);
-    if (d < 0) return rb_fail(e, RB_EINPUT, rd->path, "/summary is not a dataset");
+    hid_t d;
+    rb_status st0 = h5_dataset_open(rd->file, "summary", &d, rd->path, e);
+    if (st0) return st0;
     hid_t ft = H5Dget_type(d), sp = H5Dget_space(d);
     rb_status st = RB_OK;
     hsize_t n_rows = 0;
-    if (H5Tget_class(ft) != H5T_COMPOUND || H5Sget_simple_extent_ndims(sp) != 1) {
+    if (H5Tget_class(ft) != H5T_COMPOUND || H5Sget_simple_extent_ndims(sp) != 1 ||
+        H5Sget_simple_extent_npoints(sp) > INT32_MAX) {
         st = rb_fail(e, RB_EINPUT, rd->path, "/summary is not a one-dimensional compound table");
     } else {
         H5Sget_simple_extent_dims(sp, &n_rows, NULL);

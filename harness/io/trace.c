@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "h5util.h"
+#include "output.h"
 
 static const char *tensor_names[3] = {"q", "k", "v"};
 
@@ -118,22 +119,60 @@ static rb_status open_layer(trace *t, int slot, rb_err *e) {
         }
         hid_t sp = H5Dget_space(d);
         int rank = H5Sget_simple_extent_ndims(sp);
-        hsize_t dims[3] = {0, 0, 0};
-        if (rank == 3) H5Sget_simple_extent_dims(sp, dims, NULL);
+        hsize_t dims[H5S_MAX_RANK] = {0};
+        if (rank > 0) H5Sget_simple_extent_dims(sp, dims, NULL);
         H5Sclose(sp);
         int heads = tensor_heads(m, (trace_tensor)w);
         if (rank != 3 || dims[0] != (hsize_t)m->n_tokens || dims[1] != (hsize_t)heads ||
             dims[2] != (hsize_t)m->head_dim) {
+            char got[160] = "";
+            for (int i = 0; i < rank && i < H5S_MAX_RANK; i++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", i ? ", " : "",
+                         (unsigned long long)dims[i]);
             H5Gclose(g);
             return rb_fail(e, RB_EINPUT, t->path,
-                           "/%s/%s has shape [%llu, %llu, %llu], expected [%d, %d, %d] "
-                           "(n_tokens, heads, head_dim)",
-                           gname, tn, (unsigned long long)dims[0], (unsigned long long)dims[1],
-                           (unsigned long long)dims[2], m->n_tokens, heads, m->head_dim);
+                           "/%s/%s has shape [%s], expected [%d, %d, %d] (n_tokens, heads, "
+                           "head_dim)", gname, tn, got, m->n_tokens, heads, m->head_dim);
+        }
+        char dname[48];
+        snprintf(dname, sizeof dname, "/%s/%s", gname, tn);
+        rb_status st = h5_dataset_check(d, dname, e);
+        if (st) {
+            H5Gclose(g);
+            return st;
         }
     }
     H5Gclose(g);
     return RB_OK;
+}
+
+/* The optional /tokens (integers [n_tokens]) and /text (one string), checked at open so that
+ * no later reader meets them wrong. */
+static rb_status check_tokens_text(trace *t, rb_err *e) {
+    rb_status s = RB_OK;
+    hid_t d;
+    if (h5_exists(t->file, "tokens")) {
+        if ((s = h5_dataset_open(t->file, "tokens", &d, t->path, e))) return s;
+        hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
+        int rank = H5Sget_simple_extent_ndims(sp);
+        hssize_t np = H5Sget_simple_extent_npoints(sp);
+        if (H5Tget_class(ft) != H5T_INTEGER || rank != 1)
+            s = rb_fail(e, RB_EINPUT, t->path, "/tokens must be integers [n_tokens]");
+        else if (np != t->meta.n_tokens)
+            s = rb_fail(e, RB_EINPUT, t->path, "/tokens has %lld entries, expected n_tokens=%d",
+                        (long long)np, t->meta.n_tokens);
+        H5Tclose(ft), H5Sclose(sp), H5Dclose(d);
+        if (s) return s;
+    }
+    if (h5_exists(t->file, "text")) {
+        if ((s = h5_dataset_open(t->file, "text", &d, t->path, e))) return s;
+        hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
+        if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) <= 0 ||
+            H5Sget_simple_extent_npoints(sp) != 1)
+            s = rb_fail(e, RB_EINPUT, t->path, "/text must be one variable-length string");
+        H5Tclose(ft), H5Sclose(sp), H5Dclose(d);
+    }
+    return s;
 }
 
 rb_status trace_open(const char *path, trace **out, rb_err *e) {
@@ -218,6 +257,7 @@ rb_status trace_open(const char *path, trace **out, rb_err *e) {
     }
     for (int sl = 0; sl < m->n_stored; sl++)
         if ((s = open_layer(t, sl, e))) goto fail;
+    if ((s = check_tokens_text(t, e))) goto fail;
     *out = t;
     return RB_OK;
 fail:
@@ -231,6 +271,7 @@ rb_status trace_read(trace *t, int slot, trace_tensor which, int pos0, int n, fl
     RB_CHECK(slot >= 0 && slot < m->n_stored && which <= TRACE_V);
     RB_CHECK(pos0 >= 0 && n >= 0 && pos0 + n <= m->n_tokens);
     if (n == 0) return RB_OK;
+    h5_quiet(); /* worker threads read too */
     int heads = tensor_heads(m, which);
     size_t row = (size_t)heads * m->head_dim, count = (size_t)n * row;
     hid_t d = t->dsets[slot][which], ms;
@@ -265,6 +306,7 @@ rb_status trace_read(trace *t, int slot, trace_tensor which, int pos0, int n, fl
 
 rb_status trace_read_tokens(trace *t, int32_t *dst, int *present, rb_err *e) {
     *present = 0;
+    h5_quiet();
     if (H5Lexists(t->file, "tokens", H5P_DEFAULT) <= 0) return RB_OK;
     hid_t d = H5Dopen2(t->file, "tokens", H5P_DEFAULT);
     hid_t sp = H5Dget_space(d);
@@ -284,6 +326,7 @@ rb_status trace_read_tokens(trace *t, int32_t *dst, int *present, rb_err *e) {
 
 rb_status trace_read_text(trace *t, char **text, rb_err *e) {
     *text = NULL;
+    h5_quiet();
     if (H5Lexists(t->file, "text", H5P_DEFAULT) <= 0) return RB_OK;
     hid_t d = H5Dopen2(t->file, "text", H5P_DEFAULT);
     hid_t ft = H5Dget_type(d);
@@ -313,17 +356,18 @@ rb_status trace_read_truth(trace *t, const char *name, int32_t **rows, int *n, r
     *n = 0;
     char path[64];
     snprintf(path, sizeof path, "truth/%s", name);
-    if (H5Lexists(t->file, "truth", H5P_DEFAULT) <= 0 ||
-        H5Lexists(t->file, path, H5P_DEFAULT) <= 0)
-        return RB_OK;
-    hid_t d = H5Dopen2(t->file, path, H5P_DEFAULT);
+    h5_quiet();
+    if (!h5_exists(t->file, path)) return RB_OK;
+    hid_t d;
+    rb_status s0 = h5_dataset_open(t->file, path, &d, t->path, e);
+    if (s0) return s0;
     hid_t sp = H5Dget_space(d);
     hsize_t dims[2] = {0, 0};
     int rank = H5Sget_simple_extent_ndims(sp);
     if (rank == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
     H5Sclose(sp);
     rb_status s = RB_OK;
-    if (rank != 2 || dims[1] != 3) {
+    if (rank != 2 || dims[1] != 3 || dims[0] > INT32_MAX) {
         s = rb_fail(e, RB_EINPUT, t->path, "/%s must be int32 [n, 3]", path);
     } else {
         *rows = rb_malloc(sizeof(int32_t) * 3 * (dims[0] ? dims[0] : 1));
@@ -353,8 +397,8 @@ struct trace_writer {
 
 void trace_writer_abort(trace_writer *w) {
     if (!w) return;
-    close_h5(w->dsets, w->meta.n_stored, w->file);
-    remove(w->tmp);
+    close_h5(w->dsets, w->meta.n_stored, 0);
+    h5_finish(w->file, w->tmp, w->path, RB_EINPUT, NULL);
     free(w->half);
     free(w->path);
     free(w->tmp);
@@ -389,15 +433,13 @@ rb_status trace_writer_create(const char *path, const trace_meta *m, trace_write
     if (s) return s;
     trace_writer *w = rb_calloc(1, sizeof *w);
     w->path = rb_strdup(path);
-    char tmp[4096];
-    h5_tmp_path(path, tmp, sizeof tmp);
+    char tmp[4400];
+    s = h5_create(path, tmp, sizeof tmp, &w->file, e);
     w->tmp = rb_strdup(tmp);
     w->meta = *m;
     w->meta.n_tokens = 0;
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (w->file < 0) {
-        s = rb_fail(e, RB_EINPUT, path, "cannot create %s (directory missing or not writable?)",
-                    w->tmp);
+    if (s) {
+        w->file = 0;
         trace_writer_abort(w);
         return s;
     }
@@ -450,7 +492,7 @@ rb_status trace_writer_create(const char *path, const trace_meta *m, trace_write
         H5Gclose(g);
     }
     if (bad) {
-        s = rb_fail(e, RB_EINTERNAL, path, "HDF5 failed while creating the trace layout");
+        s = output_write_error(e, path, "the trace layout");
         trace_writer_abort(w);
         return s;
     }
@@ -472,7 +514,7 @@ static rb_status append_one(trace_writer *w, int slot, trace_tensor which, int n
     hid_t d = w->dsets[slot][which];
     hsize_t cur = (hsize_t)w->n_written[slot][which];
     hsize_t newdims[3] = {cur + (hsize_t)n, (hsize_t)heads, (hsize_t)m->head_dim};
-    if (H5Dset_extent(d, newdims) < 0) return rb_fail(e, RB_EINTERNAL, w->path, "cannot extend");
+    if (H5Dset_extent(d, newdims) < 0) return output_write_error(e, w->path, "the trace");
     hid_t ms, fs = select_rows(d, cur, n, heads, m->head_dim, &ms);
     herr_t rc;
     if (m->dtype == TRACE_F32) {
@@ -488,7 +530,7 @@ static rb_status append_one(trace_writer *w, int slot, trace_tensor which, int n
     }
     H5Sclose(ms);
     H5Sclose(fs);
-    if (rc < 0) return rb_fail(e, RB_EINTERNAL, w->path, "HDF5 write failed (disk full?)");
+    if (rc < 0) return output_write_error(e, w->path, "the trace");
     w->n_written[slot][which] += n;
     return RB_OK;
 }
@@ -506,7 +548,7 @@ rb_status trace_writer_append(trace_writer *w, int slot, int n, const float *q, 
 rb_status trace_writer_set_tokens(trace_writer *w, const int32_t *tokens, int n, rb_err *e) {
     hsize_t d = (hsize_t)n;
     if (h5_write_dataset(w->file, "tokens", H5T_NATIVE_INT32, 1, &d, tokens, 1) != 0)
-        return rb_fail(e, RB_EINTERNAL, w->path, "cannot write /tokens");
+        return output_write_error(e, w->path, "/tokens");
     return RB_OK;
 }
 
@@ -520,21 +562,21 @@ rb_status trace_writer_set_text(trace_writer *w, const char *text, rb_err *e) {
     if (d >= 0) H5Dclose(d);
     H5Sclose(sp);
     H5Tclose(t);
-    return ok ? RB_OK : rb_fail(e, RB_EINTERNAL, w->path, "cannot write /text");
+    return ok ? RB_OK : output_write_error(e, w->path, "/text");
 }
 
 rb_status trace_writer_set_truth(trace_writer *w, const char *name, const int32_t *rows, int n,
                                  rb_err *e) {
     if (H5Lexists(w->file, "truth", H5P_DEFAULT) <= 0) {
         hid_t g = H5Gcreate2(w->file, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (g < 0) return rb_fail(e, RB_EINTERNAL, w->path, "cannot create /truth");
+        if (g < 0) return output_write_error(e, w->path, "/truth");
         H5Gclose(g);
     }
     char path[64];
     snprintf(path, sizeof path, "truth/%s", name);
     hsize_t dims[2] = {(hsize_t)n, 3};
     if (h5_write_dataset(w->file, path, H5T_NATIVE_INT32, 2, dims, rows, 0) != 0)
-        return rb_fail(e, RB_EINTERNAL, w->path, "cannot write /%s", path);
+        return output_write_error(e, w->path, path);
     return RB_OK;
 }
 
@@ -555,7 +597,7 @@ rb_status trace_writer_finish(trace_writer *w, rb_err *e) {
         s = rb_fail(e, RB_EINPUT, w->path, "%lld tokens written but n_prefill is %d: a trace "
                     "needs at least one decode step", (long long)n, m->n_prefill);
     if (!s && h5_attr_write_i64(w->file, "n_tokens", n) != 0)
-        s = rb_fail(e, RB_EINTERNAL, w->path, "cannot write n_tokens");
+        s = output_write_error(e, w->path, "n_tokens");
     if (s) {
         trace_writer_abort(w);
         return s;
@@ -565,21 +607,10 @@ rb_status trace_writer_finish(trace_writer *w, rb_err *e) {
             H5Dclose(w->dsets[sl][k]);
             w->dsets[sl][k] = 0;
         }
-    herr_t rc = H5Fclose(w->file);
-    w->file = 0;
-    if (rc < 0) {
-        s = rb_fail(e, RB_EINTERNAL, w->path, "closing the file failed (disk full?)");
-        trace_writer_abort(w);
-        return s;
-    }
-    if (rename(w->tmp, w->path) != 0) {
-        s = rb_fail(e, RB_EINPUT, w->path, "cannot rename %s into place", w->tmp);
-        trace_writer_abort(w);
-        return s;
-    }
+    s = h5_finish(w->file, w->tmp, w->path, RB_OK, e);
     free(w->half);
     free(w->path);
     free(w->tmp);
     free(w);
-    return RB_OK;
+    return s;
 }

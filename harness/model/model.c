@@ -84,6 +84,21 @@ static rb_status get_matrix(const gguf_file *g, const char *name, int64_t rows, 
     return RB_OK;
 }
 
+/* RB_OK when v[0..n) holds no NaN or Inf; row >= 0 names a matrix row. */
+static rb_status check_finite(const char *name, int64_t row, const float *v, int64_t n,
+                              rb_err *e) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) {
+            if (row >= 0)
+                return rb_fail(e, RB_EINPUT, name, "%s at row %lld, column %lld: the model is "
+                               "damaged", isnan(v[i]) ? "NaN" : "Inf", (long long)row,
+                               (long long)i);
+            return rb_fail(e, RB_EINPUT, name, "%s at element %lld: the model is damaged",
+                           isnan(v[i]) ? "NaN" : "Inf", (long long)i);
+        }
+    return RB_OK;
+}
+
 /* A vector (norm weight, bias), converted to float32 once at load. */
 static rb_status get_vector(const gguf_file *g, const char *name, int64_t n, int required,
                             float **out, rb_err *e) {
@@ -101,7 +116,26 @@ static rb_status get_vector(const gguf_file *g, const char *name, int64_t n, int
                        ggml_type_name(t->type));
     *out = rb_malloc((size_t)n * sizeof(float));
     quant_dequant_row_ref(t->type, t->data, *out, n);
-    return RB_OK;
+    return check_finite(name, -1, *out, n, e);
+}
+
+/* Every row of the embedding matrix, dequantized one at a time and scanned: a NaN or Inf
+ * there would reach every layer of the tokens that use it (the output projection, when
+ * tied, too). */
+static rb_status check_matrix_finite(const gguf_tensor *t, const char *name, int64_t rows,
+                                     int64_t cols, rb_err *e) {
+    float *row = rb_malloc((size_t)cols * sizeof(float));
+    size_t rb = quant_row_bytes(t->type, cols);
+    rb_status st = RB_OK;
+    for (int64_t r = 0; r < rows && !st; r++) {
+        quant_dequant_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, row, cols);
+        /* x * 0 is 0 for every finite x and NaN otherwise: a sum that vectorizes */
+        float acc = 0;
+        for (int64_t i = 0; i < cols; i++) acc += row[i] * 0.0f;
+        if (acc != 0) st = check_finite(name, r, row, cols, e);
+    }
+    free(row);
+    return st;
 }
 
 static rb_status load_hparams(model *m, const char *path, rb_err *e) {
@@ -211,7 +245,9 @@ static rb_status load_weights(model *m, rb_err *e) {
     if (te->n_dims != 2 || te->ne[1] < 1 || te->ne[1] > (1 << 24))
         return rb_fail(e, RB_EINPUT, "token_embd.weight", "not a [n_vocab, n_embd] matrix");
     hp->n_vocab = (int)te->ne[1];
-    if ((st = get_matrix(g, "token_embd.weight", hp->n_vocab, E, 1, &m->tok_embd, e))) return st;
+    if ((st = get_matrix(g, "token_embd.weight", hp->n_vocab, E, 1, &m->tok_embd, e)) ||
+        (st = check_matrix_finite(m->tok_embd, "token_embd.weight", hp->n_vocab, E, e)))
+        return st;
     if ((st = get_matrix(g, "output.weight", hp->n_vocab, E, 0, &m->output, e))) return st;
     if (!m->output) m->output = m->tok_embd; /* tied output embedding */
     if ((st = get_vector(g, "output_norm.weight", E, 1, &m->output_norm, e))) return st;

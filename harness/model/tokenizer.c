@@ -567,6 +567,15 @@ rb_status tokenizer_load(const gguf_file *g, tokenizer **out, rb_err *e) {
         goto fail;
     }
     t->n_vocab = (int)n;
+    /* The model can choose any row of its embedding: each needs a token, or generated ids
+     * past the vocabulary would vanish from the text. (llama.cpp requires the same.) */
+    const gguf_tensor *emb = gguf_find_tensor(g, "token_embd.weight");
+    if (emb && emb->n_dims == 2 && emb->ne[1] != (int64_t)n) {
+        st = rb_fail(e, RB_EINPUT, path, "tokenizer.ggml.tokens has %llu entries but "
+                     "token_embd.weight has %lld rows: the vocabulary must cover every row",
+                     (unsigned long long)n, (long long)emb->ne[1]);
+        goto fail;
+    }
     static const char *const opt_arrays[] = {"tokenizer.ggml.scores", "tokenizer.ggml.token_type"};
     for (int a = 0; a < 2; a++) {
         if (!gguf_has_key(g, opt_arrays[a])) continue;
