@@ -4,6 +4,7 @@
  * assembles the results file. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -108,16 +109,16 @@ int cmd_eval(int argc, char **argv) {
          "policies (raasbench policies --names); a labelled variant: LABEL=POLICY:KEY=VALUE..."},
         {"budgets", ARG_STR, &budgets, "L1,L2", "budgets L in tokens per KV head (dense needs none)"},
         {"out", ARG_STR, &out, "R.h5", "eval results file"},
-        {"max-tokens", ARG_INT, &max_tokens, "N", "generated tokens per task at most (256)"},
-        {"limit", ARG_INT, &limit, "K", "only the first K tasks (0: all)"},
-        {"threads", ARG_INT, &threads, "T", "workers over tasks (default: all cores)"},
+        {"max-tokens", ARG_INT_IN(&max_tokens, 1, 1 << 20), "N", "generated tokens per task at most (256)"},
+        {"limit", ARG_INT_IN(&limit, 0, INT_MAX), "K", "only the first K tasks (0: all)"},
+        {"threads", ARG_INT_IN(&threads, 0, 256), "T", "workers over tasks (default: all cores)"},
         {"param", ARG_MULTI, &params, "k=v", "policy parameter (policy.key=value), repeatable"},
         {"template", ARG_STR, &template_path, "F",
          "prompt template for question tasks, {question} replaced (its final newline dropped)"},
         {"stop", ARG_MULTI, &stops, "TEXT",
          "stop sequence, repeatable: the decode ends there, the text is cut before it"},
-        {"page-size", ARG_INT, &page_size, "P", "page size (16)"},
-        {"dense-layers", ARG_INT, &dense_layers, "N", "leading layers kept dense (2)"},
+        {"page-size", ARG_INT_IN(&page_size, 1, 4096), "P", "page size (16)"},
+        {"dense-layers", ARG_INT_IN(&dense_layers, 0, 256), "N", "leading layers kept dense (2)"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary"},
         {NULL, 0, NULL, NULL, NULL},
     };
@@ -130,18 +131,14 @@ int cmd_eval(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, "eval", "--model, --tasks, --policies and --out are required");
         return rb_err_print(&e);
     }
-    if (max_tokens < 1 || max_tokens > 1 << 20) rb_fail(&e, RB_EINPUT, "--max-tokens", "must be in 1..1048576");
-    else if (limit < 0) rb_fail(&e, RB_EINPUT, "--limit", "must be >= 0");
-    else if (threads < 0 || threads > 256) rb_fail(&e, RB_EINPUT, "--threads", "must be in 0..256");
-    else if (page_size < 1 || page_size > 4096) rb_fail(&e, RB_EINPUT, "--page-size", "must be in 1..4096");
-    else if (dense_layers < 0) rb_fail(&e, RB_EINPUT, "--dense-layers", "must be >= 0");
-    else if (stops.n > 16) rb_fail(&e, RB_EINPUT, "--stop", "at most 16 stop sequences");
+    if (stops.n > 16) rb_fail(&e, RB_EINPUT, "--stop", "at most 16 stop sequences");
     for (int i = 0; i < stops.n && !e.status; i++)
         if (!*stops.v[i] || strlen(stops.v[i]) > 64)
             rb_fail(&e, RB_EINPUT, "--stop", "a stop sequence must be 1..64 bytes");
     if (e.status) return rb_err_print(&e);
     if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (output_check(out, &e)) return rb_err_print(&e);
+    const char *ins[] = {model, tasks_path, template_path}; /* no output may be an input */
+    if (output_check_all(&out, 1, ins, 3, &e)) return rb_err_print(&e);
     output_clean_stale_of(out); /* what a killed run of this evaluation was writing */
 
     task_set tasks = {0};

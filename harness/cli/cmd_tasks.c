@@ -48,16 +48,16 @@ int cmd_tasks(int argc, char **argv) {
     const arg_spec specs[] = {
         {"kind", ARG_STR, &kind, "chain", "task family (required): chain"},
         {"out", ARG_STR, &out, "FILE", "JSONL file to write (required)"},
-        {"n", ARG_INT, &c.n, "N", "tasks (default 100)"},
-        {"steps", ARG_INT, &c.steps, "N", "derived variables per chain (default 2)"},
-        {"inits", ARG_INT, &c.inits, "N", "literal variables per chain (default 3)"},
-        {"lookback", ARG_INT, &c.lookback, "N", "a line refers up to N lines above (default 1)"},
-        {"lookback-min", ARG_INT, &c.lookback_min, "N", "... and at least N lines above (default 1)"},
-        {"max-value", ARG_INT, &c.max_value, "N", "literals are 1..N (default 99)"},
-        {"max-add", ARG_INT, &c.max_add, "N", "a derived line may add 1..N (default 0: copies)"},
+        {"n", ARG_INT_IN(&c.n, 1, 1000000), "N", "tasks (default 100)"},
+        {"steps", ARG_INT_IN(&c.steps, 1, 4095), "N", "derived variables per chain (default 2)"},
+        {"inits", ARG_INT_IN(&c.inits, 1, 4095), "N", "literal variables per chain (default 3)"},
+        {"lookback", ARG_INT_IN(&c.lookback, 1, 4095), "N", "a line refers up to N lines above (default 1)"},
+        {"lookback-min", ARG_INT_IN(&c.lookback_min, 1, 4095), "N", "... and at least N lines above (default 1)"},
+        {"max-value", ARG_INT_IN(&c.max_value, 1, 1000000000), "N", "literals are 1..N (default 99)"},
+        {"max-add", ARG_INT_IN(&c.max_add, 0, 1000000), "N", "a derived line may add 1..N (default 0: copies)"},
         {"p-add", ARG_FLOAT, &c.p_add, "P", "chance a derived line adds (default 0)"},
-        {"shots", ARG_INT, &c.shots, "N", "solved examples before each problem (default 5)"},
-        {"seed", ARG_I64, &seed, "S", "seed, >= 0 (default 1); same seed, same file"},
+        {"shots", ARG_INT_IN(&c.shots, 0, 16), "N", "solved examples before each problem (default 5)"},
+        {"seed", ARG_I64_IN(&seed, 0, INT64_MAX), "S", "seed, >= 0 (default 1); same seed, same file"},
         {NULL, 0, NULL, NULL, NULL},
     };
     rb_err e = {0};
@@ -74,10 +74,6 @@ int cmd_tasks(int argc, char **argv) {
         return rb_err_print(&e);
     }
     char why[160];
-    if (seed < 0) {
-        rb_fail(&e, RB_EINPUT, "--seed", "must be >= 0");
-        return rb_err_print(&e);
-    }
     c.seed = (uint64_t)seed;
     if (!chain_config_check(&c, why, sizeof why)) {
         rb_fail(&e, RB_EINPUT, "tasks", "%s", why);

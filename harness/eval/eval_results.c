@@ -135,11 +135,10 @@ static int write_run(hid_t runs, const cell *c, eval_result *const res, const ch
 rb_status eval_results_write(const char *path, const char *model_path, const task_set *tasks,
                              const char *config_json, const cell *cells, int n_cells,
                              eval_result *const *results, rb_err *e) {
-    h5_quiet();
-    char tmp[4200];
-    h5_tmp_path(path, tmp, sizeof tmp);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return rb_fail(e, RB_EINPUT, path, "cannot create (directory missing or not writable?)");
+    char tmp[4400];
+    hid_t f;
+    rb_status cs = h5_create(path, tmp, sizeof tmp, &f, e);
+    if (cs) return cs;
     char created[64], host[256] = "unknown";
     time_t now = time(NULL);
     struct tm tmv;
@@ -182,12 +181,8 @@ rb_status eval_results_write(const char *path, const char *model_path, const tas
     bad |= h5_write_dataset(f, "summary", st, 1, &nr, rows, 0);
     H5Tclose(st);
     free(rows);
-    bad |= H5Fclose(f) < 0;
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return rb_fail(e, RB_EINTERNAL, path, "could not write the eval results file");
-    }
-    return RB_OK;
+    return h5_finish(f, tmp, path, bad ? output_write_error(e, path, "the eval results") : RB_OK,
+                     e);
 }
 
 /* ------------------------------------------------------------------ parts */
@@ -305,8 +300,11 @@ static rb_status open_eval(const char *path, hid_t *f, rb_err *e) {
 
 static rb_status read_summary(hid_t f, const char *path, eval_summary **rows, int *n, rb_err *e) {
     *rows = NULL, *n = 0;
-    if (H5Lexists(f, "summary", H5P_DEFAULT) <= 0) return rb_fail(e, RB_EINPUT, path, "no /summary");
-    hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT), sp = H5Dget_space(d);
+    if (!h5_exists(f, "summary")) return rb_fail(e, RB_EINPUT, path, "no /summary");
+    hid_t d;
+    rb_status st0 = h5_dataset_open(f, "summary", &d, path, e); /* its extent checked */
+    if (st0) return st0;
+    hid_t sp = H5Dget_space(d);
     hssize_t np = H5Sget_simple_extent_npoints(sp);
     *rows = rb_calloc((size_t)(np > 0 ? np : 1), sizeof **rows);
     hid_t t = summary_type();
