@@ -83,6 +83,21 @@ void model_session_destroy(model_session *s); /* NULL is a no-op */
  * n_vocab and pos < max_tokens (checked: RB_CHECK). */
 void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits);
 
+/* Prompt tokens processed per block by model_session_prefill (measured: see
+ * model_session_prefill). */
+#define MODEL_PREFILL_BLOCK 32
+
+/* Run prompt tokens ids[0..n) at positions pos0 .. pos0 + n - 1: the same results, bit for
+ * bit, as n calls of model_session_forward(s, ids[i], pos0 + i, 1, ...) with logits only
+ * after the last (logits: NULL or [n_vocab]). KV caches, policy state, measured copies,
+ * model_session_qkv (of the last token) and the logits are identical; only the timings
+ * differ. The matrix products run over blocks of MODEL_PREFILL_BLOCK tokens
+ * (quant_matmat), so the weights are read once per block instead of once per token;
+ * attention still runs token by token in position order. Requires n >= 1, every id in
+ * [0, n_vocab) and pos0 + n <= max_tokens (RB_CHECK), and pos0 the session's next position
+ * with no decode step run yet. model_session_last_timing covers the whole call. */
+void model_session_prefill(model_session *s, const int32_t *ids, int n, int pos0, float *logits);
+
 /* After a forward: the post-RoPE query [n_q_heads, head_dim], key and value
  * [n_kv_heads, head_dim] of layer il for the token just run (for trace recording). */
 void model_session_qkv(const model_session *s, int il, const float **q, const float **k,
