@@ -15,14 +15,58 @@
 typedef struct bench_result {
     double tokens_per_s;
     int64_t matvec_ns, attn_ns, other_ns, total_ns;
+    double prefill_tps, prefill_token_tps; /* prompt tokens/s: batched, token by token (0: not run) */
+    int prefill_same;                      /* the two prefills' logits equal bit for bit */
+    model_timing prefill_tm;               /* of the batched prefill */
 } bench_result;
 
+/* Prompt prefill speed: n ids through a fresh dense session, batched (model_session_prefill)
+ * and, when token_too, token by token (model_session_forward, the path it replaces), with
+ * the two last-token logits compared bit for bit. */
+static rb_status bench_prefill(model *m, const int32_t *ids, int n, int token_too, bench_result *r,
+                               rb_err *e) {
+    const model_hparams *hp = model_get_hparams(m);
+    policy_params dp;
+    cell dense;
+    const policy_ops *ops = policy_find("dense", e);
+    if (!ops) return RB_EINTERNAL;
+    rb_status st = policy_params_for(ops, NULL, 0, &dp, e);
+    if (st || (st = cells_init(&dense, ops, &dp, 0, NULL, NULL, e))) return st;
+    model_cache_config cc = {.cell = &dense, .page_size = 16, .max_tokens = n + 1, .seed = 1};
+    float *lg[2] = {rb_malloc((size_t)hp->n_vocab * sizeof(float)),
+                    rb_malloc((size_t)hp->n_vocab * sizeof(float))};
+    for (int path = 0; path < 1 + !!token_too && !st; path++) {
+        model_session *s = NULL;
+        if ((st = model_session_create(m, &cc, &s, e))) break;
+        int64_t t0 = rb_now_ns();
+        if (path == 0) {
+            model_session_prefill(s, ids, n, 0, lg[0]);
+            r->prefill_tm = model_session_last_timing(s);
+        }
+        else
+            for (int i = 0; i < n; i++) model_session_forward(s, ids[i], i, 1, i == n - 1 ? lg[1] : NULL);
+        double tps = n / ((rb_now_ns() - t0) * 1e-9);
+        *(path == 0 ? &r->prefill_tps : &r->prefill_token_tps) = tps;
+        model_session_destroy(s);
+    }
+    r->prefill_same = token_too && !st && !memcmp(lg[0], lg[1], (size_t)hp->n_vocab * sizeof(float));
+    free(lg[0]), free(lg[1]);
+    free(dense.params_json);
+    return st;
+}
+
 static rb_status bench_one(const char *path, int threads, const int32_t *ids, int n_prompt,
-                           int n_decode, const cell *c, bench_result *r, rb_err *e) {
+                           int n_decode, const cell *c, const int32_t *pf_ids, int n_pf,
+                           int pf_token, bench_result *r, rb_err *e) {
     model *m = NULL;
     model_session *s = NULL;
+    memset(r, 0, sizeof *r);
     rb_status st = model_load(path, threads, &m, e);
     if (st) return st;
+    if (n_pf > 0 && (st = bench_prefill(m, pf_ids, n_pf, pf_token, r, e))) {
+        model_destroy(m);
+        return st;
+    }
     const model_hparams *hp = model_get_hparams(m);
     model_cache_config cc = {.cell = c, .page_size = 16,
                              .dense_layers = 2, .max_tokens = n_prompt + n_decode, .seed = 1};
@@ -31,9 +75,7 @@ static rb_status bench_one(const char *path, int threads, const int32_t *ids, in
         return st;
     }
     float *logits = rb_malloc((size_t)hp->n_vocab * sizeof(float));
-    for (int i = 0; i < n_prompt; i++)
-        model_session_forward(s, ids[i], i, 1, i == n_prompt - 1 ? logits : NULL);
-    memset(r, 0, sizeof *r);
+    model_session_prefill(s, ids, n_prompt, 0, logits);
     int64_t t0 = rb_now_ns();
     for (int t = 0; t < n_decode; t++) {
         int next = model_argmax(logits, hp->n_vocab);
@@ -110,13 +152,15 @@ static void bench_llamacpp(const char *path, const char *prompt, int n, const in
 static const char usage[] =
     "[--model M.gguf] [--prompt TEXT] [--tokens N] [--threads 1,2]\n"
     "                              [--policy P --budget L] [--no-ref]\n"
+    "                              [--prefill N] [--prefill-token 0|1]\n"
     "Decode speed (tokens/s) of the C forward at each thread count beside llama.cpp's\n"
-    "(llama-cpp-python, same machine, same run), and where the time goes.";
+    "(llama-cpp-python, same machine, same run), and where the time goes; prompt prefill\n"
+    "speed (prompt tokens/s, batched) beside the token-by-token path's.";
 
 int cmd_bench_decode(int argc, char **argv) {
     const char *path = "models/gemma-3-270m-q4_k_m.gguf", *prompt = "The capital of France is";
     const char *threads_s = "1,2", *policy = "dense";
-    int n_decode = 64, budget = 0, no_ref = 0, help = 0, n_pos = 0;
+    int n_decode = 64, budget = 0, no_ref = 0, help = 0, n_pos = 0, n_pf = 256, pf_token = 1;
     arg_spec specs[] = {
         {"model", ARG_STR, &path, "M.gguf", "model (default models/gemma-3-270m-q4_k_m.gguf)"},
         {"prompt", ARG_STR, &prompt, "TEXT", "prompt (default \"The capital of France is\")"},
@@ -125,6 +169,10 @@ int cmd_bench_decode(int argc, char **argv) {
         {"policy", ARG_STR, &policy, "P", "KV-cache policy of the global layers (default dense)"},
         {"budget", ARG_INT, &budget, "L", "budget for --policy"},
         {"no-ref", ARG_FLAG, &no_ref, NULL, "skip llama.cpp"},
+        {"prefill", ARG_INT, &n_pf, "N", "prompt tokens of the prefill figure: the prompt repeated "
+                                         "(default 256; 0 skips it)"},
+        {"prefill-token", ARG_INT, &pf_token, "0|1", "also time the token-by-token prefill and "
+                                                     "compare its logits (default 1)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     rb_err e = {0};
@@ -141,6 +189,10 @@ int cmd_bench_decode(int argc, char **argv) {
         }
     if (n_decode < 1) {
         rb_fail(&e, RB_EINPUT, "--tokens", "must be >= 1");
+        return rb_err_print(&e);
+    }
+    if (n_pf < 0 || n_pf > (1 << 20) || (pf_token != 0 && pf_token != 1)) {
+        rb_fail(&e, RB_EINPUT, "--prefill", "--prefill must be in [0, 2^20], --prefill-token 0 or 1");
         return rb_err_print(&e);
     }
     const policy_ops *ops = policy_find_choice(policy, &e);
@@ -167,15 +219,21 @@ int cmd_bench_decode(int argc, char **argv) {
         return rb_err_print(&e);
     }
     snprintf(name, sizeof name, "%s", model_get_hparams(m)->name);
+    if (n_pf >= model_get_hparams(m)->n_ctx_train) n_pf = model_get_hparams(m)->n_ctx_train - 1;
     tokenizer_destroy(tok);
     model_destroy(m);
+    /* the prefill prompt: the prompt's tokens repeated (its first token, BOS, once) */
+    int32_t *pf_ids = rb_malloc((size_t)(n_pf > 0 ? n_pf : 1) * sizeof(int32_t));
+    int skip = n_prompt > 1 ? 1 : 0;
+    for (int i = 0; i < n_pf; i++)
+        pf_ids[i] = i < n_prompt ? ids[i] : ids[skip + (i - n_prompt) % (n_prompt - skip)];
 
     printf("# bench decode: %s, prompt %d tokens, %d decode steps, policy %s%s\n", name,
            n_prompt, n_decode, policy, (ops->flags & POLICY_BUDGET_FREE) ? " (attention only)" : "");
     bench_result res[MAX_THREAD_COUNTS];
     for (int i = 0; i < n_threads; i++) {
-        if (bench_one(path, threads[i], ids, n_prompt, n_decode, &c, &res[i], &e)) {
-            free(ids);
+        if (bench_one(path, threads[i], ids, n_prompt, n_decode, &c, pf_ids, n_pf, pf_token, &res[i], &e)) {
+            free(ids), free(pf_ids);
             free(c.params_json);
             return rb_err_print(&e);
         }
@@ -184,9 +242,22 @@ int cmd_bench_decode(int argc, char **argv) {
                "other %.1f%%\n", threads[i], res[i].tokens_per_s, 100.0 * res[i].matvec_ns / tot,
                100.0 * res[i].attn_ns / tot,
                100.0 * (tot - res[i].matvec_ns - res[i].attn_ns) / tot);
+        if (n_pf > 0 && pf_token)
+            printf("raasbench threads=%d prefill_tokens_per_s=%.2f  token_by_token %.2f  speedup %.2fx  "
+                   "logits %s  (%d prompt tokens; batched: matmat %.1f%%, attention+policy %.1f%%)\n",
+                   threads[i], res[i].prefill_tps, res[i].prefill_token_tps,
+                   res[i].prefill_tps / res[i].prefill_token_tps,
+                   res[i].prefill_same ? "bit-identical" : "DIFFER", n_pf,
+                   100.0 * res[i].prefill_tm.matvec_ns / res[i].prefill_tm.total_ns,
+                   100.0 * res[i].prefill_tm.attn_ns / res[i].prefill_tm.total_ns);
+        else if (n_pf > 0)
+            printf("raasbench threads=%d prefill_tokens_per_s=%.2f  (%d prompt tokens; matmat %.1f%%, "
+                   "attention+policy %.1f%%)\n", threads[i], res[i].prefill_tps, n_pf,
+                   100.0 * res[i].prefill_tm.matvec_ns / res[i].prefill_tm.total_ns,
+                   100.0 * res[i].prefill_tm.attn_ns / res[i].prefill_tm.total_ns);
         fflush(stdout);
     }
-    free(ids);
+    free(ids), free(pf_ids);
     free(c.params_json);
     if (no_ref) return 0;
     double ref[MAX_THREAD_COUNTS];
