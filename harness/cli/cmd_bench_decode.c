@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "args.h"
 #include "commands.h"
@@ -15,58 +16,14 @@
 typedef struct bench_result {
     double tokens_per_s;
     int64_t matvec_ns, attn_ns, other_ns, total_ns;
-    double prefill_tps, prefill_token_tps; /* prompt tokens/s: batched, token by token (0: not run) */
-    int prefill_same;                      /* the two prefills' logits equal bit for bit */
-    model_timing prefill_tm;               /* of the batched prefill */
 } bench_result;
 
-/* Prompt prefill speed: n ids through a fresh dense session, batched (model_session_prefill)
- * and, when token_too, token by token (model_session_forward, the path it replaces), with
- * the two last-token logits compared bit for bit. */
-static rb_status bench_prefill(model *m, const int32_t *ids, int n, int token_too, bench_result *r,
-                               rb_err *e) {
-    const model_hparams *hp = model_get_hparams(m);
-    policy_params dp;
-    cell dense;
-    const policy_ops *ops = policy_find("dense", e);
-    if (!ops) return RB_EINTERNAL;
-    rb_status st = policy_params_for(ops, NULL, 0, &dp, e);
-    if (st || (st = cells_init(&dense, ops, &dp, 0, NULL, NULL, e))) return st;
-    model_cache_config cc = {.cell = &dense, .page_size = 16, .max_tokens = n + 1, .seed = 1};
-    float *lg[2] = {rb_malloc((size_t)hp->n_vocab * sizeof(float)),
-                    rb_malloc((size_t)hp->n_vocab * sizeof(float))};
-    for (int path = 0; path < 1 + !!token_too && !st; path++) {
-        model_session *s = NULL;
-        if ((st = model_session_create(m, &cc, &s, e))) break;
-        int64_t t0 = rb_now_ns();
-        if (path == 0) {
-            model_session_prefill(s, ids, n, 0, lg[0]);
-            r->prefill_tm = model_session_last_timing(s);
-        }
-        else
-            for (int i = 0; i < n; i++) model_session_forward(s, ids[i], i, 1, i == n - 1 ? lg[1] : NULL);
-        double tps = n / ((rb_now_ns() - t0) * 1e-9);
-        *(path == 0 ? &r->prefill_tps : &r->prefill_token_tps) = tps;
-        model_session_destroy(s);
-    }
-    r->prefill_same = token_too && !st && !memcmp(lg[0], lg[1], (size_t)hp->n_vocab * sizeof(float));
-    free(lg[0]), free(lg[1]);
-    free(dense.params_json);
-    return st;
-}
-
 static rb_status bench_one(const char *path, int threads, const int32_t *ids, int n_prompt,
-                           int n_decode, const cell *c, const int32_t *pf_ids, int n_pf,
-                           int pf_token, bench_result *r, rb_err *e) {
+                           int n_decode, const cell *c, bench_result *r, rb_err *e) {
     model *m = NULL;
     model_session *s = NULL;
-    memset(r, 0, sizeof *r);
     rb_status st = model_load(path, threads, &m, e);
     if (st) return st;
-    if (n_pf > 0 && (st = bench_prefill(m, pf_ids, n_pf, pf_token, r, e))) {
-        model_destroy(m);
-        return st;
-    }
     const model_hparams *hp = model_get_hparams(m);
     model_cache_config cc = {.cell = c, .page_size = 16,
                              .dense_layers = 2, .max_tokens = n_prompt + n_decode, .seed = 1};
@@ -76,6 +33,7 @@ static rb_status bench_one(const char *path, int threads, const int32_t *ids, in
     }
     float *logits = rb_malloc((size_t)hp->n_vocab * sizeof(float));
     model_session_prefill(s, ids, n_prompt, 0, logits);
+    memset(r, 0, sizeof *r);
     int64_t t0 = rb_now_ns();
     for (int t = 0; t < n_decode; t++) {
         int next = model_argmax(logits, hp->n_vocab);
@@ -89,6 +47,61 @@ static rb_status bench_one(const char *path, int threads, const int32_t *ids, in
     model_session_destroy(s);
     model_destroy(m);
     return RB_OK;
+}
+
+typedef struct prefill_result {
+    double tps, token_tps;         /* prompt tokens/s: batched, token by token (0: not run) */
+    double cpu_tps, token_cpu_tps; /* the same per second of process CPU time (shared machines) */
+    int same;                      /* the two prefills' logits equal bit for bit */
+    model_timing tm;               /* of the batched prefill */
+} prefill_result;
+
+static double cpu_seconds(void) {
+    struct timespec ts;
+    RB_CHECK(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Prompt prefill speed: n ids through a fresh dense session, batched (model_session_prefill)
+ * and, when token_too, token by token (model_session_forward, the path it replaces), with
+ * the two last-token logits compared bit for bit. */
+static rb_status bench_prefill(const char *path, int threads, const int32_t *ids, int n, int token_too,
+                               prefill_result *r, rb_err *e) {
+    memset(r, 0, sizeof *r);
+    model *m = NULL;
+    rb_status st = model_load(path, threads, &m, e);
+    if (st) return st;
+    const model_hparams *hp = model_get_hparams(m);
+    policy_params dp;
+    cell dense = {0};
+    const policy_ops *ops = policy_find("dense", e);
+    if (!ops) st = RB_EINTERNAL;
+    if (!st) st = policy_params_for(ops, NULL, 0, &dp, e);
+    if (!st) st = cells_init(&dense, ops, &dp, 0, NULL, NULL, e);
+    model_cache_config cc = {.cell = &dense, .page_size = 16, .max_tokens = n + 1, .seed = 1};
+    float *lg[2] = {rb_malloc((size_t)hp->n_vocab * sizeof(float)),
+                    rb_malloc((size_t)hp->n_vocab * sizeof(float))};
+    for (int pass = 0; pass < 1 + !!token_too && !st; pass++) {
+        model_session *s = NULL;
+        if ((st = model_session_create(m, &cc, &s, e))) break;
+        double c0 = cpu_seconds();
+        int64_t t0 = rb_now_ns();
+        if (pass == 0) {
+            model_session_prefill(s, ids, n, 0, lg[0]);
+            r->tm = model_session_last_timing(s);
+        } else {
+            for (int i = 0; i < n; i++) model_session_forward(s, ids[i], i, 1, i == n - 1 ? lg[1] : NULL);
+        }
+        double tps = n / ((rb_now_ns() - t0) * 1e-9), cpu_tps = n / (cpu_seconds() - c0);
+        if (pass == 0) r->tps = tps, r->cpu_tps = cpu_tps;
+        else r->token_tps = tps, r->token_cpu_tps = cpu_tps;
+        model_session_destroy(s);
+    }
+    r->same = token_too && !st && !memcmp(lg[0], lg[1], (size_t)hp->n_vocab * sizeof(float));
+    free(lg[0]), free(lg[1]);
+    free(dense.params_json);
+    model_destroy(m);
+    return st;
 }
 
 /* llama.cpp's tokens/s per thread count from the helper script; 0 where it gave none. */
@@ -232,7 +245,9 @@ int cmd_bench_decode(int argc, char **argv) {
            n_prompt, n_decode, policy, (ops->flags & POLICY_BUDGET_FREE) ? " (attention only)" : "");
     bench_result res[MAX_THREAD_COUNTS];
     for (int i = 0; i < n_threads; i++) {
-        if (bench_one(path, threads[i], ids, n_prompt, n_decode, &c, pf_ids, n_pf, pf_token, &res[i], &e)) {
+        prefill_result pr;
+        if (bench_one(path, threads[i], ids, n_prompt, n_decode, &c, &res[i], &e) ||
+            (n_pf > 0 && bench_prefill(path, threads[i], pf_ids, n_pf, pf_token, &pr, &e))) {
             free(ids), free(pf_ids);
             free(c.params_json);
             return rb_err_print(&e);
@@ -242,19 +257,17 @@ int cmd_bench_decode(int argc, char **argv) {
                "other %.1f%%\n", threads[i], res[i].tokens_per_s, 100.0 * res[i].matvec_ns / tot,
                100.0 * res[i].attn_ns / tot,
                100.0 * (tot - res[i].matvec_ns - res[i].attn_ns) / tot);
-        if (n_pf > 0 && pf_token)
-            printf("raasbench threads=%d prefill_tokens_per_s=%.2f  token_by_token %.2f  speedup %.2fx  "
-                   "logits %s  (%d prompt tokens; batched: matmat %.1f%%, attention+policy %.1f%%)\n",
-                   threads[i], res[i].prefill_tps, res[i].prefill_token_tps,
-                   res[i].prefill_tps / res[i].prefill_token_tps,
-                   res[i].prefill_same ? "bit-identical" : "DIFFER", n_pf,
-                   100.0 * res[i].prefill_tm.matvec_ns / res[i].prefill_tm.total_ns,
-                   100.0 * res[i].prefill_tm.attn_ns / res[i].prefill_tm.total_ns);
-        else if (n_pf > 0)
-            printf("raasbench threads=%d prefill_tokens_per_s=%.2f  (%d prompt tokens; matmat %.1f%%, "
-                   "attention+policy %.1f%%)\n", threads[i], res[i].prefill_tps, n_pf,
-                   100.0 * res[i].prefill_tm.matvec_ns / res[i].prefill_tm.total_ns,
-                   100.0 * res[i].prefill_tm.attn_ns / res[i].prefill_tm.total_ns);
+        if (n_pf > 0) {
+            double tot_pf = (double)pr.tm.total_ns;
+            printf("raasbench threads=%d prefill_tokens_per_s=%.2f (per cpu-second %.2f)  matmat %.1f%%  "
+                   "attention+policy %.1f%%  (%d prompt tokens)\n", threads[i], pr.tps, pr.cpu_tps,
+                   100.0 * pr.tm.matvec_ns / tot_pf, 100.0 * pr.tm.attn_ns / tot_pf, n_pf);
+            if (pf_token)
+                printf("raasbench threads=%d prefill token_by_token_tokens_per_s=%.2f (per cpu-second %.2f)  "
+                       "batched/token-by-token %.2fx (cpu %.2fx)  logits %s\n", threads[i], pr.token_tps,
+                       pr.token_cpu_tps, pr.tps / pr.token_tps, pr.cpu_tps / pr.token_cpu_tps,
+                       pr.same ? "bit-identical" : "DIFFER");
+        }
         fflush(stdout);
     }
     free(ids), free(pf_ids);
