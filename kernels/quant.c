@@ -606,6 +606,53 @@ SIGNED32_DOT_MANY(dot_many_q8_0, q8_0_signed, 34)
 SIGNED32_DOT_MANY(dot_many_q5_0, q5_0_signed, 22)
 #undef SIGNED32_DOT_MANY
 
+/* dot_q4_0, dot_q4_1, dot_q5_1 for n_x <= MANY vectors: the unsigned quants once; each
+ * vector's float chain (acc) and scalar correction (corr) as in the single-vector code. */
+static void dot_many_q4_0(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t y_stride) {
+    __m256 acc[MANY];
+    float corr[MANY];
+    for (int v = 0; v < n_x; v++) acc[v] = _mm256_setzero_ps(), corr[v] = 0;
+    for (int64_t b = 0; b < cols / 32; b++, w += 18) {
+        __m256i q = nibbles_split16(w + 2);
+        float dw = f16_at(w);
+        for (int v = 0; v < n_x; v++) {
+            float f = dw * xa[v].d[b];
+            __m256i p = dot_u8_s8(q, load256(xa[v].q + 32 * b));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(p), acc[v]);
+            corr[v] += f * (float)xa[v].s32[b];
+        }
+    }
+    for (int v = 0; v < n_x; v++) y[v * y_stride] = hsum8(acc[v]) - 8.0f * corr[v];
+}
+
+/* Q4_1 (five = 0) and Q5_1 (five = 1): value d*q + m. */
+static inline void dot_many_q41_q51(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y,
+                                    int64_t y_stride, int five) {
+    __m256 acc[MANY];
+    float corr[MANY];
+    for (int v = 0; v < n_x; v++) acc[v] = _mm256_setzero_ps(), corr[v] = 0;
+    size_t bb = five ? 24 : 20;
+    for (int64_t b = 0; b < cols / 32; b++, w += bb) {
+        __m256i q = five ? _mm256_or_si256(nibbles_split16(w + 8), qh_bits_to_bytes(u32_at(w + 4)))
+                         : nibbles_split16(w + 4);
+        float dw = f16_at(w), mw = f16_at(w + 2);
+        for (int v = 0; v < n_x; v++) {
+            float dx = xa[v].d[b];
+            __m256i p = dot_u8_s8(q, load256(xa[v].q + 32 * b));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(p), acc[v]);
+            corr[v] += mw * dx * (float)xa[v].s32[b];
+        }
+    }
+    for (int v = 0; v < n_x; v++) y[v * y_stride] = hsum8(acc[v]) + corr[v];
+}
+
+static void dot_many_q4_1(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t ys) {
+    dot_many_q41_q51(w, xa, n_x, cols, y, ys, 0);
+}
+static void dot_many_q5_1(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t ys) {
+    dot_many_q41_q51(w, xa, n_x, cols, y, ys, 1);
+}
+
 /* dot_k45 for n_x <= MANY vectors: the super-block's quants and scale shuffles once. */
 static inline void dot_many_k45(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y,
                                 int64_t y_stride, int five) {
@@ -701,11 +748,15 @@ static void dot_many_q6_k(const uint8_t *w, const xact *xa, int n_x, int64_t col
     for (int v = 0; v < n_x; v++) y[v * y_stride] = hsum8(acc[v]) - 32.0f * hsum8(accb[v]);
 }
 
-/* The several-vector function of a type, or NULL: the others call their dot per vector. */
+/* The several-vector function of a type, or NULL: the float formats call their dot per
+ * vector (their x groups and row tiles sized to stay in L1 together). */
 static dot_many_fn dot_many_for(ggml_type t) {
     switch (t) {
     case GGML_T_Q8_0: return dot_many_q8_0;
+    case GGML_T_Q4_0: return dot_many_q4_0;
+    case GGML_T_Q4_1: return dot_many_q4_1;
     case GGML_T_Q5_0: return dot_many_q5_0;
+    case GGML_T_Q5_1: return dot_many_q5_1;
     case GGML_T_Q4_K: return dot_many_q4_k;
     case GGML_T_Q5_K: return dot_many_q5_k;
     case GGML_T_Q6_K: return dot_many_q6_k;
@@ -741,6 +792,7 @@ typedef struct job {
     const xact *xa;    // [n_x] the activation vectors, each prepared as quant_matvec does
     int64_t n_x;
     int64_t tile;      // rows whose weights stay in L1 while every x passes over them
+    int64_t x_group;   // vectors whose x stay in L1 with the tile (dot-per-vector types)
     float *y;          // [n_x, rows]
     atomic_llong next; // first row of the next chunk to take
 } job;
@@ -788,10 +840,12 @@ static void job_run(job *j) {
                 }
                 continue;
             }
-            for (int64_t b = 0; b < j->n_x; b++) {
-                float *y = j->y + b * j->rows;
+            // the x of a group stay in L1 beside the tile
+            for (int64_t g0 = 0; g0 < j->n_x; g0 += j->x_group) {
+                int64_t g1 = g0 + j->x_group < j->n_x ? g0 + j->x_group : j->n_x;
                 for (int64_t r = t0; r < t1; r++)
-                    y[r] = j->dot(j->w + (size_t)r * j->row_bytes, &j->xa[b], j->cols);
+                    for (int64_t b = g0; b < g1; b++)
+                        j->y[b * j->rows + r] = j->dot(j->w + (size_t)r * j->row_bytes, &j->xa[b], j->cols);
             }
         }
     }
@@ -897,6 +951,8 @@ static void product(quant_pool *p, ggml_type t, const void *w, int64_t rows, int
     j->xa = xact_prepare(xb, t, x, n_x, cols);
     int64_t tile = TILE_BYTES / (int64_t)j->row_bytes;
     j->tile = n_x == 1 ? rows : tile < 1 ? 1 : tile;
+    int64_t x_bytes = j->xa[0].q ? cols : 4 * cols, group = TILE_BYTES / x_bytes;
+    j->x_group = group < 1 ? 1 : group;
 
     int n = p ? p->n_threads : 1;
     if (n == 1 || rows < 2 || rows * cols * n_x < PARALLEL_MIN_ELEMS) {
