@@ -83,8 +83,10 @@ void model_session_destroy(model_session *s); /* NULL is a no-op */
  * n_vocab and pos < max_tokens (checked: RB_CHECK). */
 void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits);
 
-/* Prompt tokens processed per block by model_session_prefill (measured: see
- * model_session_prefill). */
+/* Prompt tokens per block of model_session_prefill. Measured on Gemma 3 270M Q4_K_M, 300
+ * prompt tokens, 1 thread (process CPU time, this shared 2-core Xeon): blocks of 16, 32 and
+ * 64 within 2% of each other (the products are compute-bound from 16 on); 32 keeps the
+ * block buffers small ([32, n_ff] floats twice) for 7B-class models. */
 #define MODEL_PREFILL_BLOCK 32
 
 /* Run prompt tokens ids[0..n) at positions pos0 .. pos0 + n - 1: the same results, bit for
