@@ -1,7 +1,9 @@
 /* model.c: the transformer forward of gemma3, qwen2 and llama GGUF models, one token at a
  * time, written after llama.cpp's graphs (llama-model.cpp) so that its logits are the
  * reference: weights stay in the mmap'd file and go through quant_matvec; the attention of
- * every layer goes through a stepper, so the KV cache is whatever the layer's policy keeps. */
+ * every layer goes through a stepper, so the KV cache is whatever the layer's policy keeps.
+ * Prompts run in blocks of tokens (model_session_prefill: the products through
+ * quant_matmat), with the same results bit for bit. */
 #include "model.h"
 
 #include <math.h>

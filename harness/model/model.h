@@ -1,5 +1,6 @@
 /* model.h: live decoding of GGUF transformer models (gemma3, qwen2, llama) on the CPU, one
- * token at a time, with every layer's KV cache managed by a policy through a stepper.
+ * token at a time (the prompt in blocks, bit-identical), with every layer's KV cache managed
+ * by a policy through a stepper.
  *
  * A model (weights, mmap'd, and hyperparameters from the GGUF metadata) is shared by any
  * number of sessions; a session is one sequence being decoded: its own per-layer steppers
