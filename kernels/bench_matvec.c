@@ -1,7 +1,8 @@
 /* bench_matvec.c: speed of quant_matvec at Gemma 3 270M shapes, against the plain
- * reference and against cblas_sgemv on the same matrix already dequantized to float.
+ * reference and against cblas_sgemv on the same matrix already dequantized to float; and of
+ * quant_matmat over 32 vectors (a prefill block) against 32 quant_matvec calls.
  * Prints, per format, shape and thread count: median ms per call, GB/s of weight bytes
- * streamed, and the two ratios. Not a test: timings on a shared machine are noisy. */
+ * streamed, and the ratios. Not a test: timings on a shared machine are noisy. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -88,12 +89,12 @@ int main(int argc, char **argv) {
     // Two phases: every quant_matvec timing first, every cblas_sgemv timing after. OpenBLAS
     // threads keep spinning for a while after a call; timed in between, they would take
     // cores from the pool under test.
-    enum { MAX_CASES = 64 };
+    enum { MAX_CASES = 64, MM_X = 32 };
     typedef struct bench_case {
         ggml_type t;
         shape s;
         uint64_t seed;
-        double ref_ms, fast_ms[8], blas_ms[8], relerr[8];
+        double ref_ms, fast_ms[8], blas_ms[8], relerr[8], mm_ms[8]; // mm: quant_matmat of MM_X vectors
     } bench_case;
     bench_case cases[MAX_CASES];
     int n_cases = 0;
@@ -136,6 +137,15 @@ int main(int argc, char **argv) {
                     for (int64_t r = 0; r < s.rows; r++) maxerr = fmax(maxerr, fabs((double)y[r] - yref[r]));
                     bc->relerr[k] = maxerr / (ymean > 0 ? ymean : 1);
                 }
+                if (!is_big) {
+                    float *xs = rb_malloc((size_t)(MM_X * s.cols) * sizeof *xs);
+                    float *ys = rb_malloc((size_t)(MM_X * s.rows) * sizeof *ys);
+                    for (int64_t c = 0; c < MM_X * s.cols; c++) xs[c] = sinf((float)c * 0.37f);
+                    for (int k = 0; k < n_tc; k++)
+                        TIME_MEDIAN(bc->mm_ms[k], reps_here,
+                                    quant_matmat(pools[k], t, w, s.rows, s.cols, xs, MM_X, ys));
+                    free(xs), free(ys);
+                }
                 free(yref);
             } else {
                 float *wf = rb_malloc((size_t)s.rows * (size_t)s.cols * sizeof *wf); // [rows, cols]
@@ -157,16 +167,18 @@ int main(int argc, char **argv) {
     printf("# x_ref = reference time / fast time (reference: 1 thread, dequantize + double dot)\n");
     printf("# x_sgemv = cblas_sgemv time on the dequantized float32 W / fast time (same thread count)\n");
     printf("# relerr = max |y - y_ref| / mean |y_ref| (x quantized to 8 bits for the quantized formats)\n");
-    printf("%-5s %8s %6s %3s %10s %8s %10s %8s %10s %8s %10s\n", "type", "rows", "cols", "thr", "fast_ms",
-           "GB/s", "ref_ms", "x_ref", "sgemv_ms", "x_sgemv", "relerr");
+    printf("# mm_ms = quant_matmat of %d vectors / %d (ms per vector); x_mm = fast_ms / mm_ms\n", MM_X, MM_X);
+    printf("%-5s %8s %6s %3s %10s %8s %10s %8s %10s %8s %10s %9s %7s\n", "type", "rows", "cols", "thr", "fast_ms",
+           "GB/s", "ref_ms", "x_ref", "sgemv_ms", "x_sgemv", "relerr", "mm_ms", "x_mm");
     for (int ci = 0; ci < n_cases; ci++) {
         bench_case *bc = &cases[ci];
         double wbytes = (double)bc->s.rows * (double)quant_row_bytes(bc->t, bc->s.cols);
         for (int k = 0; k < n_tc; k++)
-            printf("%-5s %8lld %6lld %3d %10.3f %8.2f %10.3f %8.1f %10.3f %8.2f %10.2e\n", ggml_type_name(bc->t),
-                   (long long)bc->s.rows, (long long)bc->s.cols, thread_counts[k], bc->fast_ms[k],
-                   wbytes / (bc->fast_ms[k] * 1e6), bc->ref_ms, bc->ref_ms / bc->fast_ms[k], bc->blas_ms[k],
-                   bc->blas_ms[k] / bc->fast_ms[k], bc->relerr[k]);
+            printf("%-5s %8lld %6lld %3d %10.3f %8.2f %10.3f %8.1f %10.3f %8.2f %10.2e %9.4f %7.2f\n",
+                   ggml_type_name(bc->t), (long long)bc->s.rows, (long long)bc->s.cols, thread_counts[k],
+                   bc->fast_ms[k], wbytes / (bc->fast_ms[k] * 1e6), bc->ref_ms, bc->ref_ms / bc->fast_ms[k],
+                   bc->blas_ms[k], bc->blas_ms[k] / bc->fast_ms[k], bc->relerr[k], bc->mm_ms[k] / MM_X,
+                   bc->mm_ms[k] > 0 ? bc->fast_ms[k] / (bc->mm_ms[k] / MM_X) : 0.0);
     }
     for (int k = 0; k < n_tc; k++) quant_pool_destroy(pools[k]);
     return 0;

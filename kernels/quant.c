@@ -266,6 +266,52 @@ static void quantize_x_256(const float *x, int64_t cols, int8_t *q, float *d, in
     }
 }
 
+/* Storage for n_x vectors of x in quantized form, grown as needed and kept by a pool. */
+typedef struct xact_buf {
+    xact *xa;   // [cap_x]
+    int8_t *q;  // [cap_x * cap_cols]
+    float *d;   // [cap_x * (cap_cols / 32 + 1)]
+    void *s;    // [cap_x * (cap_cols / 8 + 8)] bytes: int32 per 32 or int16 per 16
+    int64_t cap_x, cap_cols;
+} xact_buf;
+
+static void xact_buf_free(xact_buf *b) {
+    free(b->xa), free(b->q), free(b->d), free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+/* x [n_x, cols] prepared for the dot functions of type t: each vector on its own, exactly as
+ * a single product would prepare it. */
+static const xact *xact_prepare(xact_buf *b, ggml_type t, const float *x, int64_t n_x, int64_t cols) {
+    if (b->cap_x < n_x || b->cap_cols < cols) {
+        int64_t nx = b->cap_x > n_x ? b->cap_x : n_x, nc = b->cap_cols > cols ? b->cap_cols : cols;
+        xact_buf_free(b);
+        b->xa = rb_malloc((size_t)nx * sizeof *b->xa);
+        b->q = rb_malloc((size_t)(nx * nc));
+        b->d = rb_malloc((size_t)(nx * (nc / 32 + 1)) * sizeof *b->d);
+        b->s = rb_malloc((size_t)(nx * (nc / 8 + 8)));
+        b->cap_x = nx, b->cap_cols = nc;
+    }
+    int quantized = t != GGML_T_F32 && t != GGML_T_F16 && t != GGML_T_BF16;
+    for (int64_t i = 0; i < n_x; i++) {
+        const float *xi = x + i * cols;
+        b->xa[i] = (xact){.x = xi};
+        if (!quantized) continue;
+        int8_t *q = b->q + i * cols;
+        float *d = b->d + i * (cols / 32 + 1);
+        void *s = (char *)b->s + i * (cols / 8 + 8);
+        b->xa[i].q = q, b->xa[i].d = d;
+        if (ggml_block_elems(t) == 256) {
+            quantize_x_256(xi, cols, q, d, s);
+            b->xa[i].s16 = s;
+        } else {
+            quantize_x_32(xi, cols, q, d, s);
+            b->xa[i].s32 = s;
+        }
+    }
+    return b->xa;
+}
+
 /* ---- dot products of one weight row with x ------------------------------------------ */
 
 typedef float (*dot_fn)(const uint8_t *w, const xact *xa, int64_t cols);
@@ -513,6 +559,211 @@ static float dot_q6_k(const uint8_t *w, const xact *xa, int64_t cols) {
     return hsum8(acc) - 32.0f * hsum8(accb);
 }
 
+/* ---- one weight row against several x at once ---------------------------------------
+ *
+ * For prefill (quant_matmat): a row's blocks are decoded once and applied to up to MANY
+ * prepared vectors. Each vector keeps its own accumulators and sees exactly the operations
+ * of the single-vector function above, in the same order: the same integer products (exact,
+ * whoever computes them), the same scale products, the same FMA chains and the same final
+ * reduction, so y[v] equals dot(w, xa[v]) bit for bit. Only the weight-side work (unpacking
+ * nibbles and scales) is shared. */
+
+#define MANY 16
+typedef void (*dot_many_fn)(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y,
+                            int64_t y_stride);
+
+/* SIGNED32_DOT (Q8_0, Q5_0) for n_x <= MANY vectors: dot_s8_s8 split into its weight part
+ * (|w|) and its per-vector part (x with w's sign). */
+#define SIGNED32_DOT_MANY(name, QUANTS, BB)                                                    \
+    static void name(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y,        \
+                     int64_t y_stride) {                                                       \
+        __m256 acc0[MANY], acc1[MANY];                                                        \
+        for (int v = 0; v < n_x; v++) acc0[v] = acc1[v] = _mm256_setzero_ps();                \
+        int64_t nb = cols / 32, b = 0;                                                        \
+        for (; b + 2 <= nb; b += 2, w += 2 * (BB)) {                                          \
+            __m256i q0 = QUANTS(w), q1 = QUANTS(w + (BB));                                    \
+            __m256i a0 = _mm256_sign_epi8(q0, q0), a1 = _mm256_sign_epi8(q1, q1);             \
+            float d0 = f16_at(w), d1 = f16_at(w + (BB));                                      \
+            for (int v = 0; v < n_x; v++) {                                                   \
+                const xact *x = &xa[v];                                                       \
+                __m256i p0 = dot_u8_s8(a0, _mm256_sign_epi8(load256(x->q + 32 * b), q0));    \
+                __m256i p1 = dot_u8_s8(a1, _mm256_sign_epi8(load256(x->q + 32 * b + 32), q1)); \
+                acc0[v] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * x->d[b]), _mm256_cvtepi32_ps(p0), acc0[v]); \
+                acc1[v] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * x->d[b + 1]), _mm256_cvtepi32_ps(p1), acc1[v]); \
+            }                                                                                 \
+        }                                                                                     \
+        for (; b < nb; b++, w += (BB)) {                                                      \
+            __m256i q0 = QUANTS(w), a0 = _mm256_sign_epi8(q0, q0);                            \
+            float d0 = f16_at(w);                                                             \
+            for (int v = 0; v < n_x; v++) {                                                   \
+                __m256i p0 = dot_u8_s8(a0, _mm256_sign_epi8(load256(xa[v].q + 32 * b), q0));  \
+                acc0[v] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * xa[v].d[b]), _mm256_cvtepi32_ps(p0), acc0[v]); \
+            }                                                                                 \
+        }                                                                                     \
+        for (int v = 0; v < n_x; v++) y[v * y_stride] = hsum8(_mm256_add_ps(acc0[v], acc1[v])); \
+    }
+SIGNED32_DOT_MANY(dot_many_q8_0, q8_0_signed, 34)
+SIGNED32_DOT_MANY(dot_many_q5_0, q5_0_signed, 22)
+#undef SIGNED32_DOT_MANY
+
+/* dot_q4_0, dot_q4_1, dot_q5_1 for n_x <= MANY vectors: the unsigned quants once; each
+ * vector's float chain (acc) and scalar correction (corr) as in the single-vector code. */
+static void dot_many_q4_0(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t y_stride) {
+    __m256 acc[MANY];
+    float corr[MANY];
+    for (int v = 0; v < n_x; v++) acc[v] = _mm256_setzero_ps(), corr[v] = 0;
+    for (int64_t b = 0; b < cols / 32; b++, w += 18) {
+        __m256i q = nibbles_split16(w + 2);
+        float dw = f16_at(w);
+        for (int v = 0; v < n_x; v++) {
+            float f = dw * xa[v].d[b];
+            __m256i p = dot_u8_s8(q, load256(xa[v].q + 32 * b));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(f), _mm256_cvtepi32_ps(p), acc[v]);
+            corr[v] += f * (float)xa[v].s32[b];
+        }
+    }
+    for (int v = 0; v < n_x; v++) y[v * y_stride] = hsum8(acc[v]) - 8.0f * corr[v];
+}
+
+/* Q4_1 (five = 0) and Q5_1 (five = 1): value d*q + m. */
+static inline void dot_many_q41_q51(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y,
+                                    int64_t y_stride, int five) {
+    __m256 acc[MANY];
+    float corr[MANY];
+    for (int v = 0; v < n_x; v++) acc[v] = _mm256_setzero_ps(), corr[v] = 0;
+    size_t bb = five ? 24 : 20;
+    for (int64_t b = 0; b < cols / 32; b++, w += bb) {
+        __m256i q = five ? _mm256_or_si256(nibbles_split16(w + 8), qh_bits_to_bytes(u32_at(w + 4)))
+                         : nibbles_split16(w + 4);
+        float dw = f16_at(w), mw = f16_at(w + 2);
+        for (int v = 0; v < n_x; v++) {
+            float dx = xa[v].d[b];
+            __m256i p = dot_u8_s8(q, load256(xa[v].q + 32 * b));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(p), acc[v]);
+            corr[v] += mw * dx * (float)xa[v].s32[b];
+        }
+    }
+    for (int v = 0; v < n_x; v++) y[v * y_stride] = hsum8(acc[v]) + corr[v];
+}
+
+static void dot_many_q4_1(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t ys) {
+    dot_many_q41_q51(w, xa, n_x, cols, y, ys, 0);
+}
+static void dot_many_q5_1(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t ys) {
+    dot_many_q41_q51(w, xa, n_x, cols, y, ys, 1);
+}
+
+/* dot_k45 for n_x <= MANY vectors: the super-block's quants and scale shuffles once. */
+static inline void dot_many_k45(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y,
+                                int64_t y_stride, int five) {
+    __m256 acc[MANY];
+    __m128 accm[MANY];
+    for (int v = 0; v < n_x; v++) acc[v] = _mm256_setzero_ps(), accm[v] = _mm_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), h5 = _mm256_set1_epi8(0x10);
+    size_t bb = five ? 176 : 144;
+    for (int64_t b = 0; b < cols / 256; b++, w += bb) {
+        __m128i sc8, m8;
+        k_scales_mins_v(w + 4, &sc8, &m8);
+        __m256i sc = _mm256_broadcastsi128_si256(sc8);
+        const uint8_t *qs = w + (five ? 48 : 16);
+        __m256i qh = five ? load256(w + 16) : _mm256_setzero_si256();
+        __m256i lo[4], hi[4], slo[4], shi[4];
+        for (int c = 0; c < 4; c++) {
+            __m256i v = load256(qs + 32 * c);
+            lo[c] = _mm256_and_si256(v, m4), hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (five) {
+                __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * c))), b1 = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
+                lo[c] = _mm256_or_si256(lo[c], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), h5));
+                hi[c] = _mm256_or_si256(hi[c], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), h5));
+            }
+            slo[c] = _mm256_shuffle_epi8(sc, load256(k_bcast16[2 * c]));
+            shi[c] = _mm256_shuffle_epi8(sc, load256(k_bcast16[2 * c + 1]));
+        }
+        float d = f16_at(w), dmin = f16_at(w + 2);
+        for (int v = 0; v < n_x; v++) {
+            const xact *x = &xa[v];
+            float dx = x->d[b];
+            const int8_t *xq = x->q + 256 * b;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                __m256i plo = _mm256_maddubs_epi16(lo[c], load256(xq + 64 * c));
+                __m256i phi = _mm256_maddubs_epi16(hi[c], load256(xq + 64 * c + 32));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, slo[c]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, shi[c]));
+            }
+            const __m128i *xs = (const __m128i *)(const void *)(x->s16 + 16 * b);
+            __m128i s32 = _mm_hadd_epi16(_mm_loadu_si128(xs), _mm_loadu_si128(xs + 1));
+            __m128i mm = _mm_madd_epi16(m8, s32);
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(sumi), acc[v]);
+            accm[v] = _mm_fmadd_ps(_mm_set1_ps(dmin * dx), _mm_cvtepi32_ps(mm), accm[v]);
+        }
+    }
+    for (int v = 0; v < n_x; v++) {
+        __m128 am = _mm_add_ps(accm[v], _mm_movehl_ps(accm[v], accm[v]));
+        am = _mm_add_ss(am, _mm_movehdup_ps(am));
+        y[v * y_stride] = hsum8(acc[v]) - _mm_cvtss_f32(am);
+    }
+}
+
+static void dot_many_q4_k(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t ys) {
+    dot_many_k45(w, xa, n_x, cols, y, ys, 0);
+}
+static void dot_many_q5_k(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t ys) {
+    dot_many_k45(w, xa, n_x, cols, y, ys, 1);
+}
+
+/* dot_q6_k for n_x <= MANY vectors: the eight groups of quants and their scale vectors once. */
+static void dot_many_q6_k(const uint8_t *w, const xact *xa, int n_x, int64_t cols, float *y, int64_t y_stride) {
+    __m256 acc[MANY], accb[MANY];
+    for (int v = 0; v < n_x; v++) acc[v] = accb[v] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    for (int64_t b = 0; b < cols / 256; b++, w += 210) {
+        const uint8_t *ql = w, *qhp = w + 128;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)(w + 192));
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc8); // [16] int16
+        __m256i q[8], scp[8];                     // group 4h + k: quants, scales per int16 lane
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = load256(ql + 64 * h), l1 = load256(ql + 64 * h + 32), qh = load256(qhp + 32 * h);
+            __m256i sc = _mm256_broadcastsi128_si256(h ? _mm256_extracti128_si256(sc16, 1) : _mm256_castsi256_si128(sc16));
+            q[4 * h] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
+            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+            for (int k = 0; k < 4; k++) scp[4 * h + k] = _mm256_shuffle_epi8(sc, load256(k_q6_scale_pick[k]));
+        }
+        float dw = f16_at(w + 208);
+        for (int v = 0; v < n_x; v++) {
+            const xact *x = &xa[v];
+            const int8_t *xq = x->q + 256 * b;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int g = 0; g < 8; g++)
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[g], load256(xq + 32 * g)), scp[g]));
+            __m256i bias = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(const void *)(x->s16 + 16 * b)));
+            __m256 f = _mm256_set1_ps(dw * x->d[b]);
+            acc[v] = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(sumi), acc[v]);
+            accb[v] = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(bias), accb[v]);
+        }
+    }
+    for (int v = 0; v < n_x; v++) y[v * y_stride] = hsum8(acc[v]) - 32.0f * hsum8(accb[v]);
+}
+
+/* The several-vector function of a type, or NULL: the float formats call their dot per
+ * vector (their x groups and row tiles sized to stay in L1 together). */
+static dot_many_fn dot_many_for(ggml_type t) {
+    switch (t) {
+    case GGML_T_Q8_0: return dot_many_q8_0;
+    case GGML_T_Q4_0: return dot_many_q4_0;
+    case GGML_T_Q4_1: return dot_many_q4_1;
+    case GGML_T_Q5_0: return dot_many_q5_0;
+    case GGML_T_Q5_1: return dot_many_q5_1;
+    case GGML_T_Q4_K: return dot_many_q4_k;
+    case GGML_T_Q5_K: return dot_many_q5_k;
+    case GGML_T_Q6_K: return dot_many_q6_k;
+    default: return NULL;
+    }
+}
+
 static dot_fn dot_for(ggml_type t) {
     switch (t) {
     case GGML_T_F32: return dot_f32;
@@ -534,11 +785,15 @@ static dot_fn dot_for(ggml_type t) {
 
 typedef struct job {
     dot_fn dot;
+    dot_many_fn many;  // NULL: dot per vector
     const uint8_t *w;
     size_t row_bytes;
     int64_t rows, cols, chunk;
-    xact xa;
-    float *y;
+    const xact *xa;    // [n_x] the activation vectors, each prepared as quant_matvec does
+    int64_t n_x;
+    int64_t tile;      // rows whose weights stay in L1 while every x passes over them
+    int64_t x_group;   // vectors whose x stay in L1 with the tile (dot-per-vector types)
+    float *y;          // [n_x, rows]
     atomic_llong next; // first row of the next chunk to take
 } job;
 
@@ -562,18 +817,37 @@ struct quant_pool {
     atomic_int stop;
     char pad[64];          // keeps the chunk counter off the line the idle workers poll
     job job;
-    int8_t *xq;            // [cap_cols]
-    float *xd;             // [cap_cols / 32]
-    void *xs;              // [cap_cols / 8] bytes: int32 per 32 or int16 per 16
-    int64_t cap_cols;
+    xact_buf xb;           // x in quantized form, reused from call to call
 };
 
+/* Every output element is one call of the row's dot function on one prepared x, whatever
+ * the number of vectors or threads: that is what makes quant_matmat's y[b] equal to
+ * quant_matvec's bit for bit. Several vectors share a tile of rows while it is in L1, so
+ * the weights are read from memory once per call, not once per vector. */
 static void job_run(job *j) {
     for (;;) {
         int64_t r0 = atomic_fetch_add(&j->next, j->chunk);
         if (r0 >= j->rows) return;
         int64_t r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
-        for (int64_t r = r0; r < r1; r++) j->y[r] = j->dot(j->w + (size_t)r * j->row_bytes, &j->xa, j->cols);
+        for (int64_t t0 = r0; t0 < r1; t0 += j->tile) {
+            int64_t t1 = t0 + j->tile < r1 ? t0 + j->tile : r1;
+            if (j->many && j->n_x > 1) {
+                for (int64_t v0 = 0; v0 < j->n_x; v0 += MANY) {
+                    int nv = j->n_x - v0 < MANY ? (int)(j->n_x - v0) : MANY;
+                    for (int64_t r = t0; r < t1; r++)
+                        j->many(j->w + (size_t)r * j->row_bytes, j->xa + v0, nv, j->cols,
+                                j->y + v0 * j->rows + r, j->rows);
+                }
+                continue;
+            }
+            // the x of a group stay in L1 beside the tile
+            for (int64_t g0 = 0; g0 < j->n_x; g0 += j->x_group) {
+                int64_t g1 = g0 + j->x_group < j->n_x ? g0 + j->x_group : j->n_x;
+                for (int64_t r = t0; r < t1; r++)
+                    for (int64_t b = g0; b < g1; b++)
+                        j->y[b * j->rows + r] = j->dot(j->w + (size_t)r * j->row_bytes, &j->xa[b], j->cols);
+            }
+        }
     }
 }
 
@@ -646,67 +920,42 @@ void quant_pool_destroy(quant_pool *p) {
     pthread_cond_destroy(&p->cv_done);
     pthread_mutex_destroy(&p->mu);
     free(p->workers);
-    free(p->xq);
-    free(p->xd);
-    free(p->xs);
+    xact_buf_free(&p->xb);
     free(p);
 }
 
 int quant_pool_threads(const quant_pool *p) { return p ? p->n_threads : 1; }
 
-/* Below this many weights a product is done on the calling thread: waking the workers
- * would cost more than it saves. */
+/* Below this many multiply-adds a product is done on the calling thread: waking the
+ * workers would cost more than it saves. */
 #define PARALLEL_MIN_ELEMS (64 * 1024)
+/* Weight bytes of a row tile: with the tile's x blocks this stays within a 32 KiB L1. */
+#define TILE_BYTES (16 * 1024)
 
-void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64_t cols,
-                  const float *x, float *y) {
+static void product(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64_t cols,
+                    const float *x, int64_t n_x, float *y) {
     (void)quant_row_blocks(t, cols); /* dies unless t is supported and cols whole blocks */
-    RB_CHECK(rows >= 0);
+    RB_CHECK(rows >= 0 && n_x >= 1);
     if (rows == 0) return;
+    xact_buf tmp = {0};
+    xact_buf *xb = p ? &p->xb : &tmp;
     job *j = p ? &p->job : &(job){0};
     j->dot = dot_for(t);
+    j->many = dot_many_for(t);
     j->w = w;
     j->row_bytes = quant_row_bytes(t, cols);
     j->rows = rows;
     j->cols = cols;
     j->y = y;
-    j->xa = (xact){.x = x};
-
-    int8_t *tmp_q = NULL;
-    float *tmp_d = NULL;
-    void *tmp_s = NULL;
-    if (t != GGML_T_F32 && t != GGML_T_F16 && t != GGML_T_BF16) {
-        int8_t *q;
-        float *d;
-        void *s;
-        if (p) {
-            if (p->cap_cols < cols) {
-                free(p->xq);
-                free(p->xd);
-                free(p->xs);
-                p->xq = rb_malloc((size_t)cols);
-                p->xd = rb_malloc((size_t)(cols / 32 + 1) * sizeof *p->xd);
-                p->xs = rb_malloc((size_t)(cols / 8 + 8));
-                p->cap_cols = cols;
-            }
-            q = p->xq, d = p->xd, s = p->xs;
-        } else {
-            q = tmp_q = rb_malloc((size_t)cols);
-            d = tmp_d = rb_malloc((size_t)(cols / 32 + 1) * sizeof *d);
-            s = tmp_s = rb_malloc((size_t)(cols / 8 + 8));
-        }
-        j->xa.q = q, j->xa.d = d;
-        if (ggml_block_elems(t) == 256) {
-            quantize_x_256(x, cols, q, d, s);
-            j->xa.s16 = s;
-        } else {
-            quantize_x_32(x, cols, q, d, s);
-            j->xa.s32 = s;
-        }
-    }
+    j->n_x = n_x;
+    j->xa = xact_prepare(xb, t, x, n_x, cols);
+    int64_t tile = TILE_BYTES / (int64_t)j->row_bytes;
+    j->tile = n_x == 1 ? rows : tile < 1 ? 1 : tile;
+    int64_t x_bytes = j->xa[0].q ? cols : 4 * cols, group = TILE_BYTES / x_bytes;
+    j->x_group = group < 1 ? 1 : group;
 
     int n = p ? p->n_threads : 1;
-    if (n == 1 || rows < 2 || rows * cols < PARALLEL_MIN_ELEMS) {
+    if (n == 1 || rows < 2 || rows * cols * n_x < PARALLEL_MIN_ELEMS) {
         j->chunk = rows;
         atomic_store(&j->next, 0);
         job_run(j);
@@ -735,7 +984,15 @@ void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64
             pthread_mutex_unlock(&p->mu);
         }
     }
-    free(tmp_q);
-    free(tmp_d);
-    free(tmp_s);
+    xact_buf_free(&tmp);
+}
+
+void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64_t cols,
+                  const float *x, float *y) {
+    product(p, t, w, rows, cols, x, 1, y);
+}
+
+void quant_matmat(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64_t cols,
+                  const float *x, int64_t n_x, float *y) {
+    product(p, t, w, rows, cols, x, n_x, y);
 }

@@ -65,6 +65,17 @@ int quant_pool_threads(const quant_pool *p);
 void quant_matvec(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64_t cols,
                   const float *x, float *y);
 
+/* Y = X W^T for n_x vectors at once: y[b * rows + r] = sum_c W[r, c] * x[b * cols + c] for
+ * b in [0, n_x), r in [0, rows); x is [n_x, cols], y is [n_x, rows] (prompt prefill: one
+ * vector per prompt token). Same requirements as quant_matvec, n_x >= 1. Guarantees: y[b]
+ * equals quant_matvec(p, t, w, rows, cols, x + b * cols, .) bit for bit (each element is
+ * the same dot product on the same quantized x), for any pool and thread count; the weights
+ * are read from memory once per call rather than once per vector (rows are taken in tiles
+ * that stay in the L1 cache while every vector passes over them). The plain reference is
+ * n_x calls of quant_matvec_ref. */
+void quant_matmat(quant_pool *p, ggml_type t, const void *w, int64_t rows, int64_t cols,
+                  const float *x, int64_t n_x, float *y);
+
 /* Test and benchmark support: fill one row of `cols` elements (a multiple of the block
  * elems) with random blocks that are valid: fp16 scales and mins finite, magnitude in
  * [2^-10, 2^-4); F16 values in [2^-6, 2); F32 and BF16 values in [-1, 1); quants uniform.

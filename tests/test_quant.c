@@ -250,13 +250,42 @@ typedef struct mv_case {
     int64_t rows, cols;
 } mv_case;
 
+/* amax[c / 32]: the largest |x| of the block of x that element c is quantized in (32 or 256
+ * long: the same for every 32 of a 256-block). */
+static void x_amax(ggml_type t, const float *x, int64_t cols, double *amax) {
+    int64_t xblock = ggml_block_elems(t) == 256 ? 256 : 32;
+    for (int64_t c = 0; c < cols; c += 32) {
+        int64_t b0 = c / xblock * xblock;
+        double a = 0;
+        for (int64_t k = b0; k < b0 + xblock && k < cols; k++) a = fmax(a, fabs(x[k]));
+        amax[c / 32] = a;
+    }
+}
+
+/* The bound above on |fast - reference| for one row and one x (grid: x on the quantization
+ * grid, so no term (a)). wr, wo: cols floats of scratch; wz: a row's bytes of scratch. */
+static double row_bound(ggml_type t, const uint8_t *row, int64_t cols, const float *x, const double *amax,
+                        int grid, float *wr, float *wo, uint8_t *wz) {
+    int quantized = ggml_block_elems(t) > 1;
+    quant_dequant_row_ref(t, row, wr, cols);
+    memcpy(wz, row, quant_row_bytes(t, cols));
+    zero_quants(t, wz, cols);
+    if (quantized) quant_dequant_row_ref(t, wz, wo, cols);
+    else memset(wo, 0, (size_t)cols * sizeof *wo);
+    double a_term = 0, mag = 0;
+    for (int64_t c = 0; c < cols; c++) {
+        double am = quantized ? amax[c / 32] : 0;
+        if (quantized && !grid) a_term += fabs(wr[c]) * am / 254.0;
+        mag += (fabs(wr[c]) + fabs(wo[c])) * (fabs(x[c]) + am / 127.0);
+    }
+    return a_term * (1 + 1e-6) + (double)(cols / 32 + 16) * FLT_EPSILON * mag;
+}
+
 /* Fills x (grid or not), runs the reference and the pools, checks each row against its
  * bound; returns the largest error / bound seen. */
 static double check_matvec(const mv_case *mc, int grid, quant_pool **pools, int n_pools) {
     ggml_type t = mc->t;
     int64_t rows = mc->rows, cols = mc->cols;
-    int quantized = ggml_block_elems(t) > 1;
-    int xblock = ggml_block_elems(t) == 256 ? 256 : 32;
     size_t rb = quant_row_bytes(t, cols);
     uint8_t *w = rb_malloc((size_t)rows * rb), *wz = rb_malloc(rb);
     float *x = rb_malloc((size_t)cols * sizeof *x);
@@ -275,12 +304,7 @@ static double check_matvec(const mv_case *mc, int grid, quant_pool **pools, int 
         }
     }
     if (!grid && cols >= 64) memset(x + 32, 0, 32 * sizeof *x); // an all-zero block: d = 0
-    for (int64_t c = 0; c < cols; c++) {
-        int64_t b0 = c / xblock * xblock;
-        double a = 0;
-        for (int64_t k = b0; k < b0 + xblock && k < cols; k++) a = fmax(a, fabs(x[k]));
-        amax[c / 32] = a; // the same for every 32 of a 256-block
-    }
+    x_amax(t, x, cols, amax);
     quant_matvec_ref(t, w, rows, cols, x, yref);
 
     double worst = 0;
@@ -292,19 +316,7 @@ static double check_matvec(const mv_case *mc, int grid, quant_pool **pools, int 
                    ggml_type_name(t), (long long)rows, (long long)cols);
         }
         for (int64_t r = 0; r < rows; r++) {
-            const uint8_t *row = w + (size_t)r * rb;
-            quant_dequant_row_ref(t, row, wr, cols);
-            memcpy(wz, row, rb);
-            zero_quants(t, wz, cols);
-            if (quantized) quant_dequant_row_ref(t, wz, wo, cols);
-            else memset(wo, 0, (size_t)cols * sizeof *wo);
-            double a_term = 0, mag = 0;
-            for (int64_t c = 0; c < cols; c++) {
-                double am = quantized ? amax[c / 32] : 0;
-                if (quantized && !grid) a_term += fabs(wr[c]) * am / 254.0;
-                mag += (fabs(wr[c]) + fabs(wo[c])) * (fabs(x[c]) + am / 127.0);
-            }
-            double bound = a_term * (1 + 1e-6) + (double)(cols / 32 + 16) * FLT_EPSILON * mag;
+            double bound = row_bound(t, w + (size_t)r * rb, cols, x, amax, grid, wr, wo, wz);
             double err = fabs((double)y[r] - (double)yref[r]);
             EXPECT(err <= bound, "%s %lldx%lld grid=%d pool %d row %lld: fast %.9g ref %.9g err %.3g bound %.3g",
                    ggml_type_name(t), (long long)rows, (long long)cols, grid, ip, (long long)r, y[r], yref[r],
@@ -339,6 +351,73 @@ static void test_matvec(void) {
     }
     for (int i = 1; i < 4; i++) quant_pool_destroy(pools[i]);
     quant_pool_destroy(NULL);
+}
+
+/* quant_matmat: every output row y[b] equal bit for bit to quant_matvec of x[b] (its
+ * guarantee: the batched kernels share only the weight-side decoding), for n_x in
+ * {1, 3, 16, 64} (below, at and above the 16 vectors a batched kernel takes at a time), odd
+ * row counts, on the calling thread, 1 and 2 threads; and every y[b] within the bound of
+ * test_matvec of the reference (quant_matvec_ref of x[b]). The x are random, a few of them
+ * with an all-zero block and one with a spike. */
+static void test_matmat(void) {
+    quant_pool *pools[3] = {NULL, quant_pool_create(1), quant_pool_create(2)};
+    const int64_t n_xs[] = {1, 3, 16, 64}, max_x = 64;
+    for (int i = 0; i < N_TYPES; i++) {
+        ggml_type t = k_types[i];
+        int be = ggml_block_elems(t);
+        mv_case cases[] = {
+            {t, 1, be == 1 ? 13 : be},
+            {t, 7, be == 256 ? 512 : 96},
+            {t, 301, be == 256 ? 768 : (be == 1 ? 643 : 640)},
+        };
+        double worst = 0;
+        int mismatches = 0;
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            int64_t rows = cases[k].rows, cols = cases[k].cols;
+            size_t rb = quant_row_bytes(t, cols);
+            uint8_t *w = rb_malloc((size_t)rows * rb), *wz = rb_malloc(rb);
+            float *x = rb_malloc((size_t)(max_x * cols) * sizeof *x);          // [max_x, cols]
+            float *yv = rb_malloc((size_t)(max_x * rows) * sizeof *yv);        // [max_x, rows] matvec
+            float *yref = rb_malloc((size_t)(max_x * rows) * sizeof *yref);
+            float *y = rb_malloc((size_t)(max_x * rows) * sizeof *y);
+            float *wr = rb_malloc((size_t)cols * sizeof *wr), *wo = rb_malloc((size_t)cols * sizeof *wo);
+            double *amax = rb_malloc((size_t)(max_x * (cols / 32 + 1)) * sizeof *amax);
+            for (int64_t r = 0; r < rows; r++) quant_random_row(t, w + (size_t)r * rb, cols, &rng_state);
+            for (int64_t b = 0; b < max_x; b++) {
+                float *xb = x + b * cols;
+                for (int64_t c = 0; c < cols; c++) xb[c] = (float)(rng_unit() * 2 - 1);
+                if (b % 5 == 1 && cols >= 64) memset(xb + 32, 0, 32 * sizeof *xb);
+                if (b == 2) xb[cols / 2] = 50.0f;
+                x_amax(t, xb, cols, amax + b * (cols / 32 + 1));
+                quant_matvec(NULL, t, w, rows, cols, xb, yv + b * rows);
+                quant_matvec_ref(t, w, rows, cols, xb, yref + b * rows);
+            }
+            for (size_t ni = 0; ni < sizeof n_xs / sizeof n_xs[0]; ni++)
+                for (int ip = 0; ip < 3; ip++) {
+                    memset(y, 0xff, (size_t)(max_x * rows) * sizeof *y);
+                    quant_matmat(pools[ip], t, w, rows, cols, x, n_xs[ni], y);
+                    if (memcmp(y, yv, (size_t)(n_xs[ni] * rows) * sizeof *y) != 0) {
+                        mismatches++;
+                        EXPECT(0, "%s %lldx%lld n_x %lld pool %d: matmat differs from matvec", ggml_type_name(t),
+                               (long long)rows, (long long)cols, (long long)n_xs[ni], ip);
+                    }
+                }
+            // y of n_x = 64 equals yv (checked above): yv against the reference
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t b = 0; b < max_x; b++) {
+                    double bound = row_bound(t, w + (size_t)r * rb, cols, x + b * cols, amax + b * (cols / 32 + 1),
+                                             0, wr, wo, wz);
+                    double err = fabs((double)yv[b * rows + r] - (double)yref[b * rows + r]);
+                    EXPECT(err <= bound, "%s %lldx%lld x %lld row %lld: err %.3g bound %.3g", ggml_type_name(t),
+                           (long long)rows, (long long)cols, (long long)b, (long long)r, err, bound);
+                    if (bound > 0 && err / bound > worst) worst = err / bound;
+                }
+            free(w), free(wz), free(x), free(yv), free(yref), free(y), free(wr), free(wo), free(amax);
+        }
+        printf("# matmat %-5s %s, worst err/bound against the reference %.3f\n", ggml_type_name(t),
+               mismatches ? "DIFFERS from matvec" : "equal to matvec bit for bit", worst);
+    }
+    for (int i = 1; i < 3; i++) quant_pool_destroy(pools[i]);
 }
 
 /* The pool is reused across many back-to-back calls of different shapes (as in decode),
@@ -499,6 +578,7 @@ int main(int argc, char **argv) {
     test_hand_blocks();
     test_dequant_fast();
     test_matvec();
+    test_matmat();
     test_pool_reuse(2);
     test_pool_reuse(8);
     if (n_fail) {

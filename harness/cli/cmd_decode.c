@@ -366,8 +366,18 @@ static rb_status write_logits(decode_run *d, rb_err *e) {
     return RB_OK;
 }
 
-/* The prompt, token by token, through the trajectory and every teacher-forced session. */
+/* The prompt through the trajectory and every teacher-forced session: batched
+ * (model_session_prefill, bit-identical to the token-by-token forward) unless each prompt
+ * token's logits (--logits-out) or q/k/v (--record) are written. */
 static rb_status run_prompt(decode_run *d, rb_err *e) {
+    if (!d->lf.f && !d->rec.w) {
+        model_session_prefill(d->main_s, d->ids, d->n_prompt, 0, d->logits);
+        /* the prompt is dense in every cell: they need its keys, not its logits */
+        for (int c = 0; c < d->n_cells; c++)
+            if (d->cells[c].s) model_session_prefill(d->cells[c].s, d->ids, d->n_prompt, 0, NULL);
+        progress_add(d->bar, d->n_prompt);
+        return RB_OK;
+    }
     for (int i = 0; i < d->n_prompt; i++) {
         int want = d->lf.f || i == d->n_prompt - 1;
         model_session_forward(d->main_s, d->ids[i], i, 1, want ? d->logits : NULL);

@@ -1,7 +1,9 @@
 /* model.c: the transformer forward of gemma3, qwen2 and llama GGUF models, one token at a
  * time, written after llama.cpp's graphs (llama-model.cpp) so that its logits are the
  * reference: weights stay in the mmap'd file and go through quant_matvec; the attention of
- * every layer goes through a stepper, so the KV cache is whatever the layer's policy keeps. */
+ * every layer goes through a stepper, so the KV cache is whatever the layer's policy keeps.
+ * Prompts run in blocks of tokens (model_session_prefill: the products through
+ * quant_matmat), with the same results bit for bit. */
 #include "model.h"
 
 #include <math.h>
@@ -349,6 +351,11 @@ struct model_session {
     float *m_out;            /* [n_q_heads*d] dense attention output */
     step_metrics m_sc;       /* per-head scores of the last measured layer */
     float *recall, *out_err; /* [n_layers] */
+    /* prefill (model_session_prefill): one block of prompt tokens, allocated on first use */
+    float *bx, *bxn, *bo;    /* [MODEL_PREFILL_BLOCK, n_embd] */
+    float *bq, *batt;        /* [MODEL_PREFILL_BLOCK, n_q_heads*d] */
+    float *bk, *bv;          /* [MODEL_PREFILL_BLOCK, n_kv_heads*d] */
+    float *bgate, *bup;      /* [MODEL_PREFILL_BLOCK, n_ff] */
 };
 
 /* The stepper of layer il under the session's cell. */
@@ -445,6 +452,8 @@ void model_session_destroy(model_session *s) {
     free(s->recall), free(s->out_err), free(s->k_all), free(s->v_all);
     free(s->m_logits), free(s->m_probs), free(s->m_lse), free(s->m_out);
     free(s->m_sc.recall), free(s->m_sc.out_err);
+    free(s->bx), free(s->bxn), free(s->bo), free(s->bq), free(s->batt), free(s->bk), free(s->bv);
+    free(s->bgate), free(s->bup);
     free(s);
 }
 
@@ -479,6 +488,19 @@ static void rope_apply(float *x, int d, const float *cs, int neox) {
     }
 }
 
+/* The angles of position pos in layer il into s->rope_cs (recomputed only when the position
+ * or the base changes: the values are a function of those alone). */
+static void rope_at(model_session *s, int il, int pos) {
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    double rpos = (double)pos * (hp->sliding_window[il] ? 1.0 : m->rope_pos_scale);
+    if (rpos != s->rope_cs_pos || hp->rope_base[il] != s->rope_cs_base) {
+        rope_table(s->rope_cs, hp->head_dim, rpos, hp->rope_base[il], m->rope_freq_factors);
+        s->rope_cs_pos = rpos;
+        s->rope_cs_base = hp->rope_base[il];
+    }
+}
+
 static float gelu_tanh(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
     return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
@@ -490,6 +512,16 @@ static void matvec(model_session *s, const gguf_tensor *t, const float *x, float
     int64_t t0 = rb_now_ns();
     if (s->m->exact) quant_matvec_ref(t->type, t->data, t->ne[1], t->ne[0], x, y);
     else quant_matvec(s->m->pool, t->type, t->data, t->ne[1], t->ne[0], x, y);
+    s->last.matvec_ns += rb_now_ns() - t0;
+}
+
+/* Y = X W^T for n vectors x [n, cols] -> y [n, rows]: row b bit-identical to matvec of x[b]
+ * (quant_matmat's guarantee; the exact path is the same reference call per vector). */
+static void matmat(model_session *s, const gguf_tensor *t, const float *x, int n, float *y) {
+    int64_t t0 = rb_now_ns(), rows = t->ne[1], cols = t->ne[0];
+    if (s->m->exact)
+        for (int b = 0; b < n; b++) quant_matvec_ref(t->type, t->data, rows, cols, x + b * cols, y + b * rows);
+    else quant_matmat(s->m->pool, t->type, t->data, rows, cols, x, n, y);
     s->last.matvec_ns += rb_now_ns() - t0;
 }
 
@@ -544,12 +576,7 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
             for (int i = 0; i < KD; i++) v[i] += L->bv[i];
         /* the angles depend on the layer only through its base (local or global) and
          * scaling: recompute when those change, not per head */
-        double rpos = (double)pos * (hp->sliding_window[il] ? 1.0 : m->rope_pos_scale);
-        if (rpos != s->rope_cs_pos || hp->rope_base[il] != s->rope_cs_base) {
-            rope_table(s->rope_cs, D, rpos, hp->rope_base[il], m->rope_freq_factors);
-            s->rope_cs_pos = rpos;
-            s->rope_cs_base = hp->rope_base[il];
-        }
+        rope_at(s, il, pos);
         for (int h = 0; h < Hq; h++) {
             if (L->q_norm) rmsnorm(q + h * D, q + h * D, L->q_norm, D, hp->rms_eps);
             rope_apply(q + h * D, D, s->rope_cs, hp->rope_neox);
@@ -604,6 +631,145 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
     s->last.other_ns = s->last.total_ns - s->last.matvec_ns - s->last.attn_ns;
 }
 
+/* n <= MODEL_PREFILL_BLOCK prompt tokens at positions pos0.. through every layer: what n
+ * calls of model_session_forward(prefill=1, logits NULL) compute, in the same arithmetic.
+ * Per layer, the matrix products run over the block (quant_matmat: row b equals the matvec
+ * of token b bit for bit), norms, RoPE and activations per token with the same code, and
+ * attention per token in position order through the layer's stepper, exactly as the
+ * token-by-token path calls it. A stepper sees only its own layer, so running a layer's
+ * tokens before the next layer's changes nothing it sees. cap (or NULL) receives each
+ * token's post-RoPE q, k, v at row cap_i0 + i. Leaves the last token's residual in s->x
+ * and its q, k, v in s->q, s->k, s->v (model_session_qkv). */
+static void prefill_block(model_session *s, const int32_t *ids, int n, int pos0,
+                          model_prompt *cap, int cap_i0, int64_t *t_measure) {
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    const int E = hp->n_embd, D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads;
+    const int QD = Hq * D, KD = Hkv * D, F = hp->n_ff, gemma = hp->arch == MODEL_ARCH_GEMMA3;
+    const gguf_tensor *te = m->tok_embd;
+    for (int i = 0; i < n; i++) {
+        RB_CHECK(ids[i] >= 0 && ids[i] < hp->n_vocab);
+        float *x = s->bx + (size_t)i * E;
+        quant_dequant_row(te->type, (const char *)te->data + (size_t)ids[i] * quant_row_bytes(te->type, E), x, E);
+        if (gemma) {
+            float sc = sqrtf((float)E);
+            for (int c = 0; c < E; c++) x[c] *= sc;
+        }
+    }
+
+    for (int il = 0; il < hp->n_layers; il++) {
+        const layer_weights *L = &m->layers[il];
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->bxn + (size_t)i * E, s->bx + (size_t)i * E, L->attn_norm, E, hp->rms_eps);
+        matmat(s, L->wq, s->bxn, n, s->bq);
+        matmat(s, L->wk, s->bxn, n, s->bk);
+        matmat(s, L->wv, s->bxn, n, s->bv);
+        int win = hp->sliding_window[il];
+        for (int i = 0; i < n; i++) {
+            int pos = pos0 + i;
+            float *q = s->bq + (size_t)i * QD, *k = s->bk + (size_t)i * KD, *v = s->bv + (size_t)i * KD;
+            if (L->bq)
+                for (int c = 0; c < QD; c++) q[c] += L->bq[c];
+            if (L->bk)
+                for (int c = 0; c < KD; c++) k[c] += L->bk[c];
+            if (L->bv)
+                for (int c = 0; c < KD; c++) v[c] += L->bv[c];
+            rope_at(s, il, pos);
+            for (int h = 0; h < Hq; h++) {
+                if (L->q_norm) rmsnorm(q + h * D, q + h * D, L->q_norm, D, hp->rms_eps);
+                rope_apply(q + h * D, D, s->rope_cs, hp->rope_neox);
+            }
+            for (int h = 0; h < Hkv; h++) {
+                if (L->k_norm) rmsnorm(k + h * D, k + h * D, L->k_norm, D, hp->rms_eps);
+                rope_apply(k + h * D, D, s->rope_cs, hp->rope_neox);
+            }
+            float *att = s->batt + (size_t)i * QD;
+            int64_t ta = rb_now_ns();
+            if (win == 0 || pos < win) stepper_prefill_token(s->st[il], pos, q, k, v, att);
+            else stepper_step(s->st[il], pos, q, k, v, NULL, NULL, 0, att);
+            int64_t tb = rb_now_ns();
+            s->last.attn_ns += tb - ta;
+            if (s->measure && win == 0) {
+                size_t off = (size_t)pos * KD;
+                memcpy(s->k_all[il] + off, k, (size_t)KD * sizeof(float));
+                memcpy(s->v_all[il] + off, v, (size_t)KD * sizeof(float));
+                *t_measure += rb_now_ns() - tb;
+            }
+            if (cap) {
+                size_t row = (size_t)il * cap->n + cap_i0 + i;
+                memcpy(cap->q + row * cap->qd, q, sizeof(float) * QD);
+                memcpy(cap->k + row * cap->kd, k, sizeof(float) * KD);
+                memcpy(cap->v + row * cap->kd, v, sizeof(float) * KD);
+            }
+        }
+        size_t last = (size_t)(n - 1);
+        memcpy(s->q + (size_t)il * QD, s->bq + last * QD, sizeof(float) * QD);
+        memcpy(s->k + (size_t)il * KD, s->bk + last * KD, sizeof(float) * KD);
+        memcpy(s->v + (size_t)il * KD, s->bv + last * KD, sizeof(float) * KD);
+
+        matmat(s, L->wo, s->batt, n, s->bo);
+        for (int i = 0; i < n; i++) {
+            float *o = s->bo + (size_t)i * E, *x = s->bx + (size_t)i * E;
+            if (gemma) rmsnorm(o, o, L->post_attn_norm, E, hp->rms_eps);
+            for (int c = 0; c < E; c++) x[c] += o[c];
+            rmsnorm(s->bxn + (size_t)i * E, x, L->ffn_norm, E, hp->rms_eps);
+        }
+        matmat(s, L->gate, s->bxn, n, s->bgate);
+        matmat(s, L->up, s->bxn, n, s->bup);
+        for (size_t c = 0; c < (size_t)n * F; c++)
+            s->bgate[c] = (gemma ? gelu_tanh(s->bgate[c]) : silu(s->bgate[c])) * s->bup[c];
+        matmat(s, L->down, s->bgate, n, s->bo);
+        for (int i = 0; i < n; i++) {
+            float *o = s->bo + (size_t)i * E, *x = s->bx + (size_t)i * E;
+            if (gemma) rmsnorm(o, o, L->post_ffw_norm, E, hp->rms_eps);
+            for (int c = 0; c < E; c++) x[c] += o[c];
+        }
+    }
+    memcpy(s->x, s->bx + (size_t)(n - 1) * E, sizeof(float) * E);
+}
+
+/* model_session_prefill with the capture of every token's q, k, v (cap: NULL or sized for
+ * positions pos0 .. pos0 + n - 1 at rows 0 .. n - 1). */
+static void prefill(model_session *s, const int32_t *ids, int n, int pos0, float *logits,
+                    model_prompt *cap) {
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    RB_CHECK(n >= 1 && pos0 >= 0 && pos0 + n <= s->max_tokens);
+    int64_t t_start = rb_now_ns(), t_measure = 0;
+    s->last = (model_timing){0};
+    if (!s->bx) {
+        size_t B = MODEL_PREFILL_BLOCK, E = (size_t)hp->n_embd, F = (size_t)hp->n_ff;
+        size_t QD = (size_t)hp->n_q_heads * hp->head_dim, KD = (size_t)hp->n_kv_heads * hp->head_dim;
+        s->bx = rb_malloc(B * E * sizeof(float));
+        s->bxn = rb_malloc(B * E * sizeof(float));
+        s->bo = rb_malloc(B * E * sizeof(float));
+        s->bq = rb_malloc(B * QD * sizeof(float));
+        s->batt = rb_malloc(B * QD * sizeof(float));
+        s->bk = rb_malloc(B * KD * sizeof(float));
+        s->bv = rb_malloc(B * KD * sizeof(float));
+        s->bgate = rb_malloc(B * F * sizeof(float));
+        s->bup = rb_malloc(B * F * sizeof(float));
+    }
+    for (int i0 = 0; i0 < n; i0 += MODEL_PREFILL_BLOCK) {
+        int nb = n - i0 < MODEL_PREFILL_BLOCK ? n - i0 : MODEL_PREFILL_BLOCK;
+        prefill_block(s, ids + i0, nb, pos0 + i0, cap, i0, &t_measure);
+    }
+    if (logits) {
+        const int E = hp->n_embd;
+        rmsnorm(s->xn, s->x, m->output_norm, E, hp->rms_eps);
+        matvec(s, m->output, s->xn, logits);
+        if (hp->final_softcap > 0)
+            for (int i = 0; i < hp->n_vocab; i++)
+                logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
+    }
+    s->last.total_ns = rb_now_ns() - t_start - t_measure;
+    s->last.other_ns = s->last.total_ns - s->last.matvec_ns - s->last.attn_ns;
+}
+
+void model_session_prefill(model_session *s, const int32_t *ids, int n, int pos0, float *logits) {
+    prefill(s, ids, n, pos0, logits, NULL);
+}
+
 void model_session_qkv(const model_session *s, int il, const float **q, const float **k,
                        const float **v) {
     const model_hparams *hp = &s->m->hp;
@@ -643,15 +809,7 @@ rb_status model_prompt_capture(const model *m, const int32_t *ids, int n, model_
     out->k = rb_malloc(sizeof(float) * nl * out->kd);
     out->v = rb_malloc(sizeof(float) * nl * out->kd);
     out->logits = rb_malloc(sizeof(float) * (size_t)hp->n_vocab);
-    for (int i = 0; i < n; i++) {
-        model_session_forward(s, ids[i], i, 1, i == n - 1 ? out->logits : NULL);
-        for (int il = 0; il < hp->n_layers; il++) {
-            size_t row = (size_t)il * n + i;
-            memcpy(out->q + row * out->qd, s->q + (size_t)il * out->qd, sizeof(float) * out->qd);
-            memcpy(out->k + row * out->kd, s->k + (size_t)il * out->kd, sizeof(float) * out->kd);
-            memcpy(out->v + row * out->kd, s->v + (size_t)il * out->kd, sizeof(float) * out->kd);
-        }
-    }
+    if (n >= 1) prefill(s, ids, n, 0, out->logits, out);
     model_session_destroy(s);
     return RB_OK;
 }
