@@ -243,4 +243,5 @@ const attn_backend attn_backend_cuda_table = {
     .gather = cuda_gather,
     .weighted_rows = cuda_weighted_rows,
     .causal = cuda_causal,
+    .causal_chunk = attn_causal_chunk,
 };
