@@ -6,8 +6,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "attn.h"
 #include "attn_causal_block.h"
@@ -422,7 +420,6 @@ rb_status engine_replay(const engine_config *c, results_run *runs, engine_stats 
     }
     free(x.kv), free(x.meta), free(x.lat);
     x.stats.wall_ns = rb_now_ns() - wall0;
-    if (getenv("RF_STATS")) fprintf(stderr, "STATS wall %.3f read %.3f dense %.3f (%.1f GF/s) cells %.3f metrics %.3f W %d\n", x.stats.wall_ns/1e9, x.stats.read_ns/1e9, x.stats.dense_ns/1e9, (double)x.stats.dense_flops/x.stats.dense_ns, x.stats.cells_ns/1e9, x.stats.metrics_ns/1e9, x.W);
     if (stats) *stats = x.stats;
     if (x.status) {
         for (int i = 0; i < c->n_cells; i++) results_run_free(&runs[i]);
