@@ -8,13 +8,37 @@
  * a time, so a row's logits are read back from L1/L2, not from memory. */
 #include "attn_causal_block.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn.h"
 #include "attn_online.h"
 #include "rb.h"
+
+#ifndef RB_NO_BLAS
+#include <cblas.h>
+#else
+/* Builds without OpenBLAS (kernels/cuda/gpu_check.sh on a machine that has only the CUDA
+ * toolkit): the two products as plain loops, correct and slow. Only the row-major forms
+ * this file calls: C [m, n] = alpha A [m, k] B^T (B [n, k], transB) or A B (B [k, n]). */
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+static void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
+                        const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                        int ldc) {
+    (void)order, (void)ta, (void)beta; /* always row-major, A not transposed, beta 0 */
+    for (int i = 0; i < m; i++) {
+        const float *ai = a + (size_t)i * lda;
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < n; j++) {
+            float acc = 0;
+            for (int p = 0; p < k; p++)
+                acc += ai[p] * (tb == CblasTrans ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j]);
+            ci[j] = alpha * acc;
+        }
+    }
+}
+static void openblas_set_num_threads(int n) { (void)n; }
+#endif
 
 static int first_key(const attn_chunk *c, int t) {
     return c->window > 0 && t + 1 > c->window ? t + 1 - c->window : 0;

@@ -730,13 +730,14 @@ rb_status attn_cuda_spin(attn_cuda *c, int us, rb_err *e) {
 
 /* ---- replay's chunk reference: a causal block of W query positions (attn_cuda_causal_chunk)
  *
- * Flash-attention style, fp32 arithmetic: a block of 128 threads (4 warps) takes 16 query
- * rows of one KV head (rows r = (query head of the group, step) in that order, so a block's
+ * Flash-attention style, fp32 arithmetic: a block of 128 threads (4 warps) takes 32 query
+ * rows (16 at d = 256) of one KV head (rows r = (query head of the group, step) in that order, so a block's
  * rows are consecutive steps of one head and share their key range) and walks their keys
  * 32 at a time: the tile's K and V rows are widened to float into shared memory (K rows
  * padded to D + 1 floats so the 32 lanes, one key each, read distinct banks), each lane
- * computes its key's logit for the warp's 4 rows, the rows' running (max, sum) are updated
- * with warp shuffles, and each lane accumulates D / 32 output columns of the 4 rows from the
+ * computes its key's logit for the warp's 8 rows (4 at d = 256; q read as broadcast
+ * 16-byte loads), the rows' running (max, sum) are updated
+ * with warp shuffles, and each lane accumulates D / 32 output columns of its warp's rows from the
  * tile's V. The causal mask and the sliding window are per row (a key outside j0..t has
  * weight 0). Logits, when asked for, are written as computed; probabilities need the final
  * lse, so a second kernel forms them from the logits. Not tuned for tensor cores: the shared
@@ -744,9 +745,11 @@ rb_status attn_cuda_spin(attn_cuda *c, int us, rb_err *e) {
  * replay engine can consume. */
 namespace {
 
-constexpr int kChunkRows = 4;  /* query rows per warp */
+/* Query rows per warp: each K element loaded from shared memory serves this many rows
+ * (4 at d = 256, where 8 rows' accumulators would spill registers). */
+template <int D> __host__ __device__ constexpr int chunk_rows() { return D > 128 ? 4 : 8; }
+template <int D> __host__ __device__ constexpr int chunk_block_rows() { return 4 * chunk_rows<D>(); }
 constexpr int kChunkKeys = 32; /* keys per tile: one per lane */
-constexpr int kChunkBlockRows = 4 * kChunkRows;
 
 template <typename T> __device__ inline float widen1(T x);
 template <> __device__ inline float widen1<float>(float x) { return x; }
@@ -772,7 +775,7 @@ __device__ inline float warp_sum(float x) {
 
 template <int D> constexpr size_t chunk_smem_bytes() {
     return sizeof(float) * ((size_t)kChunkKeys * (D + 1) + (size_t)kChunkKeys * D +
-                            (size_t)kChunkBlockRows * D);
+                            (size_t)chunk_block_rows<D>() * D);
 }
 
 template <typename T, int D>
@@ -780,14 +783,14 @@ __global__ void __launch_bounds__(128)
 chunk_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__restrict__ v, int W,
              int t0, int window, int Hq, int Hkv, float scale, int ldn, float *__restrict__ logits,
              float *__restrict__ lse_out, float *__restrict__ out) {
-    constexpr int R = kChunkRows, BC = kChunkKeys, U = D / 32;
+    constexpr int R = chunk_rows<D>(), BR = chunk_block_rows<D>(), BC = kChunkKeys, U = D / 32;
     extern __shared__ float sm[];
-    float *ks = sm;                  /* [BC][D + 1] */
-    float *vs = ks + BC * (D + 1);   /* [BC][D] */
-    float *qs = vs + BC * D;         /* [16][D], prescaled */
+    float *qs = sm;                  /* [BR][D], prescaled; first: 16-byte aligned rows */
+    float *vs = qs + BR * D;         /* [BC][D] */
+    float *ks = vs + BC * D;         /* [BC][D + 1] */
     const int g = blockIdx.y, G = Hq / Hkv, GW = G * W;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, rb = blockIdx.x * kChunkBlockRows;
-    for (int i = threadIdx.x; i < kChunkBlockRows * D; i += blockDim.x) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, rb = blockIdx.x * BR;
+    for (int i = threadIdx.x; i < BR * D; i += blockDim.x) {
         int r = rb + i / D, c = i % D;
         float x = 0;
         if (r < GW) x = q[((size_t)(r % W) * Hq + g * G + r / W) * D + c] * scale;
@@ -795,7 +798,7 @@ chunk_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__re
     }
     /* The block's key range: the union of its rows' j0..t. */
     int lo = 1 << 30, hi = -1;
-    for (int i = 0; i < kChunkBlockRows; i++) {
+    for (int i = 0; i < BR; i++) {
         int r = rb + i;
         if (r >= GW) break;
         int t = t0 + r % W;
@@ -831,11 +834,17 @@ chunk_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__re
 #pragma unroll
         for (int i = 0; i < R; i++) s[i] = 0;
         const float *kr = ks + lane * (D + 1), *qr = qs + warp * R * D;
-#pragma unroll 8
-        for (int c = 0; c < D; c++) {
-            float kc = kr[c];
+#pragma unroll 2
+        for (int c = 0; c < D; c += 4) {
+            /* four K elements of this lane's key (scalar: its row is padded), four q
+             * elements of each row in one broadcast 16-byte load */
+            float k0 = kr[c], k1 = kr[c + 1], k2 = kr[c + 2], k3 = kr[c + 3];
 #pragma unroll
-            for (int i = 0; i < R; i++) s[i] = fmaf(qr[i * D + c], kc, s[i]);
+            for (int i = 0; i < R; i++) {
+                float4 qv = *reinterpret_cast<const float4 *>(qr + i * D + c);
+                s[i] = fmaf(qv.x, k0, s[i]), s[i] = fmaf(qv.y, k1, s[i]);
+                s[i] = fmaf(qv.z, k2, s[i]), s[i] = fmaf(qv.w, k3, s[i]);
+            }
         }
         float p[R];
 #pragma unroll
@@ -895,8 +904,8 @@ rb_status launch_chunk(attn_cuda *c, const attn_cuda_shape *s, const float *q, c
     const size_t smem = chunk_smem_bytes<D>();
     CU_TRY(cudaFuncSetAttribute(chunk_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 (int)smem));
-    const int G = s->n_q_heads / s->n_kv_heads;
-    dim3 grid((unsigned)((G * W + kChunkBlockRows - 1) / kChunkBlockRows), (unsigned)s->n_kv_heads);
+    const int G = s->n_q_heads / s->n_kv_heads, BR = chunk_block_rows<D>();
+    dim3 grid((unsigned)((G * W + BR - 1) / BR), (unsigned)s->n_kv_heads);
     chunk_kernel<T, D><<<grid, 128, smem, c->stream>>>(
         q, static_cast<const T *>(k), static_cast<const T *>(v), W, t0, window, s->n_q_heads,
         s->n_kv_heads, s->scale, ldn, logits, lse, out);
@@ -930,7 +939,7 @@ rb_status attn_cuda_causal_chunk(attn_cuda *c, const attn_cuda_shape *s, const f
          s->kv_dtype != ATTN_CUDA_BF16))
         return rb_fail(e, RB_EINPUT, "attn_cuda", "causal_chunk: unsupported shape");
     const int G = s->n_q_heads / s->n_kv_heads;
-    if (W < 1 || t0 < 0 || window < 0 || (long)G * W > (long)kChunkBlockRows * 65535 ||
+    if (W < 1 || t0 < 0 || window < 0 || (long)G * W > (1L << 30) ||
         (logits && ldn < t0 + W) || (probs && !logits))
         return rb_fail(e, RB_EINPUT, "attn_cuda",
                        "causal_chunk: W = %d, t0 = %d, window = %d, ldn = %d%s", W, t0, window,
