@@ -87,10 +87,16 @@ static int chunk_steps(int H, int N) {
 }
 
 /* Steps per chunk of the block path: the products are [G*W, d] x [d, n], so W sets how
- * well sgemm runs, and the reference arrays (2 W Hq N floats) how long they stay in the
- * last-level cache for the cells. Measured with `raasbench bench replay --chunk W` on the
- * 2-core Xeon dev VM (8 q / 2 kv heads, d 64, 8k tokens): see docs/DESIGN.md §engine. */
-#define BLOCK_CHUNK 32
+ * well sgemm runs (build/bench_causal_block on the 2-core Xeon dev VM, 8 q / 2 kv heads,
+ * d 64, N 8k-16k: W = 16..128 within the VM's noise of each other, 2.2-2.5x the per-step
+ * path), and the reference arrays (2 W Hq N floats per thread) what memory a long trace
+ * costs: 32, fewer (down to 8) where the arrays would pass 64 MiB (a 32-head layer of 16k
+ * tokens). */
+static int block_chunk_steps(int H, int N) {
+    double per_step = 2.0 * sizeof(float) * (double)H * N;
+    int W = (int)((64 << 20) / per_step);
+    return W < 8 ? 8 : W > 32 ? 32 : W;
+}
 
 
 /* Write a step's scores into a run's columns (every cell that shares the stepper). */
@@ -322,7 +328,8 @@ static void setup(shared_ctx *x, const engine_config *c) {
     x->ref_be = c->ref_backend ? c->ref_backend : x->be;
     x->block = c->reference == ENGINE_REF_BLOCK;
     int N = x->m->n_prefill + x->T;
-    x->W = c->chunk > 0 ? c->chunk : x->block ? BLOCK_CHUNK : chunk_steps(x->m->n_q_heads, N);
+    x->W = c->chunk > 0 ? c->chunk
+         : x->block ? block_chunk_steps(x->m->n_q_heads, N) : chunk_steps(x->m->n_q_heads, N);
     if (x->W > x->T) x->W = x->T > 0 ? x->T : 1;
 }
 
