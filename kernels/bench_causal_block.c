@@ -7,12 +7,16 @@
  *
  *   build/bench_causal_block [threads] [Hq Hkv d]     (default 1 thread, 8 q / 2 kv, d 64)
  * Prints, for N = 8k and 16k keys and W = 16..128 steps per chunk, the block's GFLOP/s, the
- * per-step path's, sgemm's on the logits product's shape and the ratio block / sgemm. */
+ * per-step path's, sgemm's on the logits product's shape and the ratio block / sgemm. The
+ * sgemm is timed right after each block call, on the same thread and the same K, so a
+ * shared machine's load falls on both alike: the ratio is the median of per-repeat ratios. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "attn.h"
 #include "attn_causal_block.h"
@@ -20,7 +24,7 @@
 
 typedef struct job {
     int N, W, Hq, Hkv, d, reps, steps; /* steps: the per-step path instead */
-    double gflops;
+    double gflops, sgemm_gflops, ratio;  /* medians over repeats */
 } job;
 
 static int cmp_i64(const void *a, const void *b) {
@@ -49,7 +53,11 @@ static void *run(void *arg) {
     attn_chunk c = {.q = q, .k = k, .v = v, .W = W, .t0 = t0, .Hq = Hq, .Hkv = Hkv, .d = d,
                     .scale = 0.125f, .ldn = N, .logits = lg, .probs = pb, .lse = lse,
                     .out = out, .work = work};
-    int64_t t[64];
+    int64_t t[64], ts[64];
+    double ratio[64];
+    int G = Hq / Hkv;
+    float *sc = rb_malloc(sizeof(float) * (size_t)G * W * N);
+    double flops = 4.0 * d * Hq * ((double)W * t0 + (double)W * (W + 1) / 2);
     for (int r = 0; r < j->reps; r++) {
         int64_t a = rb_now_ns();
         if (j->steps)
@@ -65,30 +73,42 @@ static void *run(void *arg) {
         else
             attn_causal_chunk(&c);
         t[r] = rb_now_ns() - a;
+        /* the peer: the logits product's shape ([G*W, d] x [d, N] over the same K) */
+        a = rb_now_ns();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G * W, N, d, 1.0f, q, d, k,
+                    (int)krow, 0.0f, sc, N);
+        ts[r] = rb_now_ns() - a;
+        ratio[r] = (flops / (double)t[r]) / (2.0 * G * W * (double)N * d / (double)ts[r]);
     }
     qsort(t, (size_t)j->reps, sizeof t[0], cmp_i64);
-    double flops = 4.0 * d * Hq * ((double)W * t0 + (double)W * (W + 1) / 2);
+    qsort(ts, (size_t)j->reps, sizeof ts[0], cmp_i64);
+    for (int a = 1; a < j->reps; a++) /* insertion sort of the ratios */
+        for (int b = a; b > 0 && ratio[b] < ratio[b - 1]; b--) {
+            double x = ratio[b];
+            ratio[b] = ratio[b - 1], ratio[b - 1] = x;
+        }
     j->gflops = flops / (double)t[j->reps / 2];
-    free(q), free(k), free(v), free(lg), free(pb), free(lse), free(out), free(work);
+    j->sgemm_gflops = 2.0 * G * W * (double)N * d / (double)ts[j->reps / 2];
+    j->ratio = ratio[j->reps / 2];
+    free(q), free(k), free(v), free(lg), free(pb), free(lse), free(out), free(work), free(sc);
     return NULL;
 }
 
-static double side_by_side(const job *shape, int threads) {
+/* Every thread's job side by side; GFLOP/s summed over threads (*sgemm too), the ratio the
+ * mean of the threads' median ratios. */
+static double side_by_side(const job *shape, int threads, double *sgemm, double *ratio) {
     job jobs[16];
     pthread_t th[16];
     for (int i = 0; i < threads; i++) jobs[i] = *shape;
     for (int i = 1; i < threads; i++) pthread_create(&th[i], NULL, run, &jobs[i]);
     run(&jobs[0]);
-    double sum = jobs[0].gflops;
-    for (int i = 1; i < threads; i++) pthread_join(th[i], NULL), sum += jobs[i].gflops;
+    double sum = jobs[0].gflops, sg = jobs[0].sgemm_gflops, ra = jobs[0].ratio;
+    for (int i = 1; i < threads; i++)
+        pthread_join(th[i], NULL), sum += jobs[i].gflops, sg += jobs[i].sgemm_gflops,
+                                   ra += jobs[i].ratio;
+    if (sgemm) *sgemm = sg;
+    if (ratio) *ratio = ra / threads;
     return sum;
-}
-
-typedef struct sgemm_job { int m, n, k; double gflops; } sgemm_job;
-static void *sgemm_run(void *a) {
-    sgemm_job *j = a;
-    j->gflops = attn_sgemm_gflops(j->m, j->n, j->k, 7);
-    return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -106,23 +126,16 @@ int main(int argc, char **argv) {
     static const int Ns[] = {8192, 16384}, Ws[] = {16, 32, 64, 128};
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 4; b++) {
-            job sh = {.N = Ns[a], .W = Ws[b], .Hq = Hq, .Hkv = Hkv, .d = d, .reps = 5};
-            double blk = side_by_side(&sh, threads);
+            job sh = {.N = Ns[a], .W = Ws[b], .Hq = Hq, .Hkv = Hkv, .d = d, .reps = 7};
+            double sg, ratio, blk = side_by_side(&sh, threads, &sg, &ratio);
             sh.steps = 1, sh.reps = 3;
-            double stp = b == 0 ? side_by_side(&sh, threads) : -1;
             static double stp_n;
-            if (b == 0) stp_n = stp;
-            sgemm_job sj[16];
-            pthread_t th[16];
-            for (int i = 0; i < threads; i++) sj[i] = (sgemm_job){Hq / Hkv * Ws[b], Ns[a], d, 0};
-            for (int i = 1; i < threads; i++) pthread_create(&th[i], NULL, sgemm_run, &sj[i]);
-            sgemm_run(&sj[0]);
-            double sg = sj[0].gflops;
-            for (int i = 1; i < threads; i++) pthread_join(th[i], NULL), sg += sj[i].gflops;
+            if (b == 0) stp_n = side_by_side(&sh, threads, NULL, NULL);
             printf("%7d %5d %10.1f %10.1f %10.1f %8.2f %8.2f\n", Ns[a], Ws[b], blk, stp_n, sg,
-                   blk / sg, blk / stp_n);
+                   ratio, blk / stp_n);
         }
-    printf("# sgemm: [G*W, d] x [d, N] (the logits product's shape), per-step: attn_dense_heads "
-           "+ exp per step (measured at W = 16; it does not depend on W)\n");
+    printf("# sgemm: [G*W, d] x [d, N] (the logits product's shape) after each block call; "
+           "blk/sgemm: median of per-repeat ratios; per-step: attn_dense_heads + exp per step "
+           "(measured at W = 16; it does not depend on W)\n");
     return 0;
 }
