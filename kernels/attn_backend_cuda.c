@@ -227,8 +227,9 @@ static void chunk_on_device(const attn_chunk *c) {
     }
     size_t from = fresh ? 0 : (size_t)chunk_rows;
     if (need > from) {
-        DEV(attn_cuda_upload(ctx, (char *)d_ck.p + rb * from, c->k + row * from, rb * (need - from), &e_));
-        DEV(attn_cuda_upload(ctx, (char *)d_cv.p + rb * from, c->v + row * from, rb * (need - from), &e_));
+        size_t bytes = rb * (need - from);
+        DEV(attn_cuda_upload(ctx, (char *)d_ck.p + rb * from, c->k + row * from, bytes, &e_));
+        DEV(attn_cuda_upload(ctx, (char *)d_cv.p + rb * from, c->v + row * from, bytes, &e_));
     }
     chunk_k = c->k, chunk_v = c->v, chunk_rows = (int)need, chunk_t0 = c->t0;
     attn_cuda_shape sh = {c->Hq, c->Hkv, c->d, c->scale, ATTN_CUDA_F32};

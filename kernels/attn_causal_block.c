@@ -92,7 +92,8 @@ static float row_softmax(const float *s, float *p, int lo, int j0, int t, int hi
     double z = (a[0] + a[1]) + (a[2] + a[3]);
     for (; i < n; i++) z += y[i] = expf(x[i] - m);
     __m256 inv = _mm256_set1_ps((float)(1.0 / z));
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(inv, _mm256_loadu_ps(y + i)));
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(inv, _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] *= (float)(1.0 / z);
     if (j0 > lo) memset(p + lo, 0, sizeof(float) * (size_t)(j0 - lo));
     if (hi > t + 1) memset(p + t + 1, 0, sizeof(float) * (size_t)(hi - t - 1));
@@ -137,7 +138,8 @@ static int cmp_i64(const void *a, const void *b) {
 }
 
 double attn_sgemm_gflops(int m, int n, int k, int reps) {
-    float *a = rb_malloc(sizeof(float) * (size_t)m * k), *b = rb_malloc(sizeof(float) * (size_t)n * k);
+    float *a = rb_malloc(sizeof(float) * (size_t)m * k);
+    float *b = rb_malloc(sizeof(float) * (size_t)n * k);
     float *cm = rb_malloc(sizeof(float) * (size_t)m * n);
     for (size_t i = 0; i < (size_t)m * k; i++) a[i] = (float)((i * 37) % 17) * 0.01f;
     for (size_t i = 0; i < (size_t)n * k; i++) b[i] = (float)((i * 11) % 13) * 0.01f;
@@ -145,7 +147,8 @@ double attn_sgemm_gflops(int m, int n, int k, int reps) {
     reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
     for (int r = 0; r < reps; r++) {
         int64_t t0 = rb_now_ns();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, cm, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, cm,
+                    n);
         t[r] = rb_now_ns() - t0;
     }
     qsort(t, (size_t)reps, sizeof t[0], cmp_i64);

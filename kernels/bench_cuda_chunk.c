@@ -99,7 +99,8 @@ int main(int argc, char **argv) {
     static const attn_cuda_dtype dts[] = {ATTN_CUDA_F32, ATTN_CUDA_F16, ATTN_CUDA_BF16};
     static const char *const dn[] = {"f32", "f16", "bf16"};
     for (int a = 0; a < 3; a++) {
-        size_t eb = dts[a] == ATTN_CUDA_F32 ? 4 : 2, kn = (size_t)N * HKV * D, qn = (size_t)N * HQ * D;
+        size_t eb = dts[a] == ATTN_CUDA_F32 ? 4 : 2, kn = (size_t)N * HKV * D;
+        size_t qn = (size_t)N * HQ * D;
         void *q, *k, *v, *lse, *out;
         TRY(attn_cuda_alloc(c, 4 * qn, &q, &e));
         TRY(attn_cuda_alloc(c, eb * kn, &k, &e));
@@ -111,7 +112,8 @@ int main(int argc, char **argv) {
         TRY(attn_cuda_fill_random(c, v, kn, dts[a], 5, &e));
         attn_cuda_shape sh = {HQ, HKV, D, 0.08838834764831845f, dts[a]};
         /* warm-up: one chunk */
-        TRY(attn_cuda_causal_chunk(c, &sh, q, k, v, W < N ? W : N, 0, 0, 0, NULL, NULL, lse, out, &e));
+        TRY(attn_cuda_causal_chunk(c, &sh, q, k, v, W < N ? W : N, 0, 0, 0, NULL, NULL, lse, out,
+                                   &e));
         TRY(attn_cuda_sync(c, &e));
         TRY(attn_cuda_spin(c, 2000, &e));
         TRY(attn_cuda_mark(c, 0, &e));

@@ -3,9 +3,9 @@
  * test_attn_backend_cuda.c (the cuda table's host side on an emulated device):
  * G (query heads per KV head) 1, 2, 4, 8; d 64, 128, 256; n from 1 to 4096 keys; per-head
  * and shared gathers of scattered rows (and an empty set); windows (rows ld > Hkv * d
- * apart); causal prompts with column mass; replay's chunk
- * references (causal_chunk: W = 1..32 steps, rows up to 4k keys, sliding windows); every optional output asked for alone and with
- * the others (a backend may take another path for each). Header-only, for tests.
+ * apart); causal prompts with column mass; replay's chunk references (causal_chunk: W = 1
+ * to 32 steps, rows up to 4k keys, sliding windows); every optional output asked for alone
+ * and with the others (a backend may take another path for each). Header-only, for tests.
  *
  * Tolerance: inputs are N(0, 1) with scale 1/sqrt(d), so logits are O(1) and every output is
  * a convex combination of value rows. A float32 kernel's error is then a few units of

@@ -39,7 +39,8 @@ static double sgemm_side_by_side(int m, int n, int k, int n_threads) {
     pthread_t th[16];
     attn_blas_threads(1);
     for (int i = 0; i < n_threads; i++) jobs[i] = (sgemm_job){m, n, k, 0};
-    for (int i = 1; i < n_threads; i++) RB_CHECK(pthread_create(&th[i], NULL, sgemm_run, &jobs[i]) == 0);
+    for (int i = 1; i < n_threads; i++)
+        RB_CHECK(pthread_create(&th[i], NULL, sgemm_run, &jobs[i]) == 0);
     sgemm_run(&jobs[0]);
     double sum = jobs[0].gflops;
     for (int i = 1; i < n_threads; i++) pthread_join(th[i], NULL), sum += jobs[i].gflops;

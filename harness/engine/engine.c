@@ -272,7 +272,8 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     for (int c0 = 0; x->block && c0 < x->T; c0 += b->W) {
         int c1 = c0 + b->W < x->T ? c0 + b->W : x->T, j0;
         attended_range(m->n_prefill + c0, m->sliding_window[slot], &j0);
-        x->stats.dense_bytes += (int64_t)(m->n_prefill + c1 - j0) * krow * 2 * (int64_t)sizeof(float);
+        x->stats.dense_bytes +=
+            (int64_t)(m->n_prefill + c1 - j0) * krow * 2 * (int64_t)sizeof(float);
     }
     pthread_mutex_unlock(&x->lock);
     return s;
@@ -289,7 +290,8 @@ static void *worker(void *arg) {
     b.W = x->W;
     b.logits = rb_malloc(sizeof(float) * (size_t)b.W * H * N);
     b.probs = rb_malloc(sizeof(float) * (size_t)b.W * H * N);
-    b.work = x->block ? rb_malloc(sizeof(float) * attn_chunk_work_floats(b.W, H, m->head_dim)) : NULL;
+    b.work = x->block ? rb_malloc(sizeof(float) * attn_chunk_work_floats(b.W, H, m->head_dim))
+                      : NULL;
     b.lg_at = rb_malloc(sizeof(float *) * (size_t)b.W);
     b.pb_at = rb_malloc(sizeof(float *) * (size_t)b.W);
     b.stride_at = rb_malloc(sizeof(int) * (size_t)b.W);
@@ -344,15 +346,19 @@ rb_status engine_parse_device(const char *s, const trace_meta *m, const attn_bac
                               rb_err *e) {
     *ref_be = NULL;
     if (!strcmp(s, "cpu")) return RB_OK;
-    if (strcmp(s, "cuda")) return rb_fail(e, RB_EINPUT, "--device", "must be cpu or cuda, not '%s'", s);
+    if (strcmp(s, "cuda"))
+        return rb_fail(e, RB_EINPUT, "--device", "must be cpu or cuda, not '%s'", s);
     const attn_backend *be = attn_backend_find("cuda");
-    if (!be) return rb_fail(e, RB_EINPUT, "--device", "cuda: not in this build (built without nvcc or with CUDA=0)");
+    if (!be)
+        return rb_fail(e, RB_EINPUT, "--device",
+                       "cuda: not in this build (built without nvcc or with CUDA=0)");
     attn_shape sh = {.n_q_heads = m->n_q_heads, .n_kv_heads = m->n_kv_heads,
                      .head_dim = m->head_dim, .n_keys = m->n_tokens};
     if (!be->supports(&sh))
-        return rb_fail(e, RB_EINPUT, "--device", "cuda: no usable GPU, or the trace's shape (%d q / %d kv "
-                       "heads, head_dim %d) is not one the CUDA kernels run", m->n_q_heads,
-                       m->n_kv_heads, m->head_dim);
+        return rb_fail(e, RB_EINPUT, "--device",
+                       "cuda: no usable GPU, or the trace's shape (%d q / %d kv heads, head_dim "
+                       "%d) is not one the CUDA kernels run", m->n_q_heads, m->n_kv_heads,
+                       m->head_dim);
     *ref_be = be;
     return RB_OK;
 }
