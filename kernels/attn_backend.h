@@ -25,6 +25,8 @@
 #ifndef ATTN_BACKEND_H
 #define ATTN_BACKEND_H
 
+#include "attn_causal_block.h"
+
 /* The shape a call works on: what `supports` decides on. n_keys is the number of keys a
  * dense call attends (or the largest set of a gather); 0 when unknown. */
 typedef struct attn_shape {
@@ -55,6 +57,15 @@ typedef struct attn_backend {
     /* required: attn_causal (a prompt, every head). */
     void (*causal)(const float *q, const float *k, const float *v, int n, int Hq, int Hkv,
                    int d, float scale, float *out, float *col_mass);
+    /* required: attn_causal_chunk (replay's dense reference of W consecutive decode steps
+     * as one causal block: logits, probabilities, lse and output; attn_causal_block.h).
+     * Its summation order differs from the per-step dense_heads, so replay's reference
+     * numbers move within tests/attn_backend_check.h's tolerance (and the replay results
+     * within tests/test_engine_reference.c's). A device backend may keep the k, v rows it
+     * uploaded for the next call: callers walk a layer's chunks in order of t0 over the same
+     * buffers and do not change rows below t0 + W between those calls; a call on the same
+     * buffers whose t0 is not later than the previous call's means new contents. */
+    void (*causal_chunk)(const attn_chunk *c);
 } attn_backend;
 
 /* The registered backends, in display order: ref, cpu, then cuda in a CUDA build. *n

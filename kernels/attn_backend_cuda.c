@@ -14,6 +14,12 @@
  *   weighted_rows  the value rows packed, attn_cuda_weighted
  *   causal         attn_cuda_dense for each query position i over keys 0..i, then
  *                  attn_cuda_col_mass from those positions' lse
+ *   causal_chunk   attn_cuda_causal_chunk (replay's reference of a chunk of steps, any G):
+ *                  the chunk's query rows go up each call, the layer's K and V rows only
+ *                  once: a call on the same k, v buffers with a later t0 than the previous
+ *                  call uploads just the rows past those already on the device (replay
+ *                  walks a layer's chunks in order; any other call uploads them all), and
+ *                  logits, probabilities, lse and output come back
  * The CPU kernels of attn.h run instead exactly where attn_cuda cannot: a shape supports()
  * refuses (no device; G = Hq / Hkv not 1, 2, 4 or 8; d not 64, 128 or 256; weighted_rows
  * has no such limit), and a call over no keys (n = 0, an empty gather set, an empty prompt),
@@ -206,6 +212,48 @@ static void cuda_weighted_rows(const float *p, int G, int ldp, const float *cons
     if (!on_device) attn_weighted_rows(p, G, ldp, v_rows, n, d, out);
 }
 
+/* The layer rows on the device for causal_chunk: rows [0, chunk_rows) of the host buffers
+ * chunk_k, chunk_v, last used with first position chunk_t0. */
+static buf d_ck, d_cv;
+static const float *chunk_k, *chunk_v;
+static int chunk_rows, chunk_t0 = -1;
+
+static void chunk_on_device(const attn_chunk *c) {
+    size_t row = (size_t)c->Hkv * c->d, need = (size_t)c->t0 + c->W, rb = sizeof(float) * row;
+    int fresh = c->k != chunk_k || c->v != chunk_v || c->t0 <= chunk_t0;
+    if (d_ck.cap < rb * need || d_cv.cap < rb * need) { /* grown: what was there is gone */
+        dev(&d_ck, 2 * rb * need), dev(&d_cv, 2 * rb * need);
+        fresh = 1;
+    }
+    size_t from = fresh ? 0 : (size_t)chunk_rows;
+    if (need > from) {
+        size_t bytes = rb * (need - from);
+        DEV(attn_cuda_upload(ctx, (char *)d_ck.p + rb * from, c->k + row * from, bytes, &e_));
+        DEV(attn_cuda_upload(ctx, (char *)d_cv.p + rb * from, c->v + row * from, bytes, &e_));
+    }
+    chunk_k = c->k, chunk_v = c->v, chunk_rows = (int)need, chunk_t0 = c->t0;
+    attn_cuda_shape sh = {c->Hq, c->Hkv, c->d, c->scale, ATTN_CUDA_F32};
+    size_t nq = (size_t)c->W * c->Hq * c->d, nl = (size_t)c->Hq * c->W * c->ldn;
+    float *dq = upload(&d_q, c->q, sizeof(float) * nq), *dout = dev(&d_o, sizeof(float) * nq);
+    float *dlse = dev(&d_lse, sizeof(float) * c->W * c->Hq);
+    float *dl = dev(&d_p, sizeof(float) * 2 * nl), *dp = dl + nl;
+    DEV(attn_cuda_causal_chunk(ctx, &sh, dq, d_ck.p, d_cv.p, c->W, c->t0, c->window, c->ldn, dl,
+                               dp, dlse, dout, &e_));
+    download(c->out, dout, sizeof(float) * nq);
+    download(c->lse, dlse, sizeof(float) * c->W * c->Hq);
+    download(c->logits, dl, sizeof(float) * nl);
+    download(c->probs, dp, sizeof(float) * nl);
+    sync_checked();
+}
+
+static void cuda_causal_chunk(const attn_chunk *c) {
+    pthread_mutex_lock(&lock);
+    int on_device = (c->d == 64 || c->d == 128 || c->d == 256) && device_ready();
+    if (on_device) chunk_on_device(c);
+    pthread_mutex_unlock(&lock);
+    if (!on_device) attn_causal_chunk(c);
+}
+
 static void cuda_causal(const float *q, const float *k, const float *v, int n, int Hq, int Hkv,
                         int d, float scale, float *out, float *col_mass) {
     pthread_mutex_lock(&lock);
@@ -243,4 +291,5 @@ const attn_backend attn_backend_cuda_table = {
     .gather = cuda_gather,
     .weighted_rows = cuda_weighted_rows,
     .causal = cuda_causal,
+    .causal_chunk = cuda_causal_chunk,
 };

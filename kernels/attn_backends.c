@@ -35,16 +35,18 @@ static const attn_backend backend_ref = {
     .gather = ref_gather,
     .weighted_rows = attn_weighted_rows_ref,
     .causal = attn_causal_ref,
+    .causal_chunk = attn_causal_chunk_ref,
 };
 
 static const attn_backend backend_cpu = {
     .name = "cpu",
-    .summary = "fast CPU kernels (AVX2 + FMA, one thread per call)",
+    .summary = "fast CPU kernels (AVX2 + FMA, one thread per call; replay's chunk reference on OpenBLAS sgemm)",
     .supports = cpu_supports,
     .dense_heads = attn_dense_heads,
     .gather = attn_gather,
     .weighted_rows = attn_weighted_rows,
     .causal = attn_causal,
+    .causal_chunk = attn_causal_chunk,
 };
 
 #ifdef RB_HAVE_CUDA

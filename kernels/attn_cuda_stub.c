@@ -86,6 +86,15 @@ rb_status attn_cuda_col_mass(attn_cuda *c, const attn_cuda_shape *s, const float
     return no_cuda(e);
 }
 
+rb_status attn_cuda_causal_chunk(attn_cuda *c, const attn_cuda_shape *s, const float *q,
+                                 const void *k, const void *v, int W, int t0, int window,
+                                 int ldn, float *logits, float *probs, float *lse, float *out,
+                                 rb_err *e) {
+    (void)c, (void)s, (void)q, (void)k, (void)v, (void)W, (void)t0, (void)window, (void)ldn;
+    (void)logits, (void)probs, (void)lse, (void)out;
+    return no_cuda(e);
+}
+
 rb_status attn_cuda_sync(attn_cuda *c, rb_err *e) {
     (void)c;
     return no_cuda(e);

@@ -3,8 +3,9 @@
  * test_attn_backend_cuda.c (the cuda table's host side on an emulated device):
  * G (query heads per KV head) 1, 2, 4, 8; d 64, 128, 256; n from 1 to 4096 keys; per-head
  * and shared gathers of scattered rows (and an empty set); windows (rows ld > Hkv * d
- * apart); causal prompts with column mass; every optional output asked for alone and with
- * the others (a backend may take another path for each). Header-only, for tests.
+ * apart); causal prompts with column mass; replay's chunk references (causal_chunk: W = 1
+ * to 32 steps, rows up to 4k keys, sliding windows); every optional output asked for alone
+ * and with the others (a backend may take another path for each). Header-only, for tests.
  *
  * Tolerance: inputs are N(0, 1) with scale 1/sqrt(d), so logits are O(1) and every output is
  * a convex combination of value rows. A float32 kernel's error is then a few units of
@@ -154,6 +155,41 @@ static void test_causal(const attn_backend *be, const attn_backend *ref, int Hq,
     free(q), free(k), free(v);
 }
 
+/* replay's chunk reference (causal_chunk): W query rows at positions t0..t0+W-1 over keys
+ * 0..t0+W-1 (a sliding window when window > 0); entries outside each row's range are
+ * unspecified, so only j0..t is compared. */
+static void test_causal_chunk(const attn_backend *be, const attn_backend *ref, int Hq, int Hkv,
+                              int d, int t0, int W, int window) {
+    int N = t0 + W, ldn = N + 5; /* ldn > N: a row stride wider than the keys */
+    size_t nl = (size_t)Hq * W * ldn;
+    float *q = randn((size_t)W * Hq * d), *k = randn((size_t)N * Hkv * d);
+    float *v = randn((size_t)N * Hkv * d);
+    float *lg[2], *pb[2], *lse[2], *out[2];
+    float *work = rb_malloc(sizeof(float) * attn_chunk_work_floats(W, Hq, d));
+    for (int i = 0; i < 2; i++) {
+        lg[i] = rb_calloc(nl, sizeof(float)), pb[i] = rb_calloc(nl, sizeof(float));
+        lse[i] = rb_calloc((size_t)W * Hq, sizeof(float));
+        out[i] = rb_calloc((size_t)W * Hq * d, sizeof(float));
+        attn_chunk c = {.q = q, .k = k, .v = v, .W = W, .t0 = t0, .window = window, .Hq = Hq,
+                        .Hkv = Hkv, .d = d, .scale = 1 / sqrtf((float)d), .ldn = ldn,
+                        .logits = lg[i], .probs = pb[i], .lse = lse[i], .out = out[i],
+                        .work = work};
+        (i ? be : ref)->causal_chunk(&c);
+    }
+    for (int h = 0; h < Hq; h++)
+        for (int w = 0; w < W; w++) {
+            int t = t0 + w, j0 = window > 0 && t + 1 > window ? t + 1 - window : 0;
+            size_t at = ((size_t)h * W + w) * ldn + j0;
+            close_enough(be->name, "chunk logits", lg[1] + at, lg[0] + at, (size_t)(t + 1 - j0), 1);
+            close_enough(be->name, "chunk probs", pb[1] + at, pb[0] + at, (size_t)(t + 1 - j0), 1);
+        }
+    close_enough(be->name, "chunk lse", lse[1], lse[0], (size_t)W * Hq, 1);
+    close_enough(be->name, "chunk out", out[1], out[0], (size_t)W * Hq * d,
+                 max_abs(v, (size_t)N * Hkv * d));
+    for (int i = 0; i < 2; i++) free(lg[i]), free(pb[i]), free(lse[i]), free(out[i]);
+    free(work), free(q), free(k), free(v);
+}
+
 /* Every shape (G 1, 2, 4, 8 x d 64, 128, 256 over 2 KV heads) that be->supports(), against
  * ref; then, when any was, the edges (empty gather sets, prompts of 1 and 300 tokens).
  * Returns the number of shapes checked; *skipped receives the number be refused. */
@@ -176,6 +212,8 @@ static int check_backend(const attn_backend *be, const attn_backend *ref, int *s
             test_gather(be, ref, G, d, 300, 0, 0);
             test_gather(be, ref, G, d, 300, 1, 0);
             if (d == 64) test_causal(be, ref, Hq, Hkv, d, 96);
+            test_causal_chunk(be, ref, Hq, Hkv, d, 333, 32, 0);
+            test_causal_chunk(be, ref, Hq, Hkv, d, 90, 32, 100); /* the window starts inside */
             run++;
         }
     if (run) {
@@ -184,6 +222,10 @@ static int check_backend(const attn_backend *be, const attn_backend *ref, int *s
         test_gather(be, ref, Hq / Hkv, d, 50, 1, 1);
         test_causal(be, ref, Hq, Hkv, d, 1);
         test_causal(be, ref, Hq, Hkv, d, 300);
+        test_causal_chunk(be, ref, Hq, Hkv, d, 0, 1, 0);   /* the first position alone */
+        test_causal_chunk(be, ref, Hq, Hkv, d, 5, 7, 0);   /* a chunk longer than its past */
+        test_causal_chunk(be, ref, Hq, Hkv, d, 4000, 9, 0); /* long rows */
+        test_causal_chunk(be, ref, Hq, Hkv, d, 700, 32, 64); /* window shorter than W + t0 */
     }
     return run;
 }

@@ -89,13 +89,19 @@ assert np.abs(d["recall"][:] - 1).max() < 1e-5 and d["out_err"][:].max() < 1e-5
 assert (s["recall"][:] <= 1 + 1e-6).all() and s["recall"][-1].mean() < 0.999
 # Layer 0 at the first decode step sees the dense trajectory's q and k in both (deeper
 # layers of a sparse cell already carry layer 0's sparse output); the dense cell matches in
-# every layer. Live decode and replay score through the same code (metrics.c, the backend's
-# dense reference) over the same float32 q, k, v: equal bit for bit.
+# every layer. Live decode and replay score through the same code (metrics.c) over the same
+# float32 q, k, v; replay's dense reference is a causal block per chunk (sgemm) and live
+# decode's one pass per step, the same float32 sums in another order: attended equal, recall
+# within 1e-5 and out_err within 1e-5 + 1e-3 relative (the tolerance of e2e_replay_cli.sh
+# against numpy; tests/test_engine_reference.c).
 for run, layers in (("dense_L8", [0, 1]), ("streamingllm_L8", [0])):
     live, rep = f["runs/" + run], rp["runs/" + run]
-    for k in ("recall", "out_err", "attended"):
-        a, b = live[k][0, layers], rep[k][0, layers]
-        assert (a == b).all(), (run, k, a, b)
+    a, b = live["attended"][0, layers], rep["attended"][0, layers]
+    assert (a == b).all(), (run, "attended", a, b)
+    a, b = live["recall"][0, layers], rep["recall"][0, layers]
+    assert (np.abs(a - b) <= 1e-5).all(), (run, "recall", a, b)
+    a, b = live["out_err"][0, layers], rep["out_err"][0, layers]
+    assert (np.abs(a - b) <= 1e-5 + 1e-3 * np.abs(a)).all(), (run, "out_err", a, b)
 print("# teacher-forced: dense token_match 1 kl 0; streamingllm L=8 mean token_match %.2f mean kl %.3g"
       % (s["token_match"][:].mean(), s["kl"][:].mean()))
 EOF

@@ -29,7 +29,7 @@ static struct {
     const char *p;
     size_t bytes;
 } blocks[MAX_BLOCKS];
-static int n_dense, n_scores, n_weighted, n_col_mass, n_copies;
+static int n_dense, n_scores, n_weighted, n_col_mass, n_copies, n_chunk;
 
 /* [p, p + bytes) lies inside one allocated block. */
 static void in_device(const void *p, size_t bytes, const char *what) {
@@ -253,6 +253,44 @@ rb_status attn_cuda_spin(attn_cuda *c, int us, rb_err *e) {
     return refuse(e, "not emulated");
 }
 
+rb_status attn_cuda_causal_chunk(attn_cuda *c, const attn_cuda_shape *s, const float *q,
+                                 const void *k, const void *v, int W, int t0, int window,
+                                 int ldn, float *logits, float *probs, float *lse, float *out,
+                                 rb_err *e) {
+    if (!c || !s || s->n_q_heads < 1 || s->n_kv_heads < 1 || s->n_q_heads % s->n_kv_heads ||
+        (s->head_dim != 64 && s->head_dim != 128 && s->head_dim != 256) ||
+        s->kv_dtype != ATTN_CUDA_F32)
+        return refuse(e, "causal_chunk: bad context or shape");
+    if (W < 1 || t0 < 0 || window < 0 || (logits && ldn < t0 + W) || (probs && !logits))
+        return refuse(e, "causal_chunk: bad W, t0, window or ldn");
+    int Hq = s->n_q_heads, Hkv = s->n_kv_heads, d = s->head_dim, G = Hq / Hkv, N = t0 + W;
+    size_t krow = (size_t)Hkv * d, nl = (size_t)Hq * W * ldn;
+    in_device(q, sizeof(float) * W * Hq * d, "causal_chunk q");
+    in_device(k, sizeof(float) * krow * N, "causal_chunk k");
+    in_device(v, sizeof(float) * krow * N, "causal_chunk v");
+    in_device(lse, sizeof(float) * W * Hq, "causal_chunk lse");
+    in_device(out, sizeof(float) * W * Hq * d, "causal_chunk out");
+    if (logits) in_device(logits, sizeof(float) * nl, "causal_chunk logits");
+    if (probs) in_device(probs, sizeof(float) * nl, "causal_chunk probs");
+    float *lg = rb_malloc(sizeof(float) * (size_t)N);
+    for (int w = 0; w < W; w++) {
+        int t = t0 + w, j0 = window > 0 && t + 1 > window ? t + 1 - window : 0;
+        for (int h = 0; h < Hq; h++) {
+            size_t at = (size_t)w * Hq + h, row = ((size_t)h * W + w) * ldn;
+            attn_dense_ref(q + at * d, 1, (const float *)k + (size_t)j0 * krow + (size_t)(h / G) * d,
+                           (const float *)v + (size_t)j0 * krow + (size_t)(h / G) * d, t + 1 - j0,
+                           d, (int)krow, s->scale, lg, lse + at, out + at * d);
+            for (int j = j0; j <= t; j++) {
+                if (logits) logits[row + j] = lg[j - j0];
+                if (probs) probs[row + j] = (float)exp((double)lg[j - j0] - lse[at]);
+            }
+        }
+    }
+    free(lg);
+    n_chunk++;
+    return RB_OK;
+}
+
 /* ---- the test ------------------------------------------------------------------------- */
 
 int main(void) {
@@ -262,9 +300,40 @@ int main(void) {
     int skipped, run = check_backend(be, ref, &skipped);
     TU_ASSERT(run == 12 && skipped == 0, "every shape on the (emulated) device: %d run, %d skipped",
               run, skipped);
-    TU_ASSERT(n_dense > 0 && n_scores > 0 && n_weighted > 0 && n_col_mass > 0,
-              "every device kernel used: %d dense, %d scores, %d weighted, %d col_mass", n_dense,
-              n_scores, n_weighted, n_col_mass);
+    TU_ASSERT(n_dense > 0 && n_scores > 0 && n_weighted > 0 && n_col_mass > 0 && n_chunk > 0,
+              "every device kernel used: %d dense, %d scores, %d weighted, %d col_mass, %d "
+              "causal_chunk", n_dense, n_scores, n_weighted, n_col_mass, n_chunk);
+    /* causal_chunk keeps a layer's rows on the device across a layer's chunks: a second
+     * chunk on the same buffers must see the rows the first uploaded and the new ones,
+     * and a call on new contents at an earlier t0 must not reuse them. */
+    {
+        int Hq = 4, Hkv = 2, d = 64, W = 8, N = 40, ldn = N;
+        size_t kn = (size_t)N * Hkv * d, nl = (size_t)Hq * W * ldn;
+        float *q = randn((size_t)W * Hq * d), *k = randn(kn), *v = randn(kn);
+        float *lg[2], *pb[2], *lse[2], *out[2];
+        for (int i = 0; i < 2; i++) {
+            lg[i] = rb_calloc(nl, 4), pb[i] = rb_calloc(nl, 4);
+            lse[i] = rb_calloc((size_t)W * Hq, 4), out[i] = rb_calloc((size_t)W * Hq * d, 4);
+        }
+        for (int round = 0; round < 2; round++) {
+            if (round) /* the buffers' contents change: the next layer in the same memory */
+                for (size_t i = 0; i < kn; i++) k[i] = -k[i], v[i] = 0.5f * v[i];
+            for (int t0 = 16; t0 <= 32; t0 += 16) {
+                for (int i = 0; i < 2; i++) {
+                    attn_chunk c = {.q = q, .k = k, .v = v, .W = W, .t0 = t0, .Hq = Hq,
+                                    .Hkv = Hkv, .d = d, .scale = 0.125f, .ldn = ldn,
+                                    .logits = lg[i], .probs = pb[i], .lse = lse[i],
+                                    .out = out[i], .work = NULL};
+                    (i ? be : ref)->causal_chunk(&c);
+                }
+                close_enough("cuda", "chunk after chunk lse", lse[1], lse[0], (size_t)W * Hq, 1);
+                close_enough("cuda", "chunk after chunk out", out[1], out[0],
+                             (size_t)W * Hq * d, 4);
+            }
+        }
+        for (int i = 0; i < 2; i++) free(lg[i]), free(pb[i]), free(lse[i]), free(out[i]);
+        free(q), free(k), free(v);
+    }
 
     /* What the device cannot do goes to the CPU kernels, and is still right (weighted_rows
      * has no shape limit: it stays on the device). */

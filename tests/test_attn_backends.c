@@ -21,7 +21,7 @@ int main(void) {
     for (int b = 0; b < nb; b++) {
         const attn_backend *be = list[b];
         TU_ASSERT(be->name && be->summary && be->supports && be->dense_heads && be->gather &&
-                      be->weighted_rows && be->causal,
+                      be->weighted_rows && be->causal && be->causal_chunk,
                   "backend %d fills every slot", b);
         TU_ASSERT(attn_backend_find(be->name) == be, "%s found by its name", be->name);
         if (be == ref) { /* the reference itself: nothing to compare it with */

@@ -78,9 +78,9 @@ int cmd_bench_eval(int argc, char **argv) {
     arg_spec specs[] = {
         {"model", ARG_STR, &path, "M.gguf", "model (default models/gemma-3-270m-q4_k_m.gguf)"},
         {"tasks", ARG_STR, &tasks_path, "FILE.jsonl", "task file (default: generated chains)"},
-        {"limit", ARG_INT, &limit, "K", "tasks (default 4 per worker)"},
-        {"threads", ARG_INT, &threads, "T", "workers over tasks (default: all cores)"},
-        {"max-tokens", ARG_INT, &max_tokens, "N", "generated tokens per task at most (64)"},
+        {"limit", ARG_INT_IN(&limit, 0, 100000), "K", "tasks (default 4 per worker)"},
+        {"threads", ARG_INT_IN(&threads, 0, 256), "T", "workers over tasks (default: all cores)"},
+        {"max-tokens", ARG_INT_IN(&max_tokens, 1, 1 << 16), "N", "generated tokens per task at most (64)"},
         {"policies", ARG_STR, &policies, "a,b", "cells' policies (default dense)"},
         {"budgets", ARG_STR, &budgets, "L1,L2", "budgets (policies other than dense need them)"},
         {NULL, 0, NULL, NULL, NULL},
@@ -90,10 +90,6 @@ int cmd_bench_eval(int argc, char **argv) {
         return rb_err_print(&e);
     if (help) return 0;
     if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads < 1 || threads > 256) rb_fail(&e, RB_EINPUT, "--threads", "must be in 1..256");
-    else if (limit < 0 || limit > 100000) rb_fail(&e, RB_EINPUT, "--limit", "must be in 0..100000");
-    else if (max_tokens < 1 || max_tokens > 1 << 16) rb_fail(&e, RB_EINPUT, "--max-tokens", "must be in 1..65536");
-    if (e.status) return rb_err_print(&e);
     if (!limit) limit = 4 * threads;
 
     task_set tasks = {0};

@@ -12,7 +12,8 @@
 
 static char *config_json(const char *trace, const char *policies, const char *budgets,
                          const arg_multi *params, int page, int dense_layers, int elem_bytes,
-                         int steps, int latency_every, uint64_t seed) {
+                         int steps, int latency_every, uint64_t seed, const char *reference,
+                         const char *device) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "command", "replay");
     cJSON_AddStringToObject(o, "trace", trace);
@@ -26,6 +27,9 @@ static char *config_json(const char *trace, const char *policies, const char *bu
     cJSON_AddNumberToObject(o, "steps", steps);
     cJSON_AddNumberToObject(o, "latency_every", latency_every);
     cJSON_AddNumberToObject(o, "seed", (double)seed);
+    /* recorded when not the default, so default runs keep the config they always had */
+    if (strcmp(reference, "block")) cJSON_AddStringToObject(o, "reference", reference);
+    if (strcmp(device, "cpu")) cJSON_AddStringToObject(o, "device", device);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -33,9 +37,10 @@ static char *config_json(const char *trace, const char *policies, const char *bu
 
 int cmd_replay(int argc, char **argv) {
     const char *policies = NULL, *budgets = NULL, *out = NULL;
+    const char *reference = "block", *device = "cpu";
     arg_multi params = {0};
     int page = 16, dense_layers = 2, per_head = 0, dump = 0, threads = 0, elem_bytes = 2;
-    int steps = 0, quiet = 0, latency_every = 1;
+    int steps = 0, quiet = 0, latency_every = 1, chunk = 0;
     int64_t seed = 1;
     const arg_spec specs[] = {
         {"policies", ARG_STR, &policies, "a,b,...", "policies to run (see raasbench policies)"},
@@ -51,6 +56,11 @@ int cmd_replay(int argc, char **argv) {
         {"latency-every", ARG_INT_IN(&latency_every, 1, INT_MAX), "K", "attend for real and time every K-th step; "
          "steps between get exact metrics from the shared reference (default 1: every step)"},
         {"seed", ARG_I64_IN(&seed, INT64_MIN, INT64_MAX), "S", "seed for random policies (default 1)"},
+        {"reference", ARG_STR, &reference, "block|steps", "the dense reference: a chunk of steps "
+         "as one causal block (default) or step by step (the slower path, for comparison)"},
+        {"device", ARG_STR, &device, "cpu|cuda", "where the dense reference runs (default cpu); "
+         "the cells run on the CPU either way"},
+        {"chunk", ARG_INT_IN(&chunk, 0, 4096), "W", "decode steps per chunk (default: chosen by the engine)"},
         {"out", ARG_STR, &out, "RESULTS.h5", "results file to write"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no summary table"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
@@ -67,6 +77,8 @@ int cmd_replay(int argc, char **argv) {
     else if (!budgets) rb_fail(&e, RB_EINPUT, "replay", "--budgets is required");
     else if (!out) rb_fail(&e, RB_EINPUT, "replay", "--out is required");
     else output_check_all(&out, 1, pos, 1, &e); /* before the work, not after it */
+    engine_reference ref_kind = ENGINE_REF_BLOCK;
+    if (!e.status) engine_parse_reference(reference, &ref_kind, &e);
     if (e.status) return rb_err_print(&e);
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -85,16 +97,19 @@ int cmd_replay(int argc, char **argv) {
         trace_open(pos[0], &t, &e) ||
         cells_check_layers(trace_get_meta(t), dense_layers, &e))
         goto fail;
+    const attn_backend *ref_be;
+    if (engine_parse_device(device, trace_get_meta(t), &ref_be, &e)) goto fail;
     engine_config ec = {.trace = t, .cells = cells, .n_cells = n_cells, .page_size = page,
                         .dense_layers = dense_layers, .elem_bytes = elem_bytes,
                         .per_head = per_head, .dump_selection = dump, .threads = threads,
                         .seed = (uint64_t)seed, .progress = !quiet, .n_steps = steps,
-                        .latency_every = latency_every};
+                        .latency_every = latency_every, .ref_backend = ref_be,
+                        .reference = ref_kind, .chunk = chunk};
     if (engine_check_cells(&ec, &e)) goto fail;
     char sha[65];
     if (results_file_sha256(pos[0], sha, &e)) goto fail;
     cfg = config_json(pos[0], policies, budgets, &params, page, dense_layers, elem_bytes, steps,
-                      latency_every, (uint64_t)seed);
+                      latency_every, (uint64_t)seed, reference, device);
     results_provenance prov = {.trace = pos[0], .trace_sha256 = sha, .config_json = cfg};
     /* Create the output first so a bad path fails before the work, not after. */
     if (results_create(out, &prov, &w, &e)) goto fail;

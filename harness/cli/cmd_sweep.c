@@ -229,6 +229,11 @@ typedef struct sweep_run {
     char **cell_paths; /* [traces x policies x budgets] every cell's file, in order */
     int n_cell_paths, n_ran, n_skipped;
     int progress;
+    /* --reference and --device: where and how the dense reference is computed, not what a
+     * cell is (results agree within tests/test_engine_reference.c's tolerance), so like
+     * threads they stay out of the sweep's identity */
+    engine_reference reference;
+    const attn_backend *ref_be;
 } sweep_run;
 
 /* The cells of trace ti still to run, in config order; the finished ones (their file
@@ -279,7 +284,8 @@ static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, in
                             .page_size = c->page_size, .dense_layers = c->dense_layers,
                             .elem_bytes = c->elem_bytes, .threads = c->threads,
                             .seed = c->seed, .progress = sr->progress, .n_steps = c->steps,
-                            .latency_every = c->latency_every};
+                            .latency_every = c->latency_every, .reference = sr->reference,
+                            .ref_backend = sr->ref_be};
         results_run *runs = rb_calloc((size_t)n, sizeof *runs);
         if (!(st = engine_replay(&ec, runs, NULL, e))) {
             for (int i = 0; i < n && !st; i++) {
@@ -302,8 +308,12 @@ static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, in
 
 int cmd_sweep(int argc, char **argv) {
     int quiet = 0;
+    const char *reference = "block", *device = "cpu";
     const arg_spec specs[] = {
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress and no summary table"},
+        {"reference", ARG_STR, &reference, "block|steps", "the dense reference: chunks of steps "
+         "as causal blocks (default) or step by step"},
+        {"device", ARG_STR, &device, "cpu|cuda", "where the dense reference runs (default cpu)"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -317,8 +327,10 @@ int cmd_sweep(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, "sweep", "expected one CONFIG.json (see --help)");
         return rb_err_print(&e);
     }
+    engine_reference ref_kind;
+    if (engine_parse_reference(reference, &ref_kind, &e)) return rb_err_print(&e);
     sweep_config c;
-    sweep_run sr = {.c = &c, .progress = !quiet};
+    sweep_run sr = {.c = &c, .progress = !quiet, .reference = ref_kind};
     int rc = 0;
     if (parse_config(pos[0], &c, &e)) goto fail;
     /* the results file is none of the inputs, checked before any work */
@@ -331,7 +343,9 @@ int cmd_sweep(int argc, char **argv) {
     for (int ti = 0; ti < c.n_traces; ti++) {
         trace *t;
         if (trace_open(c.traces[ti], &t, &e)) goto fail;
+        rb_status s = engine_parse_device(device, trace_get_meta(t), &sr.ref_be, &e);
         trace_close(t);
+        if (s) goto fail;
     }
     snprintf(sr.dir, sizeof sr.dir, "%s.cells", c.out);
     sr.identity = sweep_identity(&c);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "attn.h"
+#include "attn_causal_block.h"
 #include "metrics.h"
 #include "progress.h"
 #include "stepper.h"
@@ -19,7 +20,10 @@ typedef struct shared_ctx {
     int T;                     /* decode steps replayed */
     int latency_every;         /* steps attended for real and timed: every this many */
     int64_t *kv, *meta, *lat;  /* [n_cells, n_stored, T] per-layer series, summed at the end */
-    const attn_backend *be;
+    const attn_backend *be;    /* the steppers' */
+    const attn_backend *ref_be; /* the dense reference's */
+    int block;                 /* the reference as causal blocks (ENGINE_REF_BLOCK) */
+    int W;                     /* steps per chunk */
     pthread_mutex_t lock;      /* trace reads (HDF5 is not thread-safe), queue, stats */
     int next_slot;
     rb_status status;
@@ -57,21 +61,41 @@ static rb_status make_stepper(const shared_ctx *x, int slot, const cell *cell, s
 /* The reference of a chunk of W consecutive steps is computed first, then each cell runs
  * the chunk: a cell's pools stay in cache across W steps instead of every cell's pools being
  * walked every step (20 cells over a 3k-token layer hold ~25 MB, more than the last-level
- * cache of the dev VM). Entry w of the reference arrays is step c0 + w of the chunk. */
+ * cache of the dev VM). Entry w of the reference arrays is step c0 + w of the chunk; where
+ * step w's logits and probabilities lie depends on the path (block: [Hq, W, N] as
+ * attn_causal_chunk writes them; steps: [W, Hq, n] as dense_heads writes them), so the
+ * steppers and the scoring read them through lg_at, pb_at and stride_at. */
 typedef struct layer_buf {
     float *q, *k, *v;            /* [N, heads, d] */
     int W;                       /* steps per chunk */
-    float *logits, *lse, *ostar; /* [W, Hq, N], [W, Hq], [W, Hq, d] */
+    float *logits, *lse, *ostar; /* W * Hq * N floats, [W, Hq], [W, Hq, d] */
     float *out;                  /* [Hq, d] a cell's output */
-    float *probs;                /* [W, Hq, N] dense probabilities exp(logit - lse) */
+    float *probs;                /* W * Hq * N floats: dense probabilities exp(logit - lse) */
+    float *work;                 /* attn_chunk_work_floats (block path) */
+    const float **lg_at, **pb_at; /* [W]: step w's logits / probabilities, head 0's entry of
+                                     position j at index j - j0 */
+    int *stride_at;              /* [W]: their row stride (between query heads) */
     step_metrics sc;             /* a stepper's last step, scored */
 } layer_buf;
 
-/* Steps per chunk: the reference arrays (logits and probs) within ~8 MiB, 1..32. */
+/* Steps per chunk of the per-step path: the reference arrays (logits and probs) within
+ * ~8 MiB, 1..32 (what the engine has always used; the results do not depend on it). */
 static int chunk_steps(int H, int N) {
     double per_step = 2.0 * sizeof(float) * (double)H * N;
     int W = (int)((8 << 20) / per_step);
     return W < 1 ? 1 : W > 32 ? 32 : W;
+}
+
+/* Steps per chunk of the block path: the products are [G*W, d] x [d, n], so W sets how
+ * well sgemm runs (build/bench_causal_block on the 2-core Xeon dev VM, 8 q / 2 kv heads,
+ * d 64, N 8k-16k: W = 16..128 within the VM's noise of each other, 2.2-2.5x the per-step
+ * path), and the reference arrays (2 W Hq N floats per thread) what memory a long trace
+ * costs: 32, fewer (down to 8) where the arrays would pass 64 MiB (a 32-head layer of 16k
+ * tokens). */
+static int block_chunk_steps(int H, int N) {
+    double per_step = 2.0 * sizeof(float) * (double)H * N;
+    int W = (int)((64 << 20) / per_step);
+    return W < 8 ? 8 : W > 32 ? 32 : W;
 }
 
 
@@ -130,19 +154,40 @@ static void chunk_reference(const shared_ctx *x, int slot, layer_buf *b, int c0,
     const trace_meta *m = x->m;
     int N = m->n_prefill + x->T, H = m->n_q_heads, Hkv = m->n_kv_heads, d = m->head_dim;
     size_t krow = (size_t)Hkv * d, qrow = (size_t)H * d;
+    if (x->block) {
+        /* One causal block: the chunk's query rows against keys 0..t0+W-1. The arrays are
+         * laid out for the chunk's own W, so a short last chunk is as dense as a full one. */
+        int W = c1 - c0, t0 = m->n_prefill + c0, win = m->sliding_window[slot];
+        attn_chunk ch = {.q = b->q + (size_t)t0 * qrow, .k = b->k, .v = b->v, .W = W, .t0 = t0,
+                         .window = win, .Hq = H, .Hkv = Hkv, .d = d, .scale = m->attn_scale,
+                         .ldn = N, .logits = b->logits, .probs = b->probs, .lse = b->lse,
+                         .out = b->ostar, .work = b->work};
+        int64_t a = rb_now_ns();
+        x->ref_be->causal_chunk(&ch);
+        *dense_ns += rb_now_ns() - a;
+        for (int w = 0; w < W; w++) {
+            int j0;
+            attended_range(t0 + w, win, &j0);
+            b->lg_at[w] = b->logits + (size_t)w * N + j0;
+            b->pb_at[w] = b->probs + (size_t)w * N + j0;
+            b->stride_at[w] = W * N;
+        }
+        return;
+    }
     for (int ti = c0; ti < c1; ti++) {
         int t = m->n_prefill + ti, w = ti - c0, j0;
         int n = attended_range(t, m->sliding_window[slot], &j0);
         float *lg = b->logits + (size_t)w * H * N, *pb = b->probs + (size_t)w * H * N;
         int64_t a = rb_now_ns();
-        x->be->dense_heads(b->q + (size_t)t * qrow, H, Hkv, b->k + (size_t)j0 * krow,
-                           b->v + (size_t)j0 * krow, n, d, (int)krow, m->attn_scale, lg,
-                           b->lse + (size_t)w * H, b->ostar + (size_t)w * H * d);
+        x->ref_be->dense_heads(b->q + (size_t)t * qrow, H, Hkv, b->k + (size_t)j0 * krow,
+                               b->v + (size_t)j0 * krow, n, d, (int)krow, m->attn_scale, lg,
+                               b->lse + (size_t)w * H, b->ostar + (size_t)w * H * d);
         int64_t bb = rb_now_ns();
         *dense_ns += bb - a;
         for (int h = 0; h < H; h++)
             attn_exp_shift(lg + (size_t)h * n, b->lse[(size_t)w * H + h], n, pb + (size_t)h * n);
         *metrics_ns += rb_now_ns() - bb;
+        b->lg_at[w] = lg, b->pb_at[w] = pb, b->stride_at[w] = n;
     }
 }
 
@@ -151,26 +196,27 @@ static void chunk_reference(const shared_ctx *x, int slot, layer_buf *b, int c0,
 static void step_chunk(shared_ctx *x, int slot, layer_buf *b, stepper *st, int i,
                        const int *st_of, int c0, int c1, int64_t *cells_ns, int64_t *metrics_ns) {
     const trace_meta *m = x->m;
-    int N = m->n_prefill + x->T, H = m->n_q_heads, d = m->head_dim;
+    int H = m->n_q_heads, d = m->head_dim;
     size_t krow = (size_t)m->n_kv_heads * d, qrow = (size_t)H * d;
     for (int ti = c0; ti < c1; ti++) {
         int t = m->n_prefill + ti, w = ti - c0, j0;
-        int n = attended_range(t, m->sliding_window[slot], &j0);
-        int timed = ti % x->latency_every == 0;
-        const float *qt = b->q + (size_t)t * qrow, *lg = b->logits + (size_t)w * H * N;
-        const float *lse = b->lse + (size_t)w * H, *pb = b->probs + (size_t)w * H * N;
+        attended_range(t, m->sliding_window[slot], &j0);
+        int timed = ti % x->latency_every == 0, stride = b->stride_at[w];
+        const float *qt = b->q + (size_t)t * qrow, *lg = b->lg_at[w];
+        const float *lse = b->lse + (size_t)w * H, *pb = b->pb_at[w];
         const float *kt = b->k + (size_t)t * krow, *vt = b->v + (size_t)t * krow;
         int64_t c0_ns = rb_now_ns();
         if (timed)
-            stepper_step(st, t, qt, kt, vt, j0 == 0 ? lg : NULL, j0 == 0 ? lse : NULL, n, b->out);
+            stepper_step(st, t, qt, kt, vt, j0 == 0 ? lg : NULL, j0 == 0 ? lse : NULL, stride,
+                         b->out);
         else
-            stepper_step_cached(st, t, qt, kt, vt, lg, lse, pb, n, j0, b->out);
+            stepper_step_cached(st, t, qt, kt, vt, lg, lse, pb, stride, j0, b->out);
         int64_t c1_ns = rb_now_ns();
         *cells_ns += c1_ns - c0_ns;
         int64_t lat = stepper_last_step_ns(st), kvb = stepper_kv_bytes(st),
                 mb = stepper_meta_bytes(st);
-        metrics_score_step(stepper_selection(st), b->out, pb, n, j0, b->ostar + (size_t)w * H * d,
-                           d, &b->sc);
+        metrics_score_step(stepper_selection(st), b->out, pb, stride, j0,
+                           b->ostar + (size_t)w * H * d, d, &b->sc);
         for (int cell = 0; cell < x->c->n_cells; cell++) {
             if (st_of[cell] != i) continue;
             size_t at = series_at(x, cell, slot, ti);
@@ -216,10 +262,18 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     pthread_mutex_lock(&x->lock);
     x->stats.read_ns += read_ns, x->stats.dense_ns += dense_ns, x->stats.cells_ns += cells_ns;
     x->stats.metrics_ns += metrics_ns;
-    /* K and V of every KV head streamed once per step over the attended range. */
+    /* K and V of every KV head streamed once per step over the attended range (per
+     * chunk over the chunk's range with blocks); 4 d flops per query head and key. */
     for (int ti = 0; ti < x->T; ti++) {
         int j0, n = attended_range(m->n_prefill + ti, m->sliding_window[slot], &j0);
-        x->stats.dense_bytes += (int64_t)n * (int64_t)krow * 2 * (int64_t)sizeof(float);
+        x->stats.dense_flops += 4 * (int64_t)n * m->n_q_heads * m->head_dim;
+        if (!x->block) x->stats.dense_bytes += (int64_t)n * krow * 2 * (int64_t)sizeof(float);
+    }
+    for (int c0 = 0; x->block && c0 < x->T; c0 += b->W) {
+        int c1 = c0 + b->W < x->T ? c0 + b->W : x->T, j0;
+        attended_range(m->n_prefill + c0, m->sliding_window[slot], &j0);
+        x->stats.dense_bytes +=
+            (int64_t)(m->n_prefill + c1 - j0) * krow * 2 * (int64_t)sizeof(float);
     }
     pthread_mutex_unlock(&x->lock);
     return s;
@@ -233,9 +287,14 @@ static void *worker(void *arg) {
     b.q = rb_malloc(sizeof(float) * (size_t)N * H * m->head_dim);
     b.k = rb_malloc(sizeof(float) * (size_t)N * m->n_kv_heads * m->head_dim);
     b.v = rb_malloc(sizeof(float) * (size_t)N * m->n_kv_heads * m->head_dim);
-    b.W = chunk_steps(H, N);
+    b.W = x->W;
     b.logits = rb_malloc(sizeof(float) * (size_t)b.W * H * N);
     b.probs = rb_malloc(sizeof(float) * (size_t)b.W * H * N);
+    b.work = x->block ? rb_malloc(sizeof(float) * attn_chunk_work_floats(b.W, H, m->head_dim))
+                      : NULL;
+    b.lg_at = rb_malloc(sizeof(float *) * (size_t)b.W);
+    b.pb_at = rb_malloc(sizeof(float *) * (size_t)b.W);
+    b.stride_at = rb_malloc(sizeof(int) * (size_t)b.W);
     b.lse = rb_malloc(sizeof(float) * (size_t)b.W * H);
     b.ostar = rb_malloc(sizeof(float) * (size_t)b.W * H * m->head_dim);
     b.out = rb_malloc(sizeof(float) * (size_t)H * m->head_dim);
@@ -256,6 +315,7 @@ static void *worker(void *arg) {
     }
     free(b.q), free(b.k), free(b.v), free(b.logits), free(b.probs), free(b.lse);
     free(b.ostar), free(b.out), free(b.sc.recall), free(b.sc.out_err);
+    free(b.work), free(b.lg_at), free(b.pb_at), free(b.stride_at);
     return NULL;
 }
 
@@ -267,6 +327,40 @@ static void setup(shared_ctx *x, const engine_config *c) {
     x->T = c->n_steps > 0 && c->n_steps < decode ? c->n_steps : decode;
     x->latency_every = c->latency_every > 0 ? c->latency_every : 1;
     x->be = c->backend ? c->backend : attn_backend_default();
+    x->ref_be = c->ref_backend ? c->ref_backend : x->be;
+    x->block = c->reference == ENGINE_REF_BLOCK;
+    int N = x->m->n_prefill + x->T;
+    x->W = c->chunk > 0 ? c->chunk
+         : x->block ? block_chunk_steps(x->m->n_q_heads, N) : chunk_steps(x->m->n_q_heads, N);
+    if (x->W > x->T) x->W = x->T > 0 ? x->T : 1;
+}
+
+rb_status engine_parse_reference(const char *s, engine_reference *out, rb_err *e) {
+    if (!strcmp(s, "block")) *out = ENGINE_REF_BLOCK;
+    else if (!strcmp(s, "steps")) *out = ENGINE_REF_STEPS;
+    else return rb_fail(e, RB_EINPUT, "--reference", "must be block or steps, not '%s'", s);
+    return RB_OK;
+}
+
+rb_status engine_parse_device(const char *s, const trace_meta *m, const attn_backend **ref_be,
+                              rb_err *e) {
+    *ref_be = NULL;
+    if (!strcmp(s, "cpu")) return RB_OK;
+    if (strcmp(s, "cuda"))
+        return rb_fail(e, RB_EINPUT, "--device", "must be cpu or cuda, not '%s'", s);
+    const attn_backend *be = attn_backend_find("cuda");
+    if (!be)
+        return rb_fail(e, RB_EINPUT, "--device",
+                       "cuda: not in this build (built without nvcc or with CUDA=0)");
+    attn_shape sh = {.n_q_heads = m->n_q_heads, .n_kv_heads = m->n_kv_heads,
+                     .head_dim = m->head_dim, .n_keys = m->n_tokens};
+    if (!be->supports(&sh))
+        return rb_fail(e, RB_EINPUT, "--device",
+                       "cuda: no usable GPU, or the trace's shape (%d q / %d kv heads, head_dim "
+                       "%d) is not one the CUDA kernels run", m->n_q_heads, m->n_kv_heads,
+                       m->head_dim);
+    *ref_be = be;
+    return RB_OK;
 }
 
 rb_status engine_check_cells(const engine_config *c, rb_err *e) {
@@ -317,6 +411,8 @@ rb_status engine_replay(const engine_config *c, results_run *runs, engine_stats 
     pthread_mutex_init(&x.lock, NULL);
     if (c->progress) x.bar = progress_create("replay", (int64_t)L * T);
     int n_threads = c->threads < 1 ? 1 : c->threads > L ? L : c->threads;
+    /* sgemm threads: the cores the layer threads leave (the engine's threads run layers). */
+    if (x.block) attn_blas_threads((c->threads < 1 ? 1 : c->threads) / n_threads);
     pthread_t *th = rb_malloc(sizeof(pthread_t) * (size_t)n_threads);
     for (int i = 1; i < n_threads; i++) RB_CHECK(pthread_create(&th[i], NULL, worker, &x) == 0);
     worker(&x);

@@ -3,9 +3,12 @@
  * Layer by layer (layers are independent: a policy instance manages one layer), the engine
  * reads the layer's q, k, v, computes at every decode step t the dense reference once per
  * query head (scaled logits over 0..t, their log-sum-exp and the output o*), then steps
- * every cell's stepper and scores it against the shared reference. Steps go in chunks of
- * up to 32: the chunk's references first, then each stepper runs the whole chunk, so its
- * pools stay in cache between its steps. Scores:
+ * every cell's stepper and scores it against the shared reference. Steps go in chunks: the
+ * chunk's references first, then each stepper runs the whole chunk, so its pools stay in
+ * cache between its steps. The chunk's references are one causal block (the backend's
+ * causal_chunk: Q K^T and P V as matrix products, K and V read once per chunk) or, with
+ * ENGINE_REF_STEPS, one dense pass per step (dense_heads: K and V re-read every step; the
+ * path before the block, kept for comparison). Scores:
  *   recall  = sum over S of exp(logit_j - lse)          O(|S|)
  *   out_err = |o_S - o*| / |o*|                         O(d)
  * (metrics.h, the one definition), so each extra cell costs O(L) per step, not O(N)
@@ -23,11 +26,22 @@
 #include "results.h"
 #include "trace.h"
 
+/* How a chunk's dense reference is computed. The two agree within the tolerance of
+ * tests/attn_backend_check.h (float32 sums in another order), not bit for bit. */
+typedef enum {
+    ENGINE_REF_BLOCK = 0, /* the chunk as one causal block (ref_backend->causal_chunk) */
+    ENGINE_REF_STEPS = 1, /* step by step (ref_backend->dense_heads) */
+} engine_reference;
+
 typedef struct engine_config {
     trace *trace;
     const cell *cells;
     int n_cells;
-    const attn_backend *backend; /* the dense reference and every stepper (NULL: default) */
+    const attn_backend *backend; /* every stepper, and the reference unless ref_backend
+                                    (NULL: default) */
+    const attn_backend *ref_backend; /* the dense reference (NULL: backend) */
+    engine_reference reference;
+    int chunk;          /* steps per chunk (0: chosen from the shapes, engine.c) */
     int page_size;      /* P */
     int dense_layers;   /* layers with index < dense_layers are attended densely */
     int elem_bytes;     /* bytes per K/V element for kv_bytes (2 = fp16) */
@@ -47,6 +61,7 @@ typedef struct engine_stats {
     int64_t read_ns;       /* reading the trace (summed over threads) */
     int64_t dense_ns;      /* the shared dense reference pass (summed over threads) */
     int64_t dense_bytes;   /* K+V bytes the dense pass streamed */
+    int64_t dense_flops;   /* useful flops of the dense pass: 4 d per (step, head, key) */
     int64_t cells_ns;      /* all cells' policy steps (summed over threads) */
     int64_t metrics_ns;    /* scoring against the reference */
     int64_t wall_ns;       /* wall time of engine_replay */
@@ -57,6 +72,13 @@ typedef struct engine_stats {
  * (checked for every cell before any work starts). */
 rb_status engine_replay(const engine_config *c, results_run *runs, engine_stats *stats,
                         rb_err *e);
+
+/* The --reference and --device options of replay and sweep: "block" or "steps"; "cpu" or
+ * "cuda" (*ref_be: the backend the reference runs on; cuda only when its backend runs the
+ * trace's shapes on this machine, RB_EINPUT saying why not otherwise). */
+rb_status engine_parse_reference(const char *s, engine_reference *out, rb_err *e);
+rb_status engine_parse_device(const char *s, const trace_meta *m, const attn_backend **ref_be,
+                              rb_err *e);
 
 /* Check that every cell can be created on this trace's shapes (budget possible, ...). */
 rb_status engine_check_cells(const engine_config *c, rb_err *e);

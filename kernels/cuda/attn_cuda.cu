@@ -10,6 +10,7 @@
  * every exponential is one ex2). Each warp issues the loads of U token rows before using
  * any, for memory-level parallelism. The block merges its lane groups through shared memory
  * and writes one partial per (KV head, split, query head); combine_kernel merges the splits. */
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -286,11 +287,12 @@ __device__ inline uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-__global__ void fill_kernel(void *dev, size_t count, int half, uint64_t seed) {
+__global__ void fill_kernel(void *dev, size_t count, int dtype, uint64_t seed) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
          i += (size_t)gridDim.x * blockDim.x) {
         float x = (float)(mix64(seed + 0x9e3779b97f4a7c15ull * (i + 1)) >> 40) * 0x1p-23f - 1.f;
-        if (half) static_cast<__half *>(dev)[i] = __float2half(x);
+        if (dtype == ATTN_CUDA_F16) static_cast<__half *>(dev)[i] = __float2half(x);
+        else if (dtype == ATTN_CUDA_BF16) static_cast<__nv_bfloat16 *>(dev)[i] = __float2bfloat16(x);
         else static_cast<float *>(dev)[i] = x;
     }
 }
@@ -587,10 +589,10 @@ rb_status attn_cuda_copy(attn_cuda *c, void *dst, const void *src, size_t bytes,
 
 rb_status attn_cuda_fill_random(attn_cuda *c, void *dev, size_t count, attn_cuda_dtype dtype,
                                 uint64_t seed, rb_err *e) {
-    if (dtype != ATTN_CUDA_F32 && dtype != ATTN_CUDA_F16)
+    if (dtype != ATTN_CUDA_F32 && dtype != ATTN_CUDA_F16 && dtype != ATTN_CUDA_BF16)
         return rb_fail(e, RB_EINPUT, "attn_cuda", "unknown dtype %d", (int)dtype);
     if (!count) return RB_OK;
-    fill_kernel<<<c->n_sm * 8, 256, 0, c->stream>>>(dev, count, dtype == ATTN_CUDA_F16, seed);
+    fill_kernel<<<c->n_sm * 8, 256, 0, c->stream>>>(dev, count, (int)dtype, seed);
     CU_TRY(cudaGetLastError());
     return RB_OK;
 }
@@ -720,6 +722,242 @@ rb_status attn_cuda_elapsed_ms(attn_cuda *c, int from, int to, float *ms, rb_err
 rb_status attn_cuda_spin(attn_cuda *c, int us, rb_err *e) {
     if (us < 0) return rb_fail(e, RB_EINPUT, "attn_cuda", "spin of %d us", us);
     spin_kernel<<<1, 1, 0, c->stream>>>((uint64_t)us * 1000);
+    CU_TRY(cudaGetLastError());
+    return RB_OK;
+}
+
+} // extern "C"
+
+/* ---- replay's chunk reference: a causal block of W query positions (attn_cuda_causal_chunk)
+ *
+ * Flash-attention style, fp32 arithmetic: a block of 128 threads (4 warps) takes 32 query
+ * rows (16 at d = 256) of one KV head (rows r = (query head of the group, step) in that order, so a block's
+ * rows are consecutive steps of one head and share their key range) and walks their keys
+ * 32 at a time: the tile's K and V rows are widened to float into shared memory (K rows
+ * padded to D + 1 floats so the 32 lanes, one key each, read distinct banks), each lane
+ * computes its key's logit for the warp's 8 rows (4 at d = 256; q read as broadcast
+ * 16-byte loads), the rows' running (max, sum) are updated
+ * with warp shuffles, and each lane accumulates D / 32 output columns of its warp's rows from the
+ * tile's V. The causal mask and the sliding window are per row (a key outside j0..t has
+ * weight 0). Logits, when asked for, are written as computed; probabilities need the final
+ * lse, so a second kernel forms them from the logits. Not tuned for tensor cores: the shared
+ * memory reads bound it at a fraction of the FP32 peak, which is still far beyond what the
+ * replay engine can consume. */
+namespace {
+
+/* Query rows per warp: each K element loaded from shared memory serves this many rows
+ * (4 at d = 256, where 8 rows' accumulators would spill registers). */
+template <int D> __host__ __device__ constexpr int chunk_rows() { return D > 128 ? 4 : 8; }
+template <int D> __host__ __device__ constexpr int chunk_block_rows() { return 4 * chunk_rows<D>(); }
+constexpr int kChunkKeys = 32; /* keys per tile: one per lane */
+
+template <typename T> __device__ inline float widen1(T x);
+template <> __device__ inline float widen1<float>(float x) { return x; }
+template <> __device__ inline float widen1<__half>(__half x) { return __half2float(x); }
+template <> __device__ inline float widen1<__nv_bfloat16>(__nv_bfloat16 x) {
+    return __bfloat162float(x);
+}
+
+__device__ inline int chunk_first_key(int t, int window) {
+    return window > 0 && t + 1 > window ? t + 1 - window : 0;
+}
+
+__device__ inline float warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+__device__ inline float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+template <int D> constexpr size_t chunk_smem_bytes() {
+    return sizeof(float) * ((size_t)kChunkKeys * (D + 1) + (size_t)kChunkKeys * D +
+                            (size_t)chunk_block_rows<D>() * D);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128)
+chunk_kernel(const float *__restrict__ q, const T *__restrict__ k, const T *__restrict__ v, int W,
+             int t0, int window, int Hq, int Hkv, float scale, int ldn, float *__restrict__ logits,
+             float *__restrict__ lse_out, float *__restrict__ out) {
+    constexpr int R = chunk_rows<D>(), BR = chunk_block_rows<D>(), BC = kChunkKeys, U = D / 32;
+    extern __shared__ float sm[];
+    float *qs = sm;                  /* [BR][D], prescaled; first: 16-byte aligned rows */
+    float *vs = qs + BR * D;         /* [BC][D] */
+    float *ks = vs + BC * D;         /* [BC][D + 1] */
+    const int g = blockIdx.y, G = Hq / Hkv, GW = G * W;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, rb = blockIdx.x * BR;
+    for (int i = threadIdx.x; i < BR * D; i += blockDim.x) {
+        int r = rb + i / D, c = i % D;
+        float x = 0;
+        if (r < GW) x = q[((size_t)(r % W) * Hq + g * G + r / W) * D + c] * scale;
+        qs[i] = x;
+    }
+    /* The block's key range: the union of its rows' j0..t. */
+    int lo = 1 << 30, hi = -1;
+    for (int i = 0; i < BR; i++) {
+        int r = rb + i;
+        if (r >= GW) break;
+        int t = t0 + r % W;
+        lo = min(lo, chunk_first_key(t, window)), hi = max(hi, t);
+    }
+    int row_t[R], row_j0[R], row_h[R], row_w[R];
+    bool row_ok[R];
+    float m[R], l[R], acc[R][U];
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        int r = rb + warp * R + i;
+        row_ok[i] = r < GW;
+        row_w[i] = r % W, row_h[i] = g * G + r / W, row_t[i] = t0 + r % W;
+        row_j0[i] = chunk_first_key(row_t[i], window);
+        m[i] = -INFINITY, l[i] = 0;
+#pragma unroll
+        for (int u = 0; u < U; u++) acc[i][u] = 0;
+    }
+    for (int j = lo; j <= hi; j += BC) {
+        __syncthreads(); /* the previous tile is consumed (and qs written, the first time) */
+        for (int i = threadIdx.x; i < BC * D; i += blockDim.x) {
+            int jj = i / D, c = i % D, key = j + jj;
+            float kx = 0, vx = 0;
+            if (key <= hi) {
+                size_t at = ((size_t)key * Hkv + g) * D + c;
+                kx = widen1<T>(k[at]), vx = widen1<T>(v[at]);
+            }
+            ks[jj * (D + 1) + c] = kx, vs[jj * D + c] = vx;
+        }
+        __syncthreads();
+        const int key = j + lane;
+        float s[R];
+#pragma unroll
+        for (int i = 0; i < R; i++) s[i] = 0;
+        const float *kr = ks + lane * (D + 1), *qr = qs + warp * R * D;
+#pragma unroll 2
+        for (int c = 0; c < D; c += 4) {
+            /* four K elements of this lane's key (scalar: its row is padded), four q
+             * elements of each row in one broadcast 16-byte load */
+            float k0 = kr[c], k1 = kr[c + 1], k2 = kr[c + 2], k3 = kr[c + 3];
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                float4 qv = *reinterpret_cast<const float4 *>(qr + i * D + c);
+                s[i] = fmaf(qv.x, k0, s[i]), s[i] = fmaf(qv.y, k1, s[i]);
+                s[i] = fmaf(qv.z, k2, s[i]), s[i] = fmaf(qv.w, k3, s[i]);
+            }
+        }
+        float p[R];
+#pragma unroll
+        for (int i = 0; i < R; i++) {
+            bool vis = row_ok[i] && key >= row_j0[i] && key <= row_t[i];
+            if (logits && vis) logits[((size_t)row_h[i] * W + row_w[i]) * ldn + key] = s[i];
+            float x = vis ? s[i] : -INFINITY;
+            float mn = fmaxf(m[i], warp_max(x));
+            p[i] = 0;
+            if (mn == -INFINITY) continue; /* nothing of this row seen yet */
+            float alpha = expf(m[i] - mn); /* 0 when m was -inf */
+            p[i] = vis ? expf(x - mn) : 0.f;
+            l[i] = l[i] * alpha + warp_sum(p[i]);
+            m[i] = mn;
+#pragma unroll
+            for (int u = 0; u < U; u++) acc[i][u] *= alpha;
+        }
+#pragma unroll 4
+        for (int jj = 0; jj < BC; jj++) {
+            float vj[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) vj[u] = vs[jj * D + lane + 32 * u];
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                float pj = __shfl_sync(0xffffffffu, p[i], jj);
+#pragma unroll
+                for (int u = 0; u < U; u++) acc[i][u] = fmaf(pj, vj[u], acc[i][u]);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        if (!row_ok[i]) continue;
+        size_t at = (size_t)row_w[i] * Hq + row_h[i];
+        if (lane == 0) lse_out[at] = m[i] + logf(l[i]);
+        float inv = 1.f / l[i];
+#pragma unroll
+        for (int u = 0; u < U; u++) out[at * D + lane + 32 * u] = acc[i][u] * inv;
+    }
+}
+
+/* probs[(h, w), j] = exp(logits[(h, w), j] - lse[w, h]) over j0(w)..t0+w: one block per row. */
+__global__ void chunk_probs_kernel(const float *__restrict__ logits, const float *__restrict__ lse,
+                                   int W, int t0, int window, int Hq, int ldn,
+                                   float *__restrict__ probs) {
+    int row = blockIdx.x, h = row / W, w = row % W, t = t0 + w;
+    float shift = lse[(size_t)w * Hq + h];
+    size_t base = (size_t)row * ldn;
+    for (int j = chunk_first_key(t, window) + threadIdx.x; j <= t; j += blockDim.x)
+        probs[base + j] = expf(logits[base + j] - shift);
+}
+
+template <typename T, int D>
+rb_status launch_chunk(attn_cuda *c, const attn_cuda_shape *s, const float *q, const void *k,
+                       const void *v, int W, int t0, int window, int ldn, float *logits,
+                       float *lse, float *out, rb_err *e) {
+    const size_t smem = chunk_smem_bytes<D>();
+    CU_TRY(cudaFuncSetAttribute(chunk_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)smem));
+    const int G = s->n_q_heads / s->n_kv_heads, BR = chunk_block_rows<D>();
+    dim3 grid((unsigned)((G * W + BR - 1) / BR), (unsigned)s->n_kv_heads);
+    chunk_kernel<T, D><<<grid, 128, smem, c->stream>>>(
+        q, static_cast<const T *>(k), static_cast<const T *>(v), W, t0, window, s->n_q_heads,
+        s->n_kv_heads, s->scale, ldn, logits, lse, out);
+    CU_TRY(cudaGetLastError());
+    return RB_OK;
+}
+
+template <typename T>
+rb_status launch_chunk_d(attn_cuda *c, const attn_cuda_shape *s, const float *q, const void *k,
+                         const void *v, int W, int t0, int window, int ldn, float *logits,
+                         float *lse, float *out, rb_err *e) {
+    switch (s->head_dim) {
+    case 64: return launch_chunk<T, 64>(c, s, q, k, v, W, t0, window, ldn, logits, lse, out, e);
+    case 128: return launch_chunk<T, 128>(c, s, q, k, v, W, t0, window, ldn, logits, lse, out, e);
+    default: return launch_chunk<T, 256>(c, s, q, k, v, W, t0, window, ldn, logits, lse, out, e);
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+rb_status attn_cuda_causal_chunk(attn_cuda *c, const attn_cuda_shape *s, const float *q,
+                                 const void *k, const void *v, int W, int t0, int window,
+                                 int ldn, float *logits, float *probs, float *lse, float *out,
+                                 rb_err *e) {
+    if (!c) return rb_fail(e, RB_EINPUT, "attn_cuda", "no context");
+    if (!s || s->n_q_heads < 1 || s->n_kv_heads < 1 || s->n_q_heads % s->n_kv_heads ||
+        (s->head_dim != 64 && s->head_dim != 128 && s->head_dim != 256) || !isfinite(s->scale) ||
+        (s->kv_dtype != ATTN_CUDA_F32 && s->kv_dtype != ATTN_CUDA_F16 &&
+         s->kv_dtype != ATTN_CUDA_BF16))
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "causal_chunk: unsupported shape");
+    const int G = s->n_q_heads / s->n_kv_heads;
+    if (W < 1 || t0 < 0 || window < 0 || (long)G * W > (1L << 30) ||
+        (logits && ldn < t0 + W) || (probs && !logits))
+        return rb_fail(e, RB_EINPUT, "attn_cuda",
+                       "causal_chunk: W = %d, t0 = %d, window = %d, ldn = %d%s", W, t0, window,
+                       ldn, probs && !logits ? ", probs without logits" : "");
+    const size_t elt = s->kv_dtype == ATTN_CUDA_F32 ? 4 : 2;
+    if (!aligned(q, 4) || !aligned(k, elt) || !aligned(v, elt) || !aligned(lse, 4) ||
+        !aligned(out, 4) || (logits && !aligned(logits, 4)) || (probs && !aligned(probs, 4)))
+        return rb_fail(e, RB_EINPUT, "attn_cuda", "causal_chunk: NULL or misaligned pointer");
+    rb_status st;
+    if (s->kv_dtype == ATTN_CUDA_F16)
+        st = launch_chunk_d<__half>(c, s, q, k, v, W, t0, window, ldn, logits, lse, out, e);
+    else if (s->kv_dtype == ATTN_CUDA_BF16)
+        st = launch_chunk_d<__nv_bfloat16>(c, s, q, k, v, W, t0, window, ldn, logits, lse, out, e);
+    else
+        st = launch_chunk_d<float>(c, s, q, k, v, W, t0, window, ldn, logits, lse, out, e);
+    if (st || !probs) return st;
+    chunk_probs_kernel<<<(unsigned)(s->n_q_heads * W), 256, 0, c->stream>>>(
+        logits, lse, W, t0, window, s->n_q_heads, ldn, probs);
     CU_TRY(cudaGetLastError());
     return RB_OK;
 }

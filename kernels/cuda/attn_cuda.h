@@ -27,7 +27,9 @@
 extern "C" {
 #endif
 
-typedef enum { ATTN_CUDA_F32 = 0, ATTN_CUDA_F16 = 1 } attn_cuda_dtype;
+/* bfloat16 only for attn_cuda_causal_chunk and attn_cuda_fill_random; the decode-step
+ * kernels take float32 and half. */
+typedef enum { ATTN_CUDA_F32 = 0, ATTN_CUDA_F16 = 1, ATTN_CUDA_BF16 = 2 } attn_cuda_dtype;
 
 /* One layer's attention shape. Requires Hq <= 65535, Hq % Hkv == 0, G = Hq / Hkv in {1, 2, 4, 8},
  * head_dim in {64, 128, 256}, scale finite; anything else is RB_EINPUT. */
@@ -110,6 +112,23 @@ rb_status attn_cuda_weighted(attn_cuda *c, const float *p, int n_rows, int ldp, 
  * attn_cuda_dense gives it with n = i + 1); col [Hkv, n]; n >= 1. */
 rb_status attn_cuda_col_mass(attn_cuda *c, const attn_cuda_shape *s, const float *q,
                              const void *k, int n, const float *lse, float *col, rb_err *e);
+
+/* Replay's dense reference of a chunk of W decode steps as one causal block (the device form
+ * of attn_causal_block.h's attn_chunk; flash-attention style, float32 arithmetic): query rows
+ * q [W, Hq, d] float32 at positions t0..t0+W-1 attend keys j0(w)..t0+w of k, v
+ * [>= t0+W, Hkv, d] (s->kv_dtype: float32, half or bfloat16), j0(w) = 0, or
+ * max(0, t0+w+1-window) when window > 0. Any G = Hq / Hkv; d 64, 128 or 256.
+ *   lse    [W, Hq]         required
+ *   out    [W, Hq, d]      required
+ *   logits [Hq, W, ldn]    optional (NULL): the scaled logits at j0(w)..t0+w, ldn >= t0+W
+ *   probs  [Hq, W, ldn]    optional, needs logits: exp(logit - lse) at the same entries
+ * Entries outside each row's range are not written. Device pointers, checked before any
+ * launch (RB_EINPUT). Without logits and probs only O(W Hq d) is written: the replay of a
+ * long trace's reference streams K and V and nothing else. */
+rb_status attn_cuda_causal_chunk(attn_cuda *c, const attn_cuda_shape *s, const float *q,
+                                 const void *k, const void *v, int W, int t0, int window,
+                                 int ldn, float *logits, float *probs, float *lse, float *out,
+                                 rb_err *e);
 
 /* Waits for everything queued; RB_EINTERNAL on a CUDA fault, RB_EINPUT when a gather since
  * the last sync met an out-of-range index (the flag is then cleared). */
