@@ -178,6 +178,21 @@ void synth_config_default(synth_config *c) {
     };
 }
 
+rb_status synth_config_preset(synth_config *c, const char *name, rb_err *e) {
+    if (!strcmp(name, "default")) return RB_OK;
+    if (!strcmp(name, "h2o-stress")) {
+        c->n_layers = 2;
+        c->head_dim = 128;
+        c->n_decode = 8192;
+        c->milestone_rate = 1.0 / 24;
+        c->phrase_max = 8;
+        c->life_min = 128;
+        c->life_max = 512;
+        return RB_OK;
+    }
+    return rb_fail(e, RB_EINPUT, "--preset", "unknown preset '%s' (default, h2o-stress)", name);
+}
+
 int synth_n_tokens(const synth_config *c) { return c->n_prefill + c->n_decode; }
 
 float synth_attn_scale(const synth_config *c) { return (float)(1.0 / sqrt((double)c->head_dim)); }

@@ -78,6 +78,16 @@ typedef struct synth_truth {
 /* Fill every field with the defaults documented above. */
 void synth_config_default(synth_config *c);
 
+/* Apply a named preset on top of the current values (call after synth_config_default,
+ * before options that override it). "default": nothing. "h2o-stress": a long decode where
+ * accumulated attention scores go stale: head_dim 128 (4 phrases live at once), 8192
+ * decode steps, phrases of up to 8 tokens at rate 1/24 living 128..512 steps, so several
+ * hundred milestone tokens come and go (far more than the L/2 heavy slots H2O keeps at
+ * L = 256) and old milestones, having accumulated hundreds of steps of attention, outscore
+ * new ones that have only just left the recency window. RB_EINPUT names an unknown
+ * preset. */
+rb_status synth_config_preset(synth_config *c, const char *name, rb_err *e);
+
 /* Check every field against the limits above (positive sizes, n_q_heads a multiple of
  * n_kv_heads, even head_dim, rates and logits in sane ranges, room in the prompt for the
  * sinks and phoenixes). Returns RB_EINPUT naming the offending option (as its CLI flag). */
