@@ -318,7 +318,10 @@ static void test_synthetic(const char *dir) {
                m->layers[l], ms.f1, ms.precision, ms.recall, ms.n_detected, ms.n_truth, ph.f1,
                ph.precision, ph.recall);
         TU_ASSERT(ms.f1 >= 0.9, "layer %d milestone F1 %.3f < 0.9", m->layers[l], ms.f1);
-        TU_ASSERT(ph.recall >= 0.75 && ph.f1 > 0.3, "layer %d phoenix recall %.3f F1 %.3f",
+        /* phoenix F1 0.80-1.00 per layer (every planted revival found; false ones are
+         * ordinary prompt tokens the background's heavy tail revives): before sinks were
+         * kept from counting as dormant it was 0.62-0.89 */
+        TU_ASSERT(ph.recall >= 0.75 && ph.f1 >= 0.79, "layer %d phoenix recall %.3f F1 %.3f",
                   m->layers[l], ph.recall, ph.f1);
         lifecycle_result_free(&r);
         lifecycle_trace_src_destroy(src);

@@ -120,6 +120,8 @@ typedef struct tok_state {
     int32_t seg_start;    /* current segment */
     int32_t seg_active;   /* active steps in it */
     int32_t dormant_from; /* >= 0: the current segment is a revival after this dormancy */
+    float gap_e, gap_thr; /* over the inactive steps since the last active: sums of
+                             e - median and log thr - median of the step */
 } tok_state;
 
 /* A closed segment: token, first and last active step, active steps, dormancy before it
@@ -163,11 +165,18 @@ static void token_active(detector *d, int j, int t) {
         } else if (j < d->n_prefill && t - d->n_prefill >= c->dormant_steps) {
             dormant_from = d->n_prefill;
         }
+        /* dormant means like a typical token: over the gap, on average nearer the step's
+         * median than its threshold (in log ratio). A token that stays well above typical
+         * but under the threshold, as a sink does while milestones take the mass, is not
+         * dormant, and its next crossing is no revival. */
+        if (dormant_from >= 0 && !(s->gap_e <= 0.5f * s->gap_thr)) dormant_from = -1;
         s->seg_start = t;
         s->seg_active = 1;
         s->dormant_from = dormant_from;
     }
     s->last = t;
+    s->gap_e = 0;
+    s->gap_thr = 0;
 }
 
 static int cmp_rows(const void *a, const void *b) {
@@ -295,7 +304,12 @@ rb_status lifecycle_analyze(const lifecycle_config *c, int n_prefill, int n_toke
         thr_sum += exp(thr);
         for (int j = 0; j < n; j++) {
             int act = ev[j] >= thr;
-            if (act) token_active(&d, j, t);
+            if (act) {
+                token_active(&d, j, t);
+            } else {
+                d.tok[j].gap_e += ev[j] - floor_lr; /* floor_lr: this step's median now */
+                d.tok[j].gap_thr += (float)thr - floor_lr;
+            }
             int lag = t - j;
             if (j >= n_prefill && lag < LAG_MAX) {
                 d.lag_pairs[lag]++;

@@ -38,7 +38,11 @@
  * Phoenix (dormant for at least G = dormant_steps, then important again): a segment that
  * starts after at least G inactive steps, for a token that was important before (a prompt
  * token, important during prefill, counts as dormant from the first decode step when it
- * has not been active since), with at least revive_min active steps. Reported as (position,
+ * has not been active since), with at least revive_min active steps. Dormant means like a
+ * typical token: over the inactive steps, e stays on average nearer the step's median than
+ * its threshold (sum of e_t - median_t <= half the sum of log thr_t - median_t); a token
+ * that stays well above typical but under the threshold (a sink while milestones take the
+ * mass) is not dormant, and its next crossing is no revival. Reported as (position,
  * dormant from = first inactive step, revived at = segment start). A token may revive more
  * than once.
  *
