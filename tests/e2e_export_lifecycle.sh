@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$B" lifecycle "$D/t.h5" --layer 1 --kv-head 1 --heat-size 64x48 --out "$D/lc.h5" > "$D/log" \
   || fail "lifecycle exited $?"
 grep -q "F1" "$D/log" || fail "no scores printed for a trace with truth: $(cat "$D/log")"
-for t in heatmap milestones phoenix lifespan; do
+for t in heatmap milestones phoenix lifespan stats; do
   "$B" export "$D/lc.h5" --table $t --out "$D/$t.tsv" || fail "export $t exited $?"
 done
 python3 - "$D" <<'PY' || fail "lifecycle file or its tables"
@@ -59,6 +59,18 @@ assert np.array_equal(got, ms), "detected block differs from /milestones"
 pl = np.array([[int(x) for x in l.split("\t")[1:4]] for l in planted.split("\n")])
 assert np.array_equal(pl, f["truth/milestones"][:]) and planted.startswith("planted\t")
 
+st = [l.split("\t") for l in open(f"{d}/stats.tsv").read().split("\n") if l]
+assert st[0][:6] == ["set", "layer", "n_prompt", "n_decode", "milestones", "milestones_per_1k"], st[0]
+assert [r[0] for r in st[1:]] == ["detected", "planted"], st
+row = dict(zip(st[0], st[1]))
+life = np.sort(ms[:, 2] - ms[:, 1] + 1)
+assert int(row["layer"]) == 1 and int(row["n_prompt"]) == 64 and int(row["n_decode"]) == 400
+assert int(row["milestones"]) == len(ms) and abs(float(row["milestones_per_1k"]) - 1000 * len(ms) / 400) < 1e-6
+assert float(row["lifespan_p50"]) == life[int(np.ceil(0.5 * len(life))) - 1] and float(row["lifespan_max"]) == life[-1]
+assert abs(float(row["lifespan_mean"]) - life.mean()) < 1e-4 * life.mean()
+assert int(row["phoenix_tokens"]) == len(set(ph[:, 0].tolist()))
+assert int(dict(zip(st[0], st[2]))["milestones"]) == len(f["truth/milestones"])
+
 lines = open(f"{d}/lifespan.tsv").read().split("\n")
 assert lines[0] == "bin_lo\tbin_hi\tdetected\tplanted" and len([l for l in lines[1:] if l]) == len(c)
 PY
@@ -92,4 +104,4 @@ import h5py, numpy as np
 f = h5py.File('$D/bad.h5', 'a'); del f['phoenix']; f['phoenix'] = np.zeros((2, 4), np.int32)"
 expect_err "phoenix is not \[n, 3\]" export "$D/bad.h5" --table phoenix
 [ -z "$(ls "$D" | grep tmp-)" ] || fail "a temporary file was left behind"
-echo "# lifecycle file, 4 exported tables and 14 refusals checked"
+echo "# lifecycle file, 5 exported tables and 14 refusals checked"

@@ -187,6 +187,35 @@ static void test_match_and_hist(void) {
     TU_ASSERT(nb == 101 && counts[1] == 1 && counts[10] == 1 && counts[100] == 2, "width 1");
 }
 
+/* lifecycle_stats_compute on hand-checked rows: lifespans 10, 20, 30, 40 (nearest-rank
+ * quantiles: p10 = 1st = 10, p25 = 1st = 10, p50 = 2nd = 20, p75 = 3rd = 30, p90 = 4th =
+ * 40), phoenix rows of tokens 5 (twice), 7 (prompt) and 300 (decode) with n_prefill 100. */
+static void test_stats(void) {
+    const int32_t ms[] = {120, 121, 130, 150, 151, 170, 200, 201, 230, 210, 211, 250};
+    const int32_t ph[] = {5, 100, 300, 5, 400, 600, 7, 100, 250, 300, 310, 500};
+    lifecycle_stats s;
+    lifecycle_stats_compute(ms, 4, ph, 4, 100, 2100, &s);
+    TU_ASSERT(s.n_prompt == 100 && s.n_decode == 2000 && s.n_milestones == 4, "lengths");
+    TU_ASSERT(fabs(s.milestones_per_1k - 2.0) < 1e-12 && fabs(s.life_mean - 25) < 1e-12,
+              "rate %g, mean %g", s.milestones_per_1k, s.life_mean);
+    const double want[7] = {10, 10, 10, 20, 30, 40, 40};
+    for (int k = 0; k < 7; k++)
+        TU_ASSERT(s.life_q[k] == want[k], "quantile %d: %g, want %g", k, s.life_q[k], want[k]);
+    TU_ASSERT(s.n_phoenix_rows == 4 && s.n_phoenix_tokens == 3 && s.n_phoenix_prompt == 2 &&
+                  s.n_phoenix_decode == 1,
+              "phoenix tokens %d (%d prompt, %d decode)", s.n_phoenix_tokens, s.n_phoenix_prompt,
+              s.n_phoenix_decode);
+    TU_ASSERT(fabs(s.phoenix_prompt_frac - 2.0 / 3) < 1e-12 &&
+                  fabs(s.prompt_phoenix_share - 0.02) < 1e-12 &&
+                  fabs(s.decode_phoenix_share - 0.0005) < 1e-12,
+              "shares %g %g %g", s.phoenix_prompt_frac, s.prompt_phoenix_share,
+              s.decode_phoenix_share);
+    lifecycle_stats_compute(NULL, 0, NULL, 0, 100, 2100, &s);
+    TU_ASSERT(s.n_milestones == 0 && isnan(s.life_mean) && isnan(s.life_q[3]) &&
+                  isnan(s.phoenix_prompt_frac) && s.prompt_phoenix_share == 0,
+              "empty sets: mean %g", s.life_mean);
+}
+
 static void test_bad_input(void) {
     lifecycle_config c;
     lifecycle_config_default(&c);
@@ -318,7 +347,10 @@ static void test_synthetic(const char *dir) {
                m->layers[l], ms.f1, ms.precision, ms.recall, ms.n_detected, ms.n_truth, ph.f1,
                ph.precision, ph.recall);
         TU_ASSERT(ms.f1 >= 0.9, "layer %d milestone F1 %.3f < 0.9", m->layers[l], ms.f1);
-        TU_ASSERT(ph.recall >= 0.75 && ph.f1 > 0.3, "layer %d phoenix recall %.3f F1 %.3f",
+        /* phoenix F1 0.80-1.00 per layer (every planted revival found; false ones are
+         * ordinary prompt tokens the background's heavy tail revives): before sinks were
+         * kept from counting as dormant it was 0.62-0.89 */
+        TU_ASSERT(ph.recall >= 0.75 && ph.f1 >= 0.79, "layer %d phoenix recall %.3f F1 %.3f",
                   m->layers[l], ph.recall, ph.f1);
         lifecycle_result_free(&r);
         lifecycle_trace_src_destroy(src);
@@ -334,6 +366,7 @@ int main(void) {
     test_match_and_hist();
     test_hand_built();
     test_heatmap();
+    test_stats();
     test_bad_input();
     test_trace_source(dir);
     test_synthetic(dir);

@@ -121,6 +121,8 @@ typedef struct tok_state {
     int32_t seg_start;    /* current segment */
     int32_t seg_active;   /* active steps in it */
     int32_t dormant_from; /* >= 0: the current segment is a revival after this dormancy */
+    float gap_e, gap_thr; /* over the inactive steps since the last active: sums of
+                             e - median and log thr - median of the step */
 } tok_state;
 
 /* A closed segment: token, first and last active step, active steps, dormancy before it
@@ -164,11 +166,18 @@ static void token_active(detector *d, int j, int t) {
         } else if (j < d->n_prefill && t - d->n_prefill >= c->dormant_steps) {
             dormant_from = d->n_prefill;
         }
+        /* dormant means like a typical token: over the gap, on average nearer the step's
+         * median than its threshold (in log ratio). A token that stays well above typical
+         * but under the threshold, as a sink does while milestones take the mass, is not
+         * dormant, and its next crossing is no revival. */
+        if (dormant_from >= 0 && !(s->gap_e <= 0.5f * s->gap_thr)) dormant_from = -1;
         s->seg_start = t;
         s->seg_active = 1;
         s->dormant_from = dormant_from;
     }
     s->last = t;
+    s->gap_e = 0;
+    s->gap_thr = 0;
 }
 
 static int cmp_rows(const void *a, const void *b) {
@@ -296,7 +305,12 @@ rb_status lifecycle_analyze(const lifecycle_config *c, int n_prefill, int n_toke
         thr_sum += exp(thr);
         for (int j = 0; j < n; j++) {
             int act = ev[j] >= thr;
-            if (act) token_active(&d, j, t);
+            if (act) {
+                token_active(&d, j, t);
+            } else {
+                d.tok[j].gap_e += ev[j] - floor_lr; /* floor_lr: this step's median now */
+                d.tok[j].gap_thr += (float)thr - floor_lr;
+            }
             int lag = t - j;
             if (j >= n_prefill && lag < LAG_MAX) {
                 d.lag_pairs[lag]++;
@@ -489,6 +503,45 @@ int lifecycle_hist(const int32_t *rows, int n, int max_lifespan, int nb_max, int
     for (int b = 0; b < nb; b++) counts[b] = 0;
     for (int i = 0; i < n; i++) counts[(rows[3 * i + 2] - rows[3 * i + 1] + 1) / width]++;
     return nb;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+void lifecycle_stats_compute(const int32_t *milestones, int n_milestones, const int32_t *phoenix,
+                             int n_phoenix, int n_prefill, int n_tokens, lifecycle_stats *s) {
+    static const double q[7] = LIFECYCLE_STATS_Q;
+    memset(s, 0, sizeof *s);
+    s->n_prompt = n_prefill;
+    s->n_decode = n_tokens - n_prefill;
+    s->n_milestones = n_milestones;
+    s->milestones_per_1k = s->n_decode > 0 ? 1000.0 * n_milestones / s->n_decode : NAN;
+    int *life = rb_malloc(sizeof(int) * (size_t)(n_milestones > 0 ? n_milestones : 1));
+    double sum = 0;
+    for (int i = 0; i < n_milestones; i++) {
+        life[i] = milestones[3 * i + 2] - milestones[3 * i + 1] + 1;
+        sum += life[i];
+    }
+    qsort(life, (size_t)n_milestones, sizeof(int), cmp_int);
+    s->life_mean = n_milestones ? sum / n_milestones : NAN;
+    for (int k = 0; k < 7; k++) {
+        int rank = (int)ceil(q[k] * n_milestones); /* nearest rank, 1-based; q = 0: the min */
+        s->life_q[k] = n_milestones ? life[(rank < 1 ? 1 : rank) - 1] : NAN;
+    }
+    free(life);
+    /* phoenix rows are sorted by position: distinct tokens are the changes of position */
+    s->n_phoenix_rows = n_phoenix;
+    for (int i = 0; i < n_phoenix; i++) {
+        if (i > 0 && phoenix[3 * i] == phoenix[3 * (i - 1)]) continue;
+        s->n_phoenix_tokens++;
+        if (phoenix[3 * i] < n_prefill) s->n_phoenix_prompt++;
+        else s->n_phoenix_decode++;
+    }
+    s->phoenix_prompt_frac = s->n_phoenix_tokens ? (double)s->n_phoenix_prompt / s->n_phoenix_tokens : NAN;
+    s->prompt_phoenix_share = s->n_prompt ? (double)s->n_phoenix_prompt / s->n_prompt : NAN;
+    s->decode_phoenix_share = s->n_decode ? (double)s->n_phoenix_decode / s->n_decode : NAN;
 }
 
 lifecycle_score lifecycle_match(int kind, const int32_t *det, int n_det, const int32_t *truth,
@@ -726,6 +779,11 @@ static rb_status read_tables(hid_t f, const char *path, lifecycle_file *o, rb_er
         st = rb_fail(e, RB_EINPUT, path, "heatmap lacks valid step_bin/token_bin/step0/token0");
     H5Dclose(ds);
     o->step_bin = (int)sb, o->token_bin = (int)tb, o->step0 = (int)s0, o->token0 = (int)t0;
+    int64_t np, nt, ly;
+    if (!st && (h5_attr_read_i64(f, "n_prefill", &np) || h5_attr_read_i64(f, "n_tokens", &nt) ||
+                h5_attr_read_i64(f, "layer", &ly) || np < 1 || nt <= np))
+        st = rb_fail(e, RB_EINPUT, path, "lacks valid n_prefill/n_tokens/layer attributes");
+    if (!st) o->n_prefill = (int)np, o->n_tokens = (int)nt, o->layer = (int)ly;
     return st;
 }
 

@@ -38,7 +38,11 @@
  * Phoenix (dormant for at least G = dormant_steps, then important again): a segment that
  * starts after at least G inactive steps, for a token that was important before (a prompt
  * token, important during prefill, counts as dormant from the first decode step when it
- * has not been active since), with at least revive_min active steps. Reported as (position,
+ * has not been active since), with at least revive_min active steps. Dormant means like a
+ * typical token: over the inactive steps, e stays on average nearer the step's median than
+ * its threshold (sum of e_t - median_t <= half the sum of log thr_t - median_t); a token
+ * that stays well above typical but under the threshold (a sink while milestones take the
+ * mass) is not dormant, and its next crossing is no revival. Reported as (position,
  * dormant from = first inactive step, revived at = segment start). A token may revive more
  * than once.
  *
@@ -125,6 +129,27 @@ void lifecycle_trace_src_destroy(lifecycle_trace_src *s);             /* NULL is
 int lifecycle_hist(const int32_t *rows, int n, int max_lifespan, int nb_max, int32_t *edges,
                    int32_t *counts);
 
+/* Statistics of one analysis a researcher can quote (`raasbench lifecycle` prints them,
+ * `export --table stats` writes them). Lifespans are last - first + 1 of the milestone rows;
+ * quantiles are nearest-rank (q-th: the ceil(q n)-th smallest), NaN without milestones.
+ * Phoenix tokens are the distinct positions of the phoenix rows (sorted by position, as
+ * lifecycle_analyze gives them; a token may revive more than once); shares are NaN where
+ * their denominator is 0. */
+typedef struct lifecycle_stats {
+    int n_prompt, n_decode;       /* prompt length n_prefill, decode steps n_tokens - n_prefill */
+    int n_milestones;
+    double milestones_per_1k;     /* milestones per 1000 decode tokens */
+    double life_mean;             /* mean lifespan, steps */
+    double life_q[7];             /* lifespan quantiles at LIFECYCLE_STATS_Q */
+    int n_phoenix_rows, n_phoenix_tokens, n_phoenix_prompt, n_phoenix_decode;
+    double phoenix_prompt_frac;   /* prompt tokens / phoenix tokens */
+    double prompt_phoenix_share;  /* phoenix prompt tokens / n_prompt */
+    double decode_phoenix_share;  /* phoenix decode tokens / n_decode */
+} lifecycle_stats;
+#define LIFECYCLE_STATS_Q {0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0}
+void lifecycle_stats_compute(const int32_t *milestones, int n_milestones, const int32_t *phoenix,
+                             int n_phoenix, int n_prefill, int n_tokens, lifecycle_stats *s);
+
 /* Scoring against planted truth. Milestones match when the position is equal and the
  * active spans [first, last] overlap; phoenix rows match when the position is equal and
  * the revival steps are at most `tol` apart. Matching is one-to-one (greedy in row order).
@@ -167,6 +192,8 @@ typedef struct lifecycle_file {
     int heat_rows, heat_cols;
     int step_bin, token_bin; /* steps and tokens per heatmap cell (>= 1) */
     int step0, token0;       /* step of row 0, token of column 0 */
+    int n_prefill, n_tokens; /* of the decode analysed */
+    int layer;               /* model layer analysed */
 } lifecycle_file;
 /* Read every table of a lifecycle file, checked (format, shapes, heatmap attributes);
  * RB_EINPUT naming the file and the table at fault. On failure *out is empty. */

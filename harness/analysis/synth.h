@@ -78,6 +78,16 @@ typedef struct synth_truth {
 /* Fill every field with the defaults documented above. */
 void synth_config_default(synth_config *c);
 
+/* Apply a named preset on top of the current values (call after synth_config_default,
+ * before options that override it). "default": nothing. "h2o-stress": a long decode where
+ * accumulated attention scores go stale: head_dim 128 (4 phrases live at once), 8192
+ * decode steps, phrases of up to 8 tokens at rate 1/24 living 128..512 steps, so several
+ * hundred milestone tokens come and go (far more than the L/2 heavy slots H2O keeps at
+ * L = 256) and old milestones, having accumulated hundreds of steps of attention, outscore
+ * new ones that have only just left the recency window. RB_EINPUT names an unknown
+ * preset. */
+rb_status synth_config_preset(synth_config *c, const char *name, rb_err *e);
+
 /* Check every field against the limits above (positive sizes, n_q_heads a multiple of
  * n_kv_heads, even head_dim, rates and logits in sane ranges, room in the prompt for the
  * sinks and phoenixes). Returns RB_EINPUT naming the offending option (as its CLI flag). */
@@ -87,16 +97,22 @@ rb_status synth_config_check(const synth_config *c, rb_err *e);
 int synth_n_tokens(const synth_config *c);
 float synth_attn_scale(const synth_config *c);
 
-/* Most milestone phrases and phoenixes active at one step: d_c / 8 with the content
- * dimension d_c = head_dim - 2 * (3 head_dim / 16) - 3 (4 at head_dim 64, 9 at 128).
- * Beyond it the query's cross-talk would bury the structure. n_phoenix may not exceed it
- * (all phoenixes are active together in the prompt). */
+/* Most planted tokens the query addresses exactly at one step: d_c / 8 with the content
+ * dimension d_c = head_dim - 2 * (3 head_dim / 16) - 4 (4 at head_dim 64, 9 at 128).
+ * n_phoenix may not exceed it (all phoenixes are attended together in the prompt). */
 int synth_max_active(const synth_config *c);
+
+/* Most milestone phrases and revived phoenixes active at one decode step: d_c / 16, at
+ * least 1 (2 at head_dim 64, 4 at 128). Each active phrase makes 4 content channels "hot";
+ * an old heavy key agreeing with three hot channels would take the query's cross-talk, and
+ * their number grows with the decode. With fewer phrases at once that stays rare at any
+ * length (see synth.c, "Fading for good"). */
+int synth_max_phrases(const synth_config *c);
 
 /* Draw the planted truth from c->seed. Requires a checked config. Phoenixes are planted only
  * when the prompt and decode have room (PHOENIX_TAIL prompt positions after the sinks,
  * phoenix_dormant + 16 decode steps); else phoenix_dropped is set. A milestone phrase that
- * would make more than synth_max_active phrases active at once is not planted (thinning),
+ * would make more than synth_max_phrases phrases active at once is not planted (thinning),
  * so milestone_rate is an upper bound on the phrase rate. Free with synth_truth_free.
  * Returns RB_OK (the status is kept for future checks). */
 rb_status synth_truth_make(const synth_config *c, synth_truth *t, rb_err *e);

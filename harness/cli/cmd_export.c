@@ -40,6 +40,9 @@ static const char usage[] =
     "  milestones set position first last lifespan; block 0 detected, block 1 planted\n"
     "  phoenix    set position dormant_from revived_at dormant_steps; blocks as above\n"
     "  lifespan   bin_lo bin_hi detected planted (planted NaN without truth)\n"
+    "  stats      set layer, prompt and decode lengths, milestones and their rate per 1k\n"
+    "             decode tokens, lifespan mean and quantiles (nearest rank), phoenix tokens\n"
+    "             (prompt, decode) and shares; row detected, then planted with truth\n"
     "Without --out the table goes to stdout. --schema prints the results format as the\n"
     "markdown tables of results/FORMAT.md.";
 
@@ -232,6 +235,42 @@ static void export_heatmap(const lifecycle_file *lf, FILE *o) {
     }
 }
 
+/* One row of lifecycle_stats per set (detected; planted when the file has truth). */
+static void export_stats(const lifecycle_file *lf, FILE *o) {
+    fputs("set\tlayer\tn_prompt\tn_decode\tmilestones\tmilestones_per_1k\tlifespan_mean\t"
+          "lifespan_min\tlifespan_p10\tlifespan_p25\tlifespan_p50\tlifespan_p75\t"
+          "lifespan_p90\tlifespan_max\tphoenix_rows\tphoenix_tokens\tphoenix_prompt\t"
+          "phoenix_decode\tphoenix_prompt_frac\tprompt_phoenix_share\tdecode_phoenix_share\n",
+          o);
+    for (int set = 0; set < 2; set++) {
+        if (set && !lf->truth_milestones && !lf->truth_phoenix) break;
+        lifecycle_stats s;
+        if (set)
+            lifecycle_stats_compute(lf->truth_milestones, lf->n_truth_milestones, lf->truth_phoenix,
+                                    lf->n_truth_phoenix, lf->n_prefill, lf->n_tokens, &s);
+        else
+            lifecycle_stats_compute(lf->milestones, lf->n_milestones, lf->phoenix, lf->n_phoenix,
+                                    lf->n_prefill, lf->n_tokens, &s);
+        fprintf(o, "%s\t%d\t%d\t%d\t%d\t", set ? "planted" : "detected", lf->layer, s.n_prompt,
+                s.n_decode, s.n_milestones);
+        put_f(o, s.milestones_per_1k);
+        fputc('\t', o);
+        put_f(o, s.life_mean);
+        for (int k = 0; k < 7; k++) {
+            fputc('\t', o);
+            put_f(o, s.life_q[k]);
+        }
+        fprintf(o, "\t%d\t%d\t%d\t%d\t", s.n_phoenix_rows, s.n_phoenix_tokens, s.n_phoenix_prompt,
+                s.n_phoenix_decode);
+        put_f(o, s.phoenix_prompt_frac);
+        fputc('\t', o);
+        put_f(o, s.prompt_phoenix_share);
+        fputc('\t', o);
+        put_f(o, s.decode_phoenix_share);
+        fputc('\n', o);
+    }
+}
+
 static rb_status export_lifecycle(const char *path, const char *table, FILE *o, rb_err *e) {
     lifecycle_file lf;
     rb_status st = lifecycle_read(path, &lf, e);
@@ -239,6 +278,7 @@ static rb_status export_lifecycle(const char *path, const char *table, FILE *o, 
     if (!strcmp(table, "heatmap")) export_heatmap(&lf, o);
     else if (!strcmp(table, "milestones")) export_rows(&lf, 0, o);
     else if (!strcmp(table, "phoenix")) export_rows(&lf, 1, o);
+    else if (!strcmp(table, "stats")) export_stats(&lf, o);
     else export_lifespan(&lf, o);
     lifecycle_file_free(&lf);
     return RB_OK;
@@ -260,8 +300,8 @@ static rb_status export_results(const char *path, const char *table, const char 
 /* Which kind of file `table` needs: 0 a results file, 1 a lifecycle file, -1 unknown. */
 static int table_kind(const char *table) {
     static const char *const tables[] = {"summary", "steps", "heatmap", "milestones",
-                                         "phoenix", "lifespan"};
-    for (int i = 0; i < 6; i++)
+                                         "phoenix", "lifespan", "stats"};
+    for (int i = 0; i < 7; i++)
         if (!strcmp(table, tables[i])) return i >= 2;
     return -1;
 }
@@ -295,7 +335,7 @@ int cmd_export(int argc, char **argv) {
     int schema = 0;
     const arg_spec specs[] = {
         {"table", ARG_STR, &table, "T", "summary|steps (results), heatmap|milestones|phoenix|"
-                                        "lifespan (lifecycle), summary|tasks|length (eval)"},
+                                        "lifespan|stats (lifecycle), summary|tasks|length (eval)"},
         {"run", ARG_STR, &run, "ID", "only this run (summary, steps)"},
         {"out", ARG_STR, &out, "F.tsv", "output file (default stdout)"},
         {"schema", ARG_FLAG, &schema, NULL, "print the results format (markdown) and exit"},
@@ -325,7 +365,7 @@ int cmd_export(int argc, char **argv) {
                     table);
     } else if (want_lc < 0)
         rb_fail(&e, RB_EINPUT, "--table",
-                "unknown table '%s' (summary, steps, heatmap, milestones, phoenix, lifespan)",
+                "unknown table '%s' (summary, steps, heatmap, milestones, phoenix, lifespan, stats)",
                 table);
     else if (run && want_lc)
         rb_fail(&e, RB_EINPUT, "--run", "applies to summary and steps only");

@@ -120,6 +120,17 @@ int cmd_lifecycle(int argc, char **argv) {
                "(recency band %d steps, mean threshold %.1fx uniform)\n",
                out, layer, m->n_tokens - m->n_prefill, r.n_milestones, r.n_phoenix, r.recency,
                r.mean_threshold);
+        lifecycle_stats ls;
+        lifecycle_stats_compute(r.milestones, r.n_milestones, r.phoenix, r.n_phoenix,
+                                m->n_prefill, m->n_tokens, &ls);
+        printf("layer %d stats: prompt %d, decode %d tokens; %.2f milestones per 1k decode "
+               "tokens; lifespan mean %.1f, min/p10/p25/median/p75/p90/max %g/%g/%g/%g/%g/%g/%g "
+               "steps; %d phoenix tokens (%d prompt, %d decode: %.1f%% of the prompt, %.2f%% of "
+               "the decode)\n",
+               layer, ls.n_prompt, ls.n_decode, ls.milestones_per_1k, ls.life_mean, ls.life_q[0],
+               ls.life_q[1], ls.life_q[2], ls.life_q[3], ls.life_q[4], ls.life_q[5], ls.life_q[6],
+               ls.n_phoenix_tokens, ls.n_phoenix_prompt, ls.n_phoenix_decode,
+               100 * ls.prompt_phoenix_share, 100 * ls.decode_phoenix_share);
         if (tm) {
             lifecycle_score s = lifecycle_match(0, r.milestones, r.n_milestones, tm, ntm, 0);
             printf("milestones vs truth: precision %.3f recall %.3f F1 %.3f (%d/%d matched)\n",

@@ -11,7 +11,15 @@
 int cmd_synth(int argc, char **argv) {
     synth_config c;
     synth_config_default(&c);
-    const char *out = NULL, *dtype = "f16";
+    const char *out = NULL, *dtype = "f16", *preset = "default";
+    /* a preset sets the defaults the other options then override, so it is applied first,
+     * before the help texts read them */
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[i + 1];
+        else if (!strncmp(argv[i], "--preset=", 9)) preset = argv[i] + 9;
+    }
+    rb_err pe = {0};
+    if (synth_config_preset(&c, preset, &pe)) return rb_err_print(&pe);
     int64_t seed = (int64_t)c.seed;
     int quiet = 0;
     /* help texts carry the defaults from synth_config_default, so they cannot drift */
@@ -42,6 +50,8 @@ int cmd_synth(int argc, char **argv) {
     snprintf(h_noise, sizeof h_noise, "std of the query-noise logit (default %g)", c.noise);
     const arg_spec specs[] = {
         {"out", ARG_STR, &out, "FILE", "trace file to write (required)"},
+        {"preset", ARG_STR, &preset, "NAME", "default, or h2o-stress: 8192 steps, head_dim 128, "
+         "hundreds of milestones living 128..512 steps (see synth.h); other options override it"},
         {"seed", ARG_I64_IN(&seed, 0, INT64_MAX), "S", "random seed, >= 0 (default 1); same seed, same bytes"},
         {"layers", ARG_INT_IN(&c.n_layers, 1, TRACE_MAX_LAYERS), "N", "layers (default 4)"},
         {"q-heads", ARG_INT_IN(&c.n_q_heads, 1, 4096), "N", "query heads (default 8)"},
