@@ -1,13 +1,15 @@
 /* fuzz_results.c: libFuzzer target for the results reader: the input is an HDF5 file
  * (seeds: results of `raasbench replay` and `synth`'s trace, seeds.sh); the header, the run
  * list, each run's present series and the run itself (every shape checked against the
- * schema), and /summary. libhdf5 itself is not instrumented. */
+ * schema), and /summary. Inputs: the file's bytes, or a program that builds it (h5tree.h).
+ * libhdf5 itself is not instrumented. */
 #include "fuzz_util.h"
+#include "h5tree.h"
 
 #include "results.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *path = fuzz_tmp_file(data, size);
+    const char *path = fuzz_h5_input(data, size);
     results_reader *rd = NULL;
     rb_err e;
     rb_status st = results_reader_open(path, &rd, &e);

@@ -1,8 +1,11 @@
 /* fuzz_trace.c: libFuzzer target for the trace reader: the input is an HDF5 file (seeds:
  * small traces from `raasbench synth` and `decode --record`); trace_open's validation, then
  * a few token windows of every stored layer and tensor, /tokens, /text and the planted truth.
- * libhdf5 itself is not instrumented: coverage guides only through raasbench's code. */
+ * An input is either the file's bytes or a program that builds it through libhdf5
+ * (h5tree.h; seeds of both kinds from tests/fuzz/h5tree.py). libhdf5 itself is not
+ * instrumented: coverage guides only through raasbench's code. */
 #include "fuzz_util.h"
+#include "h5tree.h"
 
 #include "h5util.h"
 #include "trace.h"
@@ -12,7 +15,7 @@
 #define MAX_FLOATS (1u << 22)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *path = fuzz_tmp_file(data, size);
+    const char *path = fuzz_h5_input(data, size);
     trace *t = NULL;
     rb_err e;
     rb_status st = trace_open(path, &t, &e);

@@ -61,6 +61,14 @@ static inline const char *fuzz_tmp_file(const uint8_t *data, size_t size) {
     return fuzz_tmp_path;
 }
 
+/* An HDF5 input: bytes starting with HDF5's signature are the file itself (libhdf5 parses
+ * them); anything else is a program for h5tree_build (h5tree.h), which writes the file
+ * through libhdf5. Include h5tree.h before calling it. */
+#define fuzz_h5_input(data, size)                                                             \
+    ((size) >= 4 && !memcmp((data), "\x89HDF", 4)                                            \
+         ? fuzz_tmp_file((data), (size))                                                      \
+         : (fuzz_tmp_file(NULL, 0), h5tree_build(fuzz_tmp_path, (data), (size)), fuzz_tmp_path))
+
 /* RB_FUZZ_VERBOSE=1: print each refusal (to see what inputs reach). */
 static inline void fuzz_say(rb_status s, const rb_err *e) {
     static int verbose = -1;

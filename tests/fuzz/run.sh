@@ -17,6 +17,8 @@ if [ ${#targets[@]} = 0 ]; then
   for f in "$B"/fuzz/fuzz_*; do [ -x "$f" ] && targets+=("$(basename "$f" | sed 's/^fuzz_//')"); done
 fi
 [ ${#targets[@]} -gt 0 ] || { echo "✗ no fuzz targets in $B/fuzz (make fuzz)"; exit 1; }
+# The HDF5 targets rewrite a file per input: in memory where there is /dev/shm.
+[ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm
 export RB_FUZZ_VOCAB=${RB_FUZZ_VOCAB:-$B/seeds/vocab}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/fuzz/lsan.supp}

@@ -44,6 +44,12 @@ done < <(head -4 datasets/arith_prompts.txt; printf '%s\n' "Hello world" \
     --quiet --teacher-forced --policies streamingllm --budgets 8 --out "$out/results/decode.h5" >/dev/null
 cp "$out/trace/synth16.h5" "$out/results/"   # a trace: refused as results, a different path
 
+# The same files as h5tree programs (tests/fuzz/h5tree.h): the HDF5 targets then mostly
+# fuzz files libhdf5 wrote itself, i.e. raasbench's checks rather than libhdf5's parser.
+for d in trace results; do
+  for f in "$out/$d"/*.h5; do python3 tests/fuzz/h5tree.py "$f" "${f%.h5}.tree"; done
+done
+
 # Sweep configurations: the README's example and variants touching every key.
 cat >"$out/sweep_config/readme.json" <<'J'
 {
