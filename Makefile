@@ -3,6 +3,7 @@
 #   CUDA=0|1                build the CUDA kernels (default: 1 when nvcc is found)
 #   BUILD=dir               build directory (default: build, or build-san with SAN)
 #   ARCH=...                -march value (default x86-64-v3: AVX2+FMA)
+#   OPT=-O2                 optimisation flags (CI also builds with OPT=-O3 and with CC=clang)
 #   V=1                     show full compiler command lines
 #   HDF5_CFLAGS= HDF5_LIBS= CJSON_CFLAGS= CJSON_LIBS= BLAS_CFLAGS= BLAS_LIBS=
 #                           where the libraries are (default: pkg-config, then Debian's paths)
@@ -74,7 +75,8 @@ CC ?= cc
 # the harness by role. tests/e2e_layers.sh checks that no layer includes one above it.
 HARNESS_DIRS := harness/io harness/engine harness/model harness/analysis harness/eval harness/cli
 INC_DIRS := base kernels policies $(HARNESS_DIRS)
-CFLAGS := -std=c11 -O2 -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
+OPT ?= -O2
+CFLAGS := -std=c11 $(OPT) -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
           $(addprefix -I,$(INC_DIRS)) $(HDF5_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS) \
           -DRB_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS := $(HDF5_LIBS) $(BLAS_LIBS) $(CJSON_LIBS) -lpthread -lm
@@ -175,6 +177,9 @@ $(BUILD)/bench_%: $(BUILD)/kernels/bench_%.o $(BUILD)/libraasbench.a
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 
+# Everything compiled and linked, nothing run (CI's clang and -O3 builds).
+build-tests: all $(TEST_BIN)
+
 test: deps-check all $(TEST_BIN)
 	@BUILD=$(BUILD) tests/run_tests.sh
 
@@ -190,7 +195,7 @@ FUZZ_SECONDS ?= 60
 ifeq ($(FUZZ),1)
 CFLAGS += -fsanitize=fuzzer-no-link
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libraasbench.a $(CONFIG_STAMP) | lib-check
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(BUILD)/libraasbench.a $(CONFIG_STAMP) | lib-check
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ  $@")
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fsanitize=fuzzer $< $(BUILD)/libraasbench.a -o $@ $(LDLIBS)
@@ -198,6 +203,7 @@ fuzz-bins: lib-check $(FUZZ_BIN)
 endif
 fuzz:
 	@command -v clang >/dev/null || { echo "✗ clang missing: make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory CC=clang CUDA=0 SAN=address,undefined FUZZ=1 BUILD=build-fuzz fuzz-bins
 	@tests/fuzz/seeds.sh build-fuzz/seeds
 	@echo "✓ fuzz targets in build-fuzz/fuzz/, seeds in build-fuzz/seeds/ (tests/fuzz/README.md)"
@@ -208,7 +214,7 @@ fuzz-ci: fuzz
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all lib-check deps deps-check banner test model clean fuzz fuzz-ci fuzz-bins
+.PHONY: build-tests all lib-check deps deps-check banner test model clean fuzz fuzz-ci fuzz-bins
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/tests/%.o $(BUILD)/kernels/%.o
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
