@@ -53,12 +53,6 @@ for t in "${targets[@]}"; do
       -artifact_prefix="$crashes/" ${FUZZ_ARGS:-} "$corpus" "$B/seeds/$t" >"$log" 2>&1
   rc=$?
   el=$(( $(date +%s) - t0 ))
-  # Files of the HDF5 targets' processes that died on a finding (fuzz_util.h).
-  for f in "${TMPDIR:-/tmp}"/rb-fuzz-*.h5; do
-    [ -e "$f" ] || continue
-    pid=${f##*rb-fuzz-}; pid=${pid%.h5}
-    kill -0 "$pid" 2>/dev/null || rm -f "$f"
-  done
   last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)
   if [ -n "$last" ]; then
     execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
@@ -76,6 +70,12 @@ for t in "${targets[@]}"; do
       libhdf5) n_h5=$((n_h5+1));;
       raasbench) n_rb=$((n_rb+1)); rb_files+=("$f");;
     esac
+  done
+  # Files of the HDF5 targets' processes that died on a finding, or replaying one (fuzz_util.h).
+  for f in "${TMPDIR:-/tmp}"/rb-fuzz-*.h5; do
+    [ -e "$f" ] || continue
+    pid=${f##*rb-fuzz-}; pid=${pid%.h5}
+    kill -0 "$pid" 2>/dev/null || rm -f "$f"
   done
   msg="fuzz_$t: ${execs:-?} executions in ${el:-?}s (${rate}/s), ${cov:-cov ?}, corpus $(ls "$corpus" | wc -l)"
   [ $n_h5 -gt 0 ] && msg+=", $n_h5 findings inside libhdf5 (not raasbench's)"
