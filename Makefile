@@ -3,7 +3,15 @@
 #   CUDA=0|1                build the CUDA kernels (default: 1 when nvcc is found)
 #   BUILD=dir               build directory (default: build, or build-san with SAN)
 #   ARCH=...                -march value (default x86-64-v3: AVX2+FMA)
+#   OPT=-O2                 optimisation flags (CI also builds with OPT=-O3 and with CC=clang)
 #   V=1                     show full compiler command lines
+#   HDF5_CFLAGS= HDF5_LIBS= CJSON_CFLAGS= CJSON_LIBS= BLAS_CFLAGS= BLAS_LIBS=
+#                           where the libraries are (default: pkg-config, then Debian's paths)
+# `make` needs only a compiler and the three libraries (HDF5, cJSON, OpenBLAS); run-time tools
+# (gnuplot, h5dump, python3 with numpy/h5py/gguf) are checked by the tests that use them,
+# which skip with the reason. `make deps` installs everything (tools/install-deps.sh).
+# `make fuzz` builds the libFuzzer targets of tests/fuzz/ with clang into build-fuzz/;
+# `make fuzz-ci` runs each for FUZZ_SECONDS (default 60).
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
 comma := ,
@@ -37,20 +45,41 @@ ARCH ?= x86-64-v3
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 VERSION := 0.1.0
 
-HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
-HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
-BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
-BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+# Libraries: given on the command line or in the environment, else from pkg-config, else
+# Debian's paths. `make` checks each header before compiling (the lib-check target).
+pc_first = $(firstword $(foreach p,$(1),$(shell pkg-config --exists $(p) 2>/dev/null && echo $(p))))
+HDF5_PC := $(call pc_first,hdf5 hdf5-serial)
+CJSON_PC := $(call pc_first,libcjson cjson)
+BLAS_PC := $(call pc_first,openblas openblas-pthread)
+ifeq ($(origin HDF5_CFLAGS),undefined)
+HDF5_CFLAGS := $(if $(HDF5_PC),$(shell pkg-config --cflags $(HDF5_PC)),-I/usr/include/hdf5/serial)
+endif
+ifeq ($(origin HDF5_LIBS),undefined)
+HDF5_LIBS := $(if $(HDF5_PC),$(shell pkg-config --libs $(HDF5_PC)),-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+endif
+ifeq ($(origin CJSON_CFLAGS),undefined)
+CJSON_CFLAGS := $(if $(CJSON_PC),$(shell pkg-config --cflags $(CJSON_PC)),)
+endif
+ifeq ($(origin CJSON_LIBS),undefined)
+CJSON_LIBS := $(if $(CJSON_PC),$(shell pkg-config --libs $(CJSON_PC)),-lcjson)
+endif
+ifeq ($(origin BLAS_CFLAGS),undefined)
+BLAS_CFLAGS := $(if $(BLAS_PC),$(shell pkg-config --cflags $(BLAS_PC)),-I/usr/include/x86_64-linux-gnu/openblas-pthread)
+endif
+ifeq ($(origin BLAS_LIBS),undefined)
+BLAS_LIBS := $(if $(BLAS_PC),$(shell pkg-config --libs $(BLAS_PC)),-lopenblas)
+endif
 
 CC ?= cc
 # The layers, lowest first: base (status codes, errors, arguments), kernels, policies, then
 # the harness by role. tests/e2e_layers.sh checks that no layer includes one above it.
 HARNESS_DIRS := harness/io harness/engine harness/model harness/analysis harness/eval harness/cli
 INC_DIRS := base kernels policies $(HARNESS_DIRS)
-CFLAGS := -std=c11 -O2 -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
-          $(addprefix -I,$(INC_DIRS)) $(HDF5_CFLAGS) $(BLAS_CFLAGS) \
+OPT ?= -O2
+CFLAGS := -std=c11 $(OPT) -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
+          $(addprefix -I,$(INC_DIRS)) $(HDF5_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS) \
           -DRB_VERSION='"$(VERSION)"' -MMD -MP
-LDLIBS := $(HDF5_LIBS) $(BLAS_LIBS) -lcjson -lpthread -lm
+LDLIBS := $(HDF5_LIBS) $(BLAS_LIBS) $(CJSON_LIBS) -lpthread -lm
 ifneq ($(SAN),)
 CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SAN)
@@ -73,11 +102,29 @@ LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
 NVCCFLAGS := -O3 -std=c++17 -arch=sm_90 -Ibase -Ikernels -Xcompiler -Wall,-Werror
 endif
 
-all: deps-check banner $(BUILD)/raasbench $(BENCH_BIN)
+all: lib-check $(BUILD)/raasbench $(BENCH_BIN)
 
-# Install missing Debian packages (as root) or say what to install.
+# The libraries the build needs: each header must compile with its flags. Nothing is
+# installed here (`make deps` does that).
+lib-check: banner
+	@ok=1; \
+	 chk() { if printf '#include <%s>\n' "$$2" | $(CC) $$3 -E -x c - >/dev/null 2>&1; \
+	   then echo "✓ $$1 found ($$4)"; \
+	   else echo "✗ $$1 missing: <$$2> not found with '$$3' (install $$5, or set $$6)"; ok=0; fi; }; \
+	 chk HDF5 hdf5.h "$(HDF5_CFLAGS)" "$(if $(HDF5_PC),pkg-config $(HDF5_PC),default paths)" libhdf5-dev "HDF5_CFLAGS= HDF5_LIBS="; \
+	 chk cJSON cjson/cJSON.h "$(CJSON_CFLAGS)" "$(if $(CJSON_PC),pkg-config $(CJSON_PC),default paths)" libcjson-dev "CJSON_CFLAGS= CJSON_LIBS="; \
+	 chk OpenBLAS cblas.h "$(BLAS_CFLAGS)" "$(if $(BLAS_PC),pkg-config $(BLAS_PC),default paths)" libopenblas-dev "BLAS_CFLAGS= BLAS_LIBS="; \
+	 [ $$ok = 1 ]
+
+# Install whatever is missing (Debian packages as root, Python packages with pip) for the
+# whole test suite, or say what to install; `make test` runs it and goes on either way (the
+# tests whose tools are missing skip, and say why).
+deps:
+	@tools/install-deps.sh
+
 deps-check:
-	@tools/install-deps.sh --check-or-install
+	@tools/install-deps.sh --check-or-install || \
+	  echo "✗ some test dependencies are missing (above): the tests that need them will skip"
 
 banner:
 	@echo "✓ building into $(BUILD)/ (SAN=$(if $(SAN),$(SAN),none), ARCH=$(ARCH))"
@@ -90,7 +137,7 @@ banner:
 COMMIT_STAMP := $(BUILD)/.commit-$(GIT_COMMIT)
 $(COMMIT_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.commit-* && touch $@
-$(BUILD)/base/rb.o: base/rb.c $(COMMIT_STAMP) $(CONFIG_STAMP)
+$(BUILD)/base/rb.o: base/rb.c $(COMMIT_STAMP) $(CONFIG_STAMP) | lib-check
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -DRB_GIT_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
@@ -103,7 +150,7 @@ $(CONFIG_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.config-* && touch $@
 
 Q := $(if $(V),,@)
-$(BUILD)/%.o: %.c $(CONFIG_STAMP)
+$(BUILD)/%.o: %.c $(CONFIG_STAMP) | lib-check
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -130,16 +177,44 @@ $(BUILD)/bench_%: $(BUILD)/kernels/bench_%.o $(BUILD)/libraasbench.a
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 
-test: all $(TEST_BIN)
+# Everything compiled and linked, nothing run (CI's clang and -O3 builds).
+build-tests: all $(TEST_BIN)
+
+test: deps-check all $(TEST_BIN)
 	@BUILD=$(BUILD) tests/run_tests.sh
 
 model:
 	@tools/get-model.sh
 
-clean:
-	rm -rf build build-san
+# libFuzzer targets (tests/fuzz/fuzz_*.c): the library built by clang with the fuzzer's
+# coverage and ASan+UBSan into build-fuzz/, one binary per target, seeds generated from the
+# repository's fixtures (tests/fuzz/seeds.sh). FUZZ=1 is that build's own setting.
+FUZZ ?= 0
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_SECONDS ?= 60
+ifeq ($(FUZZ),1)
+CFLAGS += -fsanitize=fuzzer-no-link
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(BUILD)/libraasbench.a $(CONFIG_STAMP) | lib-check
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ  $@")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fsanitize=fuzzer $< $(BUILD)/libraasbench.a -o $@ $(LDLIBS)
+fuzz-bins: lib-check $(FUZZ_BIN)
+endif
+fuzz:
+	@command -v clang >/dev/null || { echo "✗ clang missing: make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory CC=clang CUDA=0 SAN=address,undefined FUZZ=1 BUILD=build-fuzz fuzz-bins
+	@tests/fuzz/seeds.sh build-fuzz/seeds
+	@echo "✓ fuzz targets in build-fuzz/fuzz/, seeds in build-fuzz/seeds/ (tests/fuzz/README.md)"
 
-.PHONY: all deps-check banner test model clean
+fuzz-ci: fuzz
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.PHONY: build-tests all lib-check deps deps-check banner test model clean fuzz fuzz-ci fuzz-bins
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/tests/%.o $(BUILD)/kernels/%.o
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

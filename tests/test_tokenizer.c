@@ -384,7 +384,7 @@ static void test_gemma(void) {
     EXPECT(!tokenizer_is_eog(t, tokenizer_find(t, "<start_of_turn>")));
     int n_tok = 0, n_bytes = 0;
     for (int i = 0; i < N_SAMPLES; i++) {
-        int k;
+        int k = 0;
         round_trip(t, samples[i], &k);
         n_tok += k;
         n_bytes += (int)strlen(samples[i]);

@@ -772,7 +772,7 @@ static rb_status read_tables(hid_t f, const char *path, lifecycle_file *o, rb_er
         return st;
     o->heat_rows = (int)dh[0], o->heat_cols = (int)dh[1];
     hid_t ds = H5Dopen2(f, "heatmap", H5P_DEFAULT);
-    int64_t sb, tb, s0, t0;
+    int64_t sb = 0, tb = 0, s0 = 0, t0 = 0; /* read even when an attribute is missing */
     if (h5_attr_read_i64(ds, "step_bin", &sb) || h5_attr_read_i64(ds, "token_bin", &tb) ||
         h5_attr_read_i64(ds, "step0", &s0) || h5_attr_read_i64(ds, "token0", &t0) || sb < 1 ||
         tb < 1)

@@ -227,6 +227,7 @@ int cmd_bench_decode(int argc, char **argv) {
         tokenizer_encode(tok, prompt, tokenizer_add_bos(tok), &ids, &n_prompt, &e)) {
         tokenizer_destroy(tok);
         model_destroy(m);
+        free(c.params_json);
         return rb_err_print(&e);
     }
     snprintf(name, sizeof name, "%s", model_get_hparams(m)->name);

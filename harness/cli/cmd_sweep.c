@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,8 +48,9 @@ static const char *const top_keys[] = {"traces", "policies", "budgets", "page_si
 static rb_status want_int(const cJSON *o, const char *key, int min, int max, int *out, rb_err *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v) return RB_OK;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble ||
-        v->valuedouble < min || v->valuedouble > max)
+    /* The range first: converting a double outside int's range to int is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= min && v->valuedouble <= max) ||
+        v->valuedouble != (double)(int)v->valuedouble)
         return rb_fail(e, RB_EINPUT, key, "must be an integer in %d..%d", min, max);
     *out = (int)v->valuedouble;
     return RB_OK;
@@ -152,7 +154,8 @@ static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
         c->n_policies++;
     }
     cJSON_ArrayForEach(it, buds) {
-        if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble || it->valuedouble < 1)
+        if (!cJSON_IsNumber(it) || !(it->valuedouble >= 1 && it->valuedouble <= INT_MAX) ||
+            it->valuedouble != (double)(int)it->valuedouble)
             return rb_fail(e, RB_EINPUT, "budgets", "entries must be positive integers");
         c->budgets[c->n_budgets++] = (int)it->valuedouble;
     }

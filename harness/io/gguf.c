@@ -299,7 +299,7 @@ static rb_status parse_tensors(gguf_file *g, const parse_ctx *c, cursor *k, uint
     index_init(&g->t_index, g->n_tensors);
     for (int i = 0; i < g->n_tensors; i++) {
         gguf_tensor *t = &g->tensors[i];
-        gguf_str name;
+        gguf_str name = {0}; /* gcc -O3: may be used uninitialized (it is not) */
         size_t at = k->pos;
         rb_status st = rd_str(c, k, &name, "a tensor name");
         if (st) return st;
@@ -582,7 +582,7 @@ static rb_status kv_get(const gguf_file *g, const char *key, unsigned types, con
 }
 
 rb_status gguf_get_int(const gguf_file *g, const char *key, int64_t *out, rb_err *e) {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL; /* set when the lookup succeeds; gcc -O3 cannot tell */
     rb_status st = kv_get(g, key, VT_INTS, "an integer", &kv, e);
     if (st) return st;
     if (!read_int(kv->type, kv->val, out))
@@ -592,7 +592,7 @@ rb_status gguf_get_int(const gguf_file *g, const char *key, int64_t *out, rb_err
 }
 
 rb_status gguf_get_float(const gguf_file *g, const char *key, double *out, rb_err *e) {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL; /* set when the lookup succeeds; gcc -O3 cannot tell */
     rb_status st = kv_get(g, key, VT(GGUF_VT_FLOAT32) | VT(GGUF_VT_FLOAT64), "float32 or float64",
                           &kv, e);
     if (!st) read_float(kv->type, kv->val, out);
@@ -600,14 +600,14 @@ rb_status gguf_get_float(const gguf_file *g, const char *key, double *out, rb_er
 }
 
 rb_status gguf_get_bool(const gguf_file *g, const char *key, int *out, rb_err *e) {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL; /* set when the lookup succeeds; gcc -O3 cannot tell */
     rb_status st = kv_get(g, key, VT(GGUF_VT_BOOL), "bool", &kv, e);
     if (!st) *out = kv->val[0] != 0;
     return st;
 }
 
 rb_status gguf_get_str(const gguf_file *g, const char *key, gguf_str *out, rb_err *e) {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL; /* set when the lookup succeeds; gcc -O3 cannot tell */
     rb_status st = kv_get(g, key, VT(GGUF_VT_STRING), "string", &kv, e);
     if (st) return st;
     memcpy(&out->n, kv->val, 8);
@@ -617,7 +617,7 @@ rb_status gguf_get_str(const gguf_file *g, const char *key, gguf_str *out, rb_er
 
 rb_status gguf_get_array(const gguf_file *g, const char *key, gguf_value_type *elem_type,
                          uint64_t *n, rb_err *e) {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL; /* set when the lookup succeeds; gcc -O3 cannot tell */
     rb_status st = kv_get(g, key, VT(GGUF_VT_ARRAY), "array", &kv, e);
     if (st) return st;
     *elem_type = kv->elem;
