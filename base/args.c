@@ -171,3 +171,10 @@ rb_status args_name_list(const char *what, const char *s, char **storage, const 
     }
     return RB_OK;
 }
+
+rb_status args_check_budgets(const int *budgets, int n, rb_err *e) {
+    for (int i = 0; i < n; i++)
+        if (budgets[i] < 1)
+            return rb_fail(e, RB_EINPUT, "--budgets", "budget %d must be positive", budgets[i]);
+    return RB_OK;
+}

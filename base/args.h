@@ -74,4 +74,8 @@ rb_status args_to_int(const char *what, const char *s, int *out, rb_err *e);
 rb_status args_to_i64(const char *what, const char *s, int64_t *out, rb_err *e);
 rb_status args_to_double(const char *what, const char *s, double *out, rb_err *e);
 
+/* Budgets a user gave (--budgets): each must be >= 1 (a budget-free policy needs none, but
+ * a 0 written out is a mistake). RB_EINPUT naming --budgets otherwise. */
+rb_status args_check_budgets(const int *budgets, int n, rb_err *e);
+
 #endif

@@ -59,6 +59,9 @@ static const char *find_duplicate(const cJSON *v, char *where, size_t cap) {
 
 rb_status rb_json_parse(const char *text, size_t len, const char *what, cJSON **out, rb_err *e) {
     *out = NULL;
+    const char *nul = memchr(text, 0, len);
+    if (nul) /* cJSON would stop there and read a shorter text than the file holds */
+        return rb_fail(e, RB_EINPUT, what, "a NUL byte at byte %ld", (long)(nul - text));
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {

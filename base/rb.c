@@ -2,7 +2,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "rb.h"
 
+#include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <stdarg.h>
 #include <string.h>
@@ -132,13 +134,25 @@ uint16_t rb_float_to_half(float f) {
     return (uint16_t)(sign | half);
 }
 
+rb_status rb_input_check(const char *path, rb_err *e) {
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return rb_fail(e, RB_EINPUT, path, errno == ENOENT ? "no such file" : "cannot open: %s",
+                       strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return rb_fail(e, RB_EINPUT, path, "is a directory, not a file");
+    if (!S_ISREG(sb.st_mode)) return rb_fail(e, RB_EINPUT, path, "not a regular file");
+    if (access(path, R_OK) != 0) return rb_fail(e, RB_EINPUT, path, "cannot read: %s", strerror(errno));
+    return RB_OK;
+}
+
 rb_status rb_read_file(const char *path, size_t max_bytes, char **out, size_t *len, rb_err *e) {
     *out = NULL;
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
         return rb_fail(e, RB_EINPUT, path, "is a directory, not a file");
     FILE *f = fopen(path, "rb");
-    if (!f) return rb_fail(e, RB_EINPUT, path, "cannot open");
+    if (!f) return rb_fail(e, RB_EINPUT, path, errno == ENOENT ? "no such file" : "cannot open: %s",
+                           strerror(errno));
     size_t cap = 4096, n = 0, r;
     char *buf = rb_malloc(cap);
     while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {

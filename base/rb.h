@@ -54,6 +54,9 @@ char *rb_strdup(const char *s);
 
 /* A whole file as a NUL-terminated string (*len, may be NULL, gets its length). Files over
  * max_bytes, missing or unreadable are refused with RB_EINPUT naming the path. */
+/* An input file: RB_EINPUT "no such file", "is a directory, not a file" or "not a regular
+ * file" (a device, a pipe) when it is not a readable regular file; RB_OK otherwise. */
+rb_status rb_input_check(const char *path, rb_err *e);
 rb_status rb_read_file(const char *path, size_t max_bytes, char **out, size_t *len, rb_err *e);
 
 /* Monotonic time in nanoseconds. */

@@ -791,8 +791,9 @@ rb_status lifecycle_read(const char *path, lifecycle_file *out, rb_err *e) {
     memset(out, 0, sizeof *out);
     char fmt[64];
     int64_t version;
+    if (rb_input_check(path, e)) return RB_EINPUT;
     if (h5_file_format(path, fmt, sizeof fmt, &version) != 0)
-        return rb_fail(e, RB_EINPUT, path, "cannot open as HDF5 (missing, or not an HDF5 file)");
+        return rb_fail(e, RB_EINPUT, path, "not an HDF5 file");
     if (strcmp(fmt, LIFECYCLE_FORMAT))
         return rb_fail(e, RB_EINPUT, path, "not a raasbench lifecycle file (format '%s')", fmt);
     if (version != LIFECYCLE_FORMAT_VERSION)

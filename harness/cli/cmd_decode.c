@@ -347,6 +347,8 @@ static rb_status make_sessions(decode_run *d, rb_err *e) {
 static rb_status open_outputs(decode_run *d, rb_err *e) {
     const decode_opts *o = d->o;
     rb_status st;
+    if (!o->record && strcmp(o->record_dtype, "f16"))
+        return rb_fail(e, RB_EINPUT, "--record-dtype", "given without --record");
     if (o->record) {
         if (strcmp(o->record_dtype, "f32") && strcmp(o->record_dtype, "f16"))
             return rb_fail(e, RB_EINPUT, "--record-dtype", "'%s': expected f16 or f32", o->record_dtype);
@@ -534,7 +536,7 @@ int cmd_decode(int argc, char **argv) {
         {"prompt-tokens", ARG_STR, &o.prompt_tokens, "IDS", "prompt as token ids (1,2,3), BOS included"},
         {"max-tokens", ARG_INT_IN(&o.max_tokens, 1, INT_MAX), "N", "tokens to generate (default 64)"},
         {"temperature", ARG_FLOAT, &o.temperature, "T", "sampling temperature (0 = greedy, default)"},
-        {"seed", ARG_I64_IN(&o.seed, INT64_MIN, INT64_MAX), "S", "sampling and policy seed (default 0)"},
+        {"seed", ARG_I64_IN(&o.seed, 0, INT64_MAX), "S", "sampling and policy seed, >= 0 (default 0)"},
         {"policy", ARG_STR, &o.policy, "P", "KV-cache policy (default dense)"},
         {"budget", ARG_INT_IN(&o.budget, 0, INT_MAX), "L", "cache budget in tokens per KV head"},
         {"param", ARG_MULTI, &o.params, "k=v", "policy parameter (policy.key=value), repeatable"},

@@ -13,6 +13,7 @@
 #include "args.h"
 #include "commands.h"
 #include "eval_results.h"
+#include "model.h"
 #include "output.h"
 #include "results.h"
 
@@ -152,6 +153,7 @@ int cmd_eval(int argc, char **argv) {
         args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
         (budgets && args_int_list("--budgets", budgets, bud, 64, &n_bud, &e)))
         goto fail;
+    if (budgets && args_check_budgets(bud, n_bud, &e)) goto fail;
     if (!budgets) bud[0] = 0, n_bud = 1; /* budget-free policies only (dense): no L */
     if (cells_make(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e)) {
         if (!budgets && !strcmp(e.what, "--budgets"))
@@ -161,6 +163,11 @@ int cmd_eval(int argc, char **argv) {
     if (!(identity = identity_json(model, &tasks, limit, template_text, &stops, cells, n_cells,
                                    max_tokens, page_size, dense_layers, &e)))
         goto fail;
+    { /* the model must load before anything is written for this evaluation */
+        struct model *m = NULL;
+        if (model_load(model, 1, &m, &e)) goto fail;
+        model_destroy(m);
+    }
     snprintf(dir, sizeof dir, "%s.parts", out);
     if (eval_parts_claim(dir, identity, &e)) goto fail;
     store = (eval_store){.dir = dir, .tasks = &tasks, .cells = cells, .n_cells = n_cells};

@@ -310,8 +310,9 @@ static int table_kind(const char *table) {
 static rb_status check_file(const char *path, const char *table, int want_lc, rb_err *e) {
     char format[64];
     int64_t version;
+    if (rb_input_check(path, e)) return RB_EINPUT;
     if (h5_file_format(path, format, sizeof format, &version) != 0)
-        return rb_fail(e, RB_EINPUT, path, "cannot open as HDF5 (missing, or not an HDF5 file)");
+        return rb_fail(e, RB_EINPUT, path, "not an HDF5 file");
     int is_res = !strcmp(format, RESULTS_FORMAT), is_lc = !strcmp(format, LIFECYCLE_FORMAT);
     if (!is_res && !is_lc)
         return rb_fail(e, RB_EINPUT, path,

@@ -124,11 +124,7 @@ int cmd_info(int argc, char **argv) {
         return rb_err_print(&e);
     }
     const char *path = pos[0];
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        rb_fail(&e, RB_EINPUT, path, "no such file");
-        return rb_err_print(&e);
-    }
+    if (rb_input_check(path, &e)) return rb_err_print(&e);
     char magic[4] = {0};
     FILE *fp = fopen(path, "rb");
     if (fp) {

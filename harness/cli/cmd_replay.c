@@ -55,7 +55,7 @@ int cmd_replay(int argc, char **argv) {
         {"steps", ARG_INT_IN(&steps, 0, INT_MAX), "T", "replay only the first T decode steps (default all)"},
         {"latency-every", ARG_INT_IN(&latency_every, 1, INT_MAX), "K", "attend for real and time every K-th step; "
          "steps between get exact metrics from the shared reference (default 1: every step)"},
-        {"seed", ARG_I64_IN(&seed, INT64_MIN, INT64_MAX), "S", "seed for random policies (default 1)"},
+        {"seed", ARG_I64_IN(&seed, 0, INT64_MAX), "S", "seed for random policies, >= 0 (default 1)"},
         {"reference", ARG_STR, &reference, "block|steps", "the dense reference: a chunk of steps "
          "as one causal block (default) or step by step (the slower path, for comparison)"},
         {"device", ARG_STR, &device, "cpu|cuda", "where the dense reference runs (default cpu); "
@@ -93,6 +93,7 @@ int cmd_replay(int argc, char **argv) {
     char *cfg = NULL;
     if (args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
         args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
+        args_check_budgets(bud, n_bud, &e) ||
         cells_make(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e) ||
         trace_open(pos[0], &t, &e) ||
         cells_check_layers(trace_get_meta(t), dense_layers, &e))

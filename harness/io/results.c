@@ -336,7 +336,7 @@ struct results_reader {
 rb_status results_reader_open(const char *path, results_reader **out, rb_err *e) {
     *out = NULL;
     h5_quiet();
-    if (access(path, R_OK) != 0) return rb_fail(e, RB_EINPUT, path, "no such file");
+    if (rb_input_check(path, e)) return RB_EINPUT;
     if (H5Fis_hdf5(path) <= 0) return rb_fail(e, RB_EINPUT, path, "not an HDF5 file");
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return rb_fail(e, RB_EINPUT, path, "cannot open (damaged file?)");

@@ -178,9 +178,9 @@ static rb_status check_tokens_text(trace *t, rb_err *e) {
 rb_status trace_open(const char *path, trace **out, rb_err *e) {
     *out = NULL;
     h5_quiet();
+    if (rb_input_check(path, e)) return RB_EINPUT;
     struct stat st;
     if (stat(path, &st) != 0) return rb_fail(e, RB_EINPUT, path, "no such file");
-    if (!S_ISREG(st.st_mode)) return rb_fail(e, RB_EINPUT, path, "not a regular file");
     if (H5Fis_hdf5(path) <= 0) return rb_fail(e, RB_EINPUT, path, "not an HDF5 file");
     trace *t = rb_calloc(1, sizeof *t);
     t->path = rb_strdup(path);

@@ -403,7 +403,7 @@ gguf_case("version-4", lambda g: g.bytes(version=4), r"version 4")
 gguf_case("n-tensors-huge", lambda g: g.bytes(n_tensors=1 << 62), r"^raasbench: .*tensor")
 gguf_case("n-kv-huge", lambda g: g.bytes(n_kv=1 << 62), r"^raasbench: .*gguf")
 gguf_case("n-kv-plus1", lambda g: g.bytes(n_kv=len(g.kv) + 1), r"^raasbench: .*gguf")
-gguf_case("n-tensors-minus1", lambda g: g.bytes(n_tensors=len(g.tensors) - 1), r"^raasbench: output_norm\.weight: tensor missing", "decode")
+gguf_case("n-tensors-minus1", lambda g: g.bytes(n_tensors=len(g.tensors) - 1), r"^raasbench: .*(tensor missing|the model is damaged)", "decode")
 
 
 def key_len_huge(g):
@@ -536,9 +536,9 @@ def sw(**kw):
 
 
 J = json.dumps
-sweep_case("broken", None, r"broken JSON near byte", raw_text='{"traces": [')
+sweep_case("broken", None, r"broken JSON at line 1, column", raw_text='{"traces": [')
 sweep_case("empty", None, r"broken JSON|empty", raw_text="")
-sweep_case("trailing", None, r"broken JSON", raw_text=J(base)[:-1] + ', "out": "@OUT"} x')
+sweep_case("trailing", None, r"text after the JSON value", raw_text=J(base)[:-1] + ', "out": "@OUT"} x')
 sweep_case("array", ["a"], r"must be a JSON object")
 sweep_case("string", "x", r"must be a JSON object")
 sweep_case("nul-byte", None, r"^raasbench: ", raw_text=J(base)[:-1] + ', "out": "@OUT\u0000x"}')
@@ -608,12 +608,12 @@ def tasks_case(name, text, re_):
 good_line = '{"id": "a", "prompt": "1+1=", "answer": 2}'
 tasks_case("not-json", "hello\n", r"k/not-json.jsonl:1: not JSON")
 tasks_case("array-line", "[1, 2]\n", r":1: not a JSON object")
-tasks_case("text-after", good_line + " x\n", r":1: text after the JSON object")
-tasks_case("two-objects", good_line + good_line + "\n", r":1: text after the JSON object")
+tasks_case("text-after", good_line + " x\n", r":1: text after the JSON value")
+tasks_case("two-objects", good_line + good_line + "\n", r":1: text after the JSON value")
 tasks_case("invalid-utf8", b'{"id": "a", "prompt": "\xff\xfe", "answer": 2}\n', r":1: not valid UTF-8")
 tasks_case("nul-byte", b'{"id": "a", "prompt": "x\0y", "answer": 2}\n', r":1: a NUL byte")
 tasks_case("line-too-long", '{"id": "a", "prompt": "' + "x" * (1 << 20) + '", "answer": 2}\n', r":1: line longer than 1 MiB")
-tasks_case("duplicate-key", '{"id": "a", "prompt": "x", "prompt": "y", "answer": 2}\n', r":1: prompt: duplicate key")
+tasks_case("duplicate-key", '{"id": "a", "prompt": "x", "prompt": "y", "answer": 2}\n', r":1: duplicate key 'prompt'")
 tasks_case("answer-missing", '{"id": "a", "prompt": "x"}\n', r":1: answer: missing")
 tasks_case("answer-bool", '{"id": "a", "prompt": "x", "answer": true}\n', r":1: answer: must be a string or a number")
 tasks_case("answer-words", '{"id": "a", "prompt": "x", "answer": "two"}\n', r":1: answer: not one number")
