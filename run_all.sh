@@ -91,6 +91,14 @@ $RB info $R/long_results.h5 | tail -n +9
 step "milestone lifecycles"
 $RB lifecycle $R/milestones.h5 --layer 2 --out $R/lifecycle.h5
 
+if [ $quick = 0 ]; then
+  step "H2O stress: recall along a long decode where stale accumulated scores crowd out new milestones"
+  $RB synth --preset h2o-stress --out $R/h2o_stress.h5
+  $RB replay $R/h2o_stress.h5 --policies "$(policy_names --except dense | paste -sd, -)" --budgets 256 \
+    --dense-layers 0 --latency-every 64 --threads $threads --out $R/h2o_stress_results.h5 --quiet
+  $RB info $R/h2o_stress_results.h5 | tail -n +9
+fi
+
 step "figures"
 $RB export $R/sweep.h5 --table summary --out $F/sweep_summary.tsv
 $RB export $R/long_results.h5 --table steps --out $F/long_steps.tsv
@@ -104,6 +112,10 @@ plot "in='$F/long_steps.tsv'; out='$F/latency_vs_step.png'; budget=$long_budget"
 plot "in='$F/long_steps.tsv'; out='$F/memory_vs_step.png'; budget=$long_budget" plots/memory.gp
 plot "in='$F/lifecycle_heatmap.tsv'; ms='$F/lifecycle_milestones.tsv'; out='$F/lifecycle_waterfall.png'" plots/lifecycle.gp
 plot "in='$F/lifecycle_lifespan.tsv'; out='$F/lifecycle_lifespan.png'" plots/lifespan.gp
+if [ -f $R/h2o_stress_results.h5 ] && [ $quick = 0 ]; then
+  $RB export $R/h2o_stress_results.h5 --table steps --out $F/h2o_stress_steps.tsv
+  plot "in='$F/h2o_stress_steps.tsv'; out='$F/h2o_stress_recall_step.png'; budget=256" plots/recall_step.gp
+fi
 
 step "real model (Gemma 3 270M, Q4_K_M)"
 if [ -x tools/run-model-job.sh ]; then

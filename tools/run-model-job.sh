@@ -97,3 +97,19 @@ gnuplot -e "in='$F/gemma_eval_summary.tsv'; out='$F/gemma_eval_budget.png'; titl
 $RB export $R/gemma_eval.h5 --table length --out $F/gemma_eval_length.tsv
 gnuplot -e "in='$F/gemma_eval_length.tsv'; out='$F/gemma_eval_length.png'; budget=64" plots/eval_length.gp
 echo "✓ graded decodes: $F/gemma_eval_budget.png, $F/gemma_eval_length.png"
+
+if [ $quick = 0 ]; then
+  echo "• milestone lifecycles of a real decode: 1500 greedy tokens, the global layers"
+  t=$R/gemma_long.h5
+  $RB decode --model $M --prompt "$(head -1 datasets/arith_prompts.txt)" --max-tokens 1500 \
+    --threads $threads --quiet --record $t
+  for l in 5 11 17; do   # Gemma 3 270M's global layers (every sixth; the others are windowed)
+    $RB lifecycle $t --layer $l --out $R/gemma_lc_L$l.h5
+    for tb in heatmap milestones lifespan stats; do
+      $RB export $R/gemma_lc_L$l.h5 --table $tb --out $F/gemma_lc_L${l}_$tb.tsv
+    done
+  done
+  gnuplot -e "in='$F/gemma_lc_L11_heatmap.tsv'; ms='$F/gemma_lc_L11_milestones.tsv'; out='$F/gemma_lifecycle_waterfall.png'" plots/lifecycle.gp
+  gnuplot -e "in='$F/gemma_lc_L11_lifespan.tsv'; out='$F/gemma_lifecycle_lifespan.png'" plots/lifespan.gp
+  echo "✓ real lifecycles: $F/gemma_lifecycle_waterfall.png (layer 11; no truth to score against)"
+fi
