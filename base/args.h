@@ -61,4 +61,8 @@ rb_status args_to_int(const char *what, const char *s, int *out, rb_err *e);
 rb_status args_to_i64(const char *what, const char *s, int64_t *out, rb_err *e);
 rb_status args_to_double(const char *what, const char *s, double *out, rb_err *e);
 
+/* A shard spec "I/N" (--shard): 1 <= I <= N, both plain decimal integers, nothing else.
+ * On success *index = I (1-based) and *count = N. */
+rb_status args_shard(const char *what, const char *s, int *index, int *count, rb_err *e);
+
 #endif

@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "engine.h"
 #include "output.h"
+#include "shard.h"
 
 #define MAX_ITEMS 64
 
@@ -207,6 +208,10 @@ typedef struct sweep_run {
     char **cell_paths; /* [traces x policies x budgets] every cell's file, in order */
     int n_cell_paths, n_ran, n_skipped;
     int progress;
+    /* --shard I/N: owner[cell] is its 0-based shard (cells in config order, traces outer);
+     * NULL runs every cell. merge_only: run nothing (`raasbench merge`). */
+    const int *owner;
+    int shard, merge_only, n_other;
 } sweep_run;
 
 /* The cells of trace ti still to run, in config order; the finished ones (their file
@@ -232,10 +237,12 @@ static rb_status trace_cells(sweep_run *sr, int ti, cell *todo, int *n_todo, rb_
                     return rb_fail(e, RB_EINPUT, cl->run_id, "the same cell appears twice in the "
                                    "sweep (give variants distinct labels)");
                 }
+            int mine = !sr->merge_only && (!sr->owner || sr->owner[sr->n_cell_paths] == sr->shard);
             sr->cell_paths[sr->n_cell_paths++] = rb_strdup(path);
-            if (file_exists(path)) {
+            if (!mine || file_exists(path)) {
                 free(cl->params_json);
-                sr->n_skipped++;
+                if (mine) sr->n_skipped++;
+                else sr->n_other++;
                 continue;
             }
             (*n_todo)++;
@@ -278,10 +285,87 @@ static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, in
     return st;
 }
 
+/* ---- --shard I/N and merge ---- */
+
+/* Estimated cost of a cell, in units of one context token's work at one decode step, for
+ * balancing shards. At a step with ctx tokens in context a cell scores its selection
+ * against the dense probabilities of all ctx tokens (metrics: ~ctx), attends to the tokens
+ * it keeps (kept = min(ctx, L); ctx for a budget-free policy) and does its own bookkeeping
+ * over them: ~2.5 kept in all. A policy reading the dense logits (oracle) ranks every token
+ * each step: 2 ctx + 5 kept more. Summed over the replayed steps in closed form. The weights
+ * are rough: single-cell and four-cell sweeps timed on a loaded 2-core Xeon (synthetic
+ * trace, 256 + 3000 tokens, L 64 and 1024); LPT needs only the ratios. Not counted: the
+ * dense reference pass over a trace, paid once per shard that has a cell of that trace. */
+static double cell_cost(const policy_ops *ops, int budget, int n_prefill, int steps) {
+    double T = steps, P = n_prefill;
+    double sum_ctx = T * P + T * (T - 1) / 2; /* ctx = P + t at step t = 0..T-1 */
+    double sum_kept = sum_ctx;
+    if (!(ops->flags & POLICY_BUDGET_FREE)) {
+        double L = budget;
+        double k = L <= P ? 0 : (L - P < T ? L - P : T); /* steps before ctx reaches L */
+        sum_kept = k * P + k * (k - 1) / 2 + (T - k) * L;
+    }
+    double cost = sum_ctx + 2.5 * sum_kept;
+    if (ops->flags & POLICY_NEEDS_DENSE) cost += 2 * sum_ctx + 5 * sum_kept;
+    return cost;
+}
+
+/* The shard of every cell (config order: traces, then policies, then budgets); meta: each
+ * trace's. A function of the config and the traces alone, never of which cells are done,
+ * so every array task agrees on the split. */
+static int *sweep_owners(const sweep_config *c, const trace_meta *meta, int n_shards) {
+    int n = c->n_traces * c->n_policies * c->n_budgets, i = 0;
+    double *cost = rb_malloc(sizeof *cost * (size_t)n);
+    for (int ti = 0; ti < c->n_traces; ti++) {
+        int decode = meta[ti].n_tokens - meta[ti].n_prefill;
+        int steps = c->steps > 0 && c->steps < decode ? c->steps : decode;
+        for (int p = 0; p < c->n_policies; p++)
+            for (int b = 0; b < c->n_budgets; b++)
+                cost[i++] = cell_cost(c->policies[p].ops, c->budgets[b], meta[ti].n_prefill, steps);
+    }
+    int *owner = rb_malloc(sizeof *owner * (size_t)n);
+    shard_assign(cost, n, n_shards, owner);
+    free(cost);
+    return owner;
+}
+
+/* Before assembling: every cell file present and made by this sweep (its provenance holds
+ * the same identity), so cells copied in from another configuration are refused even
+ * under the right name. *n_missing counts the absent ones; first_missing names one. */
+static rb_status check_cells(const sweep_run *sr, int *n_missing, char *first_missing,
+                             size_t cap, rb_err *e) {
+    *n_missing = 0;
+    for (int i = 0; i < sr->n_cell_paths; i++) {
+        const char *path = sr->cell_paths[i];
+        if (!file_exists(path)) {
+            if (!(*n_missing)++) snprintf(first_missing, cap, "%s", path);
+            continue;
+        }
+        results_reader *rd;
+        rb_status st = results_reader_open(path, &rd, e);
+        if (st) return st;
+        results_header h;
+        results_reader_header(rd, &h);
+        int same = h.config && !strcmp(h.config, sr->identity);
+        results_header_free(&h);
+        results_reader_close(rd);
+        if (!same)
+            return rb_fail(e, RB_EINPUT, path, "this cell was made by a different sweep (its "
+                           "config differs from this one); remove it and run its shard again");
+    }
+    return RB_OK;
+}
+
 int cmd_sweep(int argc, char **argv) {
-    int quiet = 0;
+    int quiet = 0, merge = 0, shard = 0, n_shards = 0;
+    const char *shard_spec = NULL;
     const arg_spec specs[] = {
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress and no summary table"},
+        {"shard", ARG_STR, &shard_spec, "I/N",
+         "run only shard I of N (cells split by estimated cost); the final file is written "
+         "once every cell is done"},
+        {"merge", ARG_FLAG, &merge, NULL,
+         "run nothing: assemble the final file from the cells (= raasbench merge)"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -295,31 +379,61 @@ int cmd_sweep(int argc, char **argv) {
         rb_fail(&e, RB_EINPUT, "sweep", "expected one CONFIG.json (see --help)");
         return rb_err_print(&e);
     }
+    if (shard_spec && (args_shard("--shard", shard_spec, &shard, &n_shards, &e) ||
+                       (merge && rb_fail(&e, RB_EINPUT, "--shard", "a merge takes no shard"))))
+        return rb_err_print(&e);
     sweep_config c;
-    sweep_run sr = {.c = &c, .progress = !quiet};
+    sweep_run sr = {.c = &c, .progress = !quiet, .shard = shard - 1, .merge_only = merge};
+    trace_meta *meta = NULL;
+    int *owner = NULL;
     int rc = 0;
     if (parse_config(pos[0], &c, &e)) goto fail;
     /* Open every trace before any work: a typo in the last trace must not surface after an
      * hour. */
+    meta = rb_calloc((size_t)c.n_traces, sizeof *meta);
     for (int ti = 0; ti < c.n_traces; ti++) {
         trace *t;
         if (trace_open(c.traces[ti], &t, &e)) goto fail;
+        meta[ti] = *trace_get_meta(t);
         trace_close(t);
     }
     snprintf(sr.dir, sizeof sr.dir, "%s.cells", c.out);
     sr.identity = sweep_identity(&c);
+    if (merge && access(sr.dir, F_OK) != 0) {
+        rb_fail(&e, RB_EINPUT, sr.dir, "no cells to merge: run the sweep (or its shards) first");
+        goto fail;
+    }
     if (claim_cells_dir(sr.dir, sr.identity, &e)) goto fail;
+    if (n_shards) sr.owner = owner = sweep_owners(&c, meta, n_shards);
     int total = c.n_traces * c.n_policies * c.n_budgets;
     sr.cell_paths = rb_calloc((size_t)total, sizeof(char *));
     for (int ti = 0; ti < c.n_traces; ti++) {
         trace *t = NULL;
-        if (trace_open(c.traces[ti], &t, &e)) goto fail;
         cell *todo = rb_calloc((size_t)(c.n_policies * c.n_budgets), sizeof *todo);
         int n_todo = 0;
-        if (!trace_cells(&sr, ti, todo, &n_todo, &e)) run_cells(&sr, ti, t, todo, n_todo, &e);
+        /* a trace none of whose cells is left to run here is not opened again */
+        if (!trace_cells(&sr, ti, todo, &n_todo, &e) &&
+            (!n_todo || !trace_open(c.traces[ti], &t, &e)))
+            run_cells(&sr, ti, t, todo, n_todo, &e);
         cells_free(todo, n_todo);
         trace_close(t);
         if (e.status) goto fail;
+    }
+    int n_missing = 0;
+    char missing[4600] = "";
+    if (check_cells(&sr, &n_missing, missing, sizeof missing, &e)) goto fail;
+    if (n_missing && merge) {
+        rb_fail(&e, RB_EINPUT, sr.dir, "%d of %d cells missing (%s, ...): run their shards again "
+                "(raasbench sweep %s --shard I/N runs only missing cells), then merge", n_missing,
+                total, missing, pos[0]);
+        goto fail;
+    }
+    if (n_missing) { /* a shard whose peers are not done: its cells are in, no final file */
+        if (!quiet)
+            printf("sweep: shard %d/%d: %d cells (%d run now, %d already done); %d cells of "
+                   "other shards still missing, so no %s yet\n", shard, n_shards,
+                   sr.n_ran + sr.n_skipped, sr.n_ran, sr.n_skipped, n_missing, c.out);
+        goto done;
     }
     results_provenance prov = {.trace = c.traces[0], .trace_sha256 = "",
                                .config_json = sr.identity};
@@ -327,8 +441,13 @@ int cmd_sweep(int argc, char **argv) {
     if (c.n_traces == 1 && !results_file_sha256(c.traces[0], sha0, &e)) prov.trace_sha256 = sha0;
     if (results_assemble(c.out, &prov, (const char *const *)sr.cell_paths, sr.n_cell_paths, &e))
         goto fail;
-    if (!quiet) {
-        printf("sweep: %d cells (%d run now, %d already done) -> %s\n", total, sr.n_ran,
+    if (!quiet && merge) {
+        printf("merge: %d cells -> %s\n", total, c.out);
+        printf("       `raasbench info %s` shows the summary\n", c.out);
+    } else if (!quiet) {
+        if (n_shards) printf("sweep: shard %d/%d: ", shard, n_shards);
+        else printf("sweep: ");
+        printf("%d cells (%d run now, %d already done) -> %s\n", total, sr.n_ran,
                sr.n_skipped, c.out);
         printf("       `raasbench info %s` shows the summary\n", c.out);
     }
@@ -339,6 +458,7 @@ done:
     for (int i = 0; i < sr.n_cell_paths; i++) free(sr.cell_paths[i]);
     free(sr.cell_paths);
     free(sr.identity);
+    free(meta), free(owner);
     cJSON_Delete(c.root);
     return rc;
 }
