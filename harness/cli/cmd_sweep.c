@@ -445,10 +445,13 @@ int cmd_sweep(int argc, char **argv) {
         printf("merge: %d cells -> %s\n", total, c.out);
         printf("       `raasbench info %s` shows the summary\n", c.out);
     } else if (!quiet) {
-        if (n_shards) printf("sweep: shard %d/%d: ", shard, n_shards);
-        else printf("sweep: ");
-        printf("%d cells (%d run now, %d already done) -> %s\n", total, sr.n_ran,
-               sr.n_skipped, c.out);
+        if (n_shards)
+            printf("sweep: shard %d/%d: %d cells (%d run now, %d already done); all %d cells "
+                   "done -> %s\n", shard, n_shards, sr.n_ran + sr.n_skipped, sr.n_ran,
+                   sr.n_skipped, total, c.out);
+        else
+            printf("sweep: %d cells (%d run now, %d already done) -> %s\n", total, sr.n_ran,
+                   sr.n_skipped, c.out);
         printf("       `raasbench info %s` shows the summary\n", c.out);
     }
     goto done;
