@@ -18,7 +18,7 @@
 #include "rb.h"
 
 static const char usage[] =
-    "usage: raasbench merge CONFIG.json\n"
+    "usage: raasbench merge CONFIG.json [--quiet]\n"
     "       raasbench merge --eval --model M.gguf --tasks F.jsonl ... --out R.h5\n\n"
     "Assemble the results file of a sweep (or, with --eval, an eval) whose cells were run\n"
     "as shards (--shard I/N). Runs nothing; refuses when a cell or task is missing or was\n"
@@ -40,8 +40,8 @@ int cmd_merge(int argc, char **argv) {
         return 0;
     }
     if (argc >= 1 && !strcmp(argv[0], "--eval")) return forward(cmd_eval, argc - 1, argv + 1);
-    if (argc != 1 || !strncmp(argv[0], "--", 2))
-        return rb_report(RB_EINPUT, "merge", "expected one CONFIG.json, or --eval and the "
-                         "eval's arguments (see --help)");
-    return forward(cmd_sweep, argc, argv);
+    if (argc < 1)
+        return rb_report(RB_EINPUT, "merge", "expected CONFIG.json, or --eval and the eval's "
+                         "arguments (see --help)");
+    return forward(cmd_sweep, argc, argv); /* sweep checks the rest (one CONFIG, --quiet) */
 }

@@ -211,7 +211,7 @@ typedef struct sweep_run {
     /* --shard I/N: owner[cell] is its 0-based shard (cells in config order, traces outer);
      * NULL runs every cell. merge_only: run nothing (`raasbench merge`). */
     const int *owner;
-    int shard, merge_only, n_other;
+    int shard, merge_only;
 } sweep_run;
 
 /* The cells of trace ti still to run, in config order; the finished ones (their file
@@ -241,8 +241,7 @@ static rb_status trace_cells(sweep_run *sr, int ti, cell *todo, int *n_todo, rb_
             sr->cell_paths[sr->n_cell_paths++] = rb_strdup(path);
             if (!mine || file_exists(path)) {
                 free(cl->params_json);
-                if (mine) sr->n_skipped++;
-                else sr->n_other++;
+                sr->n_skipped += mine;
                 continue;
             }
             (*n_todo)++;
