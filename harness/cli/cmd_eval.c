@@ -24,10 +24,11 @@ static const char usage[] =
     "Free-running greedy decodes of every task under every (policy, budget) cell, the policy\n"
     "managing the model's KV cache; the answer is extracted and graded exactly. A task's\n"
     "prompt runs once and is shared by its cells. Finished tasks are kept in R.h5.parts/: a\n"
-    "rerun runs only what is missing. --shard I/N runs a 1/N of the tasks (split by prompt\n"
+    "rerun runs only what is missing. --shard I/N runs 1/N of the tasks (split by prompt\n"
     "length) into the same parts, for job arrays; --merge (or `raasbench merge --eval` with\n"
-    "these arguments) writes R.h5 from the parts of all shards. Task files: one JSON object per line with id, prompt\n"
-    "(or question, put into --template at {question}) and answer.";
+    "these arguments) writes R.h5 from the parts of all shards. Task files: one JSON\n"
+    "object per line with id, prompt (or question, put into --template at {question}) and\n"
+    "answer.";
 
 typedef struct eval_store {
     const char *dir;

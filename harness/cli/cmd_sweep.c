@@ -360,17 +360,16 @@ int cmd_sweep(int argc, char **argv) {
     const char *shard_spec = NULL;
     const arg_spec specs[] = {
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress and no summary table"},
-        {"shard", ARG_STR, &shard_spec, "I/N",
-         "run only shard I of N (cells split by estimated cost); the final file is written "
-         "once every cell is done"},
-        {"merge", ARG_FLAG, &merge, NULL,
-         "run nothing: assemble the final file from the cells (= raasbench merge)"},
+        {"shard", ARG_STR, &shard_spec, "I/N", "run shard I of N only (split by estimated cost)"},
+        {"merge", ARG_FLAG, &merge, NULL, "run nothing: assemble from the cells (raasbench merge)"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };
     const char *pos[1];
     int n_pos = 0, help = 0;
     rb_err e = {0};
-    if (args_parse("sweep", "CONFIG.json   (schema: README.md, section 'Sweeps')", specs, argc,
+    if (args_parse("sweep", "CONFIG.json [--shard I/N | --merge]\n"
+                   "The config's schema: README.md, section 'Sweeps'; shards and Slurm: section\n"
+                   "'Shards and Slurm'.", specs, argc,
                    argv, pos, 1, &n_pos, &help, &e))
         return rb_err_print(&e);
     if (help) return 0;
