@@ -96,7 +96,7 @@ static int *task_owners(const task_set *tasks, const char *template_text, int n_
         free(prompt);
     }
     int *owner = rb_malloc(sizeof *owner * (size_t)tasks->n);
-    shard_assign(cost, tasks->n, n_shards, owner);
+    shard_assign(cost, NULL, NULL, 0, tasks->n, n_shards, owner);
     free(cost);
     return owner;
 }

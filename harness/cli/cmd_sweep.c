@@ -293,8 +293,7 @@ static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, in
  * over them: ~2.5 kept in all. A policy reading the dense logits (oracle) ranks every token
  * each step: 2 ctx + 5 kept more. Summed over the replayed steps in closed form. The weights
  * are rough: single-cell and four-cell sweeps timed on a loaded 2-core Xeon (synthetic
- * trace, 256 + 3000 tokens, L 64 and 1024); LPT needs only the ratios. Not counted: the
- * dense reference pass over a trace, paid once per shard that has a cell of that trace. */
+ * trace, 256 + 3000 tokens, L 64 and 1024); LPT needs only the ratios. */
 static double cell_cost(const policy_ops *ops, int budget, int n_prefill, int steps) {
     double T = steps, P = n_prefill;
     double sum_ctx = T * P + T * (T - 1) / 2; /* ctx = P + t at step t = 0..T-1 */
@@ -311,35 +310,44 @@ static double cell_cost(const policy_ops *ops, int budget, int n_prefill, int st
 
 /* The shard of every cell (config order: traces, then policies, then budgets); meta: each
  * trace's. A function of the config and the traces alone, never of which cells are done,
- * so every array task agrees on the split. */
+ * so every array task agrees on the split. A shard with any cell of a trace pays one pass
+ * over it (reading it, the dense reference every cell's metrics share): about 20 sum_ctx
+ * in cell_cost's units, from the same timings (a 36-cell sweep over 4 traces took 6.8 s
+ * whole and 17.3 s in all as 4 shards that each passed over every trace), so cells of one
+ * trace are kept on few shards when that balances as well (shard.h). */
 static int *sweep_owners(const sweep_config *c, const trace_meta *meta, int n_shards) {
     int n = c->n_traces * c->n_policies * c->n_budgets, i = 0;
     double *cost = rb_malloc(sizeof *cost * (size_t)n);
+    double *pass = rb_malloc(sizeof *pass * (size_t)c->n_traces);
+    int *group = rb_malloc(sizeof *group * (size_t)n);
     for (int ti = 0; ti < c->n_traces; ti++) {
         int decode = meta[ti].n_tokens - meta[ti].n_prefill;
-        int steps = c->steps > 0 && c->steps < decode ? c->steps : decode;
+        double T = c->steps > 0 && c->steps < decode ? c->steps : decode, P = meta[ti].n_prefill;
+        pass[ti] = 20 * (T * P + T * (T - 1) / 2);
         for (int p = 0; p < c->n_policies; p++)
-            for (int b = 0; b < c->n_budgets; b++)
-                cost[i++] = cell_cost(c->policies[p].ops, c->budgets[b], meta[ti].n_prefill, steps);
+            for (int b = 0; b < c->n_budgets; b++, i++) {
+                cost[i] = cell_cost(c->policies[p].ops, c->budgets[b], (int)P, (int)T);
+                group[i] = ti;
+            }
     }
     int *owner = rb_malloc(sizeof *owner * (size_t)n);
-    shard_assign(cost, n, n_shards, owner);
-    free(cost);
+    shard_assign(cost, group, pass, c->n_traces, n, n_shards, owner);
+    free(cost), free(pass), free(group);
     return owner;
 }
 
 /* Before assembling: every cell file present and made by this sweep (its provenance holds
  * the same identity), so cells copied in from another configuration are refused even
- * under the right name. *n_missing counts the absent ones; first_missing names one. */
+ * under the right name. *n_missing counts the absent ones (then nothing is assembled and
+ * the others are not opened); first_missing names one. */
 static rb_status check_cells(const sweep_run *sr, int *n_missing, char *first_missing,
                              size_t cap, rb_err *e) {
     *n_missing = 0;
-    for (int i = 0; i < sr->n_cell_paths; i++) {
+    for (int i = 0; i < sr->n_cell_paths; i++)
+        if (!file_exists(sr->cell_paths[i]) && !(*n_missing)++)
+            snprintf(first_missing, cap, "%s", sr->cell_paths[i]);
+    for (int i = 0; i < sr->n_cell_paths && !*n_missing; i++) {
         const char *path = sr->cell_paths[i];
-        if (!file_exists(path)) {
-            if (!(*n_missing)++) snprintf(first_missing, cap, "%s", path);
-            continue;
-        }
         results_reader *rd;
         rb_status st = results_reader_open(path, &rd, e);
         if (st) return st;
