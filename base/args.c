@@ -178,3 +178,23 @@ rb_status args_check_budgets(const int *budgets, int n, rb_err *e) {
             return rb_fail(e, RB_EINPUT, "--budgets", "budget %d must be positive", budgets[i]);
     return RB_OK;
 }
+
+rb_status args_shard(const char *what, const char *s, int *index, int *count, rb_err *e) {
+    const char *slash = s ? strchr(s, '/') : NULL;
+    char left[32];
+    int i = 0, n = 0;
+    /* Digits only on both sides: strtol alone would take " 1", "+1" or "1/3x". */
+    int ok = slash && slash > s && (size_t)(slash - s) < sizeof left && slash[1];
+    for (const char *p = s; ok && *p; p++) ok = p == slash || (*p >= '0' && *p <= '9');
+    if (ok) {
+        memcpy(left, s, (size_t)(slash - s));
+        left[slash - s] = '\0';
+        ok = !args_to_int(what, left, &i, NULL) && !args_to_int(what, slash + 1, &n, NULL);
+    }
+    if (!ok) return rb_fail(e, RB_EINPUT, what, "expected I/N (shard I of N, e.g. 2/4), got '%s'",
+                            s ? s : "");
+    if (n < 1) return rb_fail(e, RB_EINPUT, what, "'%s': N must be at least 1", s);
+    if (i < 1 || i > n) return rb_fail(e, RB_EINPUT, what, "'%s': I must be in 1..%d", s, n);
+    *index = i, *count = n;
+    return RB_OK;
+}

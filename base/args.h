@@ -78,4 +78,8 @@ rb_status args_to_double(const char *what, const char *s, double *out, rb_err *e
  * a 0 written out is a mistake). RB_EINPUT naming --budgets otherwise. */
 rb_status args_check_budgets(const int *budgets, int n, rb_err *e);
 
+/* A shard spec "I/N" (--shard): 1 <= I <= N, both plain decimal integers, nothing else.
+ * On success *index = I (1-based) and *count = N. */
+rb_status args_shard(const char *what, const char *s, int *index, int *count, rb_err *e);
+
 #endif

@@ -121,6 +121,15 @@ rb_status output_check(const char *path, rb_err *e) {
     return rb_fail(e, RB_EINPUT, path, "is %s: an output must be a new or regular file", what);
 }
 
+/* This host's name as it goes into temporary names: at most 63 bytes, no '/'. */
+static void host_name(char *buf, size_t cap) {
+    char h[256] = "";
+    if (gethostname(h, sizeof h - 1) != 0 || !*h) snprintf(h, sizeof h, "localhost");
+    snprintf(buf, cap < 64 ? cap : 64, "%s", h);
+    for (char *p = buf; *p; p++)
+        if (*p == '/') *p = '_';
+}
+
 /* In dir, the stale temporaries of files named `base` (every file when base is NULL). */
 static int clean(const char *dir, const char *base) {
     DIR *d = opendir(dir);
@@ -129,13 +138,15 @@ static int clean(const char *dir, const char *base) {
     char p[4400];
     int n = 0;
     size_t bl = base ? strlen(base) : 0;
+    char host[64];
+    host_name(host, sizeof host);
     while ((de = readdir(d))) {
         const char *t = strstr(de->d_name, ".tmp-");
         if (!t || (base && ((size_t)(t - de->d_name) != bl || strncmp(de->d_name, base, bl))))
             continue;
         char *end;
         long pid = strtol(t + 5, &end, 10);
-        if (*end || pid <= 0) continue;
+        if ((*end && (*end != '-' || strcmp(end + 1, host))) || pid <= 0) continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its writer may be alive */
         snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
         n += remove(p) == 0;
@@ -155,7 +166,9 @@ int output_clean_stale_of(const char *path) {
 }
 
 void output_tmp_path(const char *path, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s.tmp-%ld", path, (long)getpid());
+    char host[64];
+    host_name(host, sizeof host);
+    snprintf(buf, cap, "%s.tmp-%ld-%s", path, (long)getpid(), host);
 }
 
 rb_status output_text_open(output_text *o, const char *path, rb_err *e) {

@@ -10,7 +10,10 @@
 
 #include "rb.h"
 
-/* "<path>.tmp-<pid>": where a file is written before it is renamed into place. */
+/* "<path>.tmp-<pid>-<host>": where a file is written before it is renamed into place. The
+ * host (gethostname) is there because shards of one sweep on several machines write into
+ * one shared directory, and a process id says whether a writer is alive on its own host
+ * only. */
 void output_tmp_path(const char *path, char *buf, size_t cap);
 
 /* Begin writing `path`: remove the stale temporaries of dead writers of it, put its
@@ -43,8 +46,9 @@ rb_status output_check_inputs(const char *path, const char *const *inputs, int n
 rb_status output_check_all(const char *const *outs, int n_out, const char *const *ins, int n_in,
                            rb_err *e);
 
-/* Remove the temporary files ("<name>.tmp-<pid>") a killed writer left in `dir`: those whose
- * process no longer exists (a live writer's are left alone). Returns how many. */
+/* Remove the temporary files ("<name>.tmp-<pid>-<host>") a killed writer left in `dir`:
+ * those of this host whose process no longer exists (a live writer's, and another host's,
+ * are left alone; "<name>.tmp-<pid>" counts as this host's). Returns how many. */
 int output_clean_stale(const char *dir);
 /* The same for one output: its own "<path>.tmp-<pid>" files only. */
 int output_clean_stale_of(const char *path);

@@ -16,17 +16,21 @@
 #include "model.h"
 #include "output.h"
 #include "results.h"
+#include "shard.h"
 
 static const char usage[] =
     "--model M.gguf --tasks FILE.jsonl --policies a,b [--budgets L1,L2] --out R.h5\n"
     "                      [--max-tokens 256] [--limit K] [--threads T] [--param k=v ...]\n"
     "                      [--template F] [--stop TEXT ...] [--page-size 16] [--dense-layers 2]\n"
-    "                      [--quiet]\n"
+    "                      [--quiet] [--shard I/N | --merge]\n"
     "Free-running greedy decodes of every task under every (policy, budget) cell, the policy\n"
     "managing the model's KV cache; the answer is extracted and graded exactly. A task's\n"
     "prompt runs once and is shared by its cells. Finished tasks are kept in R.h5.parts/: a\n"
-    "rerun runs only what is missing. Task files: one JSON object per line with id, prompt\n"
-    "(or question, put into --template at {question}) and answer.";
+    "rerun runs only what is missing. --shard I/N runs 1/N of the tasks (split by prompt\n"
+    "length) into the same parts, for job arrays; --merge (or `raasbench merge --eval` with\n"
+    "these arguments) writes R.h5 from the parts of all shards. Task files: one JSON\n"
+    "object per line with id, prompt (or question, put into --template at {question}) and\n"
+    "answer.";
 
 typedef struct eval_store {
     const char *dir;
@@ -83,6 +87,25 @@ static char *identity_json(const char *model, const task_set *tasks, int limit,
     return r;
 }
 
+/* The shard of every task, balanced by estimated cost. A task's prompt is prefilled once
+ * (in blocks; still much of an eval's time: `raasbench bench eval`), ~1 token per 4 bytes; then
+ * each cell generates up to max_tokens, on average about half as many before the answer
+ * is complete. A function of the task file, template and cells alone: every array task
+ * agrees on the split whatever is done. */
+static int *task_owners(const task_set *tasks, const char *template_text, int n_cells,
+                        int max_tokens, int n_shards) {
+    double *cost = rb_malloc(sizeof *cost * (size_t)tasks->n);
+    for (int t = 0; t < tasks->n; t++) {
+        char *prompt = tasks_prompt(&tasks->t[t], template_text);
+        cost[t] = (double)strlen(prompt) / 4 + (double)n_cells * max_tokens / 2;
+        free(prompt);
+    }
+    int *owner = rb_malloc(sizeof *owner * (size_t)tasks->n);
+    shard_assign(cost, NULL, NULL, 0, tasks->n, n_shards, owner);
+    free(cost);
+    return owner;
+}
+
 /* A template file: its text less the file's final line break (an editor's, not the
  * prompt's: "Answer:\n" would make the model start a line of its own where the examples
  * answer on the same line). */
@@ -100,8 +123,9 @@ static rb_status read_template(const char *path, char **out, rb_err *e) {
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *tasks_path = NULL, *policies = NULL, *budgets = NULL;
-    const char *out = NULL, *template_path = NULL;
+    const char *out = NULL, *template_path = NULL, *shard_spec = NULL;
     int max_tokens = 256, limit = 0, threads = 0, page_size = 16, dense_layers = 2, quiet = 0;
+    int merge = 0, shard = 0, n_shards = 0;
     arg_multi params = {0}, stops = {0};
     const arg_spec specs[] = {
         {"model", ARG_STR, &model, "M.gguf", "GGUF model (gemma3, qwen2, llama)"},
@@ -121,6 +145,8 @@ int cmd_eval(int argc, char **argv) {
         {"page-size", ARG_INT_IN(&page_size, 1, 4096), "P", "page size (16)"},
         {"dense-layers", ARG_INT_IN(&dense_layers, 0, 256), "N", "leading layers kept dense (2)"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary"},
+        {"shard", ARG_STR, &shard_spec, "I/N", "run only shard I of N of the tasks (parts only)"},
+        {"merge", ARG_FLAG, &merge, NULL, "run nothing: write R.h5 from every shard's parts"},
         {NULL, 0, NULL, NULL, NULL},
     };
     rb_err e = {0};
@@ -136,6 +162,8 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 0; i < stops.n && !e.status; i++)
         if (!*stops.v[i] || strlen(stops.v[i]) > 64)
             rb_fail(&e, RB_EINPUT, "--stop", "a stop sequence must be 1..64 bytes");
+    if (!e.status && shard_spec && !args_shard("--shard", shard_spec, &shard, &n_shards, &e) && merge)
+        rb_fail(&e, RB_EINPUT, "--shard", "a merge takes no shard");
     if (e.status) return rb_err_print(&e);
     if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *ins[] = {model, tasks_path, template_path}; /* no output may be an input */
@@ -148,6 +176,7 @@ int cmd_eval(int argc, char **argv) {
     char *template_text = NULL, *identity = NULL, *names_buf = NULL, dir[4200];
     const char *names[64];
     eval_store store = {0};
+    int *owner = NULL, n_missing = 0, first_missing = -1;
     if ((template_path && read_template(template_path, &template_text, &e)) ||
         tasks_read(tasks_path, limit, &tasks, &e) ||
         args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
@@ -169,7 +198,12 @@ int cmd_eval(int argc, char **argv) {
         model_destroy(m);
     }
     snprintf(dir, sizeof dir, "%s.parts", out);
+    if (merge && access(dir, F_OK) != 0) {
+        rb_fail(&e, RB_EINPUT, dir, "no parts to merge: run the eval (or its shards) first");
+        goto fail;
+    }
     if (eval_parts_claim(dir, identity, &e)) goto fail;
+    if (n_shards) owner = task_owners(&tasks, template_text, n_cells, max_tokens, n_shards);
     store = (eval_store){.dir = dir, .tasks = &tasks, .cells = cells, .n_cells = n_cells};
     store.results = rb_calloc((size_t)n_cells, sizeof *store.results);
     for (int c = 0; c < n_cells; c++)
@@ -177,7 +211,10 @@ int cmd_eval(int argc, char **argv) {
     uint8_t *todo = rb_calloc((size_t)tasks.n, 1);
     eval_result *res = rb_calloc((size_t)n_cells, sizeof *res);
     int n_done = 0;
+    /* This shard's tasks (every task unless sharded; none for a merge): the finished ones
+     * loaded, the others to run. The rest are read after the run: they may land meanwhile. */
     for (int t = 0; t < tasks.n && !e.status; t++) {
+        if (merge || (owner && owner[t] != shard - 1)) continue;
         int got = eval_parts_get(dir, t, &tasks.t[t], cells, n_cells, res, &e);
         if (got == 1) {
             for (int c = 0; c < n_cells; c++) store.results[c][t] = res[c];
@@ -185,22 +222,42 @@ int cmd_eval(int argc, char **argv) {
         }
         todo[t] = got == 0;
     }
-    free(res);
-    if (!e.status) {
+    if (!e.status && !merge) {
         eval_config ec = {.model_path = model, .tasks = &tasks, .template_text = template_text,
                           .cells = cells, .n_cells = n_cells, .max_tokens = max_tokens,
                           .stop = (const char *const *)stops.v, .n_stop = stops.n,
                           .page_size = page_size, .dense_layers = dense_layers,
                           .threads = threads, .todo = todo, .progress = !quiet,
                           .on_task = store_task, .ctx = &store};
-        if (!eval_run(&ec, &e))
-            eval_results_write(out, model, &tasks, identity, cells, n_cells, store.results, &e);
+        eval_run(&ec, &e);
     }
+    for (int t = 0; t < tasks.n && !e.status; t++) {
+        if (!merge && !(owner && owner[t] != shard - 1)) continue; /* run or loaded above */
+        int got = eval_parts_get(dir, t, &tasks.t[t], cells, n_cells, res, &e);
+        if (got == 1)
+            for (int c = 0; c < n_cells; c++) store.results[c][t] = res[c];
+        else if (got == 0 && !n_missing++)
+            first_missing = t;
+    }
+    free(res);
+    if (!e.status && n_missing && merge)
+        rb_fail(&e, RB_EINPUT, dir, "%d of %d tasks missing (task %s, ...): run their shards again "
+                "(raasbench eval ... --shard I/N runs only missing tasks), then merge", n_missing,
+                tasks.n, tasks.t[first_missing].id);
+    if (!e.status && !n_missing)
+        eval_results_write(out, model, &tasks, identity, cells, n_cells, store.results, &e);
     free(todo);
     if (e.status) goto fail;
-    if (!quiet) {
-        printf("eval: %d tasks x %d cells (%d tasks already done) -> %s\n", tasks.n, n_cells,
-               n_done, out);
+    if (!quiet && n_missing) {
+        printf("eval: shard %d/%d: its tasks done (%d already were); %d tasks of other shards "
+               "still missing, so no %s yet\n", shard, n_shards, n_done, n_missing, out);
+    } else if (!quiet) {
+        if (merge) printf("merge: %d tasks x %d cells -> %s\n", tasks.n, n_cells, out);
+        else if (n_shards) printf("eval: shard %d/%d: ", shard, n_shards);
+        else printf("eval: ");
+        if (!merge)
+            printf("%d tasks x %d cells (%d tasks already done) -> %s\n", tasks.n, n_cells,
+                   n_done, out);
         eval_results_print_info(out);
     }
     goto done;
@@ -216,6 +273,6 @@ done:
     }
     cells_free(cells, n_cells);
     tasks_free(&tasks);
-    free(template_text), free(identity), free(names_buf);
+    free(template_text), free(identity), free(names_buf), free(owner);
     return rc;
 }

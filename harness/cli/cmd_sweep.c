@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "json.h"
 #include "output.h"
+#include "shard.h"
 
 #define MAX_ITEMS 64
 
@@ -181,6 +182,8 @@ static void cell_file(const char *dir, const char *run_id, char *buf, size_t cap
 /* Whether the cell file at p is whole: a results file holding run run_id and a readable
  * summary. A file that is there but not whole (truncated by a crash of the machine, or a
  * full disk under another tool) is removed, so that its cell is run again. */
+static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+
 static int cell_done(const char *p, const char *run_id) {
     if (access(p, F_OK) != 0) return 0;
     results_reader *rd;
@@ -237,6 +240,10 @@ typedef struct sweep_run {
      * threads they stay out of the sweep's identity */
     engine_reference reference;
     const attn_backend *ref_be;
+    /* --shard I/N: owner[cell] is its 0-based shard (cells in config order, traces outer);
+     * NULL runs every cell. merge_only: run nothing (`raasbench merge`). */
+    const int *owner;
+    int shard, merge_only;
 } sweep_run;
 
 /* The cells of trace ti still to run, in config order; the finished ones (their file
@@ -262,10 +269,11 @@ static rb_status trace_cells(sweep_run *sr, int ti, cell *todo, int *n_todo, rb_
                     return rb_fail(e, RB_EINPUT, cl->run_id, "the same cell appears twice in the "
                                    "sweep (give variants distinct labels)");
                 }
+            int mine = !sr->merge_only && (!sr->owner || sr->owner[sr->n_cell_paths] == sr->shard);
             sr->cell_paths[sr->n_cell_paths++] = rb_strdup(path);
-            if (cell_done(path, cl->run_id)) {
+            if (!mine || cell_done(path, cl->run_id)) {
                 free(cl->params_json);
-                sr->n_skipped++;
+                sr->n_skipped += mine;
                 continue;
             }
             (*n_todo)++;
@@ -309,20 +317,103 @@ static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, in
     return st;
 }
 
+/* ---- --shard I/N and merge ---- */
+
+/* Estimated cost of a cell, in units of one context token's work at one decode step, for
+ * balancing shards. At a step with ctx tokens in context a cell scores its selection
+ * against the dense probabilities of all ctx tokens (metrics: ~ctx), attends to the tokens
+ * it keeps (kept = min(ctx, L); ctx for a budget-free policy) and does its own bookkeeping
+ * over them: ~2.5 kept in all. A policy reading the dense logits (oracle) ranks every token
+ * each step: 2 ctx + 5 kept more. Summed over the replayed steps in closed form. The weights
+ * are rough: single-cell and four-cell sweeps timed on a loaded 2-core Xeon (synthetic
+ * trace, 256 + 3000 tokens, L 64 and 1024); LPT needs only the ratios. */
+static double cell_cost(const policy_ops *ops, int budget, int n_prefill, int steps) {
+    double T = steps, P = n_prefill;
+    double sum_ctx = T * P + T * (T - 1) / 2; /* ctx = P + t at step t = 0..T-1 */
+    double sum_kept = sum_ctx;
+    if (!(ops->flags & POLICY_BUDGET_FREE)) {
+        double L = budget;
+        double k = L <= P ? 0 : (L - P < T ? L - P : T); /* steps before ctx reaches L */
+        sum_kept = k * P + k * (k - 1) / 2 + (T - k) * L;
+    }
+    double cost = sum_ctx + 2.5 * sum_kept;
+    if (ops->flags & POLICY_NEEDS_DENSE) cost += 2 * sum_ctx + 5 * sum_kept;
+    return cost;
+}
+
+/* The shard of every cell (config order: traces, then policies, then budgets); meta: each
+ * trace's. A function of the config and the traces alone, never of which cells are done,
+ * so every array task agrees on the split. A shard with any cell of a trace pays one pass
+ * over it (reading it, the dense reference every cell's metrics share): about 20 sum_ctx
+ * in cell_cost's units, from the same timings (a 36-cell sweep over 4 traces took 6.8 s
+ * whole and 17.3 s in all as 4 shards that each passed over every trace), so cells of one
+ * trace are kept on few shards when that balances as well (shard.h). */
+static int *sweep_owners(const sweep_config *c, const trace_meta *meta, int n_shards) {
+    int n = c->n_traces * c->n_policies * c->n_budgets, i = 0;
+    double *cost = rb_malloc(sizeof *cost * (size_t)n);
+    double *pass = rb_malloc(sizeof *pass * (size_t)c->n_traces);
+    int *group = rb_malloc(sizeof *group * (size_t)n);
+    for (int ti = 0; ti < c->n_traces; ti++) {
+        int decode = meta[ti].n_tokens - meta[ti].n_prefill;
+        double T = c->steps > 0 && c->steps < decode ? c->steps : decode, P = meta[ti].n_prefill;
+        pass[ti] = 20 * (T * P + T * (T - 1) / 2);
+        for (int p = 0; p < c->n_policies; p++)
+            for (int b = 0; b < c->n_budgets; b++, i++) {
+                cost[i] = cell_cost(c->policies[p].ops, c->budgets[b], (int)P, (int)T);
+                group[i] = ti;
+            }
+    }
+    int *owner = rb_malloc(sizeof *owner * (size_t)n);
+    shard_assign(cost, group, pass, c->n_traces, n, n_shards, owner);
+    free(cost), free(pass), free(group);
+    return owner;
+}
+
+/* Before assembling: every cell file present and made by this sweep (its provenance holds
+ * the same identity), so cells copied in from another configuration are refused even
+ * under the right name. *n_missing counts the absent ones (then nothing is assembled and
+ * the others are not opened); first_missing names one. */
+static rb_status check_cells(const sweep_run *sr, int *n_missing, char *first_missing,
+                             size_t cap, rb_err *e) {
+    *n_missing = 0;
+    for (int i = 0; i < sr->n_cell_paths; i++)
+        if (!file_exists(sr->cell_paths[i]) && !(*n_missing)++)
+            snprintf(first_missing, cap, "%s", sr->cell_paths[i]);
+    for (int i = 0; i < sr->n_cell_paths && !*n_missing; i++) {
+        const char *path = sr->cell_paths[i];
+        results_reader *rd;
+        rb_status st = results_reader_open(path, &rd, e);
+        if (st) return st;
+        results_header h;
+        results_reader_header(rd, &h);
+        int same = h.config && !strcmp(h.config, sr->identity);
+        results_header_free(&h);
+        results_reader_close(rd);
+        if (!same)
+            return rb_fail(e, RB_EINPUT, path, "this cell was made by a different sweep (its "
+                           "config differs from this one); remove it and run its shard again");
+    }
+    return RB_OK;
+}
+
 int cmd_sweep(int argc, char **argv) {
-    int quiet = 0;
-    const char *reference = "block", *device = "cpu";
+    int quiet = 0, merge = 0, shard = 0, n_shards = 0;
+    const char *reference = "block", *device = "cpu", *shard_spec = NULL;
     const arg_spec specs[] = {
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress and no summary table"},
         {"reference", ARG_STR, &reference, "block|steps", "the dense reference: chunks of steps "
          "as causal blocks (default) or step by step"},
         {"device", ARG_STR, &device, "cpu|cuda", "where the dense reference runs (default cpu)"},
+        {"shard", ARG_STR, &shard_spec, "I/N", "run shard I of N only (split by estimated cost)"},
+        {"merge", ARG_FLAG, &merge, NULL, "run nothing: assemble from the cells (raasbench merge)"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };
     const char *pos[1];
     int n_pos = 0, help = 0;
     rb_err e = {0};
-    if (args_parse("sweep", "CONFIG.json   (schema: README.md, section 'Sweeps')", specs, argc,
+    if (args_parse("sweep", "CONFIG.json [--shard I/N | --merge]\n"
+                   "The config's schema: README.md, section 'Sweeps'; shards and Slurm: section\n"
+                   "'Shards and Slurm'.", specs, argc,
                    argv, pos, 1, &n_pos, &help, &e))
         return rb_err_print(&e);
     if (help) return 0;
@@ -332,8 +423,14 @@ int cmd_sweep(int argc, char **argv) {
     }
     engine_reference ref_kind;
     if (engine_parse_reference(reference, &ref_kind, &e)) return rb_err_print(&e);
+    if (shard_spec && (args_shard("--shard", shard_spec, &shard, &n_shards, &e) ||
+                       (merge && rb_fail(&e, RB_EINPUT, "--shard", "a merge takes no shard"))))
+        return rb_err_print(&e);
     sweep_config c;
-    sweep_run sr = {.c = &c, .progress = !quiet, .reference = ref_kind};
+    sweep_run sr = {.c = &c, .progress = !quiet, .reference = ref_kind, .shard = shard - 1,
+                    .merge_only = merge};
+    trace_meta *meta = NULL;
+    int *owner = NULL;
     int rc = 0;
     if (parse_config(pos[0], &c, &e)) goto fail;
     /* the results file is none of the inputs, checked before any work */
@@ -343,27 +440,52 @@ int cmd_sweep(int argc, char **argv) {
     if (output_check_all(&c.out, 1, inputs, c.n_traces + 1, &e)) goto fail;
     /* Open every trace before any work: a typo in the last trace must not surface after an
      * hour. */
+    meta = rb_calloc((size_t)c.n_traces, sizeof *meta);
     for (int ti = 0; ti < c.n_traces; ti++) {
         trace *t;
         if (trace_open(c.traces[ti], &t, &e)) goto fail;
         rb_status s = engine_parse_device(device, trace_get_meta(t), &sr.ref_be, &e);
+        meta[ti] = *trace_get_meta(t);
         trace_close(t);
         if (s) goto fail;
     }
     snprintf(sr.dir, sizeof sr.dir, "%s.cells", c.out);
     sr.identity = sweep_identity(&c);
+    if (merge && access(sr.dir, F_OK) != 0) {
+        rb_fail(&e, RB_EINPUT, sr.dir, "no cells to merge: run the sweep (or its shards) first");
+        goto fail;
+    }
     if (claim_cells_dir(sr.dir, sr.identity, &e)) goto fail;
+    if (n_shards) sr.owner = owner = sweep_owners(&c, meta, n_shards);
     int total = c.n_traces * c.n_policies * c.n_budgets;
     sr.cell_paths = rb_calloc((size_t)total, sizeof(char *));
     for (int ti = 0; ti < c.n_traces; ti++) {
         trace *t = NULL;
-        if (trace_open(c.traces[ti], &t, &e)) goto fail;
         cell *todo = rb_calloc((size_t)(c.n_policies * c.n_budgets), sizeof *todo);
         int n_todo = 0;
-        if (!trace_cells(&sr, ti, todo, &n_todo, &e)) run_cells(&sr, ti, t, todo, n_todo, &e);
+        /* a trace none of whose cells is left to run here is not opened again */
+        if (!trace_cells(&sr, ti, todo, &n_todo, &e) &&
+            (!n_todo || !trace_open(c.traces[ti], &t, &e)))
+            run_cells(&sr, ti, t, todo, n_todo, &e);
         cells_free(todo, n_todo);
         trace_close(t);
         if (e.status) goto fail;
+    }
+    int n_missing = 0;
+    char missing[4600] = "";
+    if (check_cells(&sr, &n_missing, missing, sizeof missing, &e)) goto fail;
+    if (n_missing && merge) {
+        rb_fail(&e, RB_EINPUT, sr.dir, "%d of %d cells missing (%s, ...): run their shards again "
+                "(raasbench sweep %s --shard I/N runs only missing cells), then merge", n_missing,
+                total, missing, pos[0]);
+        goto fail;
+    }
+    if (n_missing) { /* a shard whose peers are not done: its cells are in, no final file */
+        if (!quiet)
+            printf("sweep: shard %d/%d: %d cells (%d run now, %d already done); %d cells of "
+                   "other shards still missing, so no %s yet\n", shard, n_shards,
+                   sr.n_ran + sr.n_skipped, sr.n_ran, sr.n_skipped, n_missing, c.out);
+        goto done;
     }
     results_provenance prov = {.trace = c.traces[0], .trace_sha256 = "",
                                .config_json = sr.identity};
@@ -371,9 +493,17 @@ int cmd_sweep(int argc, char **argv) {
     if (c.n_traces == 1 && !results_file_sha256(c.traces[0], sha0, &e)) prov.trace_sha256 = sha0;
     if (results_assemble(c.out, &prov, (const char *const *)sr.cell_paths, sr.n_cell_paths, &e))
         goto fail;
-    if (!quiet) {
-        printf("sweep: %d cells (%d run now, %d already done) -> %s\n", total, sr.n_ran,
-               sr.n_skipped, c.out);
+    if (!quiet && merge) {
+        printf("merge: %d cells -> %s\n", total, c.out);
+        printf("       `raasbench info %s` shows the summary\n", c.out);
+    } else if (!quiet) {
+        if (n_shards)
+            printf("sweep: shard %d/%d: %d cells (%d run now, %d already done); all %d cells "
+                   "done -> %s\n", shard, n_shards, sr.n_ran + sr.n_skipped, sr.n_ran,
+                   sr.n_skipped, total, c.out);
+        else
+            printf("sweep: %d cells (%d run now, %d already done) -> %s\n", total, sr.n_ran,
+                   sr.n_skipped, c.out);
         printf("       `raasbench info %s` shows the summary\n", c.out);
     }
     goto done;
@@ -383,6 +513,7 @@ done:
     for (int i = 0; i < sr.n_cell_paths; i++) free(sr.cell_paths[i]);
     free(sr.cell_paths);
     free(sr.identity);
+    free(meta), free(owner);
     cJSON_Delete(c.root);
     return rc;
 }

@@ -19,6 +19,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_policies(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 /* `raasbench bench decode` (cmd_bench_decode.c), reached through cmd_bench. */
 int cmd_bench_decode(int argc, char **argv);
 /* `raasbench bench eval` (cmd_bench_eval.c), reached through cmd_bench. */

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"policies", cmd_policies, "list policies with their parameters and defaults"},
     {"tasks", cmd_tasks, "write graded reasoning tasks (seeded chains) for eval"},
     {"eval", cmd_eval, "graded task accuracy of free-running decodes under every cell"},
+    {"merge", cmd_merge, "assemble a sharded sweep's or eval's results from its cells"},
 };
 
 static void usage(FILE *f) {
