@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# e2e_policy_refs.sh: the policies of issue 16 (tova, ...) against float64 numpy references
+# (tests/policy_refs.py): replay a synthetic trace with every layer sparse and the attended
+# sets dumped, then each reference replays the policy's rule from the trace alone and must
+# keep the same sets (near ties in float32 aside, counted) and give the same recall.
+set -u
+RB=${RAASBENCH:-build/raasbench}
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+"$RB" synth --out "$dir/t.h5" --layers 2 --prefill 80 --decode 160 --seed 5 >/dev/null 2>&1 ||
+  { echo "synth failed"; exit 1; }
+fail=0
+# name, budgets (one below the prompt, one above), extra replay arguments
+check() {
+  local pol=$1 budgets=$2; shift 2
+  "$RB" replay "$dir/t.h5" --policies "$pol" --budgets "$budgets" --dense-layers 0 --per-head \
+      --dump-selection --quiet --out "$dir/$pol.h5" "$@" || { echo "FAIL replay $pol"; fail=1; return; }
+  for L in ${budgets//,/ }; do
+    python3 tests/policy_refs.py "$dir/t.h5" "$dir/$pol.h5" "${pol}_L$L" "$pol" || fail=1
+  done
+}
+check tova 48,120
+exit $fail

@@ -1,0 +1,132 @@
+# policy_refs.py: float64 numpy references of the policies of issue 16, run against the
+# attended sets raasbench replay dumps (--dump-selection) on a synthetic trace, by
+# tests/e2e_policy_refs.sh.
+#
+# Each reference replays the policy's rule from the trace's q, k, v alone, in float64, and at
+# every step compares the set it keeps with the engine's. The engine scores in float32 where
+# the policy reads the attention it was given (observe), so a decision between two scores
+# closer than the float32 rounding may go either way: where the two differ, the reference
+# accepts the engine's choice only when it is such a near tie (every token the engine kept
+# scores within `tol` of the boundary the reference drew, and every token it dropped too),
+# counts it, and carries on from the engine's set. Any other difference fails. Then recall
+# of every step and query head is recomputed in float64 from the reference's sets and
+# compared with the engine's.
+import sys
+import json
+import h5py
+import numpy as np
+
+
+class Mismatch(Exception):
+    pass
+
+
+def softmax(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def keep_top(cand, score, k, engine_keep, tol, older_first):
+    """Keep the k best of cand (positions, ascending) by score; ties keep the higher position
+    (older_first: the lower one goes) unless older_first is False. engine_keep: the set the
+    engine kept among cand. Returns (kept positions as a set, 1 if a near tie was taken)."""
+    cand = np.asarray(cand)
+    score = np.asarray(score, dtype=np.float64)
+    k = max(0, min(k, len(cand)))
+    # sort best first: score descending, then position (descending when the older goes)
+    order = np.lexsort((-cand if older_first else cand, -score))
+    mine = set(cand[order[:k]].tolist())
+    if engine_keep is None or mine == engine_keep:
+        return mine, 0
+    if k == 0 or k == len(cand):
+        raise Mismatch("kept %d of %d, engine %s" % (k, len(cand), sorted(engine_keep)))
+    thr = score[order[k - 1]]
+    s_of = dict(zip(cand.tolist(), score.tolist()))
+    ok = len(engine_keep) == k and all(p in s_of for p in engine_keep)
+    band = tol * max(abs(thr), 1e-300) + 1e-12
+    ok = ok and all(s_of[p] >= thr - band for p in engine_keep)
+    ok = ok and all(s_of[p] <= thr + band for p in s_of if p not in engine_keep)
+    if not ok:
+        diff = sorted(mine ^ engine_keep)
+        raise Mismatch("kept sets differ beyond a near tie: %s (scores %s, boundary %.9g)"
+                       % (diff, [s_of.get(p) for p in diff], thr))
+    return set(engine_keep), 1
+
+
+# ---- the policies: each returns, per decode step and KV group, the attended set ----
+
+def tova(q, k, v, P0, L, G, scale, prm, engine):
+    """engine(ti, g): the engine's attended set at step ti for group g (a set of positions)."""
+    T, Hkv = q.shape[0] - P0, k.shape[1]
+    sets = np.zeros((T, Hkv, q.shape[0]), dtype=bool)
+    ties = 0
+    for g in range(Hkv):
+        hs = range(g * G, (g + 1) * G)
+        res = list(range(P0))
+        # scores: the last prompt query's attention over the prompt, mean over the group
+        score = {}
+        if P0 > 0:
+            pr = np.mean([softmax(scale * k[:P0, g] @ q[P0 - 1, h]) for h in hs], axis=0)
+            score = dict(zip(res, pr))
+        for ti in range(T):
+            t = P0 + ti
+            eng = engine(ti, g)
+            if len(res) >= L:
+                kept, tie = keep_top(res, [score[p] for p in res], L - 1, eng - {t}, 1e-4, True)
+                ties += tie
+                res = sorted(kept)
+            res.append(t)
+            sets[ti, g, res] = True
+            pr = np.mean([softmax(scale * k[res, g] @ q[t, h]) for h in hs], axis=0)
+            score = dict(zip(res, pr))
+    return sets, ties
+
+
+POLICIES = {"tova": tova}
+
+
+def main(trace, results, run, policy):
+    t, r = h5py.File(trace, "r"), h5py.File(results, "r")
+    H, Hkv, P0 = int(t.attrs["n_q_heads"]), int(t.attrs["n_kv_heads"]), int(t.attrs["n_prefill"])
+    G, scale = H // Hkv, float(t.attrs["attn_scale"])
+    g_run = r["runs"][run]
+    L = int(g_run.attrs["budget"])
+    prm = json.loads(g_run.attrs["params"])
+    assert g_run.attrs["dense_layers"] == 0, "run the policy on every layer (--dense-layers 0)"
+    worst, ties, steps = 0.0, 0, 0
+    for li, layer in enumerate(g_run.attrs["layers"]):
+        lay = t["layer_%03d" % layer]
+        q, k, v = (lay[x][:].astype(np.float64) for x in ("q", "k", "v"))
+        sel = g_run["selection"]["layer_%03d" % layer][:].astype(bool)
+        T = sel.shape[0]
+        q, k, v = q[:P0 + T], k[:P0 + T], v[:P0 + T]
+
+        def engine(ti, g):
+            return set(np.nonzero(sel[ti, g * G])[0].tolist())
+
+        sets, n_ties = POLICIES[policy](q, k, v, P0, L, G, scale, prm, engine)
+        ties += n_ties
+        rec_h = g_run["recall_head"][:, li, :]
+        for ti in range(T):
+            pos = P0 + ti
+            for h in range(H):
+                S = sets[ti, h // G, :pos + 1]
+                if not (S == sel[ti, h, :pos + 1]).all():
+                    raise Mismatch("%s layer %d step %d head %d: attended sets differ at %s"
+                                   % (run, layer, pos, h,
+                                      np.nonzero(S != sel[ti, h, :pos + 1])[0].tolist()))
+                p = softmax(scale * k[:pos + 1, h // G] @ q[pos, h])
+                worst = max(worst, abs(p[S].sum() - rec_h[ti, h]) / 1e-5)
+            steps += 1
+    assert worst <= 1, (run, worst)
+    print("ok   %s: attended sets of %d steps x %d layers equal the float64 reference's "
+          "(%d near ties taken from the engine); recall within %.2f of 1e-5"
+          % (run, T, len(g_run.attrs["layers"]), ties, worst))
+
+
+if __name__ == "__main__":
+    try:
+        main(*sys.argv[1:5])
+    except Mismatch as e:
+        print("FAIL", e)
+        sys.exit(1)
