@@ -19,4 +19,6 @@ check() {
   done
 }
 check tova 48,120
+check snapkv 48,120
+check snapkv 64 --param snapkv.pool=avg --param snapkv.interval=5 --param snapkv.window=8 --param snapkv.kernel=3
 exit $fail

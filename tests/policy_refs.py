@@ -31,6 +31,8 @@ def keep_top(cand, score, k, engine_keep, tol, older_first):
     (older_first: the lower one goes) unless older_first is False. engine_keep: the set the
     engine kept among cand. Returns (kept positions as a set, 1 if a near tie was taken)."""
     cand = np.asarray(cand)
+    if engine_keep is not None:
+        engine_keep = engine_keep & set(cand.tolist())
     score = np.asarray(score, dtype=np.float64)
     k = max(0, min(k, len(cand)))
     # sort best first: score descending, then position (descending when the older goes)
@@ -82,7 +84,41 @@ def tova(q, k, v, P0, L, G, scale, prm, engine):
     return sets, ties
 
 
-POLICIES = {"tova": tova}
+def snapkv(q, k, v, P0, L, G, scale, prm, engine):
+    T, Hkv = q.shape[0] - P0, k.shape[1]
+    C = min(int(prm["interval"]), max(1, L // 4))
+    W = min(int(prm["window"]), max(1, (L - C) // 2)) if L - C >= 1 else 0
+    K, avg = int(prm["kernel"]), prm["pool"] == "avg"
+    sets = np.zeros((T, Hkv, q.shape[0]), dtype=bool)
+    ties = 0
+    for g in range(Hkv):
+        res = list(range(P0))
+        for ti in range(T):
+            t = P0 + ti
+            if len(res) >= L:
+                keep = L - C
+                w_n = min(W, keep)
+                m = len(res) - w_n
+                votes = np.zeros(m)
+                for w in range(w_n):
+                    qp = res[m + w]
+                    keys = res[:m + w + 1]
+                    for h in range(g * G, (g + 1) * G):
+                        votes += softmax(scale * k[keys, g] @ q[qp, h])[:m]
+                r = K // 2
+                pad = np.concatenate([np.full(r, 0.0 if avg else -np.inf), votes,
+                                      np.full(r, 0.0 if avg else -np.inf)])
+                win = np.lib.stride_tricks.sliding_window_view(pad, K)
+                pooled = win.sum(axis=1) / K if avg else win.max(axis=1)
+                kept, tie = keep_top(res[:m], pooled, keep - w_n, engine(ti, g), 1e-9, False)
+                ties += tie
+                res = sorted(kept) + res[m:]
+            res.append(t)
+            sets[ti, g, res] = True
+    return sets, ties
+
+
+POLICIES = {"tova": tova, "snapkv": snapkv}
 
 
 def main(trace, results, run, policy):
