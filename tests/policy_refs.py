@@ -118,7 +118,50 @@ def snapkv(q, k, v, P0, L, G, scale, prm, engine):
     return sets, ties
 
 
-POLICIES = {"tova": tova, "snapkv": snapkv}
+def rkv(q, k, v, P0, L, G, scale, prm, engine):
+    T, Hkv = q.shape[0] - P0, k.shape[1]
+    C = min(int(prm["interval"]), max(1, L // 2))
+    W = min(int(prm["window"]), max(1, (L - C) // 2)) if L - C >= 1 else 0
+    K, lam, thr = int(prm["kernel"]), float(prm["lambda"]), float(prm["threshold"])
+    sets = np.zeros((T, Hkv, q.shape[0]), dtype=bool)
+    ties = 0
+    for g in range(Hkv):
+        res = list(range(P0))
+        for ti in range(T):
+            t = P0 + ti
+            if len(res) >= L:
+                keep = L - C
+                w_n = min(W, keep)
+                n = len(res)
+                m = n - w_n
+                cand = res[:m]
+                imp = np.zeros(m)
+                for w in range(w_n):
+                    qp = res[m + w]
+                    lg = (scale * (q[qp, g * G:(g + 1) * G] @ k[cand, g].T)).max(axis=0)
+                    imp += softmax(lg) / w_n
+                r = K // 2
+                pad = np.concatenate([np.full(r, -np.inf), imp, np.full(r, -np.inf)])
+                pooled = np.lib.stride_tricks.sliding_window_view(pad, K).max(axis=1)
+                if w_n == 0:
+                    pooled = np.zeros(m)
+                kk = k[res, g]
+                kn = kk / (np.linalg.norm(kk, axis=1, keepdims=True) + 1e-8)
+                sim = kn @ kn.T
+                np.fill_diagonal(sim, 0.0)
+                idx = np.where(sim > thr, np.arange(n)[None, :], 0)
+                sim[np.arange(n), idx.max(axis=1)] = 0
+                red = softmax(sim.mean(axis=0))
+                score = lam * pooled - (1 - lam) * red[:m]
+                kept, tie = keep_top(cand, score, keep - w_n, engine(ti, g), 1e-9, False)
+                ties += tie
+                res = sorted(kept) + res[m:]
+            res.append(t)
+            sets[ti, g, res] = True
+    return sets, ties
+
+
+POLICIES = {"tova": tova, "snapkv": snapkv, "rkv": rkv}
 
 
 def main(trace, results, run, policy):
