@@ -23,4 +23,6 @@ check snapkv 48,120
 check snapkv 64 --param snapkv.pool=avg --param snapkv.interval=5 --param snapkv.window=8 --param snapkv.kernel=3
 check rkv 48,120
 check rkv 80 --param rkv.interval=7 --param rkv.window=4 --param rkv.lambda=0.5 --param rkv.threshold=0.2
+check lazyeviction 48,120
+check lazyeviction 64 --param lazyeviction.window=5 --param lazyeviction.alpha=2.5
 exit $fail

@@ -161,7 +161,45 @@ def rkv(q, k, v, P0, L, G, scale, prm, engine):
     return sets, ties
 
 
-POLICIES = {"tova": tova, "snapkv": snapkv, "rkv": rkv}
+def lazyeviction(q, k, v, P0, L, G, scale, prm, engine):
+    T, Hkv = q.shape[0] - P0, k.shape[1]
+    W = min(int(prm["window"]), max(1, L // 4))
+    alpha = float(prm["alpha"])
+    sets = np.zeros((T, Hkv, q.shape[0]), dtype=bool)
+    ties = 0
+    for g in range(Hkv):
+        res = list(range(P0))
+        last = {p: p for p in res}
+        mri = {p: 0 for p in res}
+
+        def recur(t, S):
+            pm = np.max([softmax(scale * k[S, g] @ q[t, h]) for h in range(g * G, (g + 1) * G)],
+                        axis=0)
+            for p, x in zip(S, pm):
+                if x * len(S) > alpha:
+                    mri[p] = max(mri[p], t - last[p])
+                    last[p] = t
+        for i in range(P0):  # the prompt is observed too, causally
+            recur(i, list(range(i + 1)))
+        for ti in range(T):
+            t = P0 + ti
+            if len(res) >= L:
+                keep = max(0, L - W)
+                prot = min(W, keep)
+                m = len(res) - prot
+                cand = res[:m]
+                score = [-(t - last[p]) / (mri[p] + 1) for p in cand]
+                kept, tie = keep_top(cand, score, keep - prot, engine(ti, g), 1e-12, True)
+                ties += tie
+                res = sorted(kept) + res[m:]
+            res.append(t)
+            last[t], mri[t] = t, 0
+            sets[ti, g, res] = True
+            recur(t, res)
+    return sets, ties
+
+
+POLICIES = {"tova": tova, "snapkv": snapkv, "rkv": rkv, "lazyeviction": lazyeviction}
 
 
 def main(trace, results, run, policy):
