@@ -104,9 +104,13 @@ enum {
                                      layers), not a choice for users: `raasbench policies`
                                      and its --names leave it out, policy_find_choice
                                      refuses it */
+    POLICY_LAYER_BUDGET = 1u << 6, /* the budget bounds the layer, not each KV head: resident
+                                      tokens summed over the KV heads stay <= L * n_kv_heads,
+                                      and one head may hold more than L (Ada-KV) */
 };
 /* Without POLICY_KEEPS_ALL or POLICY_PINS_PROMPT, a policy holds at most L tokens per KV
- * head after every append (tests/test_policy_contract.c checks every registered policy). */
+ * head after every append (with POLICY_LAYER_BUDGET: L * n_kv_heads summed over the heads;
+ * tests/test_policy_contract.c checks every registered policy). */
 
 typedef struct policy_ops {
     const char *name;    /* required: lower-case, unique */

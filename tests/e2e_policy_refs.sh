@@ -25,4 +25,6 @@ check rkv 48,120
 check rkv 80 --param rkv.interval=7 --param rkv.window=4 --param rkv.lambda=0.5 --param rkv.threshold=0.2
 check lazyeviction 48,120
 check lazyeviction 64 --param lazyeviction.window=5 --param lazyeviction.alpha=2.5
+check adakv 48,120
+check adakv 64 --param adakv.recent=0.25 --param adakv.safeguard=0.6
 exit $fail

@@ -199,7 +199,54 @@ def lazyeviction(q, k, v, P0, L, G, scale, prm, engine):
     return sets, ties
 
 
-POLICIES = {"tova": tova, "snapkv": snapkv, "rkv": rkv, "lazyeviction": lazyeviction}
+def adakv(q, k, v, P0, L, G, scale, prm, engine):
+    """One layer-wide pool: the loop runs over the KV heads together."""
+    T, Hkv = q.shape[0] - P0, k.shape[1]
+    R = int(np.floor(L * float(prm["recent"])))
+    floor_n = int(np.ceil(L * float(prm["safeguard"]) - 1e-9))
+    B = L * Hkv
+    sets = np.zeros((T, Hkv, q.shape[0]), dtype=bool)
+    ties = 0
+    score = [dict() for _ in range(Hkv)]
+    for g in range(Hkv):  # H2O's initial scores: causal column mass, summed over the group
+        for j in range(P0):
+            score[g][j] = 0.0
+        for i in range(P0):
+            for h in range(g * G, (g + 1) * G):
+                p = softmax(scale * k[:i + 1, g] @ q[i, h])
+                for j in range(i + 1):
+                    score[g][j] += p[j]
+    for ti in range(T):
+        t = P0 + ti
+        eng = [engine(ti, g) for g in range(Hkv)]
+        while sum(len(sc) for sc in score) + Hkv > B:
+            cand = [(sc[p], p, g) for g, sc in enumerate(score) if len(sc) + 1 > floor_n
+                    for p in sc if p <= t - R]
+            mine = min(cand)
+            gone = [c for c in cand if c[1] not in eng[c[2]]]
+            if (mine[1] not in eng[mine[2]]):
+                pick = mine
+            else:
+                near = [c for c in gone if c[0] <= mine[0] + 1e-4 * abs(mine[0]) + 1e-12]
+                if not near:
+                    raise Mismatch("step %d: evicts head %d position %d (score %.9g), the engine "
+                                   "kept it" % (t, mine[2], mine[1], mine[0]))
+                pick = min(near)
+                ties += 1
+            del score[pick[2]][pick[1]]
+        for g in range(Hkv):
+            score[g][t] = 0.0
+            S = sorted(score[g])
+            sets[ti, g, S] = True
+            for h in range(g * G, (g + 1) * G):
+                p = softmax(scale * k[S, g] @ q[t, h])
+                for j, x in zip(S, p):
+                    score[g][j] += x
+    return sets, ties
+
+
+POLICIES = {"tova": tova, "snapkv": snapkv, "rkv": rkv, "lazyeviction": lazyeviction,
+            "adakv": adakv}
 
 
 def main(trace, results, run, policy):
