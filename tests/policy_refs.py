@@ -283,7 +283,7 @@ def main(trace, results, run, policy):
                 worst = max(worst, abs(p[S].sum() - rec_h[ti, h]) / 1e-5)
             steps += 1
     assert worst <= 1, (run, worst)
-    print("ok   %s: attended sets of %d steps x %d layers equal the float64 reference's "
+    print("# %s: attended sets of %d steps x %d layers equal the float64 reference's "
           "(%d near ties taken from the engine); recall within %.2f of 1e-5"
           % (run, T, len(g_run.attrs["layers"]), ties, worst))
 
