@@ -61,6 +61,10 @@ typedef struct policy_config {
     float attn_scale;
     uint64_t seed;             /* run seed; mix in `layer` for per-layer streams */
     const policy_params *params; /* resolved, defaults filled in */
+    /* [max_tokens] 1 where the token at that position is a separator (punctuation or a
+     * newline, SepLLM), from the trace's tokens and the model's vocabulary; NULL when the
+     * caller does not know (a trace without tokens). Only policies/sepllm.c reads it. */
+    const uint8_t *separator;
     kv_pool **pools;           /* [n_kv_heads], owned by the engine, empty at create */
 } policy_config;
 

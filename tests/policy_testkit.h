@@ -64,6 +64,7 @@ typedef struct tk_cfg {
     int layer;
     int elem_bytes; /* 0: 2 */
     int expect_broken; /* record broken rules in tk.violated without failing the test */
+    const uint8_t *separator; /* [n_tokens] passed as policy_config.separator, or NULL */
 } tk_cfg;
 
 typedef struct tk {
@@ -146,7 +147,8 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
     t->cfg = (policy_config){.layer = c->layer, .n_q_heads = c->n_q, .n_kv_heads = c->n_kv,
                              .head_dim = c->d, .budget = c->budget, .page_size = c->page_size,
                              .max_tokens = c->n_tokens, .attn_scale = 1.0f / sqrtf((float)c->d),
-                             .seed = c->seed, .params = &t->prm, .pools = t->pools};
+                             .seed = c->seed, .params = &t->prm, .pools = t->pools,
+                             .separator = c->separator};
     st = t->ops->create(&t->cfg, &t->st, e);
     if (st) {
         for (int g = 0; g < c->n_kv; g++) kv_pool_destroy(t->pools[g]);
