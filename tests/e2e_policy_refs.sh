@@ -27,4 +27,13 @@ check lazyeviction 48,120
 check lazyeviction 64 --param lazyeviction.window=5 --param lazyeviction.alpha=2.5
 check adakv 48,120
 check adakv 64 --param adakv.recent=0.25 --param adakv.safeguard=0.6
+# Parameters the policies refuse at create: exit 2, `raasbench: <what>: <why>`, no file left.
+for bad in snapkv.kernel=4 rkv.kernel=6; do
+  pol=${bad%%.*}
+  out=$("$RB" replay "$dir/t.h5" --policies "$pol" --budgets 64 --param "$bad" --dense-layers 0 --quiet \
+        --out "$dir/bad.h5" 2>&1 >/dev/null); rc=$?
+  if [ $rc = 2 ] && grep -q "^raasbench: ${bad%%=*}: must be odd" <<<"$out" && ! ls "$dir"/bad.h5* >/dev/null 2>&1
+  then echo "# refused: --param $bad ($out)"
+  else echo "FAIL --param $bad: rc=$rc '$out'"; fail=1; fi
+done
 exit $fail
