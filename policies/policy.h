@@ -61,6 +61,10 @@ typedef struct policy_config {
     float attn_scale;
     uint64_t seed;             /* run seed; mix in `layer` for per-layer streams */
     const policy_params *params; /* resolved, defaults filled in */
+    /* [max_tokens] 1 where the token at that position is a separator (punctuation or a
+     * newline, SepLLM), from the trace's tokens and the model's vocabulary; NULL when the
+     * caller does not know (a trace without tokens). Only policies/sepllm.c reads it. */
+    const uint8_t *separator;
     kv_pool **pools;           /* [n_kv_heads], owned by the engine, empty at create */
 } policy_config;
 
@@ -104,9 +108,13 @@ enum {
                                      layers), not a choice for users: `raasbench policies`
                                      and its --names leave it out, policy_find_choice
                                      refuses it */
+    POLICY_LAYER_BUDGET = 1u << 6, /* the budget bounds the layer, not each KV head: resident
+                                      tokens summed over the KV heads stay <= L * n_kv_heads,
+                                      and one head may hold more than L (Ada-KV) */
 };
 /* Without POLICY_KEEPS_ALL or POLICY_PINS_PROMPT, a policy holds at most L tokens per KV
- * head after every append (tests/test_policy_contract.c checks every registered policy). */
+ * head after every append (with POLICY_LAYER_BUDGET: L * n_kv_heads summed over the heads;
+ * tests/test_policy_contract.c checks every registered policy). */
 
 typedef struct policy_ops {
     const char *name;    /* required: lower-case, unique */

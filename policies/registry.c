@@ -9,11 +9,14 @@
 #include "policy.h"
 
 extern const policy_ops policy_dense, policy_streamingllm, policy_h2o, policy_quest,
-    policy_raas, policy_oracle, policy_random, policy_window;
+    policy_raas, policy_oracle, policy_random, policy_window, policy_tova, policy_snapkv,
+    policy_rkv, policy_lazyeviction, policy_adakv;
 
 static const policy_ops *const registered[] = {
     &policy_dense, &policy_streamingllm, &policy_h2o, &policy_quest,
     &policy_raas,  &policy_oracle,       &policy_random, &policy_window,
+    &policy_tova,  &policy_snapkv,      &policy_rkv,    &policy_lazyeviction,
+    &policy_adakv,
 };
 #define N_REGISTERED ((int)(sizeof registered / sizeof registered[0]))
 

@@ -9,7 +9,8 @@
  * rather than trusting the policy: each attended position is distinct, <= t, held in the
  * pool (kv_pool_holds_row) with the token's true key and value, and the current one is
  * included; resident tokens stay within the budget (exactly all of them for
- * POLICY_KEEPS_ALL, the prompt on top for POLICY_PINS_PROMPT); pool bytes are the pages
+ * POLICY_KEEPS_ALL, the prompt on top for POLICY_PINS_PROMPT, summed over the KV heads for
+ * POLICY_LAYER_BUDGET); pool bytes are the pages
  * held times the page bytes; every prompt token is resident after prefill; destroy gives
  * back every page. A broken rule is recorded in tk.violated (TK_INV_*) and fails the test,
  * unless tk_cfg.expect_broken is set (a test of these checks themselves). */
@@ -63,6 +64,7 @@ typedef struct tk_cfg {
     int layer;
     int elem_bytes; /* 0: 2 */
     int expect_broken; /* record broken rules in tk.violated without failing the test */
+    const uint8_t *separator; /* [n_tokens] passed as policy_config.separator, or NULL */
 } tk_cfg;
 
 typedef struct tk {
@@ -145,7 +147,8 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
     t->cfg = (policy_config){.layer = c->layer, .n_q_heads = c->n_q, .n_kv_heads = c->n_kv,
                              .head_dim = c->d, .budget = c->budget, .page_size = c->page_size,
                              .max_tokens = c->n_tokens, .attn_scale = 1.0f / sqrtf((float)c->d),
-                             .seed = c->seed, .params = &t->prm, .pools = t->pools};
+                             .seed = c->seed, .params = &t->prm, .pools = t->pools,
+                             .separator = c->separator};
     st = t->ops->create(&t->cfg, &t->st, e);
     if (st) {
         for (int g = 0; g < c->n_kv; g++) kv_pool_destroy(t->pools[g]);
@@ -210,7 +213,8 @@ static inline void tk_check_pools(tk *t, int pos) {
             TK_RULE(t, TK_INV_BUDGET, held == pos + 1,
                     "%s step %d KV head %d: keeps everything, yet holds %d tokens", nm, pos, g,
                     held);
-        else if (pos >= t->c.n_prefill) /* a long prompt is evicted from the first append */
+        else if (pos >= t->c.n_prefill && !(t->ops->flags & POLICY_LAYER_BUDGET))
+            /* a long prompt is evicted from the first append */
             TK_RULE(t, TK_INV_BUDGET, held <= tk_resident_bound(t),
                     "%s step %d KV head %d: %d tokens resident, budget L=%d allows %d", nm, pos,
                     g, held, t->c.budget, tk_resident_bound(t));
@@ -222,6 +226,13 @@ static inline void tk_check_pools(tk *t, int pos) {
                 (long long)kv_pool_resident_bytes(pl), pages, P * d * 2 * t->c.elem_bytes);
         TK_RULE(t, TK_INV_BYTES, (int64_t)pages * P >= held,
                 "%s step %d KV head %d: %d pages hold %d tokens", nm, pos, g, pages, held);
+    }
+    if ((t->ops->flags & POLICY_LAYER_BUDGET) && pos >= t->c.n_prefill) {
+        int held = 0;
+        for (int g = 0; g < t->c.n_kv; g++) held += kv_pool_tokens_held(t->pools[g]);
+        TK_RULE(t, TK_INV_BUDGET, held <= t->c.budget * t->c.n_kv,
+                "%s step %d: %d tokens resident over the layer, budget L=%d x %d KV heads", nm,
+                pos, held, t->c.budget, t->c.n_kv);
     }
     TK_RULE(t, TK_INV_BYTES, !t->ops->meta_bytes || t->ops->meta_bytes(t->st) >= 0,
             "%s step %d: meta_bytes %lld", nm, pos, (long long)t->ops->meta_bytes(t->st));
