@@ -9,7 +9,8 @@
 # Environment: RB (raasbench binary, default build/raasbench), MODEL (default
 # models/gemma-3-270m-q4_k_m.gguf), THREADS (default: all cores), N_CAL (100), N_SWEEP (100),
 # N_GSM8K (200), N_LENGTH (16 per chain length), N_LONG (8), BUDGETS ("32,64,128"), CHAIN
-# (chain knobs for the sweep and length stages; default: raasbench tasks' defaults).
+# (chain knobs for the sweep and length stages; default: raasbench tasks' defaults),
+# EXTRA_POLICIES (more policies for the sweep stage, e.g. tova,snapkv,rkv,lazyeviction,adakv).
 #
 #   calibrate  dense accuracy on N_CAL chains: the defaults and two harder settings (cal_*.h5)
 #   sweep      N_SWEEP chains: dense, streamingllm, h2o, quest, raas (budget total and
@@ -60,7 +61,7 @@ for stage in $stages; do
   sweep)
     chains "$out/sweep.jsonl" 21 "$N_SWEEP" ${CHAIN[@]+"${CHAIN[@]}"}
     ev sweep "$out/sweep.jsonl" --max-tokens 64 --budgets "$BUDGETS" \
-      --policies dense,streamingllm,h2o,quest,raas,decode=raas:budget=decode,unpinned=raas:pin_prefill=0 ;;
+      --policies dense,streamingllm,h2o,quest,raas,decode=raas:budget=decode,unpinned=raas:pin_prefill=0${EXTRA_POLICIES:+,$EXTRA_POLICIES} ;;
   gsm8k)
     ev gsm8k datasets/gsm8k/test.jsonl --template datasets/gsm8k/fewshot.txt --stop Question: --policies dense \
       --limit "$N_GSM8K" --max-tokens 256 ;;
