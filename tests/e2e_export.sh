@@ -152,7 +152,7 @@ expect_err() {  # expect_err PATTERN ARGS...: exit 2, message on stderr, nothing
 }
 echo "not hdf5" > "$D/text.txt"
 expect_err "not an HDF5" "$D/text.txt" --table summary
-expect_err "cannot open" "$D/missing.h5" --table summary
+expect_err "no such file" "$D/missing.h5" --table summary
 python3 -c "import h5py; f=h5py.File('$D/other.h5','w'); f.attrs['format']='raasbench-trace'; f.attrs['format_version']=1"
 expect_err "not a raasbench results" "$D/other.h5" --table steps
 expect_err "no such run" "$D/res.h5" --table steps --run nope
