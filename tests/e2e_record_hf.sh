@@ -14,7 +14,8 @@ python3 -c "import torch, transformers" 2>/dev/null ||
   { echo "torch or transformers not installed (tools/install-python-ml.sh installs them)"; exit 77; }
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-export TRANSFORMERS_VERBOSITY=error HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# one thread: OpenMP's spinning workers slow a shared 2-core machine tenfold
+export TRANSFORMERS_VERBOSITY=error HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
 python3 tests/make_tiny_hf.py "$dir" llama qwen2 gemma3 >/dev/null 2>&1 || fail "make_tiny_hf.py"
 P=2,5,17,33,9,100,4,8,12,200,7,3   # 12 prompt tokens; 24 more pass Gemma 3's window of 8
 rec() { python3 traces/record_hf.py --prompt-tokens $P --max-new-tokens 24 --ignore-eos "$@" 2>"$dir/err" ||

@@ -43,7 +43,7 @@ def field(r, key, default=None):
     f = r.fields.get(key)
     if f is None:
         if default is None:
-            die(r.path if hasattr(r, "path") else "gguf", f"missing metadata {key}")
+            die(str(getattr(r, "path", "gguf")), f"missing metadata {key}")
         return default
     v = f.contents()
     return v
@@ -63,7 +63,10 @@ def dequant(t):
 
 def convert(path, out):
     import gguf
-    r = gguf.GGUFReader(path)
+    try:
+        r = gguf.GGUFReader(path)
+    except Exception as ex:  # the reader raises ValueError, struct or numpy errors alike
+        die(path, f"not a GGUF file ({type(ex).__name__}: {ex})")
     arch = field(r, "general.architecture")
     if arch != "gemma3":
         die(path, f"architecture '{arch}': this converter handles gemma3 only")
