@@ -12,8 +12,9 @@ python3 -c "import h5py, numpy" 2>/dev/null || { echo "h5py or numpy missing"; e
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 make -s BUILD="$BUILD" lib >"$dir/make.log" 2>&1 || { cat "$dir/make.log"; fail "make lib"; }
+cp -r python "$dir/src"   # setuptools writes build/ and egg-info/ into the tree it installs
 python3 -m pip install -q --disable-pip-version-check --no-deps \
-  --target "$dir/site" python/ >"$dir/pip.log" 2>&1 || { cat "$dir/pip.log"; fail "pip install python/"; }
+  --target "$dir/site" "$dir/src" >"$dir/pip.log" 2>&1 || { cat "$dir/pip.log"; fail "pip install python/"; }
 "$RB" synth --out "$dir/t.h5" --layers 2 --decode 300 --prefill 64 --quiet || fail "synth"
 "$RB" replay "$dir/t.h5" --policies dense,streamingllm,raas --budgets 32,64 --out "$dir/cli.h5" --quiet --threads 1 ||
   fail "cli replay"
