@@ -6,7 +6,8 @@
 # transformers computed in the same run (/check, --store-outputs) within 1e-5 relative
 # (float32 traces) and 5e-3 (Gemma 3, float16 trace); `raasbench replay --policies dense` reads it with
 # recall 1; the greedy tokens equal transformers' own generate(); a seeded sampled run
-# repeats itself; chunked streaming (--chunk 5) writes the same data as one flush; bad
+# repeats itself; chunked streaming (--chunk 5) writes the same data as one flush; --tasks
+# writes one trace per task with the tokenizer's ids and the decoded /text; bad
 # arguments exit 2 with no file. Skips (77) without torch or transformers.
 set -u
 RB=${RAASBENCH:-build/raasbench}
@@ -74,6 +75,27 @@ for l in range(4):
     for t in "qkv":
         assert np.array_equal(f1[f"layer_{l:03d}/{t}"][:], f2[f"layer_{l:03d}/{t}"][:]), (l, t)
 print("# seeded sampling repeats; --chunk 5 writes the same bytes as one flush")
+PY
+# tasks: a prompt line and a question line through a template, one trace each, tokens from
+# the model's tokenizer and the text decoded
+printf '%s\n' '{"id": "a", "prompt": "Q: What is 2 + 3? A:"}' '{"question": "What is 3 + 2?"}' \
+  '{"prompt": "never read (--limit 2)"}' >"$dir/tasks.jsonl"
+printf 'Q: {question} A:' >"$dir/tmpl.txt"
+python3 traces/record_hf.py --model "$dir/llama" --tasks "$dir/tasks.jsonl" --limit 2 --template "$dir/tmpl.txt" \
+  --max-new-tokens 4 --ignore-eos --out "$dir/task.h5" 2>"$dir/err" || { cat "$dir/err"; fail "--tasks"; }
+python3 - "$dir" <<'PY' || fail "task traces"
+import os, sys, h5py, transformers as T
+d = sys.argv[1]
+tok = T.AutoTokenizer.from_pretrained(f"{d}/llama")
+assert sorted(x for x in os.listdir(d) if x.startswith("task-")) == ["task-2.h5", "task-a.h5"], os.listdir(d)
+for name, prompt in (("a", "Q: What is 2 + 3? A:"), ("2", "Q: What is 3 + 2? A:")):
+    with h5py.File(f"{d}/task-{name}.h5") as f:
+        ids = tok(prompt)["input_ids"]
+        P = int(f.attrs["n_prefill"])
+        assert P == len(ids) and f["tokens"][:P].tolist() == ids and int(f.attrs["n_tokens"]) == P + 4
+        text = f["text"][()].decode()
+        assert text.startswith(prompt), (text, prompt)
+print("# --tasks: one trace per task, tokens from the tokenizer, /text decoded")
 PY
 # bad input: exit 2, a raasbench-style message, no file
 for args in "--max-new-tokens 0" "--max-new-tokens 4 --temperature -1" "--max-new-tokens 4 --prompt-tokens x,y"; do
