@@ -174,6 +174,9 @@ class Capture:
     writer = None
     scales = {}
     softcaps = {}
+    steppers = {}    # layer -> raasbench.Stepper: the policy decides this layer's cache
+    selections = {}  # layer -> [per decode step: uint8 mask [Hq, max_tokens]] (--store-outputs)
+    pos = 0          # position of the first token of the current forward
 
 
 def make_recording_attention(base_name):
@@ -183,8 +186,12 @@ def make_recording_attention(base_name):
     def recording_attention(module, query, key, value, attention_mask, **kwargs):
         # "eager" is not in the shared table: each model file has its own (Gemma 2's caps
         # the logits there), found next to the attention module's class
-        base = shared or sys.modules[type(module).__module__].eager_attention_forward
-        out, weights = base(module, query, key, value, attention_mask, **kwargs)
+        st = Capture.steppers.get(module.layer_idx)
+        if st is not None:
+            out, weights = policy_attention(st, module.layer_idx, query, key, value), None
+        else:
+            base = shared or sys.modules[type(module).__module__].eager_attention_forward
+            out, weights = base(module, query, key, value, attention_mask, **kwargs)
         w = Capture.writer
         if w is not None:
             if query.shape[0] != 1:
@@ -204,6 +211,47 @@ def make_recording_attention(base_name):
         return out, weights
 
     return recording_attention
+
+
+def policy_attention(st, layer, query, key, value):
+    """The attention of a policy layer, computed by raasbench's stepper over what the policy
+    keeps resident: the prompt densely, then each decode token over the policy's selection.
+    The layer's transformers cache stores nothing (NoStoreLayer): the stepper's pools are
+    its cache. Returns [1, n, Hq, d] like transformers' attention functions."""
+    import torch
+    n = query.shape[2]
+    q = query[0].transpose(0, 1).float().cpu().numpy()
+    k = key[0, :, -n:].transpose(0, 1).float().cpu().numpy()
+    v = value[0, :, -n:].transpose(0, 1).float().cpu().numpy()
+    if n > 1 or Capture.pos == 0:
+        o = st.prefill(q, k, v)
+    else:
+        o = st.step(Capture.pos, q[0], k[0], v[0])[None]
+        if layer in Capture.selections:
+            import numpy as np
+            m = np.zeros((st.hq, st.cfg.max_tokens), np.uint8)
+            for h, ps in enumerate(st.selection()):
+                m[h, ps] = 1
+            Capture.selections[layer].append(m)
+    return torch.from_numpy(o).to(device=query.device, dtype=query.dtype)[None]
+
+
+def no_store_layer():
+    """A transformers cache layer that keeps nothing, for layers whose cache a raasbench
+    stepper holds: update() hands back this call's k, v; the length still counts."""
+    from transformers.cache_utils import DynamicLayer
+
+    class NoStoreLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            self.n_seen = getattr(self, "n_seen", 0) + key_states.shape[-2]
+            return key_states, value_states
+
+        def get_seq_length(self, *args, **kwargs):
+            return getattr(self, "n_seen", 0)
+
+    return NoStoreLayer()
 
 
 def load_model(args):
@@ -270,8 +318,14 @@ def record_one(model, tok, ids, args, out_path):
         from transformers import DynamicCache
         with torch.inference_mode():
             cache = DynamicCache(config=model.config)
+            steppers = make_steppers(model, args, len(ids) + args.max_new_tokens, d, hq, hkv)
+            for layer in steppers:
+                cache.layers[layer] = no_store_layer()
+            Capture.steppers, Capture.pos = steppers, 0
+            Capture.selections = {l: [] for l in steppers} if args.store_outputs else {}
             x = torch.tensor([ids], device=args.device)
             logits = model(input_ids=x, cache=cache, use_cache=True).logits[0, -1]
+            Capture.pos = len(ids)
             w.end_step(len(ids))
             t_prefill = time.time() - t0
             for i in range(args.max_new_tokens):
@@ -288,6 +342,7 @@ def record_one(model, tok, ids, args, out_path):
                 # forward the new token so its own q, k, v are recorded (as decode --record)
                 logits = model(input_ids=torch.tensor([[nxt]], device=args.device), cache=cache,
                                use_cache=True).logits[0, -1]
+                Capture.pos += 1
                 w.end_step(1)
                 if nxt in eos:
                     break
@@ -304,6 +359,22 @@ def record_one(model, tok, ids, args, out_path):
             print("record_hf: warning: this model caps attention logits (softcap "
                   f"{w.f.attrs['attn_logit_softcap']}); the trace's dense reference does not",
                   file=sys.stderr)
+        if steppers:
+            w.f.attrs["policy"] = json.dumps({"policy": args.policy, "budget": args.budget,
+                                              "params": args.param, "page_size": args.page_size,
+                                              "dense_layers": args.dense_layers, "seed": args.policy_seed})
+            kvb = {l: st.kv_bytes() for l, st in steppers.items()}
+            hf_bytes = sum(t.numel() * t.element_size() for l in steppers
+                           for t in (cache.layers[l].keys, cache.layers[l].values) if t is not None)
+            w.f.attrs["policy_kv_bytes"] = json.dumps(kvb)
+            w.f.attrs["policy_hf_cache_bytes"] = np.int64(hf_bytes)
+            print(f"record_hf: policy {args.policy} L={args.budget} on layers {sorted(steppers)}: "
+                  f"resident K+V {sum(kvb.values())} bytes (fp16), transformers' cache for them "
+                  f"{hf_bytes} bytes", file=sys.stderr)
+            for l, masks in Capture.selections.items():
+                g = w.f.require_group("check").require_group(f"layer_{l:03d}")
+                g.create_dataset("selection", data=np.stack(masks)[:, :, :len(tokens)],
+                                 compression="gzip", compression_opts=1)
         text = tok.decode(tokens, skip_special_tokens=True) if tok is not None else None
         w.finish(tokens, text)
     except BaseException:
@@ -312,12 +383,42 @@ def record_one(model, tok, ids, args, out_path):
         raise
     finally:
         Capture.writer = None
+        for st in Capture.steppers.values():
+            st.close()
+        Capture.steppers, Capture.selections = {}, {}
     dt = time.time() - t0
     n_gen = len(tokens) - len(ids)
     print(f"record_hf: {out_path}: {len(ids)} prompt + {n_gen} generated tokens, "
           f"{n_layers} layers; prefill {t_prefill:.2f} s, decode {n_gen / max(dt - t_prefill, 1e-9):.1f} tokens/s",
           file=sys.stderr)
     return tokens
+
+
+def make_steppers(model, args, max_tokens, d, hq, hkv):
+    """raasbench steppers for the layers the policy acts on, as replay chooses them: global
+    layers (no sliding window) from --dense-layers on (the first ones stay dense)."""
+    if not args.policy:
+        return {}
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import raasbench
+    cfg = text_config(model)
+    types = getattr(cfg, "layer_types", None) or ["full_attention"] * cfg.num_hidden_layers
+    scale = None
+    for m in model.modules():
+        if hasattr(m, "scaling") and hasattr(m, "layer_idx"):
+            scale = float(m.scaling)
+            break
+    out = {}
+    for l in range(cfg.num_hidden_layers):
+        if l < args.dense_layers or types[l] != "full_attention":
+            continue
+        try:
+            out[l] = raasbench.Stepper(args.policy, args.budget, l, hq, hkv, d, max_tokens,
+                                       scale if scale else d ** -0.5, page_size=args.page_size,
+                                       seed=args.policy_seed, params=args.param)
+        except (raasbench.RaasbenchError, OSError) as ex:
+            die("--policy", str(ex).removeprefix("raasbench: "))
+    return out
 
 
 def read_tasks(path, limit, template):
@@ -367,6 +468,13 @@ def main(argv=None):
     ap.add_argument("--chunk", type=int, default=64, help="tokens buffered per flush")
     ap.add_argument("--model-name", help="model name written to the trace (default: directory name)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--policy", help="a raasbench policy decides the KV cache of the global "
+                    "layers from --dense-layers on (python/ over build/libraasbench.so)")
+    ap.add_argument("--budget", type=int, default=0, help="the policy's budget L, tokens per KV head")
+    ap.add_argument("--param", action="append", default=[], help="policy.key=value (repeatable)")
+    ap.add_argument("--dense-layers", type=int, default=2)
+    ap.add_argument("--page-size", type=int, default=16)
+    ap.add_argument("--policy-seed", type=int, default=1, help="as replay's --seed (default 1)")
     args = ap.parse_args(argv)
     if args.max_new_tokens < 1:
         die("--max-new-tokens", "must be >= 1")
@@ -376,6 +484,8 @@ def main(argv=None):
         die("--top-p", "must be in (0, 1]")
     if args.chunk < 1:
         die("--chunk", "must be >= 1")
+    if args.policy and args.budget < 1:
+        die("--budget", "required (>= 1) with --policy")
     if not os.path.isdir(args.model):
         die(args.model, "not a model directory")
     prompt_ids = None

@@ -144,3 +144,121 @@ def open_trace(path):
 
 def open_results(path):
     return Results(path)
+
+
+# ---- one layer's KV cache driven by a raasbench policy (harness/engine/stepper.h) ----
+
+POLICY_BUDGET_FREE = 1 << 2
+
+
+class _Err(ctypes.Structure):
+    _fields_ = [("status", ctypes.c_int), ("what", ctypes.c_char * 256), ("why", ctypes.c_char * 768)]
+
+
+class _PolicyConfig(ctypes.Structure):  # policy_config, policies/policy.h
+    _fields_ = [("layer", ctypes.c_int), ("n_q_heads", ctypes.c_int), ("n_kv_heads", ctypes.c_int),
+                ("head_dim", ctypes.c_int), ("budget", ctypes.c_int), ("page_size", ctypes.c_int),
+                ("max_tokens", ctypes.c_int), ("attn_scale", ctypes.c_float),
+                ("seed", ctypes.c_uint64), ("params", ctypes.c_void_p), ("pools", ctypes.c_void_p)]
+
+
+class _Selection(ctypes.Structure):  # policy_selection, policies/policy.h
+    _fields_ = [("n_q_heads", ctypes.c_int), ("group_size", ctypes.c_int), ("cap", ctypes.c_int),
+                ("shared_by_group", ctypes.c_int), ("n", ctypes.POINTER(ctypes.c_int)),
+                ("pos", ctypes.POINTER(ctypes.c_int32)), ("k", ctypes.c_void_p), ("v", ctypes.c_void_p)]
+
+
+def _stepper_api(lib):
+    if getattr(lib, "_stepper_ready", False):
+        return
+    P = ctypes.c_void_p
+    lib.policy_find_choice.restype = ctypes.POINTER(_PolicyOps)
+    lib.policy_find_choice.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Err)]
+    lib.policy_params_for.restype = ctypes.c_int
+    lib.policy_params_for.argtypes = [ctypes.POINTER(_PolicyOps), ctypes.POINTER(ctypes.c_char_p),
+                                      ctypes.c_int, P, ctypes.POINTER(_Err)]
+    lib.stepper_create.restype = ctypes.c_int
+    lib.stepper_create.argtypes = [ctypes.POINTER(_PolicyOps), ctypes.POINTER(_PolicyConfig), ctypes.c_int,
+                                   P, ctypes.POINTER(P), ctypes.POINTER(_Err)]
+    lib.stepper_destroy.argtypes = [P]
+    fp = ctypes.POINTER(ctypes.c_float)
+    lib.stepper_prefill.argtypes = [P, ctypes.c_int, fp, fp, fp, fp]
+    lib.stepper_step.argtypes = [P, ctypes.c_int, fp, fp, fp, fp, fp, ctypes.c_int, fp]
+    lib.stepper_selection.restype = ctypes.POINTER(_Selection)
+    lib.stepper_selection.argtypes = [P]
+    lib.stepper_kv_bytes.restype = ctypes.c_int64
+    lib.stepper_kv_bytes.argtypes = [P]
+    lib._stepper_ready = True
+
+
+class Stepper:
+    """One layer's KV cache under a raasbench policy: the C engine's own stepper (the piece
+    replay and live decode run every policy through). It owns the layer's pools, so what it
+    keeps resident is all the memory the layer's cache takes. Arrays are float32 numpy:
+    q [n, Hq, d], k and v [n, Hkv, d]; step() returns the attention output [Hq, d] over the
+    policy's selection. Parameters as in replay: seed 1, page size 16, elem_bytes 2."""
+
+    def __init__(self, policy, budget, layer, n_q_heads, n_kv_heads, head_dim, max_tokens,
+                 attn_scale, page_size=16, seed=1, params=(), elem_bytes=2):
+        import numpy as np
+        self._np = np
+        lib = self._lib = _load()
+        _stepper_api(lib)
+        err = _Err()
+        ops = lib.policy_find_choice(policy.encode(), ctypes.byref(err))
+        if not ops:
+            raise RaasbenchError(f"raasbench: {err.what.decode()}: {err.why.decode()}")
+        self._params = ctypes.create_string_buffer(4096)  # policy_params (~800 bytes)
+        kv = (ctypes.c_char_p * max(1, len(params)))(*[p.encode() for p in params])
+        if lib.policy_params_for(ops, kv, len(params), self._params, ctypes.byref(err)):
+            raise RaasbenchError(f"raasbench: {err.what.decode()}: {err.why.decode()}")
+        if ops.contents.flags & POLICY_BUDGET_FREE:
+            budget = max_tokens  # as cells_layer_policy does
+        self.cfg = _PolicyConfig(layer, n_q_heads, n_kv_heads, head_dim, budget, page_size,
+                                 max_tokens, attn_scale, seed, ctypes.cast(self._params, ctypes.c_void_p), None)
+        self._h = ctypes.c_void_p()
+        if lib.stepper_create(ops, ctypes.byref(self.cfg), elem_bytes, None, ctypes.byref(self._h),
+                              ctypes.byref(err)):
+            raise RaasbenchError(f"raasbench: {err.what.decode()}: {err.why.decode()}")
+        self.hq, self.hkv, self.d = n_q_heads, n_kv_heads, head_dim
+
+    def _f(self, x):
+        x = self._np.ascontiguousarray(x, dtype=self._np.float32)
+        return x, x.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+    def prefill(self, q, k, v):
+        (q, qp), (k, kp), (v, vp) = self._f(q), self._f(k), self._f(v)
+        out = self._np.empty((q.shape[0], self.hq, self.d), self._np.float32)
+        self._lib.stepper_prefill(self._h, q.shape[0], qp, kp, vp, self._f(out)[1])
+        return out
+
+    def step(self, pos, q, k, v):
+        (q, qp), (k, kp), (v, vp) = self._f(q), self._f(k), self._f(v)
+        out = self._np.empty((self.hq, self.d), self._np.float32)
+        self._lib.stepper_step(self._h, pos, qp, kp, vp, None, None, 0, self._f(out)[1])
+        return out
+
+    def selection(self):
+        """The positions each query head attended at the last step: list of int arrays."""
+        s = self._lib.stepper_selection(self._h).contents
+        out = []
+        for h in range(s.n_q_heads):
+            r = h - h % s.group_size if s.shared_by_group else h
+            n = s.n[r]
+            out.append(self._np.ctypeslib.as_array(s.pos, shape=(s.n_q_heads * s.cap,))[r * s.cap:r * s.cap + n].copy())
+        return out
+
+    def kv_bytes(self):
+        """Resident K+V bytes in the pools (at elem_bytes per element)."""
+        return int(self._lib.stepper_kv_bytes(self._h))
+
+    def close(self):
+        if self._h:
+            self._lib.stepper_destroy(self._h)
+            self._h = ctypes.c_void_p()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
