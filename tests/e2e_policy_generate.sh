@@ -5,7 +5,8 @@
 # same policy and budget on that trace, and the attended sets (--dump-selection) agree at
 # every step, layer and query head (tiny random Llama: raas and h2o on 3 global layers;
 # tiny Gemma 3: its one global layer). The transformers cache of the policy's layers holds
-# 0 bytes, the policy's pools at most L (+ the pinned prompt pages for raas) per KV head.
+# 0 bytes, the policy's pools at most L (+ the pinned prompt pages for raas) per KV head;
+# model.generate() inside raasbench.hf.policy(...) decodes the same tokens as that run.
 # Skips (77) without torch/transformers, and in a sanitizer build (a Python process cannot
 # load an ASan library).
 set -u
@@ -50,6 +51,24 @@ print(f"# {sys.argv[1].split('/')[-1][:-3]}: attended sets equal to replay's at 
 PY
 }
 run llama raas 32 1
+# the same policy inside model.generate() (raasbench.hf.policy): the tokens of the run whose
+# attended sets the C replay just reproduced, the policy layers' transformers cache empty
+PYTHONPATH=python python3 - "$dir" $P <<'PY' || fail "generate() under raasbench.hf.policy"
+import sys, h5py, torch, transformers as T
+from raasbench.hf import policy
+d, P = sys.argv[1], [int(x) for x in sys.argv[2].split(",")]
+m = T.AutoModelForCausalLM.from_pretrained(f"{d}/llama", dtype=torch.float32)
+kw = dict(max_new_tokens=60, do_sample=False, eos_token_id=None, pad_token_id=0)
+with policy(m, "raas", 32, max_tokens=80, dense_layers=1, page_size=8) as cache:
+    g = m.generate(torch.tensor([P]), cache=cache, **kw)[0].tolist()
+    assert all(cache.layers[l].keys.numel() == 0 for l in (1, 2, 3))
+    assert cache.layers[0].keys.shape[2] == 79 and max(cache.kv_bytes().values()) <= 4096, cache.kv_bytes()
+want = h5py.File(f"{d}/llama-raas.h5")["tokens"][:].tolist()
+assert g == want, (g, want)
+dense = m.generate(torch.tensor([P]), **kw)[0].tolist()
+assert dense != g, "raas at L=32 decoded the dense tokens"
+print("# model.generate() under raasbench.hf.policy('raas', 32): the replay-checked run's 60 tokens, policy layers' transformers cache empty")
+PY
 run llama h2o 32 1
 run gemma3 raas 32 2
 # a policy the C library does not know is refused with exit 2
