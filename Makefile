@@ -76,7 +76,7 @@ CC ?= cc
 HARNESS_DIRS := harness/io harness/engine harness/model harness/analysis harness/eval harness/cli
 INC_DIRS := base kernels policies $(HARNESS_DIRS)
 OPT ?= -O2
-CFLAGS := -std=c11 $(OPT) -g -march=$(ARCH) -Wall -Wextra -Werror -pthread \
+CFLAGS := -std=c11 $(OPT) -g -march=$(ARCH) -fPIC -Wall -Wextra -Werror -pthread \
           $(addprefix -I,$(INC_DIRS)) $(HDF5_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS) \
           -DRB_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS := $(HDF5_LIBS) $(BLAS_LIBS) $(CJSON_LIBS) -lpthread -lm
@@ -99,7 +99,7 @@ CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CUDA_LIBDIR := $(dir $(NVCC))../lib64
 CFLAGS += -DRB_HAVE_CUDA=1
 LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
-NVCCFLAGS := -O3 -std=c++17 -arch=sm_90 -Ibase -Ikernels -Xcompiler -Wall,-Werror
+NVCCFLAGS := -O3 -std=c++17 -arch=sm_90 -Ibase -Ikernels -Xcompiler -Wall,-Werror,-fPIC
 endif
 
 all: lib-check $(BUILD)/raasbench $(BENCH_BIN)
@@ -145,7 +145,7 @@ $(BUILD)/base/rb.o: base/rb.c $(COMMIT_STAMP) $(CONFIG_STAMP) | lib-check
 # Objects depend on the settings they were compiled with: switching CUDA, ARCH or SAN in one
 # build directory (`make CUDA=0` after `make`) rebuilds everything instead of linking objects
 # compiled for the other setting.
-CONFIG_STAMP := $(BUILD)/.config-cuda$(CUDA)-$(ARCH)-san$(subst $(comma),+,$(SAN))
+CONFIG_STAMP := $(BUILD)/.config-cuda$(CUDA)-$(ARCH)-san$(subst $(comma),+,$(SAN))-pic
 $(CONFIG_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.config-* && touch $@
 
@@ -164,6 +164,12 @@ $(BUILD)/libraasbench.a: $(LIB_OBJ) $(CUDA_OBJ)
 	@rm -f $@
 	@$(if $(Q),echo "  AR    $@")
 	$(Q)ar rcs $@ $^
+
+# The shared library python/ loads with ctypes: the same objects (all built -fPIC).
+lib: $(BUILD)/libraasbench.so
+$(BUILD)/libraasbench.so: $(LIB_OBJ) $(CUDA_OBJ)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) -shared $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 
 $(BUILD)/raasbench: $(BUILD)/harness/cli/main.o $(BUILD)/libraasbench.a
 	@$(if $(Q),echo "  LD    $@")
@@ -214,7 +220,7 @@ fuzz-ci: fuzz
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: build-tests all lib-check deps deps-check banner test model clean fuzz fuzz-ci fuzz-bins
+.PHONY: build-tests all lib lib-check deps deps-check banner test model clean fuzz fuzz-ci fuzz-bins
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/tests/%.o $(BUILD)/kernels/%.o
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -13,6 +13,7 @@ RB=${RAASBENCH:-build/raasbench}
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RB=$(realpath "$RB")
+export RB   # submit.sh and the jobs run this binary too, not build/raasbench
 SAME=$ROOT/tools/slurm/same_results.py
 for c in munged slurmctld slurmd sbatch squeue scancel sinfo; do
   command -v $c >/dev/null || { echo "$c not installed (tools/ci-slurm.sh installs slurm-wlm and munge)"; exit 77; }
