@@ -15,7 +15,7 @@ make -s BUILD="$BUILD" lib >"$dir/make.log" 2>&1 || { cat "$dir/make.log"; fail 
 cp -r python "$dir/src"   # setuptools writes build/ and egg-info/ into the tree it installs
 python3 -m pip install -q --disable-pip-version-check --no-deps \
   --target "$dir/site" "$dir/src" >"$dir/pip.log" 2>&1 || { cat "$dir/pip.log"; fail "pip install python/"; }
-"$RB" synth --out "$dir/t.h5" --layers 2 --decode 300 --prefill 64 --quiet || fail "synth"
+"$RB" synth --out "$dir/t.h5" --layers 4 --decode 300 --prefill 64 --quiet || fail "synth"
 "$RB" replay "$dir/t.h5" --policies dense,streamingllm,raas --budgets 32,64 --out "$dir/cli.h5" --quiet --threads 1 ||
   fail "cli replay"
 "$RB" policies --names >"$dir/names" || fail "policies --names"
@@ -38,6 +38,6 @@ try:
 except raasbench.RaasbenchError as e:
     assert "exited 2" in str(e), e
 with raasbench.open_trace(f"{d}/t.h5") as t:
-    assert int(t.attrs["n_layers"]) == 2
+    assert int(t.attrs["n_layers"]) == 4
 print(f"# python package: {len(names)} policies, 6 runs replayed equal to the CLI's, bit for bit")
 PY
