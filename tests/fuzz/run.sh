@@ -32,7 +32,7 @@ blame() {
         -timeout=20 "$2" 2>&1)
   grep -qE 'ERROR: |runtime error|out-of-memory|timeout after' <<<"$rep" || { echo none; return; }
   frame=$(grep -E '^ *#[0-9]+ 0x' <<<"$rep" | grep -vE \
-    'sanitizer|__asan|__lsan|__ubsan|__interceptor|fuzzer::|in (malloc|calloc|realloc|free|mem(cpy|move|set|cmp)|str[a-z]*|operator new)\b|libc\.so|ld-linux|__libc|_start\b' \
+    'sanitizer|__asan|__lsan|__ubsan|__interceptor|fuzzer::|in (malloc|calloc|realloc|free|mem(cpy|move|set|cmp)|str[a-z]*|operator new)\b|libc\.so|ld-linux|__libc|_start\b|in __(mem|str)[a-z_0-9]*|sysdeps/' \
     | head -1)
   if grep -q 'libhdf5' <<<"$frame"; then echo libhdf5; else echo raasbench; fi
 }

@@ -39,7 +39,7 @@ done < <(head -4 datasets/arith_prompts.txt; printf '%s\n' "Hello world" \
 # Results: a replay with two policies, per-head series and the selection dump; a live
 # decode's results (token_match, kl).
 "$RB" replay "$out/trace/synth16.h5" --policies dense,h2o --budgets 16 --per-head \
-    --dump-selection --out "$out/results/replay.h5" --quiet --threads 1
+    --dump-selection --dense-layers 1 --out "$out/results/replay.h5" --quiet --threads 1
 "$RB" decode --model "$T/g/tiny-gemma3.gguf" --prompt-tokens 1,272,87,280,273 --max-tokens 6 \
     --quiet --teacher-forced --policies streamingllm --budgets 8 --out "$out/results/decode.h5" >/dev/null
 cp "$out/trace/synth16.h5" "$out/results/"   # a trace: refused as results, a different path
