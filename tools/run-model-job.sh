@@ -31,6 +31,12 @@ sweep_policies=$(policy_names --except random | sed 's/[^,]*/"&"/g; s/,/, /g')
 # Teacher-forced decode: the sparse policies a system could run; dense is the reference every
 # cell is fed, and the oracle and the random floor frame accuracy only.
 tf_policies=$(policy_names --except dense,oracle,random)
+eval_policies="$(policy_names --except oracle,random),unpinned=raas:pin_prefill=0"
+if [ $quick = 1 ]; then   # a minute: the paper's practical policies only
+  sweep_policies='"dense", "streamingllm", "h2o", "quest", "raas", "oracle"'
+  tf_policies=streamingllm,h2o,quest,raas
+  eval_policies="dense,streamingllm,h2o,quest,raas,unpinned=raas:pin_prefill=0"
+fi
 if [ $quick = 1 ]; then n_prompts=1; n_tokens=96; tf_tokens=48; budgets="32, 64, 128"
   n_tasks=4; eval_budgets=64
 else n_prompts=4; n_tokens=384; tf_tokens=192; budgets="32, 64, 128, 256"
@@ -89,7 +95,7 @@ $RB tasks --kind chain --n $n_tasks --seed 1 --out $R/chains.jsonl
 rm -rf $R/gemma_eval.h5 $R/gemma_eval.h5.parts   # a fresh evaluation, not a resumed one
 # every practical policy, and raas with its prompt evictable (RQ3) as a labelled variant
 $RB eval --model $M --tasks $R/chains.jsonl \
-  --policies "$(policy_names --except oracle,random),unpinned=raas:pin_prefill=0" \
+  --policies "$eval_policies" \
   --budgets $eval_budgets --max-tokens 64 --threads $threads --out $R/gemma_eval.h5 --quiet
 $RB info $R/gemma_eval.h5 | tail -n +10
 $RB export $R/gemma_eval.h5 --table summary --out $F/gemma_eval_summary.tsv
