@@ -184,6 +184,22 @@ static void cell_file(const char *dir, const char *run_id, char *buf, size_t cap
  * full disk under another tool) is removed, so that its cell is run again. */
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
+/* A refused sweep leaves no trace of itself: a cells directory that holds only its identity
+ * file (no cell of any run) is removed. One with cells is kept: they are finished work. */
+static void drop_empty_cells_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    int others = 0;
+    for (struct dirent *x; (x = readdir(d));)
+        others += strcmp(x->d_name, ".") && strcmp(x->d_name, "..") && strcmp(x->d_name, "sweep.json");
+    closedir(d);
+    if (others) return;
+    char id[4200];
+    snprintf(id, sizeof id, "%s/sweep.json", dir);
+    remove(id);
+    rmdir(dir);
+}
+
 static int cell_done(const char *p, const char *run_id) {
     if (access(p, F_OK) != 0) return 0;
     results_reader *rd;
@@ -509,6 +525,7 @@ int cmd_sweep(int argc, char **argv) {
     goto done;
 fail:
     rc = rb_err_print(&e);
+    if (sr.dir[0] && !n_shards && !merge) drop_empty_cells_dir(sr.dir); /* shards share it */
 done:
     for (int i = 0; i < sr.n_cell_paths; i++) free(sr.cell_paths[i]);
     free(sr.cell_paths);
