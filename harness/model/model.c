@@ -542,6 +542,33 @@ static void measure_layer(model_session *s, int il, int pos) {
     s->out_err[il] = (float)metrics_mean(s->m_sc.out_err, Hq);
 }
 
+/* One token's projections of layer il made attention-ready: biases, then per head the
+ * q/k norm and RoPE at pos. The token path and the block prefill share it, so they stay
+ * bit-identical. */
+static void qkv_finish(model_session *s, const layer_weights *L, int il, int pos, float *q,
+                       float *k, float *v) {
+    const model_hparams *hp = &s->m->hp;
+    const int D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads;
+    const int QD = Hq * D, KD = Hkv * D;
+    if (L->bq)
+        for (int i = 0; i < QD; i++) q[i] += L->bq[i];
+    if (L->bk)
+        for (int i = 0; i < KD; i++) k[i] += L->bk[i];
+    if (L->bv)
+        for (int i = 0; i < KD; i++) v[i] += L->bv[i];
+    /* the angles depend on the layer only through its base (local or global) and
+     * scaling: recompute when those change, not per head */
+    rope_at(s, il, pos);
+    for (int h = 0; h < Hq; h++) {
+        if (L->q_norm) rmsnorm(q + h * D, q + h * D, L->q_norm, D, hp->rms_eps);
+        rope_apply(q + h * D, D, s->rope_cs, hp->rope_neox);
+    }
+    for (int h = 0; h < Hkv; h++) {
+        if (L->k_norm) rmsnorm(k + h * D, k + h * D, L->k_norm, D, hp->rms_eps);
+        rope_apply(k + h * D, D, s->rope_cs, hp->rope_neox);
+    }
+}
+
 void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits) {
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
@@ -568,23 +595,7 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
         matvec(s, L->wq, s->xn, q);
         matvec(s, L->wk, s->xn, k);
         matvec(s, L->wv, s->xn, v);
-        if (L->bq)
-            for (int i = 0; i < QD; i++) q[i] += L->bq[i];
-        if (L->bk)
-            for (int i = 0; i < KD; i++) k[i] += L->bk[i];
-        if (L->bv)
-            for (int i = 0; i < KD; i++) v[i] += L->bv[i];
-        /* the angles depend on the layer only through its base (local or global) and
-         * scaling: recompute when those change, not per head */
-        rope_at(s, il, pos);
-        for (int h = 0; h < Hq; h++) {
-            if (L->q_norm) rmsnorm(q + h * D, q + h * D, L->q_norm, D, hp->rms_eps);
-            rope_apply(q + h * D, D, s->rope_cs, hp->rope_neox);
-        }
-        for (int h = 0; h < Hkv; h++) {
-            if (L->k_norm) rmsnorm(k + h * D, k + h * D, L->k_norm, D, hp->rms_eps);
-            rope_apply(k + h * D, D, s->rope_cs, hp->rope_neox);
-        }
+        qkv_finish(s, L, il, pos, q, k, v);
 
         /* A windowed layer attends only its window, prompt included: once a prompt token
          * is past the window, that layer treats it as a decode step (the window policy
@@ -668,21 +679,7 @@ static void prefill_block(model_session *s, const int32_t *ids, int n, int pos0,
         for (int i = 0; i < n; i++) {
             int pos = pos0 + i;
             float *q = s->bq + (size_t)i * QD, *k = s->bk + (size_t)i * KD, *v = s->bv + (size_t)i * KD;
-            if (L->bq)
-                for (int c = 0; c < QD; c++) q[c] += L->bq[c];
-            if (L->bk)
-                for (int c = 0; c < KD; c++) k[c] += L->bk[c];
-            if (L->bv)
-                for (int c = 0; c < KD; c++) v[c] += L->bv[c];
-            rope_at(s, il, pos);
-            for (int h = 0; h < Hq; h++) {
-                if (L->q_norm) rmsnorm(q + h * D, q + h * D, L->q_norm, D, hp->rms_eps);
-                rope_apply(q + h * D, D, s->rope_cs, hp->rope_neox);
-            }
-            for (int h = 0; h < Hkv; h++) {
-                if (L->k_norm) rmsnorm(k + h * D, k + h * D, L->k_norm, D, hp->rms_eps);
-                rope_apply(k + h * D, D, s->rope_cs, hp->rope_neox);
-            }
+            qkv_finish(s, L, il, pos, q, k, v);
             float *att = s->batt + (size_t)i * QD;
             int64_t ta = rb_now_ns();
             if (win == 0 || pos < win) stepper_prefill_token(s->st[il], pos, q, k, v, att);
