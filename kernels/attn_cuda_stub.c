@@ -25,6 +25,11 @@ void attn_cuda_describe(const attn_cuda *c, char *buf, size_t buf_size) {
     if (buf && buf_size) snprintf(buf, buf_size, "no CUDA in this build");
 }
 
+void *attn_cuda_stream(const attn_cuda *c) {
+    (void)c;
+    return NULL;
+}
+
 rb_status attn_cuda_alloc(attn_cuda *c, size_t bytes, void **dev, rb_err *e) {
     (void)c, (void)bytes;
     if (dev) *dev = NULL;

@@ -377,6 +377,8 @@ struct attn_cuda {
     cudaEvent_t marks[ATTN_CUDA_MAX_MARKS];
 };
 
+extern "C" void *attn_cuda_stream(const attn_cuda *c) { return c ? (void *)c->stream : NULL; }
+
 #define CU_TRY(call)                                                                           \
     do {                                                                                       \
         cudaError_t err_ = (call);                                                             \

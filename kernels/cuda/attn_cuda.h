@@ -55,6 +55,11 @@ void attn_cuda_destroy(attn_cuda *c);
 /* "NVIDIA H200, 132 SMs, L2 60 MiB" and the like, into buf (always NUL-terminated). */
 void attn_cuda_describe(const attn_cuda *c, char *buf, size_t buf_size);
 
+/* The context's stream (a cudaStream_t), for other CUDA modules that queue work in order with
+ * this context's (the GPU forward and the device KV cache share one stream, so one CUDA graph
+ * can capture a whole decode step). NULL in a build without CUDA. */
+void *attn_cuda_stream(const attn_cuda *c);
+
 /* Device memory. alloc: RB_EINTERNAL when the device is out of memory. free(NULL) no-op. */
 rb_status attn_cuda_alloc(attn_cuda *c, size_t bytes, void **dev, rb_err *e);
 void attn_cuda_free(attn_cuda *c, void *dev);
