@@ -163,14 +163,20 @@ static void bench_llamacpp(const char *path, const char *prompt, int n, const in
 static const char usage[] =
     "[--model M.gguf] [--prompt TEXT] [--tokens N] [--threads 1,2]\n"
     "                              [--policy P --budget L] [--no-ref]\n"
-    "                              [--prefill N] [--prefill-token 0|1]\n"
+    "                              [--prefill N] [--prefill-token 0|1] [--device cpu|cuda]\n"
     "Decode speed (tokens/s) of the C forward at each thread count beside llama.cpp's\n"
     "(llama-cpp-python, same machine, same run), and where the time goes; prompt prefill\n"
     "speed (prompt tokens/s, batched) beside the token-by-token path's.";
 
 int cmd_bench_decode(int argc, char **argv) {
+    /* --device cuda is another experiment (the decode-length sweep of RQ2) with its own
+     * options: cmd_bench_decode_gpu.c */
+    for (int i = 0; i < argc; i++)
+        if ((!strcmp(argv[i], "--device") && i + 1 < argc && !strcmp(argv[i + 1], "cuda")) ||
+            !strcmp(argv[i], "--device=cuda"))
+            return cmd_bench_decode_gpu(argc, argv);
     const char *path = "models/gemma-3-270m-q4_k_m.gguf", *prompt = "The capital of France is";
-    const char *threads_s = "1,2", *policy = "dense";
+    const char *threads_s = "1,2", *policy = "dense", *device = "cpu";
     int n_decode = 64, budget = 0, no_ref = 0, help = 0, n_pos = 0, n_pf = 256, pf_token = 1;
     arg_spec specs[] = {
         {"model", ARG_STR, &path, "M.gguf", "model (default models/gemma-3-270m-q4_k_m.gguf)"},
@@ -180,6 +186,8 @@ int cmd_bench_decode(int argc, char **argv) {
         {"policy", ARG_STR, &policy, "P", "KV-cache policy of the global layers (default dense)"},
         {"budget", ARG_INT_IN(&budget, 0, INT_MAX), "L", "budget for --policy"},
         {"no-ref", ARG_FLAG, &no_ref, NULL, "skip llama.cpp"},
+        {"device", ARG_STR, &device, "cpu|cuda", "cpu (this bench); cuda: the GPU decode-length "
+                                                 "sweep (`bench decode --device cuda --help`)"},
         {"prefill", ARG_INT_IN(&n_pf, 0, 1 << 20), "N", "prompt tokens of the prefill figure: the prompt repeated "
                                          "(default 256; 0 skips it)"},
         {"prefill-token", ARG_INT_IN(&pf_token, 0, 1), "0|1", "also time the token-by-token prefill and "
@@ -190,6 +198,10 @@ int cmd_bench_decode(int argc, char **argv) {
     if (args_parse("bench decode", usage, specs, argc, argv, NULL, 0, &n_pos, &help, &e))
         return rb_err_print(&e);
     if (help) return 0;
+    if (strcmp(device, "cpu")) {
+        rb_fail(&e, RB_EINPUT, "--device", "'%s': expected cpu or cuda", device);
+        return rb_err_print(&e);
+    }
     int threads[MAX_THREAD_COUNTS], n_threads = 0;
     if (args_int_list("--threads", threads_s, threads, MAX_THREAD_COUNTS, &n_threads, &e))
         return rb_err_print(&e);

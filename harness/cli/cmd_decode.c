@@ -25,7 +25,8 @@
 
 typedef struct decode_opts {
     const char *model, *prompt, *prompt_file, *prompt_tokens, *policy, *record, *record_dtype;
-    const char *out, *policies, *budgets, *logits_out;
+    const char *out, *policies, *budgets, *logits_out, *device_name;
+    model_device device;
     int max_tokens, budget, page_size, dense_layers, threads, teacher_forced, quiet, exact;
     double temperature;
     int64_t seed;
@@ -182,6 +183,7 @@ static char *config_json(const decode_opts *o, int n_prompt, const model_hparams
     cJSON_AddNumberToObject(c, "page_size", o->page_size);
     cJSON_AddNumberToObject(c, "dense_layers", o->dense_layers);
     cJSON_AddNumberToObject(c, "threads", n_threads);
+    cJSON_AddStringToObject(c, "device", model_device_name(o->device));
     cJSON_AddBoolToObject(c, "teacher_forced", o->teacher_forced);
     if (o->teacher_forced) {
         cJSON_AddStringToObject(c, "policies", o->policies);
@@ -310,8 +312,10 @@ static rb_status make_sessions(decode_run *d, rb_err *e) {
     model_cache_config cc = {.cell = &main_cell, .page_size = o->page_size,
                              .dense_layers = o->dense_layers,
                              .max_tokens = d->n_prompt + o->max_tokens, .seed = (uint64_t)o->seed,
-                             /* the free-running run's own metrics (teacher-forced: the cells') */
-                             .measure = o->out && !o->teacher_forced};
+                             /* the free-running run's own metrics (teacher-forced: the
+                              * cells'); the device has no dense reference to score against */
+                             .measure = o->out && !o->teacher_forced && o->device == MODEL_DEVICE_CPU,
+                             .device = o->device};
     if ((st = model_session_create(d->m, &cc, &d->main_s, e))) {
         free(main_cell.params_json);
         return st;
@@ -335,7 +339,7 @@ static rb_status make_sessions(decode_run *d, rb_err *e) {
         decode_cell *dc = &d->cells[i];
         model_cache_config ccc = cc;
         ccc.cell = &dc->c;
-        ccc.measure = 1;
+        ccc.measure = o->device == MODEL_DEVICE_CPU;
         if ((st = model_session_create(d->m, &ccc, &dc->s, e))) break;
         run_init(&dc->run, &dc->c, d->hp, o, d->n_prompt, 1);
         dc->logits = rb_malloc((size_t)d->hp->n_vocab * sizeof(float));
@@ -368,6 +372,14 @@ static rb_status write_logits(decode_run *d, rb_err *e) {
     return RB_OK;
 }
 
+/* A device fault in any session (GPU sessions record it; CPU sessions cannot fail). */
+static rb_status sessions_status(const decode_run *d, rb_err *e) {
+    rb_status st = model_session_status(d->main_s, e);
+    for (int c = 0; c < d->n_cells && !st; c++)
+        if (d->cells[c].s) st = model_session_status(d->cells[c].s, e);
+    return st;
+}
+
 /* The prompt through the trajectory and every teacher-forced session: batched
  * (model_session_prefill, bit-identical to the token-by-token forward) unless each prompt
  * token's logits (--logits-out) or q/k/v (--record) are written. */
@@ -378,33 +390,38 @@ static rb_status run_prompt(decode_run *d, rb_err *e) {
         for (int c = 0; c < d->n_cells; c++)
             if (d->cells[c].s) model_session_prefill(d->cells[c].s, d->ids, d->n_prompt, 0, NULL);
         progress_add(d->bar, d->n_prompt);
-        return RB_OK;
+        return sessions_status(d, e);
     }
     for (int i = 0; i < d->n_prompt; i++) {
         int want = d->lf.f || i == d->n_prompt - 1;
         model_session_forward(d->main_s, d->ids[i], i, 1, want ? d->logits : NULL);
-        rb_status st = write_logits(d, e);
-        if (st || (st = recorder_add(&d->rec, d->main_s, e))) return st;
+        rb_status st = model_session_status(d->main_s, e);
+        if (st || (st = write_logits(d, e)) || (st = recorder_add(&d->rec, d->main_s, e)))
+            return st;
         /* the prompt is dense in every cell: they need its keys, not its logits */
         for (int c = 0; c < d->n_cells; c++)
             if (d->cells[c].s) model_session_forward(d->cells[c].s, d->ids[i], i, 1, NULL);
         progress_add(d->bar, 1);
+        if ((st = sessions_status(d, e))) return st;
     }
     return RB_OK;
 }
 
 /* Teacher-forced cells: the same token through each cell's session, scored against the
  * trajectory (token_match: same greedy choice; kl: KL(dense || cell)). */
-static void step_cells(decode_run *d, int next, int pos) {
+static rb_status step_cells(decode_run *d, int next, int pos, rb_err *e) {
     int nv = d->hp->n_vocab, dense_top = model_argmax(d->logits, nv);
     for (int c = 0; c < d->n_cells; c++) {
         decode_cell *dc = &d->cells[c];
         model_session_forward(dc->s, next, pos, 0, dc->logits);
+        rb_status st = model_session_status(dc->s, e);
+        if (st) return st;
         int t = dc->run.T;
         run_record(&dc->run, dc->s, d->hp, pos);
         dc->run.token_match[t] = model_argmax(dc->logits, nv) == dense_top;
         dc->run.kl[t] = (float)model_kl(d->logits, dc->logits, nv);
     }
+    return RB_OK;
 }
 
 /* Generate until EOS or --max-tokens, streaming the text unless --quiet. */
@@ -423,9 +440,10 @@ static rb_status run_generation(decode_run *d, rb_err *e) {
             fflush(stdout);
         }
         model_session_forward(d->main_s, next, pos, 0, d->logits);
-        rb_status st = write_logits(d, e);
-        if (st || (st = recorder_add(&d->rec, d->main_s, e))) return st;
-        if (o->teacher_forced) step_cells(d, next, pos);
+        rb_status st = model_session_status(d->main_s, e);
+        if (st || (st = write_logits(d, e)) || (st = recorder_add(&d->rec, d->main_s, e)))
+            return st;
+        if (o->teacher_forced && (st = step_cells(d, next, pos, e))) return st;
         else run_record(&d->cells[0].run, d->main_s, d->hp, pos);
         progress_add(d->bar, 1);
         if (tokenizer_is_eog(d->tok, next)) break;
@@ -493,6 +511,7 @@ static rb_status run_decode(const decode_opts *o, rb_err *e) {
     if (st) return st;
     d.hp = model_get_hparams(d.m);
     model_set_exact(d.m, o->exact);
+    if ((st = model_use_device(d.m, o->device, e))) goto done;
     if ((st = tokenizer_load(model_gguf(d.m), &d.tok, e)) ||
         (st = prompt_ids(o, d.m, d.tok, &d.ids, &d.n_prompt, e)))
         goto done;
@@ -521,12 +540,13 @@ static const char usage[] =
     "                        [--param k=v ...] [--page-size 16] [--dense-layers 2] [--threads N]\n"
     "                        [--record TRACE.h5 [--record-dtype f16|f32]] [--out RESULTS.h5]\n"
     "                        [--teacher-forced --policies a,b --budgets L1,L2] [--logits-out F]\n"
+    "                        [--device cpu|cuda]\n"
     "Decode a GGUF model (gemma3, qwen2, llama) token by token; the policy manages the KV\n"
     "cache of every global layer past the first --dense-layers (sliding-window layers keep\n"
     "their window). Text streams to stdout; greedy unless --temperature > 0.";
 
 int cmd_decode(int argc, char **argv) {
-    decode_opts o = {.policy = "dense", .record_dtype = "f16", .max_tokens = 64,
+    decode_opts o = {.policy = "dense", .record_dtype = "f16", .max_tokens = 64, .device_name = "cpu",
                      .page_size = 16, .dense_layers = 2, .threads = 1, .seed = 0};
     int help = 0, n_pos = 0;
     arg_spec specs[] = {
@@ -552,6 +572,9 @@ int cmd_decode(int argc, char **argv) {
         {"budgets", ARG_STR, &o.budgets, "L1,L2", "teacher-forced cells: budgets"},
         {"logits-out", ARG_STR, &o.logits_out, "F", "raw float32 logits of every position [n, vocab]"},
         {"quiet", ARG_FLAG, &o.quiet, NULL, "do not print the generated text"},
+        {"device", ARG_STR, &o.device_name, "cpu|cuda",
+         "where the forward, the KV cache and the policies run (default cpu); cuda runs dense, "
+         "quest and raas (window on sliding-window layers); recall and out_err are CPU-only"},
         {"exact", ARG_FLAG, &o.exact, NULL,
          "reference matrix-vector products (dequantized weights, double sums): slow, for checks"},
         {NULL, 0, NULL, NULL, NULL},
@@ -565,6 +588,9 @@ int cmd_decode(int argc, char **argv) {
     if (!o.model) st = rb_fail(&e, RB_EINPUT, "decode", "--model is required");
     else if (n_src != 1)
         st = rb_fail(&e, RB_EINPUT, "decode", "give exactly one of --prompt, --prompt-file, --prompt-tokens");
+    else if (model_device_parse(o.device_name, &o.device, &e)) st = RB_EINPUT;
+    else if (o.device == MODEL_DEVICE_CUDA && o.exact)
+        st = rb_fail(&e, RB_EINPUT, "--exact", "runs on the CPU only (not with --device cuda)");
     else if (!(o.temperature >= 0) || !isfinite(o.temperature))
         st = rb_fail(&e, RB_EINPUT, "--temperature", "must be >= 0");
     else if (o.teacher_forced && (!o.policies || !o.budgets))

@@ -22,7 +22,7 @@ static const char usage[] =
     "--model M.gguf --tasks FILE.jsonl --policies a,b [--budgets L1,L2] --out R.h5\n"
     "                      [--max-tokens 256] [--limit K] [--threads T] [--param k=v ...]\n"
     "                      [--template F] [--stop TEXT ...] [--page-size 16] [--dense-layers 2]\n"
-    "                      [--quiet] [--shard I/N | --merge]\n"
+    "                      [--quiet] [--shard I/N | --merge] [--device cpu|cuda]\n"
     "Free-running greedy decodes of every task under every (policy, budget) cell, the policy\n"
     "managing the model's KV cache; the answer is extracted and graded exactly. A task's\n"
     "prompt runs once and is shared by its cells. Finished tasks are kept in R.h5.parts/: a\n"
@@ -56,7 +56,7 @@ static rb_status store_task(void *ctx, int ti, const eval_result *res, rb_err *e
 static char *identity_json(const char *model, const task_set *tasks, int limit,
                            const char *template_text, const arg_multi *stops, const cell *cells,
                            int n_cells, int max_tokens, int page_size, int dense_layers,
-                           rb_err *e) {
+                           model_device device, rb_err *e) {
     char sha[65];
     if (results_file_sha256(tasks->path, sha, e)) return NULL;
     struct stat st;
@@ -73,6 +73,9 @@ static char *identity_json(const char *model, const task_set *tasks, int limit,
     cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
     cJSON_AddNumberToObject(o, "page_size", page_size);
     cJSON_AddNumberToObject(o, "dense_layers", dense_layers);
+    /* the GPU's float32 activations may change a greedy choice: its parts are its own (a CPU
+     * evaluation's identity is unchanged, so its existing parts stay valid) */
+    if (device != MODEL_DEVICE_CPU) cJSON_AddStringToObject(o, "device", model_device_name(device));
     cJSON *a = cJSON_AddArrayToObject(o, "cells");
     for (int i = 0; i < n_cells; i++) {
         cJSON *c = cJSON_CreateObject();
@@ -123,7 +126,8 @@ static rb_status read_template(const char *path, char **out, rb_err *e) {
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *tasks_path = NULL, *policies = NULL, *budgets = NULL;
-    const char *out = NULL, *template_path = NULL, *shard_spec = NULL;
+    const char *out = NULL, *template_path = NULL, *shard_spec = NULL, *device_name = "cpu";
+    model_device device = MODEL_DEVICE_CPU;
     int max_tokens = 256, limit = 0, threads = 0, page_size = 16, dense_layers = 2, quiet = 0;
     int merge = 0, shard = 0, n_shards = 0;
     arg_multi params = {0}, stops = {0};
@@ -147,6 +151,8 @@ int cmd_eval(int argc, char **argv) {
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary"},
         {"shard", ARG_STR, &shard_spec, "I/N", "run only shard I of N of the tasks (parts only)"},
         {"merge", ARG_FLAG, &merge, NULL, "run nothing: write R.h5 from every shard's parts"},
+        {"device", ARG_STR, &device_name, "cpu|cuda",
+         "where the decodes run (default cpu; cuda: dense, quest, raas; --threads defaults to 1)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     rb_err e = {0};
@@ -164,8 +170,9 @@ int cmd_eval(int argc, char **argv) {
             rb_fail(&e, RB_EINPUT, "--stop", "a stop sequence must be 1..64 bytes");
     if (!e.status && shard_spec && !args_shard("--shard", shard_spec, &shard, &n_shards, &e) && merge)
         rb_fail(&e, RB_EINPUT, "--shard", "a merge takes no shard");
+    if (!e.status) model_device_parse(device_name, &device, &e);
     if (e.status) return rb_err_print(&e);
-    if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads == 0) threads = device == MODEL_DEVICE_CPU ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
     const char *ins[] = {model, tasks_path, template_path}; /* no output may be an input */
     if (output_check_all(&out, 1, ins, 3, &e)) return rb_err_print(&e);
     output_clean_stale_of(out); /* what a killed run of this evaluation was writing */
@@ -190,11 +197,14 @@ int cmd_eval(int argc, char **argv) {
         goto fail;
     }
     if (!(identity = identity_json(model, &tasks, limit, template_text, &stops, cells, n_cells,
-                                   max_tokens, page_size, dense_layers, &e)))
+                                   max_tokens, page_size, dense_layers, device, &e)))
         goto fail;
     { /* the model must load before anything is written for this evaluation */
         struct model *m = NULL;
-        if (model_load(model, 1, &m, &e)) goto fail;
+        if (model_load(model, 1, &m, &e) || model_use_device(m, device, &e)) {
+            model_destroy(m);
+            goto fail;
+        }
         model_destroy(m);
     }
     snprintf(dir, sizeof dir, "%s.parts", out);
@@ -227,7 +237,7 @@ int cmd_eval(int argc, char **argv) {
                           .cells = cells, .n_cells = n_cells, .max_tokens = max_tokens,
                           .stop = (const char *const *)stops.v, .n_stop = stops.n,
                           .page_size = page_size, .dense_layers = dense_layers,
-                          .threads = threads, .todo = todo, .progress = !quiet,
+                          .threads = threads, .device = device, .todo = todo, .progress = !quiet,
                           .on_task = store_task, .ctx = &store};
         eval_run(&ec, &e);
     }

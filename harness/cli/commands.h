@@ -22,6 +22,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 /* `raasbench bench decode` (cmd_bench_decode.c), reached through cmd_bench. */
 int cmd_bench_decode(int argc, char **argv);
+/* `raasbench bench decode --device cuda` (cmd_bench_decode_gpu.c): the RQ2 length sweep. */
+int cmd_bench_decode_gpu(int argc, char **argv);
 /* `raasbench bench eval` (cmd_bench_eval.c), reached through cmd_bench. */
 int cmd_bench_eval(int argc, char **argv);
 

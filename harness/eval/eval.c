@@ -61,22 +61,41 @@ static double resident_tokens(const model_session *s, const model_hparams *hp,
     return n ? sum / n : 0;
 }
 
-/* One cell's free-running decode of a captured prompt. */
+/* The prompt of a task: captured once on the CPU and loaded into each cell's session, or, on
+ * the GPU, its token ids, which each cell's session runs itself (a device prefill is cheaper
+ * than moving the captured keys and values there). */
+typedef struct task_prompt {
+    model_prompt cap; /* CPU */
+    const int32_t *ids;
+    int n;
+} task_prompt;
+
+/* One cell's free-running decode of the task's prompt. */
 static rb_status decode_cell(const eval_config *c, const model *m, const tokenizer *tok,
-                             const cell *cl, const model_prompt *p, const task *t,
+                             const cell *cl, const task_prompt *p, const task *t,
                              eval_result *r, rb_err *e) {
     const model_hparams *hp = model_get_hparams(m);
     memset(r, 0, sizeof *r);
     int64_t t0 = rb_now_ns();
     model_cache_config cc = {.cell = cl, .page_size = c->page_size,
                              .dense_layers = c->dense_layers,
-                             .max_tokens = p->n + c->max_tokens + 1, .seed = c->seed};
+                             .max_tokens = p->n + c->max_tokens + 1, .seed = c->seed,
+                             .device = c->device};
     model_session *s;
     rb_status st = model_session_create(m, &cc, &s, e);
     if (st) return st;
-    model_session_load_prompt(s, p);
     float *logits = rb_malloc(sizeof(float) * (size_t)hp->n_vocab);
-    memcpy(logits, p->logits, sizeof(float) * (size_t)hp->n_vocab);
+    if (c->device == MODEL_DEVICE_CPU) {
+        model_session_load_prompt(s, &p->cap);
+        memcpy(logits, p->cap.logits, sizeof(float) * (size_t)hp->n_vocab);
+    } else {
+        model_session_prefill(s, p->ids, p->n, 0, logits);
+    }
+    if ((st = model_session_status(s, e))) {
+        free(logits);
+        model_session_destroy(s);
+        return st;
+    }
     text out = {0};
     text_add(&out, "", 0);
     double resident = 0;
@@ -103,9 +122,16 @@ static rb_status decode_cell(const eval_config *c, const model *m, const tokeniz
         }
         if (i + 1 == c->max_tokens) break; /* its logits would not be used */
         model_session_forward(s, next, p->n + i, 0, logits);
+        if ((st = model_session_status(s, e))) break;
         int64_t kv = model_session_kv_bytes(s);
         if (kv > r->peak_kv_bytes) r->peak_kv_bytes = kv;
         resident += resident_tokens(s, hp, c->dense_layers);
+    }
+    if (st) {
+        free(out.s);
+        free(logits);
+        model_session_destroy(s);
+        return st;
     }
     if (r->n_generated > 1) r->mean_resident_tokens = resident / (r->n_generated - 1);
     else r->mean_resident_tokens = resident_tokens(s, hp, c->dense_layers);
@@ -140,8 +166,8 @@ static rb_status run_task(const eval_config *c, const model *m, const tokenizer 
     else if ((int64_t)n + c->max_tokens + 1 > hp->n_ctx_train)
         st = rb_fail(e, RB_EINPUT, what, "prompt (%d tokens) + --max-tokens %d exceeds the "
                      "model's context length %d", n, c->max_tokens, hp->n_ctx_train);
-    model_prompt p;
-    if (!st && !(st = model_prompt_capture(m, ids, n, &p, e))) {
+    task_prompt p = {.ids = ids, .n = n};
+    if (!st && (c->device != MODEL_DEVICE_CPU || !(st = model_prompt_capture(m, ids, n, &p.cap, e)))) {
         for (int i = 0; i < c->n_cells && !st; i++) {
             int same = -1; /* a budget-free policy decodes the same at every budget: once */
             for (int j = 0; j < i && same < 0; j++)
@@ -153,7 +179,7 @@ static rb_status run_task(const eval_config *c, const model *m, const tokenizer 
                 res[i].generated = rb_strdup(res[same].generated);
             }
         }
-        model_prompt_free(&p);
+        model_prompt_free(&p.cap);
     }
     free(ids);
     return st;
@@ -167,6 +193,7 @@ static void *worker(void *arg) {
     tokenizer *tok = NULL;
     eval_result *res = rb_calloc((size_t)c->n_cells, sizeof *res);
     rb_status st = model_load(c->model_path, 1, &m, &e);
+    if (!st) st = model_use_device(m, c->device, &e);
     if (!st) st = tokenizer_load(model_gguf(m), &tok, &e);
     for (;;) {
         pthread_mutex_lock(&x->lock);

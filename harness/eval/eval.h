@@ -18,6 +18,7 @@
 
 #include "answer.h"
 #include "cells.h"
+#include "model.h"
 #include "rb.h"
 #include "tasks.h"
 
@@ -54,6 +55,8 @@ typedef struct eval_config {
     int n_stop;
     int page_size, dense_layers;
     int threads;                 /* workers over tasks (>= 1) */
+    model_device device;         /* cpu, or cuda: each worker's sessions on the GPU (each
+                                  * worker uploads its own copy of the weights) */
     uint64_t seed;
     const uint8_t *todo;         /* [n_tasks] 1: run this task (NULL: every task) */
     int progress;                /* draw a progress bar on stderr */

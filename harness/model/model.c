@@ -11,6 +11,7 @@
 
 #include "attn.h"
 #include "metrics.h"
+#include "model_cuda.h"
 #include "stepper.h"
 
 typedef struct layer_weights {
@@ -33,6 +34,7 @@ struct model {
     float rope_pos_scale;        /* linear RoPE scaling: positions times this (1 = none) */
     quant_pool *pool;
     int exact;                   /* matvec through quant_matvec_ref */
+    model_cuda *gpu;             /* the weights on the GPU (model_use_device), or NULL */
 };
 
 /* ---- loading ---- */
@@ -317,6 +319,7 @@ void model_destroy(model *m) {
     }
     free(m->output_norm);
     free(m->rope_freq_factors);
+    model_cuda_destroy(m->gpu);
     quant_pool_destroy(m->pool);
     gguf_close(m->g);
     free(m);
@@ -327,10 +330,53 @@ void model_set_exact(model *m, int exact) { m->exact = exact; }
 const gguf_file *model_gguf(const model *m) { return m->g; }
 int model_threads(const model *m) { return quant_pool_threads(m->pool); }
 
+static int64_t matrix_bytes(const gguf_tensor *t) {
+    return (int64_t)quant_row_bytes(t->type, t->ne[0]) * t->ne[1];
+}
+
+int64_t model_weight_bytes_per_token(const model *m) {
+    int64_t b = matrix_bytes(m->output);
+    for (int il = 0; il < m->hp.n_layers; il++) {
+        const layer_weights *L = &m->layers[il];
+        b += matrix_bytes(L->wq) + matrix_bytes(L->wk) + matrix_bytes(L->wv) + matrix_bytes(L->wo) +
+             matrix_bytes(L->gate) + matrix_bytes(L->up) + matrix_bytes(L->down);
+    }
+    return b;
+}
+
+/* ---- devices ---- */
+
+rb_status model_device_parse(const char *name, model_device *out, rb_err *e) {
+    if (name && !strcmp(name, "cpu")) *out = MODEL_DEVICE_CPU;
+    else if (name && !strcmp(name, "cuda")) *out = MODEL_DEVICE_CUDA;
+    else return rb_fail(e, RB_EINPUT, "--device", "'%s': expected cpu or cuda", name ? name : "");
+    return RB_OK;
+}
+
+const char *model_device_name(model_device d) { return d == MODEL_DEVICE_CUDA ? "cuda" : "cpu"; }
+
+rb_status model_use_device(model *m, model_device d, rb_err *e) {
+    if (d == MODEL_DEVICE_CPU || m->gpu) return RB_OK;
+    return model_cuda_load(m, &m->gpu, e);
+}
+
+void model_device_describe(const model *m, model_device d, char *buf, size_t n) {
+    if (d == MODEL_DEVICE_CUDA && m->gpu) model_cuda_describe(m->gpu, buf, n);
+    else snprintf(buf, n, "cpu");
+}
+
 /* ---- sessions ---- */
 
 struct model_session {
     const model *m;
+    /* on the GPU: the device session; every call below goes there, and the CPU fields
+     * other than m, max_tokens and the q/k/v buffers (filled by model_session_qkv) stay
+     * unused */
+    model_cuda_session *gpu;
+    struct gpu_fault {      /* the first device fault (allocated with gpu; written by the */
+        int failed;         /* const-session calls too, hence behind a pointer) */
+        rb_err e;
+    } *fault;
     stepper **st;          /* [n_layers] */
     const attn_backend *be; /* the attention of every layer and of the measuring */
     int max_tokens;
@@ -383,6 +429,28 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
     model_session *s = rb_calloc(1, sizeof *s);
     s->m = m;
     s->max_tokens = cc->max_tokens;
+    if (cc->device == MODEL_DEVICE_CUDA) {
+        rb_status st = RB_OK;
+        if (!m->gpu)
+            st = rb_fail(e, RB_EINPUT, "--device cuda", "the model is not on the device "
+                         "(model_use_device first)");
+        else if (cc->measure)
+            st = rb_fail(e, RB_EINPUT, "--device cuda", "per-step recall and out_err are "
+                         "measured on the CPU only (run without --device cuda to measure them)");
+        else
+            st = model_cuda_session_create(m->gpu, cc, &s->gpu, e);
+        if (st) {
+            free(s);
+            return st;
+        }
+        s->fault = rb_calloc(1, sizeof *s->fault);
+        size_t QD = (size_t)hp->n_q_heads * hp->head_dim, KD = (size_t)hp->n_kv_heads * hp->head_dim;
+        s->q = rb_malloc((size_t)hp->n_layers * QD * sizeof(float));
+        s->k = rb_malloc((size_t)hp->n_layers * KD * sizeof(float));
+        s->v = rb_malloc((size_t)hp->n_layers * KD * sizeof(float));
+        *out = s;
+        return RB_OK;
+    }
     s->be = cc->backend ? cc->backend : attn_backend_default();
     s->st = rb_calloc((size_t)hp->n_layers, sizeof(stepper *));
     rb_status st = RB_OK;
@@ -442,6 +510,8 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
 
 void model_session_destroy(model_session *s) {
     if (!s) return;
+    model_cuda_session_destroy(s->gpu);
+    free(s->fault);
     if (s->st)
         for (int il = 0; il < s->m->hp.n_layers; il++) stepper_destroy(s->st[il]);
     free(s->st);
@@ -569,7 +639,76 @@ static void qkv_finish(model_session *s, const layer_weights *L, int il, int pos
     }
 }
 
+/* ---- sessions on the GPU: every call forwards to model_cuda; the first fault sticks ---- */
+
+static void gpu_note(const model_session *s, rb_status st, const rb_err *e) {
+    if (st && !s->fault->failed) {
+        s->fault->failed = 1;
+        s->fault->e = *e;
+    }
+}
+
+model_device model_session_device(const model_session *s) {
+    return s->gpu ? MODEL_DEVICE_CUDA : MODEL_DEVICE_CPU;
+}
+
+rb_status model_session_status(const model_session *s, rb_err *e) {
+    if (!s->gpu || !s->fault->failed) return RB_OK;
+    if (e) *e = s->fault->e;
+    return s->fault->e.status ? s->fault->e.status : RB_EINTERNAL;
+}
+
+static void gpu_timing(model_session *s) {
+    double ms = model_cuda_session_last_ms(s->gpu);
+    s->last = (model_timing){.total_ns = (int64_t)(ms * 1e6), .matvec_ns = -1, .attn_ns = -1,
+                             .other_ns = -1};
+}
+
+static void gpu_forward(model_session *s, int token, int pos, int prefill, float *logits) {
+    if (s->fault->failed) return;
+    rb_err e = {0};
+    gpu_note(s, model_cuda_session_forward(s->gpu, token, pos, prefill, logits, NULL, &e), &e);
+    gpu_timing(s);
+}
+
+rb_status model_session_generate(model_session *s, int first, int pos0, int n,
+                                 const int32_t *stop, int n_stop, int32_t *out, int *n_out,
+                                 int64_t *step_ns, rb_err *e) {
+    const model_hparams *hp = &s->m->hp;
+    RB_CHECK(n >= 0 && pos0 >= 0 && pos0 + n <= s->max_tokens && first >= 0 && first < hp->n_vocab);
+    *n_out = 0;
+    if (s->gpu) {
+        rb_status st = model_session_status(s, e);
+        if (st) return st;
+        float *ms = step_ns ? rb_malloc(sizeof(float) * (size_t)(n ? n : 1)) : NULL;
+        st = model_cuda_session_generate(s->gpu, first, pos0, n, stop, n_stop, out, n_out, ms, e);
+        for (int i = 0; ms && i < *n_out; i++) step_ns[i] = (int64_t)((double)ms[i] * 1e6);
+        free(ms);
+        gpu_note(s, st, e);
+        return st;
+    }
+    float *logits = rb_malloc(sizeof(float) * (size_t)hp->n_vocab);
+    int tok = first;
+    for (int i = 0; i < n; i++) {
+        int64_t t0 = rb_now_ns();
+        model_session_forward(s, tok, pos0 + i, 0, logits);
+        tok = model_argmax(logits, hp->n_vocab);
+        if (step_ns) step_ns[i] = rb_now_ns() - t0;
+        out[(*n_out)++] = tok;
+        int hit = 0;
+        for (int j = 0; j < n_stop; j++) hit |= stop[j] == tok;
+        if (hit) break;
+    }
+    free(logits);
+    return RB_OK;
+}
+
 void model_session_forward(model_session *s, int token, int pos, int prefill, float *logits) {
+    if (s->gpu) {
+        RB_CHECK(token >= 0 && token < s->m->hp.n_vocab && pos >= 0 && pos < s->max_tokens);
+        gpu_forward(s, token, pos, prefill, logits);
+        return;
+    }
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
     RB_CHECK(token >= 0 && token < hp->n_vocab);
@@ -764,11 +903,30 @@ static void prefill(model_session *s, const int32_t *ids, int n, int pos0, float
 }
 
 void model_session_prefill(model_session *s, const int32_t *ids, int n, int pos0, float *logits) {
+    if (s->gpu) {
+        RB_CHECK(n >= 1 && pos0 >= 0 && pos0 + n <= s->max_tokens);
+        for (int i = 0; i < n; i++) RB_CHECK(ids[i] >= 0 && ids[i] < s->m->hp.n_vocab);
+        if (s->fault->failed) return;
+        rb_err e = {0};
+        gpu_note(s, model_cuda_session_prefill(s->gpu, ids, n, pos0, logits, NULL, &e), &e);
+        gpu_timing(s);
+        return;
+    }
     prefill(s, ids, n, pos0, logits, NULL);
 }
 
 void model_session_qkv(const model_session *s, int il, const float **q, const float **k,
                        const float **v) {
+    if (s->gpu) {
+        const model_hparams *hp = &s->m->hp;
+        RB_CHECK(il >= 0 && il < hp->n_layers);
+        size_t QD = (size_t)hp->n_q_heads * hp->head_dim, KD = (size_t)hp->n_kv_heads * hp->head_dim;
+        float *hq = s->q + il * QD, *hk = s->k + il * KD, *hv = s->v + il * KD;
+        rb_err e = {0};
+        if (!s->fault->failed) gpu_note(s, model_cuda_session_qkv(s->gpu, il, hq, hk, hv, &e), &e);
+        *q = hq, *k = hk, *v = hv;
+        return;
+    }
     const model_hparams *hp = &s->m->hp;
     RB_CHECK(il >= 0 && il < hp->n_layers);
     size_t QD = (size_t)hp->n_q_heads * hp->head_dim, KD = (size_t)hp->n_kv_heads * hp->head_dim;
@@ -781,6 +939,7 @@ model_timing model_session_last_timing(const model_session *s) { return s->last;
 
 int64_t model_session_layer_kv_bytes(const model_session *s, int il) {
     RB_CHECK(il >= 0 && il < s->m->hp.n_layers);
+    if (s->gpu) return model_cuda_session_layer_kv_bytes(s->gpu, il);
     return stepper_kv_bytes(s->st[il]);
 }
 
@@ -818,7 +977,8 @@ void model_prompt_free(model_prompt *p) {
 
 void model_session_load_prompt(model_session *s, const model_prompt *p) {
     const model_hparams *hp = &s->m->hp;
-    RB_CHECK(p->n_layers == hp->n_layers && p->n >= 1 && p->n < s->max_tokens && !s->measure);
+    RB_CHECK(p->n_layers == hp->n_layers && p->n >= 1 && p->n < s->max_tokens && !s->measure &&
+             !s->gpu);
     float *scratch = rb_malloc(sizeof(float) * (size_t)p->qd);
     for (int il = 0; il < hp->n_layers; il++) {
         const float *q = p->q + (size_t)il * p->n * p->qd, *k = p->k + (size_t)il * p->n * p->kd;
@@ -843,12 +1003,14 @@ void model_session_load_prompt(model_session *s, const model_prompt *p) {
 }
 
 int64_t model_session_kv_bytes(const model_session *s) {
+    if (s->gpu) return model_cuda_session_kv_bytes(s->gpu);
     int64_t b = 0;
     for (int il = 0; il < s->m->hp.n_layers; il++) b += stepper_kv_bytes(s->st[il]);
     return b;
 }
 
 int64_t model_session_meta_bytes(const model_session *s) {
+    if (s->gpu) return model_cuda_session_meta_bytes(s->gpu);
     int64_t b = 0;
     for (int il = 0; il < s->m->hp.n_layers; il++) b += stepper_meta_bytes(s->st[il]);
     return b;
@@ -857,6 +1019,11 @@ int64_t model_session_meta_bytes(const model_session *s) {
 void model_session_metrics(const model_session *s, int il, float *recall, float *out_err,
                            float *attended) {
     RB_CHECK(il >= 0 && il < s->m->hp.n_layers);
+    if (s->gpu) { /* no dense reference on the device: recall and out_err are not measured */
+        *recall = *out_err = NAN;
+        *attended = (float)model_cuda_session_layer_attended(s->gpu, il);
+        return;
+    }
     *recall = s->recall[il];
     *out_err = s->out_err[il];
     *attended = (float)metrics_attended(stepper_selection(s->st[il]));

@@ -46,11 +46,28 @@ typedef struct model model;
 rb_status model_load(const char *path, int n_threads, model **out, rb_err *e);
 void model_destroy(model *m); /* NULL is a no-op */
 const model_hparams *model_get_hparams(const model *m);
+/* Where sessions run. A session on the GPU runs the same forward (harness/model/model_cuda.h:
+ * weights uploaded once, the KV cache in device pages, each layer's policy on the device);
+ * the session calls below behave the same on either, except where they say otherwise. */
+typedef enum { MODEL_DEVICE_CPU = 0, MODEL_DEVICE_CUDA = 1 } model_device;
+/* "cpu" or "cuda" (RB_EINPUT naming --device otherwise). */
+rb_status model_device_parse(const char *name, model_device *out, rb_err *e);
+const char *model_device_name(model_device d);
+/* Make sessions on device d possible: for cuda, upload the weights (once; later calls are
+ * no-ops). RB_EINPUT "--device cuda: ..." when this build has no CUDA or no device is usable,
+ * or a weight type has no device kernel. Not thread-safe: call before creating sessions. */
+rb_status model_use_device(model *m, model_device d, rb_err *e);
+/* "NVIDIA H200, ..." for cuda (after model_use_device), "cpu" otherwise. */
+void model_device_describe(const model *m, model_device d, char *buf, size_t n);
+
 /* exact=1: every matrix-vector product through quant_matvec_ref (dequantized weights, double
  * accumulation, activations unquantized): slow, for checking the forward against an exact
  * float64 reference without the quantized-activation noise of the fast path. */
 void model_set_exact(model *m, int exact);
 const gguf_file *model_gguf(const model *m);
+/* Weight bytes one decode step reads: every layer's matrices and the output matrix, in their
+ * stored formats (norms, biases and the one embedding row aside). */
+int64_t model_weight_bytes_per_token(const model *m);
 int model_threads(const model *m);
 
 /* ---- sessions ---- */
@@ -65,7 +82,9 @@ typedef struct model_cache_config {
     int page_size, dense_layers, max_tokens;
     uint64_t seed;
     int measure; /* 1: keep a full copy of every global layer's keys and values and score
-                  * each decode step against dense attention (metrics.h) */
+                  * each decode step against dense attention (metrics.h); CPU only */
+    model_device device; /* MODEL_DEVICE_CPU (0) or MODEL_DEVICE_CUDA (model_use_device
+                          * first); on cuda, backend is ignored and measure refused */
 } model_cache_config;
 
 typedef struct model_session model_session;
@@ -75,6 +94,21 @@ typedef struct model_session model_session;
 rb_status model_session_create(const model *m, const model_cache_config *cc,
                                model_session **out, rb_err *e);
 void model_session_destroy(model_session *s); /* NULL is a no-op */
+model_device model_session_device(const model_session *s);
+/* RB_OK, or the first device fault any call of this session met (a GPU session's calls
+ * cannot fail on the CPU; on the device they record the fault here, and the calls after it do
+ * nothing). Callers check it after each step they run. */
+rb_status model_session_status(const model_session *s, rb_err *e);
+
+/* Greedy decode of n tokens: token `first` at pos0, then each step's greedy choice
+ * (model_argmax) fed back; out[i] is the token chosen after position pos0 + i. Stops after a
+ * token in stop[0..n_stop) (written and counted); *n_out receives the count. On the GPU the
+ * choice is made on the device and one CUDA graph replay runs each token with no host round
+ * trip; step_ns (may be NULL) receives each step's time [n]: device time on the GPU (CUDA
+ * events), wall time on the CPU. */
+rb_status model_session_generate(model_session *s, int first, int pos0, int n,
+                                 const int32_t *stop, int n_stop, int32_t *out, int *n_out,
+                                 int64_t *step_ns, rb_err *e);
 
 /* Run one token at position pos (0, 1, ... with no gaps). prefill=1: a prompt token,
  * attended densely (stepper_prefill_token), except in sliding-window layers once pos >=
@@ -107,7 +141,8 @@ void model_session_qkv(const model_session *s, int il, const float **q, const fl
                        const float **v);
 
 /* Timing of the last forward (ns): matrix-vector products, attention plus policy (the
- * steppers), everything else (norms, RoPE, activations, embedding). */
+ * steppers), everything else (norms, RoPE, activations, embedding). On the GPU only
+ * total_ns is measured (device time between CUDA events); the parts are -1. */
 typedef struct model_timing {
     int64_t total_ns, matvec_ns, attn_ns, other_ns;
 } model_timing;
@@ -123,16 +158,18 @@ typedef struct model_prompt {
     float *logits;      /* [n_vocab] next-token logits after the last prompt token */
 } model_prompt;
 
-/* Run ids[0..n) through a fresh dense session and capture the prompt. max_tokens bounds the
+/* Run ids[0..n) through a fresh dense CPU session and capture the prompt. max_tokens bounds the
  * capture session only (n < max_tokens). */
 rb_status model_prompt_capture(const model *m, const int32_t *ids, int n, model_prompt *out,
                                rb_err *e);
 void model_prompt_free(model_prompt *p);
 /* Load a captured prompt into a fresh session (no token run yet): each layer's policy gets
- * the prompt as if the session had run it; the next forward is position p->n. */
+ * the prompt as if the session had run it; the next forward is position p->n. CPU sessions
+ * only: a GPU session runs its prompt itself (model_session_prefill). */
 void model_session_load_prompt(model_session *s, const model_prompt *p);
 
-/* Resident KV bytes (fp16 elements) and policy bookkeeping bytes over all layers. */
+/* Resident KV bytes (fp16 elements) and policy bookkeeping bytes over all layers. On the GPU:
+ * device pages held (kv_cuda.h), synchronising. */
 int64_t model_session_kv_bytes(const model_session *s);
 /* Resident KV bytes of layer il alone. */
 int64_t model_session_layer_kv_bytes(const model_session *s, int il);
