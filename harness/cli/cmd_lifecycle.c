@@ -67,7 +67,7 @@ int cmd_lifecycle(int argc, char **argv) {
         {"min-span", ARG_INT_IN(&c.min_span, 1, 1000000), "N", "milestone: steps in use past recency (32)"},
         {"min-fill", ARG_FLOAT, &c.min_fill, "F", "milestone: fraction of them active (0.5)"},
         {"dormant", ARG_INT_IN(&c.dormant_steps, 1, 1000000), "G", "phoenix: dormant steps (128)"},
-        {"revive-min", ARG_INT_IN(&c.revive_min, 1, INT_MAX), "N", "phoenix: active steps after revival (16)"},
+        {"revive-min", ARG_INT_IN(&c.revive_min, 1, INT_MAX), "N", "phoenix: active steps after revival (12)"},
         {"smooth", ARG_INT_IN(&c.smooth, 1, 10000), "N", "smoothing time constant, steps; 1 = none (4)"},
         {"recency", ARG_INT_IN(&c.recency, -1, 1000000), "W", "recency band in steps (-1 = measure)"},
         {"heat-size", ARG_STR, &heat, "RxC", "heatmap size limit (512x512)"},
