@@ -21,8 +21,9 @@ static const char usage[] =
     "Milestones: decode tokens in use for at least min-span steps beyond the recency band\n"
     "(measured: the lag where fewer than half the tokens are still active), then fading.\n"
     "Phoenix: tokens inactive for >= dormant steps, then active again for >= revive-min\n"
-    "steps. With planted truth in the trace, prints precision, recall and F1 (milestones:\n"
-    "same position and overlapping spans; phoenix: ""same position and revival within --phoenix-tol steps).";
+    "steps: prompt tokens, or decode tokens that were milestones before. With planted\n"
+    "truth in the trace, prints precision, recall and F1 (milestones: same position and\n"
+    "overlapping spans; phoenix: same position and revival within --phoenix-tol steps).";
 
 /* The trace source with a progress bar (drawn only when stderr is a terminal). */
 typedef struct progress_src {
