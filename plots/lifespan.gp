@@ -18,7 +18,14 @@ set title (exists("title") ? title : sprintf("Milestone lifespans (%d detected%s
 set xlabel "lifespan (decode steps a milestone stays in use)"
 set ylabel "milestones per bin"
 set xrange [0 : xmax]
-set yrange [0 : *]
+# nothing detected and no truth (a real decode can have no milestone): an empty histogram
+# with a fixed range, not gnuplot's warning about an empty one
+if (ndet == 0 && !planted) {
+  set yrange [0 : 1]
+  set label 1 "no milestone detected" at graph 0.5, graph 0.5 center front
+} else {
+  set yrange [0 : *]
+}
 set offsets 0, 0, graph 0.08, 0
 set style fill transparent solid 0.55 border
 set key top right

@@ -52,9 +52,18 @@ render memory "in='$D/steps.tsv'"
 render tradeoff "in='$D/summary.tsv'"
 render lifecycle "in='$D/heatmap.tsv'; ms='$D/milestones.tsv'"
 render lifespan "in='$D/lifespan.tsv'"
+# A real decode has no planted truth and may have no milestone at all (Gemma 3 270M's global
+# layers 5 and 17): the waterfall and lifespan figures still render without a warning.
+awk -F'\t' '$1 != "planted"' "$D/milestones.tsv" > "$D/ms_real.tsv"
+head -n 1 "$D/milestones.tsv" > "$D/ms_none.tsv"
+awk -F'\t' -v OFS='\t' 'NR == 1 {print; next} {$3 = 0; $4 = "NaN"; print}' "$D/lifespan.tsv" > "$D/ls_none.tsv"
+grep -q '^detected' "$D/ms_real.tsv" || fail "the small trace has no detected milestone to draw"
+render lifecycle "in='$D/heatmap.tsv'; ms='$D/ms_real.tsv'; title='detected only'"
+render lifecycle "in='$D/heatmap.tsv'; ms='$D/ms_none.tsv'; title='none detected'"
+render lifespan "in='$D/ls_none.tsv'"
 
 for s in budget latency memory tradeoff lifecycle lifespan; do
   gnuplot "$P/$s.gp" >"$D/out" 2>&1 && fail "$s.gp without inputs exited 0"
   grep -q "set in=" "$D/out" || fail "$s.gp without inputs: no usage message: $(cat "$D/out")"
 done
-echo "# plots: 6 figures rendered, 6 refusals without inputs"
+echo "# plots: 6 figures rendered (and 3 of a decode without truth), 6 refusals without inputs"

@@ -115,7 +115,11 @@ if [ $quick = 0 ]; then
       $RB export $R/gemma_lc_L$l.h5 --table $tb --out $F/gemma_lc_L${l}_$tb.tsv
     done
   done
-  gnuplot -e "in='$F/gemma_lc_L11_heatmap.tsv'; ms='$F/gemma_lc_L11_milestones.tsv'; out='$F/gemma_lifecycle_waterfall.png'" plots/lifecycle.gp
-  gnuplot -e "in='$F/gemma_lc_L11_lifespan.tsv'; out='$F/gemma_lifecycle_lifespan.png'" plots/lifespan.gp
-  echo "✓ real lifecycles: $F/gemma_lifecycle_waterfall.png (layer 11; no truth to score against)"
+  for l in 5 11 17; do   # layer 11 is the README's gemma_lifecycle_waterfall.png
+    if [ $l = 11 ]; then png=$F/gemma_lifecycle_waterfall.png; else png=$F/gemma_lifecycle_waterfall_L$l.png; fi
+    gnuplot -e "in='$F/gemma_lc_L${l}_heatmap.tsv'; ms='$F/gemma_lc_L${l}_milestones.tsv'; out='$png'; title='Gemma 3 270M, greedy decode of 1500 tokens, global layer $l (no truth to score against)'" plots/lifecycle.gp
+  done
+  # the lifespans of layer 11, the global layer with milestones in this decode
+  gnuplot -e "in='$F/gemma_lc_L11_lifespan.tsv'; out='$F/gemma_lifecycle_lifespan.png'; title='Gemma 3 270M, greedy decode of 1500 tokens, global layer 11: milestone lifespans'" plots/lifespan.gp
+  echo "✓ real lifecycles: $F/gemma_lifecycle_waterfall{,_L5,_L17}.png, gemma_lifecycle_lifespan.png (no truth to score against)"
 fi

@@ -21,7 +21,7 @@ void lifecycle_config_default(lifecycle_config *c) {
         .min_span = 32,
         .min_fill = 0.5,
         .dormant_steps = 128,
-        .revive_min = 16,
+        .revive_min = 12,
         .recency = -1,
         .smooth = 4,
         .heat_rows = 512,
@@ -221,6 +221,12 @@ static void classify(detector *d, int W, lifecycle_result *out) {
         int j = g->pos;
         int first_of_token = i == 0 || d->seg[i - 1].pos != j;
         if (first_of_token) found = 0;
+        /* only a token that was important before can come back: a prompt token (attended in
+         * the prompt) or a decode token that had a milestone life. A decode token whose one
+         * earlier use was its recency band, attended again long after, is chance: the
+         * background of a synth trace brings such tokens back for a dozen steps (hundreds
+         * of them over 8192 steps), and nothing in their past says they mattered. */
+        int had_life = j < d->n_prefill || found;
         if (j >= d->n_prefill && !found) {
             int from = g->start > j + W ? g->start : j + W;
             int span = g->last - from + 1, len = g->last - g->start + 1;
@@ -235,7 +241,7 @@ static void classify(detector *d, int W, lifecycle_result *out) {
         } else if (found) {
             found = 2; /* revived after a dormancy: a phoenix from here on, not the same life */
         }
-        if (g->dormant_from >= 0 && g->n_active >= c->revive_min) {
+        if (had_life && g->dormant_from >= 0 && g->n_active >= c->revive_min) {
             int32_t *r = ph + 3 * n_ph++;
             r[0] = j, r[1] = g->dormant_from, r[2] = g->start;
         }

@@ -38,7 +38,11 @@
  * Phoenix (dormant for at least G = dormant_steps, then important again): a segment that
  * starts after at least G inactive steps, for a token that was important before (a prompt
  * token, important during prefill, counts as dormant from the first decode step when it
- * has not been active since), with at least revive_min active steps. Dormant means like a
+ * has not been active since; a decode token must have had a milestone life: one whose
+ * only earlier use was its recency band was never important, and its coming back is
+ * chance), with at least revive_min active steps (12: a revival of 10 steps well above
+ * the threshold stays active 12 or more, the smoothing carrying its end; the chance
+ * crossings of ordinary prompt tokens in synth traces last 8-11). Dormant means like a
  * typical token: over the inactive steps, e stays on average nearer the step's median than
  * its threshold (sum of e_t - median_t <= half the sum of log thr_t - median_t); a token
  * that stays well above typical but under the threshold (a sink while milestones take the
@@ -70,7 +74,7 @@ typedef struct lifecycle_config {
     int min_span;      /* milestone: steps in use beyond the recency band (default 32) */
     double min_fill;   /* milestone: fraction of those steps active (default 0.5) */
     int dormant_steps; /* phoenix: G, inactive steps before a revival (default 128) */
-    int revive_min;    /* phoenix: active steps of the revived segment (default 16) */
+    int revive_min;    /* phoenix: active steps of the revived segment (default 12) */
     int recency;       /* W in steps; -1 = measure it (default -1) */
     int smooth;        /* smoothing time constant in steps; 1 = none (default 4) */
     int heat_rows;     /* heatmap size limits, max-pooled (default 512 x 512) */

@@ -21,8 +21,9 @@ static const char usage[] =
     "Milestones: decode tokens in use for at least min-span steps beyond the recency band\n"
     "(measured: the lag where fewer than half the tokens are still active), then fading.\n"
     "Phoenix: tokens inactive for >= dormant steps, then active again for >= revive-min\n"
-    "steps. With planted truth in the trace, prints precision, recall and F1 (milestones:\n"
-    "same position and overlapping spans; phoenix: ""same position and revival within --phoenix-tol steps).";
+    "steps: prompt tokens, or decode tokens that were milestones before. With planted\n"
+    "truth in the trace, prints precision, recall and F1 (milestones: same position and\n"
+    "overlapping spans; phoenix: same position and revival within --phoenix-tol steps).";
 
 /* The trace source with a progress bar (drawn only when stderr is a terminal). */
 typedef struct progress_src {
@@ -67,7 +68,7 @@ int cmd_lifecycle(int argc, char **argv) {
         {"min-span", ARG_INT_IN(&c.min_span, 1, 1000000), "N", "milestone: steps in use past recency (32)"},
         {"min-fill", ARG_FLOAT, &c.min_fill, "F", "milestone: fraction of them active (0.5)"},
         {"dormant", ARG_INT_IN(&c.dormant_steps, 1, 1000000), "G", "phoenix: dormant steps (128)"},
-        {"revive-min", ARG_INT_IN(&c.revive_min, 1, INT_MAX), "N", "phoenix: active steps after revival (16)"},
+        {"revive-min", ARG_INT_IN(&c.revive_min, 1, INT_MAX), "N", "phoenix: active steps after revival (12)"},
         {"smooth", ARG_INT_IN(&c.smooth, 1, 10000), "N", "smoothing time constant, steps; 1 = none (4)"},
         {"recency", ARG_INT_IN(&c.recency, -1, 1000000), "W", "recency band in steps (-1 = measure)"},
         {"heat-size", ARG_STR, &heat, "RxC", "heatmap size limit (512x512)"},
