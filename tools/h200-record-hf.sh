@@ -6,12 +6,12 @@
 # recorder's tokens/s under OUT (default results/h200-record-hf).
 # Needs: build/raasbench (make), models/gemma-3-270m-q4_k_m.gguf, python3 with torch (CUDA),
 # transformers 5.x, gguf, h5py (tools/install-python-ml.sh on a machine with PyPI), gnuplot
-# for the figure. Usage: bash tools/h200-record-hf.sh [N_TOKENS]
+# for the figure. Usage: [RB=raasbench] [GGUF=model.gguf] bash tools/h200-record-hf.sh [N_TOKENS]
 set -eu
 N=${1:-4096}
 OUT=${OUT:-results/h200-record-hf}
-RB=build/raasbench
-GGUF=models/gemma-3-270m-q4_k_m.gguf
+RB=${RB:-build/raasbench}
+GGUF=${GGUF:-models/gemma-3-270m-q4_k_m.gguf}
 mkdir -p "$OUT"
 log="$OUT/log.txt"; : >"$log"
 say() { echo "$*" | tee -a "$log"; }
