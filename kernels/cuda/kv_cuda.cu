@@ -65,8 +65,40 @@ __device__ __forceinline__ double warp_sum_d(double x) {
 template <typename T> __device__ __forceinline__ T to_kv(float x);
 template <> __device__ __forceinline__ float to_kv<float>(float x) { return x; }
 template <> __device__ __forceinline__ __half to_kv<__half>(float x) { return __float2half_rn(x); }
-__device__ __forceinline__ float from_kv(float x) { return x; }
-__device__ __forceinline__ float from_kv(__half x) { return __half2float(x); }
+
+/* E consecutive elements (E = 2, 4, 8; p aligned to E elements) into floats, in 4-, 8- or
+ * 16-byte loads. */
+template <int E> __device__ __forceinline__ void load_row(const float *p, float *x) {
+    if (E == 2) {
+        float2 a = *(const float2 *)p;
+        x[0] = a.x, x[1] = a.y;
+    } else {
+#pragma unroll
+        for (int j = 0; j < E; j += 4) {
+            float4 a = *(const float4 *)(p + j);
+            x[j] = a.x, x[j + 1] = a.y, x[j + 2] = a.z, x[j + 3] = a.w;
+        }
+    }
+}
+template <int E> __device__ __forceinline__ void load_row(const __half *p, float *x) {
+    if (E == 2) {
+        float2 a = __half22float2(*(const __half2 *)p);
+        x[0] = a.x, x[1] = a.y;
+    } else if (E == 4) {
+        uint2 u = *(const uint2 *)p;
+        const __half2 *h = (const __half2 *)&u;
+        float2 a = __half22float2(h[0]), b = __half22float2(h[1]);
+        x[0] = a.x, x[1] = a.y, x[2] = b.x, x[3] = b.y;
+    } else {
+        uint4 u = *(const uint4 *)p;
+        const __half2 *h = (const __half2 *)&u;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float2 a = __half22float2(h[j]);
+            x[2 * j] = a.x, x[2 * j + 1] = a.y;
+        }
+    }
+}
 
 /* ---- append ---- */
 
@@ -77,19 +109,24 @@ __global__ void k_append(kvl_lane *lanes, int n_kv, kvl_pool *pool, const int *p
     __shared__ int s_phys[MAX_KV_HEADS], s_slot[MAX_KV_HEADS], s_fresh[MAX_KV_HEADS];
     int pos = *pos_dev;
     if (threadIdx.x == 0) {
+        /* the scalars in registers: one load and one store of each struct, not a chain of
+         * dependent global accesses */
+        kvl_pool pl = *pool;
         for (int g = 0; g < n_kv; g++) {
-            kvl_lane *ln = &lanes[g];
+            kvl_lane ln = lanes[g];
             int phys = -1, slot = 0, fresh = 0;
-            if (ln->policy == KVL_WINDOW) {
-                int w = kvl_window_append(pool, ln, pos);
-                if (w >= 0) phys = ln->loc_phys[w / P], slot = w % P;
+            if (ln.policy == KVL_WINDOW) {
+                int w = kvl_window_append(&pl, &ln, pos);
+                if (w >= 0) phys = ln.loc_phys[w / P], slot = w % P;
             } else {
-                phys = kvl_paged_append(pool, ln, pos, prefill, &fresh);
+                phys = kvl_paged_append(&pl, &ln, pos, prefill, &fresh);
                 slot = pos % P;
             }
             s_phys[g] = phys, s_slot[g] = slot, s_fresh[g] = fresh;
+            lanes[g] = ln;
         }
-        if (pool->held > pool->peak) pool->peak = pool->held;
+        if (pl.held > pl.peak) pl.peak = pl.held;
+        *pool = pl;
     }
     __syncthreads();
     for (int g = 0; g < n_kv; g++) {
@@ -179,9 +216,13 @@ __global__ void k_quest_bounds(const kvl_lane *lanes, int per_head, int G, const
     int h0 = per_head ? r : r * G, nh = per_head ? 1 : G;
     int warps = blockDim.x / 32, w = blockIdx.y * warps + threadIdx.x / 32;
     for (int page = w; page < cur; page += gridDim.y * warps) {
-        const T *base = (const T *)page_addr[ln->ltp[page]];
-        const float *mn = (const float *)(base + (size_t)2 * P * d), *mx = mn + d;
-        double b = page_bound(q, h0, nh, mn, mx, d);
+        int phys = ln->ltp[page];
+        double b = -INFINITY; /* a page missing after an error (reported at kvd_sync) */
+        if (phys >= 0) {
+            const T *base = (const T *)page_addr[phys];
+            const float *mn = (const float *)(base + (size_t)2 * P * d), *mx = mn + d;
+            b = page_bound(q, h0, nh, mn, mx, d);
+        }
         if (threadIdx.x % 32 == 0) score[(size_t)r * list_cap + page] = b;
     }
 }
@@ -245,16 +286,27 @@ k_quest_topk(const kvl_lane *lanes, int per_head, int G, const int *pos_dev, int
             if ((key & pmask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1u);
         }
         __syncthreads();
-        if (threadIdx.x == 0) {
-            int cum = 0;
-            for (int dg = 255; dg >= 0; dg--) {
-                if (cum + (int)hist[dg] >= s_kk) {
-                    s_prefix |= (uint64_t)dg << shift;
-                    s_pmask |= (uint64_t)255 << shift;
-                    s_kk -= cum;
-                    break;
+        if (threadIdx.x < 32) { /* warp 0 finds the digit: lane l sums bins 255-8l..248-8l */
+            int l = threadIdx.x, top = 255 - 8 * l, mine = 0;
+            int kk = s_kk; /* read before the shuffles: the lane that writes it comes after */
+            for (int j = 0; j < 8; j++) mine += hist[top - j];
+            int incl = mine;
+            for (int o = 1; o < 32; o <<= 1) {
+                int y = __shfl_up_sync(0xffffffffu, incl, o);
+                if (l >= o) incl += y;
+            }
+            int cum = incl - mine; /* keys in the bins above lane l's */
+            if (cum < kk && kk <= incl) {
+                for (int j = 0; j < 8; j++) {
+                    int dg = top - j;
+                    if (cum + (int)hist[dg] >= kk) {
+                        s_prefix |= (uint64_t)dg << shift;
+                        s_pmask |= (uint64_t)255 << shift;
+                        s_kk = kk - cum;
+                        break;
+                    }
+                    cum += hist[dg];
                 }
-                cum += hist[dg];
             }
         }
         __syncthreads();
@@ -323,35 +375,44 @@ k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int 
         for (int h = 0; h < GM; h++) pm[h] = -INFINITY, pl[h] = 0;
         if (phys >= 0 && mask) {
             const T *base = (const T *)page_addr[phys];
-            for (int t = 0; t < P; t++) {
-                if (!((mask >> t) & 1)) continue;
-                float kx[E], vx[E];
+            /* U tokens' rows are loaded before any is used, so their latencies overlap */
+            constexpr int U = 4;
+            for (int t0 = 0; t0 < P; t0 += U) {
+                float kx[U][E], vx[U][E];
 #pragma unroll
-                for (int j = 0; j < E; j++) {
-                    kx[j] = from_kv(base[(size_t)t * D + lane * E + j]);
-                    vx[j] = from_kv(base[(size_t)(P + t) * D + lane * E + j]);
+                for (int u = 0; u < U; u++) {
+                    int t = t0 + u;
+                    if (t < P && ((mask >> t) & 1)) {
+                        load_row<E>(base + (size_t)t * D + lane * E, kx[u]);
+                        load_row<E>(base + (size_t)(P + t) * D + lane * E, vx[u]);
+                    }
                 }
 #pragma unroll
-                for (int h = 0; h < GM; h++) {
-                    if (h >= row_heads) break;
-                    float dot = 0;
+                for (int u = 0; u < U; u++) {
+                    int t = t0 + u;
+                    if (t >= P || !((mask >> t) & 1)) continue;
 #pragma unroll
-                    for (int j = 0; j < E; j++) dot += qr[h][j] * kx[j];
-                    dot = warp_sum(dot);
-                    if (dot > m[h]) {
-                        float c = expf(m[h] - dot);
-                        s[h] *= c;
+                    for (int h = 0; h < GM; h++) {
+                        if (h >= row_heads) break;
+                        float dot = 0;
 #pragma unroll
-                        for (int j = 0; j < E; j++) acc[h][j] *= c;
-                        m[h] = dot;
-                    }
-                    float p = expf(dot - m[h]);
-                    s[h] += p;
+                        for (int j = 0; j < E; j++) dot += qr[h][j] * kx[u][j];
+                        dot = warp_sum(dot);
+                        if (dot > m[h]) {
+                            float c = expf(m[h] - dot);
+                            s[h] *= c;
 #pragma unroll
-                    for (int j = 0; j < E; j++) acc[h][j] += p * vx[j];
-                    if (stat_m) {
-                        if (dot > pm[h]) pl[h] *= expf(pm[h] - dot), pm[h] = dot;
-                        pl[h] += expf(dot - pm[h]);
+                            for (int j = 0; j < E; j++) acc[h][j] *= c;
+                            m[h] = dot;
+                        }
+                        float p = expf(dot - m[h]);
+                        s[h] += p;
+#pragma unroll
+                        for (int j = 0; j < E; j++) acc[h][j] += p * vx[u][j];
+                        if (stat_m) {
+                            if (dot > pm[h]) pl[h] *= expf(pm[h] - dot), pm[h] = dot;
+                            pl[h] += expf(dot - pm[h]);
+                        }
                     }
                 }
             }
@@ -740,6 +801,8 @@ void kvd_destroy(kvd_cache *kc) {
 
 rb_status kvd_reserve(kvd_cache *kc, int tokens, rb_err *e) {
     if (!kc || tokens < 0) return rb_fail(e, RB_EINPUT, "kv_cuda", "kvd_reserve: bad arguments");
+    /* a pool as large as every lane's most pages at once never runs short */
+    if (kc->n_pages_total >= kc->pool_cap) return RB_OK;
     int need = tokens * kc->n_lanes;
     if (kc->held_known + kc->pending + need > kc->n_pages_total) {
         kvl_pool pool;
@@ -747,14 +810,23 @@ rb_status kvd_reserve(kvd_cache *kc, int tokens, rb_err *e) {
         CU_TRY(cudaStreamSynchronize(kc->stream));
         kc->held_known = pool.held;
         kc->pending = 0;
-        int short_by = kc->held_known + need - kc->n_pages_total;
-        if (short_by > 0) {
-            int grow = kc->n_pages_total / 2; /* grow by half: O(log) chunks */
+        /* Grow when short, or when fewer than 16 positions' worth would be left (so the next
+         * read-back is at least 16 positions away): by half the pool at least, O(log) chunks,
+         * never past what every lane can hold at once. */
+        int slack = 16 * kc->n_lanes;
+        int short_by = kc->held_known + need + slack - kc->n_pages_total;
+        int room = kc->pool_cap - kc->n_pages_total;
+        if (short_by > 0 && room > 0) {
+            int grow = kc->n_pages_total / 2;
             if (grow < short_by) grow = short_by;
-            if (grow < kc->n_lanes * 16) grow = kc->n_lanes * 16;
+            if (grow > room) grow = room;
             rb_status st = add_chunk(kc, grow, e);
             if (st) return st;
         }
+        if (kc->n_pages_total < kc->pool_cap && kc->held_known + need > kc->n_pages_total)
+            return rb_fail(e, RB_EINTERNAL, "kv_cuda",
+                           "the page pool cannot hold %d more positions (%d pages held of %d)",
+                           tokens, kc->held_known, kc->n_pages_total);
     }
     kc->pending += need;
     return RB_OK;
