@@ -264,7 +264,7 @@ k_quest_topk(const kvl_lane *lanes, int per_head, int G, const int *pos_dev, int
     __shared__ uint64_t s_keys[TOPK_SMEM];
     __shared__ unsigned hist[256];
     __shared__ uint64_t s_prefix, s_pmask;
-    __shared__ int s_kk;
+    __shared__ int s_kk, s_done;
     int r = blockIdx.x;
     const kvl_lane *ln = &lanes[lane_of_row(r, per_head, G)];
     int pos = *pos_dev, P = ln->P, cur = pos / P;
@@ -274,16 +274,25 @@ k_quest_topk(const kvl_lane *lanes, int per_head, int G, const int *pos_dev, int
     int in_smem = n <= TOPK_SMEM;
     if (in_smem)
         for (int i = threadIdx.x; i < n; i += blockDim.x) s_keys[i] = kvl_order_key(sc[i]);
-    if (threadIdx.x == 0) s_prefix = 0, s_pmask = 0, s_kk = k;
+    if (threadIdx.x == 0) s_prefix = 0, s_pmask = 0, s_kk = k, s_done = 0;
     __syncthreads();
-    /* radix select, 8 bits a pass from the top: the k-th largest key */
-    for (int shift = 56; shift >= 0; shift -= 8) {
+    /* Radix select, 8 bits a pass from the top: the k-th largest key. It stops early when
+     * the digit's bin holds exactly the keys still wanted: then every key >= the prefix is
+     * chosen and no tie needs breaking. */
+    for (int shift = 56; shift >= 0 && !s_done; shift -= 8) {
         for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
         __syncthreads();
         uint64_t prefix = s_prefix, pmask = s_pmask;
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            uint64_t key = in_smem ? s_keys[i] : kvl_order_key(sc[i]);
-            if ((key & pmask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1u);
+        for (int base = 0; base < n; base += blockDim.x) { /* whole warps: match_any below */
+            int i = base + threadIdx.x, bin = -1;
+            if (i < n) {
+                uint64_t key = in_smem ? s_keys[i] : kvl_order_key(sc[i]);
+                if ((key & pmask) == prefix) bin = (int)((key >> shift) & 255);
+            }
+            /* the keys share their high bits: one atomic per distinct bin in the warp */
+            unsigned peers = __match_any_sync(0xffffffffu, bin);
+            if (bin >= 0 && (int)(threadIdx.x % 32) == __ffs(peers) - 1)
+                atomicAdd(&hist[bin], (unsigned)__popc(peers));
         }
         __syncthreads();
         if (threadIdx.x < 32) { /* warp 0 finds the digit: lane l sums bins 255-8l..248-8l */
@@ -303,6 +312,7 @@ k_quest_topk(const kvl_lane *lanes, int per_head, int G, const int *pos_dev, int
                         s_prefix |= (uint64_t)dg << shift;
                         s_pmask |= (uint64_t)255 << shift;
                         s_kk = kk - cum;
+                        if ((int)hist[dg] == kk - cum) s_done = 1;
                         break;
                     }
                     cum += hist[dg];
@@ -311,8 +321,11 @@ k_quest_topk(const kvl_lane *lanes, int per_head, int G, const int *pos_dev, int
         }
         __syncthreads();
     }
+    /* done early: every key >= thr (the prefix, low bits 0) is chosen, exactly k of them;
+     * otherwise the keys > thr and the first `ties` keys == thr */
+    int done = s_done;
     uint64_t thr = s_prefix;
-    int ties = s_kk; /* keys equal to thr to take, lowest index first */
+    int ties = done ? 0 : s_kk;
     int32_t *lp = list_phys + (size_t)r * list_cap, *ll = list_log + (size_t)r * list_cap;
     uint64_t *lm = list_mask + (size_t)r * list_cap;
     uint64_t full = full_mask(P);
@@ -321,7 +334,8 @@ k_quest_topk(const kvl_lane *lanes, int per_head, int G, const int *pos_dev, int
         int i = base + threadIdx.x;
         uint64_t key = 0;
         if (i < n) key = in_smem ? s_keys[i] : kvl_order_key(sc[i]);
-        int above = i < n && key > thr, eq = i < n && key == thr, eq_tot, sel_tot;
+        int above = i < n && (done ? key >= thr : key > thr);
+        int eq = i < n && !done && key == thr, eq_tot, sel_tot;
         int eq_rank = block_scan(eq, &eq_tot);
         int sel = above || (eq && eq_base + eq_rank < ties);
         int at = block_scan(sel, &sel_tot);
