@@ -4,16 +4,17 @@
  * memory (so a step can be captured in a CUDA graph):
  *   k_append       1 block: thread 0 runs the lanes' decisions (kv_logic.h: store, raas
  *                  eviction, window slot allocator, pages from the pool's free stack); then
- *                  every thread writes k, v (at kv_dtype) and the page's key min/max.
- *   k_select_list  one block per set row: the attended pages (physical id, slot mask,
- *                  logical page) of dense, window, raas, and of quest while it attends all.
+ *                  every thread writes k, v (at kv_dtype) and the page's key min/max; then
+ *                  the attended pages of each set row (physical id, slot mask, logical page)
+ *                  of dense, window, raas, and of quest while it attends all.
  *   k_quest_bounds (quest past L) warps over many blocks: each page's bound in double.
  *   k_quest_topk   one block per row: the top floor(L/P)-1 pages by radix select on the
  *                  bounds' order keys, ties to the lower page, then the current page.
  *   k_attn         split-K over the row's page list: a fixed grid (row, split), each block
  *                  reads the list's length from device memory; per-page softmax stats for
  *                  raas's exact mass.
- *   k_combine      merges the splits into out and lse.
+ *   k_combine      merges the active splits into out and lse, a block per (head, 32
+ *                  channels), the splits spread over its warps.
  *   k_raas_observe one block per KV head: the refresh of raas_observe.
  * A page is K [P, d] and V [P, d] at kv_dtype, then the keys' channel min [d] and max [d]
  * in float32 (quest and raas bounds, from the float32 keys as the CPU keeps them). */
@@ -100,12 +101,22 @@ template <int E> __device__ __forceinline__ void load_row(const __half *p, float
     }
 }
 
-/* ---- append ---- */
+/* ---- append and the attended page lists ---- */
 
+__device__ __forceinline__ int lane_of_row(int r, int per_head, int G) { return per_head ? r / G : r; }
+
+__device__ void select_row(const kvl_lane *lanes, int r, int per_head, int G, int pos,
+                           int prefill, int list_cap, int32_t *list_phys, uint64_t *list_mask,
+                           int32_t *list_log, int *cnt, int *ntok);
+
+/* One block: the decisions (thread 0), the stores and bounds (every thread), then the
+ * attended page list of each set row (entries: physical page, slot mask, logical page). */
 template <typename T>
 __global__ void k_append(kvl_lane *lanes, int n_kv, kvl_pool *pool, const int *pos_dev,
                          int prefill, const float *k, const float *v, void *const *page_addr,
-                         int d, int P) {
+                         int d, int P, int rows, int per_head, int G, int list_cap,
+                         int32_t *list_phys, uint64_t *list_mask, int32_t *list_log, int *cnt,
+                         int *ntok) {
     __shared__ int s_phys[MAX_KV_HEADS], s_slot[MAX_KV_HEADS], s_fresh[MAX_KV_HEADS];
     int pos = *pos_dev;
     if (threadIdx.x == 0) {
@@ -149,18 +160,22 @@ __global__ void k_append(kvl_lane *lanes, int n_kv, kvl_pool *pool, const int *p
             }
         }
     }
+    /* the lanes' new state (thread 0's global writes) is visible to the block after this */
+    __syncthreads();
+    for (int r = 0; r < rows; r++)
+        select_row(lanes, r, per_head, G, pos, prefill, list_cap, list_phys, list_mask, list_log,
+                   cnt, ntok);
 }
 
 /* ---- the attended page lists ---- */
 
-__device__ __forceinline__ int lane_of_row(int r, int per_head, int G) { return per_head ? r / G : r; }
 
-__global__ void k_select_list(const kvl_lane *lanes, int per_head, int G, const int *pos_dev,
-                              int prefill, int list_cap, int32_t *list_phys, uint64_t *list_mask,
-                              int32_t *list_log, int *cnt, int *ntok) {
-    int r = blockIdx.x;
+/* The attended pages of set row r (quest past L: left to k_quest_topk), by the whole block. */
+__device__ void select_row(const kvl_lane *lanes, int r, int per_head, int G, int pos,
+                           int prefill, int list_cap, int32_t *list_phys, uint64_t *list_mask,
+                           int32_t *list_log, int *cnt, int *ntok) {
     const kvl_lane *ln = &lanes[lane_of_row(r, per_head, G)];
-    int pos = *pos_dev, P = ln->P, cur = pos / P;
+    int P = ln->P, cur = pos / P;
     int32_t *lp = list_phys + (size_t)r * list_cap, *ll = list_log + (size_t)r * list_cap;
     uint64_t *lm = list_mask + (size_t)r * list_cap;
     if (ln->policy == KVL_WINDOW) {
@@ -359,6 +374,13 @@ k_quest_topk(const kvl_lane *lanes, int per_head, int G, const int *pos_dev, int
 
 constexpr int ATT_WARPS = 4;
 
+/* Pages per split: the list spread over the n_split blocks, but at least a page per warp,
+ * so short lists use few blocks and k_combine merges few partials. */
+__device__ __forceinline__ int split_chunk(int n, int n_split) {
+    int c = (n + n_split - 1) / n_split;
+    return c < ATT_WARPS ? ATT_WARPS : c;
+}
+
 template <int D, int GM, typename T>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
 k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int list_cap,
@@ -369,8 +391,9 @@ k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int 
     __shared__ float sacc[ATT_WARPS][GM][D];
     int r = blockIdx.x, b = blockIdx.y, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     int h0 = r * row_heads;
-    int n = cnt[r], chunk = (n + n_split - 1) / n_split;
+    int n = cnt[r], chunk = split_chunk(n, n_split);
     int e0 = b * chunk, e1 = min(n, e0 + chunk);
+    if (e0 >= e1) return; /* an idle split: k_combine reads only the first ceil(n / chunk) */
     float qr[GM][E], m[GM], s[GM], acc[GM][E];
 #pragma unroll
     for (int h = 0; h < GM; h++) {
@@ -461,22 +484,39 @@ k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int 
     }
 }
 
-__global__ void k_combine(int d, int n_split, const float *part_m, const float *part_l,
-                          const float *part_acc, float *out, float *lse) {
-    int h = blockIdx.x;
+/* Merges the active splits of each query head: grid (Hq, d / 32), 8 warps a block; the
+ * splits' (max, sum) are reduced by the lanes of every warp, then warp w sums the channels'
+ * partials of splits w, w + 8, ... (independent loads, no long serial chain), and the warps'
+ * sums meet in shared memory. */
+constexpr int CMB_WARPS = 8;
+__global__ void __launch_bounds__(CMB_WARPS * 32)
+k_combine(int d, int n_split, const int *cnt, int per_head, int G, const float *part_m,
+          const float *part_l, const float *part_acc, float *out, float *lse) {
+    __shared__ float s_acc[CMB_WARPS][32];
+    int h = blockIdx.x, c = blockIdx.y * 32 + threadIdx.x % 32, w = threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    int n = cnt[per_head ? h : h / G], chunk = split_chunk(n, n_split);
+    int n_act = (n + chunk - 1) / chunk;
     const float *pm = part_m + (size_t)h * n_split, *pl = part_l + (size_t)h * n_split;
     float M = -INFINITY;
-    for (int s = 0; s < n_split; s++) M = fmaxf(M, pm[s]);
+    for (int s = lane; s < n_act; s += 32) M = fmaxf(M, pm[s]);
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
     float L = 0;
-    for (int s = 0; s < n_split; s++)
+    for (int s = lane; s < n_act; s += 32)
         if (pm[s] > -INFINITY) L += pl[s] * expf(pm[s] - M);
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        float a = 0;
-        for (int s = 0; s < n_split; s++)
-            if (pm[s] > -INFINITY) a += part_acc[((size_t)h * n_split + s) * d + i] * expf(pm[s] - M);
-        out[(size_t)h * d + i] = a / L;
+    L = warp_sum(L);
+    float a = 0;
+#pragma unroll 4
+    for (int s = w; s < n_act; s += CMB_WARPS)
+        if (pm[s] > -INFINITY) a += part_acc[((size_t)h * n_split + s) * d + c] * expf(pm[s] - M);
+    s_acc[w][lane] = a;
+    __syncthreads();
+    if (w == 0) {
+        float t = 0;
+        for (int j = 0; j < CMB_WARPS; j++) t += s_acc[j][lane];
+        out[(size_t)h * d + c] = t / L;
+        if (blockIdx.y == 0 && lane == 0) lse[h] = M + logf(L);
     }
-    if (threadIdx.x == 0) lse[h] = M + logf(L);
 }
 
 /* ---- raas observe ---- */
@@ -861,11 +901,11 @@ void kvd_step(kvd_cache *kc, int il, int prefill, const int *pos_dev, const floa
     int *cnt = kc->d_cnt + (size_t)il * Hq, *ntok = kc->d_ntok + (size_t)il * Hq;
     void *const *pa = kc->d_page_addr;
     if (f16)
-        k_append<__half><<<1, 256, 0, s>>>(lanes, Hkv, kc->d_pool, pos_dev, prefill, k, v, pa, d, P);
+        k_append<__half><<<1, 256, 0, s>>>(lanes, Hkv, kc->d_pool, pos_dev, prefill, k, v, pa, d,
+                                           P, L->rows, L->per_head, G, cap, lp, lm, ll, cnt, ntok);
     else
-        k_append<float><<<1, 256, 0, s>>>(lanes, Hkv, kc->d_pool, pos_dev, prefill, k, v, pa, d, P);
-    k_select_list<<<L->rows, 256, 0, s>>>(lanes, L->per_head, G, pos_dev, prefill, cap, lp, lm, ll,
-                                          cnt, ntok);
+        k_append<float><<<1, 256, 0, s>>>(lanes, Hkv, kc->d_pool, pos_dev, prefill, k, v, pa, d,
+                                          P, L->rows, L->per_head, G, cap, lp, lm, ll, cnt, ntok);
     if (L->policy == KVD_QUEST) {
         int nb = (2 * kc->n_sm + L->rows - 1) / L->rows;
         int want = (kc->max_pages + 7) / 8;
@@ -909,8 +949,9 @@ void kvd_step(kvd_cache *kc, int il, int prefill, const int *pos_dev, const floa
     else KV_ATTN_G(256);
 #undef KV_ATTN_G
 #undef KV_ATTN
-    k_combine<<<Hq, 256, 0, s>>>(d, L->n_split, kc->d_part_m, kc->d_part_l, kc->d_part_acc, out,
-                                 kc->d_lse);
+    k_combine<<<dim3(Hq, d / 32), CMB_WARPS * 32, 0, s>>>(d, L->n_split, cnt, L->per_head, G,
+                                                          kc->d_part_m, kc->d_part_l,
+                                                          kc->d_part_acc, out, kc->d_lse);
     if (L->policy == KVD_RAAS) {
         if (f16)
             k_raas_observe<__half><<<Hkv, 256, 0, s>>>(lanes, G, pos_dev, prefill, q, kc->d_lse,
