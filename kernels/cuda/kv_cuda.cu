@@ -45,6 +45,8 @@ namespace {
 
 constexpr int MAX_KV_HEADS = 64;
 constexpr int TOPK_SMEM = 4096; /* keys held in shared memory by the top-k kernel */
+constexpr int OBS_SMEM = 2048;  /* raas observe: evictable pages ranked in shared memory */
+constexpr int OBS_THREADS = 1024;
 
 struct layer_dev {
     int policy, per_head, rows, row_heads, n_split;
@@ -522,7 +524,7 @@ k_combine(int d, int n_split, const int *cnt, int per_head, int G, const float *
 /* ---- raas observe ---- */
 
 template <typename T>
-__global__ void k_raas_observe(kvl_lane *lanes, int G, const int *pos_dev, int prefill,
+__global__ void __launch_bounds__(OBS_THREADS) k_raas_observe(kvl_lane *lanes, int G, const int *pos_dev, int prefill,
                                const float *q, const float *lse, const float *stat_m,
                                const float *stat_l, const int32_t *list_log, const int *cnt,
                                const int *ntok, int list_cap, void *const *page_addr,
@@ -569,11 +571,22 @@ __global__ void k_raas_observe(kvl_lane *lanes, int G, const int *pos_dev, int p
     }
     __syncthreads();
     int k = kvl_raas_refresh_k(ln->raas_r, n_ev);
-    /* pu_topk over the evictable pages in page order: ties to the lower page */
+    /* pu_topk over the evictable pages in page order: ties to the lower page. Scores and
+     * pages in shared memory when they fit, so each thread's scan is not a chain of L2
+     * loads. */
+    __shared__ double s_sc[OBS_SMEM];
+    __shared__ int s_ev[OBS_SMEM];
+    int in_smem = n_ev <= OBS_SMEM;
+    if (in_smem)
+        for (int i = threadIdx.x; i < n_ev; i += blockDim.x) s_sc[i] = sc[i], s_ev[i] = ln->ev[i];
+    __syncthreads();
+    const double *scr = in_smem ? s_sc : sc;
+    const int *evr = in_smem ? s_ev : ln->ev;
     for (int i = threadIdx.x; i < n_ev; i += blockDim.x) {
-        int beat = 0, pi = ln->ev[i];
+        int beat = 0, pi = evr[i];
+        double si = scr[i];
         for (int j = 0; j < n_ev && beat < k; j++)
-            beat += sc[j] > sc[i] || (sc[j] == sc[i] && ln->ev[j] < pi);
+            beat += scr[j] > si || (scr[j] == si && evr[j] < pi);
         ch[i] = beat < k;
     }
     __syncthreads();
@@ -954,11 +967,11 @@ void kvd_step(kvd_cache *kc, int il, int prefill, const int *pos_dev, const floa
                                                           kc->d_part_acc, out, kc->d_lse);
     if (L->policy == KVD_RAAS) {
         if (f16)
-            k_raas_observe<__half><<<Hkv, 256, 0, s>>>(lanes, G, pos_dev, prefill, q, kc->d_lse,
+            k_raas_observe<__half><<<Hkv, OBS_THREADS, 0, s>>>(lanes, G, pos_dev, prefill, q, kc->d_lse,
                                                        kc->d_stat_m, kc->d_stat_l, ll, cnt, ntok,
                                                        cap, pa, kc->d_scratch, kc->d_chosen);
         else
-            k_raas_observe<float><<<Hkv, 256, 0, s>>>(lanes, G, pos_dev, prefill, q, kc->d_lse,
+            k_raas_observe<float><<<Hkv, OBS_THREADS, 0, s>>>(lanes, G, pos_dev, prefill, q, kc->d_lse,
                                                       kc->d_stat_m, kc->d_stat_l, ll, cnt, ntok,
                                                       cap, pa, kc->d_scratch, kc->d_chosen);
     }
