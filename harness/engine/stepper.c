@@ -111,7 +111,10 @@ void stepper_prefill_token(stepper *s, int pos, const float *q, const float *k, 
 /* Hand a prompt buffered by stepper_prefill_token to the policy. */
 static void flush_prompt(stepper *s) {
     if (s->prefilled) return;
-    RB_CHECK(s->n_prompt > 0);
+    if (s->n_prompt == 0) { /* no prompt: the policy starts from its empty state */
+        s->prefilled = 1;
+        return;
+    }
     keep_keys(s, 0, s->n_prompt, s->pk);
     s->ops->prefill(s->state, s->n_prompt, s->pq, s->pk, s->pv);
     free(s->pq), free(s->pk), free(s->pv);
