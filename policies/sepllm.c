@@ -4,14 +4,20 @@
  * when full, the oldest resident token that is neither initial nor a separator goes, unless
  * more than S separators are resident, when the oldest separator goes instead. Which
  * positions are separators comes from policy_config.separator (the trace's tokens read
- * through the model's vocabulary); without it the policy refuses to run. Token-granular
- * slots.
- *
- * NOT REGISTERED yet: no caller fills policy_config.separator (the engine would need it from
- * the trace; see policies/README.md). tests/test_policy_sepllm.c runs the table directly. */
+ * through the model's vocabulary, harness/engine/cells.h; live decode fills it as tokens
+ * come); without it the policy refuses to run. Token-granular slots. */
 #include <string.h>
 
 #include "policy_util.h"
+
+int policy_separator_text(const char *text, size_t len) {
+    if (len > 0 && text[0] == ' ') text++, len--;
+    if (len == 1 && text[0] && strchr(".,?!;:", text[0])) return 1;
+    if (len == 0) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] != '\n' && !(text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')) return 0;
+    return 1;
+}
 
 static const policy_param_spec params[] = {
     {"initial", PARAM_INT, "4", NULL, 0, 1 << 20,
@@ -152,7 +158,7 @@ static int64_t sep_meta_bytes(const policy_state *s) {
 const policy_ops policy_sepllm = {
     .name = "sepllm",
     .summary = "L tokens: initial + up to S separators (oldest go first) + the recent window",
-    .flags = 0,
+    .flags = POLICY_NEEDS_SEPARATORS,
     .params = params,
     .create = sep_create,
     .destroy = sep_destroy,
