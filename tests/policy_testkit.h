@@ -64,7 +64,10 @@ typedef struct tk_cfg {
     int layer;
     int elem_bytes; /* 0: 2 */
     int expect_broken; /* record broken rules in tk.violated without failing the test */
-    const uint8_t *separator; /* [n_tokens] passed as policy_config.separator, or NULL */
+    const uint8_t *separator; /* [n_tokens] passed as policy_config.separator; NULL: the kit
+                                 plants one in five for a policy that needs separators
+                                 (POLICY_NEEDS_SEPARATORS), unless without_separators */
+    int without_separators;   /* pass NULL even to a policy that needs separators */
 } tk_cfg;
 
 typedef struct tk {
@@ -89,6 +92,7 @@ typedef struct tk {
     double *out_err;   /* [n_q] */
     double attended;   /* mean |S_h| of the last step */
     unsigned violated; /* TK_INV_* rules broken so far */
+    uint8_t *own_sep;  /* [N] the separators the kit planted, or NULL */
 } tk;
 
 /* Record a broken rule of the policy under test (see the top of this file). */
@@ -141,6 +145,13 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
     if (st) return st;
     t->G = c->n_q / c->n_kv;
     t->N = c->n_tokens;
+    const uint8_t *sep = c->separator;
+    if (!sep && !c->without_separators && (t->ops->flags & POLICY_NEEDS_SEPARATORS)) {
+        uint64_t r = c->seed ^ 0x5e9u;
+        t->own_sep = rb_malloc((size_t)t->N);
+        for (int i = 0; i < t->N; i++) t->own_sep[i] = tu_uniform(&r) < 0.2;
+        sep = t->own_sep;
+    }
     t->pools = rb_calloc((size_t)c->n_kv, sizeof *t->pools);
     for (int g = 0; g < c->n_kv; g++)
         t->pools[g] = kv_pool_create(c->d, c->page_size, t->c.elem_bytes);
@@ -148,9 +159,10 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
                              .head_dim = c->d, .budget = c->budget, .page_size = c->page_size,
                              .max_tokens = c->n_tokens, .attn_scale = 1.0f / sqrtf((float)c->d),
                              .seed = c->seed, .params = &t->prm, .pools = t->pools,
-                             .separator = c->separator};
+                             .separator = sep};
     st = t->ops->create(&t->cfg, &t->st, e);
     if (st) {
+        free(t->own_sep);
         for (int g = 0; g < c->n_kv; g++) kv_pool_destroy(t->pools[g]);
         free(t->pools);
         return st;
@@ -191,6 +203,7 @@ static inline void tk_destroy(tk *t) {
     free(t->sel.n); free(t->sel.pos); free(t->sel.k); free(t->sel.v);
     free(t->probs); free(t->out); free(t->dlogits); free(t->dlse); free(t->dlog64); free(t->dprobs); free(t->dout);
     free(t->recall); free(t->out_err);
+    free(t->own_sep);
 }
 
 /* The most tokens a KV head may hold after an append (policy.h): L, or with

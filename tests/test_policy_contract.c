@@ -29,20 +29,6 @@ static const shape shapes[] = {
 };
 enum { N_SHAPES = sizeof shapes / sizeof shapes[0], DECODE_STEPS = 80 };
 
-/* Separators for policies that read them (POLICY_NEEDS_SEPARATORS; the others ignore the
- * mask): one position in five, drawn once. */
-static const uint8_t *separators(int n_tokens) {
-    static uint8_t mask[4096];
-    static int made;
-    RB_CHECK(n_tokens <= (int)sizeof mask);
-    if (!made) {
-        uint64_t r = 5;
-        for (size_t i = 0; i < sizeof mask; i++) mask[i] = tu_uniform(&r) < 0.2;
-        made = 1;
-    }
-    return mask;
-}
-
 static tk_cfg cfg_of(const policy_ops *ops, const shape *sh, int L, int n_prefill,
                      const char *param, int expect_broken) {
     static const char *kv[1];
@@ -50,8 +36,7 @@ static tk_cfg cfg_of(const policy_ops *ops, const shape *sh, int L, int n_prefil
     return (tk_cfg){.ops = ops, .params = kv, .n_params = param ? 1 : 0, .n_q = sh->n_q,
                     .n_kv = sh->n_kv, .d = sh->d, .budget = L, .page_size = sh->P,
                     .n_prefill = n_prefill, .n_tokens = n_prefill + DECODE_STEPS, .seed = 17,
-                    .layer = 1, .elem_bytes = sh->elem_bytes, .expect_broken = expect_broken,
-                    .separator = separators(n_prefill + DECODE_STEPS)};
+                    .layer = 1, .elem_bytes = sh->elem_bytes, .expect_broken = expect_broken};
 }
 
 /* The smallest budget ops accepts on this shape; every smaller one must be refused with

@@ -78,7 +78,7 @@ static void hand_examples(void) {
 
 static void refused_without_separators(void) {
     tk_cfg c = {.ops = &policy_sepllm, .n_q = 2, .n_kv = 1, .d = 4, .budget = 16, .page_size = 4,
-                .n_prefill = 4, .n_tokens = 20, .seed = 1};
+                .n_prefill = 4, .n_tokens = 20, .seed = 1, .without_separators = 1};
     tk t;
     rb_err e = {0};
     TK_CHECK(tk_create(&t, &c, &e) == RB_EINPUT && strstr(e.why, "separators"),
