@@ -11,7 +11,8 @@
 #    the replayed sets equal tests/policy_refs.py's, whose mask comes from the GGUF's
 #    vocabulary read by the gguf package, not by our tokenizer;
 #  - eval (prompts loaded from a capture) writes the texts decode writes under sepllm;
-#  - sweep takes the vocabulary as "model" and refuses a recorded trace without it.
+#  - sweep takes the vocabulary as "model" and refuses a recorded trace without it;
+#  - bench replay --per-cell runs sepllm on its synthetic trace.
 set -u
 RB=${RAASBENCH:-build/raasbench}
 cd "$(dirname "$0")/.."
@@ -42,6 +43,15 @@ print(f"# synth: /tokens with {(t == 1).sum()} separators in {len(t)} positions 
 PY
 "$RB" replay "$T/s.h5" --policies sepllm,streamingllm --budgets 48 --dense-layers 0 --quiet \
     --out "$T/s_res.h5" || fail "replay of sepllm on a synthetic trace"
+
+# bench replay --per-cell gives sepllm the synthetic trace's separators: a row per cell and
+# a growth row per policy
+out=$("$RB" bench replay --per-cell --layers 1 --prefill 16 --decode 64 --policies sepllm,h2o \
+      --budgets 8,16 --reps 1) || fail "bench replay --per-cell with sepllm"
+for row in "sepllm_L8 " "sepllm_L16 " "h2o_L16 "; do
+  grep -q "^$row" <<<"$out" || fail "bench --per-cell: no row $row in: $out"
+done
+grep -Eq "^sepllm +8 -> 16 +[0-9.]+x +2.00x" <<<"$out" || fail "bench --per-cell: no growth row: $out"
 
 # ---- refusals: no /tokens; a recorded trace without its model
 python3 - "$T/s.h5" "$T/notok.h5" <<'PY' || fail "making a trace without tokens"
