@@ -11,9 +11,13 @@ set style line 100 lc rgb "#444444"
 # colour and point type of a policy (unknown policies are grey)
 pol_color(p) = p eq "dense" ? "#000000" : p eq "oracle" ? "#7f7f7f" : p eq "quest" ? "#1f77b4" : \
                p eq "raas" ? "#d62728" : p eq "h2o" ? "#2ca02c" : p eq "streamingllm" ? "#ff7f0e" : \
-               p eq "random" ? "#9467bd" : p eq "window" ? "#8c564b" : "#bcbd22"
+               p eq "random" ? "#9467bd" : p eq "window" ? "#8c564b" : p eq "tova" ? "#e377c2" : \
+               p eq "snapkv" ? "#17becf" : p eq "rkv" ? "#393b79" : p eq "lazyeviction" ? "#bcbd22" : \
+               p eq "adakv" ? "#8c6d31" : p eq "sepllm" ? "#7b4173" : "#a0a0a0"
 pol_pt(p) = p eq "dense" ? 1 : p eq "oracle" ? 2 : p eq "quest" ? 5 : p eq "raas" ? 7 : \
-            p eq "h2o" ? 9 : p eq "streamingllm" ? 11 : p eq "random" ? 13 : 3
+            p eq "h2o" ? 9 : p eq "streamingllm" ? 11 : p eq "random" ? 13 : p eq "tova" ? 15 : \
+            p eq "snapkv" ? 4 : p eq "rkv" ? 6 : p eq "lazyeviction" ? 8 : p eq "adakv" ? 10 : \
+            p eq "sepllm" ? 12 : 3
 pol_dt(p) = (p eq "dense" || p eq "oracle") ? 2 : 1
 
 # The distinct values of the column named `name` in TSV file `f`, in order of first

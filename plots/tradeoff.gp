@@ -5,7 +5,7 @@
 # accurate with little memory; small points are fast. From `raasbench export RESULTS.h5
 # --table summary`.
 #   gnuplot -e "in='summary.tsv'; out='tradeoff.png'" plots/tradeoff.gp
-# Optional: title='...'
+# Optional: title='...'; keyx=0.99 (the key's right edge, in graph units; default 0.66)
 if (!exists("in") || !exists("out")) { print "tradeoff.gp: set in='summary.tsv' and out='tradeoff.png'"; exit status 2 }
 load sprintf("%s/common.gp", system(sprintf("dirname '%s'", ARG0)))
 set output out
@@ -28,7 +28,7 @@ set xrange [mmin / 1.4 : mmax * 1.4]
 set yrange [0:1.05]
 # Bottom, left of centre: the dense-memory column (quest, oracle, random) sits at the
 # right edge and the O(L) policies climb from the left.
-set key at graph 0.66, graph 0.03 bottom right title "series"
+set key at graph (exists("keyx") ? keyx : 0.66), graph 0.03 bottom right title "series"
 sel(p) = row_series(has_series) eq p
 # budget labels: consecutive budgets (log2 parity) go left and right of their point, so runs
 # that land on the same point (RaaS below its prompt's pages) stay readable; dense and oracle

@@ -19,22 +19,12 @@ static const policy_param_spec params[] = {
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
-typedef struct ada_entry {
-    int32_t pos;  /* a resident position */
-    double score; /* accumulated attention (sum over the group and the steps) */
-} ada_entry;
-
-typedef struct ada_head {
-    pu_tokens tok;
-    int n, cap;
-    ada_entry *ent; /* [cap] in no particular order */
-} ada_head;
-
 struct policy_state {
     pu_shape sh;
     int recent, floor_n, last, total; /* total: tokens resident over the layer */
     float scale;
-    ada_head *heads; /* [n_kv] */
+    pu_scored *heads; /* [n_kv] in no particular order; score: accumulated attention (sum
+                         over the group and the steps) */
 };
 
 static rb_status ada_create(const policy_config *cfg, policy_state **out, rb_err *e) {
@@ -46,35 +36,20 @@ static rb_status ada_create(const policy_config *cfg, policy_state **out, rb_err
     s->floor_n = (int)ceil(cfg->budget * policy_param_num(cfg->params, "safeguard") - 1e-9);
     s->scale = cfg->attn_scale;
     s->last = -1;
-    s->heads = rb_calloc((size_t)s->sh.n_kv, sizeof *s->heads);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        ada_head *hd = &s->heads[g];
-        pu_tokens_init(&hd->tok, cfg->pools[g], cfg->max_tokens);
-        hd->cap = cfg->budget + 1;
-        hd->ent = rb_malloc(sizeof *hd->ent * (size_t)hd->cap);
-    }
+    s->heads = pu_scored_create(cfg);
     *out = s;
     return RB_OK;
 }
 
 static void ada_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        pu_tokens_free(&s->heads[g].tok);
-        free(s->heads[g].ent);
-    }
-    free(s->heads);
+    pu_scored_destroy(s->heads, s->sh.n_kv);
     free(s);
 }
 
-static void head_push(policy_state *s, ada_head *hd, int pos, const float *k, const float *v,
+static void head_push(policy_state *s, pu_scored *hd, int pos, const float *k, const float *v,
                       double score) {
-    if (hd->n == hd->cap) { /* a head above L, or a long prompt */
-        hd->cap *= 2;
-        hd->ent = rb_realloc(hd->ent, sizeof *hd->ent * (size_t)hd->cap);
-    }
-    pu_tokens_store(&hd->tok, pos, k, v);
-    hd->ent[hd->n++] = (ada_entry){.pos = pos, .score = score};
+    pu_scored_push(hd, pos, k, v, score);
     s->total++;
 }
 
@@ -107,13 +82,13 @@ static void ada_append(policy_state *s, int pos, const float *k, const float *v)
     while (s->total + s->sh.n_kv > budget) {
         int wg = -1, wi = -1;
         for (int g = 0; g < s->sh.n_kv; g++) {
-            ada_head *hd = &s->heads[g];
+            pu_scored *hd = &s->heads[g];
             if (hd->n + 1 <= s->floor_n) continue;
             for (int i = 0; i < hd->n; i++) {
-                const ada_entry *c = &hd->ent[i];
+                const pu_entry *c = &hd->ent[i];
                 if (c->pos > oldest_recent) continue;
                 if (wg >= 0) {
-                    const ada_entry *w = &s->heads[wg].ent[wi];
+                    const pu_entry *w = &s->heads[wg].ent[wi];
                     if (c->score > w->score) continue;
                     if (c->score == w->score && c->pos >= w->pos) continue; /* same pos: lower g */
                 }
@@ -123,9 +98,7 @@ static void ada_append(policy_state *s, int pos, const float *k, const float *v)
         /* Over budget, some head holds L or more: it is above the floor (<= L) and at most
          * R-1 < L of its tokens are recent, so a candidate exists. */
         RB_CHECK(wg >= 0);
-        ada_head *hd = &s->heads[wg];
-        pu_tokens_drop(&hd->tok, hd->ent[wi].pos);
-        hd->ent[wi] = hd->ent[--hd->n];
+        pu_scored_drop_swap(&s->heads[wg], wi);
         s->total--;
     }
     for (int g = 0; g < s->sh.n_kv; g++)
@@ -136,37 +109,17 @@ static void ada_append(policy_state *s, int pos, const float *k, const float *v)
 static void ada_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     RB_CHECK(step->pos == s->last);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        ada_head *hd = &s->heads[g];
-        for (int i = 0; i < hd->n; i++) {
-            int p = hd->ent[i].pos;
-            pu_sel_add(sel, g * s->sh.group, p, pu_tokens_k(&hd->tok, p),
-                       pu_tokens_v(&hd->tok, p));
-        }
-    }
+    pu_scored_select(s->heads, &s->sh, sel);
 }
 
 static void ada_observe(policy_state *s, const policy_step *step, const policy_selection *sel,
                         const float *probs) {
     (void)step;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        ada_head *hd = &s->heads[g];
-        int h0 = g * s->sh.group;
-        RB_CHECK(sel->shared_by_group && sel->n[h0] == hd->n);
-        for (int i = 0; i < hd->n; i++) {
-            RB_CHECK(sel->pos[(size_t)h0 * sel->cap + i] == hd->ent[i].pos);
-            double m = 0;
-            for (int h = h0; h < h0 + s->sh.group; h++) m += probs[(size_t)h * sel->cap + i];
-            hd->ent[i].score += m;
-        }
-    }
+    pu_scored_observe(s->heads, &s->sh, sel, probs, PU_SCORE_ADD);
 }
 
 static int64_t ada_meta_bytes(const policy_state *s) {
-    int64_t b = 0;
-    for (int g = 0; g < s->sh.n_kv; g++)
-        b += (int64_t)s->heads[g].n * (int64_t)(sizeof(int32_t) + sizeof(double) + sizeof(kv_slot));
-    return b;
+    return pu_scored_meta_bytes(s->heads, s->sh.n_kv);
 }
 
 const policy_ops policy_adakv = {

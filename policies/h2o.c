@@ -12,22 +12,11 @@ static const policy_param_spec params[] = {
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
-typedef struct h2o_entry {
-    int32_t pos;  /* a resident position */
-    double score; /* its accumulated attention (sum over the group) */
-} h2o_entry;
-
-typedef struct h2o_head {
-    pu_tokens tok;
-    int n, cap;     /* resident entries, capacity of the array */
-    h2o_entry *ent; /* [cap] the resident tokens, in no particular order */
-} h2o_head;
-
 struct policy_state {
     pu_shape sh;
     int recent, last;
     float scale;
-    h2o_head *heads; /* [n_kv] */
+    pu_scored *heads; /* [n_kv] the resident tokens, in no particular order */
 };
 
 static rb_status h2o_create(const policy_config *cfg, policy_state **out, rb_err *e) {
@@ -38,34 +27,15 @@ static rb_status h2o_create(const policy_config *cfg, policy_state **out, rb_err
     s->recent = (int)floor(cfg->budget * policy_param_num(cfg->params, "recent"));
     s->scale = cfg->attn_scale;
     s->last = -1;
-    s->heads = rb_calloc((size_t)s->sh.n_kv, sizeof *s->heads);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        h2o_head *hd = &s->heads[g];
-        pu_tokens_init(&hd->tok, cfg->pools[g], cfg->max_tokens);
-        hd->cap = cfg->budget + 1;
-        hd->ent = rb_malloc(sizeof *hd->ent * (size_t)hd->cap);
-    }
+    s->heads = pu_scored_create(cfg);
     *out = s;
     return RB_OK;
 }
 
 static void h2o_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        pu_tokens_free(&s->heads[g].tok);
-        free(s->heads[g].ent);
-    }
-    free(s->heads);
+    pu_scored_destroy(s->heads, s->sh.n_kv);
     free(s);
-}
-
-static void head_push(h2o_head *hd, int pos, const float *k, const float *v, double score) {
-    if (hd->n == hd->cap) { /* only a prompt longer than L gets here */
-        hd->cap *= 2;
-        hd->ent = rb_realloc(hd->ent, sizeof *hd->ent * (size_t)hd->cap);
-    }
-    pu_tokens_store(&hd->tok, pos, k, v);
-    hd->ent[hd->n++] = (h2o_entry){.pos = pos, .score = score};
 }
 
 static void h2o_prefill(policy_state *s, int n, const float *q, const float *k,
@@ -80,8 +50,8 @@ static void h2o_prefill(policy_state *s, int n, const float *q, const float *k,
     size_t row = (size_t)s->sh.n_kv * s->sh.d;
     for (int i = 0; i < n; i++)
         for (int g = 0; g < s->sh.n_kv; g++)
-            head_push(&s->heads[g], i, k + i * row + (size_t)g * s->sh.d,
-                      v + i * row + (size_t)g * s->sh.d, col[(size_t)g * n + i]);
+            pu_scored_push(&s->heads[g], i, k + i * row + (size_t)g * s->sh.d,
+                           v + i * row + (size_t)g * s->sh.d, col[(size_t)g * n + i]);
     s->last = n - 1;
     free(out);
     free(col);
@@ -91,11 +61,11 @@ static void h2o_append(policy_state *s, int pos, const float *k, const float *v)
     RB_CHECK(pos == s->last + 1);
     int oldest_recent = pos - s->recent; /* candidates: positions <= pos - R */
     for (int g = 0; g < s->sh.n_kv; g++) {
-        h2o_head *hd = &s->heads[g];
+        pu_scored *hd = &s->heads[g];
         while (hd->n >= s->sh.budget) {
             int w = -1;
             for (int i = 0; i < hd->n; i++) {
-                const h2o_entry *c = &hd->ent[i];
+                const pu_entry *c = &hd->ent[i];
                 if (c->pos > oldest_recent) continue;
                 if (w < 0 || c->score < hd->ent[w].score ||
                     (c->score == hd->ent[w].score && c->pos < hd->ent[w].pos))
@@ -103,10 +73,9 @@ static void h2o_append(policy_state *s, int pos, const float *k, const float *v)
             }
             /* n >= L tokens below pos, at most R-1 of them above pos-R: a candidate exists. */
             RB_CHECK(w >= 0);
-            pu_tokens_drop(&hd->tok, hd->ent[w].pos);
-            hd->ent[w] = hd->ent[--hd->n];
+            pu_scored_drop_swap(hd, w);
         }
-        head_push(hd, pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d, 0.0);
+        pu_scored_push(hd, pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d, 0.0);
     }
     s->last = pos;
 }
@@ -114,38 +83,17 @@ static void h2o_append(policy_state *s, int pos, const float *k, const float *v)
 static void h2o_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     RB_CHECK(step->pos == s->last);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        h2o_head *hd = &s->heads[g];
-        for (int i = 0; i < hd->n; i++) {
-            int p = hd->ent[i].pos;
-            pu_sel_add(sel, g * s->sh.group, p, pu_tokens_k(&hd->tok, p), pu_tokens_v(&hd->tok, p));
-        }
-    }
+    pu_scored_select(s->heads, &s->sh, sel);
 }
 
 static void h2o_observe(policy_state *s, const policy_step *step, const policy_selection *sel,
                         const float *probs) {
     (void)step;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        h2o_head *hd = &s->heads[g];
-        int h0 = g * s->sh.group;
-        /* The selection lists the entries in array order (select above, nothing moved
-         * since), so probs line up with the entries by index. */
-        RB_CHECK(sel->shared_by_group && sel->n[h0] == hd->n);
-        for (int i = 0; i < hd->n; i++) {
-            RB_CHECK(sel->pos[(size_t)h0 * sel->cap + i] == hd->ent[i].pos);
-            double m = 0;
-            for (int h = h0; h < h0 + s->sh.group; h++) m += probs[(size_t)h * sel->cap + i];
-            hd->ent[i].score += m;
-        }
-    }
+    pu_scored_observe(s->heads, &s->sh, sel, probs, PU_SCORE_ADD);
 }
 
 static int64_t h2o_meta_bytes(const policy_state *s) {
-    int64_t b = 0;
-    for (int g = 0; g < s->sh.n_kv; g++)
-        b += (int64_t)s->heads[g].n * (int64_t)(sizeof(int32_t) + sizeof(double) + sizeof(kv_slot));
-    return b;
+    return pu_scored_meta_bytes(s->heads, s->sh.n_kv);
 }
 
 const policy_ops policy_h2o = {

@@ -18,6 +18,7 @@
 #ifndef POLICY_H
 #define POLICY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kvpool.h"
@@ -64,9 +65,16 @@ typedef struct policy_config {
     /* [max_tokens] 1 where the token at that position is a separator (punctuation or a
      * newline, SepLLM), from the trace's tokens and the model's vocabulary; NULL when the
      * caller does not know (a trace without tokens). Only policies/sepllm.c reads it. */
-    const uint8_t *separator;
+    const uint8_t *separator;  /* entry t is read once position t is prefilled or appended,
+                                  not before: live decode fills it as tokens come */
     kv_pool **pools;           /* [n_kv_heads], owned by the engine, empty at create */
 } policy_config;
+
+/* Whether a token whose text (its bytes, as the tokenizer decodes it: SentencePiece's "▁"
+ * and byte-level BPE's "Ġ" already spaces) is len bytes at `text` is a separator: at most
+ * one leading space, then one of . , ? ! ; : alone, or then only line breaks ("\n" runs,
+ * "\r\n"). SepLLM's set (policies/README.md); policies/sepllm.c. */
+int policy_separator_text(const char *text, size_t len);
 
 /* ---- one step ---- */
 
@@ -111,6 +119,9 @@ enum {
     POLICY_LAYER_BUDGET = 1u << 6, /* the budget bounds the layer, not each KV head: resident
                                       tokens summed over the KV heads stay <= L * n_kv_heads,
                                       and one head may hold more than L (Ada-KV) */
+    POLICY_NEEDS_SEPARATORS = 1u << 7, /* create reads policy_config.separator and refuses a
+                                          NULL one (SepLLM): callers build the mask only for
+                                          such policies (harness/engine/cells.h) */
 };
 /* Without POLICY_KEEPS_ALL or POLICY_PINS_PROMPT, a policy holds at most L tokens per KV
  * head after every append (with POLICY_LAYER_BUDGET: L * n_kv_heads summed over the heads;

@@ -276,6 +276,204 @@ const float *pu_tokens_v(const pu_tokens *tk, int pos) {
     return kv_pool_v(tk->pool, tk->slot_of[pos].page, tk->slot_of[pos].slot);
 }
 
+/* ---- a KV head's resident tokens as a list of entries ---- */
+
+pu_list *pu_lists_create(const policy_config *cfg) {
+    pu_list *l = rb_calloc((size_t)cfg->n_kv_heads, sizeof *l);
+    for (int g = 0; g < cfg->n_kv_heads; g++) {
+        pu_tokens_init(&l[g].tok, cfg->pools[g], cfg->max_tokens);
+        l[g].cap = cfg->budget + 1;
+        l[g].pos = rb_malloc(sizeof *l[g].pos * (size_t)l[g].cap);
+    }
+    return l;
+}
+
+void pu_lists_destroy(pu_list *l, int n_kv) {
+    if (!l) return;
+    for (int g = 0; g < n_kv; g++) {
+        pu_tokens_free(&l[g].tok);
+        free(l[g].pos);
+    }
+    free(l);
+}
+
+void pu_list_push(pu_list *l, int pos, const float *k, const float *v) {
+    RB_CHECK(l->n == 0 || pos > l->pos[l->n - 1]);
+    if (l->n == l->cap) { /* a prompt longer than L */
+        l->cap *= 2;
+        l->pos = rb_realloc(l->pos, sizeof *l->pos * (size_t)l->cap);
+    }
+    pu_tokens_store(&l->tok, pos, k, v);
+    l->pos[l->n++] = pos;
+}
+
+void pu_lists_prefill(pu_list *l, const pu_shape *sh, int n, const float *k, const float *v) {
+    size_t row = (size_t)sh->n_kv * sh->d;
+    for (int g = 0; g < sh->n_kv; g++)
+        for (int i = 0; i < n; i++)
+            pu_list_push(&l[g], i, k + i * row + (size_t)g * sh->d,
+                         v + i * row + (size_t)g * sh->d);
+}
+
+void pu_list_remove(pu_list *l, int i) {
+    RB_CHECK(i >= 0 && i < l->n);
+    pu_tokens_drop(&l->tok, l->pos[i]);
+    memmove(l->pos + i, l->pos + i + 1, sizeof *l->pos * (size_t)(l->n - i - 1));
+    l->n--;
+}
+
+void pu_list_keep(pu_list *l, int m, const int *top, int nk) {
+    RB_CHECK(m >= 0 && m <= l->n && nk <= m);
+    int o = 0, t = 0;
+    for (int i = 0; i < m; i++) {
+        if (t < nk && top[t] == i) {
+            l->pos[o++] = l->pos[i];
+            t++;
+        } else {
+            pu_tokens_drop(&l->tok, l->pos[i]);
+        }
+    }
+    RB_CHECK(t == nk); /* top ascending, every index < m */
+    for (int i = m; i < l->n; i++) l->pos[o++] = l->pos[i];
+    l->n = o;
+}
+
+void pu_lists_select(const pu_list *l, const pu_shape *sh, policy_selection *sel) {
+    for (int g = 0; g < sh->n_kv; g++)
+        for (int i = 0; i < l[g].n; i++) {
+            int p = l[g].pos[i];
+            pu_sel_add(sel, g * sh->group, p, pu_tokens_k(&l[g].tok, p),
+                       pu_tokens_v(&l[g].tok, p));
+        }
+}
+
+int64_t pu_lists_meta_bytes(const pu_list *l, int n_kv) {
+    int64_t b = 0;
+    for (int g = 0; g < n_kv; g++)
+        b += (int64_t)l[g].n * (int64_t)(sizeof(int32_t) + sizeof(kv_slot));
+    return b;
+}
+
+pu_scored *pu_scored_create(const policy_config *cfg) {
+    pu_scored *h = rb_calloc((size_t)cfg->n_kv_heads, sizeof *h);
+    for (int g = 0; g < cfg->n_kv_heads; g++) {
+        pu_tokens_init(&h[g].tok, cfg->pools[g], cfg->max_tokens);
+        h[g].cap = cfg->budget + 1;
+        h[g].ent = rb_malloc(sizeof *h[g].ent * (size_t)h[g].cap);
+    }
+    return h;
+}
+
+void pu_scored_destroy(pu_scored *h, int n_kv) {
+    if (!h) return;
+    for (int g = 0; g < n_kv; g++) {
+        pu_tokens_free(&h[g].tok);
+        free(h[g].ent);
+    }
+    free(h);
+}
+
+void pu_scored_push(pu_scored *hd, int pos, const float *k, const float *v, double score) {
+    if (hd->n == hd->cap) { /* a prompt longer than L, or a head above L (adakv) */
+        hd->cap *= 2;
+        hd->ent = rb_realloc(hd->ent, sizeof *hd->ent * (size_t)hd->cap);
+    }
+    pu_tokens_store(&hd->tok, pos, k, v);
+    hd->ent[hd->n++] = (pu_entry){.pos = pos, .score = score};
+}
+
+void pu_scored_drop_swap(pu_scored *hd, int i) {
+    RB_CHECK(i >= 0 && i < hd->n);
+    pu_tokens_drop(&hd->tok, hd->ent[i].pos);
+    hd->ent[i] = hd->ent[--hd->n];
+}
+
+void pu_scored_drop_ordered(pu_scored *hd, int i) {
+    RB_CHECK(i >= 0 && i < hd->n);
+    pu_tokens_drop(&hd->tok, hd->ent[i].pos);
+    memmove(hd->ent + i, hd->ent + i + 1, sizeof *hd->ent * (size_t)(hd->n - i - 1));
+    hd->n--;
+}
+
+void pu_scored_select(const pu_scored *h, const pu_shape *sh, policy_selection *sel) {
+    for (int g = 0; g < sh->n_kv; g++)
+        for (int i = 0; i < h[g].n; i++) {
+            int p = h[g].ent[i].pos;
+            pu_sel_add(sel, g * sh->group, p, pu_tokens_k(&h[g].tok, p),
+                       pu_tokens_v(&h[g].tok, p));
+        }
+}
+
+void pu_scored_observe(pu_scored *h, const pu_shape *sh, const policy_selection *sel,
+                       const float *probs, pu_score_rule rule) {
+    int G = sh->group;
+    for (int g = 0; g < sh->n_kv; g++) {
+        pu_scored *hd = &h[g];
+        int h0 = g * G;
+        /* select listed the entries in array order and nothing moved since: probs line up
+         * with the entries by index */
+        RB_CHECK(sel->shared_by_group && sel->n[h0] == hd->n);
+        for (int i = 0; i < hd->n; i++) {
+            RB_CHECK(sel->pos[(size_t)h0 * sel->cap + i] == hd->ent[i].pos);
+            double m = 0;
+            for (int q = h0; q < h0 + G; q++) m += probs[(size_t)q * sel->cap + i];
+            if (rule == PU_SCORE_ADD) hd->ent[i].score += m;
+            else hd->ent[i].score = m / G;
+        }
+    }
+}
+
+int64_t pu_scored_meta_bytes(const pu_scored *h, int n_kv) {
+    int64_t b = 0;
+    for (int g = 0; g < n_kv; g++)
+        b += (int64_t)h[g].n * (int64_t)(sizeof(int32_t) + sizeof(double) + sizeof(kv_slot));
+    return b;
+}
+
+/* ---- the last W queries ---- */
+
+void pu_qring_init(pu_qring *r, int W, const pu_shape *sh) {
+    int rows = W > 0 ? W : 1;
+    r->W = W;
+    r->row = (size_t)sh->n_q * sh->d;
+    r->q = rb_calloc((size_t)rows * r->row, sizeof *r->q);
+    r->pos = rb_malloc(sizeof *r->pos * (size_t)rows);
+    for (int i = 0; i < rows; i++) r->pos[i] = -1;
+}
+
+void pu_qring_free(pu_qring *r) {
+    free(r->q);
+    free(r->pos);
+    memset(r, 0, sizeof *r);
+}
+
+void pu_qring_put(pu_qring *r, int pos, const float *q) {
+    if (r->W == 0) return;
+    memcpy(r->q + (size_t)(pos % r->W) * r->row, q, sizeof(float) * r->row);
+    r->pos[pos % r->W] = pos;
+}
+
+void pu_qring_prefill(pu_qring *r, int n, const float *q) {
+    for (int i = n - r->W > 0 ? n - r->W : 0; i < n; i++) pu_qring_put(r, i, q + (size_t)i * r->row);
+}
+
+const float *pu_qring_get(const pu_qring *r, int pos) {
+    RB_CHECK(r->W > 0 && r->pos[pos % r->W] == pos);
+    return r->q + (size_t)(pos % r->W) * r->row;
+}
+
+void pu_pool1d(const double *x, int m, int kernel, int avg, double *out) {
+    int r = kernel / 2;
+    for (int i = 0; i < m; i++) {
+        double acc = avg ? 0 : -INFINITY;
+        for (int j = i - r > 0 ? i - r : 0; j <= i + r && j < m; j++) {
+            if (avg) acc += x[j];
+            else if (x[j] > acc) acc = x[j];
+        }
+        out[i] = avg ? acc / kernel : acc;
+    }
+}
+
 /* ---- every token resident ---- */
 
 /* The policy's state begins with its pu_all (policy_util.h). */

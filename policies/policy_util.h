@@ -1,8 +1,9 @@
 /* policy_util.h: pieces several policies share: a position-aligned page store over one
  * kv_pool (with per-page key min/max for the Quest bound), a token-slot store, top-k with
- * the project's tie rule, budget checks, selection filling, a small seeded generator, and
- * two slot-ready stores (keep everything; sinks + window) whose functions fill a policy's
- * table directly. */
+ * the project's tie rule, budget checks, selection filling, per-KV-head token lists (by
+ * position, or scored), the ring of an observation window's queries and its pooling, a
+ * small seeded generator, and two slot-ready stores (keep everything; sinks + window) whose
+ * functions fill a policy's table directly. */
 #ifndef POLICY_UTIL_H
 #define POLICY_UTIL_H
 
@@ -124,6 +125,92 @@ static inline pu_shape pu_shape_of(const policy_config *cfg) {
                       .group = cfg->n_q_heads / cfg->n_kv_heads, .d = cfg->head_dim,
                       .budget = cfg->budget, .P = cfg->page_size};
 }
+
+/* ---- a KV head's resident tokens as a list of entries (token-granular policies) ----
+ *
+ * Each KV head keeps its tokens in its own pool through a pu_tokens, and the policy's list of
+ * them: ascending positions (pu_list: snapkv, rkv, sepllm) or positions with a score
+ * (pu_scored: h2o, tova, adakv). Arrays start with room for L+1 entries and double when a
+ * prompt longer than L (or a head above L, adakv) needs more. Every resident token is
+ * attended, one set per KV group, in list order; bookkeeping counts a position and a slot
+ * per resident token (and a score for pu_scored). */
+
+typedef struct pu_list {
+    pu_tokens tok;
+    int n, cap;   /* entries, room */
+    int32_t *pos; /* [cap] resident positions, ascending */
+} pu_list;
+
+/* [sh.n_kv] lists over cfg->pools (checked config). */
+pu_list *pu_lists_create(const policy_config *cfg);
+void pu_lists_destroy(pu_list *l, int n_kv); /* gives back every slot; NULL is a no-op */
+/* Store position pos (above every listed one) at the end. */
+void pu_list_push(pu_list *l, int pos, const float *k, const float *v);
+/* The prompt: positions 0..n-1 of every KV head from k, v [n, n_kv, d]. */
+void pu_lists_prefill(pu_list *l, const pu_shape *sh, int n, const float *k, const float *v);
+/* Drop entry i, the order kept. O(n). */
+void pu_list_remove(pu_list *l, int i);
+/* Of the first m entries keep only top[0..nk) (ascending indices < m, as pu_topk returns
+ * them), dropping the others; entries m..n-1 all stay. Order kept. O(n). */
+void pu_list_keep(pu_list *l, int m, const int *top, int nk);
+/* Every listed token of KV head g to its group's set (pu_sel_begin(sel, 1) first). */
+void pu_lists_select(const pu_list *l, const pu_shape *sh, policy_selection *sel);
+int64_t pu_lists_meta_bytes(const pu_list *l, int n_kv);
+
+typedef struct pu_entry {
+    int32_t pos;  /* a resident position */
+    double score; /* what the policy ranks it by */
+} pu_entry;
+
+typedef struct pu_scored {
+    pu_tokens tok;
+    int n, cap;    /* entries, room */
+    pu_entry *ent; /* [cap] in the order the policy keeps them */
+} pu_scored;
+
+/* [sh.n_kv] heads over cfg->pools (checked config). */
+pu_scored *pu_scored_create(const policy_config *cfg);
+void pu_scored_destroy(pu_scored *h, int n_kv); /* gives back every slot; NULL is a no-op */
+/* Store position pos with its score at the end. */
+void pu_scored_push(pu_scored *hd, int pos, const float *k, const float *v, double score);
+/* Drop entry i: the last entry takes its place (order not kept), O(1); or the order kept,
+ * O(n). */
+void pu_scored_drop_swap(pu_scored *hd, int i);
+void pu_scored_drop_ordered(pu_scored *hd, int i);
+/* Every entry of KV head g to its group's set, in array order (pu_sel_begin(sel, 1)). */
+void pu_scored_select(const pu_scored *h, const pu_shape *sh, policy_selection *sel);
+/* After pu_scored_select (nothing moved since): each entry's probability summed over its
+ * group's query heads, m; PU_SCORE_ADD adds m to the score (accumulated attention: h2o,
+ * adakv), PU_SCORE_MEAN replaces it by m / group (the latest query's: tova). */
+typedef enum { PU_SCORE_ADD, PU_SCORE_MEAN } pu_score_rule;
+void pu_scored_observe(pu_scored *h, const pu_shape *sh, const policy_selection *sel,
+                       const float *probs, pu_score_rule rule);
+int64_t pu_scored_meta_bytes(const pu_scored *h, int n_kv);
+
+/* ---- the last W queries, a ring by position % W (observation windows: snapkv, rkv) ---- */
+
+typedef struct pu_qring {
+    int W;          /* rows kept; 0: none (put is a no-op) */
+    size_t row;     /* floats per row: n_q * d */
+    float *q;       /* [max(W, 1), row] */
+    int32_t *pos;   /* [max(W, 1)] position of each row, -1 when empty */
+} pu_qring;
+
+void pu_qring_init(pu_qring *r, int W, const pu_shape *sh);
+void pu_qring_free(pu_qring *r);
+void pu_qring_put(pu_qring *r, int pos, const float *q /* [n_q, d] */);
+/* The last W rows of the prompt q [n, n_q, d]. */
+void pu_qring_prefill(pu_qring *r, int n, const float *q);
+/* The queries of position pos, which must be among the last W put (checked). */
+const float *pu_qring_get(const pu_qring *r, int pos);
+static inline int64_t pu_qring_bytes(const pu_qring *r) {
+    return (int64_t)r->W * (int64_t)r->row * (int64_t)sizeof(float);
+}
+
+/* Pooling along positions, centred, padding kernel/2 (kernel odd): out[i] = the max of
+ * x[i-r..i+r] within 0..m-1 (avg: their sum, in that order, over kernel: the padding counts
+ * as zeros, as torch's avg_pool1d with count_include_pad). */
+void pu_pool1d(const double *x, int m, int kernel, int avg, double *out);
 
 /* ---- slot-ready stores: whole policies but for what makes each one different ----
  *

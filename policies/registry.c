@@ -10,13 +10,13 @@
 
 extern const policy_ops policy_dense, policy_streamingllm, policy_h2o, policy_quest,
     policy_raas, policy_oracle, policy_random, policy_window, policy_tova, policy_snapkv,
-    policy_rkv, policy_lazyeviction, policy_adakv;
+    policy_rkv, policy_lazyeviction, policy_adakv, policy_sepllm;
 
 static const policy_ops *const registered[] = {
     &policy_dense, &policy_streamingllm, &policy_h2o, &policy_quest,
     &policy_raas,  &policy_oracle,       &policy_random, &policy_window,
     &policy_tova,  &policy_snapkv,      &policy_rkv,    &policy_lazyeviction,
-    &policy_adakv,
+    &policy_adakv, &policy_sepllm,
 };
 #define N_REGISTERED ((int)(sizeof registered / sizeof registered[0]))
 

@@ -25,20 +25,13 @@ static const policy_param_spec params[] = {
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
-typedef struct rkv_head {
-    pu_tokens tok;
-    int n, cap;   /* resident entries, capacity */
-    int32_t *pos; /* [cap] resident positions, ascending */
-} rkv_head;
-
 struct policy_state {
     pu_shape sh;
     int last, W, C, kernel;
     double lambda, thr;
     float scale;
-    rkv_head *heads; /* [n_kv] */
-    float *qbuf;     /* [W, n_q, d] the last W queries, ring by position % W */
-    int32_t *qpos;   /* [W] */
+    pu_list *heads;  /* [n_kv] */
+    pu_qring qr;     /* the last W queries */
     int cap;         /* entries of the scratch arrays */
     double *imp, *pooled, *red, *lg, *mx, *kn; /* scratch; kn [cap, d] unit keys */
     int *top;
@@ -65,28 +58,16 @@ static rb_status rkv_create(const policy_config *cfg, policy_state **out, rb_err
     s->thr = policy_param_num(cfg->params, "threshold");
     s->scale = cfg->attn_scale;
     s->last = -1;
-    s->heads = rb_calloc((size_t)s->sh.n_kv, sizeof *s->heads);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        pu_tokens_init(&s->heads[g].tok, cfg->pools[g], cfg->max_tokens);
-        s->heads[g].cap = L + 1;
-        s->heads[g].pos = rb_malloc(sizeof(int32_t) * (size_t)(L + 1));
-    }
-    int wq = s->W > 0 ? s->W : 1;
-    s->qbuf = rb_calloc((size_t)wq * s->sh.n_q * s->sh.d, sizeof *s->qbuf);
-    s->qpos = rb_malloc(sizeof *s->qpos * (size_t)wq);
-    for (int i = 0; i < wq; i++) s->qpos[i] = -1;
+    s->heads = pu_lists_create(cfg);
+    pu_qring_init(&s->qr, s->W, &s->sh);
     *out = s;
     return RB_OK;
 }
 
 static void rkv_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        pu_tokens_free(&s->heads[g].tok);
-        free(s->heads[g].pos);
-    }
-    free(s->heads);
-    free(s->qbuf), free(s->qpos);
+    pu_lists_destroy(s->heads, s->sh.n_kv);
+    pu_qring_free(&s->qr);
     free(s->imp), free(s->pooled), free(s->red), free(s->lg), free(s->mx), free(s->kn);
     free(s->top);
     free(s);
@@ -106,44 +87,22 @@ static void scratch(policy_state *s, int n) {
     s->top = rb_realloc(s->top, sizeof(int) * N);
 }
 
-static void remember_query(policy_state *s, int pos, const float *q) {
-    if (s->W == 0) return;
-    size_t row = (size_t)s->sh.n_q * s->sh.d;
-    memcpy(s->qbuf + (size_t)(pos % s->W) * row, q, sizeof(float) * row);
-    s->qpos[pos % s->W] = pos;
-}
-
 static void rkv_prefill(policy_state *s, int n, const float *q, const float *k,
                         const float *v) {
     RB_CHECK(s->last == -1);
-    size_t row = (size_t)s->sh.n_kv * s->sh.d;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        rkv_head *hd = &s->heads[g];
-        if (n + 1 > hd->cap) {
-            hd->cap = n + 1;
-            hd->pos = rb_realloc(hd->pos, sizeof(int32_t) * (size_t)hd->cap);
-        }
-        for (int i = 0; i < n; i++) {
-            pu_tokens_store(&hd->tok, i, k + i * row + (size_t)g * s->sh.d,
-                            v + i * row + (size_t)g * s->sh.d);
-            hd->pos[hd->n++] = i;
-        }
-    }
-    for (int i = n - s->W > 0 ? n - s->W : 0; i < n; i++)
-        remember_query(s, i, q + (size_t)i * s->sh.n_q * s->sh.d);
+    pu_lists_prefill(s->heads, &s->sh, n, k, v);
+    pu_qring_prefill(&s->qr, n, q);
     s->last = n - 1;
 }
 
 /* Importance of candidates 0..m-1 into s->imp: for each window query, the max over the
  * group's heads of the scaled logits, a softmax over the candidates, averaged over the
  * window; then max-pooled along the candidates into s->pooled. */
-static void importance(policy_state *s, const rkv_head *hd, int g, int m, int W) {
+static void importance(policy_state *s, const pu_list *hd, int g, int m, int W) {
     int d = s->sh.d, G = s->sh.group;
     for (int j = 0; j < m; j++) s->imp[j] = 0;
     for (int w = 0; w < W; w++) {
-        int qp = hd->pos[m + w];
-        RB_CHECK(s->qpos[qp % s->W] == qp);
-        const float *qrow = s->qbuf + (size_t)(qp % s->W) * s->sh.n_q * d;
+        const float *qrow = pu_qring_get(&s->qr, hd->pos[m + w]);
         double top = -INFINITY, z = 0;
         for (int j = 0; j < m; j++) {
             const float *kj = pu_tokens_k(&hd->tok, hd->pos[j]);
@@ -160,13 +119,7 @@ static void importance(policy_state *s, const rkv_head *hd, int g, int m, int W)
         for (int j = 0; j < m; j++) z += exp(s->lg[j] - top);
         for (int j = 0; j < m; j++) s->imp[j] += exp(s->lg[j] - top) / z / W;
     }
-    int r = s->kernel / 2;
-    for (int i = 0; i < m; i++) {
-        double acc = -INFINITY;
-        for (int j = i - r > 0 ? i - r : 0; j <= i + r && j < m; j++)
-            if (s->imp[j] > acc) acc = s->imp[j];
-        s->pooled[i] = acc;
-    }
+    pu_pool1d(s->imp, m, s->kernel, 0, s->pooled);
 }
 
 /* Redundancy of every entry 0..n-1 into s->red, as the official code computes it: cosine
@@ -174,7 +127,7 @@ static void importance(policy_state *s, const rkv_head *hd, int g, int m, int W)
  * the latest key j with similarity > threshold is zeroed too (j = 0 when there is none, as
  * the code's torch.where(..., 0) gives); then each column's mean over the n rows, and a
  * softmax over the n columns. O(n^2 d) time, O(n d) memory: row by row. */
-static void redundancy(policy_state *s, const rkv_head *hd, int n) {
+static void redundancy(policy_state *s, const pu_list *hd, int n) {
     int d = s->sh.d;
     for (int i = 0; i < n; i++) {
         const float *k = pu_tokens_k(&hd->tok, hd->pos[i]);
@@ -211,7 +164,7 @@ static void redundancy(policy_state *s, const rkv_head *hd, int n) {
 /* Compress KV head g down to L - C entries: the last W, and the best L - C - W before them
  * by lambda * pooled importance - (1 - lambda) * redundancy (ties: the lower position). */
 static void compress(policy_state *s, int g) {
-    rkv_head *hd = &s->heads[g];
+    pu_list *hd = &s->heads[g];
     int n = hd->n, keep = s->sh.budget - s->C, W = s->W;
     if (keep < W) W = keep;
     int m = n - W;
@@ -223,50 +176,28 @@ static void compress(policy_state *s, int g) {
         s->mx[j] = s->lambda * imp - (1 - s->lambda) * s->red[j];
     }
     int nk = pu_topk(s->mx, m, keep - W, s->top);
-    int o = 0, t = 0;
-    for (int i = 0; i < m; i++) {
-        if (t < nk && s->top[t] == i) {
-            hd->pos[o++] = hd->pos[i];
-            t++;
-        } else {
-            pu_tokens_drop(&hd->tok, hd->pos[i]);
-        }
-    }
-    for (int i = m; i < n; i++) hd->pos[o++] = hd->pos[i];
-    hd->n = o;
+    pu_list_keep(hd, m, s->top, nk);
 }
 
 static void rkv_append(policy_state *s, int pos, const float *k, const float *v) {
     RB_CHECK(pos == s->last + 1);
     for (int g = 0; g < s->sh.n_kv; g++) {
-        rkv_head *hd = &s->heads[g];
-        if (hd->n >= s->sh.budget) compress(s, g);
-        pu_tokens_store(&hd->tok, pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d);
-        hd->pos[hd->n++] = pos;
+        if (s->heads[g].n >= s->sh.budget) compress(s, g);
+        pu_list_push(&s->heads[g], pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d);
     }
     s->last = pos;
 }
 
 static void rkv_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     RB_CHECK(step->pos == s->last);
-    remember_query(s, step->pos, step->q);
+    pu_qring_put(&s->qr, step->pos, step->q);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        rkv_head *hd = &s->heads[g];
-        for (int i = 0; i < hd->n; i++) {
-            int p = hd->pos[i];
-            pu_sel_add(sel, g * s->sh.group, p, pu_tokens_k(&hd->tok, p),
-                       pu_tokens_v(&hd->tok, p));
-        }
-    }
+    pu_lists_select(s->heads, &s->sh, sel);
 }
 
 static int64_t rkv_meta_bytes(const policy_state *s) {
     /* a position and a slot per resident token, and the window's queries */
-    int64_t b = (int64_t)s->W * s->sh.n_q * s->sh.d * (int64_t)sizeof(float);
-    for (int g = 0; g < s->sh.n_kv; g++)
-        b += (int64_t)s->heads[g].n * (int64_t)(sizeof(int32_t) + sizeof(kv_slot));
-    return b;
+    return pu_qring_bytes(&s->qr) + pu_lists_meta_bytes(s->heads, s->sh.n_kv);
 }
 
 const policy_ops policy_rkv = {

@@ -4,14 +4,20 @@
  * when full, the oldest resident token that is neither initial nor a separator goes, unless
  * more than S separators are resident, when the oldest separator goes instead. Which
  * positions are separators comes from policy_config.separator (the trace's tokens read
- * through the model's vocabulary); without it the policy refuses to run. Token-granular
- * slots.
- *
- * NOT REGISTERED yet: no caller fills policy_config.separator (the engine would need it from
- * the trace; see policies/README.md). tests/test_policy_sepllm.c runs the table directly. */
+ * through the model's vocabulary, harness/engine/cells.h; live decode fills it as tokens
+ * come); without it the policy refuses to run. Token-granular slots. */
 #include <string.h>
 
 #include "policy_util.h"
+
+int policy_separator_text(const char *text, size_t len) {
+    if (len > 0 && text[0] == ' ') text++, len--;
+    if (len == 1 && text[0] && strchr(".,?!;:", text[0])) return 1;
+    if (len == 0) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] != '\n' && !(text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')) return 0;
+    return 1;
+}
 
 static const policy_param_spec params[] = {
     {"initial", PARAM_INT, "4", NULL, 0, 1 << 20,
@@ -22,17 +28,11 @@ static const policy_param_spec params[] = {
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
-typedef struct sep_head {
-    pu_tokens tok;
-    int n, cap;
-    int32_t *pos; /* [cap] resident positions, ascending */
-} sep_head;
-
 struct policy_state {
     pu_shape sh;
     int last, a, S, n_sep; /* n_sep: resident separators past the initial tokens */
     const uint8_t *is_sep; /* [max_tokens] */
-    sep_head *heads;       /* [n_kv] */
+    pu_list *heads;        /* [n_kv] */
 };
 
 static rb_status sep_create(const policy_config *cfg, policy_state **out, rb_err *e) {
@@ -52,47 +52,23 @@ static rb_status sep_create(const policy_config *cfg, policy_state **out, rb_err
     if (s->S > (L - s->a) / 2) s->S = (L - s->a) / 2;
     s->is_sep = cfg->separator;
     s->last = -1;
-    s->heads = rb_calloc((size_t)s->sh.n_kv, sizeof *s->heads);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        sep_head *hd = &s->heads[g];
-        pu_tokens_init(&hd->tok, cfg->pools[g], cfg->max_tokens);
-        hd->cap = L + 1;
-        hd->pos = rb_malloc(sizeof(int32_t) * (size_t)hd->cap);
-    }
+    s->heads = pu_lists_create(cfg);
     *out = s;
     return RB_OK;
 }
 
 static void sep_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        pu_tokens_free(&s->heads[g].tok);
-        free(s->heads[g].pos);
-    }
-    free(s->heads);
+    pu_lists_destroy(s->heads, s->sh.n_kv);
     free(s);
-}
-
-static void push(sep_head *hd, int pos, const float *k, const float *v) {
-    if (hd->n == hd->cap) { /* only a prompt longer than L gets here */
-        hd->cap *= 2;
-        hd->pos = rb_realloc(hd->pos, sizeof(int32_t) * (size_t)hd->cap);
-    }
-    pu_tokens_store(&hd->tok, pos, k, v);
-    hd->pos[hd->n++] = pos;
 }
 
 static void sep_prefill(policy_state *s, int n, const float *q, const float *k,
                         const float *v) {
     (void)q;
     RB_CHECK(s->last == -1);
-    size_t row = (size_t)s->sh.n_kv * s->sh.d;
-    for (int i = 0; i < n; i++) {
-        for (int g = 0; g < s->sh.n_kv; g++)
-            push(&s->heads[g], i, k + i * row + (size_t)g * s->sh.d,
-                 v + i * row + (size_t)g * s->sh.d);
-        s->n_sep += i >= s->a && s->is_sep[i];
-    }
+    pu_lists_prefill(s->heads, &s->sh, n, k, v);
+    for (int i = 0; i < n; i++) s->n_sep += i >= s->a && s->is_sep[i];
     s->last = n - 1;
 }
 
@@ -100,7 +76,7 @@ static void sep_prefill(policy_state *s, int n, const float *q, const float *k,
  * the oldest non-initial other token (there is one: at most S separators and a < L/4 initial
  * tokens leave >= L/4 others in a full cache). The rule depends on positions alone, so every
  * KV head makes the same choice. */
-static int victim(const policy_state *s, const sep_head *hd) {
+static int victim(const policy_state *s, const pu_list *hd) {
     int want_sep = s->n_sep > s->S;
     for (int i = 0; i < hd->n; i++) {
         int p = hd->pos[i];
@@ -114,17 +90,15 @@ static void sep_append(policy_state *s, int pos, const float *k, const float *v)
     while (s->heads[0].n >= s->sh.budget) {
         int was_sep = 0;
         for (int g = 0; g < s->sh.n_kv; g++) {
-            sep_head *hd = &s->heads[g];
+            pu_list *hd = &s->heads[g];
             int i = victim(s, hd);
             was_sep = s->is_sep[hd->pos[i]] != 0;
-            pu_tokens_drop(&hd->tok, hd->pos[i]);
-            memmove(hd->pos + i, hd->pos + i + 1, sizeof(int32_t) * (size_t)(hd->n - i - 1));
-            hd->n--;
+            pu_list_remove(hd, i);
         }
         s->n_sep -= was_sep;
     }
     for (int g = 0; g < s->sh.n_kv; g++)
-        push(&s->heads[g], pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d);
+        pu_list_push(&s->heads[g], pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d);
     s->n_sep += pos >= s->a && s->is_sep[pos];
     s->last = pos;
 }
@@ -132,27 +106,17 @@ static void sep_append(policy_state *s, int pos, const float *k, const float *v)
 static void sep_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     RB_CHECK(step->pos == s->last);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        sep_head *hd = &s->heads[g];
-        for (int i = 0; i < hd->n; i++) {
-            int p = hd->pos[i];
-            pu_sel_add(sel, g * s->sh.group, p, pu_tokens_k(&hd->tok, p),
-                       pu_tokens_v(&hd->tok, p));
-        }
-    }
+    pu_lists_select(s->heads, &s->sh, sel);
 }
 
 static int64_t sep_meta_bytes(const policy_state *s) {
-    int64_t b = 0; /* a position and a slot per resident token */
-    for (int g = 0; g < s->sh.n_kv; g++)
-        b += (int64_t)s->heads[g].n * (int64_t)(sizeof(int32_t) + sizeof(kv_slot));
-    return b;
+    return pu_lists_meta_bytes(s->heads, s->sh.n_kv); /* a position and a slot per token */
 }
 
 const policy_ops policy_sepllm = {
     .name = "sepllm",
     .summary = "L tokens: initial + up to S separators (oldest go first) + the recent window",
-    .flags = 0,
+    .flags = POLICY_NEEDS_SEPARATORS,
     .params = params,
     .create = sep_create,
     .destroy = sep_destroy,

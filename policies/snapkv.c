@@ -23,20 +23,14 @@ static const policy_param_spec params[] = {
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 
-typedef struct snap_head {
-    pu_tokens tok;
-    int n, cap;   /* resident entries, capacity */
-    int32_t *pos; /* [cap] resident positions, ascending */
-} snap_head;
-
 struct policy_state {
     pu_shape sh;
     int last, W, C, kernel, avg;
     float scale;
-    snap_head *heads;  /* [n_kv] */
-    float *qbuf;       /* [W, n_q, d] the last W queries, ring by position % W */
-    int32_t *qpos;     /* [W] position of each ring row, -1 when empty */
-    double *score;     /* [cap] scratch: votes, then pooled */
+    pu_list *heads;    /* [n_kv] */
+    pu_qring qr;       /* the last W queries */
+    int cap;           /* entries of the scratch arrays */
+    double *score;     /* [cap] scratch: votes */
     double *pooled;    /* [cap] scratch */
     double *lg;        /* [cap] scratch: logits of one query */
     int *top;          /* [cap] scratch */
@@ -62,90 +56,54 @@ static rb_status snap_create(const policy_config *cfg, policy_state **out, rb_er
     s->avg = !strcmp(policy_param_str(cfg->params, "pool"), "avg");
     s->scale = cfg->attn_scale;
     s->last = -1;
-    s->heads = rb_calloc((size_t)s->sh.n_kv, sizeof *s->heads);
-    int cap = L + 1;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        snap_head *hd = &s->heads[g];
-        pu_tokens_init(&hd->tok, cfg->pools[g], cfg->max_tokens);
-        hd->cap = cap;
-        hd->pos = rb_malloc(sizeof *hd->pos * (size_t)cap);
-    }
-    int wq = s->W > 0 ? s->W : 1;
-    s->qbuf = rb_calloc((size_t)wq * s->sh.n_q * s->sh.d, sizeof *s->qbuf);
-    s->qpos = rb_malloc(sizeof *s->qpos * (size_t)wq);
-    for (int i = 0; i < wq; i++) s->qpos[i] = -1;
-    s->score = rb_malloc(sizeof *s->score * (size_t)cap);
-    s->pooled = rb_malloc(sizeof *s->pooled * (size_t)cap);
-    s->lg = rb_malloc(sizeof *s->lg * (size_t)cap);
-    s->top = rb_malloc(sizeof *s->top * (size_t)cap);
+    s->heads = pu_lists_create(cfg);
+    pu_qring_init(&s->qr, s->W, &s->sh);
     *out = s;
     return RB_OK;
 }
 
 static void snap_destroy(policy_state *s) {
     if (!s) return;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        pu_tokens_free(&s->heads[g].tok);
-        free(s->heads[g].pos);
-    }
-    free(s->heads);
-    free(s->qbuf), free(s->qpos);
+    pu_lists_destroy(s->heads, s->sh.n_kv);
+    pu_qring_free(&s->qr);
     free(s->score), free(s->pooled), free(s->lg), free(s->top);
     free(s);
 }
 
-/* Grow the per-entry arrays for a prompt longer than L. */
-static void grow(policy_state *s, snap_head *hd, int need) {
-    if (need <= hd->cap) return;
-    hd->cap = need;
-    hd->pos = rb_realloc(hd->pos, sizeof *hd->pos * (size_t)need);
-    s->score = rb_realloc(s->score, sizeof *s->score * (size_t)need);
-    s->pooled = rb_realloc(s->pooled, sizeof *s->pooled * (size_t)need);
-    s->lg = rb_realloc(s->lg, sizeof *s->lg * (size_t)need);
-    s->top = rb_realloc(s->top, sizeof *s->top * (size_t)need);
-}
-
-static void remember_query(policy_state *s, int pos, const float *q) {
-    if (s->W == 0) return;
-    size_t row = (size_t)s->sh.n_q * s->sh.d;
-    memcpy(s->qbuf + (size_t)(pos % s->W) * row, q, sizeof(float) * row);
-    s->qpos[pos % s->W] = pos;
+/* Scratch for n entries (allocated at the first compression: only then is it needed). */
+static void scratch(policy_state *s, int n) {
+    if (n <= s->cap) return;
+    s->cap = n;
+    s->score = rb_realloc(s->score, sizeof *s->score * (size_t)n);
+    s->pooled = rb_realloc(s->pooled, sizeof *s->pooled * (size_t)n);
+    s->lg = rb_realloc(s->lg, sizeof *s->lg * (size_t)n);
+    s->top = rb_realloc(s->top, sizeof *s->top * (size_t)n);
 }
 
 static void snap_prefill(policy_state *s, int n, const float *q, const float *k,
                          const float *v) {
     RB_CHECK(s->last == -1);
-    size_t row = (size_t)s->sh.n_kv * s->sh.d;
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        snap_head *hd = &s->heads[g];
-        grow(s, hd, n + 1);
-        for (int i = 0; i < n; i++) {
-            pu_tokens_store(&hd->tok, i, k + i * row + (size_t)g * s->sh.d,
-                            v + i * row + (size_t)g * s->sh.d);
-            hd->pos[hd->n++] = i;
-        }
-    }
-    for (int i = n - s->W > 0 ? n - s->W : 0; i < n; i++)
-        remember_query(s, i, q + (size_t)i * s->sh.n_q * s->sh.d);
+    pu_lists_prefill(s->heads, &s->sh, n, k, v);
+    pu_qring_prefill(&s->qr, n, q);
     s->last = n - 1;
 }
 
 /* Compress KV head g down to keep = L - C entries: the last W entries (the window) and the
  * keep - W candidates before them with the best pooled votes (ties: the lower position). */
 static void compress(policy_state *s, int g) {
-    snap_head *hd = &s->heads[g];
+    pu_list *hd = &s->heads[g];
     int n = hd->n, keep = s->sh.budget - s->C, W = s->W, d = s->sh.d, G = s->sh.group;
     if (keep < W) W = keep; /* only L - C < 1 gets here (W = 0 then) */
     int m = n - W;          /* candidates: entries 0..m-1 */
     int want = keep - W;
+    scratch(s, n);
     for (int i = 0; i < m; i++) s->score[i] = 0;
     /* Votes: each window query's softmax over the resident keys it may see (positions <= its
      * own), summed over the group's heads and the window's queries; only the candidates'
      * shares are kept (as the paper's attn_weights[..., :-W]). */
     for (int w = 0; w < W; w++) {
         int qp = hd->pos[m + w];
-        const float *qrow = s->qbuf + (size_t)(qp % s->W) * s->sh.n_q * d;
-        RB_CHECK(s->qpos[qp % s->W] == qp);
+        const float *qrow = pu_qring_get(&s->qr, qp);
         int nv = m + w + 1; /* keys at entries 0..m+w (ascending positions <= qp) */
         for (int h = g * G; h < (g + 1) * G; h++) {
             const float *qh = qrow + (size_t)h * d;
@@ -162,62 +120,30 @@ static void compress(policy_state *s, int g) {
         }
     }
     /* Pooling along the candidates in position order, centred, padding kernel/2. */
-    int r = s->kernel / 2;
-    for (int i = 0; i < m; i++) {
-        double acc = s->avg ? 0 : -INFINITY;
-        for (int j = i - r; j <= i + r; j++) {
-            if (j < 0 || j >= m) continue;
-            if (s->avg) acc += s->score[j];
-            else if (s->score[j] > acc) acc = s->score[j];
-        }
-        s->pooled[i] = s->avg ? acc / s->kernel : acc;
-    }
+    pu_pool1d(s->score, m, s->kernel, s->avg, s->pooled);
     int nk = pu_topk(s->pooled, m, want, s->top);
-    /* s->top is ascending: drop the rest, compact the survivors in order */
-    int o = 0, t = 0;
-    for (int i = 0; i < m; i++) {
-        if (t < nk && s->top[t] == i) {
-            hd->pos[o++] = hd->pos[i];
-            t++;
-        } else {
-            pu_tokens_drop(&hd->tok, hd->pos[i]);
-        }
-    }
-    for (int i = m; i < n; i++) hd->pos[o++] = hd->pos[i];
-    hd->n = o;
+    pu_list_keep(hd, m, s->top, nk);
 }
 
 static void snap_append(policy_state *s, int pos, const float *k, const float *v) {
     RB_CHECK(pos == s->last + 1);
     for (int g = 0; g < s->sh.n_kv; g++) {
-        snap_head *hd = &s->heads[g];
-        if (hd->n >= s->sh.budget) compress(s, g);
-        pu_tokens_store(&hd->tok, pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d);
-        hd->pos[hd->n++] = pos;
+        if (s->heads[g].n >= s->sh.budget) compress(s, g);
+        pu_list_push(&s->heads[g], pos, k + (size_t)g * s->sh.d, v + (size_t)g * s->sh.d);
     }
     s->last = pos;
 }
 
 static void snap_select(policy_state *s, const policy_step *step, policy_selection *sel) {
     RB_CHECK(step->pos == s->last);
-    remember_query(s, step->pos, step->q);
+    pu_qring_put(&s->qr, step->pos, step->q);
     pu_sel_begin(sel, 1);
-    for (int g = 0; g < s->sh.n_kv; g++) {
-        snap_head *hd = &s->heads[g];
-        for (int i = 0; i < hd->n; i++) {
-            int p = hd->pos[i];
-            pu_sel_add(sel, g * s->sh.group, p, pu_tokens_k(&hd->tok, p),
-                       pu_tokens_v(&hd->tok, p));
-        }
-    }
+    pu_lists_select(s->heads, &s->sh, sel);
 }
 
 static int64_t snap_meta_bytes(const policy_state *s) {
     /* a position and a slot per resident token, and the window's queries */
-    int64_t b = (int64_t)s->W * s->sh.n_q * s->sh.d * (int64_t)sizeof(float);
-    for (int g = 0; g < s->sh.n_kv; g++)
-        b += (int64_t)s->heads[g].n * (int64_t)(sizeof(int32_t) + sizeof(kv_slot));
-    return b;
+    return pu_qring_bytes(&s->qr) + pu_lists_meta_bytes(s->heads, s->sh.n_kv);
 }
 
 const policy_ops policy_snapkv = {

@@ -54,7 +54,7 @@ for l in ("layer_000", "layer_001"):
         del f[l][n]; f[l].create_dataset(n, shape=(10**9, h, 64), dtype="f2", chunks=(64, h, 64))
 f.close()
 f = copy("rank2.h5"); del f["layer_000/q"]; f["layer_000/q"] = np.zeros((56, 4), "f2"); f.close()
-f = copy("short_tokens.h5"); f["tokens"] = np.arange(3, dtype="i4"); f.close()
+f = copy("short_tokens.h5"); del f["tokens"]; f["tokens"] = np.arange(3, dtype="i4"); f.close()  # synth writes /tokens
 f = copy("text_int.h5"); f["text"] = np.arange(3); f.close()
 PY
 expect2 "truth/milestones: declares \[1099511627776, 3\].* but only 0 of" "$RB" lifecycle "$T/big_truth.h5" --layer 0 --out "$T/lc.h5"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# e2e_policy_refs.sh: the policies of issue 16 (tova, ...) against float64 numpy references
-# (tests/policy_refs.py): replay a synthetic trace with every layer sparse and the attended
-# sets dumped, then each reference replays the policy's rule from the trace alone and must
-# keep the same sets (near ties in float32 aside, counted) and give the same recall.
+# e2e_policy_refs.sh: the policies of issue 16 (tova, ..., sepllm on synth's separators)
+# against float64 numpy references (tests/policy_refs.py): replay a synthetic trace with
+# every layer sparse and the attended sets dumped, then each reference replays the policy's
+# rule from the trace alone and must keep the same sets (near ties in float32 aside,
+# counted) and give the same recall.
 set -u
 RB=${RAASBENCH:-build/raasbench}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
@@ -27,6 +28,8 @@ check lazyeviction 48,120
 check lazyeviction 64 --param lazyeviction.window=5 --param lazyeviction.alpha=2.5
 check adakv 48,120
 check adakv 64 --param adakv.recent=0.25 --param adakv.safeguard=0.6
+check sepllm 48,120
+check sepllm 64 --param sepllm.initial=2 --param sepllm.separators=6
 # Parameters the policies refuse at create: exit 2, `raasbench: <what>: <why>`, no file left.
 for bad in snapkv.kernel=4 rkv.kernel=6; do
   pol=${bad%%.*}

@@ -13,6 +13,7 @@
 # compared with the engine's.
 import sys
 import json
+import re
 import h5py
 import numpy as np
 
@@ -245,21 +246,88 @@ def adakv(q, k, v, P0, L, G, scale, prm, engine):
     return sets, ties
 
 
+def sepllm(q, k, v, P0, L, G, scale, prm, engine):
+    """Initial tokens, at most S separators past them (the oldest go first) and the recent
+    window; positions only, so every KV group keeps the same set. prm["_separator"]: the
+    mask [n_tokens] (separator_mask)."""
+    sep = prm["_separator"]
+    T, Hkv = q.shape[0] - P0, k.shape[1]
+    a = min(int(prm["initial"]), L // 4)
+    S = min(int(prm["separators"]), (L - a) // 2)
+    sets = np.zeros((T, Hkv, q.shape[0]), dtype=bool)
+    res = list(range(P0))
+    n_sep = sum(1 for p in res if p >= a and sep[p])
+    kept_old = 0  # steps where a separator older than the recent window stayed
+    for ti in range(T):
+        t = P0 + ti
+        while len(res) >= L:
+            want = n_sep > S
+            i = next(i for i, p in enumerate(res) if p >= a and bool(sep[p]) == want)
+            n_sep -= bool(sep[res[i]])
+            del res[i]
+        res.append(t)
+        n_sep += t >= a and bool(sep[t])
+        sets[ti, :, res] = True
+        # a separator older than what initial tokens + window (StreamingLLM) would keep
+        kept_old += any(sep[p] and a <= p <= t - (L - a) for p in res)
+    if T > L and S > 0 and kept_old == 0:
+        raise Mismatch("no separator outside the recent window was ever kept: the test cannot "
+                       "tell the separators from any other token")
+    return sets, 0
+
+
 POLICIES = {"tova": tova, "snapkv": snapkv, "rkv": rkv, "lazyeviction": lazyeviction,
-            "adakv": adakv}
+            "adakv": adakv, "sepllm": sepllm}
 
 
-def main(trace, results, run, policy):
+def separator_mask(t, vocab):
+    """SepLLM's separators of a trace, independently of the C code: /tokens read through the
+    synthetic vocabulary (model "synthetic": id 1 is ".") or through the GGUF `vocab`
+    (tokenizer.ggml.tokens, SentencePiece's U+2581 and byte-level BPE's U+0120 as spaces,
+    byte tokens <0xNN> as their byte; control tokens never)."""
+    ids = t["tokens"][:]
+    if t.attrs["model"] in ("synthetic", b"synthetic"):
+        return ids == 1
+    import gguf
+    r = gguf.GGUFReader(vocab)
+    fld = r.fields["tokenizer.ggml.tokens"]
+    texts = [bytes(fld.parts[i]).decode("utf-8") for i in fld.data]
+    types = r.fields.get("tokenizer.ggml.token_type")
+    types = [int(types.parts[i][0]) for i in types.data] if types else [1] * len(texts)
+    seps = set(".,?!;:")
+
+    def is_sep(text, typ):
+        if typ == 3:
+            return False
+        if typ == 6 and len(text) == 6 and text.startswith("<0x"):
+            b = bytes([int(text[3:5], 16)])
+        else:
+            b = text.replace("\u2581", " ").replace("\u0120", " ").replace("\u010a", "\n").encode()
+        if b[:1] == b" ":
+            b = b[1:]
+        return (len(b) == 1 and chr(b[0]) in seps) or re.fullmatch(rb"(\r\n|\n)+", b) is not None
+
+    table = np.array([is_sep(x, y) for x, y in zip(texts, types)])
+    return table[ids]
+
+
+def main(trace, results, run, policy, vocab=None):
     t, r = h5py.File(trace, "r"), h5py.File(results, "r")
     H, Hkv, P0 = int(t.attrs["n_q_heads"]), int(t.attrs["n_kv_heads"]), int(t.attrs["n_prefill"])
     G, scale = H // Hkv, float(t.attrs["attn_scale"])
     g_run = r["runs"][run]
     L = int(g_run.attrs["budget"])
     prm = json.loads(g_run.attrs["params"])
+    if policy == "sepllm":
+        prm["_separator"] = separator_mask(t, vocab)
     assert g_run.attrs["dense_layers"] == 0, "run the policy on every layer (--dense-layers 0)"
     worst, ties, steps = 0.0, 0, 0
+    n_layers = 0
     for li, layer in enumerate(g_run.attrs["layers"]):
         lay = t["layer_%03d" % layer]
+        if lay.attrs["sliding_window"] != 0:
+            continue  # the engine runs the window policy there, not the one under test
+        n_layers += 1
         q, k, v = (lay[x][:].astype(np.float64) for x in ("q", "k", "v"))
         sel = g_run["selection"]["layer_%03d" % layer][:].astype(bool)
         T = sel.shape[0]
@@ -285,12 +353,12 @@ def main(trace, results, run, policy):
     assert worst <= 1, (run, worst)
     print("# %s: attended sets of %d steps x %d layers equal the float64 reference's "
           "(%d near ties taken from the engine); recall within %.2f of 1e-5"
-          % (run, T, len(g_run.attrs["layers"]), ties, worst))
+          % (run, T, n_layers, ties, worst))
 
 
 if __name__ == "__main__":
     try:
-        main(*sys.argv[1:5])
+        main(*sys.argv[1:6])
     except Mismatch as e:
         print("FAIL", e)
         sys.exit(1)

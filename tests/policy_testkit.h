@@ -64,7 +64,10 @@ typedef struct tk_cfg {
     int layer;
     int elem_bytes; /* 0: 2 */
     int expect_broken; /* record broken rules in tk.violated without failing the test */
-    const uint8_t *separator; /* [n_tokens] passed as policy_config.separator, or NULL */
+    const uint8_t *separator; /* [n_tokens] passed as policy_config.separator; NULL: the kit
+                                 plants one in five for a policy that needs separators
+                                 (POLICY_NEEDS_SEPARATORS), unless without_separators */
+    int without_separators;   /* pass NULL even to a policy that needs separators */
 } tk_cfg;
 
 typedef struct tk {
@@ -89,6 +92,7 @@ typedef struct tk {
     double *out_err;   /* [n_q] */
     double attended;   /* mean |S_h| of the last step */
     unsigned violated; /* TK_INV_* rules broken so far */
+    uint8_t *own_sep;  /* [N] the separators the kit planted, or NULL */
 } tk;
 
 /* Record a broken rule of the policy under test (see the top of this file). */
@@ -141,6 +145,13 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
     if (st) return st;
     t->G = c->n_q / c->n_kv;
     t->N = c->n_tokens;
+    const uint8_t *sep = c->separator;
+    if (!sep && !c->without_separators && (t->ops->flags & POLICY_NEEDS_SEPARATORS)) {
+        uint64_t r = c->seed ^ 0x5e9u;
+        t->own_sep = rb_malloc((size_t)t->N);
+        for (int i = 0; i < t->N; i++) t->own_sep[i] = tu_uniform(&r) < 0.2;
+        sep = t->own_sep;
+    }
     t->pools = rb_calloc((size_t)c->n_kv, sizeof *t->pools);
     for (int g = 0; g < c->n_kv; g++)
         t->pools[g] = kv_pool_create(c->d, c->page_size, t->c.elem_bytes);
@@ -148,9 +159,10 @@ static inline rb_status tk_create(tk *t, const tk_cfg *c, rb_err *e) {
                              .head_dim = c->d, .budget = c->budget, .page_size = c->page_size,
                              .max_tokens = c->n_tokens, .attn_scale = 1.0f / sqrtf((float)c->d),
                              .seed = c->seed, .params = &t->prm, .pools = t->pools,
-                             .separator = c->separator};
+                             .separator = sep};
     st = t->ops->create(&t->cfg, &t->st, e);
     if (st) {
+        free(t->own_sep);
         for (int g = 0; g < c->n_kv; g++) kv_pool_destroy(t->pools[g]);
         free(t->pools);
         return st;
@@ -191,6 +203,7 @@ static inline void tk_destroy(tk *t) {
     free(t->sel.n); free(t->sel.pos); free(t->sel.k); free(t->sel.v);
     free(t->probs); free(t->out); free(t->dlogits); free(t->dlse); free(t->dlog64); free(t->dprobs); free(t->dout);
     free(t->recall); free(t->out_err);
+    free(t->own_sep);
 }
 
 /* The most tokens a KV head may hold after an append (policy.h): L, or with
@@ -360,6 +373,74 @@ static inline void tk_step(tk *t, int pos) {
     step_metrics m = {.recall = t->recall, .out_err = t->out_err};
     metrics_score_step(&t->sel, t->out, t->dprobs, t->N, 0, t->dout, d, &m);
     t->attended = m.attended;
+}
+
+/* ---- the random runs of the policies' own tests ---- */
+
+/* A run of `policy` on random GQA data (tk_fill_random) in the shape the policies' own tests
+ * use, head_dim 8 and pages of 8, with at most one parameter (NULL: the defaults): created
+ * and its prompt stored. A refusal stops the test. */
+static inline void tk_start(tk *t, const char *policy, const char *param, int L, int n_prefill,
+                            int n_q, int n_kv, int n_tokens, uint64_t seed) {
+    const char *kv[] = {param};
+    tk_cfg c = {.policy = policy, .params = kv, .n_params = param ? 1 : 0, .n_q = n_q,
+                .n_kv = n_kv, .d = 8, .budget = L, .page_size = 8, .n_prefill = n_prefill,
+                .n_tokens = n_tokens, .seed = seed};
+    rb_err e = {0};
+    if (tk_create(t, &c, &e) != RB_OK)
+        rb_die(__FILE__, __LINE__, "%s %s: %s: %s", policy, param ? param : "", e.what, e.why);
+    tk_prefill(t);
+}
+
+/* `param` ("policy.key=value") is refused at create: RB_EINPUT with e.what naming the key. */
+static inline void tk_expect_refused(const char *policy, const char *param) {
+    tk_cfg c = {.policy = policy, .params = (const char *[]){param}, .n_params = 1, .n_q = 2,
+                .n_kv = 1, .d = 8, .budget = 32, .page_size = 8, .n_prefill = 4, .n_tokens = 40,
+                .seed = 1};
+    tk t;
+    rb_err e = {0};
+    char key[96];
+    snprintf(key, sizeof key, "%.*s", (int)strcspn(param, "="), param);
+    rb_status st = tk_create(&t, &c, &e);
+    if (st == RB_OK) tk_destroy(&t);
+    TK_CHECK(st == RB_EINPUT && strstr(e.what, key), "%s accepted or badly refused: %s: %s",
+             param, e.what, e.why);
+}
+
+/* Decode every step left of a run (tk_start) under a policy that, once full, evicts `drop`
+ * tokens at once (snapkv and rkv: C; lazyeviction: W). At each step: every query head
+ * attends at most L tokens; the `recent` newest positions are attended; the count grows by
+ * one or falls from L to L - drop + 1 (a batch); the resident bytes stay within ceil(L/P)
+ * pages per KV head, or the first step's when a long prompt's survivors hold more. Returns
+ * the batches. */
+static inline int tk_run_batched(tk *t, int drop, int recent) {
+    int L = t->c.budget, prev = -1, batches = 0;
+    int64_t first = -1;
+    int64_t page_bytes = (int64_t)t->c.page_size * t->c.d * t->c.elem_bytes * 2;
+    int64_t bound = (int64_t)t->c.n_kv * ((L + t->c.page_size - 1) / t->c.page_size) * page_bytes;
+    for (int pos = t->c.n_prefill; pos < t->c.n_tokens; pos++) {
+        tk_step(t, pos);
+        int n = tk_attended(t, 0);
+        for (int h = 0; h < t->c.n_q; h++) {
+            TK_CHECK(tk_attended(t, h) <= L, "%s L=%d step %d: %d attended", t->c.policy, L, pos,
+                     tk_attended(t, h));
+            for (int j = pos - recent; j <= pos; j++)
+                if (j >= 0)
+                    TK_CHECK(tk_in_sel(t, h, j), "%s L=%d step %d: recent %d missing",
+                             t->c.policy, L, pos, j);
+        }
+        if (prev >= 0) {
+            TK_CHECK(n == prev + 1 || (prev == L && n == L - drop + 1), "%s L=%d step %d: %d -> %d",
+                     t->c.policy, L, pos, prev, n);
+            batches += prev == L;
+        }
+        prev = n;
+        if (pos == t->c.n_prefill) first = tk_kv_bytes(t);
+        TK_CHECK(tk_kv_bytes(t) <= (first > bound ? first : bound),
+                 "%s L=%d step %d: %lld resident bytes > %lld", t->c.policy, L, pos,
+                 (long long)tk_kv_bytes(t), (long long)(first > bound ? first : bound));
+    }
+    return batches;
 }
 
 /* Every choice of every choice parameter of ops but its default, as "policy.key=choice"

@@ -68,37 +68,11 @@ static void hand_examples(void) {
 
 static void random_run(int L, int n_prefill, int n_q, int n_kv, const char *param, int W,
                        uint64_t seed) {
-    const char *kv[] = {param};
-    tk_cfg c = {.policy = "lazyeviction", .params = kv, .n_params = param ? 1 : 0, .n_q = n_q,
-                .n_kv = n_kv, .d = 8, .budget = L, .page_size = 8, .n_prefill = n_prefill,
-                .n_tokens = 240, .seed = seed};
     tk t;
-    rb_err e = {0};
-    RB_CHECK(tk_create(&t, &c, &e) == RB_OK);
-    tk_prefill(&t);
-    int prev = -1, evictions = 0;
-    int64_t first = -1, page_bytes = (int64_t)8 * c.d * 2 * 2;
-    for (int pos = n_prefill; pos < c.n_tokens; pos++) {
-        tk_step(&t, pos);
-        int n = tk_attended(&t, 0);
-        int prot = W < L - W ? W : L - W;
-        for (int h = 0; h < n_q; h++)
-            for (int j = pos - prot; j <= pos; j++)
-                if (j >= 0) TK_CHECK(tk_in_sel(&t, h, j), "L=%d step %d: recent %d missing", L, pos, j);
-        if (prev >= 0) {
-            TK_CHECK(n == prev + 1 || (prev == L && n == L - W + 1), "L=%d step %d: %d -> %d", L,
-                     pos, prev, n);
-            evictions += prev == L;
-        }
-        prev = n;
-        if (pos == n_prefill) first = tk_kv_bytes(&t);
-        int64_t bound = (int64_t)n_kv * ((L + 7) / 8) * page_bytes;
-        if (first > bound) bound = first;
-        TK_CHECK(tk_kv_bytes(&t) <= bound, "L=%d step %d: %lld resident bytes > %lld", L, pos,
-                 (long long)tk_kv_bytes(&t), (long long)bound);
-    }
-    if (c.n_tokens > L + W)
-        TK_CHECK(evictions >= (c.n_tokens - n_prefill - L) / W - 1, "L=%d: %d evictions", L,
+    tk_start(&t, "lazyeviction", param, L, n_prefill, n_q, n_kv, 240, seed);
+    int evictions = tk_run_batched(&t, W, W < L - W ? W : L - W);
+    if (t.c.n_tokens > L + W)
+        TK_CHECK(evictions >= (t.c.n_tokens - n_prefill - L) / W - 1, "L=%d: %d evictions", L,
                  evictions);
     tk_destroy(&t);
 }

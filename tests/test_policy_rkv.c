@@ -121,55 +121,20 @@ static void hand_examples(void) {
     drv_destroy(&d);
 }
 
-static void bad_kernel(void) {
-    tk_cfg c = {.policy = "rkv", .params = (const char *[]){"rkv.kernel=6"}, .n_params = 1,
-                .n_q = 2, .n_kv = 1, .d = 8, .budget = 32, .page_size = 8, .n_prefill = 4,
-                .n_tokens = 40, .seed = 1};
-    tk t;
-    rb_err e = {0};
-    TK_CHECK(tk_create(&t, &c, &e) == RB_EINPUT && strstr(e.what, "rkv.kernel"),
-             "even kernel accepted or badly refused: %s: %s", e.what, e.why);
-}
-
 static void random_run(int L, int n_prefill, int n_q, int n_kv, const char *param, int C,
                        int W, uint64_t seed) {
-    const char *kv[] = {param};
-    tk_cfg c = {.policy = "rkv", .params = kv, .n_params = param ? 1 : 0, .n_q = n_q,
-                .n_kv = n_kv, .d = 8, .budget = L, .page_size = 8, .n_prefill = n_prefill,
-                .n_tokens = 240, .seed = seed};
     tk t;
-    rb_err e = {0};
-    RB_CHECK(tk_create(&t, &c, &e) == RB_OK);
-    tk_prefill(&t);
-    int prev = -1, compressions = 0;
-    int64_t first = -1, page_bytes = (int64_t)8 * c.d * 2 * 2;
-    for (int pos = n_prefill; pos < c.n_tokens; pos++) {
-        tk_step(&t, pos);
-        int n = tk_attended(&t, 0);
-        for (int h = 0; h < n_q; h++)
-            for (int j = pos - W; j <= pos; j++)
-                if (j >= 0) TK_CHECK(tk_in_sel(&t, h, j), "L=%d step %d: window %d missing", L, pos, j);
-        if (prev >= 0) {
-            TK_CHECK(n == prev + 1 || (prev == L && n == L - C + 1), "L=%d step %d: %d -> %d",
-                     L, pos, prev, n);
-            compressions += prev == L;
-        }
-        prev = n;
-        if (pos == n_prefill) first = tk_kv_bytes(&t);
-        int64_t bound = (int64_t)n_kv * ((L + 7) / 8) * page_bytes;
-        if (first > bound) bound = first;
-        TK_CHECK(tk_kv_bytes(&t) <= bound, "L=%d step %d: %lld resident bytes > %lld", L, pos,
-                 (long long)tk_kv_bytes(&t), (long long)bound);
-    }
-    if (c.n_tokens > L + C)
-        TK_CHECK(compressions >= (c.n_tokens - n_prefill - L) / C - 1, "L=%d: %d compressions", L,
-                 compressions);
+    tk_start(&t, "rkv", param, L, n_prefill, n_q, n_kv, 240, seed);
+    int compressions = tk_run_batched(&t, C, W);
+    if (t.c.n_tokens > L + C)
+        TK_CHECK(compressions >= (t.c.n_tokens - n_prefill - L) / C - 1, "L=%d: %d compressions",
+                 L, compressions);
     tk_destroy(&t);
 }
 
 int main(void) {
     hand_examples();
-    bad_kernel();
+    tk_expect_refused("rkv", "rkv.kernel=6"); /* pooling is centred: an odd kernel */
     random_run(64, 20, 4, 2, NULL, 32, 8, 3);                /* GQA: C = L/2, W = 8 */
     random_run(64, 90, 8, 2, NULL, 32, 8, 4);                /* prompt longer than L */
     random_run(40, 10, 4, 1, "rkv.interval=5", 5, 8, 5);

@@ -1,5 +1,5 @@
-/* test_policy_sepllm.c: SepLLM, run directly from its table (it is not registered until the
- * engine passes separators; policies/README.md). Refused without separators; hand-worked
+/* test_policy_sepllm.c: SepLLM. Registered, flagged as needing separators; which token texts
+ * are separators (policy_separator_text); refused without separators; hand-worked
  * examples (sets written from the rule: initial tokens stay, separators stay until more than
  * S are resident and then the oldest goes, everything else goes oldest first); then random
  * GQA runs through the test kit's rules (the contract's, reading the pools) with prompts
@@ -78,7 +78,7 @@ static void hand_examples(void) {
 
 static void refused_without_separators(void) {
     tk_cfg c = {.ops = &policy_sepllm, .n_q = 2, .n_kv = 1, .d = 4, .budget = 16, .page_size = 4,
-                .n_prefill = 4, .n_tokens = 20, .seed = 1};
+                .n_prefill = 4, .n_tokens = 20, .seed = 1, .without_separators = 1};
     tk t;
     rb_err e = {0};
     TK_CHECK(tk_create(&t, &c, &e) == RB_EINPUT && strstr(e.why, "separators"),
@@ -116,7 +116,7 @@ static void random_run(int L, int n_prefill, int n_q, int n_kv, const char *para
     tk_destroy(&t);
 }
 
-/* Parameters (resolved without the registry, which does not list sepllm yet): initial=0,
+/* Parameters, resolved as the registry resolves them for a run: initial=0,
  * separators=1 at L=4, separators at 1 and 3, decode from 0: at t=4 (0..3 resident, 2
  * separators > 1) the oldest separator, 1, goes; at t=5 the one separator is 3 and the
  * oldest other, 0 (not initial now), goes. */
@@ -124,7 +124,7 @@ static void with_params(void) {
     policy_params prm;
     rb_err e = {0};
     const char *kv[] = {"initial=0", "separators=1"};
-    RB_CHECK(policy_params_resolve(&policy_sepllm, kv, 2, &prm, &e) == RB_OK);
+    RB_CHECK(policy_params_resolve(policy_find("sepllm", &e), kv, 2, &prm, &e) == RB_OK);
     set_seps((int[]){1, 3}, 2);
     kv_pool *pool = kv_pool_create(2, 4, 2);
     policy_config cfg = {.n_q_heads = 1, .n_kv_heads = 1, .head_dim = 2, .budget = 4,
@@ -154,7 +154,45 @@ static void with_params(void) {
     kv_pool_destroy(pool);
 }
 
+/* The registry lists sepllm (one table: the one the tests run), and it says it needs
+ * separators, so callers build the mask for it (cells_need_separators). */
+static void registered(void) {
+    rb_err e = {0};
+    const policy_ops *ops = policy_find_choice("sepllm", &e);
+    TK_CHECK(ops == &policy_sepllm, "sepllm not registered as a choice: %s", e.why);
+    TK_CHECK(policy_sepllm.flags & POLICY_NEEDS_SEPARATORS, "sepllm without "
+             "POLICY_NEEDS_SEPARATORS");
+    int n, needing = 0;
+    const policy_ops *const *l = policy_list(&n);
+    for (int i = 0; i < n; i++) needing += (l[i]->flags & POLICY_NEEDS_SEPARATORS) != 0;
+    TK_CHECK(needing == 1, "%d policies need separators, want sepllm alone", needing);
+}
+
+/* SepLLM's separators: . , ? ! ; : and line breaks, with at most one leading space (the
+ * tokenizer's decoded "\u2581." and "\u0120,"); nothing longer, nothing else. */
+static void separator_texts(void) {
+    static const struct {
+        const char *text;
+        size_t len; /* 0: strlen */
+        int want;
+    } cases[] = {
+        {".", 0, 1},    {",", 0, 1},     {"?", 0, 1},     {"!", 0, 1},    {";", 0, 1},
+        {":", 0, 1},    {"\n", 0, 1},    {" .", 0, 1},    {" ,", 0, 1},   {" \n", 0, 1},
+        {"\n\n", 0, 1},  {"\r\n", 0, 1},  {"\n\n\n", 0, 1}, {"", 0, 0},     {" ", 0, 0},
+        {"  .", 0, 0},  {"..", 0, 0},    {".\n", 0, 0},   {"a", 0, 0},    {" the", 0, 0},
+        {"-", 0, 0},    {"\r", 0, 0},    {"\n\r", 0, 0},  {"\t", 0, 0},   {"...", 0, 0},
+        {"<start_of_turn>", 0, 0},       {"\0", 1, 0},    {".", 1, 1},    {". ", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
+        TK_CHECK(policy_separator_text(cases[i].text, len) == cases[i].want,
+                 "case %zu ('%s', %zu bytes): want %d", i, cases[i].text, len, cases[i].want);
+    }
+}
+
 int main(void) {
+    registered();
+    separator_texts();
     refused_without_separators();
     hand_examples();
     random_run(32, 10, 4, 2, NULL, 4, 14, 3);                   /* a=4, S=min(64, 14) */
@@ -165,7 +203,7 @@ int main(void) {
     random_run(1, 5, 2, 1, NULL, 0, 0, 7);                      /* L at its minimum */
     random_run(300, 10, 2, 2, NULL, 4, 64, 8);                  /* budget above the sequence */
     if (tk_failures) return 1;
-    printf("# sepllm: refused without separators; initial + <= S separators (oldest go) + the "
-           "recent window; <= L tokens (not registered: the engine passes no separators yet)\n");
+    printf("# sepllm: registered, separator texts, refused without separators; initial + <= S "
+           "separators (oldest go) + the recent window; <= L tokens\n");
     return 0;
 }

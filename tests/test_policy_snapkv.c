@@ -53,61 +53,21 @@ static void hand_examples(void) {
     drv_destroy(&d);
 }
 
-/* An even kernel is refused at create, naming the parameter. */
-static void bad_kernel(void) {
-    tk_cfg c = {.policy = "snapkv", .params = (const char *[]){"snapkv.kernel=4"}, .n_params = 1,
-                .n_q = 2, .n_kv = 1, .d = 8, .budget = 32, .page_size = 8, .n_prefill = 4,
-                .n_tokens = 40, .seed = 1};
-    tk t;
-    rb_err e = {0};
-    TK_CHECK(tk_create(&t, &c, &e) == RB_EINPUT && strstr(e.what, "snapkv.kernel"),
-             "even kernel accepted or badly refused: %s: %s", e.what, e.why);
-}
-
 static void random_run(int L, int n_prefill, int n_q, int n_kv, const char *param, int C,
                        int W, uint64_t seed) {
-    const char *kv[] = {param};
-    tk_cfg c = {.policy = "snapkv", .params = kv, .n_params = param ? 1 : 0, .n_q = n_q,
-                .n_kv = n_kv, .d = 8, .budget = L, .page_size = 8, .n_prefill = n_prefill,
-                .n_tokens = 220, .seed = seed};
     tk t;
-    rb_err e = {0};
-    RB_CHECK(tk_create(&t, &c, &e) == RB_OK);
-    tk_prefill(&t);
-    int64_t flat = -1;
-    int prev = -1, compressions = 0;
-    for (int pos = n_prefill; pos < c.n_tokens; pos++) {
-        tk_step(&t, pos);
-        int n = tk_attended(&t, 0);
-        for (int h = 0; h < n_q; h++) {
-            TK_CHECK(tk_attended(&t, h) <= L, "L=%d step %d: %d attended", L, pos, tk_attended(&t, h));
-            for (int j = pos - W; j <= pos; j++)
-                if (j >= 0) TK_CHECK(tk_in_sel(&t, h, j), "L=%d step %d: window %d missing", L, pos, j);
-        }
-        if (prev >= 0) {
-            /* grows by one, or a compression: from L down to L-C, plus the new token */
-            TK_CHECK(n == prev + 1 || (prev == L && n == L - C + 1), "L=%d step %d: %d -> %d",
-                     L, pos, prev, n);
-            compressions += prev == L;
-        }
-        prev = n;
-        /* Bounded, not flat: a compression frees C slots at once and gives back the pages
-         * it empties, so the pages held move between compressions; freed slots are reused
-         * before a page is opened, so they never exceed ceil(L/P), or what a long prompt's
-         * survivors occupy after the first compression. */
-        int64_t page_bytes = (int64_t)8 * c.d * 2 * 2;
-        if (pos == n_prefill) flat = tk_kv_bytes(&t);
-        int64_t bound = (int64_t)n_kv * ((L + 7) / 8) * page_bytes;
-        if (flat > bound) bound = flat;
-        TK_CHECK(tk_kv_bytes(&t) <= bound, "L=%d step %d: %lld resident bytes > %lld", L, pos,
-                 (long long)tk_kv_bytes(&t), (long long)bound);
-    }
-    if (c.n_tokens > L + C)
-        TK_CHECK(compressions >= (c.n_tokens - n_prefill - L) / C - 1, "L=%d: %d compressions", L,
-                 compressions);
+    tk_start(&t, "snapkv", param, L, n_prefill, n_q, n_kv, 220, seed);
+    /* Bounded, not flat: a compression frees C slots at once and gives back the pages it
+     * empties, so the pages held move between compressions; freed slots are reused before a
+     * page is opened, so they never exceed ceil(L/P), or what a long prompt's survivors
+     * occupy after the first compression (tk_run_batched). */
+    int compressions = tk_run_batched(&t, C, W);
+    if (t.c.n_tokens > L + C)
+        TK_CHECK(compressions >= (t.c.n_tokens - n_prefill - L) / C - 1, "L=%d: %d compressions",
+                 L, compressions);
     if (n_prefill <= L)
         for (int g = 0; g < n_kv; g++)
-            TK_CHECK(kv_pool_resident_bytes(t.pools[g]) <= (int64_t)((L + 7) / 8) * 8 * c.d * 2 * 2,
+            TK_CHECK(kv_pool_resident_bytes(t.pools[g]) <= (int64_t)((L + 7) / 8) * 8 * t.c.d * 2 * 2,
                      "L=%d: %lld resident bytes, budget %d tokens", L,
                      (long long)kv_pool_resident_bytes(t.pools[g]), L);
     tk_destroy(&t);
@@ -116,7 +76,7 @@ static void random_run(int L, int n_prefill, int n_q, int n_kv, const char *para
 int main(void) {
     for (int i = 0; i < 64; i++) all[i] = i;
     hand_examples();
-    bad_kernel();
+    tk_expect_refused("snapkv", "snapkv.kernel=4"); /* pooling is centred: an odd kernel */
     random_run(64, 20, 4, 2, NULL, 16, 24, 3);             /* GQA; C=16, W=min(32,24) */
     random_run(64, 90, 8, 2, NULL, 16, 24, 4);             /* prompt longer than L */
     random_run(40, 10, 4, 1, "snapkv.interval=3", 3, 18, 5);

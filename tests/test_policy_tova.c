@@ -59,11 +59,9 @@ static void hand_examples(void) {
 
 /* ---- random GQA data against a by-position simulation ---- */
 static void random_run(int L, int n_prefill, int n_q, int n_kv, uint64_t seed) {
-    tk_cfg c = {.policy = "tova", .n_q = n_q, .n_kv = n_kv, .d = 8, .budget = L,
-                .page_size = 8, .n_prefill = n_prefill, .n_tokens = 200, .seed = seed};
     tk t;
-    rb_err e = {0};
-    RB_CHECK(tk_create(&t, &c, &e) == RB_OK);
+    tk_start(&t, "tova", NULL, L, n_prefill, n_q, n_kv, 200, seed);
+    const tk_cfg c = t.c;
     int N = c.n_tokens, G = t.G;
     uint8_t *res = rb_calloc((size_t)N * n_kv, 1);
     double *score = rb_calloc((size_t)N * n_kv, sizeof(double));
@@ -85,7 +83,6 @@ static void random_run(int L, int n_prefill, int n_q, int n_kv, uint64_t seed) {
                 score[g * N + j] += exp(lg[j] - m) / z / G;
             }
         }
-    tk_prefill(&t);
     int64_t flat = -1;
     for (int pos = n_prefill; pos < N; pos++) {
         for (int g = 0; g < n_kv; g++) {

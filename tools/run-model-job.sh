@@ -59,13 +59,14 @@ echo "• replaying the recorded traces under every policy and budget"
 list=$(IFS=,; echo "${traces[*]}")
 cat > $R/gemma_sweep.json <<JSON
 {
-  "comment": "written by tools/run-model-job.sh",
+  "comment": "written by tools/run-model-job.sh (model: the vocabulary sepllm reads the tokens with)",
   "traces": [$list],
   "policies": [$sweep_policies],
   "budgets": [$budgets],
   "page_size": 16,
   "dense_layers": 2,
   "threads": $threads,
+  "model": "$M",
   "out": "$R/gemma_sweep.h5"
 }
 JSON

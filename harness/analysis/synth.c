@@ -97,7 +97,7 @@
 #define FADE_KEY 8.0        /* |key| of a heavy key in the fade channel */
 #define THIN_DIV 16         /* milestone phrases active at once: at most d_c / THIN_DIV */
 
-enum { TAG_TRUTH = 1, TAG_KEY, TAG_QUERY, TAG_VALUE };
+enum { TAG_TRUTH = 1, TAG_KEY, TAG_QUERY, TAG_VALUE, TAG_TOKENS };
 
 /* ---- deterministic random streams (splitmix64) ---- */
 
@@ -980,6 +980,16 @@ void synth_meta(const synth_config *c, trace_meta *m) {
     }
 }
 
+const char *synth_token_text(int32_t id) {
+    return id == SYNTH_TOKEN_WORD ? " w" : id == SYNTH_TOKEN_SEPARATOR ? "." : NULL;
+}
+
+int32_t synth_token(const synth_config *c, int pos) {
+    /* its own stream (not the truth's or the layers'), so the q, k, v drawn never change */
+    rng r = rng_make(c->seed, TAG_TOKENS, pos, 0);
+    return rng_u64(&r) % SYNTH_SEPARATOR_EVERY == 0 ? SYNTH_TOKEN_SEPARATOR : SYNTH_TOKEN_WORD;
+}
+
 rb_status synth_write(const synth_config *c, const char *path, synth_truth *truth_out,
                       rb_err *e) {
     rb_status st = synth_config_check(c, e);
@@ -1011,6 +1021,12 @@ rb_status synth_write(const synth_config *c, const char *path, synth_truth *trut
     free(v);
     if (!st) st = trace_writer_set_truth(w, "milestones", t.milestones, t.n_milestones, e);
     if (!st) st = trace_writer_set_truth(w, "phoenix", t.phoenix, t.n_phoenix, e);
+    if (!st) {
+        int32_t *ids = rb_malloc(sizeof(int32_t) * (size_t)n_tokens);
+        for (int i = 0; i < n_tokens; i++) ids[i] = synth_token(c, i);
+        st = trace_writer_set_tokens(w, ids, n_tokens, e);
+        free(ids);
+    }
     if (st) {
         trace_writer_abort(w);
         synth_truth_free(&t);

@@ -129,8 +129,19 @@ void synth_layer(const synth_config *c, const synth_truth *t, int layer, float *
  * global attention). */
 void synth_meta(const synth_config *c, trace_meta *m);
 
+/* The synthetic vocabulary of a synth trace's /tokens (model "synthetic"): two ids, a word
+ * and a separator whose text is "." (SepLLM's separators: policy_separator_text). */
+enum { SYNTH_TOKEN_WORD = 0, SYNTH_TOKEN_SEPARATOR = 1, SYNTH_N_VOCAB = 2 };
+/* The text of a synthetic token id (" w" or "."); NULL outside the vocabulary. */
+const char *synth_token_text(int32_t id);
+/* The token of position pos: a separator at about one position in SYNTH_SEPARATOR_EVERY,
+ * drawn from (seed, pos) alone, apart from the attention planted (no token attends
+ * separators more: SepLLM keeps them as any other token of the trace). */
+#define SYNTH_SEPARATOR_EVERY 16
+int32_t synth_token(const synth_config *c, int pos);
+
 /* Check the config, draw the truth and write the whole trace to `path` through trace_writer
- * (c->dtype), with /truth/milestones and /truth/phoenix. The truth drawn is returned in
+ * (c->dtype), with /truth/milestones, /truth/phoenix and /tokens (synth_token). The truth drawn is returned in
  * *truth_out when it is not NULL (caller frees). On failure nothing is left at `path`. */
 rb_status synth_write(const synth_config *c, const char *path, synth_truth *truth_out,
                       rb_err *e);

@@ -89,13 +89,14 @@ static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_
 static rb_status sweep_cost(trace *t, const char *trace_path, const cell *dense, int n_dense,
                             const cell *sweep, int n_sweep, const char *policies,
                             const char *budgets, int threads, int reps, int chunk,
-                            const attn_backend *ref_be, rb_err *e) {
+                            const attn_backend *ref_be, const uint8_t *sep, rb_err *e) {
     const trace_meta *m = trace_get_meta(t);
     printf("\n== sweep cost: %s (%d layers, %d q / %d kv heads, head_dim %d, %d prefill + %d "
            "decode), %d threads, median of %d\n", trace_path, m->n_stored, m->n_q_heads,
            m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, threads, reps);
     engine_config ec = {.trace = t, .page_size = 16, .dense_layers = 2, .elem_bytes = 2,
-                        .threads = threads, .seed = 1, .chunk = chunk, .ref_backend = ref_be};
+                        .threads = threads, .seed = 1, .chunk = chunk, .ref_backend = ref_be,
+                        .separator = sep};
     int busy = threads < m->n_stored ? threads : m->n_stored;
     int T = m->n_tokens - m->n_prefill;
     engine_stats s_sweep = {0};
@@ -140,6 +141,73 @@ static rb_status sweep_cost(trace *t, const char *trace_path, const cell *dense,
     }
     printf("%-44s %10.3f s\n", "reading the trace (summed over threads)", s_sweep.read_ns / 1e9);
     return RB_OK;
+}
+
+/* Per-cell cost: one replay of every cell with every layer sparse, each step timed on one
+ * thread (no neighbour in the cache): a cell's cost per step and layer is its step (append,
+ * select, attention over its set, observe) over the layers, over the second half of the
+ * decode, where every budget up to half the decode is full: the median step, and the mean
+ * (which carries the compressions a policy runs every C steps, amortized); each the median
+ * of the repeats. Then, per policy, how the mean grows from its smallest budget to its
+ * largest against how the budget grows: equal for O(L) per step, more for worse. */
+static rb_status per_cell_cost(trace *t, const char *trace_path, const cell *cells, int n,
+                               const uint8_t *sep, int reps, rb_err *e) {
+    const trace_meta *m = trace_get_meta(t);
+    int T = m->n_tokens - m->n_prefill, L = m->n_stored;
+    printf("\n== per-cell cost: %s (%d layers, every one sparse, %d q / %d kv heads, head_dim %d, "
+           "%d prefill + %d decode), 1 thread, median of %d\n", trace_path, L, m->n_q_heads,
+           m->n_kv_heads, m->head_dim, m->n_prefill, T, reps);
+    engine_config ec = {.trace = t, .cells = cells, .n_cells = n, .page_size = 16,
+                        .dense_layers = 0, .elem_bytes = 2, .threads = 1, .seed = 1,
+                        .latency_every = 1, .separator = sep};
+    int64_t *med = rb_calloc((size_t)n * reps, sizeof *med);
+    int64_t *mean = rb_calloc((size_t)n * reps, sizeof *mean);
+    int64_t *v = rb_malloc(sizeof *v * (size_t)(T + reps));
+    rb_status st = RB_OK;
+    for (int r = 0; r < reps && !st; r++) {
+        results_run *runs = rb_calloc((size_t)n, sizeof *runs);
+        if (!(st = engine_replay(&ec, runs, NULL, e)))
+            for (int i = 0; i < n; i++) {
+                int k = 0;
+                int64_t sum = 0;
+                for (int s = T / 2; s < T; s++)
+                    if (runs[i].latency_ns[s] >= 0) sum += v[k++] = runs[i].latency_ns[s];
+                med[(size_t)i * reps + r] = k ? median(v, k) / L : -1;
+                mean[(size_t)i * reps + r] = k ? sum / k / L : -1;
+                results_run_free(&runs[i]);
+            }
+        free(runs);
+    }
+    if (!st) {
+        printf("%-24s %-13s %7s %12s %12s  (us per step and layer)\n", "run_id", "policy",
+               "budget", "median", "mean");
+        double *us = rb_malloc(sizeof *us * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            us[i] = median(mean + (size_t)i * reps, reps) / 1e3;
+            printf("%-24s %-13s %7d %12.2f %12.2f\n", cells[i].run_id, cells[i].ops->name,
+                   cells[i].budget, median(med + (size_t)i * reps, reps) / 1e3, us[i]);
+        }
+        printf("%-13s %17s %10s %10s\n", "policy", "budgets", "mean x", "budget x");
+        for (int i = 0; i < n; i++) {
+            int lo = i, hi = i, first = 1;
+            for (int j = 0; j < n; j++) {
+                if (cells[j].ops != cells[i].ops || strcmp(cells[j].label, cells[i].label)) continue;
+                first &= j >= i;
+                if (cells[j].budget < cells[lo].budget) lo = j;
+                if (cells[j].budget > cells[hi].budget) hi = j;
+            }
+            if (!first || lo == hi) continue;
+            char b[40];
+            snprintf(b, sizeof b, "%d -> %d", cells[lo].budget, cells[hi].budget);
+            printf("%-13s %17s %9.2fx %9.2fx\n", cells[i].ops->name, b, us[hi] / us[lo],
+                   (double)cells[hi].budget / cells[lo].budget);
+        }
+        free(us);
+    }
+    free(med);
+    free(mean);
+    free(v);
+    return st;
 }
 
 /* The dense reference's compute rate in replay, on 1 thread and on `threads`: synthetic
@@ -195,7 +263,8 @@ static int bench_replay(int argc, char **argv) {
     const char *policies = "dense,streamingllm,h2o,quest,raas", *budgets = "128,256,512,1024";
     const char *trace_path = NULL;
     int layers = 4, decode = 3000, prefill = 128, reps = 3, threads = 0, chunk = 0;
-    const char *device = "cpu";
+    const char *device = "cpu", *model = NULL;
+    int per_cell = 0;
     const arg_spec specs[] = {
         {"trace", ARG_STR, &trace_path, "TRACE", "trace to replay (default: a synthetic one)"},
         {"layers", ARG_INT_IN(&layers, 1, 256), "N", "layers of the synthetic trace (default 4)"},
@@ -207,6 +276,10 @@ static int bench_replay(int argc, char **argv) {
         {"threads", ARG_INT_IN(&threads, 0, 1024), "N", "engine threads (default: all cores)"},
         {"chunk", ARG_INT_IN(&chunk, 0, 4096), "W", "decode steps per chunk (default: the engine's)"},
         {"device", ARG_STR, &device, "cpu|cuda", "where the dense reference runs (default cpu)"},
+        {"per-cell", ARG_FLAG, &per_cell, NULL, "only each cell's cost per step and layer (every "
+         "layer sparse, one thread) and, per policy, how it grows with the budget"},
+        {"model", ARG_STR, &model, "M.gguf", "the model that recorded --trace (sepllm reads its "
+         "tokens through the vocabulary)"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
     };
     int help = 0;
@@ -229,6 +302,7 @@ static int bench_replay(int argc, char **argv) {
     int n_names = 0, bud[64], n_bud = 0;
     const char *dense_name[] = {"dense"};
     int one_budget[] = {1024};
+    uint8_t *sep = NULL;
     if (!trace_path) {
         printf("generating synthetic trace: %d layers, prefill %d, decode %d ...\n", layers,
                prefill, decode);
@@ -242,8 +316,14 @@ static int bench_replay(int argc, char **argv) {
         args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
         cells_make(dense_name, 1, one_budget, 1, NULL, 0, NULL, &dense, &n_dense, &e) ||
         cells_make(names, n_names, bud, n_bud, NULL, 0, NULL, &sweep, &n_sweep, &e) ||
-        sweep_cost(t, trace_path, dense, n_dense, sweep, n_sweep, policies, budgets, threads,
-                   reps, chunk, ref_be, &e) ||
+        (cells_need_separators(sweep, n_sweep) && cells_trace_separators(t, model, &sep, &e)))
+        goto fail;
+    if (per_cell) {
+        if (per_cell_cost(t, trace_path, sweep, n_sweep, sep, reps, &e)) goto fail;
+        goto done;
+    }
+    if (sweep_cost(t, trace_path, dense, n_dense, sweep, n_sweep, policies, budgets, threads,
+                   reps, chunk, ref_be, sep, &e) ||
         reference_compute(dir, dense, threads, reps, chunk, ref_be, &e))
         goto fail;
     goto done;
@@ -254,6 +334,7 @@ done:
     cells_free(dense, n_dense);
     cells_free(sweep, n_sweep);
     free(names_buf);
+    free(sep);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "raasbench: bench: could not remove %s\n", dir);

@@ -13,7 +13,7 @@
 static char *config_json(const char *trace, const char *policies, const char *budgets,
                          const arg_multi *params, int page, int dense_layers, int elem_bytes,
                          int steps, int latency_every, uint64_t seed, const char *reference,
-                         const char *device) {
+                         const char *device, const char *model) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "command", "replay");
     cJSON_AddStringToObject(o, "trace", trace);
@@ -30,6 +30,7 @@ static char *config_json(const char *trace, const char *policies, const char *bu
     /* recorded when not the default, so default runs keep the config they always had */
     if (strcmp(reference, "block")) cJSON_AddStringToObject(o, "reference", reference);
     if (strcmp(device, "cpu")) cJSON_AddStringToObject(o, "device", device);
+    if (model) cJSON_AddStringToObject(o, "model", model);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -37,7 +38,7 @@ static char *config_json(const char *trace, const char *policies, const char *bu
 
 int cmd_replay(int argc, char **argv) {
     const char *policies = NULL, *budgets = NULL, *out = NULL;
-    const char *reference = "block", *device = "cpu";
+    const char *reference = "block", *device = "cpu", *model = NULL;
     arg_multi params = {0};
     int page = 16, dense_layers = 2, per_head = 0, dump = 0, threads = 0, elem_bytes = 2;
     int steps = 0, quiet = 0, latency_every = 1, chunk = 0;
@@ -61,6 +62,8 @@ int cmd_replay(int argc, char **argv) {
         {"device", ARG_STR, &device, "cpu|cuda", "where the dense reference runs (default cpu); "
          "the cells run on the CPU either way"},
         {"chunk", ARG_INT_IN(&chunk, 0, 4096), "W", "decode steps per chunk (default: chosen by the engine)"},
+        {"model", ARG_STR, &model, "M.gguf", "the model that recorded the trace: its vocabulary "
+         "tells sepllm which tokens are separators"},
         {"out", ARG_STR, &out, "RESULTS.h5", "results file to write"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no summary table"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
@@ -76,7 +79,10 @@ int cmd_replay(int argc, char **argv) {
     else if (!policies) rb_fail(&e, RB_EINPUT, "replay", "--policies is required");
     else if (!budgets) rb_fail(&e, RB_EINPUT, "replay", "--budgets is required");
     else if (!out) rb_fail(&e, RB_EINPUT, "replay", "--out is required");
-    else output_check_all(&out, 1, pos, 1, &e); /* before the work, not after it */
+    else { /* before the work, not after it */
+        const char *ins[] = {pos[0], model};
+        output_check_all(&out, 1, ins, model ? 2 : 1, &e);
+    }
     engine_reference ref_kind = ENGINE_REF_BLOCK;
     if (!e.status) engine_parse_reference(reference, &ref_kind, &e);
     if (e.status) return rb_err_print(&e);
@@ -91,12 +97,15 @@ int cmd_replay(int argc, char **argv) {
     results_run *runs = NULL;
     results_writer *w = NULL;
     char *cfg = NULL;
+    uint8_t *sep = NULL;
     if (args_name_list("--policies", policies, &names_buf, names, 64, &n_names, &e) ||
         args_int_list("--budgets", budgets, bud, 64, &n_bud, &e) ||
         args_check_budgets(bud, n_bud, &e) ||
         cells_make(names, n_names, bud, n_bud, params.v, params.n, NULL, &cells, &n_cells, &e) ||
         trace_open(pos[0], &t, &e) ||
         cells_check_layers(trace_get_meta(t), dense_layers, &e))
+        goto fail;
+    if (cells_need_separators(cells, n_cells) && cells_trace_separators(t, model, &sep, &e))
         goto fail;
     const attn_backend *ref_be;
     if (engine_parse_device(device, trace_get_meta(t), &ref_be, &e)) goto fail;
@@ -105,12 +114,12 @@ int cmd_replay(int argc, char **argv) {
                         .per_head = per_head, .dump_selection = dump, .threads = threads,
                         .seed = (uint64_t)seed, .progress = !quiet, .n_steps = steps,
                         .latency_every = latency_every, .ref_backend = ref_be,
-                        .reference = ref_kind, .chunk = chunk};
+                        .reference = ref_kind, .chunk = chunk, .separator = sep};
     if (engine_check_cells(&ec, &e)) goto fail;
     char sha[65];
     if (results_file_sha256(pos[0], sha, &e)) goto fail;
     cfg = config_json(pos[0], policies, budgets, &params, page, dense_layers, elem_bytes, steps,
-                      latency_every, (uint64_t)seed, reference, device);
+                      latency_every, (uint64_t)seed, reference, device, model);
     results_provenance prov = {.trace = pos[0], .trace_sha256 = sha, .config_json = cfg};
     /* Create the output first so a bad path fails before the work, not after. */
     if (results_create(out, &prov, &w, &e)) goto fail;
@@ -142,5 +151,6 @@ done:
     trace_close(t);
     free(names_buf);
     free(cfg);
+    free(sep);
     return rc;
 }

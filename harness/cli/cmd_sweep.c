@@ -39,12 +39,13 @@ typedef struct sweep_config {
     int page_size, dense_layers, elem_bytes, steps, threads, batch, latency_every;
     uint64_t seed;
     const char *out;
+    const char *model; /* the GGUF whose vocabulary reads the traces' tokens (sepllm), or NULL */
     cJSON *root;
 } sweep_config;
 
 static const char *const top_keys[] = {"traces", "policies", "budgets", "page_size",
                                        "dense_layers", "elem_bytes", "steps", "seed", "threads",
-                                       "batch", "latency_every", "out", "comment", NULL};
+                                       "batch", "latency_every", "out", "model", "comment", NULL};
 
 static rb_status want_int(const cJSON *o, const char *key, int min, int max, int *out, rb_err *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -144,6 +145,11 @@ static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
     if (!cJSON_IsString(out) || !*out->valuestring)
         return rb_fail(e, RB_EINPUT, "out", "must be the path of the results file");
     c->out = out->valuestring;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(r, "model");
+    if (model && (!cJSON_IsString(model) || !*model->valuestring))
+        return rb_fail(e, RB_EINPUT, "model", "must be the path of the GGUF model that recorded "
+                       "the traces (its vocabulary tells sepllm which tokens are separators)");
+    c->model = model ? model->valuestring : NULL;
     const cJSON *it;
     cJSON_ArrayForEach(it, traces) {
         if (!cJSON_IsString(it)) return rb_fail(e, RB_EINPUT, "traces", "entries must be strings");
@@ -172,6 +178,15 @@ static rb_status parse_config(const char *path, sweep_config *c, rb_err *e) {
         (s = want_int(r, "seed", 0, 1 << 30, &seed, e)))
         return s;
     c->seed = (uint64_t)seed;
+    return RB_OK;
+}
+
+/* The separator mask of a trace when a policy of the sweep needs one (sepllm), else NULL. */
+static rb_status sweep_separators(const sweep_config *c, trace *t, uint8_t **sep, rb_err *e) {
+    *sep = NULL;
+    for (int p = 0; p < c->n_policies; p++)
+        if (c->policies[p].ops->flags & POLICY_NEEDS_SEPARATORS)
+            return cells_trace_separators(t, c->model, sep, e);
     return RB_OK;
 }
 
@@ -304,6 +319,8 @@ static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, in
     const sweep_config *c = sr->c;
     char sha[65] = "";
     rb_status st = n_todo ? results_file_sha256(c->traces[ti], sha, e) : RB_OK;
+    uint8_t *sep = NULL;
+    if (!st && n_todo) st = sweep_separators(c, t, &sep, e);
     int batch = c->batch > 0 ? c->batch : n_todo;
     for (int first = 0; first < n_todo && !st; first += batch) {
         int n = n_todo - first < batch ? n_todo - first : batch;
@@ -312,7 +329,7 @@ static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, in
                             .elem_bytes = c->elem_bytes, .threads = c->threads,
                             .seed = c->seed, .progress = sr->progress, .n_steps = c->steps,
                             .latency_every = c->latency_every, .reference = sr->reference,
-                            .ref_backend = sr->ref_be};
+                            .ref_backend = sr->ref_be, .separator = sep};
         results_run *runs = rb_calloc((size_t)n, sizeof *runs);
         if (!(st = engine_replay(&ec, runs, NULL, e))) {
             for (int i = 0; i < n && !st; i++) {
@@ -330,6 +347,7 @@ static rb_status run_cells(sweep_run *sr, int ti, trace *t, const cell *todo, in
         }
         free(runs);
     }
+    free(sep);
     return st;
 }
 
@@ -450,10 +468,11 @@ int cmd_sweep(int argc, char **argv) {
     int rc = 0;
     if (parse_config(pos[0], &c, &e)) goto fail;
     /* the results file is none of the inputs, checked before any work */
-    const char *inputs[MAX_ITEMS + 1];
+    const char *inputs[MAX_ITEMS + 2];
     for (int ti = 0; ti < c.n_traces; ti++) inputs[ti] = c.traces[ti];
     inputs[c.n_traces] = pos[0];
-    if (output_check_all(&c.out, 1, inputs, c.n_traces + 1, &e)) goto fail;
+    inputs[c.n_traces + 1] = c.model;
+    if (output_check_all(&c.out, 1, inputs, c.n_traces + 1 + !!c.model, &e)) goto fail;
     /* Open every trace before any work: a typo in the last trace must not surface after an
      * hour. */
     meta = rb_calloc((size_t)c.n_traces, sizeof *meta);
@@ -461,6 +480,9 @@ int cmd_sweep(int argc, char **argv) {
         trace *t;
         if (trace_open(c.traces[ti], &t, &e)) goto fail;
         rb_status s = engine_parse_device(device, trace_get_meta(t), &sr.ref_be, &e);
+        uint8_t *sep = NULL;
+        if (!s) s = sweep_separators(&c, t, &sep, &e); /* tokens and vocabulary: checked now */
+        free(sep);
         meta[ti] = *trace_get_meta(t);
         trace_close(t);
         if (s) goto fail;

@@ -3,6 +3,9 @@
 
 #include <string.h>
 
+#include "synth.h"
+#include "tokenizer.h"
+
 rb_status cells_init(cell *c, const policy_ops *ops, const policy_params *params, int budget,
                      const char *label, const char *suffix, rb_err *e) {
     memset(c, 0, sizeof *c);
@@ -163,6 +166,85 @@ rb_status cells_layer_policy(layer_role role, const cell *c, int sliding_window,
 int cells_same_work(const cell *a, const cell *b) {
     return a->ops == b->ops && (a->ops->flags & POLICY_BUDGET_FREE) &&
            !strcmp(a->params_json ? a->params_json : "", b->params_json ? b->params_json : "");
+}
+
+int cells_need_separators(const cell *cells, int n) {
+    for (int i = 0; i < n; i++)
+        if (cells[i].ops->flags & POLICY_NEEDS_SEPARATORS) return 1;
+    return 0;
+}
+
+rb_status cells_vocab_separators(const gguf_file *g, uint8_t **table, int *n_vocab, rb_err *e) {
+    *table = NULL;
+    *n_vocab = 0;
+    tokenizer *tok;
+    rb_status st = tokenizer_load(g, &tok, e);
+    if (st) return st;
+    int n = tokenizer_n_vocab(tok);
+    uint8_t *sep = rb_calloc((size_t)n, 1);
+    for (int32_t id = 0; id < n; id++) {
+        size_t len;
+        const char *text = tokenizer_decode_token(tok, id, &len);
+        /* control tokens decode to their names ("<start_of_turn>"): never separators */
+        sep[id] = text && tokenizer_token_type(tok, id) != TOKEN_CONTROL &&
+                  policy_separator_text(text, len);
+    }
+    tokenizer_destroy(tok);
+    *table = sep;
+    *n_vocab = n;
+    return RB_OK;
+}
+
+rb_status cells_trace_separators(trace *t, const char *model_path, uint8_t **mask, rb_err *e) {
+    *mask = NULL;
+    const trace_meta *m = trace_get_meta(t);
+    int32_t *ids = rb_malloc(sizeof(int32_t) * (size_t)m->n_tokens);
+    int present = 0;
+    rb_status st = trace_read_tokens(t, ids, &present, e);
+    if (!st && !present)
+        st = rb_fail(e, RB_EINPUT, trace_path(t), "has no /tokens: sepllm keeps the separator "
+                     "tokens (punctuation, line breaks) and needs the token ids to find them");
+    int synthetic = !strcmp(m->model, "synthetic");
+    if (!st && !synthetic && !model_path)
+        st = rb_fail(e, RB_EINPUT, "--model", "sepllm reads the tokens of %s through the "
+                     "vocabulary of the model that made them ('%s'): give its GGUF file",
+                     trace_path(t), m->model);
+    uint8_t *table = NULL;
+    int n_vocab = 0;
+    if (!st && synthetic) {
+        n_vocab = SYNTH_N_VOCAB;
+        table = rb_calloc((size_t)n_vocab, 1);
+        for (int32_t id = 0; id < n_vocab; id++) {
+            const char *text = synth_token_text(id);
+            table[id] = policy_separator_text(text, strlen(text));
+        }
+    } else if (!st) {
+        gguf_file *g;
+        if (!(st = gguf_open(model_path, &g, e))) {
+            st = cells_vocab_separators(g, &table, &n_vocab, e);
+            gguf_close(g);
+        }
+    }
+    uint8_t *out = NULL;
+    if (!st) {
+        out = rb_malloc((size_t)m->n_tokens);
+        for (int i = 0; i < m->n_tokens && !st; i++) {
+            if (ids[i] < 0 || ids[i] >= n_vocab)
+                st = rb_fail(e, RB_EINPUT, trace_path(t), "token %d at position %d is not in the "
+                             "vocabulary of %s (%d tokens): the trace was made by another model",
+                             (int)ids[i], i, synthetic ? "synth" : model_path, n_vocab);
+            else
+                out[i] = table[ids[i]];
+        }
+    }
+    free(table);
+    free(ids);
+    if (st) {
+        free(out);
+        return st;
+    }
+    *mask = out;
+    return RB_OK;
 }
 
 void cells_run_init(results_run *r, const cell *c, const run_facts *f, int T, int n_layers,

@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 
+#include "gguf.h"
 #include "policy.h"
 #include "results.h"
 #include "trace.h"
@@ -82,6 +83,25 @@ rb_status cells_layer_policy(layer_role role, const cell *c, int sliding_window,
  * budget-free policy (dense) with the same parameters, at any budgets. Engines run such
  * cells once and credit every one of them. */
 int cells_same_work(const cell *a, const cell *b);
+
+/* ---- separators (policies with POLICY_NEEDS_SEPARATORS: SepLLM) ----
+ *
+ * Which positions hold a separator (policy_separator_text) comes from the tokens: a trace's
+ * /tokens read through the vocabulary of the model that made them. A recorded trace names
+ * its model but not the file, so replay and sweep take the GGUF with --model; a synthetic
+ * trace (model "synthetic") uses synth's two-token vocabulary (synth.h). Live decode knows
+ * its tokens and vocabulary (model.c). */
+
+/* 1 when some cell's policy needs separators. */
+int cells_need_separators(const cell *cells, int n);
+/* The separator table of a GGUF's vocabulary: *table [*n_vocab] (malloc'd), 1 where the
+ * token's text (tokenizer_decode_token) is a separator. Fails as tokenizer_load fails. */
+rb_status cells_vocab_separators(const gguf_file *g, uint8_t **table, int *n_vocab, rb_err *e);
+/* The separator mask of a trace, *mask [n_tokens] (malloc'd): its /tokens through the
+ * vocabulary of model_path (a GGUF; may be NULL for a synthetic trace). RB_EINPUT naming the
+ * trace when it has no /tokens, naming --model when a recorded trace's vocabulary is not
+ * given, naming the position of a token the vocabulary does not have. */
+rb_status cells_trace_separators(trace *t, const char *model_path, uint8_t **mask, rb_err *e);
 
 /* ---- runs ---- */
 

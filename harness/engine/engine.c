@@ -53,7 +53,7 @@ static rb_status make_stepper(const shared_ctx *x, int slot, const cell *cell, s
         .layer = m->layers[slot], .n_q_heads = m->n_q_heads, .n_kv_heads = m->n_kv_heads,
         .head_dim = m->head_dim, .budget = lp.budget, .page_size = c->page_size,
         .max_tokens = m->n_tokens, .attn_scale = m->attn_scale, .seed = c->seed,
-        .params = &lp.params,
+        .params = &lp.params, .separator = c->separator,
     };
     return stepper_create(lp.ops, &pc, c->elem_bytes, x->be, out, e);
 }

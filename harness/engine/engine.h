@@ -49,6 +49,8 @@ typedef struct engine_config {
     int dump_selection; /* store uint8 [T, n_q_heads, n_tokens] per layer */
     int threads;        /* worker threads over layers (>= 1) */
     uint64_t seed;
+    const uint8_t *separator; /* [n_tokens] policy_config.separator of every stepper (NULL:
+                                 none; cells_trace_separators) */
     int progress;       /* draw a progress bar on stderr */
     int n_steps;        /* replay only the first n_steps decode steps, 0 = all */
     int latency_every;  /* attend for real and time every this many steps (0 or 1: every

@@ -7,6 +7,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "attn.h"
@@ -35,6 +36,10 @@ struct model {
     quant_pool *pool;
     int exact;                   /* matvec through quant_matvec_ref */
     model_cuda *gpu;             /* the weights on the GPU (model_use_device), or NULL */
+    /* [n_vocab] 1 for separator tokens (cells_vocab_separators), built by the first session
+     * whose policy needs separators (sepllm), under sep_lock: sessions may run in threads */
+    pthread_mutex_t sep_lock;
+    uint8_t *vocab_sep;
 };
 
 /* ---- loading ---- */
@@ -294,6 +299,7 @@ static rb_status load_weights(model *m, rb_err *e) {
 rb_status model_load(const char *path, int n_threads, model **out, rb_err *e) {
     *out = NULL;
     model *m = rb_calloc(1, sizeof *m);
+    RB_CHECK(pthread_mutex_init(&m->sep_lock, NULL) == 0);
     rb_status st = gguf_open(path, &m->g, e);
     if (!st) st = load_hparams(m, path, e);
     if (!st) st = load_weights(m, e);
@@ -322,6 +328,8 @@ void model_destroy(model *m) {
     model_cuda_destroy(m->gpu);
     quant_pool_destroy(m->pool);
     gguf_close(m->g);
+    pthread_mutex_destroy(&m->sep_lock);
+    free(m->vocab_sep);
     free(m);
 }
 
@@ -367,6 +375,27 @@ void model_device_describe(const model *m, model_device d, char *buf, size_t n) 
 
 /* ---- sessions ---- */
 
+/* The model's separator table, built once (the tokenizer's load, ~0.2 s for Gemma's 262k
+ * tokens, is paid only by runs of a policy that needs separators). Ids the tokenizer does
+ * not cover (embedding rows past its vocabulary) are no separators. */
+static rb_status vocab_separators(const model *cm, const uint8_t **out, rb_err *e) {
+    model *m = (model *)cm; /* the lazily built table is the one mutable part, under its lock */
+    rb_status st = RB_OK;
+    pthread_mutex_lock(&m->sep_lock);
+    if (!m->vocab_sep) {
+        uint8_t *t;
+        int n;
+        if (!(st = cells_vocab_separators(m->g, &t, &n, e))) {
+            m->vocab_sep = rb_calloc((size_t)m->hp.n_vocab, 1);
+            memcpy(m->vocab_sep, t, (size_t)(n < m->hp.n_vocab ? n : m->hp.n_vocab));
+            free(t);
+        }
+    }
+    pthread_mutex_unlock(&m->sep_lock);
+    *out = m->vocab_sep;
+    return st;
+}
+
 struct model_session {
     const model *m;
     /* on the GPU: the device session; every call below goes there, and the CPU fields
@@ -389,6 +418,10 @@ struct model_session {
     double rope_cs_pos;    /* what rope_cs was computed for (pos x scale, base) */
     double rope_cs_base;
     model_timing last;
+    /* separators (a policy with POLICY_NEEDS_SEPARATORS), else NULL: the model's table, and
+     * the mask the policies read, filled as each position's token comes */
+    const uint8_t *vocab_sep; /* [n_vocab] */
+    uint8_t *sep;             /* [max_tokens] */
     /* measuring (cc->measure): full copies and the last step's metrics */
     int measure;
     float **k_all, **v_all;  /* [n_layers] -> [max_tokens, n_kv_heads*d]; NULL for windowed */
@@ -406,7 +439,7 @@ struct model_session {
 
 /* The stepper of layer il under the session's cell. */
 static rb_status layer_stepper(const model *m, const model_cache_config *cc, int il,
-                               layer_role role, stepper **out, rb_err *e) {
+                               layer_role role, const uint8_t *sep, stepper **out, rb_err *e) {
     const model_hparams *hp = &m->hp;
     layer_policy lp;
     rb_status st = cells_layer_policy(role, cc->cell, hp->sliding_window[il], cc->max_tokens,
@@ -416,7 +449,7 @@ static rb_status layer_stepper(const model *m, const model_cache_config *cc, int
         .layer = il, .n_q_heads = hp->n_q_heads, .n_kv_heads = hp->n_kv_heads,
         .head_dim = hp->head_dim, .budget = lp.budget, .page_size = cc->page_size,
         .max_tokens = cc->max_tokens, .attn_scale = hp->attn_scale, .seed = cc->seed,
-        .params = &lp.params, .pools = NULL,
+        .params = &lp.params, .separator = sep, .pools = NULL,
     };
     return stepper_create(lp.ops, &cfg, 2, cc->backend, out, e);
 }
@@ -454,17 +487,21 @@ rb_status model_session_create(const model *m, const model_cache_config *cc,
     s->be = cc->backend ? cc->backend : attn_backend_default();
     s->st = rb_calloc((size_t)hp->n_layers, sizeof(stepper *));
     rb_status st = RB_OK;
+    if (cc->cell && (cc->cell->ops->flags & POLICY_NEEDS_SEPARATORS)) {
+        st = vocab_separators(m, &s->vocab_sep, e);
+        s->sep = rb_calloc((size_t)cc->max_tokens, 1);
+    }
     int uses = 0;
     for (int il = 0; il < hp->n_layers && !st; il++) {
         layer_role role = cells_layer_role(il, hp->sliding_window[il], cc->dense_layers);
         uses |= role == LAYER_POLICY;
-        st = layer_stepper(m, cc, il, role, &s->st[il], e);
+        st = layer_stepper(m, cc, il, role, s->sep, &s->st[il], e);
     }
     /* A budget the policy refuses is refused even when no layer runs the policy (all dense
      * or windowed), so a command's meaning does not depend on the model's layer layout. */
     if (!st && !uses) {
         stepper *probe = NULL;
-        st = layer_stepper(m, cc, 0, LAYER_POLICY, &probe, e);
+        st = layer_stepper(m, cc, 0, LAYER_POLICY, s->sep, &probe, e);
         stepper_destroy(probe);
     }
     if (st) {
@@ -524,6 +561,7 @@ void model_session_destroy(model_session *s) {
     free(s->m_sc.recall), free(s->m_sc.out_err);
     free(s->bx), free(s->bxn), free(s->bo), free(s->bq), free(s->batt), free(s->bk), free(s->bv);
     free(s->bgate), free(s->bup);
+    free(s->sep);
     free(s);
 }
 
@@ -713,6 +751,7 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
     const model_hparams *hp = &m->hp;
     RB_CHECK(token >= 0 && token < hp->n_vocab);
     RB_CHECK(pos >= 0 && pos < s->max_tokens);
+    if (s->sep) s->sep[pos] = s->vocab_sep[token];
     int64_t t_start = rb_now_ns(), t_measure = 0;
     s->last = (model_timing){0};
     const int E = hp->n_embd, D = hp->head_dim, Hq = hp->n_q_heads, Hkv = hp->n_kv_heads;
@@ -871,6 +910,11 @@ static void prefill(model_session *s, const int32_t *ids, int n, int pos0, float
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
     RB_CHECK(n >= 1 && pos0 >= 0 && pos0 + n <= s->max_tokens);
+    if (s->sep)
+        for (int i = 0; i < n; i++) {
+            RB_CHECK(ids[i] >= 0 && ids[i] < hp->n_vocab);
+            s->sep[pos0 + i] = s->vocab_sep[ids[i]];
+        }
     int64_t t_start = rb_now_ns(), t_measure = 0;
     s->last = (model_timing){0};
     if (!s->bx) {
@@ -965,13 +1009,15 @@ rb_status model_prompt_capture(const model *m, const int32_t *ids, int n, model_
     out->k = rb_malloc(sizeof(float) * nl * out->kd);
     out->v = rb_malloc(sizeof(float) * nl * out->kd);
     out->logits = rb_malloc(sizeof(float) * (size_t)hp->n_vocab);
+    out->ids = rb_malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    if (n > 0) memcpy(out->ids, ids, sizeof(int32_t) * (size_t)n);
     if (n >= 1) prefill(s, ids, n, 0, out->logits, out);
     model_session_destroy(s);
     return RB_OK;
 }
 
 void model_prompt_free(model_prompt *p) {
-    free(p->q), free(p->k), free(p->v), free(p->logits);
+    free(p->q), free(p->k), free(p->v), free(p->logits), free(p->ids);
     memset(p, 0, sizeof *p);
 }
 
@@ -979,6 +1025,8 @@ void model_session_load_prompt(model_session *s, const model_prompt *p) {
     const model_hparams *hp = &s->m->hp;
     RB_CHECK(p->n_layers == hp->n_layers && p->n >= 1 && p->n < s->max_tokens && !s->measure &&
              !s->gpu);
+    if (s->sep)
+        for (int i = 0; i < p->n; i++) s->sep[i] = s->vocab_sep[p->ids[i]];
     float *scratch = rb_malloc(sizeof(float) * (size_t)p->qd);
     for (int il = 0; il < hp->n_layers; il++) {
         const float *q = p->q + (size_t)il * p->n * p->qd, *k = p->k + (size_t)il * p->n * p->kd;

@@ -156,6 +156,7 @@ typedef struct model_prompt {
     int n_layers, qd, kd;
     float *q, *k, *v;   /* [n_layers, n, qd or kd] post-RoPE, as the attention saw them */
     float *logits;      /* [n_vocab] next-token logits after the last prompt token */
+    int32_t *ids;       /* [n] the prompt's tokens (a policy reading separators needs them) */
 } model_prompt;
 
 /* Run ids[0..n) through a fresh dense CPU session and capture the prompt. max_tokens bounds the

@@ -159,7 +159,8 @@ class _PolicyConfig(ctypes.Structure):  # policy_config, policies/policy.h
     _fields_ = [("layer", ctypes.c_int), ("n_q_heads", ctypes.c_int), ("n_kv_heads", ctypes.c_int),
                 ("head_dim", ctypes.c_int), ("budget", ctypes.c_int), ("page_size", ctypes.c_int),
                 ("max_tokens", ctypes.c_int), ("attn_scale", ctypes.c_float),
-                ("seed", ctypes.c_uint64), ("params", ctypes.c_void_p), ("pools", ctypes.c_void_p)]
+                ("seed", ctypes.c_uint64), ("params", ctypes.c_void_p), ("separator", ctypes.c_void_p),
+                ("pools", ctypes.c_void_p)]
 
 
 class _Selection(ctypes.Structure):  # policy_selection, policies/policy.h
