@@ -31,7 +31,7 @@ python3 traces/record_hf.py --model "$OUT/g3hf" --model-name gemma-3-270m --prom
 "$RB" info "$OUT/gemma3-270m-hf-cuda.h5" | tee -a "$log"
 pols=$("$RB" policies --names | paste -sd,)
 "$RB" replay "$OUT/gemma3-270m-hf-cuda.h5" --policies "$pols" --budgets 64,128,256,512 \
-  --out "$OUT/replay.h5" | tee -a "$log"
+  --model "$GGUF" --out "$OUT/replay.h5" | tee -a "$log"
 "$RB" export "$OUT/replay.h5" --table summary --out "$OUT/summary.tsv"
 if command -v gnuplot >/dev/null; then
   gnuplot -e "in='$OUT/summary.tsv'; out='$OUT/hf_budget_accuracy.png'; title='Gemma 3 270M recorded by record_hf.py on CUDA ($N tokens)'" plots/budget.gp
