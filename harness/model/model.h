@@ -52,6 +52,11 @@ const model_hparams *model_get_hparams(const model *m);
 void model_set_exact(model *m, int exact);
 const gguf_file *model_gguf(const model *m);
 int model_threads(const model *m);
+/* RoPE details beyond the hyperparameters, for the GPU forward (model_cuda.c): the linear
+ * scaling's position factor (positions times this in global layers; 1 = none) and the llama 3
+ * frequency factors [head_dim / 2] (NULL when the file has none). */
+float model_rope_pos_scale(const model *m);
+const float *model_rope_freq_factors(const model *m);
 
 /* ---- sessions ---- */
 
