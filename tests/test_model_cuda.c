@@ -12,9 +12,9 @@
  * divergence only where the CPU's two logits are within twice that bound.
  *
  * Gemma 3 270M (models/gemma-3-270m-q4_k_m.gguf; skipped without it): 8 varied prompts (the
- * README's and the test suite's; one of 530 tokens so the sliding-window layers wrap), 32
- * greedy tokens each, for dense, raas and quest at L = 64, P = 16, teacher-forced on the
- * CPU's tokens: every step's greedy token equal to the CPU's, or a divergence where the
+ * README's and the test suite's; one of 830 tokens so the sliding-window layers wrap, run
+ * under dense only), 32 greedy tokens each, for dense, raas and quest at L = 64, P = 16,
+ * teacher-forced on the CPU's tokens: every step's greedy token equal to the CPU's, or a divergence where the
  * CPU's logit of its own choice exceeds its logit of the device's choice by less than 0.5
  * (each printed); the logits' largest difference printed and bounded by 3.0 against the
  * CPU's fast path (whose activations are rounded to 8 bits per block: measured on this
@@ -297,6 +297,8 @@ static void test_gemma(void) {
     for (int ci = 0; ci < 3; ci++) {
         cmp_stats st = {0};
         for (int pi = 0; pi < n_prompts; pi++) {
+            /* the long prompt under dense only: the CPU side of the test stays under 20 s */
+            if (!k_prompts[pi] && ci != 0) continue;
             const char *text = k_prompts[pi] ? k_prompts[pi] : long_prompt;
             int32_t *ids;
             int n;
@@ -310,8 +312,8 @@ static void test_gemma(void) {
         }
         printf("gemma %s L=%d: %d prompts x %d tokens, %d steps: %d divergences (each with a CPU "
                "gap < 0.5), largest logit difference %.3f (bound 3.0, against the CPU fast path)\n",
-               cfgs[ci].policy, cfgs[ci].budget, n_prompts, n_dec, st.steps, st.divergences,
-               st.worst);
+               cfgs[ci].policy, cfgs[ci].budget, ci == 0 ? n_prompts : n_prompts - 1, n_dec,
+               st.steps, st.divergences, st.worst);
     }
     /* against the CPU's exact path: one short prompt, two steps */
     {

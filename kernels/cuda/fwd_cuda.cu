@@ -35,7 +35,7 @@ extern "C" {
 namespace {
 
 constexpr int kMvWarps = 4;                   /* warps per matvec block */
-constexpr int kStageBytes = 32 * 32 * 4 + 32; /* 32 float32 chunks plus the aligned margins */
+constexpr int kStageBytes = QD_STAGE_BYTES; /* 32 float32 chunks plus the aligned margins */
 
 struct mv_job {
     const uint8_t *w;
@@ -87,16 +87,12 @@ __global__ void __launch_bounds__(kMvWarps * 32) matvec_kernel(const mv_args a) 
         const mv_job &J = a.j[ji];
         const int type = J.type, cols = J.cols, row = r - J.row0;
         const uint8_t *rp = J.w + (long long)row * J.row_bytes;
-        const int be = qd_block_elems(type), bb = qd_block_bytes(type);
         const int nch = (int)qd_row_chunks(cols);
         float acc = 0.f;
         for (int c0 = 0; c0 < nch; c0 += 32) {
             const int c1 = min(nch, c0 + 32);
-            int sub;
-            const long long b0 = qd_chunk_at(type, c0, &sub);
-            long long bend;
-            if (be == 1) bend = min((long long)c1 * QD_CHUNK * bb, J.row_bytes);
-            else bend = qd_chunk_at(type, c1 - 1, &sub) + bb;
+            int64_t b0, bend;
+            qd_stage_range(type, J.row_bytes, c0, c1, &b0, &bend);
             const uintptr_t a0 = (uintptr_t)(rp + b0) & ~(uintptr_t)15;
             const uintptr_t a1 = ((uintptr_t)(rp + bend) + 15) & ~(uintptr_t)15;
             const int n16 = (int)((a1 - a0) >> 4);
@@ -105,6 +101,7 @@ __global__ void __launch_bounds__(kMvWarps * 32) matvec_kernel(const mv_args a) 
             __syncwarp();
             const int c = c0 + lane;
             if (c < c1) {
+                int sub;
                 const long long off = qd_chunk_at(type, c, &sub);
                 const uint8_t *p = buf + ((uintptr_t)(rp + off) - a0);
                 const int n = min(QD_CHUNK, cols - c * QD_CHUNK);
@@ -277,6 +274,22 @@ int n_sms() {
     return n;
 }
 
+/* Matvec blocks resident on the whole device at once: the grid-stride loop then keeps every
+ * block busy to the end instead of leaving a second, partial wave. */
+int mv_resident_blocks() {
+    static int n = 0;
+    if (!n) {
+        int per_sm = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, matvec_kernel, kMvWarps * 32, 0) !=
+                cudaSuccess || per_sm < 1) {
+            (void)cudaGetLastError();
+            per_sm = 4;
+        }
+        n = per_sm * n_sms();
+    }
+    return n;
+}
+
 bool aligned(const void *p, size_t a) { return p && (uintptr_t)p % a == 0; }
 
 cudaStream_t stream_of(attn_cuda *c) { return static_cast<cudaStream_t>(attn_cuda_stream(c)); }
@@ -328,7 +341,7 @@ rb_status fwd_cuda_matvec(attn_cuda *c, const fwd_mv *jobs, int n_jobs, float so
     a.total_rows = (int)total;
     a.softcap = softcap;
     a.argmax = reinterpret_cast<unsigned long long *>(argmax);
-    long long blocks = (total + kMvWarps - 1) / kMvWarps, cap = (long long)n_sms() * 12;
+    long long blocks = (total + kMvWarps - 1) / kMvWarps, cap = mv_resident_blocks();
     if (blocks > cap) blocks = cap;
     matvec_kernel<<<(unsigned)blocks, kMvWarps * 32, 0, stream_of(c)>>>(a);
     CU_TRY(cudaGetLastError());
@@ -389,6 +402,7 @@ rb_status fwd_cuda_advance(attn_cuda *c, int32_t *pos, int pos_step, uint64_t *a
 
 rb_status fwd_cuda_capture_begin(attn_cuda *c, rb_err *e) {
     if (!c) return rb_fail(e, RB_EINPUT, "fwd_cuda", "no context");
+    (void)mv_resident_blocks(); /* device queries before the capture, not inside it */
     CU_TRY(cudaStreamBeginCapture(stream_of(c), cudaStreamCaptureModeThreadLocal));
     return RB_OK;
 }

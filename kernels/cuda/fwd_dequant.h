@@ -91,6 +91,23 @@ QD_HD static inline int64_t qd_chunk_at(int t, int64_t c, int *sub) {
     return (c / per) * qd_block_bytes(t);
 }
 
+/* The bytes [*b0, *b1) of a row (row_bytes long) that chunks [c0, c1) read: whole blocks
+ * (float formats: the chunks' elements). A warp stages this stretch, widened to 16-byte
+ * words, before its lanes dequantize one chunk each; with c1 - c0 <= 32 the widened stretch
+ * is at most QD_STAGE_BYTES. */
+#define QD_STAGE_BYTES (32 * QD_CHUNK * 4 + 32)
+QD_HD static inline void qd_stage_range(int t, int64_t row_bytes, int64_t c0, int64_t c1,
+                                        int64_t *b0, int64_t *b1) {
+    int sub;
+    *b0 = qd_chunk_at(t, c0, &sub);
+    if (qd_block_elems(t) == 1) {
+        int64_t e = c1 * QD_CHUNK * qd_block_bytes(t);
+        *b1 = e < row_bytes ? e : row_bytes;
+    } else {
+        *b1 = qd_chunk_at(t, c1 - 1, &sub) + qd_block_bytes(t);
+    }
+}
+
 QD_HD static inline uint16_t qd_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 QD_HD static inline uint32_t qd_u32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
