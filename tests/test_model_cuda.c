@@ -5,27 +5,32 @@
  * smallest): a qwen2 with biases and a llama (4 query heads per KV head), between them
  * every float and 32-element format, and a gemma3 with K formats, sliding-window layers
  * (window 8) and the softcap; each runs a 12-token prompt and 20 decode steps teacher-forced
- * on the CPU's tokens, against the CPU's exact path (model_set_exact: dequantized weights,
- * double sums, float activations, as the device computes). Bound on the logits: 2e-3 x
- * (1 + max |logit|), from the keys and values the device stores as half (relative error
- * 2^-11 on every K and V, passed through 2 to 6 layers) and float32 sums (1e-6); a greedy
- * divergence only where the CPU's two logits are within twice that bound.
+ * on the CPU's tokens, for dense, raas and quest (L = 32), against the CPU's exact path
+ * (model_set_exact: dequantized weights, double sums, float activations, as the device
+ * computes). Bound on the logits: 2e-2 x (1 + max |logit|). The device stores keys and
+ * values as half; the CPU's exact path with its keys and values rounded to half (an
+ * attention backend wrapper, measured once on the CPU) moves these models' logits by up to
+ * 3.96e-3 x (1 + max |logit|) (qwen2; llama 1.58e-3, gemma3 3.2e-5) over 20 steps, and the
+ * device's float32 sums add ~1e-6: the bound is 5 times the largest. A greedy divergence is
+ * allowed only where the CPU's two logits are within twice that bound.
  *
  * Gemma 3 270M (models/gemma-3-270m-q4_k_m.gguf; skipped without it): 8 varied prompts (the
  * README's and the test suite's; one of 830 tokens so the sliding-window layers wrap, run
  * under dense only), 32 greedy tokens each, for dense, raas and quest at L = 64, P = 16,
- * teacher-forced on the CPU's tokens: every step's greedy token equal to the CPU's, or a divergence where the
- * CPU's logit of its own choice exceeds its logit of the device's choice by less than 0.5
- * (each printed); the logits' largest difference printed and bounded by 3.0 against the
- * CPU's fast path (whose activations are rounded to 8 bits per block: measured on this
- * model against its own exact path, 0.72 to 1.58 over 12 steps of 3 prompts, so 3.0 is
- * about twice that) and by 0.5 against the CPU's exact path (one short prompt); kv_bytes
- * equal to the CPU session's after every prompt. Then, on the device alone: generate()
- * equal to forward-by-forward greedy decoding, token for token, and a stop token ending it
- * at the right count; graphs replayed (model_cuda_session_graphs "on") and bit-identical to
- * the same launches without graphs. Last, the speed of dense decoding at 1k context: per
- * token device time (median of 256), tokens/s, and what a token must read (weight bytes +
- * KV bytes) over the time, beside a device copy's bandwidth. */
+ * teacher-forced on the CPU's tokens: every step's greedy token equal to the CPU's, or a
+ * divergence where the CPU's logit of its own choice exceeds its logit of the device's
+ * choice by less than 0.5 (each printed). The logits' largest difference is printed and
+ * bounded by 3.0 against the CPU's fast path (whose activations are rounded to 8 bits per
+ * block: measured against its own exact path, 0.72 to 1.58 over 12 steps of 3 prompts, so
+ * 3.0 is about twice that) and by 0.1 against the CPU's exact path (one short prompt, 2
+ * steps; the exact path with half keys and values moves these logits by 0.0045 to 0.0076
+ * over 3 steps of 2 prompts, measured as for the tiny models). kv_bytes equal to the CPU
+ * session's after every prompt. Then, on the device alone: generate() equal to
+ * forward-by-forward greedy decoding, token for token, and a stop token ending it at the
+ * right count with the caches ending there; graphs replayed (model_cuda_session_graphs "on")
+ * and bit-identical to the same launches without graphs. Last, the speed of dense decoding
+ * at 1k context: per-token device time (median of 256), tokens/s, and what a token must read
+ * (weight bytes + KV bytes held) over that time, beside a device copy's bandwidth. */
 #include "testutil.h"
 
 #include <math.h>
@@ -56,8 +61,12 @@ static void make_cell(const cfg *c, cell *out) {
     TU_OK(cells_init(out, ops, &pp, c->budget, NULL, NULL, &e), e);
 }
 
+/* The CLI's default 2 dense layers for Gemma (its layers 0 and 1 are windowed anyway); 0 for
+ * the 2-layer tiny models, so the policy runs on them. */
+static int dense_layers = 2;
+
 static model_cache_config cache_cfg(const cell *c, int max_tokens) {
-    return (model_cache_config){.cell = c, .page_size = 16, .dense_layers = 2,
+    return (model_cache_config){.cell = c, .page_size = 16, .dense_layers = dense_layers,
                                 .max_tokens = max_tokens, .seed = 1};
 }
 
@@ -227,6 +236,7 @@ static const tiny_spec k_tiny[] = {
 };
 
 static void test_tiny(void) {
+    dense_layers = 0;
     char dir[] = "/tmp/rb_model_cuda_XXXXXX";
     TU_ASSERT(mkdtemp(dir) != NULL, "mkdtemp");
     for (size_t si = 0; si < sizeof k_tiny / sizeof k_tiny[0]; si++) {
@@ -245,15 +255,17 @@ static void test_tiny(void) {
         const cfg cfgs[] = {{"dense", 0}, {"raas", 32}, {"quest", 32}};
         for (int ci = 0; ci < 3; ci++) {
             cmp_stats st = {0};
-            compare(m, g, &cfgs[ci], ids, 12, 20, 2e-3, 2e-3, -1, sp->arch, &st);
+            compare(m, g, &cfgs[ci], ids, 12, 20, 2e-2, 2e-2, -1, sp->arch, &st);
             printf("tiny %s %s: %d steps, logits within %.3g of the CPU's exact path, %d "
                    "divergences\n", sp->arch, cfgs[ci].policy, st.steps, st.worst, st.divergences);
+            self_checks(m, g, &cfgs[ci], ids, 12, 20, 0);
         }
         model_cuda_destroy(g);
         model_destroy(m);
         unlink(path);
     }
     rmdir(dir);
+    dense_layers = 2;
 }
 
 /* ---- Gemma 3 270M ---- */
@@ -322,10 +334,10 @@ static void test_gemma(void) {
         TU_OK(tokenizer_encode(tk, k_prompts[2], 1, &ids, &n, &e), e);
         model_set_exact(m, 1);
         cmp_stats st = {0};
-        compare(m, g, &cfgs[0], ids, n, 2, 0.5, 0, 0.5, "exact", &st);
+        compare(m, g, &cfgs[0], ids, n, 2, 0.1, 0, 0.5, "exact", &st);
         model_set_exact(m, 0);
         printf("gemma dense against the CPU's exact path: largest logit difference %.4f (bound "
-               "0.5)\n", st.worst);
+               "0.1)\n", st.worst);
         free(ids);
     }
     /* speed: dense at 1k context */

@@ -527,14 +527,15 @@ rb_status model_cuda_session_generate(model_cuda_session *s, int first, int pos0
     int32_t t = first;
     rb_status st = attn_cuda_upload(s->g->c, s->tokens + pos0, &t, sizeof t, e);
     if (!st) st = set_pos(s, pos0, e);
-    if (!st && n > 0) st = kvd_reserve(s->kc, n, e);
     /* With stop tokens each token is read back before the next step is queued, so the
      * caches end exactly at the stop (a step queued past it could not be taken back). */
     const int batch = n_stop > 0 ? 1 : GEN_BATCH;
     double total_ms = 0;
     for (int i = 0; i < n && !st;) {
         int nb = n - i < batch ? n - i : batch;
-        st = fwd_cuda_event_record(s->g->c, s->ev, 0, e);
+        /* pages for this batch only, so the pool grows with what the policies hold */
+        st = kvd_reserve(s->kc, nb, e);
+        if (!st) st = fwd_cuda_event_record(s->g->c, s->ev, 0, e);
         for (int j = 0; j < nb && !st; j++) {
             st = run(s, RUN_DECODE, e);
             if (!st) st = fwd_cuda_event_record(s->g->c, s->ev, j + 1, e);
