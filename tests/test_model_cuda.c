@@ -26,7 +26,8 @@
  * a subtle device error is the exact-path check's to find) and by 0.1 against the CPU's exact path (one short prompt, 2
  * steps; the exact path with half keys and values moves these logits by 0.0045 to 0.0076
  * over 3 steps of 2 prompts, measured as for the tiny models). kv_bytes equal to the CPU
- * session's after every prompt. Then, on the device alone: generate() equal to
+ * session's after every prompt, in all and per layer, and each layer's attended set size of
+ * the last step equal to the CPU's. Then, on the device alone: generate() equal to
  * forward-by-forward greedy decoding, token for token, and a stop token ending it at the
  * right count with the caches ending there; graphs replayed (model_cuda_session_graphs "on")
  * and bit-identical to the same launches without graphs. Last, the speed of dense decoding
@@ -142,6 +143,18 @@ static void compare(const model *m, model_cuda *g, const cfg *c, const int32_t *
     int64_t kc = model_session_kv_bytes(cs), kg = model_cuda_session_kv_bytes(gs);
     TU_ASSERT(kc == kg, "%s %s: kv_bytes cpu %lld device %lld", what, c->policy, (long long)kc,
               (long long)kg);
+    /* per layer: pages held and the last step's attended set sizes */
+    for (int il = 0; il < model_get_hparams(m)->n_layers; il++) {
+        float rec, err, att;
+        model_session_metrics(cs, il, &rec, &err, &att);
+        double ag = model_cuda_session_layer_attended(gs, il);
+        TU_ASSERT(model_session_layer_kv_bytes(cs, il) == model_cuda_session_layer_kv_bytes(gs, il),
+                  "%s %s layer %d: kv_bytes cpu %lld device %lld", what, c->policy, il,
+                  (long long)model_session_layer_kv_bytes(cs, il),
+                  (long long)model_cuda_session_layer_kv_bytes(gs, il));
+        TU_ASSERT(fabs(ag - att) <= 1e-6 * (1 + att), "%s %s layer %d: attended cpu %.3f device %.3f",
+                  what, c->policy, il, att, ag);
+    }
     free(lc), free(lg);
     model_session_destroy(cs);
     model_cuda_session_destroy(gs);

@@ -69,6 +69,7 @@ struct model_cuda_session {
     int use_graphs;    /* 0 after a failed capture, or RB_CUDA_GRAPHS=0 */
     char graph_note[1100];
     fwd_events *ev;    /* [GEN_BATCH + 1] */
+    int32_t *sel;      /* host [max_tokens]: a selection read back (layer_attended) */
     double last_ms;
 };
 
@@ -339,6 +340,7 @@ void model_cuda_session_destroy(model_cuda_session *s) {
     fwd_cuda_graph_destroy(s->gr_head);
     fwd_cuda_events_destroy(s->ev);
     kvd_destroy(s->kc);
+    free(s->sel);
     if (s->scratch) attn_cuda_free(s->g->c, s->scratch);
     free(s);
 }
@@ -574,6 +576,23 @@ rb_status model_cuda_session_qkv(model_cuda_session *s, int il, float *q, float 
     if (!st && k) st = attn_cuda_download(s->g->c, k, s->k + il * KD, KD * sizeof(float), e);
     if (!st && v) st = attn_cuda_download(s->g->c, v, s->v + il * KD, KD * sizeof(float), e);
     return st;
+}
+
+int64_t model_cuda_session_layer_kv_bytes(model_cuda_session *s, int il) {
+    RB_CHECK(il >= 0 && il < model_get_hparams(s->g->m)->n_layers);
+    return kvd_layer_kv_bytes(s->kc, il);
+}
+
+double model_cuda_session_layer_attended(model_cuda_session *s, int il) {
+    const model_hparams *hp = model_get_hparams(s->g->m);
+    RB_CHECK(il >= 0 && il < hp->n_layers);
+    if (!s->sel) s->sel = rb_malloc(sizeof(int32_t) * (size_t)s->max_tokens);
+    double sum = 0;
+    for (int h = 0; h < hp->n_q_heads; h++) {
+        int n = kvd_selection(s->kc, il, h, s->sel, s->max_tokens);
+        sum += n > 0 ? n : 0;
+    }
+    return sum / hp->n_q_heads;
 }
 
 static kvd_stats stats(model_cuda_session *s) {

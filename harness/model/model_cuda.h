@@ -72,6 +72,12 @@ rb_status model_cuda_session_generate(model_cuda_session *s, int first, int pos0
 rb_status model_cuda_session_qkv(model_cuda_session *s, int il, float *q, float *k, float *v,
                                  rb_err *e);
 
+/* Held KV bytes of layer il alone (kvd_layer_kv_bytes; synchronises). */
+int64_t model_cuda_session_layer_kv_bytes(model_cuda_session *s, int il);
+/* Mean |S_h| over the query heads of layer il at the last decode step (0 before any;
+ * synchronises). */
+double model_cuda_session_layer_attended(model_cuda_session *s, int il);
+
 /* Resident KV bytes (device pages held, all layers), the policies' device bookkeeping and the
  * pool's reserved device bytes (kvd_stats). */
 int64_t model_cuda_session_kv_bytes(model_cuda_session *s);
