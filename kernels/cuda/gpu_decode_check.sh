@@ -25,6 +25,10 @@ run() { # name [args...]
     grep -E '^  timing|^# device|runs equal' "$LOG/$t.log" | sed 's/^/    /'
 }
 
+# kvgpu: the device KV cache and policies (kernels/cuda/kv_cuda.cu)
+run test_kv_logic   # the decisions on the CPU (also in `make test`)
+run test_kv_cuda    # the device against the CPU stepper, then the per-step timing
+
 # fwdgpu: the forward on the device (kernels/cuda/fwd_cuda.cu, harness/model/model_cuda.c)
 run test_fwd_dequant   # the block dequantizers on the CPU, bit for bit (also in `make test`)
 run test_fwd_cuda      # every kernel against its CPU reference; the output product's bandwidth
