@@ -3,7 +3,7 @@
  *
  *  - matvec: every format quant_supported() takes, against quant_matvec_ref (dequantized
  *    weights, double sums), at shapes with odd row counts, products of >= 16384 short rows
- *    (the grouped path: 8 rows per warp copied asynchronously), float formats at widths that are
+ *    (the output product's shape class), float formats at widths that are
  *    not a multiple of 32, several jobs in one launch with biases, the gated activations
  *    (gelu_tanh, silu: x' = act(gate) * up), the final softcap, and Gemma 3's output product
  *    (262144 x 640, Q8_0) whose time and bandwidth are printed beside a device copy of the
@@ -188,7 +188,7 @@ static void test_matvec_types(void) {
         one_matvec(t, 129, kq ? 512 : 640, FWD_ACT_GELU_TANH, 0, 0);
         one_matvec(t, 65, kq ? 512 : 640, FWD_ACT_SILU, 0, 0);
         one_matvec(t, 50, kq ? 256 : 96, 0, 1, 30.0f);
-        /* >= 16384 short rows: the grouped path (8 rows per warp in flight) */
+        /* >= 16384 short rows, as the output product */
         one_matvec(t, 20001, kq ? 256 : be == 1 ? 200 : 640, 0, 1, 0);
         if (i % 4 == 0) one_matvec(t, 16500, kq ? 256 : 96, FWD_ACT_SILU, 0, 0);
     }

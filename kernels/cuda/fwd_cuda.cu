@@ -11,7 +11,6 @@
  * of x, and the warp sums its lanes. Warps stride over rows (grid-stride), so a big product
  * (the 262144-row output matrix) keeps every SM busy with one launch and its greedy choice is
  * folded per block before one atomic. Everything memory-bound is read once; x stays in L1/L2. */
-#include <cuda_pipeline.h>
 #include <cuda_runtime.h>
 
 #include <math.h>
@@ -35,13 +34,8 @@ extern "C" {
 
 namespace {
 
-constexpr int kMvWarps = 4; /* warps per matvec block */
-/* Large products of short rows (the output matrix) go kGroupRows rows per warp at a time,
- * each row's bytes (<= kRowStage, 16-byte multiple) copied asynchronously, so a warp keeps
- * several rows in flight; the staging buffer also holds one round of any longer row. */
-constexpr int kGroupRows = 8, kRowStage = 1120, kGroupMinRows = 16384;
-constexpr int kWarpStage = kGroupRows * kRowStage;
-static_assert(kWarpStage >= QD_STAGE_BYTES, "one round of 32 float32 chunks fits");
+constexpr int kMvWarps = 4;                   /* warps per matvec block */
+constexpr int kStageBytes = QD_STAGE_BYTES; /* 32 float32 chunks plus the aligned margins */
 
 struct mv_job {
     const uint8_t *w;
@@ -54,7 +48,7 @@ struct mv_job {
 
 struct mv_args {
     mv_job j[FWD_MAX_JOBS];
-    int n_jobs, total_rows, group_rows;
+    int n_jobs, total_rows;
     float softcap;
     unsigned long long *argmax;
 };
@@ -79,134 +73,72 @@ __device__ __forceinline__ unsigned long long argmax_key(float v, int idx) {
     return ((unsigned long long)u << 32) | (unsigned long long)(0xFFFFFFFFu - (unsigned)idx);
 }
 
-__device__ __forceinline__ int job_of(const mv_args &a, int r) {
-    int ji = 0;
-#pragma unroll
-    for (int i = 1; i < FWD_MAX_JOBS; i++)
-        if (i < a.n_jobs && r >= a.j[i].row0) ji = i;
-    return ji;
-}
-
-/* This lane's part of row . x for chunk c, dequantized from the staged bytes at p. */
-__device__ __forceinline__ float chunk_dot(const mv_job &J, int c, int sub, const uint8_t *p) {
-    const int n = min(QD_CHUNK, J.cols - c * QD_CHUNK);
-    float wv[QD_CHUNK];
-    qd_chunk(J.type, p, sub, n, wv);
-    const float *xp = J.x + (size_t)c * QD_CHUNK;
-    float part = 0.f;
-    if (n == QD_CHUNK && !J.act) {
-#pragma unroll
-        for (int i = 0; i < QD_CHUNK; i += 4) {
-            float4 xv = __ldg(reinterpret_cast<const float4 *>(xp + i));
-            part = fmaf(wv[i], xv.x, part);
-            part = fmaf(wv[i + 1], xv.y, part);
-            part = fmaf(wv[i + 2], xv.z, part);
-            part = fmaf(wv[i + 3], xv.w, part);
-        }
-    } else {
-        const float *x2p = J.x2 ? J.x2 + (size_t)c * QD_CHUNK : nullptr;
-        for (int i = 0; i < n; i++) {
-            float xv = act_in(J.act, __ldg(xp + i), x2p ? __ldg(x2p + i) : 0.f);
-            part = fmaf(wv[i], xv, part);
-        }
-    }
-    return part;
-}
-
-/* The warp's sum of acc, then lane 0 writes row `row` of job J (global row r). */
-__device__ __forceinline__ void row_finish(const mv_args &a, const mv_job &J, int row, int r,
-                                           float acc, int lane, unsigned long long &best) {
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (lane == 0) {
-        if (J.bias) acc += J.bias[row];
-        if (a.softcap > 0) acc = tanhf(acc / a.softcap) * a.softcap;
-        J.y[row] = acc;
-        if (a.argmax) {
-            unsigned long long k = argmax_key(acc, r);
-            best = k > best ? k : best;
-        }
-    }
-}
-
 __global__ void __launch_bounds__(kMvWarps * 32) matvec_kernel(const mv_args a) {
-    __shared__ __align__(16) uint8_t stage[kMvWarps][kWarpStage];
+    __shared__ __align__(16) uint8_t stage[kMvWarps][kStageBytes];
     __shared__ unsigned long long best_sm[kMvWarps];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     unsigned long long best = 0;
     uint8_t *buf = stage[warp];
-    if (a.group_rows > 1) {
-        /* Rows of at most 32 chunks whose bytes fit kRowStage (the host checked): a warp
-         * copies group_rows consecutive rows into shared memory with asynchronous 16-byte
-         * copies all in flight together, then computes them one after another. */
-        const int R = a.group_rows;
-        for (int g = blockIdx.x * kMvWarps + warp; g * R < a.total_rows; g += gridDim.x * kMvWarps) {
-            const int r0 = g * R;
-            uintptr_t a0s[kGroupRows];
+    for (int r = blockIdx.x * kMvWarps + warp; r < a.total_rows; r += gridDim.x * kMvWarps) {
+        int ji = 0;
 #pragma unroll
-            for (int i = 0; i < kGroupRows; i++) {
-                a0s[i] = 0;
-                const int r = r0 + i;
-                if (i < R && r < a.total_rows) {
-                    const mv_job &J = a.j[job_of(a, r)];
-                    const uint8_t *rp = J.w + (long long)(r - J.row0) * J.row_bytes;
-                    int64_t b0, bend;
-                    qd_stage_range(J.type, J.row_bytes, 0, qd_row_chunks(J.cols), &b0, &bend);
-                    const uintptr_t s0 = (uintptr_t)(rp + b0) & ~(uintptr_t)15;
-                    const uintptr_t s1 = ((uintptr_t)(rp + bend) + 15) & ~(uintptr_t)15;
-                    a0s[i] = s0;
-                    const int n16 = (int)((s1 - s0) >> 4);
-                    for (int j = lane; j < n16; j += 32)
-                        __pipeline_memcpy_async(buf + i * kRowStage + 16 * j,
-                                                reinterpret_cast<const void *>(s0 + 16 * (uintptr_t)j), 16);
-                }
-            }
-            __pipeline_commit();
-            __pipeline_wait_prior(0);
+        for (int i = 1; i < FWD_MAX_JOBS; i++)
+            if (i < a.n_jobs && r >= a.j[i].row0) ji = i;
+        const mv_job &J = a.j[ji];
+        const int type = J.type, cols = J.cols, row = r - J.row0;
+        const uint8_t *rp = J.w + (long long)row * J.row_bytes;
+        const int nch = (int)qd_row_chunks(cols);
+        float acc = 0.f;
+        for (int c0 = 0; c0 < nch; c0 += 32) {
+            const int c1 = min(nch, c0 + 32);
+            int64_t b0, bend;
+            qd_stage_range(type, J.row_bytes, c0, c1, &b0, &bend);
+            const uintptr_t a0 = (uintptr_t)(rp + b0) & ~(uintptr_t)15;
+            const uintptr_t a1 = ((uintptr_t)(rp + bend) + 15) & ~(uintptr_t)15;
+            const int n16 = (int)((a1 - a0) >> 4);
+            for (int i = lane; i < n16; i += 32)
+                reinterpret_cast<uint4 *>(buf)[i] = __ldg(reinterpret_cast<const uint4 *>(a0) + i);
             __syncwarp();
+            const int c = c0 + lane;
+            if (c < c1) {
+                int sub;
+                const long long off = qd_chunk_at(type, c, &sub);
+                const uint8_t *p = buf + ((uintptr_t)(rp + off) - a0);
+                const int n = min(QD_CHUNK, cols - c * QD_CHUNK);
+                float wv[QD_CHUNK];
+                qd_chunk(type, p, sub, n, wv);
+                const float *xp = J.x + (size_t)c * QD_CHUNK;
+                float part = 0.f;
+                if (n == QD_CHUNK && !J.act) {
 #pragma unroll
-            for (int i = 0; i < kGroupRows; i++) {
-                const int r = r0 + i;
-                if (i >= R || r >= a.total_rows) break; /* the same for every lane */
-                const mv_job &J = a.j[job_of(a, r)];
-                const int row = r - J.row0;
-                const uint8_t *rp = J.w + (long long)row * J.row_bytes;
-                float acc = 0.f;
-                if (lane < (int)qd_row_chunks(J.cols)) {
-                    int sub;
-                    const long long off = qd_chunk_at(J.type, lane, &sub);
-                    acc = chunk_dot(J, lane, sub, buf + i * kRowStage + ((uintptr_t)(rp + off) - a0s[i]));
+                    for (int i = 0; i < QD_CHUNK; i += 4) {
+                        float4 xv = __ldg(reinterpret_cast<const float4 *>(xp + i));
+                        part = fmaf(wv[i], xv.x, part);
+                        part = fmaf(wv[i + 1], xv.y, part);
+                        part = fmaf(wv[i + 2], xv.z, part);
+                        part = fmaf(wv[i + 3], xv.w, part);
+                    }
+                } else {
+                    const float *x2p = J.x2 ? J.x2 + (size_t)c * QD_CHUNK : nullptr;
+                    for (int i = 0; i < n; i++) {
+                        float xv = act_in(J.act, __ldg(xp + i), x2p ? __ldg(x2p + i) : 0.f);
+                        part = fmaf(wv[i], xv, part);
+                    }
                 }
-                row_finish(a, J, row, r, acc, lane, best);
+                acc += part;
             }
             __syncwarp();
         }
-    } else {
-        for (int r = blockIdx.x * kMvWarps + warp; r < a.total_rows; r += gridDim.x * kMvWarps) {
-            const mv_job &J = a.j[job_of(a, r)];
-            const int type = J.type, row = r - J.row0;
-            const uint8_t *rp = J.w + (long long)row * J.row_bytes;
-            const int nch = (int)qd_row_chunks(J.cols);
-            float acc = 0.f;
-            for (int c0 = 0; c0 < nch; c0 += 32) {
-                const int c1 = min(nch, c0 + 32);
-                int64_t b0, bend;
-                qd_stage_range(type, J.row_bytes, c0, c1, &b0, &bend);
-                const uintptr_t a0 = (uintptr_t)(rp + b0) & ~(uintptr_t)15;
-                const uintptr_t a1 = ((uintptr_t)(rp + bend) + 15) & ~(uintptr_t)15;
-                const int n16 = (int)((a1 - a0) >> 4);
-                for (int i = lane; i < n16; i += 32)
-                    reinterpret_cast<uint4 *>(buf)[i] = __ldg(reinterpret_cast<const uint4 *>(a0) + i);
-                __syncwarp();
-                const int c = c0 + lane;
-                if (c < c1) {
-                    int sub;
-                    const long long off = qd_chunk_at(type, c, &sub);
-                    acc += chunk_dot(J, c, sub, buf + ((uintptr_t)(rp + off) - a0));
-                }
-                __syncwarp();
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+        if (lane == 0) {
+            if (J.bias) acc += J.bias[row];
+            if (a.softcap > 0) acc = tanhf(acc / a.softcap) * a.softcap;
+            J.y[row] = acc;
+            if (a.argmax) {
+                unsigned long long k = argmax_key(acc, r);
+                best = k > best ? k : best;
             }
-            row_finish(a, J, row, r, acc, lane, best);
         }
     }
     if (a.argmax) {
@@ -407,15 +339,9 @@ rb_status fwd_cuda_matvec(attn_cuda *c, const fwd_mv *jobs, int n_jobs, float so
     if (total > 0x7fffffff) return rb_fail(e, RB_EINPUT, "fwd_cuda", "matvec: too many rows");
     a.n_jobs = n_jobs;
     a.total_rows = (int)total;
-    /* many short rows: several rows per warp in flight */
-    int group = total >= kGroupMinRows;
-    for (int i = 0; i < n_jobs && group; i++)
-        group = qd_row_chunks(a.j[i].cols) <= 32 && a.j[i].row_bytes + 32 <= kRowStage;
-    a.group_rows = group ? kGroupRows : 1;
     a.softcap = softcap;
     a.argmax = reinterpret_cast<unsigned long long *>(argmax);
-    const long long per_block = (long long)kMvWarps * a.group_rows;
-    long long blocks = (total + per_block - 1) / per_block, cap = mv_resident_blocks();
+    long long blocks = (total + kMvWarps - 1) / kMvWarps, cap = mv_resident_blocks();
     if (blocks > cap) blocks = cap;
     matvec_kernel<<<(unsigned)blocks, kMvWarps * 32, 0, stream_of(c)>>>(a);
     CU_TRY(cudaGetLastError());
