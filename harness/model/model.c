@@ -337,6 +337,8 @@ const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
 void model_set_exact(model *m, int exact) { m->exact = exact; }
 const gguf_file *model_gguf(const model *m) { return m->g; }
 int model_threads(const model *m) { return quant_pool_threads(m->pool); }
+float model_rope_pos_scale(const model *m) { return m->rope_pos_scale; }
+const float *model_rope_freq_factors(const model *m) { return m->rope_freq_factors; }
 
 static int64_t matrix_bytes(const gguf_tensor *t) {
     return (int64_t)quant_row_bytes(t->type, t->ne[0]) * t->ne[1];

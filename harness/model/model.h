@@ -69,6 +69,11 @@ const gguf_file *model_gguf(const model *m);
  * stored formats (norms, biases and the one embedding row aside). */
 int64_t model_weight_bytes_per_token(const model *m);
 int model_threads(const model *m);
+/* RoPE details beyond the hyperparameters, for the GPU forward (model_cuda.c): the linear
+ * scaling's position factor (positions times this in global layers; 1 = none) and the llama 3
+ * frequency factors [head_dim / 2] (NULL when the file has none). */
+float model_rope_pos_scale(const model *m);
+const float *model_rope_freq_factors(const model *m);
 
 /* ---- sessions ---- */
 

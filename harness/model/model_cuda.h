@@ -87,5 +87,9 @@ int64_t model_cuda_session_reserved_bytes(model_cuda_session *s);
 double model_cuda_session_attended(model_cuda_session *s);
 /* Device time of the last forward or prefill call (ms), from CUDA events. */
 double model_cuda_session_last_ms(const model_cuda_session *s);
+/* Whether steps replay CUDA graphs: "on", or "off (<why>)" (RB_CUDA_GRAPHS=0 in the
+ * environment when the session was created, or a capture that failed; the session then
+ * queues the same launches directly). */
+const char *model_cuda_session_graphs(const model_cuda_session *s);
 
 #endif

@@ -29,4 +29,12 @@ run() { # name [args...]
 run test_kv_logic   # the decisions on the CPU (also in `make test`)
 run test_kv_cuda    # the device against the CPU stepper, then the per-step timing
 
+# fwdgpu: the forward on the device (kernels/cuda/fwd_cuda.cu, harness/model/model_cuda.c)
+run test_fwd_dequant   # the block dequantizers on the CPU, bit for bit (also in `make test`)
+run test_fwd_cuda      # every kernel against its CPU reference; the output product's bandwidth
+grep -E '^matvec|^device' "$LOG/test_fwd_cuda.log" 2>/dev/null | sed 's/^/    /'
+run test_model_cuda    # tiny models and Gemma 3 270M against the CPU model; speed at 1k context
+grep -E '^tiny|^gemma|^speed|^  a token|^  graphs|^  divergence|^device' "$LOG/test_model_cuda.log" \
+    2>/dev/null | sed 's/^/    /'
+
 exit $fail
