@@ -6,7 +6,8 @@
 # latency panel draws the median over windows of `win` samples (default 8) so one slow
 # token does not move a point.
 #   gnuplot -e "in='steps.tsv'; out='gpu_decode.png'" plots/gpu_decode.gp
-# Optional: win=N, title='...' (e.g. the device and date)
+# Optional: win=N, title='...' (e.g. the device and date). Policies that hold the same bytes
+# (dense and Quest keep every token) draw the same memory line.
 if (!exists("in") || !exists("out")) { print "gpu_decode.gp: set in='steps.tsv' and out='gpu_decode.png'"; exit status 2 }
 load sprintf("%s/common.gp", system(sprintf("dirname '%s'", ARG0)))
 if (!exists("win")) { win = 8 }
@@ -23,11 +24,13 @@ set multiplot layout 1,2 title (exists("title") ? title : "Decode on the GPU: la
 set xlabel "decode length (token position)"
 set key top left
 set ylabel "per-token latency (ms, device time; window medians)"
+set key bottom right
 set yrange [0:*]
 plot for [i=1:n] med(word(ss, i)) using 1:2 with linespoints lw 2 ps 1.0 pi 4 \
      pt series_pt(word(ss, i)) dt series_dt(word(ss, i), ss) lc rgb series_color(word(ss, i), ss) title word(ss, i)
 set datafile separator "\t"
 set ylabel "resident K+V on the device (MiB, all layers)"
+set key top left
 plot for [i=1:n] series_rows(in, word(ss, i), "step") using (column("step")):(column("kv_bytes") / 1048576.0) \
      with linespoints lw 2 ps 1.0 pi 16 pt series_pt(word(ss, i)) dt series_dt(word(ss, i), ss) \
      lc rgb series_color(word(ss, i), ss) title word(ss, i)
