@@ -84,7 +84,7 @@ static rb_status bench_cell(const gpu_bench_opts *o, model *m, const cell *c, co
                             double *attended_at, results_run *run, rb_err *e) {
     const model_hparams *hp = model_get_hparams(m);
     model_cache_config cc = {.cell = c, .page_size = o->page_size, .dense_layers = o->dense_layers,
-                             .max_tokens = max_len + 1, .seed = 1, .device = MODEL_DEVICE_CUDA};
+                             .max_tokens = max_len, .seed = 1, .device = MODEL_DEVICE_CUDA};
     model_session *s = NULL;
     rb_status st = model_session_create(m, &cc, &s, e);
     if (st) return st;
@@ -223,9 +223,9 @@ int cmd_bench_decode_gpu(int argc, char **argv) {
         goto fail;
     const model_hparams *hp = model_get_hparams(m);
     int max_len = o.lengths[o.n_lengths - 1];
-    if (max_len + 1 > hp->n_ctx_train) {
-        rb_fail(&e, RB_EINPUT, "--lengths", "%d exceeds the model's context length %d (less one)",
-                max_len, hp->n_ctx_train);
+    if (max_len > hp->n_ctx_train) {
+        rb_fail(&e, RB_EINPUT, "--lengths", "%d exceeds the model's context length %d", max_len,
+                hp->n_ctx_train);
         goto fail;
     }
     if (o.lengths[0] - o.window < n_prompt) {
