@@ -443,8 +443,11 @@ static rb_status run_generation(decode_run *d, rb_err *e) {
         rb_status st = model_session_status(d->main_s, e);
         if (st || (st = write_logits(d, e)) || (st = recorder_add(&d->rec, d->main_s, e)))
             return st;
-        if (o->teacher_forced && (st = step_cells(d, next, pos, e))) return st;
-        else run_record(&d->cells[0].run, d->main_s, d->hp, pos);
+        if (o->teacher_forced) {
+            if ((st = step_cells(d, next, pos, e))) return st;
+        } else {
+            run_record(&d->cells[0].run, d->main_s, d->hp, pos);
+        }
         progress_add(d->bar, 1);
         if (tokenizer_is_eog(d->tok, next)) break;
     }
