@@ -205,7 +205,8 @@ static int full_sampled(int k) {
 /* Stepper i over steps c0..c1: each step attended for real and timed (every latency_every-th)
  * or from the shared reference, scored, and its figures written to every cell it serves. */
 static void step_chunk(shared_ctx *x, int slot, layer_buf *b, stepper *st, int i,
-                       const int *st_of, int c0, int c1, int64_t *cells_ns, int64_t *metrics_ns) {
+                       const int *st_of, int c0, int c1, int64_t *cells_ns, int64_t *metrics_ns,
+                       int64_t *st_ns) {
     const trace_meta *m = x->m;
     int H = m->n_q_heads, d = m->head_dim;
     size_t krow = (size_t)m->n_kv_heads * d, qrow = (size_t)H * d;
@@ -239,7 +240,9 @@ static void step_chunk(shared_ctx *x, int slot, layer_buf *b, stepper *st, int i
             x->lat[at] = lat, x->kv[at] = kvb, x->meta[at] = mb;
             record_score(m, &x->runs[cell], slot, ti, st, &b->sc);
         }
-        *metrics_ns += rb_now_ns() - c1_ns;
+        int64_t c2_ns = rb_now_ns();
+        *metrics_ns += c2_ns - c1_ns;
+        *st_ns += c2_ns - c0_ns;
     }
 }
 
@@ -262,6 +265,7 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     int *cell_of = rb_malloc(sizeof(int) * (size_t)c->n_cells);
     int n_st = share_steppers(c, forced, st_of, cell_of);
     stepper **st = rb_calloc((size_t)n_st, sizeof *st);
+    int64_t *st_ns = rb_calloc((size_t)n_st, sizeof *st_ns);
     for (int i = 0; i < n_st && !s; i++)
         s = make_stepper(x, slot, forced ? NULL : &c->cells[cell_of[i]], &st[i], e);
     if (!s)
@@ -270,12 +274,12 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
         int c1 = c0 + b->W < x->T ? c0 + b->W : x->T;
         chunk_reference(x, slot, b, c0, c1, &dense_ns, &metrics_ns);
         for (int i = 0; i < n_st; i++)
-            step_chunk(x, slot, b, st[i], i, st_of, c0, c1, &cells_ns, &metrics_ns);
+            step_chunk(x, slot, b, st[i], i, st_of, c0, c1, &cells_ns, &metrics_ns, &st_ns[i]);
         if (x->bar) progress_add(x->bar, c1 - c0);
     }
     for (int i = 0; i < n_st; i++) stepper_destroy(st[i]);
-    free(st), free(st_of), free(cell_of);
     pthread_mutex_lock(&x->lock);
+    for (int i = 0; c->cell_ns && i < n_st; i++) c->cell_ns[cell_of[i]] += st_ns[i];
     x->stats.read_ns += read_ns, x->stats.dense_ns += dense_ns, x->stats.cells_ns += cells_ns;
     x->stats.metrics_ns += metrics_ns;
     /* K and V of every KV head streamed once per step over the attended range (per
@@ -292,6 +296,7 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
             (int64_t)(m->n_prefill + c1 - j0) * krow * 2 * (int64_t)sizeof(float);
     }
     pthread_mutex_unlock(&x->lock);
+    free(st), free(st_ns), free(st_of), free(cell_of);
     return s;
 }
 

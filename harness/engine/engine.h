@@ -77,6 +77,8 @@ typedef struct engine_config {
                            step); the steps between take stepper_step_ref's cached path: the same
                            policy work and exact metrics from the shared reference, no
                            timing (latency_ns -1). Trades latency samples for sweep speed. */
+    int64_t *cell_ns;   /* optional [n_cells], added to: each cell's steps and scoring in ns,
+                           summed over layers (a stepper shared by cells is its first's) */
 } engine_config;
 
 typedef struct engine_stats {
