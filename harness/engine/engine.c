@@ -219,13 +219,14 @@ static void step_chunk(shared_ctx *x, int slot, layer_buf *b, stepper *st, int i
         const float *kt = b->k + (size_t)t * krow, *vt = b->v + (size_t)t * krow;
         stepper_ref ref = {.logits = lg, .lse = lse, .probs = pb, .stride = stride, .j0 = j0,
                            .out = x->full_ref ? b->ostar + (size_t)w * H * d : NULL};
-        /* a whole-range step timed at a chunk's first step finds its rows as cold as after
-         * every other cell and the reference ran, as every step there does: no warming */
-        stepper_mode mode = !timed                                    ? STEPPER_CACHED
-                            : !x->full_ref                            ? STEPPER_ATTEND
+        /* A sampled whole-range step is timed with its rows warmed (the steps since the
+         * last sample read none), except at a chunk's first step: every cell and the
+         * reference ran since this stepper's previous step, so every-step timing finds
+         * them cold there too. */
+        stepper_mode mode = !timed         ? STEPPER_CACHED
+                            : !x->full_ref ? STEPPER_ATTEND
                             : !full_sampled(ti / x->latency_every) ? STEPPER_FULL_CACHED
-                            : ti > c0                                 ? STEPPER_FULL_WARM
-                                                                      : STEPPER_ATTEND;
+                            : ti > c0 ? STEPPER_FULL_WARM : STEPPER_ATTEND;
         int64_t c0_ns = rb_now_ns();
         stepper_step_ref(st, t, qt, kt, vt, &ref, mode, b->out);
         int64_t c1_ns = rb_now_ns();

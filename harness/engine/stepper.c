@@ -250,15 +250,16 @@ static int from_reference(stepper *s, const stepper_ref *ref, int full, float *o
     return 1;
 }
 
-/* Read every cache line of the selected K and V rows, as an attention over them would
- * (about a fifth of its time: no arithmetic). */
+/* Read every cache line of the selected K and V rows, as attending them would, without
+ * the arithmetic: the cache state a step leaves for the next. */
 static void touch_rows(const stepper *s) {
     const policy_selection *sel = &s->sel;
     int rows = sel->shared_by_group ? sel->group_size : 1, d = s->cfg.head_dim;
     float sum = 0;
     for (int h = 0; h < sel->n_q_heads; h += rows)
         for (int i = 0; i < sel->n[h]; i++) {
-            const float *k = sel->k[(size_t)h * sel->cap + i], *v = sel->v[(size_t)h * sel->cap + i];
+            const float *k = sel->k[(size_t)h * sel->cap + i];
+            const float *v = sel->v[(size_t)h * sel->cap + i];
             for (int c = 0; c < d; c += 16) sum += k[c] + v[c];
             sum += k[d - 1] + v[d - 1];
         }
