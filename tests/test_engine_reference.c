@@ -170,14 +170,16 @@ int main(void) {
      * the dense cells, on the policy layer. Latency: every 3rd step when attending; with the
      * reference a subset of those, about one in ENGINE_FULL_TIMED_EVERY, at least one. */
     const attn_backend *cpu = attn_backend_find("cpu");
-    results_run *att = replay_full(t, cells, n_cells, cpu, ENGINE_REF_BLOCK, 32, ENGINE_FULL_ATTEND);
+    results_run *att = replay_full(t, cells, n_cells, cpu, ENGINE_REF_BLOCK, 32,
+                                   ENGINE_FULL_ATTEND);
     results_run *ful = replay_full(t, cells, n_cells, cpu, ENGINE_REF_BLOCK, 32,
                                    ENGINE_FULL_REFERENCE);
     same_results(base, att, n_cells, 0, "cpu block, full sets attended");
     same_results(att, ful, n_cells, 0, "cpu block, full sets from the reference vs attended");
     int att_nonzero = 0;
     for (int c = 0; c < n_cells; c++) {
-        int T = ful[c].T, L = ful[c].n_layers, timed = 0, is_dense = !strcmp(ful[c].policy, "dense");
+        int T = ful[c].T, L = ful[c].n_layers, timed = 0;
+        int is_dense = !strcmp(ful[c].policy, "dense");
         for (int i = 0; i < T; i++) {
             TU_ASSERT((att[c].latency_ns[i] >= 0) == (i % 3 == 0), "%s: attending, step %d timed "
                       "iff every 3rd", att[c].run_id, i);
