@@ -63,8 +63,8 @@ int cmd_replay(int argc, char **argv) {
          "the cells run on the CPU either way"},
         {"chunk", ARG_INT_IN(&chunk, 0, 4096), "W", "decode steps per chunk (default: chosen by the engine)"},
         {"full-sets", ARG_STR, &full_sets, "reference|attend", "a step whose set is every "
-         "position (dense, a policy before its budget fills): the reference's output, attended "
-         "for real and timed on every 16th timed step (default), or attended on every timed step"},
+         "position (dense, dense and window layers): the reference's output, attended for real "
+         "and timed on one timed step in 16 (default), or attended on every timed step"},
         {"out", ARG_STR, &out, "RESULTS.h5", "results file to write"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no summary table"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},

@@ -39,12 +39,14 @@ typedef enum {
  * or window layer, a policy's before its budget fills. The reference already is that
  * step's attention. */
 typedef enum {
-    /* Take the reference's output o* and probabilities p* instead of attending again (the
-     * policy still appends, selects and observes): out_err 0 and the policy's observed
-     * probabilities p*_S / sum_S p* on those steps, recall and the policies' choices as
-     * before (tests/test_engine_reference.c). Such a step is attended for real and timed
-     * only on every ENGINE_FULL_TIMED_EVERY-th timed step; latency_ns is -1 on the others,
-     * so a run whose steps include whole-range layers samples latency that often. */
+    /* Take the reference's output o* instead of attending again (the policy still
+     * appends, selects and observes): out_err 0 on those steps; recall, attended, kv_bytes
+     * and every policy choice as before. Timed steps: a policy without an observe slot
+     * (dense, window, ...) attends such a step for real and times it only on one timed step
+     * in ENGINE_FULL_TIMED_EVERY, latency_ns -1 on the others, so a run whose steps include
+     * a dense or window layer samples latency that often; a policy that observes attends
+     * every timed step (what it observes there is its own softmax, as before). Untimed
+     * steps (latency_every) take o* for every policy. */
     ENGINE_FULL_REFERENCE = 0,
     /* Attend for real on every timed step, as the engine did before (bit-identical). */
     ENGINE_FULL_ATTEND = 1,

@@ -275,9 +275,13 @@ void stepper_step_ref(stepper *s, int pos, const float *q, const float *k, const
     append_select(s, &st, pos, q, k, v, j0 == 0 ? ref->logits : NULL,
                   j0 == 0 ? ref->lse : NULL, ref->stride);
     int full = mode != STEPPER_ATTEND && sets_full(s, pos, j0);
-    int cached = mode == STEPPER_CACHED || (mode == STEPPER_FULL_CACHED && full);
+    /* A timed step of a policy that observes attends for real even on a whole range: what
+     * it observes would otherwise be p*_S / sum_S p* rather than its own softmax, and its
+     * later choices could move on a near tie (H2O's did on a long synthetic trace). */
+    int full_timed = full && !s->ops->observe;
+    int cached = mode == STEPPER_CACHED || (mode == STEPPER_FULL_CACHED && full_timed);
     int64_t warm_ns = 0;
-    if (mode == STEPPER_FULL_WARM && full) { /* untimed: the rows as warm as after a step */
+    if (mode == STEPPER_FULL_WARM && full_timed) { /* untimed: rows as warm as after a step */
         int64_t a = rb_now_ns();
         touch_rows(s);
         warm_ns = rb_now_ns() - a;

@@ -53,11 +53,14 @@ typedef enum {
     STEPPER_CACHED = 1, /* from the reference, untimed (stepper_last_step_ns -1) */
     STEPPER_FULL_CACHED = 2, /* STEPPER_CACHED when every set the policy selected is the
                                 whole range j0..pos (the reference already is that step's
-                                attention), STEPPER_ATTEND otherwise */
-    STEPPER_FULL_WARM = 3, /* STEPPER_ATTEND; when every set is the whole range, the step
-                              attends once untimed first: after STEPPER_FULL_CACHED steps,
-                              which read no K or V row, the rows are cold, and a step of a
-                              decode finds them as its previous step left them */
+                                attention) and the policy has no observe slot (an observer
+                                sees its own softmax on timed steps, as before),
+                                STEPPER_ATTEND otherwise */
+    STEPPER_FULL_WARM = 3, /* STEPPER_ATTEND; where STEPPER_FULL_CACHED would have been
+                              cached, the K and V rows are read once untimed first: after
+                              STEPPER_FULL_CACHED steps, which read none, they are cold,
+                              and a step of a decode finds them as its previous step left
+                              them */
 } stepper_mode;
 
 /* One decode step against the shared reference. The policy's append, select and observe
