@@ -25,6 +25,7 @@ refuse "raas.r" --policies raas --budgets 64 --param raas.r=abc
 refuse "nosuch" --policies raas --budgets 64 --param nosuch.r=0.5
 refuse "budgets" --policies dense --budgets 64,x
 refuse "unknown option" --policies dense --budgets 64 --bogus
+refuse "--full-sets: must be reference or attend" --policies dense --budgets 64 --full-sets bogus
 out=$("$RB" replay "$dir/t.h5" --policies dense --budgets 64 --out /nonexistent/dir/r.h5 --quiet 2>&1); rc=$?
 [ $rc = 2 ] && grep -q "^raasbench: /nonexistent/dir/r.h5" <<<"$out" && echo "ok   unwritable output -> 2" || { echo "FAIL unwritable output: rc=$rc $out"; fail=1; }
 
@@ -58,27 +59,46 @@ print("ok   results layout as docs/DESIGN.md §5")
 PY
 
 # Latency sampling: the steps between timed ones take exact metrics from the shared
-# reference; every metric but latency must agree with attending every step for real.
-"$RB" replay "$dir/t.h5" --policies dense,h2o,quest,raas,oracle --budgets 64 --out "$dir/a.h5" --quiet || fail=1
-"$RB" replay "$dir/t.h5" --policies dense,h2o,quest,raas,oracle --budgets 64 --out "$dir/b.h5" --quiet --latency-every 5 || fail=1
-python3 - "$dir/a.h5" "$dir/b.h5" <<'PY' || fail=1
-import sys, h5py, numpy as np
-a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+# reference; every metric but latency must agree with attending every step for real
+# (--full-sets attend: a.h5 times every step). With --full-sets reference (the default) a
+# step whose set is every position (the dense layers here, the dense cell) takes the
+# reference's output, and such steps are attended and timed on the timed steps whose index
+# k the engine's hash picks, one in 16 (engine.c full_sampled): every 5th step's k = t / 5.
+"$RB" replay "$dir/t.h5" --policies dense,h2o,quest,raas,oracle --budgets 64 --out "$dir/a.h5" --quiet --full-sets attend || fail=1
+"$RB" replay "$dir/t.h5" --policies dense,h2o,quest,raas,oracle --budgets 64 --out "$dir/b.h5" --quiet --latency-every 5 --full-sets attend || fail=1
+"$RB" replay "$dir/t.h5" --policies dense,h2o,quest,raas,oracle --budgets 64 --out "$dir/c.h5" --quiet || fail=1
+"$RB" replay "$dir/t.h5" --policies dense,h2o,quest,raas,oracle --budgets 64 --out "$dir/d.h5" --quiet --latency-every 5 || fail=1
+python3 - "$dir/a.h5" "$dir/b.h5" "$dir/c.h5" "$dir/d.h5" <<'PY' || fail=1
+import sys, json, h5py, numpy as np
+a, b, c, d = (h5py.File(p, "r") for p in sys.argv[1:])
+def sampled(k):  # one in 16 by Knuth's multiplicative hash, as engine.c
+    return ((k * 2654435761) & 0xFFFFFFFF) * 16 < 1 << 32
 for r in a["runs"]:
-    ga, gb = a["runs"][r], b["runs"][r]
-    assert gb.attrs["latency_every"] == 5 and ga.attrs["latency_every"] == 1
-    # float32 attention vs float32 probabilities from the reference: rounding only
-    for k in ("recall", "out_err"):
-        d = np.abs(ga[k][:] - gb[k][:]).max()
-        assert d < 2e-5, (r, k, d)
-    assert (ga["attended"][:] == gb["attended"][:]).all(), r     # same decisions
-    assert (ga["kv_bytes"][:] == gb["kv_bytes"][:]).all(), r     # same memory
-    lb = gb["latency_ns"][:]
+    ga = a["runs"][r]
+    assert ga.attrs["latency_every"] == 1 and (ga["latency_ns"][:] > 0).all(), r
+    for f, every in ((b, 5), (c, 1), (d, 5)):
+        g = f["runs"][r]
+        assert g.attrs["latency_every"] == every
+        # float32 attention vs float32 probabilities from the reference: rounding only
+        for k in ("recall", "out_err"):
+            diff = np.abs(ga[k][:] - g[k][:]).max()
+            assert diff < 2e-5, (r, k, diff)
+        assert (ga["attended"][:] == g["attended"][:]).all(), r     # same decisions
+        assert (ga["kv_bytes"][:] == g["kv_bytes"][:]).all(), r     # same memory
+    lb = b["runs"][r]["latency_ns"][:]
     assert (lb[::5] > 0).all() and (np.delete(lb, np.s_[::5]) == -1).all(), r
-    assert (ga["latency_ns"][:] > 0).all()
-s = {row["run_id"].decode(): row for row in b["summary"][:]}
-assert all(v["p50_latency_ns"] > 0 for v in s.values())
-print("ok   --latency-every 5: same decisions, memory and metrics (to 2e-5), latency on every 5th step")
+    for f, every in ((c, 1), (d, 5)):
+        lat = f["runs"][r]["latency_ns"][:]
+        want = np.array([t % every == 0 and sampled(t // every) for t in range(len(lat))])
+        assert want.any() and (lat[want] > 0).all() and (lat[~want] == -1).all(), (r, every)
+        # the dense layers' steps not attended for real are o* itself
+        assert (f["runs"][r]["out_err"][:, :2][~want] == 0).all(), r
+for f, full in ((a, "attend"), (c, None)):
+    assert json.loads(f.attrs["config"]).get("full_sets") == full
+for f in (b, c, d):
+    s = {row["run_id"].decode(): row for row in f["summary"][:]}
+    assert all(v["p50_latency_ns"] > 0 for v in s.values())
+print("ok   --latency-every 5 and --full-sets: same decisions, memory and metrics (to 2e-5), latency on the steps they say")
 PY
 # Every step's recall and out_err recomputed in float64 by numpy from the trace and the
 # dumped selection: an independent check of the engine (its shared reference, the chunks of

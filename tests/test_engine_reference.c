@@ -10,7 +10,9 @@
  * the tolerances tests/e2e_replay_cli.sh states against numpy's float64, so every path here
  * is as exact as the published one. attended and kv_bytes must be equal: the policies'
  * choices here do not hinge on the last bits (oracle's top-k included: checked). The
- * per-step path must not depend on the chunk size at all: bit-identical. */
+ * per-step path must not depend on the chunk size at all: bit-identical. Steps whose set is
+ * every position take the reference's output (ENGINE_FULL_REFERENCE) in every way above;
+ * the end checks them against attending those steps for real. */
 #include "testutil.h" /* first: it sets _POSIX_C_SOURCE */
 
 #include <string.h>
@@ -46,12 +48,13 @@ static void add_window(const char *from, const char *to, int window) {
     free(q), free(k), free(v);
 }
 
-static results_run *replay(trace *t, const cell *cells, int n_cells, const attn_backend *ref_be,
-                           engine_reference how, int chunk) {
+static results_run *replay_full(trace *t, const cell *cells, int n_cells,
+                                const attn_backend *ref_be, engine_reference how, int chunk,
+                                engine_full_sets full, int dense_layers) {
     engine_config ec = {.trace = t, .cells = cells, .n_cells = n_cells, .page_size = 16,
-                        .dense_layers = 1, .elem_bytes = 2, .threads = 2, .seed = 1,
+                        .dense_layers = dense_layers, .elem_bytes = 2, .threads = 2, .seed = 1,
                         .latency_every = 3, .ref_backend = ref_be, .reference = how,
-                        .chunk = chunk};
+                        .chunk = chunk, .full_sets = full};
     results_run *runs = rb_calloc((size_t)n_cells, sizeof *runs);
     rb_err e = {0};
     engine_stats st;
@@ -66,6 +69,11 @@ static results_run *replay(trace *t, const cell *cells, int n_cells, const attn_
     TU_ASSERT(st.dense_flops == want, "dense_flops %lld, want %lld", (long long)st.dense_flops,
               (long long)want);
     return runs;
+}
+
+static results_run *replay(trace *t, const cell *cells, int n_cells, const attn_backend *ref_be,
+                           engine_reference how, int chunk) {
+    return replay_full(t, cells, n_cells, ref_be, how, chunk, ENGINE_FULL_REFERENCE, 1);
 }
 
 static double worst; /* largest error / tolerance */
@@ -152,6 +160,81 @@ int main(void) {
         free_runs(steps_1, n_cells);
     }
     TU_ASSERT(n_ways >= 12, "ref and cpu ran every way (%d ways)", n_ways);
+
+    /* Whole-range sets from the reference (the default, every replay above) against
+     * attending them for real on every timed step (ENGINE_FULL_ATTEND, the engine before):
+     * the same decisions and memory, metrics within the tolerance. Where a whole-range
+     * layer's step was not attended for real (latency_ns -1: every layer's step of a decode
+     * step is timed or none is), its output is o* itself: out_err exactly 0 on the dense
+     * layer (0), the window layer (1: the window policy keeps exactly the window) and, for
+     * the dense cells, on the policy layer. Latency: every 3rd step when attending; with the
+     * reference a subset of those, about one in ENGINE_FULL_TIMED_EVERY, at least one. */
+    const attn_backend *cpu = attn_backend_find("cpu");
+    results_run *att = replay_full(t, cells, n_cells, cpu, ENGINE_REF_BLOCK, 32,
+                                   ENGINE_FULL_ATTEND, 1);
+    results_run *ful = replay_full(t, cells, n_cells, cpu, ENGINE_REF_BLOCK, 32,
+                                   ENGINE_FULL_REFERENCE, 1);
+    same_results(base, att, n_cells, 0, "cpu block, full sets attended");
+    same_results(att, ful, n_cells, 0, "cpu block, full sets from the reference vs attended");
+    int att_nonzero = 0;
+    for (int c = 0; c < n_cells; c++) {
+        int T = ful[c].T, L = ful[c].n_layers, timed = 0;
+        int is_dense = !strcmp(ful[c].policy, "dense");
+        for (int i = 0; i < T; i++) {
+            TU_ASSERT((att[c].latency_ns[i] >= 0) == (i % 3 == 0), "%s: attending, step %d timed "
+                      "iff every 3rd", att[c].run_id, i);
+            att_nonzero += att[c].latency_ns[i] >= 0 && att[c].out_err[(size_t)i * L] > 0;
+            if (ful[c].latency_ns[i] >= 0) {
+                TU_ASSERT(i % 3 == 0, "%s: step %d timed off latency_every", ful[c].run_id, i);
+                timed++;
+                continue;
+            }
+            for (int l = 0; l < L; l++)
+                TU_ASSERT(!(l < 2 || is_dense) || ful[c].out_err[(size_t)i * L + l] == 0,
+                          "%s step %d layer %d: out_err %g, want 0 (o* itself)", ful[c].run_id,
+                          i, l, ful[c].out_err[(size_t)i * L + l]);
+        }
+        TU_ASSERT(timed >= 1 && timed <= T / 3 / 4, "%s: %d of %d steps timed", ful[c].run_id,
+                  timed, T);
+    }
+    TU_ASSERT(att_nonzero > 0, "attending the dense layer moves out_err off 0 (the check above "
+              "can fail)");
+    free_runs(att, n_cells), free_runs(ful, n_cells);
+
+    /* A policy that observes attends every timed step for real, whole range or not (what
+     * it observes is its own softmax, as before): on a trace with no dense or window layer,
+     * every 3rd step timed, and the same recall bit for bit as attending every whole range,
+     * out_err too on the timed steps (the untimed ones take o*: out_err 0 where the set is
+     * whole). h2o and raas at L = 128 hold every position for the first 64 steps (64
+     * prompt tokens). */
+    static const char *const observers[] = {"h2o", "raas"};
+    cell *oc;
+    int n_oc;
+    trace *tp;
+    TU_OK(trace_open(path, &tp, &e), e);
+    TU_OK(cells_make(observers, 2, budgets, 2, NULL, 0, NULL, &oc, &n_oc, &e), e);
+    att = replay_full(tp, oc, n_oc, cpu, ENGINE_REF_BLOCK, 32, ENGINE_FULL_ATTEND, 0);
+    ful = replay_full(tp, oc, n_oc, cpu, ENGINE_REF_BLOCK, 32, ENGINE_FULL_REFERENCE, 0);
+    same_results(att, ful, n_oc, 0, "observers, full sets from the reference vs attended");
+    int full_steps = 0;
+    for (int c = 0; c < n_oc; c++)
+        for (int i = 0; i < ful[c].T; i++) {
+            TU_ASSERT((ful[c].latency_ns[i] >= 0) == (i % 3 == 0), "%s: step %d timed iff every "
+                      "3rd", ful[c].run_id, i);
+            for (int l = 0; l < ful[c].n_layers; l++) {
+                size_t at = (size_t)i * ful[c].n_layers + l;
+                TU_ASSERT(ful[c].recall[at] == att[c].recall[at] &&
+                          (i % 3 || ful[c].out_err[at] == att[c].out_err[at]),
+                          "%s step %d layer %d: recall %.9g vs %.9g, out_err %.9g vs %.9g",
+                          ful[c].run_id, i, l, ful[c].recall[at], att[c].recall[at],
+                          ful[c].out_err[at], att[c].out_err[at]);
+            }
+            full_steps += ful[c].attended[(size_t)i * ful[c].n_layers] == m->n_prefill + i + 1;
+        }
+    TU_ASSERT(full_steps > 0, "some observer step held every position (%d)", full_steps);
+    free_runs(att, n_oc), free_runs(ful, n_oc);
+    cells_free(oc, n_oc);
+    trace_close(tp);
     printf("# %d ways of computing the reference agree; largest error / tolerance %.3g\n",
            n_ways, worst);
     free_runs(base, n_cells);

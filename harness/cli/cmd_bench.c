@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -62,14 +63,25 @@ static rb_status make_trace(const char *dir, const char *name, int layers, int p
     return synth_write(&c, path, NULL, e);
 }
 
-/* Median wall time of engine_replay over reps, with its stats of the median run. */
-static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_stats *st,
-                             rb_err *e) {
-    int64_t t[16] = {0}, sorted[16] = {0};
+/* CPU time of the process (every thread): on a shared machine its load moves wall times
+ * far more than the CPU time a replay takes. */
+static int64_t cpu_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Median wall time and median CPU time of engine_replay over reps, with the stats of the
+ * median-wall run. */
+static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, int64_t *cpu,
+                             engine_stats *st, rb_err *e) {
+    int64_t t[16] = {0}, sorted[16] = {0}, cpus[16] = {0};
     engine_stats s[16];
     for (int r = 0; r < reps; r++) {
         results_run *runs = rb_calloc((size_t)ec->n_cells, sizeof *runs);
+        int64_t c0 = cpu_now_ns();
         rb_status x = engine_replay(ec, runs, &s[r], e);
+        cpus[r] = cpu_now_ns() - c0;
         for (int i = 0; !x && i < ec->n_cells; i++) results_run_free(&runs[i]);
         free(runs);
         if (x) return x;
@@ -77,6 +89,7 @@ static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_
                                             memcpy warned that t may be uninitialized */
     }
     *wall = median(sorted, reps);
+    *cpu = median(cpus, reps);
     for (int r = 0; r < reps; r++)
         if (t[r] == *wall) *st = s[r];
     if (reps % 2 == 0) *st = s[0];
@@ -89,12 +102,14 @@ static rb_status time_replay(engine_config *ec, int reps, int64_t *wall, engine_
 static rb_status sweep_cost(trace *t, const char *trace_path, const cell *dense, int n_dense,
                             const cell *sweep, int n_sweep, const char *policies,
                             const char *budgets, int threads, int reps, int chunk,
-                            const attn_backend *ref_be, const uint8_t *sep, rb_err *e) {
+                            int dense_layers, const attn_backend *ref_be, const uint8_t *sep,
+                            rb_err *e) {
     const trace_meta *m = trace_get_meta(t);
     printf("\n== sweep cost: %s (%d layers, %d q / %d kv heads, head_dim %d, %d prefill + %d "
-           "decode), %d threads, median of %d\n", trace_path, m->n_stored, m->n_q_heads,
-           m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill, threads, reps);
-    engine_config ec = {.trace = t, .page_size = 16, .dense_layers = 2, .elem_bytes = 2,
+           "decode), %d threads, %d dense layers, median of %d\n", trace_path, m->n_stored,
+           m->n_q_heads, m->n_kv_heads, m->head_dim, m->n_prefill, m->n_tokens - m->n_prefill,
+           threads, dense_layers, reps);
+    engine_config ec = {.trace = t, .page_size = 16, .dense_layers = dense_layers, .elem_bytes = 2,
                         .threads = threads, .seed = 1, .chunk = chunk, .ref_backend = ref_be,
                         .separator = sep};
     int busy = threads < m->n_stored ? threads : m->n_stored;
@@ -102,18 +117,26 @@ static rb_status sweep_cost(trace *t, const char *trace_path, const cell *dense,
     engine_stats s_sweep = {0};
     const int every[] = {1, 8};
     for (int k = 0; k < 2; k++) {
-        int64_t w_dense, w_sweep;
+        int64_t w_dense, w_sweep, c_dense, c_sweep;
         engine_stats s_dense;
         ec.latency_every = every[k];
         ec.cells = dense, ec.n_cells = n_dense;
-        rb_status st = time_replay(&ec, reps, &w_dense, &s_dense, e);
+        rb_status st = time_replay(&ec, reps, &w_dense, &c_dense, &s_dense, e);
         ec.cells = sweep, ec.n_cells = n_sweep;
-        if (st || (st = time_replay(&ec, reps, &w_sweep, &s_sweep, e))) return st;
-        printf("-- latency timed on every %s step%s\n", every[k] == 1 ? "" : "8th",
+        int64_t *cell_ns = k == 0 ? rb_calloc((size_t)n_sweep, sizeof *cell_ns) : NULL;
+        ec.cell_ns = cell_ns; /* summed over the reps */
+        if (!st) st = time_replay(&ec, reps, &w_sweep, &c_sweep, &s_sweep, e);
+        ec.cell_ns = NULL;
+        if (st) {
+            free(cell_ns);
+            return st;
+        }
+        printf("-- latency timed on every%s step%s\n", every[k] == 1 ? "" : " 8th",
                every[k] == 1 ? " (replay's default)" : " (replay --latency-every 8)");
-        printf("%-44s %10.3f s\n", "replay dense alone (wall)", w_dense / 1e9);
-        printf("%-44s %10.3f s   (%d cells: %s x %s)\n", "replay sweep (wall)", w_sweep / 1e9,
-               n_sweep, policies, budgets);
+        printf("%-44s %10.3f s   (cpu %.3f s)\n", "replay dense alone (wall)", w_dense / 1e9,
+               c_dense / 1e9);
+        printf("%-44s %10.3f s   (cpu %.3f s; %d cells: %s x %s)\n", "replay sweep (wall)",
+               w_sweep / 1e9, c_sweep / 1e9, n_sweep, policies, budgets);
         printf("%-44s %10.2fx   (acceptance: <= 3x)\n", "sweep / dense alone",
                (double)w_sweep / w_dense);
         printf("%-44s %10.1f us/step/layer\n", "dense reference pass",
@@ -126,17 +149,45 @@ static rb_status sweep_cost(trace *t, const char *trace_path, const cell *dense,
         printf("%-44s %10.1f GFLOP/s (%d threads); cells' share of the sweep %.0f%%\n",
                "dense reference as causal blocks", ref_gflops(&s_sweep, busy), busy,
                100.0 * (s_sweep.cells_ns + s_sweep.metrics_ns) / busy_ns);
-        if (k == 0) { /* the same sweep with the per-step reference: the speed-up */
-            int64_t w_steps;
-            engine_stats s_steps;
-            ec.reference = ENGINE_REF_STEPS;
-            st = time_replay(&ec, reps, &w_steps, &s_steps, e);
-            ec.reference = ENGINE_REF_BLOCK;
+        if (k == 0) { /* each cell's steps and scoring: its share of the cells' time */
+            int64_t all = 0;
+            for (int i = 0; i < n_sweep; i++) all += cell_ns[i];
+            printf("   each cell's steps and scoring, ms per replay (share of the cells' time):\n");
+            for (int i = 0; i < n_sweep; i++)
+                printf("     %-22s %9.1f ms (%4.1f%%)%s", sweep[i].run_id, cell_ns[i] / 1e6 / reps,
+                       all > 0 ? 100.0 * cell_ns[i] / all : 0, i % 2 ? "\n" : "   ");
+            if (n_sweep % 2) printf("\n");
+            free(cell_ns);
+        }
+        if (k == 0) { /* the engine before, in the same run: whole-range steps attended
+                         for real (--full-sets attend), then also the per-step reference */
+            static const struct { engine_reference ref; const char *what; } was[] = {
+                {ENGINE_REF_BLOCK, "--full-sets attend"},
+                {ENGINE_REF_STEPS, "--full-sets attend --reference steps"},
+            };
+            for (int v = 0; v < 2 && !st; v++) {
+                int64_t w[2], c[2];
+                engine_stats s_was[2];
+                ec.full_sets = ENGINE_FULL_ATTEND, ec.reference = was[v].ref;
+                ec.cells = dense, ec.n_cells = n_dense;
+                st = time_replay(&ec, reps, &w[0], &c[0], &s_was[0], e);
+                ec.cells = sweep, ec.n_cells = n_sweep;
+                if (!st) st = time_replay(&ec, reps, &w[1], &c[1], &s_was[1], e);
+                ec.full_sets = ENGINE_FULL_REFERENCE, ec.reference = ENGINE_REF_BLOCK;
+                if (st) break;
+                printf("-- %s%s\n", was[v].what, v ? " (the engine before issue 11)" : "");
+                printf("%-44s %10.3f s   (cpu %.3f s): default %.2fx faster (cpu %.2fx)\n",
+                       "replay dense alone (wall)", w[0] / 1e9, c[0] / 1e9, (double)w[0] / w_dense,
+                       (double)c[0] / c_dense);
+                printf("%-44s %10.3f s   (cpu %.3f s): default %.2fx faster (cpu %.2fx)\n",
+                       "replay sweep (wall)", w[1] / 1e9, c[1] / 1e9, (double)w[1] / w_sweep,
+                       (double)c[1] / c_sweep);
+                if (v) printf("%-44s %10.1f GFLOP/s\n", "dense reference step by step",
+                              ref_gflops(&s_was[1], busy));
+            }
             if (st) return st;
-            printf("%-44s %10.3f s   (%.1f GFLOP/s)\n", "replay sweep, per-step reference (wall)",
-                   w_steps / 1e9, ref_gflops(&s_steps, busy));
-            printf("%-44s %10.2fx   (acceptance: >= 1.8x)\n", "sweep speed-up, blocks over steps",
-                   (double)w_steps / w_sweep);
+            printf("acceptance (default over the engine before, wall: dense alone >= 4x, sweep "
+                   ">= 1.8x)\n");
         }
     }
     printf("%-44s %10.3f s\n", "reading the trace (summed over threads)", s_sweep.read_ns / 1e9);
@@ -234,15 +285,15 @@ static rb_status reference_compute(const char *dir, const cell *dense, int threa
             engine_config el = {.trace = tl, .cells = dense, .n_cells = 1, .page_size = 16,
                                 .dense_layers = 0, .elem_bytes = 2, .threads = nt, .seed = 1,
                                 .chunk = chunk, .ref_backend = ref_be};
-            int64_t wl;
+            int64_t wl, cl;
             engine_stats sb, ss;
             int G = lm->n_q_heads / lm->n_kv_heads, d = lm->head_dim, W = chunk > 0 ? chunk : 32;
             double sgs[3];
             sgs[0] = sgemm_side_by_side(G * W, N, d, nt);
-            st = time_replay(&el, reps, &wl, &sb, e);
+            st = time_replay(&el, reps, &wl, &cl, &sb, e);
             sgs[1] = sgemm_side_by_side(G * W, N, d, nt);
             el.reference = ENGINE_REF_STEPS;
-            if (!st) st = time_replay(&el, reps, &wl, &ss, e);
+            if (!st) st = time_replay(&el, reps, &wl, &cl, &ss, e);
             sgs[2] = sgemm_side_by_side(G * W, N, d, nt);
             trace_close(tl);
             remove(path);
@@ -264,7 +315,7 @@ static int bench_replay(int argc, char **argv) {
     const char *trace_path = NULL;
     int layers = 4, decode = 3000, prefill = 128, reps = 3, threads = 0, chunk = 0;
     const char *device = "cpu", *model = NULL;
-    int per_cell = 0;
+    int per_cell = 0, dense_layers = 2;
     const arg_spec specs[] = {
         {"trace", ARG_STR, &trace_path, "TRACE", "trace to replay (default: a synthetic one)"},
         {"layers", ARG_INT_IN(&layers, 1, 256), "N", "layers of the synthetic trace (default 4)"},
@@ -274,6 +325,7 @@ static int bench_replay(int argc, char **argv) {
         {"budgets", ARG_STR, &budgets, "L1,L2", "budgets of the sweep (default 128,256,512,1024)"},
         {"reps", ARG_INT_IN(&reps, 1, 15), "R", "repeats, median reported (default 3)"},
         {"threads", ARG_INT_IN(&threads, 0, 1024), "N", "engine threads (default: all cores)"},
+        {"dense-layers", ARG_INT_IN(&dense_layers, 0, 256), "N", "layers of the sweep attended densely (default 2; every cell shares one stepper there)"},
         {"chunk", ARG_INT_IN(&chunk, 0, 4096), "W", "decode steps per chunk (default: the engine's)"},
         {"device", ARG_STR, &device, "cpu|cuda", "where the dense reference runs (default cpu)"},
         {"per-cell", ARG_FLAG, &per_cell, NULL, "only each cell's cost per step and layer (every "
@@ -323,7 +375,7 @@ static int bench_replay(int argc, char **argv) {
         goto done;
     }
     if (sweep_cost(t, trace_path, dense, n_dense, sweep, n_sweep, policies, budgets, threads,
-                   reps, chunk, ref_be, sep, &e) ||
+                   reps, chunk, dense_layers, ref_be, sep, &e) ||
         reference_compute(dir, dense, threads, reps, chunk, ref_be, &e))
         goto fail;
     goto done;

@@ -13,7 +13,7 @@
 static char *config_json(const char *trace, const char *policies, const char *budgets,
                          const arg_multi *params, int page, int dense_layers, int elem_bytes,
                          int steps, int latency_every, uint64_t seed, const char *reference,
-                         const char *device, const char *model) {
+                         const char *device, const char *model, const char *full_sets) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "command", "replay");
     cJSON_AddStringToObject(o, "trace", trace);
@@ -31,6 +31,7 @@ static char *config_json(const char *trace, const char *policies, const char *bu
     if (strcmp(reference, "block")) cJSON_AddStringToObject(o, "reference", reference);
     if (strcmp(device, "cpu")) cJSON_AddStringToObject(o, "device", device);
     if (model) cJSON_AddStringToObject(o, "model", model);
+    if (strcmp(full_sets, "reference")) cJSON_AddStringToObject(o, "full_sets", full_sets);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -38,7 +39,7 @@ static char *config_json(const char *trace, const char *policies, const char *bu
 
 int cmd_replay(int argc, char **argv) {
     const char *policies = NULL, *budgets = NULL, *out = NULL;
-    const char *reference = "block", *device = "cpu", *model = NULL;
+    const char *reference = "block", *device = "cpu", *model = NULL, *full_sets = "reference";
     arg_multi params = {0};
     int page = 16, dense_layers = 2, per_head = 0, dump = 0, threads = 0, elem_bytes = 2;
     int steps = 0, quiet = 0, latency_every = 1, chunk = 0;
@@ -64,6 +65,9 @@ int cmd_replay(int argc, char **argv) {
         {"chunk", ARG_INT_IN(&chunk, 0, 4096), "W", "decode steps per chunk (default: chosen by the engine)"},
         {"model", ARG_STR, &model, "M.gguf", "the model that recorded the trace: its vocabulary "
          "tells sepllm which tokens are separators"},
+        {"full-sets", ARG_STR, &full_sets, "reference|attend", "a step whose set is every "
+         "position (dense, dense and window layers): the reference's output, attended for real "
+         "and timed on one timed step in 16 (default), or attended on every timed step"},
         {"out", ARG_STR, &out, "RESULTS.h5", "results file to write"},
         {"quiet", ARG_FLAG, &quiet, NULL, "no summary table"},
         {NULL, ARG_FLAG, NULL, NULL, NULL},
@@ -84,7 +88,9 @@ int cmd_replay(int argc, char **argv) {
         output_check_all(&out, 1, ins, model ? 2 : 1, &e);
     }
     engine_reference ref_kind = ENGINE_REF_BLOCK;
+    engine_full_sets full_kind = ENGINE_FULL_REFERENCE;
     if (!e.status) engine_parse_reference(reference, &ref_kind, &e);
+    if (!e.status) engine_parse_full_sets(full_sets, &full_kind, &e);
     if (e.status) return rb_err_print(&e);
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -114,12 +120,13 @@ int cmd_replay(int argc, char **argv) {
                         .per_head = per_head, .dump_selection = dump, .threads = threads,
                         .seed = (uint64_t)seed, .progress = !quiet, .n_steps = steps,
                         .latency_every = latency_every, .ref_backend = ref_be,
-                        .reference = ref_kind, .chunk = chunk, .separator = sep};
+                        .reference = ref_kind, .chunk = chunk, .separator = sep,
+                        .full_sets = full_kind};
     if (engine_check_cells(&ec, &e)) goto fail;
     char sha[65];
     if (results_file_sha256(pos[0], sha, &e)) goto fail;
     cfg = config_json(pos[0], policies, budgets, &params, page, dense_layers, elem_bytes, steps,
-                      latency_every, (uint64_t)seed, reference, device, model);
+                      latency_every, (uint64_t)seed, reference, device, model, full_sets);
     results_provenance prov = {.trace = pos[0], .trace_sha256 = sha, .config_json = cfg};
     /* Create the output first so a bad path fails before the work, not after. */
     if (results_create(out, &prov, &w, &e)) goto fail;

@@ -19,6 +19,7 @@ typedef struct shared_ctx {
     results_run *runs;
     int T;                     /* decode steps replayed */
     int latency_every;         /* steps attended for real and timed: every this many */
+    int full_ref;              /* whole-range sets from the reference (ENGINE_FULL_REFERENCE) */
     int64_t *kv, *meta, *lat;  /* [n_cells, n_stored, T] per-layer series, summed at the end */
     const attn_backend *be;    /* the steppers' */
     const attn_backend *ref_be; /* the dense reference's */
@@ -191,10 +192,21 @@ static void chunk_reference(const shared_ctx *x, int slot, layer_buf *b, int c0,
     }
 }
 
+/* Whether the k-th timed step times whole-range sets (ENGINE_FULL_REFERENCE): one in
+ * ENGINE_FULL_TIMED_EVERY, by a multiplicative hash of k, not every 16th: a fixed stride
+ * would land on the same steps of every chunk (every second one a chunk's first, colder
+ * step, with 32-step chunks), the hash lands on every step of a chunk alike. The same
+ * steps on every layer and for every chunk size. */
+static int full_sampled(int k) {
+    uint32_t h = (uint32_t)k * 2654435761u; /* Knuth's: consecutive k spread over 2^32 */
+    return (uint64_t)h * ENGINE_FULL_TIMED_EVERY < ((uint64_t)1 << 32);
+}
+
 /* Stepper i over steps c0..c1: each step attended for real and timed (every latency_every-th)
  * or from the shared reference, scored, and its figures written to every cell it serves. */
 static void step_chunk(shared_ctx *x, int slot, layer_buf *b, stepper *st, int i,
-                       const int *st_of, int c0, int c1, int64_t *cells_ns, int64_t *metrics_ns) {
+                       const int *st_of, int c0, int c1, int64_t *cells_ns, int64_t *metrics_ns,
+                       int64_t *st_ns) {
     const trace_meta *m = x->m;
     int H = m->n_q_heads, d = m->head_dim;
     size_t krow = (size_t)m->n_kv_heads * d, qrow = (size_t)H * d;
@@ -205,12 +217,18 @@ static void step_chunk(shared_ctx *x, int slot, layer_buf *b, stepper *st, int i
         const float *qt = b->q + (size_t)t * qrow, *lg = b->lg_at[w];
         const float *lse = b->lse + (size_t)w * H, *pb = b->pb_at[w];
         const float *kt = b->k + (size_t)t * krow, *vt = b->v + (size_t)t * krow;
+        stepper_ref ref = {.logits = lg, .lse = lse, .probs = pb, .stride = stride, .j0 = j0,
+                           .out = x->full_ref ? b->ostar + (size_t)w * H * d : NULL};
+        /* A sampled whole-range step is timed with its rows warmed (the steps since the
+         * last sample read none), except at a chunk's first step: every cell and the
+         * reference ran since this stepper's previous step, so every-step timing finds
+         * them cold there too. */
+        stepper_mode mode = !timed         ? STEPPER_CACHED
+                            : !x->full_ref ? STEPPER_ATTEND
+                            : !full_sampled(ti / x->latency_every) ? STEPPER_FULL_CACHED
+                            : ti > c0 ? STEPPER_FULL_WARM : STEPPER_ATTEND;
         int64_t c0_ns = rb_now_ns();
-        if (timed)
-            stepper_step(st, t, qt, kt, vt, j0 == 0 ? lg : NULL, j0 == 0 ? lse : NULL, stride,
-                         b->out);
-        else
-            stepper_step_cached(st, t, qt, kt, vt, lg, lse, pb, stride, j0, b->out);
+        stepper_step_ref(st, t, qt, kt, vt, &ref, mode, b->out);
         int64_t c1_ns = rb_now_ns();
         *cells_ns += c1_ns - c0_ns;
         int64_t lat = stepper_last_step_ns(st), kvb = stepper_kv_bytes(st),
@@ -223,7 +241,9 @@ static void step_chunk(shared_ctx *x, int slot, layer_buf *b, stepper *st, int i
             x->lat[at] = lat, x->kv[at] = kvb, x->meta[at] = mb;
             record_score(m, &x->runs[cell], slot, ti, st, &b->sc);
         }
-        *metrics_ns += rb_now_ns() - c1_ns;
+        int64_t c2_ns = rb_now_ns();
+        *metrics_ns += c2_ns - c1_ns;
+        *st_ns += c2_ns - c0_ns;
     }
 }
 
@@ -246,6 +266,7 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
     int *cell_of = rb_malloc(sizeof(int) * (size_t)c->n_cells);
     int n_st = share_steppers(c, forced, st_of, cell_of);
     stepper **st = rb_calloc((size_t)n_st, sizeof *st);
+    int64_t *st_ns = rb_calloc((size_t)n_st, sizeof *st_ns);
     for (int i = 0; i < n_st && !s; i++)
         s = make_stepper(x, slot, forced ? NULL : &c->cells[cell_of[i]], &st[i], e);
     if (!s)
@@ -254,12 +275,12 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
         int c1 = c0 + b->W < x->T ? c0 + b->W : x->T;
         chunk_reference(x, slot, b, c0, c1, &dense_ns, &metrics_ns);
         for (int i = 0; i < n_st; i++)
-            step_chunk(x, slot, b, st[i], i, st_of, c0, c1, &cells_ns, &metrics_ns);
+            step_chunk(x, slot, b, st[i], i, st_of, c0, c1, &cells_ns, &metrics_ns, &st_ns[i]);
         if (x->bar) progress_add(x->bar, c1 - c0);
     }
     for (int i = 0; i < n_st; i++) stepper_destroy(st[i]);
-    free(st), free(st_of), free(cell_of);
     pthread_mutex_lock(&x->lock);
+    for (int i = 0; c->cell_ns && i < n_st; i++) c->cell_ns[cell_of[i]] += st_ns[i];
     x->stats.read_ns += read_ns, x->stats.dense_ns += dense_ns, x->stats.cells_ns += cells_ns;
     x->stats.metrics_ns += metrics_ns;
     /* K and V of every KV head streamed once per step over the attended range (per
@@ -276,6 +297,7 @@ static rb_status run_layer(shared_ctx *x, int slot, layer_buf *b, rb_err *e) {
             (int64_t)(m->n_prefill + c1 - j0) * krow * 2 * (int64_t)sizeof(float);
     }
     pthread_mutex_unlock(&x->lock);
+    free(st), free(st_ns), free(st_of), free(cell_of);
     return s;
 }
 
@@ -326,6 +348,7 @@ static void setup(shared_ctx *x, const engine_config *c) {
     int decode = x->m->n_tokens - x->m->n_prefill;
     x->T = c->n_steps > 0 && c->n_steps < decode ? c->n_steps : decode;
     x->latency_every = c->latency_every > 0 ? c->latency_every : 1;
+    x->full_ref = c->full_sets == ENGINE_FULL_REFERENCE;
     x->be = c->backend ? c->backend : attn_backend_default();
     x->ref_be = c->ref_backend ? c->ref_backend : x->be;
     x->block = c->reference == ENGINE_REF_BLOCK;
@@ -339,6 +362,13 @@ rb_status engine_parse_reference(const char *s, engine_reference *out, rb_err *e
     if (!strcmp(s, "block")) *out = ENGINE_REF_BLOCK;
     else if (!strcmp(s, "steps")) *out = ENGINE_REF_STEPS;
     else return rb_fail(e, RB_EINPUT, "--reference", "must be block or steps, not '%s'", s);
+    return RB_OK;
+}
+
+rb_status engine_parse_full_sets(const char *s, engine_full_sets *out, rb_err *e) {
+    if (!strcmp(s, "reference")) *out = ENGINE_FULL_REFERENCE;
+    else if (!strcmp(s, "attend")) *out = ENGINE_FULL_ATTEND;
+    else return rb_fail(e, RB_EINPUT, "--full-sets", "must be reference or attend, not '%s'", s);
     return RB_OK;
 }
 

@@ -8,7 +8,8 @@
  * cache between its steps. The chunk's references are one causal block (the backend's
  * causal_chunk: Q K^T and P V as matrix products, K and V read once per chunk) or, with
  * ENGINE_REF_STEPS, one dense pass per step (dense_heads: K and V re-read every step; the
- * path before the block, kept for comparison). Scores:
+ * path before the block, kept for comparison). A step whose set is the whole attended range
+ * takes the reference's output instead of attending again (engine_full_sets). Scores:
  *   recall  = sum over S of exp(logit_j - lse)          O(|S|)
  *   out_err = |o_S - o*| / |o*|                         O(d)
  * (metrics.h, the one definition), so each extra cell costs O(L) per step, not O(N)
@@ -33,6 +34,28 @@ typedef enum {
     ENGINE_REF_STEPS = 1, /* step by step (ref_backend->dense_heads) */
 } engine_reference;
 
+/* How a step is computed whose attended set is the whole range the reference covers (0..t,
+ * or the window on a sliding-window layer): a dense cell's, every cell's on a forced dense
+ * or window layer, a policy's before its budget fills. The reference already is that
+ * step's attention. */
+typedef enum {
+    /* Take the reference's output o* instead of attending again (the policy still
+     * appends, selects and observes): out_err 0 on those steps; recall, attended, kv_bytes
+     * and every policy choice as before. Timed steps: a policy without an observe slot
+     * (dense, window, ...) attends such a step for real and times it only on one timed step
+     * in ENGINE_FULL_TIMED_EVERY, latency_ns -1 on the others, so a run whose steps include
+     * a dense or window layer samples latency that often; a policy that observes attends
+     * every timed step (what it observes there is its own softmax, as before). Untimed
+     * steps (latency_every) take o* for every policy. */
+    ENGINE_FULL_REFERENCE = 0,
+    /* Attend for real on every timed step, as the engine did before (bit-identical). */
+    ENGINE_FULL_ATTEND = 1,
+} engine_full_sets;
+
+/* One timed step in this many attends a whole-range set for real (ENGINE_FULL_REFERENCE):
+ * 512 latency samples per layer of an 8k-step decode, for 1/16 of the cost. */
+#define ENGINE_FULL_TIMED_EVERY 16
+
 typedef struct engine_config {
     trace *trace;
     const cell *cells;
@@ -41,6 +64,7 @@ typedef struct engine_config {
                                     (NULL: default) */
     const attn_backend *ref_backend; /* the dense reference (NULL: backend) */
     engine_reference reference;
+    engine_full_sets full_sets;
     int chunk;          /* steps per chunk (0: chosen from the shapes, engine.c) */
     int page_size;      /* P */
     int dense_layers;   /* layers with index < dense_layers are attended densely */
@@ -54,9 +78,11 @@ typedef struct engine_config {
     int progress;       /* draw a progress bar on stderr */
     int n_steps;        /* replay only the first n_steps decode steps, 0 = all */
     int latency_every;  /* attend for real and time every this many steps (0 or 1: every
-                           step); the steps between take stepper_step_cached: the same
+                           step); the steps between take stepper_step_ref's cached path: the same
                            policy work and exact metrics from the shared reference, no
                            timing (latency_ns -1). Trades latency samples for sweep speed. */
+    int64_t *cell_ns;   /* optional [n_cells], added to: each cell's steps and scoring in ns,
+                           summed over layers (a stepper shared by cells is its first's) */
 } engine_config;
 
 typedef struct engine_stats {
@@ -81,6 +107,9 @@ rb_status engine_replay(const engine_config *c, results_run *runs, engine_stats 
 rb_status engine_parse_reference(const char *s, engine_reference *out, rb_err *e);
 rb_status engine_parse_device(const char *s, const trace_meta *m, const attn_backend **ref_be,
                               rb_err *e);
+
+/* The --full-sets option of replay: "reference" (ENGINE_FULL_REFERENCE) or "attend". */
+rb_status engine_parse_full_sets(const char *s, engine_full_sets *out, rb_err *e);
 
 /* Check that every cell can be created on this trace's shapes (budget possible, ...). */
 rb_status engine_check_cells(const engine_config *c, rb_err *e);

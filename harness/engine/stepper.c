@@ -194,21 +194,38 @@ void stepper_step(stepper *s, int pos, const float *q, const float *k, const flo
     s->last_ns = rb_now_ns() - t0;
 }
 
-void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, const float *v,
-                         const float *dense_logits, const float *dense_lse,
-                         const float *dense_probs, int stride, int j0, float *out) {
+/* Whether every set of the selection is the whole range j0..pos: as many positions as the
+ * range holds (distinct, at most pos) and, when j0 > 0, none below j0. */
+static int sets_full(const stepper *s, int pos, int j0) {
+    const policy_selection *sel = &s->sel;
+    int H = sel->n_q_heads, rows = sel->shared_by_group ? sel->group_size : 1, n = pos + 1 - j0;
+    for (int h = 0; h < H; h += rows) {
+        if (sel->n[h] != n) return 0;
+        const int32_t *p = sel->pos + (size_t)h * sel->cap;
+        for (int i = 0; j0 > 0 && i < n; i++)
+            if (p[i] < j0) return 0;
+    }
+    return 1;
+}
+
+/* The attention of the selected sets from the reference (stepper_step_ref). Returns 0 when a
+ * set's dense mass underflows in float and the step must attend for real instead. */
+static int from_reference(stepper *s, const stepper_ref *ref, int full, float *out) {
     const policy_config *c = &s->cfg;
-    policy_step st;
-    append_select(s, &st, pos, q, k, v, j0 == 0 ? dense_logits : NULL,
-                  j0 == 0 ? dense_lse : NULL, stride);
     int H = c->n_q_heads, G = H / c->n_kv_heads, d = c->head_dim, cap = s->sel.cap;
-    int shared = s->sel.shared_by_group;
+    /* A whole range's output is o* itself (the reference already attended every position):
+     * only a policy that observes still needs the probabilities. */
+    int use_out = full && ref->out;
+    if (use_out) {
+        memcpy(out, ref->out, sizeof(float) * (size_t)H * d);
+        if (!s->ops->observe) return 1;
+    }
     /* softmax over S from the dense probabilities: p_S = p* / sum_S p*, the same function
      * as attention over S up to rounding, with no q.k and no exp. */
     for (int h = 0; h < H; h++) {
         int row = stepper_set_row(&s->sel, h), n = s->sel.n[row];
         const int32_t *pos_s = s->sel.pos + (size_t)row * cap;
-        const float *pr = dense_probs + (size_t)h * stride - j0;
+        const float *pr = ref->probs + (size_t)h * ref->stride - ref->j0;
         float *ph = s->probs + (size_t)h * cap;
         double m4[4] = {0, 0, 0, 0};
         int i = 0;
@@ -216,16 +233,14 @@ void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, co
             for (int u = 0; u < 4; u++) m4[u] += ph[i + u] = pr[pos_s[i + u]];
         for (; i < n; i++) m4[0] += ph[i] = pr[pos_s[i]];
         double mass = (m4[0] + m4[1]) + (m4[2] + m4[3]);
-        if (!(mass > 1e-30)) { /* the set's mass underflows in float: attend for real */
-            attend(s, q, out);
-            goto observe;
-        }
+        if (!(mass > 1e-30)) return 0;
         float inv = (float)(1.0 / mass);
         for (i = 0; i < n; i++) ph[i] *= inv;
     }
+    if (use_out) return 1;
     for (int g = 0; g < c->n_kv_heads; g++) {
         size_t h0 = (size_t)g * G;
-        if (shared) {
+        if (s->sel.shared_by_group) {
             s->be->weighted_rows(s->probs + h0 * cap, G, cap, s->sel.v + h0 * cap,
                                  s->sel.n[h0], d, out + h0 * d);
         } else {
@@ -235,9 +250,49 @@ void stepper_step_cached(stepper *s, int pos, const float *q, const float *k, co
                                      out + (h0 + j) * d);
         }
     }
-observe:
+    return 1;
+}
+
+/* Read every cache line of the selected K and V rows, as attending them would, without
+ * the arithmetic: the cache state a step leaves for the next. */
+static void touch_rows(const stepper *s) {
+    const policy_selection *sel = &s->sel;
+    int rows = sel->shared_by_group ? sel->group_size : 1, d = s->cfg.head_dim;
+    float sum = 0;
+    for (int h = 0; h < sel->n_q_heads; h += rows)
+        for (int i = 0; i < sel->n[h]; i++) {
+            const float *k = sel->k[(size_t)h * sel->cap + i];
+            const float *v = sel->v[(size_t)h * sel->cap + i];
+            for (int c = 0; c < d; c += 16) sum += k[c] + v[c];
+            sum += k[d - 1] + v[d - 1];
+        }
+    volatile float sink = sum; /* keeps the reads */
+    (void)sink;
+}
+
+void stepper_step_ref(stepper *s, int pos, const float *q, const float *k, const float *v,
+                      const stepper_ref *ref, stepper_mode mode, float *out) {
+    int64_t t0 = rb_now_ns();
+    policy_step st;
+    int j0 = ref->j0;
+    append_select(s, &st, pos, q, k, v, j0 == 0 ? ref->logits : NULL,
+                  j0 == 0 ? ref->lse : NULL, ref->stride);
+    int full = mode != STEPPER_ATTEND && sets_full(s, pos, j0);
+    /* A timed step of a policy that observes attends for real even on a whole range: what
+     * it observes would otherwise be p*_S / sum_S p* rather than its own softmax, and its
+     * later choices could move on a near tie (H2O's did on a long synthetic trace). */
+    int full_timed = full && !s->ops->observe;
+    int cached = mode == STEPPER_CACHED || (mode == STEPPER_FULL_CACHED && full_timed);
+    int64_t warm_ns = 0;
+    if (mode == STEPPER_FULL_WARM && full_timed) { /* untimed: rows as warm as after a step */
+        int64_t a = rb_now_ns();
+        touch_rows(s);
+        warm_ns = rb_now_ns() - a;
+    }
+    /* a set whose mass underflows attends for real, untimed like the rest of a cached step */
+    if (!cached || !from_reference(s, ref, full, out)) attend(s, q, out);
     if (s->ops->observe) s->ops->observe(s->state, &st, &s->sel, s->probs);
-    s->last_ns = -1;
+    s->last_ns = cached ? -1 : rb_now_ns() - t0 - warm_ns;
 }
 
 const policy_selection *stepper_selection(const stepper *s) { return &s->sel; }
