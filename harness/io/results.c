@@ -543,7 +543,10 @@ static int read_summary_member(hid_t d, hid_t ft, const results_column *c,
     hid_t mem = H5Tcreate(H5T_COMPOUND, sz);
     H5Tinsert(mem, c->name, 0, mt);
     char *buf = rb_calloc(n ? n : 1, sz);
-    int rc = H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0 ? -1 : 1;
+    size_t row = H5Tget_size(ft) > sz ? H5Tget_size(ft) : sz;
+    hid_t x = h5_xfer(n, row);
+    int rc = H5Dread(d, mem, H5S_ALL, H5S_ALL, x, buf) < 0 ? -1 : 1;
+    H5Pclose(x);
     for (size_t i = 0; i < n && rc > 0; i++) {
         char *dst = results_field(&rows[i], c);
         if (vlen) {

@@ -357,10 +357,14 @@ rb_status trace_read_tokens(trace *t, int32_t *dst, int *present, rb_err *e) {
     if (np != t->meta.n_tokens)
         s = rb_fail(e, RB_EINPUT, t->path, "/tokens has %lld entries, expected n_tokens=%d",
                     (long long)np, t->meta.n_tokens);
-    else if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
-        s = rb_fail(e, RB_EINPUT, t->path, "cannot read /tokens");
-    else
-        *present = 1;
+    else {
+        hid_t x = h5_xfer((size_t)np, 8); /* any integer type, up to 64 bits */
+        if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, x, dst) < 0)
+            s = rb_fail(e, RB_EINPUT, t->path, "cannot read /tokens");
+        else
+            *present = 1;
+        H5Pclose(x);
+    }
     H5Dclose(d);
     return s;
 }
@@ -379,7 +383,10 @@ rb_status trace_read_text(trace *t, char **text, rb_err *e) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5T_CSET_UTF8);
-        if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) < 0 || !p)
+        hid_t x = h5_xfer(1, sizeof p > H5Tget_size(ft) ? sizeof p : H5Tget_size(ft));
+        herr_t rc = H5Dread(d, mt, H5S_ALL, H5S_ALL, x, &p);
+        H5Pclose(x);
+        if (rc < 0 || !p)
             s = rb_fail(e, RB_EINPUT, t->path, "cannot read /text");
         else {
             *text = rb_strdup(p);
