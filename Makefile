@@ -102,7 +102,7 @@ CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 # (tools/install-cuda-build.sh), whose libcudart has only its versioned name: it is linked by
 # path, found again at run time through the rpath. Neither (Debian's nvcc in /usr/bin): the
 # linker's own paths.
-CUDA_HOME := $(patsubst %/bin/,%,$(dir $(realpath $(NVCC))))
+CUDA_HOME := $(patsubst %/bin/,%,$(dir $(NVCC)))
 CUDA_LIBDIR ?= $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
 CUDART ?= $(or $(firstword $(wildcard $(CUDA_LIBDIR)/libcudart.so $(CUDA_LIBDIR)/libcudart.so.[0-9]*)),-lcudart)
 CFLAGS += -DRB_HAVE_CUDA=1
