@@ -282,6 +282,15 @@ hid_t h5_xfer(size_t n, size_t elem) {
     return x;
 }
 
+H5I_type_t h5_kind(hid_t loc, const char *path) {
+    if (!h5_exists(loc, path)) return H5I_BADID;
+    hid_t o = H5Oopen(loc, path, H5P_DEFAULT);
+    if (o < 0) return H5I_BADID;
+    H5I_type_t k = H5Iget_type(o);
+    H5Oclose(o);
+    return k;
+}
+
 int h5_exists(hid_t loc, const char *path) {
     /* H5Lexists wants every group above the last link to exist: test each prefix */
     char buf[512];

@@ -146,23 +146,12 @@ static rb_status open_layer(trace *t, int slot, rb_err *e) {
     return RB_OK;
 }
 
-/* The kind of object at path below loc: H5I_GROUP, H5I_DATASET, ..., or H5I_BADID when
- * there is none (a missing link, or a link below something that is not a group). */
-static H5I_type_t object_kind(hid_t loc, const char *path) {
-    if (!h5_exists(loc, path)) return H5I_BADID;
-    hid_t o = H5Oopen(loc, path, H5P_DEFAULT);
-    if (o < 0) return H5I_BADID;
-    H5I_type_t k = H5Iget_type(o);
-    H5Oclose(o);
-    return k;
-}
-
 /* One planted-truth table /truth/<name>: int32 [n, 3], n <= n_tokens (one row per token at
  * most), its extent backed by storage. */
 static rb_status check_truth_table(trace *t, const char *name, rb_err *e) {
     char path[64];
     snprintf(path, sizeof path, "truth/%s", name);
-    if (object_kind(t->file, path) == H5I_BADID) return RB_OK;
+    if (h5_kind(t->file, path) == H5I_BADID) return RB_OK;
     hid_t d;
     rb_status s = h5_dataset_open(t->file, path, &d, t->path, e);
     if (s) return s;
@@ -207,7 +196,7 @@ static rb_status check_optional(trace *t, rb_err *e) {
         H5Tclose(ft), H5Sclose(sp), H5Dclose(d);
         if (s) return s;
     }
-    H5I_type_t truth = object_kind(t->file, "truth");
+    H5I_type_t truth = h5_kind(t->file, "truth");
     if (truth == H5I_BADID) return RB_OK;
     if (truth != H5I_GROUP)
         return rb_fail(e, RB_EINPUT, t->path, "/truth must be a group (of milestones and "

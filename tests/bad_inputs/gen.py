@@ -283,6 +283,11 @@ results_case("summary-2e34", lambda f: replace_ds(f, "summary", shape=(1 << 34,)
              r"^raasbench: .*summary", ("export", "summary"))
 results_case("summary-2e34-info", lambda f: replace_ds(f, "summary", shape=(1 << 34,), dtype=f["summary"].dtype, chunks=(64,)),
              r"^raasbench: .*summary")
+# Optional objects of the wrong kind are refused at open, whatever the command reads.
+results_case("runs-is-dataset-info", lambda f: (f.__delitem__("runs"), f.create_dataset("runs", data=[1])), r"/runs must be a group of runs, not a dataset")
+results_case("run-is-dataset", lambda f: (f["runs"].__delitem__("h2o_L32"), f["runs"].create_dataset("h2o_L32", data=[1])), r"/runs/h2o_L32 is not a run group", ("export", "steps"))
+results_case("summary-is-group", lambda f: (f.__delitem__("summary"), f.create_group("summary")), r"/summary must be a table \(a dataset\), not a group")
+results_case("summary-is-group-export", lambda f: (f.__delitem__("summary"), f.create_group("summary")), r"/summary must be a table", ("export", "summary"))
 case("results-unknown-run", ["export", RESULTS, "--table", "steps", "--run", "nope_L1", "--out", keep_out("results-unknown-run", "o.tsv")],
      r"^raasbench: .*nope_L1")
 case("results-unknown-table", ["export", RESULTS, "--table", "heatmap", "--out", keep_out("results-unknown-table", "o.tsv")],
