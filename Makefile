@@ -1,6 +1,8 @@
 # raasbench build. `make` builds build/raasbench; `make test` builds and runs every test.
 #   SAN=address,undefined   build with sanitizers (the test suite must pass under it)
 #   CUDA=0|1                build the CUDA kernels (default: 1 when nvcc is found)
+#   NVCC=path               which nvcc (default: on PATH, else /usr/local/cuda); its libcudart
+#                           is taken from beside it (CUDA_LIBDIR=, CUDART= override)
 #   BUILD=dir               build directory (default: build, or build-san with SAN)
 #   ARCH=...                -march value (default x86-64-v3: AVX2+FMA)
 #   OPT=-O2                 optimisation flags (CI also builds with OPT=-O3 and with CC=clang)
@@ -96,9 +98,15 @@ BENCH_BIN := $(BENCH_SRC:kernels/%.c=$(BUILD)/%)
 CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 ifeq ($(CUDA),1)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-CUDA_LIBDIR := $(dir $(NVCC))../lib64
+# The toolkit beside nvcc: lib64/ in /usr/local/cuda, lib/ in the pip wheels
+# (tools/install-cuda-build.sh), whose libcudart has only its versioned name: it is linked by
+# path, found again at run time through the rpath. Neither (Debian's nvcc in /usr/bin): the
+# linker's own paths.
+CUDA_HOME := $(patsubst %/bin/,%,$(dir $(NVCC)))
+CUDA_LIBDIR ?= $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+CUDART ?= $(or $(firstword $(wildcard $(CUDA_LIBDIR)/libcudart.so $(CUDA_LIBDIR)/libcudart.so.[0-9]*)),-lcudart)
 CFLAGS += -DRB_HAVE_CUDA=1
-LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
+LDLIBS += $(CUDART) $(if $(CUDA_LIBDIR),-Wl$(comma)-rpath$(comma)$(CUDA_LIBDIR)) -lstdc++
 NVCCFLAGS := -O3 -std=c++17 -arch=sm_90 -Ibase -Ikernels -Xcompiler -Wall,-Werror,-fPIC
 endif
 

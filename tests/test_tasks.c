@@ -101,6 +101,41 @@ int main(void) {
         expect_refused("10 MB line", big, strlen(big), 1, "longer than 1 MiB");
         free(big);
     }
+    {
+        /* Lines longer than the reader's first buffer (it grows): a 300 KB prompt after a
+         * short line, and a line of exactly TASKS_MAX_LINE bytes, are read whole. */
+        size_t n = 300000, lim = TASKS_MAX_LINE, head = strlen("{\"prompt\": \"");
+        const char *tail = "\", \"answer\": 1}";
+        char *big = malloc(lim + 128);
+        int len = sprintf(big, "{\"prompt\": \"a\", \"answer\": 2}\n{\"prompt\": \"");
+        memset(big + len, 'b', n);
+        len += (int)n + sprintf(big + len + n, "%s\n", tail);
+        write_file(big, (size_t)len);
+        rb_err e3 = {0};
+        task_set s3;
+        if (tasks_read(path, 0, &s3, &e3) != RB_OK || s3.n != 2 || strlen(s3.t[1].prompt) != n ||
+            s3.t[1].prompt[n - 1] != 'b' || s3.t[1].line != 2) {
+            printf("FAIL 300 KB line: %s\n", e3.why);
+            failures++;
+        } else {
+            tasks_free(&s3);
+        }
+        size_t fill = lim - head - strlen(tail); /* the line, without its newline: lim bytes */
+        memcpy(big, "{\"prompt\": \"", head);
+        memset(big + head, 'c', fill);
+        sprintf(big + head + fill, "%s\n", tail);
+        write_file(big, lim + 1);
+        if (tasks_read(path, 0, &s3, &e3) != RB_OK || strlen(s3.t[0].prompt) != fill) {
+            printf("FAIL line of exactly TASKS_MAX_LINE bytes: %s\n", e3.why);
+            failures++;
+        } else {
+            tasks_free(&s3);
+        }
+        big[head] = 'd'; /* one byte more: refused */
+        memmove(big + head + 1, big + head, lim + 1 - head);
+        expect_refused("TASKS_MAX_LINE + 1 bytes", big, lim + 2, 1, "longer than 1 MiB");
+        free(big);
+    }
     rb_err e2 = {0};
     if (tasks_read("/nonexistent/tasks.jsonl", 0, &s, &e2) != RB_EINPUT) {
         printf("FAIL missing file accepted\n");

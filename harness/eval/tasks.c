@@ -111,16 +111,27 @@ rb_status tasks_read(const char *path, int limit, task_set *out, rb_err *e) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f) return rb_fail(e, RB_EINPUT, path, "%s", strerror(errno));
-    char *buf = rb_malloc(TASKS_MAX_LINE + 1);
+    /* The line buffer grows to the longest line (at most TASKS_MAX_LINE): most files'
+     * lines are short, and a fresh MiB per call was most of the cost of reading one. */
+    size_t buf_cap = 4096;
+    char *buf = rb_malloc(buf_cap + 1);
     int cap = 0, line = 0;
     rb_status s = RB_OK;
     for (int c = 0; !s && c != EOF && (limit <= 0 || out->n < limit);) {
         /* one line, NUL bytes included (a NUL is not valid in JSON text: refused below) */
         size_t len = 0;
         int too_long = 0;
-        while ((c = getc(f)) != EOF && c != '\n')
-            if (len < TASKS_MAX_LINE) buf[len++] = (char)c;
-            else too_long = 1;
+        while ((c = getc(f)) != EOF && c != '\n') {
+            if (len == TASKS_MAX_LINE) {
+                too_long = 1;
+                continue;
+            }
+            if (len == buf_cap) {
+                buf_cap = 2 * buf_cap < TASKS_MAX_LINE ? 2 * buf_cap : TASKS_MAX_LINE;
+                buf = rb_realloc(buf, buf_cap + 1);
+            }
+            buf[len++] = (char)c;
+        }
         if (c == EOF && len == 0 && !too_long) break;
         line++;
         if (too_long) {

@@ -272,6 +272,25 @@ int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
     return rc;
 }
 
+hid_t h5_xfer(size_t n, size_t elem) {
+    const size_t cap = (size_t)1 << 20; /* H5D_TEMP_BUF_SIZE_DEF */
+    size_t bytes = n && elem <= cap / n ? n * elem : cap;
+    if (bytes < elem) bytes = elem;         /* one element at least, or HDF5 refuses */
+    if (bytes < 64) bytes = 64;
+    hid_t x = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_buffer(x, bytes, NULL, NULL);
+    return x;
+}
+
+H5I_type_t h5_kind(hid_t loc, const char *path) {
+    if (!h5_exists(loc, path)) return H5I_BADID;
+    hid_t o = H5Oopen(loc, path, H5P_DEFAULT);
+    if (o < 0) return H5I_BADID;
+    H5I_type_t k = H5Iget_type(o);
+    H5Oclose(o);
+    return k;
+}
+
 int h5_exists(hid_t loc, const char *path) {
     /* H5Lexists wants every group above the last link to exist: test each prefix */
     char buf[512];
@@ -407,7 +426,13 @@ rb_status h5_read_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
         size_t n = 1;
         for (int i = 0; i < rank; i++) n *= dims[i];
         *out = rb_malloc(H5Tget_size(mem_type) * (n ? n : 1));
-        if (n && H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
+        hid_t ft = H5Dget_type(ds);
+        size_t fe = H5Tget_size(ft), me = H5Tget_size(mem_type);
+        H5Tclose(ft);
+        hid_t x = h5_xfer(n, fe > me ? fe : me);
+        herr_t rc = n ? H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, x, *out) : 0;
+        H5Pclose(x);
+        if (rc < 0) {
             free(*out);
             *out = NULL;
             st = rb_fail(e, RB_EINPUT, what, "%s cannot be read as numbers", name);

@@ -66,6 +66,18 @@ rb_status h5_finish(hid_t f, const char *tmp, const char *path, rb_status st, rb
 int h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, int rank,
                      const hsize_t *dims, const void *data, int compress);
 
+/* A dataset-transfer property list for moving n elements whose larger type (in the file or
+ * in memory) takes elem bytes: its type-conversion buffer holds them all, up to HDF5's own
+ * default of 1 MiB. libhdf5 allocates and clears that whole default for every read or write
+ * that converts, however few elements it moves. The caller closes it (H5Pclose). */
+hid_t h5_xfer(size_t n, size_t elem);
+
+/* The kind of object at path below loc: H5I_GROUP, H5I_DATASET, H5I_DATATYPE, or H5I_BADID
+ * when there is none (no such link, or a link below something that is not a group). Readers
+ * check an optional object's kind with it, so that one of the wrong kind is refused, never
+ * read as absent. */
+H5I_type_t h5_kind(hid_t loc, const char *path);
+
 /* Whether the link path ("a/b/c") exists below loc, every group on the way included. */
 int h5_exists(hid_t loc, const char *path);
 

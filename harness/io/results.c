@@ -333,6 +333,37 @@ struct results_reader {
     hid_t file;
 };
 
+/* The optional objects, checked at open so that none of the wrong kind reads as absent:
+ * /runs a group whose every member is a run group, /summary a dataset whose declared extent
+ * the file holds (its type is checked where it is read). */
+static rb_status check_kinds(hid_t f, const char *path, rb_err *e) {
+    H5I_type_t k = h5_kind(f, "runs");
+    if (k != H5I_BADID && k != H5I_GROUP)
+        return rb_fail(e, RB_EINPUT, path, "/runs must be a group of runs, not a %s",
+                       k == H5I_DATASET ? "dataset" : "datatype");
+    char **ids;
+    int n = h5_link_names(f, "runs", &ids);
+    rb_status st = RB_OK;
+    for (int i = 0; i < n; i++) {
+        char gp[300];
+        snprintf(gp, sizeof gp, "runs/%s", ids[i]);
+        if (!st && h5_kind(f, gp) != H5I_GROUP)
+            st = rb_fail(e, RB_EINPUT, path, "/runs/%s is not a run group", ids[i]);
+        free(ids[i]);
+    }
+    free(ids);
+    if (st) return st;
+    k = h5_kind(f, "summary");
+    if (k == H5I_BADID) return RB_OK;
+    if (k != H5I_DATASET)
+        return rb_fail(e, RB_EINPUT, path, "/summary must be a table (a dataset), not a %s",
+                       k == H5I_GROUP ? "group" : "datatype");
+    hid_t d;
+    if ((st = h5_dataset_open(f, "summary", &d, path, e))) return st;
+    H5Dclose(d);
+    return RB_OK;
+}
+
 rb_status results_reader_open(const char *path, results_reader **out, rb_err *e) {
     *out = NULL;
     h5_quiet();
@@ -349,6 +380,10 @@ rb_status results_reader_open(const char *path, results_reader **out, rb_err *e)
         st = rb_fail(e, RB_EINPUT, path, "results format_version %lld not supported",
                      (long long)ver);
     if (st) {
+        H5Fclose(f);
+        return st;
+    }
+    if ((st = check_kinds(f, path, e))) {
         H5Fclose(f);
         return st;
     }
@@ -543,7 +578,10 @@ static int read_summary_member(hid_t d, hid_t ft, const results_column *c,
     hid_t mem = H5Tcreate(H5T_COMPOUND, sz);
     H5Tinsert(mem, c->name, 0, mt);
     char *buf = rb_calloc(n ? n : 1, sz);
-    int rc = H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0 ? -1 : 1;
+    size_t row = H5Tget_size(ft) > sz ? H5Tget_size(ft) : sz;
+    hid_t x = h5_xfer(n, row);
+    int rc = H5Dread(d, mem, H5S_ALL, H5S_ALL, x, buf) < 0 ? -1 : 1;
+    H5Pclose(x);
     for (size_t i = 0; i < n && rc > 0; i++) {
         char *dst = results_field(&rows[i], c);
         if (vlen) {

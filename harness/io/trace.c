@@ -146,9 +146,32 @@ static rb_status open_layer(trace *t, int slot, rb_err *e) {
     return RB_OK;
 }
 
-/* The optional /tokens (integers [n_tokens]) and /text (one string), checked at open so that
- * no later reader meets them wrong. */
-static rb_status check_tokens_text(trace *t, rb_err *e) {
+/* One planted-truth table /truth/<name>: int32 [n, 3], n <= n_tokens (one row per token at
+ * most), its extent backed by storage. */
+static rb_status check_truth_table(trace *t, const char *name, rb_err *e) {
+    char path[64];
+    snprintf(path, sizeof path, "truth/%s", name);
+    if (h5_kind(t->file, path) == H5I_BADID) return RB_OK;
+    hid_t d;
+    rb_status s = h5_dataset_open(t->file, path, &d, t->path, e);
+    if (s) return s;
+    hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
+    hsize_t dims[2] = {0, 0};
+    int rank = H5Sget_simple_extent_ndims(sp);
+    if (rank == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (H5Tget_class(ft) != H5T_INTEGER || rank != 2 || dims[1] != 3)
+        s = rb_fail(e, RB_EINPUT, t->path, "/%s must be integers [n, 3]", path);
+    else if (dims[0] > (hsize_t)t->meta.n_tokens)
+        s = rb_fail(e, RB_EINPUT, t->path, "/%s has %llu rows, more than n_tokens=%d", path,
+                    (unsigned long long)dims[0], t->meta.n_tokens);
+    H5Tclose(ft), H5Sclose(sp), H5Dclose(d);
+    return s;
+}
+
+/* The optional objects, /tokens (integers [n_tokens]), /text (one string) and /truth (a
+ * group of int32 [n, 3] tables), checked at open for kind and extent, so that no later
+ * reader meets them wrong: present but of another kind is refused, never read as absent. */
+static rb_status check_optional(trace *t, rb_err *e) {
     rb_status s = RB_OK;
     hid_t d;
     if (h5_exists(t->file, "tokens")) {
@@ -171,8 +194,15 @@ static rb_status check_tokens_text(trace *t, rb_err *e) {
             H5Sget_simple_extent_npoints(sp) != 1)
             s = rb_fail(e, RB_EINPUT, t->path, "/text must be one variable-length string");
         H5Tclose(ft), H5Sclose(sp), H5Dclose(d);
+        if (s) return s;
     }
-    return s;
+    H5I_type_t truth = h5_kind(t->file, "truth");
+    if (truth == H5I_BADID) return RB_OK;
+    if (truth != H5I_GROUP)
+        return rb_fail(e, RB_EINPUT, t->path, "/truth must be a group (of milestones and "
+                       "phoenix tables), not a %s", truth == H5I_DATASET ? "dataset" : "datatype");
+    if ((s = check_truth_table(t, "milestones", e))) return s;
+    return check_truth_table(t, "phoenix", e);
 }
 
 rb_status trace_open(const char *path, trace **out, rb_err *e) {
@@ -257,7 +287,7 @@ rb_status trace_open(const char *path, trace **out, rb_err *e) {
     }
     for (int sl = 0; sl < m->n_stored; sl++)
         if ((s = open_layer(t, sl, e))) goto fail;
-    if ((s = check_tokens_text(t, e))) goto fail;
+    if ((s = check_optional(t, e))) goto fail;
     *out = t;
     return RB_OK;
 fail:
@@ -316,10 +346,14 @@ rb_status trace_read_tokens(trace *t, int32_t *dst, int *present, rb_err *e) {
     if (np != t->meta.n_tokens)
         s = rb_fail(e, RB_EINPUT, t->path, "/tokens has %lld entries, expected n_tokens=%d",
                     (long long)np, t->meta.n_tokens);
-    else if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
-        s = rb_fail(e, RB_EINPUT, t->path, "cannot read /tokens");
-    else
-        *present = 1;
+    else {
+        hid_t x = h5_xfer((size_t)np, 8); /* any integer type, up to 64 bits */
+        if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, x, dst) < 0)
+            s = rb_fail(e, RB_EINPUT, t->path, "cannot read /tokens");
+        else
+            *present = 1;
+        H5Pclose(x);
+    }
     H5Dclose(d);
     return s;
 }
@@ -338,7 +372,10 @@ rb_status trace_read_text(trace *t, char **text, rb_err *e) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5T_CSET_UTF8);
-        if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) < 0 || !p)
+        hid_t x = h5_xfer(1, sizeof p > H5Tget_size(ft) ? sizeof p : H5Tget_size(ft));
+        herr_t rc = H5Dread(d, mt, H5S_ALL, H5S_ALL, x, &p);
+        H5Pclose(x);
+        if (rc < 0 || !p)
             s = rb_fail(e, RB_EINPUT, t->path, "cannot read /text");
         else {
             *text = rb_strdup(p);
@@ -351,36 +388,51 @@ rb_status trace_read_text(trace *t, char **text, rb_err *e) {
     return s;
 }
 
+/* Row i of a truth table against the trace's extent (synth.h says what the columns are):
+ * milestones: n_prefill <= position < first active <= last active < n_tokens; phoenix:
+ * position < n_prefill <= dormant from <= revived at < n_tokens. Returns the first broken
+ * condition's text, or NULL. */
+static const char *truth_row_error(const trace_meta *m, int phoenix, const int32_t *r) {
+    if (!phoenix) {
+        if (r[0] < m->n_prefill || r[0] >= m->n_tokens) return "position is not a decode position";
+        if (r[1] <= r[0]) return "first active step is not after the position";
+        if (r[2] < r[1]) return "last active step is before the first";
+        if (r[2] >= m->n_tokens) return "last active step is past the trace";
+    } else {
+        if (r[0] < 0 || r[0] >= m->n_prefill) return "position is not a prompt position";
+        if (r[1] < m->n_prefill) return "dormant-from step is in the prompt";
+        if (r[2] < r[1]) return "revival is before the dormant-from step";
+        if (r[2] >= m->n_tokens) return "revival is past the trace";
+    }
+    return NULL;
+}
+
 rb_status trace_read_truth(trace *t, const char *name, int32_t **rows, int *n, rb_err *e) {
     *rows = NULL;
     *n = 0;
     char path[64];
     snprintf(path, sizeof path, "truth/%s", name);
     h5_quiet();
-    if (!h5_exists(t->file, path)) return RB_OK;
-    hid_t d;
-    rb_status s0 = h5_dataset_open(t->file, path, &d, t->path, e);
-    if (s0) return s0;
-    hid_t sp = H5Dget_space(d);
-    hsize_t dims[2] = {0, 0};
-    int rank = H5Sget_simple_extent_ndims(sp);
-    if (rank == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
-    H5Sclose(sp);
-    rb_status s = RB_OK;
-    if (rank != 2 || dims[1] != 3 || dims[0] > INT32_MAX) {
-        s = rb_fail(e, RB_EINPUT, t->path, "/%s must be int32 [n, 3]", path);
-    } else {
-        *rows = rb_malloc(sizeof(int32_t) * 3 * (dims[0] ? dims[0] : 1));
-        if (dims[0] && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0) {
-            free(*rows);
-            *rows = NULL;
-            s = rb_fail(e, RB_EINPUT, t->path, "cannot read /%s", path);
-        } else {
-            *n = (int)dims[0];
+    if (!h5_exists(t->file, path)) return RB_OK; /* kind and extent were checked at open */
+    hsize_t dims[2];
+    int32_t *r;
+    rb_status s = h5_read_dataset(t->file, path, H5T_NATIVE_INT32, 2, dims, (void **)&r,
+                                  t->path, e);
+    if (s) return s;
+    int phoenix = !strcmp(name, "phoenix");
+    for (hsize_t i = 0; i < dims[0]; i++) {
+        const char *why = truth_row_error(&t->meta, phoenix, r + 3 * i);
+        if (why) {
+            s = rb_fail(e, RB_EINPUT, t->path, "/%s row %llu [%d, %d, %d]: %s (n_prefill %d, "
+                        "n_tokens %d)", path, (unsigned long long)i, r[3 * i], r[3 * i + 1],
+                        r[3 * i + 2], why, t->meta.n_prefill, t->meta.n_tokens);
+            free(r);
+            return s;
         }
     }
-    H5Dclose(d);
-    return s;
+    *rows = r; /* present, even when empty: callers tell absent from empty */
+    *n = (int)dims[0];
+    return RB_OK;
 }
 
 /* ------------------------------------------------------------------ writing */

@@ -40,7 +40,8 @@ typedef struct trace_writer trace_writer;
 
 /* Open and validate: HDF5, format name and version, attributes present and positive,
  * n_q_heads a multiple of n_kv_heads, n_prefill < n_tokens, every stored layer present with
- * the right shapes and dtype. Values are checked as they are read (trace_read). */
+ * the right shapes and dtype, and each optional object (/tokens, /text, /truth and its
+ * tables) absent or of the right kind and extent. Values are checked as they are read (trace_read). */
 rb_status trace_open(const char *path, trace **out, rb_err *e);
 const trace_meta *trace_get_meta(const trace *t);
 const char *trace_path(const trace *t);
@@ -54,7 +55,9 @@ rb_status trace_read(trace *t, int slot, trace_tensor which, int pos0, int n, fl
 /* Optional datasets. *present is 0 when the file does not have them (not an error). */
 rb_status trace_read_tokens(trace *t, int32_t *dst /* [n_tokens] */, int *present, rb_err *e);
 rb_status trace_read_text(trace *t, char **text /* malloc'd, or NULL */, rb_err *e);
-/* name is "milestones" or "phoenix"; *rows is malloc'd int32 [*n, 3] (NULL when absent). */
+/* name is "milestones" or "phoenix"; *rows is malloc'd int32 [*n, 3] (NULL when absent).
+ * trace_open checked the tables' kind and extent; each row is checked here against n_prefill
+ * and n_tokens (synth.h: what the columns mean), a row out of range refused as RB_EINPUT. */
 rb_status trace_read_truth(trace *t, const char *name, int32_t **rows, int *n, rb_err *e);
 /* Bytes the file takes on disk. */
 int64_t trace_file_bytes(const trace *t);

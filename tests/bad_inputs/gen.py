@@ -217,6 +217,17 @@ trace_case("milestones-shape", lambda f: replace_ds(f["truth"], "milestones", np
 trace_case("milestones-out-of-range", lambda f: replace_ds(f["truth"], "milestones", np.array([[999, 20, 30]], "i4")), r"/truth/milestones")
 trace_case("phoenix-string", lambda f: replace_ds(f["truth"], "phoenix", np.array(["a", "b"], dtype=h5py.string_dtype())), r"/truth/phoenix")
 trace_case("truth-is-dataset", lambda f: (f.__delitem__("truth"), f.create_dataset("truth", data=[1])), r"^raasbench: .*truth")
+# Every optional object is checked for kind and extent at open, its rows against the trace.
+trace_case("milestones-out-of-range-lifecycle", lambda f: replace_ds(f["truth"], "milestones", np.array([[20, 30, 64]], "i4")), r"/truth/milestones row 0 .*past the trace", "lifecycle")
+trace_case("milestones-in-prompt", lambda f: replace_ds(f["truth"], "milestones", np.array([[3, 20, 30]], "i4")), r"/truth/milestones row 0 .*not a decode position")
+trace_case("phoenix-out-of-range", lambda f: replace_ds(f["truth"], "phoenix", np.array([[40, 16, 20]], "i4")), r"/truth/phoenix row 0 .*not a prompt position")
+trace_case("phoenix-revival-negative", lambda f: replace_ds(f["truth"], "phoenix", np.array([[4, 16, -1]], "i4")), r"/truth/phoenix row 0 ")
+trace_case("milestones-float", lambda f: replace_ds(f["truth"], "milestones", np.zeros((2, 3), "f4")), r"/truth/milestones must be integers")
+trace_case("milestones-too-many-rows", lambda f: replace_ds(f["truth"], "milestones", np.tile(np.array([[20, 30, 40]], "i4"), (65, 1))), r"/truth/milestones has 65 rows, more than n_tokens=64")
+trace_case("milestones-is-group", lambda f: (f["truth"].__delitem__("milestones"), f["truth"].create_group("milestones")), r"truth/milestones is not a dataset")
+trace_case("truth-is-dataset-replay", lambda f: (f.__delitem__("truth"), f.create_dataset("truth", data=[1])), r"/truth must be a group", "replay")
+trace_case("tokens-is-group", lambda f: (f.__contains__("tokens") and f.__delitem__("tokens"), f.create_group("tokens")), r"tokens is not a dataset")
+trace_case("text-is-group", lambda f: (f.__contains__("text") and f.__delitem__("text"), f.create_group("text")), r"text is not a dataset")
 trace_case("tokens-length", lambda f: replace_ds(f, "tokens", np.arange(10, dtype="i4")), r"/tokens .*(10|n_tokens)")
 trace_case("text-int", lambda f: replace_ds(f, "text", np.arange(5, dtype="i4")), r"^raasbench: .*/text")
 trace_case("text-array", lambda f: replace_ds(f, "text", np.array(["a", "b"], dtype=h5py.string_dtype())), r"^raasbench: .*/text")
@@ -272,6 +283,11 @@ results_case("summary-2e34", lambda f: replace_ds(f, "summary", shape=(1 << 34,)
              r"^raasbench: .*summary", ("export", "summary"))
 results_case("summary-2e34-info", lambda f: replace_ds(f, "summary", shape=(1 << 34,), dtype=f["summary"].dtype, chunks=(64,)),
              r"^raasbench: .*summary")
+# Optional objects of the wrong kind are refused at open, whatever the command reads.
+results_case("runs-is-dataset-info", lambda f: (f.__delitem__("runs"), f.create_dataset("runs", data=[1])), r"/runs must be a group of runs, not a dataset")
+results_case("run-is-dataset", lambda f: (f["runs"].__delitem__("h2o_L32"), f["runs"].create_dataset("h2o_L32", data=[1])), r"/runs/h2o_L32 is not a run group", ("export", "steps"))
+results_case("summary-is-group", lambda f: (f.__delitem__("summary"), f.create_group("summary")), r"/summary must be a table \(a dataset\), not a group")
+results_case("summary-is-group-export", lambda f: (f.__delitem__("summary"), f.create_group("summary")), r"/summary must be a table", ("export", "summary"))
 case("results-unknown-run", ["export", RESULTS, "--table", "steps", "--run", "nope_L1", "--out", keep_out("results-unknown-run", "o.tsv")],
      r"^raasbench: .*nope_L1")
 case("results-unknown-table", ["export", RESULTS, "--table", "heatmap", "--out", keep_out("results-unknown-table", "o.tsv")],

@@ -10,6 +10,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_h5_input(data, size);
+    if (!path) return -1;
     results_reader *rd = NULL;
     rb_err e;
     rb_status st = results_reader_open(path, &rd, &e);

@@ -16,6 +16,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_h5_input(data, size);
+    if (!path) return -1;
     trace *t = NULL;
     rb_err e;
     rb_status st = trace_open(path, &t, &e);

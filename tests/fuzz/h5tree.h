@@ -151,14 +151,18 @@ static inline void h5tree_dataset(hid_t loc, const char *name, h5tree_in *in) {
                 h5tree_bytes(in, s[i], len);
                 s[i][len] = 0;
             }
-            H5Dwrite(d, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, s);
+            hid_t x = h5_xfer(ne, sizeof *s);
+            H5Dwrite(d, ty, H5S_ALL, H5S_ALL, x, s);
+            H5Pclose(x);
             for (size_t i = 0; i < ne; i++) free(s[i]);
             free(s);
         } else {
             size_t es = H5Tget_size(ty);
             void *buf = malloc(ne * es + 1);
             h5tree_bytes(in, buf, ne * es);
-            H5Dwrite(d, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+            hid_t x = h5_xfer(ne, es);
+            H5Dwrite(d, ty, H5S_ALL, H5S_ALL, x, buf);
+            H5Pclose(x);
             free(buf);
         }
     }
