@@ -55,6 +55,21 @@ struct model_cuda {
 /* How many events a session keeps: two per forward, one per token of a generate batch. */
 #define GEN_BATCH 64
 
+/* The stages RB_CUDA_PROFILE times (kvd_step split between window and global layers). */
+enum {
+    PROF_EMBED, PROF_QKV, PROF_QK_FINISH, PROF_KVD_WINDOW, PROF_KVD_GLOBAL, PROF_O, PROF_NORM_ATTN,
+    PROF_GATE_UP, PROF_DOWN, PROF_NORM_FFN, PROF_HEAD, PROF_ADVANCE, PROF_N
+};
+static const char *const prof_name[PROF_N] = {
+    "embed+norm", "q/k/v matvec", "qk_finish", "kvd_step window", "kvd_step global", "o matvec",
+    "residual-norm attn", "gate/up matvec", "down matvec", "residual-norm ffn", "head matvec",
+    "argmax/advance",
+};
+#define PROF_EVENTS 512
+
+typedef struct model_cuda_session model_cuda_session;
+static void print_profile(const model_cuda_session *s);
+
 struct model_cuda_session {
     model_cuda *g;
     kvd_cache *kc;
@@ -71,6 +86,12 @@ struct model_cuda_session {
     fwd_events *ev;    /* [GEN_BATCH + 1] */
     int32_t *sel;      /* host [max_tokens]: a selection read back (layer_attended) */
     double last_ms;
+    /* RB_CUDA_PROFILE=1: decode steps run without graphs, an event after every stage */
+    int profile, profiling_now, n_marks;
+    fwd_events *pev;     /* [PROF_EVENTS] */
+    int8_t mark_cat[PROF_EVENTS];
+    float *prof;         /* [prof_n][PROF_N]: per token, the time of each stage summed over layers */
+    int prof_n, prof_cap;
 };
 
 int model_cuda_available(void) {
@@ -329,12 +350,21 @@ rb_status model_cuda_session_create(model_cuda *g, const model_cache_config *cc,
     const char *env = getenv("RB_CUDA_GRAPHS");
     s->use_graphs = !(env && !strcmp(env, "0"));
     if (!s->use_graphs) snprintf(s->graph_note, sizeof s->graph_note, "off (RB_CUDA_GRAPHS=0)");
+    env = getenv("RB_CUDA_PROFILE");
+    s->profile = env && !strcmp(env, "1");
+    if (s->profile && (st = fwd_cuda_events_create(PROF_EVENTS, &s->pev, e))) {
+        model_cuda_session_destroy(s);
+        return st;
+    }
     *out = s;
     return RB_OK;
 }
 
 void model_cuda_session_destroy(model_cuda_session *s) {
     if (!s) return;
+    if (s->prof_n > 0) print_profile(s);
+    free(s->prof);
+    fwd_cuda_events_destroy(s->pev);
     fwd_cuda_graph_destroy(s->gr_prefill);
     fwd_cuda_graph_destroy(s->gr_decode);
     fwd_cuda_graph_destroy(s->gr_head);
@@ -353,6 +383,13 @@ static rb_status mv1(attn_cuda *c, fwd_mat m, const float *x, const float *bias,
     return fwd_cuda_matvec(c, &j, 1, 0, NULL, e);
 }
 
+/* RB_CUDA_PROFILE: an event after a stage of category cat (a no-op unless profiling). */
+static rb_status mark(model_cuda_session *s, int cat, rb_err *e) {
+    if (!s->profiling_now || s->n_marks >= PROF_EVENTS) return RB_OK;
+    s->mark_cat[s->n_marks] = (int8_t)cat;
+    return fwd_cuda_event_record(s->g->c, s->pev, s->n_marks++, e);
+}
+
 /* Every layer of one token at tokens[*pos], *pos, then *pos += 1. */
 static rb_status queue_layers(model_cuda_session *s, int prefill, rb_err *e) {
     model_cuda *g = s->g;
@@ -365,6 +402,7 @@ static rb_status queue_layers(model_cuda_session *s, int prefill, rb_err *e) {
     /* llama.cpp scales gemma's embedding by sqrtf(n_embd) in float */
     rb_status st = fwd_cuda_embed(c, g->tok_embd, s->tokens, pos, gemma ? sqrtf((float)E) : 1.0f,
                                   s->x, g->layers[0].attn_norm, eps, s->xn, e);
+    if (!st) st = mark(s, PROF_EMBED, e);
     for (int il = 0; il < hp->n_layers && !st; il++) {
         const dev_layer *L = &g->layers[il];
         float *q = s->q + (size_t)il * QD, *k = s->k + (size_t)il * KD, *v = s->v + (size_t)il * KD;
@@ -377,13 +415,16 @@ static rb_status queue_layers(model_cuda_session *s, int prefill, rb_err *e) {
         fwd_rope rope = {.neox = hp->rope_neox, .base = hp->rope_base[il],
                          .pos_scale = local ? 1.0f : g->rope_pos_scale,
                          .freq_factors = g->rope_factors};
-        if ((st = fwd_cuda_matvec(c, qkv, 3, 0, NULL, e)) ||
-            (st = fwd_cuda_qk_finish(c, q, Hq, L->q_norm, k, Hkv, L->k_norm, D, eps, pos, &rope, e)))
+        if ((st = fwd_cuda_matvec(c, qkv, 3, 0, NULL, e)) || (st = mark(s, PROF_QKV, e)) ||
+            (st = fwd_cuda_qk_finish(c, q, Hq, L->q_norm, k, Hkv, L->k_norm, D, eps, pos, &rope, e)) ||
+            (st = mark(s, PROF_QK_FINISH, e)))
             break;
         kvd_step(s->kc, il, prefill, pos, q, k, v, s->att);
-        if ((st = mv1(c, L->wo, s->att, NULL, s->o, e)) ||
+        if ((st = mark(s, local ? PROF_KVD_WINDOW : PROF_KVD_GLOBAL, e)) ||
+            (st = mv1(c, L->wo, s->att, NULL, s->o, e)) || (st = mark(s, PROF_O, e)) ||
             (st = fwd_cuda_residual_norm(c, s->o, gemma ? L->post_attn_norm : NULL, s->x,
-                                         L->ffn_norm, E, eps, s->xn, e)))
+                                         L->ffn_norm, E, eps, s->xn, e)) ||
+            (st = mark(s, PROF_NORM_ATTN, e)))
             break;
         fwd_mv gu[2] = {
             {.m = L->gate, .x = s->xn, .y = s->gate},
@@ -392,13 +433,15 @@ static rb_status queue_layers(model_cuda_session *s, int prefill, rb_err *e) {
         fwd_mv down = {.m = L->down, .x = s->gate, .x2 = s->up,
                        .act = gemma ? FWD_ACT_GELU_TANH : FWD_ACT_SILU, .y = s->o};
         const float *next = il + 1 < hp->n_layers ? g->layers[il + 1].attn_norm : g->output_norm;
-        if ((st = fwd_cuda_matvec(c, gu, 2, 0, NULL, e)) ||
-            (st = fwd_cuda_matvec(c, &down, 1, 0, NULL, e)) ||
+        if ((st = fwd_cuda_matvec(c, gu, 2, 0, NULL, e)) || (st = mark(s, PROF_GATE_UP, e)) ||
+            (st = fwd_cuda_matvec(c, &down, 1, 0, NULL, e)) || (st = mark(s, PROF_DOWN, e)) ||
             (st = fwd_cuda_residual_norm(c, s->o, gemma ? L->post_ffw_norm : NULL, s->x, next, E,
-                                         eps, s->xn, e)))
+                                         eps, s->xn, e)) ||
+            (st = mark(s, PROF_NORM_FFN, e)))
             break;
     }
     if (!st) st = fwd_cuda_advance(c, pos, 1, NULL, NULL, 0, NULL, e);
+    if (!st) st = mark(s, PROF_ADVANCE, e);
     return st;
 }
 
@@ -409,8 +452,10 @@ static rb_status queue_head(model_cuda_session *s, rb_err *e) {
     const model_hparams *hp = model_get_hparams(g->m);
     fwd_mv j = {.m = g->output, .x = s->xn, .y = s->logits};
     rb_status st = fwd_cuda_matvec(g->c, &j, 1, hp->final_softcap, s->argmax, e);
+    if (!st) st = mark(s, PROF_HEAD, e);
     if (!st)
         st = fwd_cuda_advance(g->c, s->state, 0, s->argmax, s->tokens, s->max_tokens, s->state + 1, e);
+    if (!st) st = mark(s, PROF_ADVANCE, e);
     return st;
 }
 
@@ -424,9 +469,68 @@ static rb_status queue_kind(model_cuda_session *s, int kind, rb_err *e) {
     return st;
 }
 
+/* One decode step's launches without a graph, an event after each stage; waits for it and
+ * adds a row of per-stage times (summed over layers) to s->prof. */
+static rb_status run_profiled(model_cuda_session *s, rb_err *e) {
+    s->profiling_now = 1;
+    s->n_marks = 0;
+    rb_status st = mark(s, -1, e);
+    if (!st) st = queue_kind(s, RUN_DECODE, e);
+    s->profiling_now = 0;
+    if (st) return st;
+    if (s->prof_n == s->prof_cap) {
+        s->prof_cap = s->prof_cap ? 2 * s->prof_cap : 64;
+        s->prof = rb_realloc(s->prof, sizeof(float) * PROF_N * (size_t)s->prof_cap);
+    }
+    float *row = s->prof + (size_t)s->prof_n * PROF_N;
+    for (int i = 0; i < PROF_N; i++) row[i] = 0;
+    for (int i = 1; i < s->n_marks && !st; i++) {
+        float ms = 0;
+        st = fwd_cuda_event_ms(s->pev, i - 1, i, &ms, e);
+        row[s->mark_cat[i]] += ms;
+    }
+    if (!st) s->prof_n++;
+    return st;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The RB_CUDA_PROFILE table on stderr: per stage the median over the profiled tokens. */
+static void print_profile(const model_cuda_session *s) {
+    const model_hparams *hp = model_get_hparams(s->g->m);
+    int n_win = 0;
+    for (int il = 0; il < hp->n_layers; il++) n_win += hp->sliding_window[il] != 0;
+    const int n_glob = hp->n_layers - n_win;
+    float *col = rb_malloc(sizeof(float) * (size_t)s->prof_n), *tot = rb_malloc(sizeof(float) * (size_t)s->prof_n);
+    for (int t = 0; t < s->prof_n; t++) {
+        tot[t] = 0;
+        for (int i = 0; i < PROF_N; i++) tot[t] += s->prof[(size_t)t * PROF_N + i];
+    }
+    qsort(tot, (size_t)s->prof_n, sizeof(float), cmp_float);
+    const double med_tot = 1e3 * tot[s->prof_n / 2];
+    fprintf(stderr, "profile: %d decode tokens without graphs, an event after each stage; median "
+            "us per token (summed over %d layers):\n", s->prof_n, hp->n_layers);
+    for (int i = 0; i < PROF_N; i++) {
+        for (int t = 0; t < s->prof_n; t++) col[t] = s->prof[(size_t)t * PROF_N + i];
+        qsort(col, (size_t)s->prof_n, sizeof(float), cmp_float);
+        double us = 1e3 * col[s->prof_n / 2];
+        char per[64] = "";
+        if (i == PROF_KVD_WINDOW && n_win) snprintf(per, sizeof per, " (%.1f per layer x %d)", us / n_win, n_win);
+        if (i == PROF_KVD_GLOBAL && n_glob) snprintf(per, sizeof per, " (%.1f per layer x %d)", us / n_glob, n_glob);
+        fprintf(stderr, "profile  %-20s %8.1f us %5.1f%%%s\n", prof_name[i], us,
+                med_tot > 0 ? 100.0 * us / med_tot : 0.0, per);
+    }
+    fprintf(stderr, "profile  %-20s %8.1f us (median of the per-token sums)\n", "token", med_tot);
+    free(col), free(tot);
+}
+
 /* Queue one step of a kind: its graph (captured on first use), or the launches themselves
  * when graphs are off. */
 static rb_status run(model_cuda_session *s, int kind, rb_err *e) {
+    if (s->profile && kind == RUN_DECODE) return run_profiled(s, e);
     fwd_graph **gr = kind == RUN_PREFILL ? &s->gr_prefill : kind == RUN_DECODE ? &s->gr_decode : &s->gr_head;
     if (s->use_graphs && !*gr) {
         rb_err ce = {0};

@@ -49,6 +49,7 @@ struct mv_job {
 struct mv_args {
     mv_job j[FWD_MAX_JOBS];
     int n_jobs, total_rows;
+    int one_stage; /* every row one stage of <= 16 * 32 * kMvPrefetch bytes: double-buffered */
     float softcap;
     unsigned long long *argmax;
 };
@@ -73,72 +74,149 @@ __device__ __forceinline__ unsigned long long argmax_key(float v, int idx) {
     return ((unsigned long long)u << 32) | (unsigned long long)(0xFFFFFFFFu - (unsigned)idx);
 }
 
+/* The job of row r of a launch's row space. */
+__device__ __forceinline__ int job_of(const mv_args &a, int r) {
+    int ji = 0;
+#pragma unroll
+    for (int i = 1; i < FWD_MAX_JOBS; i++)
+        if (i < a.n_jobs && r >= a.j[i].row0) ji = i;
+    return ji;
+}
+
+/* The 16-byte words [a0, a0 + 16 * n16) that chunks [c0, c1) of row `row` of J read. */
+__device__ __forceinline__ void stage_span(const mv_job &J, int row, int c0, int c1,
+                                           uintptr_t *a0, int *n16) {
+    const uint8_t *rp = J.w + (long long)row * J.row_bytes;
+    int64_t b0, bend;
+    qd_stage_range(J.type, J.row_bytes, c0, c1, &b0, &bend);
+    *a0 = (uintptr_t)(rp + b0) & ~(uintptr_t)15;
+    const uintptr_t a1 = ((uintptr_t)(rp + bend) + 15) & ~(uintptr_t)15;
+    *n16 = (int)((a1 - *a0) >> 4);
+}
+
+/* This lane's part of the dot product of chunks [c0, c1) of a row (staged in buf from the
+ * aligned address a0) with x: lane takes chunk c0 + lane. */
+__device__ __forceinline__ float chunk_dot(const mv_job &J, int row, int c0, int c1, int lane,
+                                           const uint8_t *buf, uintptr_t a0) {
+    const int c = c0 + lane;
+    if (c >= c1) return 0.f;
+    const uint8_t *rp = J.w + (long long)row * J.row_bytes;
+    int sub;
+    const long long off = qd_chunk_at(J.type, c, &sub);
+    const uint8_t *p = buf + ((uintptr_t)(rp + off) - a0);
+    const int n = min(QD_CHUNK, J.cols - c * QD_CHUNK);
+    float wv[QD_CHUNK];
+    qd_chunk(J.type, p, sub, n, wv);
+    const float *xp = J.x + (size_t)c * QD_CHUNK;
+    float part = 0.f;
+    if (n == QD_CHUNK && !J.act) {
+#pragma unroll
+        for (int i = 0; i < QD_CHUNK; i += 4) {
+            float4 xv = __ldg(reinterpret_cast<const float4 *>(xp + i));
+            part = fmaf(wv[i], xv.x, part);
+            part = fmaf(wv[i + 1], xv.y, part);
+            part = fmaf(wv[i + 2], xv.z, part);
+            part = fmaf(wv[i + 3], xv.w, part);
+        }
+    } else {
+        const float *x2p = J.x2 ? J.x2 + (size_t)c * QD_CHUNK : nullptr;
+        for (int i = 0; i < n; i++) {
+            float xv = act_in(J.act, __ldg(xp + i), x2p ? __ldg(x2p + i) : 0.f);
+            part = fmaf(wv[i], xv, part);
+        }
+    }
+    return part;
+}
+
+/* The end of a row: the warp's sum, bias, softcap, y and the greedy key (lane 0). */
+__device__ __forceinline__ void row_out(const mv_args &a, const mv_job &J, int row, int r,
+                                        float acc, int lane, unsigned long long *best) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (lane == 0) {
+        if (J.bias) acc += J.bias[row];
+        if (a.softcap > 0) acc = tanhf(acc / a.softcap) * a.softcap;
+        J.y[row] = acc;
+        if (a.argmax) {
+            unsigned long long k = argmax_key(acc, r);
+            *best = k > *best ? k : *best;
+        }
+    }
+}
+
+/* Rows of one stage (at most 32 chunks, at most 16 * 32 * kMvPrefetch bytes staged) take the
+ * double-buffered path: a lane holds its words of the warp's next row in registers, issued
+ * before the current row's arithmetic, so each warp keeps one row's loads in flight while
+ * it computes (fwd_cuda_matvec decides, mv_args.one_stage). */
+constexpr int kMvPrefetch = 2;
+
 __global__ void __launch_bounds__(kMvWarps * 32) matvec_kernel(const mv_args a) {
     __shared__ __align__(16) uint8_t stage[kMvWarps][kStageBytes];
     __shared__ unsigned long long best_sm[kMvWarps];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int stride = gridDim.x * kMvWarps;
     unsigned long long best = 0;
     uint8_t *buf = stage[warp];
-    for (int r = blockIdx.x * kMvWarps + warp; r < a.total_rows; r += gridDim.x * kMvWarps) {
-        int ji = 0;
+    int r = blockIdx.x * kMvWarps + warp;
+    if (a.one_stage) {
+        uint4 nx[kMvPrefetch];
+        uintptr_t a0 = 0;
+        int n16 = 0;
+        if (r < a.total_rows) { /* the first row: load and stage */
+            const mv_job &J = a.j[job_of(a, r)];
+            stage_span(J, r - J.row0, 0, (int)qd_row_chunks(J.cols), &a0, &n16);
 #pragma unroll
-        for (int i = 1; i < FWD_MAX_JOBS; i++)
-            if (i < a.n_jobs && r >= a.j[i].row0) ji = i;
-        const mv_job &J = a.j[ji];
-        const int type = J.type, cols = J.cols, row = r - J.row0;
-        const uint8_t *rp = J.w + (long long)row * J.row_bytes;
-        const int nch = (int)qd_row_chunks(cols);
-        float acc = 0.f;
-        for (int c0 = 0; c0 < nch; c0 += 32) {
-            const int c1 = min(nch, c0 + 32);
-            int64_t b0, bend;
-            qd_stage_range(type, J.row_bytes, c0, c1, &b0, &bend);
-            const uintptr_t a0 = (uintptr_t)(rp + b0) & ~(uintptr_t)15;
-            const uintptr_t a1 = ((uintptr_t)(rp + bend) + 15) & ~(uintptr_t)15;
-            const int n16 = (int)((a1 - a0) >> 4);
-            for (int i = lane; i < n16; i += 32)
-                reinterpret_cast<uint4 *>(buf)[i] = __ldg(reinterpret_cast<const uint4 *>(a0) + i);
-            __syncwarp();
-            const int c = c0 + lane;
-            if (c < c1) {
-                int sub;
-                const long long off = qd_chunk_at(type, c, &sub);
-                const uint8_t *p = buf + ((uintptr_t)(rp + off) - a0);
-                const int n = min(QD_CHUNK, cols - c * QD_CHUNK);
-                float wv[QD_CHUNK];
-                qd_chunk(type, p, sub, n, wv);
-                const float *xp = J.x + (size_t)c * QD_CHUNK;
-                float part = 0.f;
-                if (n == QD_CHUNK && !J.act) {
+            for (int k = 0; k < kMvPrefetch; k++)
+                if (lane + 32 * k < n16) nx[k] = __ldg(reinterpret_cast<const uint4 *>(a0) + lane + 32 * k);
 #pragma unroll
-                    for (int i = 0; i < QD_CHUNK; i += 4) {
-                        float4 xv = __ldg(reinterpret_cast<const float4 *>(xp + i));
-                        part = fmaf(wv[i], xv.x, part);
-                        part = fmaf(wv[i + 1], xv.y, part);
-                        part = fmaf(wv[i + 2], xv.z, part);
-                        part = fmaf(wv[i + 3], xv.w, part);
-                    }
-                } else {
-                    const float *x2p = J.x2 ? J.x2 + (size_t)c * QD_CHUNK : nullptr;
-                    for (int i = 0; i < n; i++) {
-                        float xv = act_in(J.act, __ldg(xp + i), x2p ? __ldg(x2p + i) : 0.f);
-                        part = fmaf(wv[i], xv, part);
-                    }
-                }
-                acc += part;
-            }
+            for (int k = 0; k < kMvPrefetch; k++)
+                if (lane + 32 * k < n16) reinterpret_cast<uint4 *>(buf)[lane + 32 * k] = nx[k];
             __syncwarp();
         }
+        for (; r < a.total_rows; r += stride) {
+            const int ji = job_of(a, r);
+            const mv_job &J = a.j[ji];
+            const int row = r - J.row0;
+            /* issue the next row's loads before this row's arithmetic */
+            const int rn = r + stride;
+            uintptr_t a0n = 0;
+            int n16n = 0;
+            if (rn < a.total_rows) {
+                const mv_job &Jn = a.j[job_of(a, rn)];
+                stage_span(Jn, rn - Jn.row0, 0, (int)qd_row_chunks(Jn.cols), &a0n, &n16n);
 #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-        if (lane == 0) {
-            if (J.bias) acc += J.bias[row];
-            if (a.softcap > 0) acc = tanhf(acc / a.softcap) * a.softcap;
-            J.y[row] = acc;
-            if (a.argmax) {
-                unsigned long long k = argmax_key(acc, r);
-                best = k > best ? k : best;
+                for (int k = 0; k < kMvPrefetch; k++)
+                    if (lane + 32 * k < n16n)
+                        nx[k] = __ldg(reinterpret_cast<const uint4 *>(a0n) + lane + 32 * k);
             }
+            const float acc = chunk_dot(J, row, 0, (int)qd_row_chunks(J.cols), lane, buf, a0);
+            __syncwarp(); /* every lane is done with buf */
+#pragma unroll
+            for (int k = 0; k < kMvPrefetch; k++)
+                if (lane + 32 * k < n16n) reinterpret_cast<uint4 *>(buf)[lane + 32 * k] = nx[k];
+            __syncwarp();
+            a0 = a0n, n16 = n16n;
+            row_out(a, J, row, r, acc, lane, &best);
+        }
+        (void)n16;
+    } else {
+        for (; r < a.total_rows; r += stride) {
+            const mv_job &J = a.j[job_of(a, r)];
+            const int row = r - J.row0;
+            const int nch = (int)qd_row_chunks(J.cols);
+            float acc = 0.f;
+            for (int c0 = 0; c0 < nch; c0 += 32) {
+                const int c1 = min(nch, c0 + 32);
+                uintptr_t a0;
+                int n16;
+                stage_span(J, row, c0, c1, &a0, &n16);
+                for (int i = lane; i < n16; i += 32)
+                    reinterpret_cast<uint4 *>(buf)[i] = __ldg(reinterpret_cast<const uint4 *>(a0) + i);
+                __syncwarp();
+                acc += chunk_dot(J, row, c0, c1, lane, buf, a0);
+                __syncwarp();
+            }
+            row_out(a, J, row, r, acc, lane, &best);
         }
     }
     if (a.argmax) {
@@ -339,6 +417,16 @@ rb_status fwd_cuda_matvec(attn_cuda *c, const fwd_mv *jobs, int n_jobs, float so
     if (total > 0x7fffffff) return rb_fail(e, RB_EINPUT, "fwd_cuda", "matvec: too many rows");
     a.n_jobs = n_jobs;
     a.total_rows = (int)total;
+    /* one stage per row (<= 32 chunks) whose widened span fits the prefetch registers */
+    a.one_stage = 1;
+    for (int i = 0; i < n_jobs; i++) {
+        const mv_job &m = a.j[i];
+        int64_t b0, b1;
+        const int64_t nch = qd_row_chunks(m.cols);
+        qd_stage_range(m.type, m.row_bytes, 0, nch, &b0, &b1);
+        /* a span starting anywhere in a 16-byte word covers at most this many words */
+        if (nch > 32 || (b1 - b0 + 30) / 16 + 1 > 32 * kMvPrefetch) a.one_stage = 0;
+    }
     a.softcap = softcap;
     a.argmax = reinterpret_cast<unsigned long long *>(argmax);
     long long blocks = (total + kMvWarps - 1) / kMvWarps, cap = mv_resident_blocks();

@@ -34,7 +34,7 @@ run test_fwd_dequant   # the block dequantizers on the CPU, bit for bit (also in
 run test_fwd_cuda      # every kernel against its CPU reference; the output product's bandwidth
 grep -E '^matvec|^device' "$LOG/test_fwd_cuda.log" 2>/dev/null | sed 's/^/    /'
 run test_model_cuda    # tiny models and Gemma 3 270M against the CPU model; speed at 1k context
-grep -E '^tiny|^gemma|^speed|^  a token|^  graphs|^  divergence|^device' "$LOG/test_model_cuda.log" \
+grep -E '^tiny|^gemma|^speed|^  a token|^  graphs|^  divergence|^device|^profile|^  flips' "$LOG/test_model_cuda.log" \
     2>/dev/null | sed 's/^/    /'
 
 exit $fail

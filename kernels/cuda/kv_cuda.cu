@@ -376,11 +376,12 @@ k_quest_topk(const kvl_lane *lanes, int per_head, int G, const int *pos_dev, int
 
 constexpr int ATT_WARPS = 4;
 
-/* Pages per split: the list spread over the n_split blocks, but at least a page per warp,
- * so short lists use few blocks and k_combine merges few partials. */
-__device__ __forceinline__ int split_chunk(int n, int n_split) {
+/* Pages per split: the list spread over the n_split blocks, but at least min_pages (a page
+ * per warp when per-page statistics are kept, else one page: its tokens are then cut into
+ * ATT_WARPS slices, a warp each, so a short list's serial chain per warp is a quarter page). */
+__device__ __forceinline__ int split_chunk(int n, int n_split, int min_pages) {
     int c = (n + n_split - 1) / n_split;
-    return c < ATT_WARPS ? ATT_WARPS : c;
+    return c < min_pages ? min_pages : c;
 }
 
 template <int D, int GM, typename T>
@@ -393,7 +394,9 @@ k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int 
     __shared__ float sacc[ATT_WARPS][GM][D];
     int r = blockIdx.x, b = blockIdx.y, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     int h0 = r * row_heads;
-    int n = cnt[r], chunk = split_chunk(n, n_split);
+    /* S slices a page (1 with per-page statistics: a warp must see its whole page) */
+    const int S = stat_m ? 1 : ATT_WARPS, tb = (P + S - 1) / S;
+    int n = cnt[r], chunk = split_chunk(n, n_split, stat_m ? ATT_WARPS : 1);
     int e0 = b * chunk, e1 = min(n, e0 + chunk);
     if (e0 >= e1) return; /* an idle split: k_combine reads only the first ceil(n / chunk) */
     float qr[GM][E], m[GM], s[GM], acc[GM][E];
@@ -406,7 +409,8 @@ k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int 
             acc[h][j] = 0;
         }
     }
-    for (int e = e0 + warp; e < e1; e += ATT_WARPS) {
+    for (int u = e0 * S + warp; u < e1 * S; u += ATT_WARPS) {
+        const int e = u / S, t_lo = (u % S) * tb, t_hi = min(P, t_lo + tb);
         int phys = list_phys[(size_t)r * list_cap + e];
         uint64_t mask = list_mask[(size_t)r * list_cap + e];
         float pm[GM], pl[GM];
@@ -416,26 +420,26 @@ k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int 
             const T *base = (const T *)page_addr[phys];
             /* U tokens' rows are loaded before any is used, so their latencies overlap */
             constexpr int U = 4;
-            for (int t0 = 0; t0 < P; t0 += U) {
+            for (int t0 = t_lo; t0 < t_hi; t0 += U) {
                 float kx[U][E], vx[U][E];
 #pragma unroll
-                for (int u = 0; u < U; u++) {
-                    int t = t0 + u;
-                    if (t < P && ((mask >> t) & 1)) {
-                        load_row<E>(base + (size_t)t * D + lane * E, kx[u]);
-                        load_row<E>(base + (size_t)(P + t) * D + lane * E, vx[u]);
+                for (int i = 0; i < U; i++) {
+                    int t = t0 + i;
+                    if (t < t_hi && ((mask >> t) & 1)) {
+                        load_row<E>(base + (size_t)t * D + lane * E, kx[i]);
+                        load_row<E>(base + (size_t)(P + t) * D + lane * E, vx[i]);
                     }
                 }
 #pragma unroll
-                for (int u = 0; u < U; u++) {
-                    int t = t0 + u;
-                    if (t >= P || !((mask >> t) & 1)) continue;
+                for (int i = 0; i < U; i++) {
+                    int t = t0 + i;
+                    if (t >= t_hi || !((mask >> t) & 1)) continue;
 #pragma unroll
                     for (int h = 0; h < GM; h++) {
                         if (h >= row_heads) break;
                         float dot = 0;
 #pragma unroll
-                        for (int j = 0; j < E; j++) dot += qr[h][j] * kx[u][j];
+                        for (int j = 0; j < E; j++) dot += qr[h][j] * kx[i][j];
                         dot = warp_sum(dot);
                         if (dot > m[h]) {
                             float c = expf(m[h] - dot);
@@ -447,7 +451,7 @@ k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int 
                         float p = expf(dot - m[h]);
                         s[h] += p;
 #pragma unroll
-                        for (int j = 0; j < E; j++) acc[h][j] += p * vx[u][j];
+                        for (int j = 0; j < E; j++) acc[h][j] += p * vx[i][j];
                         if (stat_m) {
                             if (dot > pm[h]) pl[h] *= expf(pm[h] - dot), pm[h] = dot;
                             pl[h] += expf(dot - pm[h]);
@@ -492,12 +496,12 @@ k_attn(const int32_t *list_phys, const uint64_t *list_mask, const int *cnt, int 
  * sums meet in shared memory. */
 constexpr int CMB_WARPS = 8;
 __global__ void __launch_bounds__(CMB_WARPS * 32)
-k_combine(int d, int n_split, const int *cnt, int per_head, int G, const float *part_m,
-          const float *part_l, const float *part_acc, float *out, float *lse) {
+k_combine(int d, int n_split, int min_pages, const int *cnt, int per_head, int G,
+          const float *part_m, const float *part_l, const float *part_acc, float *out, float *lse) {
     __shared__ float s_acc[CMB_WARPS][32];
     int h = blockIdx.x, c = blockIdx.y * 32 + threadIdx.x % 32, w = threadIdx.x / 32;
     int lane = threadIdx.x % 32;
-    int n = cnt[per_head ? h : h / G], chunk = split_chunk(n, n_split);
+    int n = cnt[per_head ? h : h / G], chunk = split_chunk(n, n_split, min_pages);
     int n_act = (n + chunk - 1) / chunk;
     const float *pm = part_m + (size_t)h * n_split, *pl = part_l + (size_t)h * n_split;
     float M = -INFINITY;
@@ -962,7 +966,9 @@ void kvd_step(kvd_cache *kc, int il, int prefill, const int *pos_dev, const floa
     else KV_ATTN_G(256);
 #undef KV_ATTN_G
 #undef KV_ATTN
-    k_combine<<<dim3(Hq, d / 32), CMB_WARPS * 32, 0, s>>>(d, L->n_split, cnt, L->per_head, G,
+    /* k_attn's pages per split: a page per warp with statistics, else a page per block */
+    k_combine<<<dim3(Hq, d / 32), CMB_WARPS * 32, 0, s>>>(d, L->n_split, sm ? ATT_WARPS : 1, cnt,
+                                                          L->per_head, G,
                                                           kc->d_part_m, kc->d_part_l,
                                                           kc->d_part_acc, out, kc->d_lse);
     if (L->policy == KVD_RAAS) {
