@@ -18,11 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define _Noreturn [[noreturn]] /* rb.h is C11; this is its C++ spelling */
-extern "C" {
-#include "rb.h" /* C linkage: rb.h has no extern "C" block of its own */
-}
-#undef _Noreturn
+#include "cuda/cuda_rb.cuh"
 #include "cuda/attn_cuda.h"
 
 namespace {
@@ -379,12 +375,7 @@ struct attn_cuda {
 
 extern "C" void *attn_cuda_stream(const attn_cuda *c) { return c ? (void *)c->stream : NULL; }
 
-#define CU_TRY(call)                                                                           \
-    do {                                                                                       \
-        cudaError_t err_ = (call);                                                             \
-        if (err_ != cudaSuccess)                                                               \
-            return rb_fail(e, RB_EINTERNAL, "cuda", "%s: %s", #call, cudaGetErrorString(err_)); \
-    } while (0)
+#define CU_TRY(call) CU_TRY_AS("cuda", call)
 
 namespace {
 

@@ -17,20 +17,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define _Noreturn [[noreturn]] /* rb.h is C11; this is its C++ spelling */
-extern "C" {
-#include "rb.h"
-}
-#undef _Noreturn
+#include "cuda/cuda_rb.cuh"
 #include "cuda/fwd_cuda.h"
 #include "cuda/fwd_dequant.h"
 
-#define CU_TRY(call)                                                                           \
-    do {                                                                                       \
-        cudaError_t err_ = (call);                                                             \
-        if (err_ != cudaSuccess)                                                               \
-            return rb_fail(e, RB_EINTERNAL, "fwd_cuda", "%s: %s", #call, cudaGetErrorString(err_)); \
-    } while (0)
+#define CU_TRY(call) CU_TRY_AS("fwd_cuda", call)
 
 namespace {
 

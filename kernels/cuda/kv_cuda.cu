@@ -26,20 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define _Noreturn [[noreturn]] /* rb.h is C11; this is its C++ spelling */
-extern "C" {
-#include "rb.h" /* C linkage: rb.h has no extern "C" block of its own */
-}
-#undef _Noreturn
+#include "cuda/cuda_rb.cuh"
 #include "kv_cuda.h"
 #include "kv_logic.h"
 
-#define CU_TRY(call)                                                                           \
-    do {                                                                                       \
-        cudaError_t err_ = (call);                                                             \
-        if (err_ != cudaSuccess)                                                               \
-            return rb_fail(e, RB_EINTERNAL, "kv_cuda", "%s: %s", #call, cudaGetErrorString(err_)); \
-    } while (0)
+#define CU_TRY(call) CU_TRY_AS("kv_cuda", call)
 
 namespace {
 
