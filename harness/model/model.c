@@ -679,6 +679,18 @@ static void qkv_finish(model_session *s, const layer_weights *L, int il, int pos
     }
 }
 
+/* The next-token logits from the residual stream s->x: the final norm, the output matrix and
+ * the final soft cap. The token path and the block prefill share it. */
+static void output_head(model_session *s, float *logits) {
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    rmsnorm(s->xn, s->x, m->output_norm, hp->n_embd, hp->rms_eps);
+    matvec(s, m->output, s->xn, logits);
+    if (hp->final_softcap > 0)
+        for (int i = 0; i < hp->n_vocab; i++)
+            logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
+}
+
 /* ---- sessions on the GPU: every call forwards to model_cuda; the first fault sticks ---- */
 
 static void gpu_note(const model_session *s, rb_status st, const rb_err *e) {
@@ -811,13 +823,7 @@ void model_session_forward(model_session *s, int token, int pos, int prefill, fl
         for (int i = 0; i < E; i++) s->x[i] += s->o[i];
     }
 
-    if (logits) {
-        rmsnorm(s->xn, s->x, m->output_norm, E, hp->rms_eps);
-        matvec(s, m->output, s->xn, logits);
-        if (hp->final_softcap > 0)
-            for (int i = 0; i < hp->n_vocab; i++)
-                logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
-    }
+    if (logits) output_head(s, logits);
     s->last.total_ns = rb_now_ns() - t_start - t_measure;
     s->last.other_ns = s->last.total_ns - s->last.matvec_ns - s->last.attn_ns;
 }
@@ -936,14 +942,7 @@ static void prefill(model_session *s, const int32_t *ids, int n, int pos0, float
         int nb = n - i0 < MODEL_PREFILL_BLOCK ? n - i0 : MODEL_PREFILL_BLOCK;
         prefill_block(s, ids + i0, nb, pos0 + i0, cap, i0, &t_measure);
     }
-    if (logits) {
-        const int E = hp->n_embd;
-        rmsnorm(s->xn, s->x, m->output_norm, E, hp->rms_eps);
-        matvec(s, m->output, s->xn, logits);
-        if (hp->final_softcap > 0)
-            for (int i = 0; i < hp->n_vocab; i++)
-                logits[i] = tanhf(logits[i] / hp->final_softcap) * hp->final_softcap;
-    }
+    if (logits) output_head(s, logits);
     s->last.total_ns = rb_now_ns() - t_start - t_measure;
     s->last.other_ns = s->last.total_ns - s->last.matvec_ns - s->last.attn_ns;
 }
