@@ -64,18 +64,6 @@ done:
     return bw;
 }
 
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile p (0..100) of n values, sorted in place. */
-static int64_t percentile(int64_t *v, int n, double p) {
-    qsort(v, (size_t)n, sizeof *v, cmp_i64);
-    int k = (int)ceil(p / 100.0 * n);
-    return v[k < 1 ? 0 : k - 1];
-}
-
 /* One policy's decode: prompt, then generation to the longest length in segments of
  * o->sample tokens; the results run gets one row per segment end. step_ns receives every
  * step's device time, kv_at[i] the KV bytes at lengths[i]. */
@@ -212,7 +200,7 @@ int cmd_bench_decode_gpu(int argc, char **argv) {
     int32_t *ids = NULL;
     results_run *runs = NULL;
     results_writer *w = NULL;
-    int64_t *step_ns = NULL, *kv_at = NULL, *win = NULL;
+    int64_t *step_ns = NULL, *kv_at = NULL;
     double *att_at = NULL;
     char *cfg = NULL;
     if (args_name_list("--policies", o.policies, &names_buf, names, MAX_POLICIES, &n_names, &e) ||
@@ -252,7 +240,6 @@ int cmd_bench_decode_gpu(int argc, char **argv) {
         if (results_create(o.out, &p, &w, &e)) goto fail;
     }
     step_ns = rb_calloc((size_t)max_len + 1, sizeof *step_ns);
-    win = rb_malloc(sizeof *win * (size_t)o.window);
     kv_at = rb_calloc(MAX_LENGTHS, sizeof *kv_at);
     att_at = rb_calloc(MAX_LENGTHS, sizeof *att_at);
     runs = rb_calloc((size_t)n_cells, sizeof *runs);
@@ -272,9 +259,10 @@ int cmd_bench_decode_gpu(int argc, char **argv) {
             int hi = o.lengths[k], lo = hi - o.window;
             int64_t sum = 0;
             for (int i = lo; i < hi; i++) sum += step_ns[i];
-            memcpy(win, step_ns + lo, sizeof *win * (size_t)o.window);
-            double p50 = percentile(win, o.window, 50) * 1e-6, p90 = percentile(win, o.window, 90) * 1e-6;
-            double p99 = percentile(win, o.window, 99) * 1e-6;
+            const int64_t *win = step_ns + lo;
+            double p50 = results_percentile(win, o.window, 50) * 1e-6;
+            double p90 = results_percentile(win, o.window, 90) * 1e-6;
+            double p99 = results_percentile(win, o.window, 99) * 1e-6;
             /* the floor: weights once, plus K and V of the attended tokens of every layer; the
              * resident pages a policy does not attend are not read */
             double kv_read = 0;
@@ -303,7 +291,7 @@ fail:
 done:
     results_abort(w);
     for (int ci = 0; runs && ci < n_cells; ci++) results_run_free(&runs[ci]);
-    free(runs), free(step_ns), free(win), free(kv_at), free(att_at), free(cfg), free(ids);
+    free(runs), free(step_ns), free(kv_at), free(att_at), free(cfg), free(ids);
     free(names_buf);
     cells_free(cells, n_cells);
     tokenizer_destroy(tok);

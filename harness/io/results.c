@@ -84,8 +84,7 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Nearest-rank percentile of the measured (>= 0) values of x[0..T); -1 when none. */
-static int64_t percentile(const int64_t *x, int T, double p) {
+int64_t results_percentile(const int64_t *x, int T, double p) {
     int64_t *v = rb_malloc(sizeof(int64_t) * (size_t)(T ? T : 1));
     int n = 0;
     for (int t = 0; t < T; t++)
@@ -142,7 +141,7 @@ static void summarise_column(const results_run *r, const results_column *c, void
         const int64_t *v = x;
         int64_t *o = out;
         if (c->reduce == RESULTS_P50 || c->reduce == RESULTS_P99) {
-            *o = x ? percentile(v, T, c->reduce == RESULTS_P50 ? 50 : 99) : -1;
+            *o = x ? results_percentile(v, T, c->reduce == RESULTS_P50 ? 50 : 99) : -1;
         } else if (c->reduce == RESULTS_PEAK) {
             *o = 0;
             for (int t = 0; x && t < T; t++)

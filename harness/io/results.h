@@ -64,6 +64,9 @@ typedef struct results_summary {
     double mean_token_match, mean_kl; /* NaN when not a live decode */
 } results_summary;
 void results_summarise(const results_run *r, results_summary *s);
+/* Nearest-rank percentile p (0..100) of the measured (>= 0) values of x[0..T); -1 when none
+ * (the summary's p50/p99 latencies). */
+int64_t results_percentile(const int64_t *x, int T, double p);
 
 /* The attributes of a results file's root (rows of RESULTS_ROOT in results_schema.c). */
 typedef struct results_header {
