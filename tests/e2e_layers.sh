@@ -24,12 +24,12 @@ dirs=(base kernels kernels/cuda policies harness/io harness/engine harness/model
 # header name -> the layer that holds it
 declare -A home
 for d in "${dirs[@]}"; do
-  for h in "$d"/*.h; do [ -e "$h" ] && home[$(basename "$h")]=$d; done
+  for h in "$d"/*.h "$d"/*.cuh; do [ -e "$h" ] && home[$(basename "$h")]=$d; done
 done
 bad=0 checked=0
 for d in "${dirs[@]}"; do
   r=$(rank "$d")
-  for f in "$d"/*.c "$d"/*.h "$d"/*.cu; do
+  for f in "$d"/*.c "$d"/*.h "$d"/*.cu "$d"/*.cuh; do
     [ -e "$f" ] || continue
     while IFS=: read -r line inc; do
       name=$(sed -E 's/^#include "([^"]+)".*/\1/' <<<"$inc")

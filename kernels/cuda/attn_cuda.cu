@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cuda/cuda_rb.cuh"
+#include "cuda_rb.cuh"
 #include "cuda/attn_cuda.h"
 
 namespace {

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cuda/cuda_rb.cuh"
+#include "cuda_rb.cuh"
 #include "cuda/fwd_cuda.h"
 #include "cuda/fwd_dequant.h"
 

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/cuda_rb.cuh"
+#include "cuda_rb.cuh"
 #include "kv_cuda.h"
 #include "kv_logic.h"
 
